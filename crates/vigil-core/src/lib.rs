@@ -1,0 +1,14 @@
+//! Vigil's domain core: the pure types and decisions every other crate shares.
+//!
+//! Nothing in here performs IO. Parsing user input (port lists, target
+//! specifications) lives here because the same rules apply whether the input
+//! comes from the `vigil scan` command line, a security-scan policy or a
+//! compliance scope.
+
+pub mod ports;
+pub mod state;
+pub mod targets;
+
+pub use ports::{PortList, PortSpecError};
+pub use state::PortState;
+pub use targets::{TargetSpec, TargetSpecError};

@@ -1,0 +1,36 @@
+//! `vigil-scan`: an asynchronous TCP connect scanner, usable on its own.
+//!
+//! The engine connects to every (address, port) pair of a scan in a random
+//! order across hosts, classifies each port as open, closed, filtered or
+//! unreachable, and streams the results. Timeouts adapt per host to the
+//! measured round-trip time (nmap's SRTT/RTTVAR rule) and only unanswered
+//! probes are retried, so filtered ports cost a few timeouts and answered
+//! ports cost one round trip.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), vigil_scan::ScanError> {
+//! use vigil_scan::{ScanConfig, Scanner, TargetSet};
+//! let targets = TargetSet::resolve(&["127.0.0.1".parse().unwrap()], Default::default()).await?;
+//! let ports = vigil_core::PortList::parse("22,80,443").unwrap();
+//! let mut scan = Scanner::new(ScanConfig::default())?.start(targets, ports)?;
+//! while let Some(result) = scan.next().await {
+//!     println!("{}:{} {}", result.addr, result.port, result.state);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod engine;
+mod error;
+mod limits;
+mod pacing;
+mod permute;
+mod probe;
+pub mod services;
+mod targets;
+mod timing;
+
+pub use engine::{BannerConfig, PortResult, Scan, ScanConfig, ScanSummary, Scanner};
+pub use error::ScanError;
+pub use limits::{auto_concurrency, raise_nofile_limit};
+pub use targets::{Family, TargetSet, MAX_HOSTS};
+pub use timing::TimingConfig;

@@ -1,0 +1,52 @@
+//! `vigil`: one binary for every Vigil role.
+
+mod cmd;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about = "Self-hosted security monitoring")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// TCP connect scan: which ports of these targets are open, closed or filtered.
+    Scan(cmd::scan::ScanArgs),
+}
+
+/// Exit code for bad input (same as clap's usage errors).
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = cmd::scan::rewrite_nmap_style_args(std::env::args_os());
+    let cli = Cli::parse_from(args);
+    init_tracing();
+    let result = match cli.command {
+        Command::Scan(args) => cmd::scan::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<cmd::UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
