@@ -11,6 +11,11 @@ pub enum ScanError {
     },
     #[error("{name:?} has no {family} address")]
     NoAddress { name: String, family: &'static str },
+    #[error("target {target} is not an {family} address (remove -4/-6 or the target)")]
+    WrongFamily {
+        target: String,
+        family: &'static str,
+    },
     #[error("too many hosts: {count} addresses in the targets, the limit is {limit} per scan")]
     TooManyHosts { count: u128, limit: u128 },
     #[error("nothing to scan: no targets")]

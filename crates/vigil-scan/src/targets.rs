@@ -55,7 +55,13 @@ impl TargetSet {
         let mut names = BTreeMap::new();
         for spec in specs {
             match spec {
-                TargetSpec::Range(r) => ranges.push(*r),
+                TargetSpec::Range(r) if family.accepts(&r.start()) => ranges.push(*r),
+                TargetSpec::Range(r) => {
+                    return Err(ScanError::WrongFamily {
+                        target: r.to_string(),
+                        family: family.name(),
+                    })
+                }
                 TargetSpec::Name(name) => {
                     let addrs =
                         tokio::net::lookup_host((name.as_str(), 0))
@@ -226,5 +232,14 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn literal_of_the_other_family_is_refused() {
+        let err = TargetSet::resolve(&specs(&["198.51.100.0/30"]), Family::V6)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ScanError::WrongFamily { .. }), "{err}");
+        assert!(err.to_string().contains("198.51.100.0"), "{err}");
     }
 }

@@ -245,7 +245,8 @@ async fn scan(
         .map_err(|e| match e {
             ScanError::Resolve { .. }
             | ScanError::NoAddress { .. }
-            | ScanError::TooManyHosts { .. } => usage(e.to_string()),
+            | ScanError::TooManyHosts { .. }
+            | ScanError::WrongFamily { .. } => usage(e.to_string()),
             other => anyhow::Error::new(other),
         })?;
     let scanner = Scanner::new(cfg).map_err(|e| usage(e.to_string()))?;

@@ -27,7 +27,9 @@ pub fn can_build_networks() -> bool {
 
 /// Runs a command to completion, failing the test with its output if it fails.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -49,16 +51,17 @@ pub fn vigil_xml(net: &TestNet, targets: &[String], ports: &str, extra: &[&str])
 
 /// `nmap -sT -Pn -n -T4` inside the scanner namespace.
 pub fn nmap_xml(net: &TestNet, targets: &[String], ports: &str) -> Verdicts {
-    let mut cmd = net.scanner_cmd("nmap");
-    cmd.args(["-sT", "-Pn", "-n", "-T4", "-p", ports, "-oX", "-"])
-        .args(targets.iter().filter(|t| !t.contains(':')));
-    let mut v = parse_nmap_xml(&run_ok(&mut cmd));
     // nmap scans one address family per run.
-    let v6: Vec<&String> = targets.iter().filter(|t| t.contains(':')).collect();
-    if !v6.is_empty() {
+    let (v6, v4): (Vec<&String>, Vec<&String>) = targets.iter().partition(|t| t.contains(':'));
+    let mut v = Verdicts::new();
+    for (family, group) in [(None, v4), (Some("-6"), v6)] {
+        if group.is_empty() {
+            continue;
+        }
         let mut cmd = net.scanner_cmd("nmap");
-        cmd.args(["-6", "-sT", "-Pn", "-n", "-T4", "-p", ports, "-oX", "-"])
-            .args(v6);
+        cmd.args(family)
+            .args(["-sT", "-Pn", "-n", "-T4", "-p", ports, "-oX", "-"])
+            .args(group);
         v.extend(parse_nmap_xml(&run_ok(&mut cmd)));
     }
     v

@@ -1,0 +1,261 @@
+//! `vigil scan` classifies ports exactly like `nmap -sT -Pn` on a test
+//! network built in namespaces, on a clean link, at 100 ms RTT and with 2%
+//! loss, for IPv4 and IPv6; and it loses no open port at high concurrency
+//! or when it runs out of file descriptors.
+
+mod common;
+
+use common::{can_build_networks, nmap_xml, run_ok, vigil_bin, vigil_xml, Verdicts};
+use rand::{seq::SliceRandom, Rng, SeedableRng};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use vigil_testnet::{Listener, NetSpec, TestNet};
+
+const PORTS: &str = "21,22,23,25,53,79,80,81,82,443,445,8080";
+const OPEN: [u16; 4] = [22, 80, 443, 8080];
+const FILTERED: [u16; 2] = [81, 445];
+
+/// The hosts of one address family in the scenario.
+struct Hosts {
+    /// Listens on [`OPEN`], drops [`FILTERED`], refuses the rest.
+    mixed: IpAddr,
+    /// Drops all TCP.
+    firewalled: IpAddr,
+    /// Has an `unreachable` route on the scanner side.
+    unreachable: IpAddr,
+    /// Does not exist: packets to it vanish.
+    absent: IpAddr,
+}
+
+impl Hosts {
+    fn all(&self) -> [IpAddr; 4] {
+        [self.mixed, self.firewalled, self.unreachable, self.absent]
+    }
+}
+
+fn hosts_v4() -> Hosts {
+    let h = |n: u8| IpAddr::from([198, 51, 100, n]);
+    Hosts {
+        mixed: h(2),
+        firewalled: h(3),
+        unreachable: h(4),
+        absent: h(5),
+    }
+}
+
+fn hosts_v6() -> Hosts {
+    let h = |n: u16| IpAddr::from([0x2001, 0xdb8, 1, 0, 0, 0, 0, n]);
+    Hosts {
+        mixed: h(2),
+        firewalled: h(3),
+        unreachable: h(4),
+        absent: h(5),
+    }
+}
+
+/// Builds the scenario; the returned listeners must live as long as the scan.
+fn build(net: &TestNet, hosts: &Hosts) -> Vec<Listener> {
+    for h in [hosts.mixed, hosts.firewalled, hosts.unreachable] {
+        net.add_host(h).expect("add host");
+    }
+    let listeners = OPEN
+        .iter()
+        .map(|&p| {
+            net.listen(SocketAddr::new(hosts.mixed, p), None)
+                .expect("listen")
+        })
+        .collect();
+    for p in FILTERED {
+        net.filter_port(hosts.mixed, p).expect("filter port");
+    }
+    net.filter_host(hosts.firewalled).expect("filter host");
+    net.unreachable_host(hosts.unreachable)
+        .expect("unreachable");
+    listeners
+}
+
+/// What each port really is, by construction (states only: the reason for
+/// an unreachable route differs between IPv4 and IPv6 and is compared
+/// against nmap instead).
+fn ground_truth(hosts: &Hosts) -> Vec<((IpAddr, u16), &'static str)> {
+    let ports = vigil_core::PortList::parse(PORTS).expect("valid list");
+    let mut truth = Vec::new();
+    for p in ports.iter() {
+        let mixed = if OPEN.contains(&p) {
+            "open"
+        } else if FILTERED.contains(&p) {
+            "filtered"
+        } else {
+            "closed"
+        };
+        truth.push(((hosts.mixed, p), mixed));
+        truth.push(((hosts.firewalled, p), "filtered"));
+        truth.push(((hosts.unreachable, p), "filtered"));
+        truth.push(((hosts.absent, p), "filtered"));
+    }
+    truth
+}
+
+fn assert_matches_truth(who: &str, got: &Verdicts, truth: &[((IpAddr, u16), &str)]) {
+    let wrong: Vec<String> = truth
+        .iter()
+        .filter(|(key, state)| got.get(key).map(|(s, _)| s.as_str()) != Some(*state))
+        .map(|((a, p), state)| format!("{a}:{p} expected {state}, got {:?}", got.get(&(*a, *p))))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{who} misclassified:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(
+        got.len(),
+        truth.len(),
+        "{who} reported extra ports: {got:?}"
+    );
+}
+
+fn accuracy(spec: NetSpec) {
+    if !can_build_networks() {
+        return;
+    }
+    let net = TestNet::new(spec).expect("test network");
+    let (v4, v6) = (hosts_v4(), hosts_v6());
+    let _l4 = build(&net, &v4);
+    let _l6 = build(&net, &v6);
+    let targets: Vec<String> = v4
+        .all()
+        .iter()
+        .chain(v6.all().iter())
+        .map(|a| a.to_string())
+        .collect();
+    let mut truth = ground_truth(&v4);
+    truth.extend(ground_truth(&v6));
+
+    let vigil = vigil_xml(&net, &targets, PORTS, &[]);
+    assert_matches_truth("vigil", &vigil, &truth);
+    let nmap = nmap_xml(&net, &targets, PORTS);
+    assert_matches_truth("nmap", &nmap, &truth);
+    assert_eq!(vigil, nmap, "vigil and nmap disagree on a state or reason");
+
+    // JSON keeps "unreachable" apart from "filtered".
+    let mut cmd = net.scanner_cmd(vigil_bin());
+    cmd.args(["scan", "--no-progress", "--json", "--all", "-p", "22"])
+        .args([v4.unreachable.to_string(), v6.unreachable.to_string()]);
+    let out = run_ok(&mut cmd);
+    let states: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            v["state"].as_str().expect("state").to_owned()
+        })
+        .collect();
+    assert_eq!(states, ["unreachable", "unreachable"], "{out}");
+}
+
+#[test]
+fn same_verdicts_as_nmap_on_a_clean_link() {
+    accuracy(NetSpec::default());
+}
+
+#[test]
+fn same_verdicts_as_nmap_at_100ms_rtt() {
+    accuracy(NetSpec {
+        rtt: Duration::from_millis(100),
+        loss: 0.0,
+    });
+}
+
+#[test]
+fn same_verdicts_as_nmap_at_100ms_rtt_and_2_percent_loss() {
+    accuracy(NetSpec {
+        rtt: Duration::from_millis(100),
+        loss: 0.02,
+    });
+}
+
+/// Opens `n` listeners on distinct random ports of `host`; returns them and
+/// their ports.
+fn random_listeners(
+    net: &TestNet,
+    host: IpAddr,
+    n: usize,
+    seed: u64,
+) -> (Vec<Listener>, BTreeSet<u16>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut candidates: Vec<u16> = (1..=u16::MAX).collect();
+    candidates.shuffle(&mut rng);
+    let mut listeners = Vec::new();
+    for port in candidates.into_iter().take(n) {
+        listeners.push(
+            net.listen(SocketAddr::new(host, port), None)
+                .expect("listen"),
+        );
+    }
+    let ports = listeners.iter().map(|l| l.local_addr().port()).collect();
+    (listeners, ports)
+}
+
+fn open_ports(verdicts: &Verdicts) -> BTreeSet<u16> {
+    verdicts
+        .iter()
+        .filter(|(_, (state, _))| state == "open")
+        .map(|((_, p), _)| *p)
+        .collect()
+}
+
+/// Full port range against ~300 random listeners at the highest concurrency:
+/// every open port is found, on every run.
+#[test]
+fn no_open_port_lost_at_max_concurrency() {
+    if !can_build_networks() {
+        return;
+    }
+    let net = TestNet::new(NetSpec::default()).expect("test network");
+    let host = hosts_v4().mixed;
+    net.add_host(host).expect("add host");
+    let seed = rand::rng().random();
+    let (_listeners, expected) = random_listeners(&net, host, 300, seed);
+    for round in 0..2 {
+        let got = vigil_xml(&net, &[host.to_string()], "-", &["--concurrency", "10000"]);
+        assert_eq!(
+            open_ports(&got),
+            expected,
+            "round {round}, listener seed {seed}: open set differs"
+        );
+        assert_eq!(got.len(), 65535, "every port gets a verdict");
+    }
+}
+
+/// With only 200 file descriptors and 4000 requested in flight, vigil waits
+/// for descriptors instead of reporting ports it could not probe.
+#[test]
+fn no_open_port_lost_when_out_of_file_descriptors() {
+    if !can_build_networks() {
+        return;
+    }
+    let net = TestNet::new(NetSpec::default()).expect("test network");
+    let host = hosts_v6().mixed;
+    net.add_host(host).expect("add host");
+    let seed = rand::rng().random();
+    let (_listeners, expected) = random_listeners(&net, host, 100, seed);
+    let mut cmd = net.scanner_cmd("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 200 && exec \"$@\"",
+        "sh",
+        vigil_bin(),
+        "scan",
+        "--no-progress",
+        "--concurrency",
+        "4000",
+        "-p",
+        "1-65535",
+        "--xml",
+        "-",
+        &host.to_string(),
+    ]);
+    let got = common::parse_nmap_xml(&run_ok(&mut cmd));
+    assert_eq!(open_ports(&got), expected, "listener seed {seed}");
+    assert_eq!(got.len(), 65535, "every port gets a verdict");
+}

@@ -1,0 +1,255 @@
+//! `vigil scan` on loopback: bad input is refused with exit code 2 and the
+//! offending token named; every output format says what was found.
+
+mod common;
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::process::{Command, Output};
+use std::thread;
+
+fn vigil(args: &[&str]) -> Output {
+    Command::new(common::vigil_bin())
+        .args(args)
+        .output()
+        .expect("run vigil")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "vigil failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A loopback listener that sends `banner` to every client, and a loopback
+/// port nobody listens on.
+struct Loopback {
+    open: u16,
+    closed: u16,
+    _listener: TcpListener,
+}
+
+fn loopback(banner: &'static [u8]) -> Loopback {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let open = listener.local_addr().expect("addr").port();
+    let accept = listener.try_clone().expect("clone");
+    thread::spawn(move || {
+        for mut conn in accept.incoming().flatten() {
+            let _ = conn.write_all(banner);
+        }
+    });
+    // A port that was free a moment ago; nothing on loopback grabs it again
+    // while the test runs.
+    let closed = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a: SocketAddr| a.port())
+        .expect("free port");
+    Loopback {
+        open,
+        closed,
+        _listener: listener,
+    }
+}
+
+#[test]
+fn bad_input_exits_2_and_names_the_token() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["scan", "198.51.100.0/33", "-p", "22"], "198.51.100.0/33"),
+        (&["scan", "1.2.3.4.5", "-p", "22"], "1.2.3.4.5"),
+        (
+            &["scan", "198.51.100.9-198.51.100.1", "-p", "22"],
+            "198.51.100.9-198.51.100.1",
+        ),
+        (&["scan", "2001:db8::/64", "-p", "22"], "too many hosts"),
+        (&["scan", "127.0.0.1", "-p", "22,70000"], "70000"),
+        (&["scan", "127.0.0.1", "-p", "30-20"], "30-20"),
+        (&["scan", "127.0.0.1", "-p", "ssh"], "ssh"),
+        (&["scan", "127.0.0.1", "-p", ""], "port"),
+        (&["scan", "127.0.0.1", "--top-ports", "0"], "--top-ports"),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "--concurrency", "0"],
+            "--concurrency",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "--max-rate", "0"],
+            "--max-rate",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "--max-rate", "fast"],
+            "fast",
+        ),
+        (&["scan", "-6", "127.0.0.1", "-p", "1"], "127.0.0.1"),
+        (&["scan", "-4", "::1", "-p", "1"], "::1"),
+        (
+            &["scan", "no-such-host.invalid", "-p", "1"],
+            "no-such-host.invalid",
+        ),
+        (&["scan", "-p", "22"], "TARGET"),
+        (&["scan", "127.0.0.1", "--frobnicate"], "--frobnicate"),
+    ];
+    for (args, needle) in cases {
+        let out = vigil(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: error does not name {needle:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn json_lines_show_open_ports_and_all_with_all() {
+    let lo = loopback(b"");
+    let ports = format!("{},{}", lo.open, lo.closed);
+    let out = stdout(&vigil(&["scan", "127.0.0.1", "-p", &ports, "--json"]));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert_eq!(lines[0]["addr"], "127.0.0.1");
+    assert_eq!(lines[0]["port"], lo.open);
+    assert_eq!(lines[0]["state"], "open");
+    assert!(lines[0]["rtt_ms"].as_f64().is_some(), "{out}");
+
+    let out = stdout(&vigil(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "--json",
+        "--all",
+    ]));
+    let mut states: Vec<(u64, String)> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            (
+                v["port"].as_u64().expect("port"),
+                v["state"].as_str().expect("state").into(),
+            )
+        })
+        .collect();
+    states.sort();
+    let mut expected = vec![
+        (lo.open as u64, "open".to_string()),
+        (lo.closed as u64, "closed".into()),
+    ];
+    expected.sort();
+    assert_eq!(states, expected);
+}
+
+#[test]
+fn csv_has_a_header_and_one_record_per_port() {
+    let lo = loopback(b"");
+    let ports = format!("{},{}", lo.open, lo.closed);
+    let out = stdout(&vigil(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "--csv",
+        "--all",
+    ]));
+    let mut reader = csv::Reader::from_reader(out.as_bytes());
+    let header = reader.headers().expect("header").clone();
+    assert_eq!(&header[0], "addr");
+    assert_eq!(&header[2], "state");
+    let mut rows: Vec<(u16, String, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.expect("record");
+            (
+                r[1].parse().expect("port"),
+                r[2].to_string(),
+                r[3].to_string(),
+            )
+        })
+        .collect();
+    rows.sort();
+    let mut expected = vec![
+        (lo.open, "open".to_string(), "syn-ack".to_string()),
+        (lo.closed, "closed".into(), "conn-refused".into()),
+    ];
+    expected.sort();
+    assert_eq!(rows, expected);
+}
+
+#[test]
+fn table_lists_open_ports_and_a_summary() {
+    let lo = loopback(b"");
+    let ports = format!("{},{}", lo.open, lo.closed);
+    let out = stdout(&vigil(&["scan", "127.0.0.1", "-p", &ports]));
+    assert!(out.contains(&format!("{}/tcp", lo.open)), "{out}");
+    assert!(!out.contains(&format!("{}/tcp", lo.closed)), "{out}");
+    assert!(out.contains("1 open, 1 closed, 0 filtered"), "{out}");
+}
+
+#[test]
+fn banner_shows_what_the_service_sends_first() {
+    let lo = loopback(b"SSH-2.0-VigilTest\r\n");
+    let port = lo.open.to_string();
+    let out = stdout(&vigil(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--json",
+        "--banner",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    let banner = v["banner"].as_str().expect("banner field");
+    assert!(banner.starts_with("SSH-2.0-VigilTest"), "{out}");
+    // Without --banner no connection data is read.
+    let out = stdout(&vigil(&["scan", "127.0.0.1", "-p", &port, "--json"]));
+    assert!(!out.contains("banner"), "{out}");
+}
+
+#[test]
+fn nmap_xml_file_is_readable_and_matches() {
+    let lo = loopback(b"");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("scan.xml");
+    let ports = format!("{},{}", lo.open, lo.closed);
+    stdout(&vigil(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "-oX",
+        file.to_str().expect("utf-8 path"),
+    ]));
+    let xml = std::fs::read_to_string(&file).expect("XML written");
+    assert!(xml.contains("<nmaprun"), "{xml}");
+    let verdicts = common::parse_nmap_xml(&xml);
+    let lo_ip = "127.0.0.1".parse().expect("ip");
+    assert_eq!(verdicts[&(lo_ip, lo.open)].0, "open");
+    assert_eq!(verdicts[&(lo_ip, lo.closed)].0, "closed");
+}
+
+#[test]
+fn hostnames_resolve_and_top_ports_counts() {
+    let out = stdout(&vigil(&[
+        "scan",
+        "localhost",
+        "-4",
+        "--top-ports",
+        "10",
+        "--json",
+        "--all",
+    ]));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 10, "{out}");
+    assert!(lines
+        .iter()
+        .all(|v| v["host"] == "localhost" && v["addr"] == "127.0.0.1"));
+}
