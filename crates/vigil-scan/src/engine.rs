@@ -3,16 +3,18 @@
 use crate::pacing::Pacer;
 use crate::permute::Permutation;
 pub use crate::probe::BannerConfig;
-use crate::probe::{self, Answer};
+use crate::probe::{self, Answer, SocketPool};
 use crate::timing::{Timing, TimingConfig};
 use crate::{auto_concurrency, ScanError, TargetSet};
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use vigil_core::{PortList, PortState};
 
@@ -85,7 +87,9 @@ impl Scanner {
         self.concurrency
     }
 
-    /// Starts scanning in the background of the current Tokio runtime.
+    /// Starts scanning on the scanner's own threads (one single-threaded
+    /// Tokio runtime per shard) and returns the stream of results. It may
+    /// be called from any context, inside a Tokio runtime or not.
     pub fn start(&self, targets: TargetSet, ports: PortList) -> Result<Scan, ScanError> {
         if targets.is_empty() {
             return Err(ScanError::NoTargets);
@@ -102,18 +106,58 @@ impl Scanner {
             banner: self.cfg.banner,
             cancel: cancel.clone(),
         });
-        let (tx, rx) = mpsc::channel(4096);
-        let seed = self.cfg.seed.unwrap_or_else(rand::random);
-        let concurrency = self.concurrency;
-        tokio::spawn(drive(ctx, targets, ports, seed, concurrency, tx));
+        let shards = shard_count(total, self.concurrency);
+        let plan = Arc::new(Plan {
+            order: Permutation::new(total, self.cfg.seed.unwrap_or_else(rand::random)),
+            targets,
+            ports,
+            shards,
+            slots: self.concurrency.div_ceil(shards),
+        });
+        // Build every runtime first so a failure is an error, not a shard
+        // that silently never reports.
+        let runtimes = (0..shards)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(ScanError::Runtime)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (tx, rx) = mpsc::channel(64);
+        for (shard, runtime) in runtimes.into_iter().enumerate() {
+            let (ctx, plan, tx) = (ctx.clone(), plan.clone(), tx.clone());
+            std::thread::Builder::new()
+                .name(format!("vigil-scan-{shard}"))
+                .spawn(move || runtime.block_on(drive(ctx, plan, shard, tx)))
+                .map_err(|e| {
+                    cancel.cancel();
+                    ScanError::Runtime(e)
+                })?;
+        }
         Ok(Scan {
             rx,
+            batch: Vec::new().into_iter(),
             cancel,
             total,
             timing,
         })
     }
 }
+
+/// Shards (threads) for a scan: one per core up to [`MAX_SHARDS`], fewer for
+/// small scans, never more than there are connection slots.
+fn shard_count(total: u64, concurrency: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_size = usize::try_from(total / 1024).unwrap_or(usize::MAX).max(1);
+    cores.min(MAX_SHARDS).min(by_size).min(concurrency).max(1)
+}
+
+const MAX_SHARDS: usize = 8;
+/// Results are handed to the consumer in batches of this size …
+const BATCH: usize = 256;
+/// … or after this long, whichever comes first.
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
 struct Ctx {
     timing: Arc<Timing>,
@@ -122,45 +166,75 @@ struct Ctx {
     cancel: CancellationToken,
 }
 
-async fn drive(
-    ctx: Arc<Ctx>,
+/// What every shard needs to know about the whole scan.
+struct Plan {
+    order: Permutation,
     targets: TargetSet,
     ports: PortList,
-    seed: u64,
-    concurrency: usize,
-    tx: mpsc::Sender<PortResult>,
-) {
-    let nports = ports.len() as u64;
-    let order = Permutation::new(targets.len() * nports, seed);
-    let slots = Arc::new(Semaphore::new(concurrency));
-    for i in order.iter() {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = ctx.cancel.cancelled() => return,
-        };
-        let (Some(ip), Some(&port)) = (
-            targets.get(i / nports),
-            ports.as_slice().get((i % nports) as usize),
-        ) else {
-            continue;
-        };
-        let ctx = ctx.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let result = probe_port(&ctx, SocketAddr::new(ip, port)).await;
-            drop(permit);
-            if let Some(r) = result {
-                let _ = tx.send(r).await;
+    shards: usize,
+    /// Connects in flight per shard.
+    slots: usize,
+}
+
+impl Plan {
+    /// The `pos`-th probe of the randomized order.
+    fn probe(&self, pos: u64) -> Option<SocketAddr> {
+        let nports = self.ports.len() as u64;
+        let i = self.order.get(pos);
+        let ip = self.targets.get(i / nports)?;
+        let port = *self.ports.as_slice().get((i % nports) as usize)?;
+        Some(SocketAddr::new(ip, port))
+    }
+}
+
+/// One shard: probes positions `shard, shard + shards, …` of the order,
+/// keeping up to `slots` connects in flight, and sends results in batches.
+///
+/// Everything of a shard lives on one thread, so probes cost no cross-thread
+/// wake-ups; at 0 ms RTT those cost more than the connects themselves.
+async fn drive(ctx: Arc<Ctx>, plan: Arc<Plan>, shard: usize, tx: mpsc::Sender<Vec<PortResult>>) {
+    let total = plan.order.len();
+    let mut positions = (shard as u64..total).step_by(plan.shards);
+    let pool = SocketPool::default();
+    let mut inflight = FuturesUnordered::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut flush_at: Option<Instant> = None;
+    loop {
+        while inflight.len() < plan.slots {
+            let Some(pos) = positions.next() else { break };
+            if let Some(addr) = plan.probe(pos) {
+                inflight.push(probe_port(&ctx, &pool, addr));
             }
-        });
+        }
+        if inflight.is_empty() {
+            break;
+        }
+        let flush_timer = sleep_until(flush_at.unwrap_or_else(Instant::now));
+        tokio::select! {
+            done = inflight.next() => {
+                if let Some(Some(r)) = done {
+                    batch.push(r);
+                    flush_at.get_or_insert_with(|| Instant::now() + FLUSH_EVERY);
+                }
+            }
+            _ = flush_timer, if flush_at.is_some() => {}
+            _ = ctx.cancel.cancelled() => return,
+        }
+        let due = flush_at.is_some_and(|t| Instant::now() >= t);
+        if batch.len() >= BATCH || due {
+            flush_at = None;
+            if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                return; // The consumer is gone.
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch).await;
     }
 }
 
 /// Probes one port until it answers or its retries are spent.
-async fn probe_port(ctx: &Ctx, addr: SocketAddr) -> Option<PortResult> {
+async fn probe_port(ctx: &Ctx, pool: &SocketPool, addr: SocketAddr) -> Option<PortResult> {
     let ip = addr.ip();
     let mut tryno: u8 = 0;
     let mut backoff = Duration::from_millis(2);
@@ -178,7 +252,7 @@ async fn probe_port(ctx: &Ctx, addr: SocketAddr) -> Option<PortResult> {
         if let Some(pacer) = &ctx.pacer {
             pacer.wait().await;
         }
-        match probe::connect_once(addr, &ctx.timing, ctx.banner, &ctx.cancel).await {
+        match probe::connect_once(addr, &ctx.timing, ctx.banner, &ctx.cancel, pool).await {
             Answer::Open { rtt, banner } => {
                 ctx.timing.answered(ip, rtt, tryno);
                 return Some(verdict(
@@ -252,7 +326,8 @@ async fn probe_port(ctx: &Ctx, addr: SocketAddr) -> Option<PortResult> {
 /// A running scan: a stream of [`PortResult`]s in completion order.
 /// Dropping it cancels the scan.
 pub struct Scan {
-    rx: mpsc::Receiver<PortResult>,
+    rx: mpsc::Receiver<Vec<PortResult>>,
+    batch: std::vec::IntoIter<PortResult>,
     cancel: CancellationToken,
     total: u64,
     timing: Arc<Timing>,
@@ -261,7 +336,12 @@ pub struct Scan {
 impl Scan {
     /// The next result; `None` when every probe is done (or the scan was cancelled).
     pub async fn next(&mut self) -> Option<PortResult> {
-        self.rx.recv().await
+        loop {
+            if let Some(r) = self.batch.next() {
+                return Some(r);
+            }
+            self.batch = self.rx.recv().await?.into_iter();
+        }
     }
 
     /// Number of (address, port) pairs this scan will report.
@@ -293,7 +373,16 @@ impl Scan {
 impl futures::Stream for Scan {
     type Item = PortResult;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PortResult>> {
-        self.rx.poll_recv(cx)
+        loop {
+            if let Some(r) = self.batch.next() {
+                return Poll::Ready(Some(r));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.batch = batch.into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

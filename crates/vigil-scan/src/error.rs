@@ -22,6 +22,8 @@ pub enum ScanError {
     NoTargets,
     #[error("nothing to scan: no ports")]
     NoPorts,
+    #[error("cannot start the scanner's threads: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error("invalid setting: {0}")]
     Config(String),
 }

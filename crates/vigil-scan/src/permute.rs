@@ -24,6 +24,11 @@ impl Permutation {
         Permutation { n, half_bits, keys }
     }
 
+    /// Number of elements permuted.
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
     /// The image of `i` (`i < n`).
     pub fn get(&self, i: u64) -> u64 {
         let mut x = i;
@@ -35,6 +40,7 @@ impl Permutation {
         }
     }
 
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
         (0..self.n).map(|i| self.get(i))
     }

@@ -1,10 +1,11 @@
 //! One TCP connect attempt and what it tells us.
 
 use crate::timing::Timing;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -55,14 +56,22 @@ pub async fn connect_once(
     timing: &Timing,
     banner: Option<BannerConfig>,
     cancel: &CancellationToken,
+    pool: &SocketPool,
 ) -> Answer {
-    let socket = match new_socket(addr) {
+    let start = Instant::now();
+    let socket = match start_connect(addr, pool) {
+        Ok(Started::Refused) => {
+            return Answer::Closed {
+                rtt: start.elapsed(),
+            }
+        }
+        Ok(Started::Pending(s)) => s,
+        Err(e) => return classify_error(&e),
+    };
+    let stream = match TcpStream::from_std(socket.into()) {
         Ok(s) => s,
         Err(e) => return classify_error(&e),
     };
-    let start = Instant::now();
-    let connect = socket.connect(addr);
-    tokio::pin!(connect);
     // The host's timeout shrinks as answers arrive, so a probe sent before
     // the first answer re-checks it at least every `min_timeout`.
     let recheck = timing.config().min_timeout;
@@ -70,7 +79,7 @@ pub async fn connect_once(
         let deadline = start + timing.timeout(addr.ip());
         let wake = deadline.min(Instant::now() + recheck);
         tokio::select! {
-            r = &mut connect => break r,
+            r = stream.writable() => break r.and_then(|()| connect_result(&stream)),
             _ = cancel.cancelled() => return Answer::Cancelled,
             _ = tokio::time::sleep_until(wake) => {
                 if Instant::now() >= start + timing.timeout(addr.ip()) {
@@ -81,10 +90,14 @@ pub async fn connect_once(
     };
     let rtt = start.elapsed();
     match result {
-        Ok(stream) => {
+        Ok(()) => {
             if stream.local_addr().ok() == Some(addr) {
                 return Answer::SelfConnect;
             }
+            // Close with RST: no FIN exchange and no TIME_WAIT, so ephemeral
+            // ports are free again at once (nmap does the same). Only
+            // established connections need it.
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
             let banner = match banner {
                 Some(cfg) => read_banner(stream, cfg).await,
                 None => None,
@@ -96,17 +109,117 @@ pub async fn connect_once(
     }
 }
 
-fn new_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
-    let domain = socket2::Domain::for_address(addr);
+enum Started {
+    /// Refused before we looked away: the answer is already known.
+    Refused,
+    /// Handshake under way (or already complete).
+    Pending(socket2::Socket),
+}
+
+/// Sockets whose connect was refused, ready to connect again.
+///
+/// Linux lets a TCP socket whose connect failed connect again, so a scan of
+/// mostly closed ports needs no `socket`/`close` per port (a third of the
+/// kernel time of a 0 ms full-range scan). One pool per shard thread.
+#[derive(Default)]
+pub struct SocketPool {
+    v4: RefCell<Vec<socket2::Socket>>,
+    v6: RefCell<Vec<socket2::Socket>>,
+}
+
+impl SocketPool {
+    const CAP: usize = 64;
+
+    fn list(&self, addr: SocketAddr) -> &RefCell<Vec<socket2::Socket>> {
+        if addr.is_ipv4() {
+            &self.v4
+        } else {
+            &self.v6
+        }
+    }
+
+    fn take(&self, addr: SocketAddr) -> Option<socket2::Socket> {
+        self.list(addr).borrow_mut().pop()
+    }
+
+    fn put(&self, addr: SocketAddr, sock: socket2::Socket) {
+        let mut list = self.list(addr).borrow_mut();
+        if list.len() < Self::CAP {
+            list.push(sock);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.v4.borrow().len() + self.v6.borrow().len()
+    }
+}
+
+/// Starts a non-blocking connect, answering at once when the port refused
+/// before `connect` returned.
+///
+/// `tokio::net::TcpSocket::connect` would always register the socket with
+/// the reactor first. On a fast link the RST of a closed port is usually
+/// processed before `connect` returns, so asking again (a second `connect`
+/// reports how the first ended, and resets a refused socket for reuse)
+/// answers most closed ports without touching epoll.
+fn start_connect(addr: SocketAddr, pool: &SocketPool) -> std::io::Result<Started> {
+    if let Some(sock) = pool.take(addr) {
+        match try_connect(addr, sock, pool) {
+            Err(e) if e.raw_os_error() == Some(libc::EISCONN) => {
+                // Not reusable after all; fall back to a fresh socket.
+                tracing::debug!("pooled socket refused to reconnect");
+            }
+            other => return other,
+        }
+    }
     let sock = socket2::Socket::new(
-        domain,
+        socket2::Domain::for_address(addr),
         socket2::Type::STREAM.nonblocking().cloexec(),
         Some(socket2::Protocol::TCP),
     )?;
-    // Close with RST: no FIN exchange and no TIME_WAIT, so ephemeral ports
-    // are free again at once (nmap does the same).
-    sock.set_linger(Some(Duration::ZERO))?;
-    Ok(TcpSocket::from_std_stream(sock.into()))
+    try_connect(addr, sock, pool)
+}
+
+fn try_connect(
+    addr: SocketAddr,
+    sock: socket2::Socket,
+    pool: &SocketPool,
+) -> std::io::Result<Started> {
+    let target = addr.into();
+    let errno = |r: &std::io::Result<()>| r.as_ref().err().and_then(|e| e.raw_os_error());
+    let first = sock.connect(&target);
+    match errno(&first) {
+        None => return Ok(Started::Pending(sock)),
+        Some(libc::EINPROGRESS) => {}
+        Some(libc::ECONNREFUSED) => {
+            pool.put(addr, sock);
+            return Ok(Started::Refused);
+        }
+        Some(_) => return first.map(|()| Started::Pending(sock)),
+    }
+    let second = sock.connect(&target);
+    match errno(&second) {
+        Some(libc::ECONNREFUSED) => {
+            pool.put(addr, sock);
+            Ok(Started::Refused)
+        }
+        // Still in progress, or already connected.
+        None | Some(libc::EALREADY) | Some(libc::EINPROGRESS) | Some(libc::EISCONN) => {
+            Ok(Started::Pending(sock))
+        }
+        Some(_) => second.map(|()| Started::Pending(sock)),
+    }
+}
+
+/// After the socket became writable: connected, or the handshake's error.
+fn connect_result(stream: &TcpStream) -> std::io::Result<()> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    // Writable without an error means connected; `peer_addr` confirms it
+    // (ENOTCONN would be a spurious wake-up, reported as an error).
+    stream.peer_addr().map(drop)
 }
 
 fn classify_error(e: &std::io::Error) -> Answer {
@@ -165,16 +278,29 @@ mod tests {
             .unwrap();
         let timing = Timing::new(TimingConfig::default());
         let cancel = CancellationToken::new();
-        match connect_once(open, &timing, Some(BannerConfig::default()), &cancel).await {
+        let pool = SocketPool::default();
+        match connect_once(open, &timing, Some(BannerConfig::default()), &cancel, &pool).await {
             Answer::Open { banner, .. } => {
                 assert_eq!(banner.as_deref(), Some(&b"SSH-2.0-test\r\n"[..]))
             }
             other => panic!("expected open, got {other:?}"),
         }
         assert!(matches!(
-            connect_once(closed, &timing, None, &cancel).await,
+            connect_once(closed, &timing, None, &cancel, &pool).await,
             Answer::Closed { .. }
         ));
+        // The refused socket is reused, and still tells open from closed.
+        assert_eq!(pool.len(), 1);
+        for _ in 0..3 {
+            assert!(matches!(
+                connect_once(open, &timing, None, &cancel, &pool).await,
+                Answer::Open { .. }
+            ));
+            assert!(matches!(
+                connect_once(closed, &timing, None, &cancel, &pool).await,
+                Answer::Closed { .. }
+            ));
+        }
     }
 
     #[test]

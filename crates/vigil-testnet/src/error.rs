@@ -24,6 +24,9 @@ pub enum TestNetError {
         #[source]
         source: io::Error,
     },
+    /// nmap-format XML that could not be read.
+    #[error("unreadable nmap XML: {0}")]
+    NmapXml(String),
     /// The `vigil-netem` relay binary could not be located.
     #[error(
         "vigil-netem relay binary not found (looked at: {searched}); \

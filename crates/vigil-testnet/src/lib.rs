@@ -32,6 +32,7 @@ mod error;
 mod link;
 mod listener;
 mod nft;
+pub mod nmap;
 mod ns;
 mod safety;
 

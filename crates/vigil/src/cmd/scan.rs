@@ -138,7 +138,8 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     } else {
         Family::Any
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The engine probes on its own threads; this one only collects results.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -164,6 +165,16 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
             );
             output::xml::write(&mut file, &report, &services, &command_line)?;
         }
+    }
+    if !report.complete {
+        // Interrupted (ctrl-c): what was found is printed, but the exit code
+        // must not claim a full scan.
+        eprintln!(
+            "scan incomplete: {} of {} probes finished",
+            report.results.len(),
+            report.targets.len() * report.ports.len() as u64
+        );
+        return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,15 +2,9 @@
 //! test network and read their nmap-format XML.
 #![allow(dead_code)]
 
-use quick_xml::events::Event;
-use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::process::Command;
-use vigil_core::PortList;
+pub use vigil_testnet::nmap::Verdicts;
 use vigil_testnet::TestNet;
-
-/// (state, reason) per (address, port), as nmap's XML states them.
-pub type Verdicts = BTreeMap<(IpAddr, u16), (String, String)>;
 
 pub fn vigil_bin() -> &'static str {
     env!("CARGO_BIN_EXE_vigil")
@@ -67,59 +61,7 @@ pub fn nmap_xml(net: &TestNet, targets: &[String], ports: &str) -> Verdicts {
     v
 }
 
-/// Reads `<port>` and `<extraports>/<extrareasons ports=…>` of every host.
+/// Reads nmap-format XML, failing the test if it is malformed.
 pub fn parse_nmap_xml(xml: &str) -> Verdicts {
-    let mut reader = quick_xml::Reader::from_str(xml);
-    let mut out = Verdicts::new();
-    let mut addr: Option<IpAddr> = None;
-    let mut port: Option<u16> = None;
-    let mut extra_state: Option<String> = None;
-    loop {
-        let ev = reader.read_event().expect("well-formed XML");
-        let (e, is_end) = match &ev {
-            Event::Start(e) | Event::Empty(e) => (e.clone(), false),
-            Event::End(e) => {
-                match e.name().as_ref() {
-                    b"host" => addr = None,
-                    b"port" => port = None,
-                    b"extraports" => extra_state = None,
-                    _ => {}
-                }
-                continue;
-            }
-            Event::Eof => break,
-            _ => continue,
-        };
-        let _ = is_end;
-        let attr = |name: &str| -> Option<String> {
-            e.attributes()
-                .flatten()
-                .find(|a| a.key.as_ref() == name.as_bytes())
-                .map(|a| String::from_utf8_lossy(&a.value).into_owned())
-        };
-        match e.name().as_ref() {
-            b"address" if attr("addrtype").as_deref() != Some("mac") => {
-                addr = attr("addr").and_then(|a| a.parse().ok());
-            }
-            b"port" => port = attr("portid").and_then(|p| p.parse().ok()),
-            b"state" => {
-                if let (Some(a), Some(p)) = (addr, port) {
-                    out.insert((a, p), (attr("state").unwrap(), attr("reason").unwrap()));
-                }
-            }
-            b"extraports" => extra_state = attr("state"),
-            b"extrareasons" => {
-                let (Some(a), Some(state)) = (addr, extra_state.clone()) else {
-                    continue;
-                };
-                let reason = attr("reason").unwrap();
-                let ports = attr("ports").expect("extrareasons lists its ports");
-                for p in PortList::parse(&ports).unwrap().iter() {
-                    out.insert((a, p), (state.clone(), reason.clone()));
-                }
-            }
-            _ => {}
-        }
-    }
-    out
+    vigil_testnet::nmap::parse_xml(xml).unwrap_or_else(|e| panic!("{e}\n{xml}"))
 }

@@ -1,0 +1,240 @@
+//! `vigil-bench`: runs `vigil scan`, `nmap -sT -T4` and RustScan side by
+//! side on the same namespaced test network and prints, per scenario, the
+//! median wall time of each, its ratio to Vigil's, and whether it found
+//! exactly the open ports that exist. Run it through `bench/run`.
+
+mod scenario;
+mod tools;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tools::{Outcome, Tool};
+
+#[derive(Debug, Parser)]
+#[command(about = "Vigil vs nmap vs RustScan on a namespaced test network")]
+struct Args {
+    /// Runs per tool and scenario (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Only these scenarios (full-range, latency-filtered, sweep-16).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The vigil binary (default: next to this one).
+    #[arg(long)]
+    vigil: Option<PathBuf>,
+    /// The rustscan binary (default: bench/.tools/bin/rustscan, then PATH).
+    #[arg(long)]
+    rustscan: Option<PathBuf>,
+    /// Kill a tool run that takes longer than this many seconds.
+    #[arg(long, default_value_t = 900)]
+    limit_secs: u64,
+    /// Seed for listener placement.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !vigil_testnet::require_root() {
+        bail!("the benchmark builds network namespaces: run it as root");
+    }
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let vigil = match &args.vigil {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("vigil"),
+    };
+    if !vigil.exists() {
+        bail!(
+            "{} not found: build it with cargo build --release",
+            vigil.display()
+        );
+    }
+    let mut tools = vec![Tool::Vigil(vigil), Tool::Nmap];
+    match find_rustscan(args.rustscan.as_deref()) {
+        Some(p) => tools.push(Tool::RustScan(p)),
+        None => println!("RustScan not found: it is left out (bench/run installs it)."),
+    }
+    print_versions(&tools);
+    let names: Vec<&str> = if args.only.is_empty() {
+        scenario::NAMES.to_vec()
+    } else {
+        args.only.iter().map(String::as_str).collect()
+    };
+    let limit = Duration::from_secs(args.limit_secs);
+    let mut summary = Vec::new();
+    for name in names {
+        let s = scenario::build(name, args.seed).with_context(|| format!("building {name}"))?;
+        let results = measure(&s, &tools, args.runs, limit);
+        summary.push(report(&s, &tools, &results));
+    }
+    println!("\n## Summary (time ratio to vigil; > 1 means vigil is faster)\n");
+    for line in summary {
+        println!("- {line}");
+    }
+    Ok(())
+}
+
+/// Runs every tool `runs` times, interleaved so drift affects all alike.
+fn measure(
+    s: &scenario::Scenario,
+    tools: &[Tool],
+    runs: usize,
+    limit: Duration,
+) -> Vec<Vec<Result<Outcome>>> {
+    let mut results: Vec<Vec<Result<Outcome>>> = tools.iter().map(|_| Vec::new()).collect();
+    for run in 0..runs {
+        for (i, tool) in tools.iter().enumerate() {
+            eprintln!("[{}] run {}/{runs}: {}", s.name, run + 1, tool.name());
+            results[i].push(tool.run(s, limit));
+        }
+    }
+    results
+}
+
+fn report(s: &scenario::Scenario, tools: &[Tool], results: &[Vec<Result<Outcome>>]) -> String {
+    println!("\n## {} ({} open ports exist)\n", s.name, s.open.len());
+    println!("| tool | command | median | min | max | open found | exact | time / vigil |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let medians: Vec<Option<f64>> = results.iter().map(|r| median(r)).collect();
+    let base = medians[0];
+    let mut ratios = Vec::new();
+    for ((tool, runs), med) in tools.iter().zip(results).zip(&medians) {
+        let ok: Vec<&Outcome> = runs.iter().filter_map(|r| r.as_ref().ok()).collect();
+        for e in runs.iter().filter_map(|r| r.as_ref().err()) {
+            eprintln!("  {}: {e:#}", tool.name());
+        }
+        let secs = |o: &&Outcome| o.elapsed.as_secs_f64();
+        let min = ok.iter().map(secs).fold(f64::INFINITY, f64::min);
+        let max = ok.iter().map(secs).fold(0.0, f64::max);
+        let exact = ok.iter().filter(|o| o.open == s.open).count();
+        let found = ok
+            .iter()
+            .map(|o| o.open.intersection(&s.open).count())
+            .min()
+            .unwrap_or(0);
+        let ratio = match (med, base) {
+            (Some(m), Some(b)) if b > 0.0 => format!("{:.1}x", m / b),
+            _ => "-".into(),
+        };
+        if !matches!(tool, Tool::Vigil(_)) {
+            ratios.push(format!("{}: {ratio}", tool.name()));
+        }
+        let failed = runs.len() - ok.len();
+        println!(
+            "| {} | `{}` | {} | {} | {} | {}/{} (worst run) | {}/{} runs{} | {ratio} |",
+            tool.name(),
+            shown_command(tool, s),
+            med.map(fmt_secs).unwrap_or_else(|| "failed".into()),
+            if ok.is_empty() {
+                "-".into()
+            } else {
+                fmt_secs(min)
+            },
+            if ok.is_empty() {
+                "-".into()
+            } else {
+                fmt_secs(max)
+            },
+            found,
+            s.open.len(),
+            exact,
+            runs.len(),
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            },
+        );
+    }
+    format!("{}: {}", s.name, ratios.join(", "))
+}
+
+fn median(runs: &[Result<Outcome>]) -> Option<f64> {
+    let mut t: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|o| o.elapsed.as_secs_f64())
+        .collect();
+    if t.len() < runs.len() || t.is_empty() {
+        return None;
+    }
+    t.sort_by(f64::total_cmp);
+    Some(t[t.len() / 2])
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s < 10.0 {
+        format!("{s:.2}s")
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+/// The command as a reader would type it inside the scanner namespace.
+fn shown_command(tool: &Tool, s: &scenario::Scenario) -> String {
+    let cmd = tool.command(s);
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // Drop the `netns exec NAME` prefix and the binary's directory.
+    let args = args.get(3..).unwrap_or_default();
+    let (bin, rest) = args
+        .split_first()
+        .map(|(b, r)| (b.clone(), r))
+        .unwrap_or_default();
+    let bin = Path::new(&bin)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or(bin);
+    std::iter::once(bin)
+        .chain(rest.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn find_rustscan(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/.tools/bin/rustscan");
+    if local.exists() {
+        return Some(local);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("rustscan"))
+            .find(|p| p.exists())
+    })
+}
+
+fn print_versions(tools: &[Tool]) {
+    println!("# vigil-bench\n");
+    for tool in tools {
+        let (bin, flag): (PathBuf, &str) = match tool {
+            Tool::Vigil(p) => (p.clone(), "--version"),
+            Tool::Nmap => ("nmap".into(), "--version"),
+            Tool::RustScan(p) => (p.clone(), "--version"),
+        };
+        let v = std::process::Command::new(&bin)
+            .arg(flag)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_else(|e| format!("not runnable: {e}"));
+        println!("- {}: {v}", tool.name());
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!("- machine: {cores} cores");
+}
