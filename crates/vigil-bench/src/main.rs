@@ -18,6 +18,9 @@ struct Args {
     /// Runs per tool and scenario (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Runs for the /16 sweep, where nmap alone takes many minutes.
+    #[arg(long, default_value_t = 1)]
+    sweep_runs: usize,
     /// Only these scenarios (full-range, latency-filtered, sweep-16).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -40,8 +43,8 @@ fn main() -> Result<()> {
     if !vigil_testnet::require_root() {
         bail!("the benchmark builds network namespaces: run it as root");
     }
-    if args.runs == 0 {
-        bail!("--runs must be at least 1");
+    if args.runs == 0 || args.sweep_runs == 0 {
+        bail!("--runs and --sweep-runs must be at least 1");
     }
     let vigil = match &args.vigil {
         Some(p) => p.clone(),
@@ -68,7 +71,12 @@ fn main() -> Result<()> {
     let mut summary = Vec::new();
     for name in names {
         let s = scenario::build(name, args.seed).with_context(|| format!("building {name}"))?;
-        let results = measure(&s, &tools, args.runs, limit);
+        let runs = if name == "sweep-16" {
+            args.sweep_runs
+        } else {
+            args.runs
+        };
+        let results = measure(&s, &tools, runs, limit);
         summary.push(report(&s, &tools, &results));
     }
     println!("\n## Summary (time ratio to vigil; > 1 means vigil is faster)\n");
@@ -103,7 +111,12 @@ fn report(s: &scenario::Scenario, tools: &[Tool], results: &[Vec<Result<Outcome>
     let base = medians[0];
     let mut ratios = Vec::new();
     for ((tool, runs), med) in tools.iter().zip(results).zip(&medians) {
-        let ok: Vec<&Outcome> = runs.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let ok: Vec<&Outcome> = runs
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter(|o| !o.timed_out)
+            .collect();
+        let timed_out = runs.iter().flatten().filter(|o| o.timed_out).count();
         for e in runs.iter().filter_map(|r| r.as_ref().err()) {
             eprintln!("  {}: {e:#}", tool.name());
         }
@@ -117,18 +130,23 @@ fn report(s: &scenario::Scenario, tools: &[Tool], results: &[Vec<Result<Outcome>
             .min()
             .unwrap_or(0);
         let ratio = match (med, base) {
+            (Some(m), Some(b)) if b > 0.0 && timed_out > 0 => format!("> {:.1}x", m / b),
             (Some(m), Some(b)) if b > 0.0 => format!("{:.1}x", m / b),
             _ => "-".into(),
         };
         if !matches!(tool, Tool::Vigil(_)) {
             ratios.push(format!("{}: {ratio}", tool.name()));
         }
-        let failed = runs.len() - ok.len();
+        let failed = runs.len() - ok.len() - timed_out;
         println!(
             "| {} | `{}` | {} | {} | {} | {}/{} (worst run) | {}/{} runs{} | {ratio} |",
             tool.name(),
             shown_command(tool, s),
-            med.map(fmt_secs).unwrap_or_else(|| "failed".into()),
+            match (med, timed_out) {
+                (Some(m), 0) => fmt_secs(*m),
+                (Some(m), _) => format!("> {} (killed)", fmt_secs(*m)),
+                (None, _) => "failed".into(),
+            },
             if ok.is_empty() {
                 "-".into()
             } else {
@@ -153,6 +171,8 @@ fn report(s: &scenario::Scenario, tools: &[Tool], results: &[Vec<Result<Outcome>
     format!("{}: {}", s.name, ratios.join(", "))
 }
 
+/// Median wall time; a run killed at the limit counts with its (lower-bound)
+/// time, so the median is then a lower bound too.
 fn median(runs: &[Result<Outcome>]) -> Option<f64> {
     let mut t: Vec<f64> = runs
         .iter()

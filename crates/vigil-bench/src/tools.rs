@@ -19,6 +19,8 @@ pub enum Tool {
 pub struct Outcome {
     pub elapsed: Duration,
     pub open: BTreeSet<(IpAddr, u16)>,
+    /// Killed at the time limit: `elapsed` is a lower bound, `open` empty.
+    pub timed_out: bool,
 }
 
 impl Tool {
@@ -88,7 +90,11 @@ impl Tool {
             if started.elapsed() > limit {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("{} did not finish within {limit:?}", self.name());
+                return Ok(Outcome {
+                    elapsed: started.elapsed(),
+                    open: BTreeSet::new(),
+                    timed_out: true,
+                });
             }
             std::thread::sleep(Duration::from_millis(5));
         };
@@ -103,7 +109,11 @@ impl Tool {
             Tool::Nmap => vigil_testnet::nmap::open_set(&vigil_testnet::nmap::parse_xml(&out)?),
             Tool::RustScan(_) => parse_rustscan(&out)?,
         };
-        Ok(Outcome { elapsed, open })
+        Ok(Outcome {
+            elapsed,
+            open,
+            timed_out: false,
+        })
     }
 }
 

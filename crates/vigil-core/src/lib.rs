@@ -5,6 +5,10 @@
 //! comes from the `vigil scan` command line, a security-scan policy or a
 //! compliance scope.
 
+pub mod evaluate;
+pub mod liveness;
+pub mod plan;
+pub mod policy;
 pub mod ports;
 pub mod state;
 pub mod targets;
@@ -12,3 +16,13 @@ pub mod targets;
 pub use ports::{PortList, PortSpecError};
 pub use state::PortState;
 pub use targets::{TargetSpec, TargetSpecError};
+
+pub use evaluate::{
+    evaluate, Change, Condition, ConditionKind, DampingConfig, Event, Observation, TargetState,
+};
+pub use liveness::{
+    health, liveness_event, scan_status, AgentHealth, LivenessConfig, LivenessEvent, ScanStatus,
+    StatusReason,
+};
+pub use plan::{AccountKind, IntervalError, Plan, ScanInterval, MEMBER_INTERVALS};
+pub use policy::{PolicyError, PolicyTarget, SecurityPolicy};

@@ -1,0 +1,443 @@
+//! Security-scan policies: which ports are allowed or expected open, where to
+//! scan and how often.
+
+use crate::plan::{AccountKind, IntervalError, Plan, ScanInterval};
+use crate::ports::PortList;
+use crate::targets::TargetSpec;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+use thiserror::Error;
+
+/// Why a policy (or one of its targets) was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PolicyError {
+    #[error("a security scan policy needs at least one target")]
+    NoTargets,
+    #[error("invalid target host {host:?}: {reason}")]
+    InvalidHost { host: String, reason: String },
+    #[error("target {target} is listed more than once")]
+    DuplicateTarget { target: String },
+    #[error(transparent)]
+    Interval(#[from] IntervalError),
+    #[error("security scans need the Extended plan (this agent is on the {plan} plan)")]
+    NeedsExtendedPlan { plan: Plan },
+}
+
+/// Where a security scan looks.
+///
+/// Serialized as `"observed_address"`, `"agent_host"` or `{"host": "nas.example"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyTarget {
+    /// The location's public address as the server sees it; scanned from the server.
+    ObservedAddress,
+    /// The agent's own host; scanned by the agent.
+    AgentHost,
+    /// An explicit hostname or IP address; scanned by the agent.
+    ///
+    /// Build it with [`PolicyTarget::host`], which validates and normalizes it.
+    Host(String),
+}
+
+impl PolicyTarget {
+    /// Validates an explicit host and returns it in normal form (hostnames in
+    /// lower case without a trailing dot, addresses in their canonical text form).
+    ///
+    /// Accepted: a single IPv4/IPv6 address or a hostname (at most 253
+    /// characters, labels of letters, digits, `-` and `_`). Rejected: empty
+    /// input, any whitespace, CIDR blocks and address ranges.
+    pub fn host(host: &str) -> Result<PolicyTarget, PolicyError> {
+        normalize_host(host).map(PolicyTarget::Host)
+    }
+
+    /// Whether the agent (rather than the server) runs the scan.
+    pub fn scanned_by_agent(&self) -> bool {
+        !matches!(self, PolicyTarget::ObservedAddress)
+    }
+}
+
+impl fmt::Display for PolicyTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyTarget::ObservedAddress => f.write_str("observed address"),
+            PolicyTarget::AgentHost => f.write_str("agent host"),
+            PolicyTarget::Host(h) => write!(f, "{h:?}"),
+        }
+    }
+}
+
+/// Longest accepted hostname, in characters (the DNS limit).
+pub const MAX_HOST_LEN: usize = 253;
+
+fn normalize_host(host: &str) -> Result<String, PolicyError> {
+    let invalid = |reason: &str| PolicyError::InvalidHost {
+        host: host.into(),
+        reason: reason.into(),
+    };
+    if host.is_empty() {
+        return Err(invalid("empty host"));
+    }
+    if host.chars().any(char::is_whitespace) {
+        return Err(invalid("hosts may not contain whitespace"));
+    }
+    if host.len() > MAX_HOST_LEN {
+        return Err(invalid("longer than 253 characters"));
+    }
+    if let Ok(addr) = host.parse::<IpAddr>() {
+        return Ok(addr.to_string());
+    }
+    // Same hostname rules as `vigil scan` targets, but ranges and CIDR blocks
+    // are not hosts.
+    match host.parse::<TargetSpec>() {
+        Ok(TargetSpec::Name(name)) => Ok(match name.strip_suffix('.') {
+            Some(stripped) => stripped.to_owned(),
+            None => name,
+        }),
+        Ok(TargetSpec::Range(_)) => Err(invalid(
+            "expected a single address or hostname, not a range or CIDR block",
+        )),
+        Err(_) => Err(invalid(
+            "not an IP address or hostname (hostnames use letters, digits, '-' and '.')",
+        )),
+    }
+}
+
+/// The security-scan settings of one agent.
+///
+/// Ports are serialized as port-list strings (`"22,80,8000-8100"`, `""` for
+/// none). Deserializing does not run the policy rules: call
+/// [`SecurityPolicy::validate`] on anything that comes from a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityPolicy {
+    /// User switch; a disabled policy is kept but not run.
+    pub enabled: bool,
+    /// Ports allowed to be open. Open ports outside this list (and outside
+    /// `monitored`) raise an *unauthorized port open* alert.
+    #[serde(with = "port_list_serde", default)]
+    pub authorized: PortList,
+    /// Ports expected to be open; one that is not raises *service down*.
+    /// Monitored ports are implicitly authorized.
+    #[serde(with = "port_list_serde", default)]
+    pub monitored: PortList,
+    pub targets: Vec<PolicyTarget>,
+    pub interval: ScanInterval,
+}
+
+impl SecurityPolicy {
+    /// Validates a policy that comes from a user: explicit hosts are first put
+    /// in normal form (see [`PolicyTarget::host`]), then [`Self::validate`]
+    /// runs. Returns the normalized policy, ready to store.
+    pub fn validated(mut self, account: AccountKind) -> Result<SecurityPolicy, PolicyError> {
+        for target in &mut self.targets {
+            if let PolicyTarget::Host(h) = target {
+                *h = normalize_host(h)?;
+            }
+        }
+        self.validate(account)?;
+        Ok(self)
+    }
+
+    /// Checks the policy for an account of the given kind: at least one
+    /// target, every explicit host valid and in normal form (see
+    /// [`PolicyTarget::host`]), no target twice, and an interval the account
+    /// may choose.
+    pub fn validate(&self, account: AccountKind) -> Result<(), PolicyError> {
+        if self.targets.is_empty() {
+            return Err(PolicyError::NoTargets);
+        }
+        for (i, target) in self.targets.iter().enumerate() {
+            if let PolicyTarget::Host(h) = target {
+                let normal = normalize_host(h)?;
+                if &normal != h {
+                    return Err(PolicyError::InvalidHost {
+                        host: h.clone(),
+                        reason: format!("write it as {normal:?}"),
+                    });
+                }
+            }
+            if self.targets[..i].contains(target) {
+                return Err(PolicyError::DuplicateTarget {
+                    target: target.to_string(),
+                });
+            }
+        }
+        ScanInterval::for_account(account, self.interval.minutes())?;
+        Ok(())
+    }
+
+    /// Whether `port` may be open without an alert: authorized ∪ monitored.
+    pub fn is_authorized(&self, port: u16) -> bool {
+        self.authorized.contains(port) || self.monitored.contains(port)
+    }
+
+    /// Whether `port` is expected open (a *service down* alert if it is not).
+    pub fn is_monitored(&self, port: u16) -> bool {
+        self.monitored.contains(port)
+    }
+
+    /// The ports to probe on each target: `sweep` (e.g. the top 1000 ports,
+    /// chosen by the caller) ∪ authorized ∪ monitored.
+    pub fn ports_to_scan(&self, sweep: &PortList) -> PortList {
+        sweep.union(&self.authorized).union(&self.monitored)
+    }
+}
+
+/// Refuses security scans on plans that do not include them.
+pub fn can_run(plan: Plan) -> Result<(), PolicyError> {
+    if plan.allows_security_scan() {
+        Ok(())
+    } else {
+        Err(PolicyError::NeedsExtendedPlan { plan })
+    }
+}
+
+/// `PortList` as its compact string form; `""` is the empty list.
+mod port_list_serde {
+    use crate::ports::PortList;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(list: &PortList, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(list)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PortList, D::Error> {
+        let spec = String::deserialize(d)?;
+        if spec.trim().is_empty() {
+            return Ok(PortList::default());
+        }
+        PortList::parse(&spec).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(authorized: &str, monitored: &str, targets: Vec<PolicyTarget>) -> SecurityPolicy {
+        let list = |s: &str| {
+            if s.is_empty() {
+                PortList::default()
+            } else {
+                PortList::parse(s).unwrap()
+            }
+        };
+        SecurityPolicy {
+            enabled: true,
+            authorized: list(authorized),
+            monitored: list(monitored),
+            targets,
+            interval: ScanInterval::default(),
+        }
+    }
+
+    #[test]
+    fn accepts_and_normalizes_hosts() {
+        let cases: &[(&str, &str)] = &[
+            ("192.0.2.7", "192.0.2.7"),
+            ("2001:DB8::0:1", "2001:db8::1"),
+            ("::1", "::1"),
+            ("nas", "nas"),
+            ("NAS.Example.org", "nas.example.org"),
+            ("router-1.lan.", "router-1.lan"),
+            ("_svc.example", "_svc.example"),
+        ];
+        for (input, want) in cases {
+            let got = PolicyTarget::host(input);
+            assert_eq!(got, Ok(PolicyTarget::Host((*want).into())), "{input:?}");
+        }
+        let longest = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61)
+        );
+        assert_eq!(longest.len(), 253);
+        assert!(PolicyTarget::host(&longest).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_hosts_naming_them() {
+        let too_long = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(62)
+        );
+        let cases: &[(&str, &str)] = &[
+            ("", "empty host"),
+            (" nas", "whitespace"),
+            ("nas ", "whitespace"),
+            ("my nas", "whitespace"),
+            ("nas\t", "whitespace"),
+            (&too_long, "253"),
+            ("192.0.2.0/24", "range or CIDR"),
+            ("192.0.2.1-192.0.2.9", "range or CIDR"),
+            ("192.0.2.300", "not an IP address or hostname"),
+            ("-nas", "not an IP address or hostname"),
+            ("nas..lan", "not an IP address or hostname"),
+            ("nas!", "not an IP address or hostname"),
+            ("[::1]", "not an IP address or hostname"),
+        ];
+        for (input, needle) in cases {
+            let err = PolicyTarget::host(input).unwrap_err().to_string();
+            assert!(err.contains(needle), "{input:?}: {err}");
+            if !input.is_empty() && input.len() < 100 {
+                assert!(err.contains(&format!("{input:?}")), "{input:?}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn validates_policies() {
+        use PolicyTarget::*;
+        let host = |h: &str| Host(h.into());
+        let cases: Vec<(Vec<PolicyTarget>, Result<(), &str>)> = vec![
+            (vec![], Err("at least one target")),
+            (vec![ObservedAddress], Ok(())),
+            (vec![ObservedAddress, AgentHost, host("nas.lan")], Ok(())),
+            (vec![host("")], Err("empty host")),
+            (vec![host("bad host")], Err("whitespace")),
+            (vec![host("NAS.lan")], Err("write it as \"nas.lan\"")),
+            (
+                vec![AgentHost, AgentHost],
+                Err("agent host is listed more than once"),
+            ),
+            (
+                vec![host("nas.lan"), ObservedAddress, host("nas.lan")],
+                Err("\"nas.lan\" is listed more than once"),
+            ),
+        ];
+        for (targets, want) in cases {
+            let p = policy("22", "", targets.clone());
+            let got = p.validate(AccountKind::Member).map_err(|e| e.to_string());
+            match (got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(needle)) => assert!(e.contains(needle), "{targets:?}: {e}"),
+                (got, want) => panic!("{targets:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn validated_normalizes_hosts_first() {
+        use PolicyTarget::*;
+        let host = |h: &str| Host(h.into());
+        type Case = (Vec<PolicyTarget>, Result<Vec<PolicyTarget>, &'static str>);
+        let cases: Vec<Case> = vec![
+            (
+                vec![host("NAS.lan."), host("2001:DB8::1"), AgentHost],
+                Ok(vec![host("nas.lan"), host("2001:db8::1"), AgentHost]),
+            ),
+            (
+                vec![host("nas.lan"), host("NAS.LAN")],
+                Err("\"nas.lan\" is listed more than once"),
+            ),
+            (vec![host("nas lan")], Err("\"nas lan\"")),
+            (vec![], Err("at least one target")),
+        ];
+        for (targets, want) in cases {
+            let got = policy("22", "", targets.clone())
+                .validated(AccountKind::Member)
+                .map(|p| p.targets)
+                .map_err(|e| e.to_string());
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want),
+                (Err(e), Err(needle)) => assert!(e.contains(needle), "{targets:?}: {e}"),
+                (got, want) => panic!("{targets:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn validates_interval_for_the_account() {
+        let mut p = policy("22", "", vec![PolicyTarget::AgentHost]);
+        p.interval = ScanInterval::try_from(45).unwrap();
+        assert!(p.validate(AccountKind::Organization).is_ok());
+        let err = p.validate(AccountKind::Member).unwrap_err();
+        assert_eq!(
+            err,
+            PolicyError::Interval(IntervalError::NotOffered { minutes: 45 })
+        );
+        assert!(err.to_string().contains("45 min"), "{err}");
+    }
+
+    #[test]
+    fn monitored_ports_are_implicitly_authorized() {
+        let p = policy("22,80", "443,80", vec![PolicyTarget::AgentHost]);
+        // (port, authorized, monitored)
+        let cases = [
+            (22, true, false),
+            (80, true, true),
+            (443, true, true),
+            (8080, false, false),
+        ];
+        for (port, auth, mon) in cases {
+            assert_eq!(p.is_authorized(port), auth, "{port}");
+            assert_eq!(p.is_monitored(port), mon, "{port}");
+        }
+    }
+
+    #[test]
+    fn ports_to_scan_is_the_union() {
+        let p = policy("22,80", "443,8443", vec![PolicyTarget::AgentHost]);
+        let cases = [
+            ("80,81", "22,80-81,443,8443"),
+            ("1-100", "1-100,443,8443"),
+            ("8443", "22,80,443,8443"),
+        ];
+        for (sweep, want) in cases {
+            let sweep = PortList::parse(sweep).unwrap();
+            assert_eq!(p.ports_to_scan(&sweep).to_string(), want);
+        }
+        assert_eq!(
+            p.ports_to_scan(&PortList::default()).to_string(),
+            "22,80,443,8443"
+        );
+    }
+
+    #[test]
+    fn community_plan_cannot_run_security_scans() {
+        assert_eq!(can_run(Plan::Extended), Ok(()));
+        let err = can_run(Plan::Community).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("security scans need the Extended plan"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let p = policy(
+            "22,80-82",
+            "",
+            vec![
+                PolicyTarget::ObservedAddress,
+                PolicyTarget::AgentHost,
+                PolicyTarget::Host("nas.lan".into()),
+            ],
+        );
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "enabled": true,
+                "authorized": "22,80-82",
+                "monitored": "",
+                "targets": ["observed_address", "agent_host", {"host": "nas.lan"}],
+                "interval": 60,
+            })
+        );
+        let back: SecurityPolicy = serde_json::from_value(json).unwrap();
+        assert_eq!(back, p);
+
+        let bad = serde_json::json!({
+            "enabled": true, "authorized": "22,http", "targets": [], "interval": 15,
+        });
+        let err = serde_json::from_value::<SecurityPolicy>(bad).unwrap_err();
+        assert!(err.to_string().contains("\"http\""), "{err}");
+    }
+}
