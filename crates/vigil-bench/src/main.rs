@@ -161,10 +161,10 @@ fn report(s: &scenario::Scenario, tools: &[Tool], results: &[Vec<Result<Outcome>
             s.open.len(),
             exact,
             runs.len(),
-            if failed > 0 {
-                format!(", {failed} failed")
-            } else {
-                String::new()
+            match (failed, timed_out) {
+                (0, 0) => String::new(),
+                (f, 0) => format!(", {f} failed"),
+                (_, t) => format!(", {t} killed at the time limit"),
             },
         );
     }
