@@ -1,0 +1,31 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the agent library.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("spooled result {} is unreadable: {reason}", path.display())]
+    CorruptSpool { path: PathBuf, reason: String },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+}
+
+impl AgentError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        AgentError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

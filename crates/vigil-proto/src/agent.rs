@@ -1,0 +1,142 @@
+//! The agent API: what an agent sends to the server and what it gets back.
+//!
+//! Every call but [`EnrollRequest`] is authenticated with
+//! `Authorization: Bearer <agent id>:<credential>`.
+
+use serde::{Deserialize, Serialize};
+use vigil_core::PortState;
+
+/// `POST` path prefix of the agent API.
+pub const PREFIX: &str = "/agent/v1";
+pub const ENROLL_PATH: &str = "/agent/v1/enroll";
+pub const HEARTBEAT_PATH: &str = "/agent/v1/heartbeat";
+pub const RESULTS_PATH: &str = "/agent/v1/results";
+
+/// Largest request body the server accepts from an agent (a full-range
+/// result of one target is ~1.5 MB of JSON at most).
+pub const MAX_BODY_BYTES: usize = 4 << 20;
+
+/// What the agent knows about the machine it runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentFacts {
+    pub hostname: String,
+    pub os: String,
+    pub version: String,
+}
+
+/// `POST /agent/v1/enroll`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The single-use token from the enrollment string.
+    pub token: String,
+    pub facts: AgentFacts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The agent's GUID.
+    pub agent_id: String,
+    /// The per-agent secret; shown once, stored by the agent.
+    pub credential: String,
+    /// The ID of the server that now manages this agent.
+    pub server_id: String,
+    /// How often to send a heartbeat.
+    pub heartbeat_secs: u64,
+}
+
+/// `POST /agent/v1/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub facts: AgentFacts,
+    /// Results waiting in the agent's spool.
+    pub spooled: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// Scans the agent should run now.
+    pub tasks: Vec<ScanTask>,
+    pub heartbeat_secs: u64,
+    /// The agent's address as the server saw it.
+    pub observed_addr: String,
+}
+
+/// One scan to run: a target and its ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanTask {
+    pub task_id: String,
+    /// Host name or address; `"self"` means the agent's own host.
+    pub target: String,
+    /// Port specification in `vigil scan -p` syntax.
+    pub ports: String,
+}
+
+/// The target name that means "the agent's own host".
+pub const SELF_TARGET: &str = "self";
+
+/// `POST /agent/v1/results`: one finished scan of one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultUpload {
+    /// Chosen by the agent when the scan finishes; the server stores each
+    /// upload id once, so re-sending after a lost answer is harmless.
+    pub upload_id: String,
+    pub task_id: String,
+    pub target: String,
+    /// The address actually scanned.
+    pub addr: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub ports: Vec<PortObservation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortObservation {
+    pub port: u16,
+    pub state: PortState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadStatus {
+    /// Stored now.
+    Stored,
+    /// Already stored earlier (a re-send).
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadAck {
+    pub status: UploadStatus,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_upload_round_trips_with_snake_case_states() {
+        let up = ResultUpload {
+            upload_id: "u1".into(),
+            task_id: "t1".into(),
+            target: SELF_TARGET.into(),
+            addr: "127.0.0.1".into(),
+            started_at: 1,
+            finished_at: 2,
+            ports: vec![PortObservation {
+                port: 22,
+                state: PortState::Open,
+            }],
+        };
+        let json = serde_json::to_string(&up).expect("serialize");
+        assert!(json.contains(r#""state":"open""#), "{json}");
+        let back: ResultUpload = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, up);
+    }
+
+    #[test]
+    fn unknown_states_are_rejected() {
+        let bad = r#"{"port":22,"state":"ajar"}"#;
+        assert!(serde_json::from_str::<PortObservation>(bad).is_err());
+    }
+}

@@ -1,0 +1,24 @@
+//! Vigil's wire formats, shared by the server and the agent.
+//!
+//! * [`agent`]: the JSON bodies of the agent API (enroll, heartbeat, result
+//!   upload), spoken over HTTPS with the server's pinned certificate.
+//! * [`pin`]: the fingerprint of the server certificate that an agent pins
+//!   at enrollment (`vigil agent enroll --pin sha256:…`), like an SSH host key.
+//! * [`identify`]: the tiny TCP protocol an agent answers on its
+//!   communication port, so a compliance sweep can tell which server manages
+//!   an endpoint.
+//!
+//! Only types and parsing live here: no IO.
+
+pub mod agent;
+pub mod identify;
+pub mod pin;
+
+/// Errors of parsing wire data.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtoError {
+    #[error("invalid certificate pin {0:?}: expected sha256: followed by 64 hex digits")]
+    Pin(String),
+    #[error("invalid identify reply: {0}")]
+    Identify(String),
+}
