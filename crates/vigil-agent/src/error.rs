@@ -10,8 +10,8 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
-    #[error("spooled result {} is unreadable: {reason}", path.display())]
-    CorruptSpool { path: PathBuf, reason: String },
+    #[error("{} is unreadable: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
     #[error("TLS setup: {0}")]
     Tls(String),
 }

@@ -1,16 +1,24 @@
 //! The Vigil agent, as a library the `vigil agent` command drives.
 //!
+//! * [`runner`]: the main loop (heartbeat, tasks, spool delivery).
 //! * [`spool`]: finished scan results wait on disk until the server has
 //!   acknowledged them, so a server outage loses nothing; each carries an
 //!   upload id, so a re-send after a lost acknowledgement is stored once.
+//! * [`task`]: running a scan task with `vigil-scan`.
 //! * [`identify`]: answers compliance sweeps on the agent's communication
 //!   port with its GUID and the ID of the server that manages it.
+//! * [`client`]: the agent API calls, with errors that say whether to retry.
+//! * [`identity`]: the enrolled agent's GUID, credential and pinned server.
 //! * [`pinning`]: TLS to the server trusting exactly the certificate pinned
 //!   at enrollment.
 
+pub mod client;
 mod error;
 pub mod identify;
+pub mod identity;
 pub mod pinning;
+pub mod runner;
 pub mod spool;
+pub mod task;
 
 pub use error::AgentError;

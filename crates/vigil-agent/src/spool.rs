@@ -59,7 +59,7 @@ impl Spool {
         let name = format!("{:016}-{}.json", self.next_seq, sanitize(&upload.upload_id));
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let body = serde_json::to_vec(upload).map_err(|e| AgentError::CorruptSpool {
+        let body = serde_json::to_vec(upload).map_err(|e| AgentError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -97,7 +97,7 @@ impl Spool {
                 Ok(upload) => entries.push(Entry { path, upload }),
                 Err(reason) => {
                     self.quarantine(&path)?;
-                    bad.push(AgentError::CorruptSpool { path, reason });
+                    bad.push(AgentError::Corrupt { path, reason });
                 }
             }
         }
@@ -120,6 +120,11 @@ impl Spool {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(AgentError::io("removing delivered result", &entry.path, e)),
         }
+    }
+
+    /// Moves a result the server refused to `bad/`, out of the delivery queue.
+    pub fn quarantine_entry(&self, entry: &Entry) -> Result<(), AgentError> {
+        self.quarantine(&entry.path)
     }
 
     fn quarantine(&self, path: &Path) -> Result<(), AgentError> {

@@ -1,0 +1,150 @@
+//! The agent's side of the agent API: enroll, heartbeat, upload results.
+
+use crate::pinning;
+use serde::{de::DeserializeOwned, Serialize};
+use std::time::Duration;
+use vigil_proto::agent::{
+    EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, ResultUpload, UploadAck,
+    ENROLL_PATH, HEARTBEAT_PATH, RESULTS_PATH,
+};
+use vigil_proto::pin::CertPin;
+
+/// How long one API call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached or did not answer in time: try later.
+    #[error("server unreachable: {0}")]
+    Unreachable(String),
+    /// The server refused our credential: re-enroll.
+    #[error("server rejected the agent's credential (removed or re-enrolled elsewhere?)")]
+    Unauthorized,
+    /// The server refused the request itself (a bug or a version mismatch).
+    #[error("server refused the request ({status}): {body}")]
+    Rejected { status: u16, body: String },
+    /// Any other server error (5xx): try later.
+    #[error("server error ({status}): {body}")]
+    Server { status: u16, body: String },
+    #[error("invalid server URL {0:?}")]
+    Url(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+impl ClientError {
+    /// Worth retrying later with the same request.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Unreachable(_) | ClientError::Server { .. }
+        )
+    }
+}
+
+/// A connection to one server, trusting only its pinned certificate.
+#[derive(Clone)]
+pub struct ServerClient {
+    http: reqwest::Client,
+    base: String,
+    auth: Option<String>,
+}
+
+impl ServerClient {
+    /// `base` is the server's agent URL, e.g. `https://vigil.example:8443`.
+    pub fn new(base: &str, pin: CertPin) -> Result<Self, ClientError> {
+        let url = reqwest::Url::parse(base).map_err(|_| ClientError::Url(base.into()))?;
+        if url.scheme() != "https" {
+            return Err(ClientError::Url(format!(
+                "{base} (agents talk to the server over https only)"
+            )));
+        }
+        let tls = pinning::client_config(pin).map_err(|e| ClientError::Tls(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(CALL_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("vigil-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        Ok(ServerClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            auth: None,
+        })
+    }
+
+    /// The same connection, authenticated as an enrolled agent.
+    pub fn authenticated(mut self, agent_id: &str, credential: &str) -> Self {
+        self.auth = Some(format!("Bearer {agent_id}:{credential}"));
+        self
+    }
+
+    pub async fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
+        self.post(ENROLL_PATH, req).await
+    }
+
+    pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatResponse, ClientError> {
+        self.post(HEARTBEAT_PATH, hb).await
+    }
+
+    pub async fn upload(&self, result: &ResultUpload) -> Result<UploadAck, ClientError> {
+        self.post(RESULTS_PATH, result).await
+    }
+
+    async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(auth) = &self.auth {
+            req = req.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        let resp = req.send().await.map_err(|e| {
+            if is_tls_rejection(&e) {
+                ClientError::Tls(describe(&e))
+            } else {
+                ClientError::Unreachable(describe(&e))
+            }
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp
+                .json()
+                .await
+                .map_err(|e| ClientError::Unreachable(describe(&e)));
+        }
+        let body: String = resp
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(500)
+            .collect();
+        let code = status.as_u16();
+        Err(match code {
+            401 | 403 => ClientError::Unauthorized,
+            408 | 429 => ClientError::Server { status: code, body },
+            400..=499 => ClientError::Rejected { status: code, body },
+            _ => ClientError::Server { status: code, body },
+        })
+    }
+}
+
+/// The full error chain: reqwest's top-level message alone hides the cause.
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// A certificate that does not match the pin is not an outage.
+fn is_tls_rejection(e: &reqwest::Error) -> bool {
+    describe(e).contains("does not match the pinned")
+}
