@@ -1,0 +1,30 @@
+use std::path::PathBuf;
+
+/// Errors that stop the server from starting or a background job from
+/// running. Request errors are answered, not raised.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+impl ServerError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        ServerError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
