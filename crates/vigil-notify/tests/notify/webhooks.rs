@@ -1,0 +1,244 @@
+//! Webhook channels against real HTTP(S) servers (hyper) on 127.0.0.1.
+
+use crate::support::{closed_port, notification, HttpServer, Reply, TestPki};
+use std::time::{Duration, Instant};
+use vigil_notify::{render, Channel, Destination, HttpConfig, Notifier, NotifierConfig, SendError};
+
+fn notifier_with(http: HttpConfig) -> Notifier {
+    Notifier::new(&NotifierConfig { smtp: None, http }).unwrap()
+}
+
+fn notifier() -> Notifier {
+    notifier_with(HttpConfig {
+        timeout: Duration::from_secs(5),
+        ..HttpConfig::default()
+    })
+}
+
+fn user_agent() -> String {
+    format!("vigil/{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[tokio::test]
+async fn generic_webhook_posts_the_notification() {
+    let server = HttpServer::start(Reply::status(200).body("ok")).await;
+    let n = notification();
+    let dest = Destination::Webhook {
+        url: server.url("/hooks/vigil?key=abc"),
+    };
+    let delivery = notifier().send(&dest, &n).await.unwrap();
+    assert_eq!(delivery.channel, Channel::Webhook);
+    assert_eq!(delivery.response, "HTTP 200 OK");
+
+    let r = server.single_request();
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.uri, "/hooks/vigil?key=abc");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("user-agent"), Some(user_agent().as_str()));
+    assert_eq!(r.header("x-vigil-event"), Some("unauthorized_port_open"));
+    assert_eq!(r.header("x-vigil-severity"), Some("critical"));
+    let received: vigil_notify::Notification = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(received, n);
+}
+
+#[tokio::test]
+async fn slack_teams_discord_bodies() {
+    let n = notification();
+    let cases = [
+        (
+            Channel::Slack,
+            200,
+            "/services/T000/B000/XXXX",
+            render::slack_json(&n),
+        ),
+        (
+            Channel::Teams,
+            200,
+            "/webhookb2/abc/IncomingWebhook/def",
+            render::teams_json(&n),
+        ),
+        (
+            Channel::Discord,
+            204,
+            "/api/webhooks/123/token",
+            render::discord_json(&n),
+        ),
+    ];
+    for (channel, status, path, expected) in cases {
+        let server = HttpServer::start(Reply::status(status)).await;
+        let url = server.url(path);
+        let dest = match channel {
+            Channel::Slack => Destination::Slack { url },
+            Channel::Teams => Destination::Teams { url },
+            _ => Destination::Discord { url },
+        };
+        let delivery = notifier().send(&dest, &n).await.unwrap();
+        assert_eq!(delivery.channel, channel);
+        let r = server.single_request();
+        assert_eq!(r.method, "POST", "{channel}");
+        assert_eq!(r.uri, path, "{channel}");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.json(), expected, "{channel}");
+    }
+
+    // Spot-check the shapes each service expects.
+    let slack = render::slack_json(&n);
+    assert!(slack["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("*[CRITICAL] Port 23/tcp open"));
+    assert_eq!(render::teams_json(&n)["@type"], "MessageCard");
+    let discord = render::discord_json(&n);
+    assert!(discord["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("**[CRITICAL] Port 23/tcp open"));
+}
+
+#[tokio::test]
+async fn ntfy_posts_text_with_headers_and_token() {
+    let server = HttpServer::start(Reply::status(200).body(r#"{"id":"x1"}"#)).await;
+    let mut n = notification();
+    n.title = "Büro: Port 23/tcp open".into();
+    let dest = Destination::Ntfy {
+        url: server.url("/vigil-alerts"),
+        token: Some("tk_testtoken".into()),
+    };
+    notifier().send(&dest, &n).await.unwrap();
+    let r = server.single_request();
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.uri, "/vigil-alerts");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        r.header("title"),
+        Some("=?UTF-8?B?QsO8cm86IFBvcnQgMjMvdGNwIG9wZW4=?=")
+    );
+    assert_eq!(r.header("priority"), Some("5"));
+    assert_eq!(
+        r.header("tags"),
+        Some("rotating_light,vigil,unauthorized_port_open")
+    );
+    assert_eq!(
+        r.header("click"),
+        Some("https://vigil.example/conditions/42")
+    );
+    assert_eq!(r.header("authorization"), Some("Bearer tk_testtoken"));
+    assert_eq!(String::from_utf8(r.body).unwrap(), render::ntfy(&n).body);
+}
+
+async fn error_for(reply: Reply, timeout: Duration) -> (SendError, HttpServer) {
+    let server = HttpServer::start(reply).await;
+    let dest = Destination::Slack {
+        url: server.url("/services/T000/B000/SECRETPATH"),
+    };
+    let err = notifier_with(HttpConfig {
+        timeout,
+        ..HttpConfig::default()
+    })
+    .send(&dest, &notification())
+    .await
+    .unwrap_err();
+    assert!(
+        !err.to_string().contains("SECRETPATH"),
+        "error leaks the hook URL: {err}"
+    );
+    (err, server)
+}
+
+#[tokio::test]
+async fn http_status_classification() {
+    let secs = Duration::from_secs(5);
+
+    let (err, _s) = error_for(Reply::status(500).body("upstream broke"), secs).await;
+    assert!(
+        matches!(&err, SendError::HttpStatus { status: 500, body, .. } if body == "upstream broke"),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+
+    let (err, _s) = error_for(
+        Reply::status(429)
+            .header("retry-after", "7")
+            .body("rate_limited"),
+        secs,
+    )
+    .await;
+    assert!(
+        matches!(err, SendError::HttpStatus { status: 429, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+
+    let (err, _s) = error_for(Reply::status(404).body("no_service"), secs).await;
+    assert!(
+        matches!(err, SendError::HttpStatus { status: 404, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_permanent());
+    assert!(
+        err.to_string().ends_with("answered HTTP 404: no_service"),
+        "{err}"
+    );
+
+    let (err, _s) = error_for(Reply::status(408), secs).await;
+    assert!(err.is_transient(), "{err:?}");
+
+    let (err, s) = error_for(
+        Reply::status(301).header("location", "https://new.example/hooks/SECRETPATH"),
+        secs,
+    )
+    .await;
+    assert!(err.is_permanent(), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("redirects to https://new.example/…"),
+        "{err}"
+    );
+    assert_eq!(s.requests().len(), 1, "the redirect must not be followed");
+}
+
+#[tokio::test]
+async fn closed_port_is_transient() {
+    let dest = Destination::Webhook {
+        url: format!("http://127.0.0.1:{}/hooks/SECRETPATH", closed_port()),
+    };
+    let err = notifier().send(&dest, &notification()).await.unwrap_err();
+    assert!(matches!(err, SendError::Connect { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert!(!err.to_string().contains("SECRETPATH"), "{err}");
+}
+
+#[tokio::test]
+async fn slow_server_times_out_transiently() {
+    let started = Instant::now();
+    let (err, _s) = error_for(
+        Reply::status(200).delay(Duration::from_secs(3)),
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(matches!(err, SendError::Timeout { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn https_with_private_ca() {
+    let pki = TestPki::new();
+    let server = HttpServer::start_tls(Reply::status(200), &pki).await;
+    let dest = Destination::Ntfy {
+        url: server.url("/alerts"),
+        token: None,
+    };
+    let trusting = notifier_with(HttpConfig {
+        extra_root_ca_pem: Some(pki.ca_pem.clone()),
+        ..HttpConfig::default()
+    });
+    trusting.send(&dest, &notification()).await.unwrap();
+    assert_eq!(server.single_request().uri, "/alerts");
+
+    let err = notifier().send(&dest, &notification()).await.unwrap_err();
+    assert!(matches!(err, SendError::Tls { .. }), "{err:?}");
+    assert!(err.is_permanent());
+    assert_eq!(server.requests().len(), 1);
+}
