@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// TCP connect scan: which ports of these targets are open, closed or filtered.
     Scan(cmd::scan::ScanArgs),
+    /// The agent: enroll with a server, then run (heartbeat, scans, identify listener).
+    Agent(cmd::agent::AgentArgs),
 }
 
 /// Exit code for bad input (same as clap's usage errors).
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(args),
+        Command::Agent(args) => cmd::agent::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod agent;
 pub mod scan;
 
 /// Input the user must change (exit code 2), as opposed to a runtime failure (exit 1).

@@ -1,0 +1,187 @@
+//! `vigil agent`: enroll this machine with a server, then run the agent.
+
+use super::usage;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::sync::watch;
+use vigil_agent::client::ServerClient;
+use vigil_agent::identity::Identity;
+use vigil_agent::runner::Runner;
+use vigil_agent::spool::{Spool, DEFAULT_CAPACITY};
+use vigil_proto::agent::{AgentFacts, EnrollRequest};
+use vigil_proto::identify::{IdentifyReply, DEFAULT_PORT};
+use vigil_proto::pin::CertPin;
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Where the agent keeps its identity and result spool.
+    #[arg(
+        long,
+        global = true,
+        env = "VIGIL_AGENT_DIR",
+        default_value = "/var/lib/vigil-agent"
+    )]
+    state_dir: PathBuf,
+    #[command(subcommand)]
+    command: AgentCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Enroll with a server using a single-use token (printed by the server).
+    Enroll {
+        /// The server's agent URL, e.g. https://vigil.example:8443
+        #[arg(long)]
+        server: String,
+        /// The single-use enrollment token.
+        #[arg(long)]
+        token: String,
+        /// The server certificate's fingerprint, sha256:… (printed with the token).
+        #[arg(long)]
+        pin: String,
+    },
+    /// Run the agent: heartbeat, scan tasks, deliver results, answer identify requests.
+    Run {
+        /// Address of the identify listener (the agent's communication port).
+        #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
+        listen: SocketAddr,
+    },
+    /// Show this agent's identity (without its credential).
+    Status,
+}
+
+pub fn run(args: AgentArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match args.command {
+            AgentCommand::Enroll { server, token, pin } => {
+                enroll(&args.state_dir, &server, &token, &pin).await
+            }
+            AgentCommand::Run { listen } => run_agent(&args.state_dir, listen).await,
+            AgentCommand::Status => status(&args.state_dir),
+        }
+    })
+}
+
+async fn enroll(
+    state_dir: &std::path::Path,
+    server: &str,
+    token: &str,
+    pin: &str,
+) -> Result<ExitCode> {
+    let pin: CertPin = pin.parse().map_err(|e| usage(format!("--pin: {e}")))?;
+    let client = ServerClient::new(server, pin).map_err(|e| usage(format!("--server: {e}")))?;
+    let resp = client
+        .enroll(&EnrollRequest {
+            token: token.to_string(),
+            facts: facts(),
+        })
+        .await
+        .context("enrollment failed")?;
+    let identity = Identity {
+        server_url: server.trim_end_matches('/').to_string(),
+        pin: pin.to_string(),
+        agent_id: resp.agent_id,
+        credential: resp.credential,
+        server_id: resp.server_id,
+    };
+    identity.save(state_dir)?;
+    println!(
+        "enrolled as agent {} with server {}",
+        identity.agent_id, identity.server_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(state_dir: &std::path::Path) -> Result<ExitCode> {
+    let Some(id) = Identity::load(state_dir)? else {
+        println!("not enrolled (no identity in {})", state_dir.display());
+        return Ok(ExitCode::from(1));
+    };
+    println!(
+        "agent:  {}\nserver: {} ({})\npin:    {}",
+        id.agent_id, id.server_url, id.server_id, id.pin
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_agent(state_dir: &std::path::Path, listen: SocketAddr) -> Result<ExitCode> {
+    let id = Identity::load(state_dir)?.ok_or_else(|| {
+        usage(format!(
+            "this agent is not enrolled (no identity in {}): run `vigil agent enroll` first",
+            state_dir.display()
+        ))
+    })?;
+    let pin: CertPin = id.pin.parse().context("stored pin")?;
+    let client =
+        ServerClient::new(&id.server_url, pin)?.authenticated(&id.agent_id, &id.credential);
+    let server_addr = server_ip(&id.server_url).await?;
+    let spool = Spool::open(state_dir.join("spool"), DEFAULT_CAPACITY)?;
+    let (stop, shutdown) = watch::channel(false);
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let (_reply_tx, reply) = watch::channel(IdentifyReply {
+        agent_id: id.agent_id.clone(),
+        server_id: id.server_id.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    });
+    let identify = tokio::spawn(vigil_agent::identify::serve(
+        listener,
+        reply,
+        shutdown.clone(),
+    ));
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop.send(true);
+        }
+    });
+    tracing::info!(agent = %id.agent_id, server = %id.server_url, %listen, "agent running");
+    let runner = Runner::new(client, spool, facts(), Default::default(), server_addr);
+    runner.run(shutdown).await;
+    let _ = identify.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server's address, for finding the address "self" stands for.
+async fn server_ip(url: &str) -> Result<IpAddr> {
+    let parsed = url::Url::parse(url).with_context(|| format!("stored server URL {url:?}"))?;
+    let host = parsed.host_str().context("server URL without a host")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let mut addrs = tokio::net::lookup_host((host.to_string(), port))
+        .await
+        .with_context(|| format!("cannot resolve {host}"))?;
+    let ip = addrs.next().map(|a| a.ip());
+    ip.with_context(|| format!("{host} has no address"))
+}
+
+/// What the server learns about this machine.
+fn facts() -> AgentFacts {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_string());
+    AgentFacts {
+        hostname,
+        os,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
