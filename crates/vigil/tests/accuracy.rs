@@ -97,22 +97,17 @@ fn ground_truth(hosts: &Hosts) -> Vec<((IpAddr, u16), &'static str)> {
     truth
 }
 
-fn assert_matches_truth(who: &str, got: &Verdicts, truth: &[((IpAddr, u16), &str)]) {
-    let wrong: Vec<String> = truth
+/// Ports whose verdict differs from the truth, and extra ports reported.
+fn mismatches(got: &Verdicts, truth: &[((IpAddr, u16), &str)]) -> Vec<String> {
+    let mut wrong: Vec<String> = truth
         .iter()
         .filter(|(key, state)| got.get(key).map(|(s, _)| s.as_str()) != Some(*state))
         .map(|((a, p), state)| format!("{a}:{p} expected {state}, got {:?}", got.get(&(*a, *p))))
         .collect();
-    assert!(
-        wrong.is_empty(),
-        "{who} misclassified:\n{}",
-        wrong.join("\n")
-    );
-    assert_eq!(
-        got.len(),
-        truth.len(),
-        "{who} reported extra ports: {got:?}"
-    );
+    if got.len() != truth.len() {
+        wrong.push(format!("{} verdicts for {} ports", got.len(), truth.len()));
+    }
+    wrong
 }
 
 fn accuracy(spec: NetSpec) {
@@ -132,10 +127,35 @@ fn accuracy(spec: NetSpec) {
     let mut truth = ground_truth(&v4);
     truth.extend(ground_truth(&v6));
 
+    // Vigil gets one try.
     let vigil = vigil_xml(&net, &targets, PORTS, &[]);
-    assert_matches_truth("vigil", &vigil, &truth);
-    let nmap = nmap_xml(&net, &targets, PORTS);
-    assert_matches_truth("nmap", &nmap, &truth);
+    let wrong = mismatches(&vigil, &truth);
+    assert!(
+        wrong.is_empty(),
+        "vigil misclassified:\n{}",
+        wrong.join("\n")
+    );
+    // nmap is the reference, and it sometimes gives up on a whole host when
+    // loss meets a loaded machine (seen in CI: every port of the live host
+    // "filtered"). Such a run says nothing about Vigil, so nmap may try
+    // three times; the run that matches the truth is compared with Vigil.
+    let mut nmap = Verdicts::new();
+    for attempt in 1..=3 {
+        nmap = nmap_xml(&net, &targets, PORTS);
+        let wrong = mismatches(&nmap, &truth);
+        if wrong.is_empty() {
+            break;
+        }
+        assert!(
+            attempt < 3,
+            "nmap misclassified 3 times:\n{}",
+            wrong.join("\n")
+        );
+        eprintln!(
+            "nmap run {attempt} missed the truth, retrying:\n{}",
+            wrong.join("\n")
+        );
+    }
     assert_eq!(vigil, nmap, "vigil and nmap disagree on a state or reason");
 
     // JSON keeps "unreachable" apart from "filtered".

@@ -1,0 +1,402 @@
+//! Enrollment tokens and agents.
+
+use crate::ids::{AccountId, AgentId, EnrollmentId};
+use crate::model::{health_str, now_unix, parse_health, parse_plan, plan_str, UnixTime};
+use crate::secret::{
+    hashes_equal, new_token, token_hash, AGENT_CREDENTIAL_PREFIX, ENROLLMENT_TOKEN_PREFIX,
+};
+use crate::validate::{self, limits};
+use crate::{with_pool, Agent, Heartbeat, Pool, Result, Store, StoreError};
+use std::time::Duration;
+use vigil_core::{AgentHealth, Plan};
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AgentRow {
+    id: String,
+    account_id: String,
+    name: String,
+    plan: String,
+    enrolled_at: i64,
+    last_seen_at: Option<i64>,
+    public_addr: Option<String>,
+    version: Option<String>,
+    os: Option<String>,
+    hostname: Option<String>,
+    removed_at: Option<i64>,
+    last_health: String,
+}
+
+impl TryFrom<AgentRow> for Agent {
+    type Error = StoreError;
+
+    fn try_from(r: AgentRow) -> Result<Agent> {
+        Ok(Agent {
+            id: AgentId::from_db(&r.id)?,
+            account_id: AccountId::from_db(&r.account_id)?,
+            name: r.name,
+            plan: parse_plan(&r.plan)?,
+            enrolled_at: r.enrolled_at,
+            last_seen_at: r.last_seen_at,
+            public_addr: r.public_addr,
+            version: r.version,
+            os: r.os,
+            hostname: r.hostname,
+            removed_at: r.removed_at,
+            last_health: parse_health(&r.last_health)?,
+        })
+    }
+}
+
+/// The agent columns, optionally qualified by a table alias.
+macro_rules! agent_cols {
+    () => {
+        "id, account_id, name, plan, enrolled_at, last_seen_at, public_addr, version, os, \
+         hostname, removed_at, last_health"
+    };
+    ($a:literal) => {
+        concat!(
+            $a,
+            ".id, ",
+            $a,
+            ".account_id, ",
+            $a,
+            ".name, ",
+            $a,
+            ".plan, ",
+            $a,
+            ".enrolled_at, ",
+            $a,
+            ".last_seen_at, ",
+            $a,
+            ".public_addr, ",
+            $a,
+            ".version, ",
+            $a,
+            ".os, ",
+            $a,
+            ".hostname, ",
+            $a,
+            ".removed_at, ",
+            $a,
+            ".last_health"
+        )
+    };
+}
+pub(crate) use agent_cols;
+
+#[derive(sqlx::FromRow)]
+struct RedeemRow {
+    account_id: String,
+    agent_name: String,
+    plan: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct EnrollmentStateRow {
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialRow {
+    #[sqlx(flatten)]
+    agent: AgentRow,
+    credential_hash: String,
+}
+
+fn optional_field(what: &str, value: Option<&str>) -> Result<()> {
+    match value {
+        Some(v) => validate::text(what, v, limits::MAX_AGENT_FIELD_LEN),
+        None => Ok(()),
+    }
+}
+
+impl Store {
+    // ----- enrollment -----------------------------------------------------
+
+    /// Creates a single-use enrollment token valid for `ttl` (at most 30 days)
+    /// and returns its plaintext (`vge_…`). Redeeming it creates an agent
+    /// named `agent_name` on `plan`.
+    pub async fn create_enrollment(
+        &self,
+        account: AccountId,
+        agent_name: &str,
+        plan: Plan,
+        ttl: Duration,
+    ) -> Result<String> {
+        let name = validate::name("agent name", agent_name)?;
+        let ttl = validate::ttl(ttl)?;
+        let secret = new_token(ENROLLMENT_TOKEN_PREFIX)?;
+        let now = now_unix();
+        with_pool!(self, pool => sqlx::query(
+            "INSERT INTO enrollment_tokens \
+             (id, account_id, token_hash, agent_name, plan, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(EnrollmentId::random().db())
+        .bind(account.db())
+        .bind(&secret.hash)
+        .bind(&name)
+        .bind(plan_str(plan))
+        .bind(now)
+        .bind(now.saturating_add(ttl))
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(secret.plaintext)
+    }
+
+    /// Redeems an enrollment token at `now`: in one transaction marks it used
+    /// and creates the agent with a fresh credential. Returns the agent and
+    /// the credential plaintext (`vga_…`, shown once). Of concurrent redeems
+    /// of one token exactly one succeeds.
+    ///
+    /// Errors: [`StoreError::NotFound`] for an unknown or malformed token,
+    /// [`StoreError::Invalid`] saying "already used" or "expired".
+    pub async fn redeem_enrollment(
+        &self,
+        plaintext: &str,
+        now: UnixTime,
+    ) -> Result<(Agent, String)> {
+        let Some(hash) = token_hash(ENROLLMENT_TOKEN_PREFIX, plaintext) else {
+            return Err(StoreError::NotFound);
+        };
+        let credential = new_token(AGENT_CREDENTIAL_PREFIX)?;
+        let agent_id = AgentId::random();
+
+        const CLAIM: &str = "UPDATE enrollment_tokens SET used_at = $2, agent_id = $3 \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+             RETURNING account_id, agent_name, plan";
+        const INSERT: &str = concat!(
+            "INSERT INTO agents (id, account_id, name, plan, credential_hash, enrolled_at, last_health) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'communicating') RETURNING ",
+            agent_cols!()
+        );
+
+        // SQLite: take the write lock up front (BEGIN IMMEDIATE) so concurrent
+        // redeems queue on the busy timeout instead of failing to upgrade.
+        // PostgreSQL: the conditional UPDATE locks the row; a concurrent
+        // redeem waits, re-checks `used_at IS NULL` and matches nothing.
+        macro_rules! redeem {
+            ($tx:expr) => {{
+                let mut tx = $tx;
+                let claimed = sqlx::query_as::<_, RedeemRow>(CLAIM)
+                    .bind(&hash)
+                    .bind(now)
+                    .bind(agent_id.db())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match claimed {
+                    None => {
+                        tx.rollback().await?;
+                        None
+                    }
+                    Some(t) => {
+                        let row = sqlx::query_as::<_, AgentRow>(INSERT)
+                            .bind(agent_id.db())
+                            .bind(&t.account_id)
+                            .bind(&t.agent_name)
+                            .bind(&t.plan)
+                            .bind(&credential.hash)
+                            .bind(now)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        Some(row)
+                    }
+                }
+            }};
+        }
+        let created: Option<AgentRow> = match &self.inner.pool {
+            Pool::Sqlite(pool) => redeem!(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => redeem!(pool.begin().await?),
+        };
+        if let Some(row) = created {
+            return Ok((row.try_into()?, credential.plaintext));
+        }
+
+        // Say why.
+        let state = with_pool!(self, pool => sqlx::query_as::<_, EnrollmentStateRow>(
+            "SELECT expires_at, used_at FROM enrollment_tokens WHERE token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(pool)
+        .await)?;
+        match state {
+            None => Err(StoreError::NotFound),
+            Some(s) if s.used_at.is_some() => {
+                Err(StoreError::invalid("enrollment token was already used"))
+            }
+            Some(s) if s.expires_at <= now => {
+                Err(StoreError::invalid("enrollment token has expired"))
+            }
+            // Unreachable unless the row changed in between; report it as used.
+            Some(_) => Err(StoreError::invalid("enrollment token was already used")),
+        }
+    }
+
+    // ----- agents ---------------------------------------------------------
+
+    /// One agent of the account (removed agents included).
+    pub async fn agent(&self, account: AccountId, agent: AgentId) -> Result<Agent> {
+        let row = with_pool!(self, pool => sqlx::query_as::<_, AgentRow>(concat!(
+            "SELECT ", agent_cols!(), " FROM agents WHERE id = $1 AND account_id = $2"
+        ))
+        .bind(agent.db())
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// The account's agents that are not removed, by name.
+    pub async fn agents(&self, account: AccountId) -> Result<Vec<Agent>> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, AgentRow>(concat!(
+            "SELECT ", agent_cols!(),
+            " FROM agents WHERE account_id = $1 AND removed_at IS NULL ORDER BY name, id"
+        ))
+        .bind(account.db())
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(Agent::try_from).collect()
+    }
+
+    /// Every agent that is not removed, of every account (for the liveness sweeper).
+    pub async fn agents_all_accounts(&self) -> Result<Vec<Agent>> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, AgentRow>(concat!(
+            "SELECT ", agent_cols!(),
+            " FROM agents WHERE removed_at IS NULL ORDER BY account_id, id"
+        ))
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(Agent::try_from).collect()
+    }
+
+    /// The agent if `credential` is its current credential and it is not
+    /// removed; `None` otherwise.
+    pub async fn authenticate_agent(
+        &self,
+        agent: AgentId,
+        credential: &str,
+    ) -> Result<Option<Agent>> {
+        let Some(hash) = token_hash(AGENT_CREDENTIAL_PREFIX, credential) else {
+            return Ok(None);
+        };
+        let row = with_pool!(self, pool => sqlx::query_as::<_, CredentialRow>(concat!(
+            "SELECT ", agent_cols!(), ", credential_hash FROM agents \
+             WHERE id = $1 AND removed_at IS NULL"
+        ))
+        .bind(agent.db())
+        .fetch_optional(pool)
+        .await)?;
+        match row {
+            Some(r) if hashes_equal(&r.credential_hash, &hash) => Ok(Some(r.agent.try_into()?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Records that the agent called in: `last_seen_at = hb.now`, and the
+    /// reported fields that are `Some`. Does not touch `last_health` (the
+    /// sweeper compares it with the new health to emit "agent back").
+    pub async fn record_heartbeat(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        hb: &Heartbeat<'_>,
+    ) -> Result<()> {
+        optional_field("public address", hb.public_addr)?;
+        optional_field("version", hb.version)?;
+        optional_field("os", hb.os)?;
+        optional_field("hostname", hb.hostname)?;
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE agents SET last_seen_at = $3, \
+                 public_addr = COALESCE($4, public_addr), version = COALESCE($5, version), \
+                 os = COALESCE($6, os), hostname = COALESCE($7, hostname) \
+             WHERE id = $1 AND account_id = $2 AND removed_at IS NULL",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .bind(hb.now)
+        .bind(hb.public_addr)
+        .bind(hb.version)
+        .bind(hb.os)
+        .bind(hb.hostname)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Moves an agent to another plan.
+    pub async fn set_plan(&self, account: AccountId, agent: AgentId, plan: Plan) -> Result<Agent> {
+        self.update_agent(account, agent, "plan", plan_str(plan))
+            .await
+    }
+
+    /// Records the health the liveness sweeper computed.
+    pub async fn set_health(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        health: AgentHealth,
+    ) -> Result<Agent> {
+        self.update_agent(account, agent, "last_health", health_str(health))
+            .await
+    }
+
+    async fn update_agent(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        column: &'static str,
+        value: &'static str,
+    ) -> Result<Agent> {
+        let sql = format!(
+            "UPDATE agents SET {column} = $3 \
+             WHERE id = $1 AND account_id = $2 AND removed_at IS NULL RETURNING {}",
+            agent_cols!()
+        );
+        let row = with_pool!(self, pool => sqlx::query_as::<_, AgentRow>(&sql)
+            .bind(agent.db())
+            .bind(account.db())
+            .bind(value)
+            .fetch_optional(pool)
+            .await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Removes an agent at `now`: it stops authenticating and disappears from
+    /// lists and schedules; its history stays. Removing twice keeps the first time.
+    pub async fn remove_agent(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        now: UnixTime,
+    ) -> Result<Agent> {
+        let row = with_pool!(self, pool => sqlx::query_as::<_, AgentRow>(concat!(
+            "UPDATE agents SET removed_at = COALESCE(removed_at, $3) \
+             WHERE id = $1 AND account_id = $2 RETURNING ", agent_cols!()
+        ))
+        .bind(agent.db())
+        .bind(account.db())
+        .bind(now)
+        .fetch_optional(pool)
+        .await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Fails with [`StoreError::NotFound`] unless `agent` belongs to `account`.
+    pub(crate) async fn ensure_agent(&self, account: AccountId, agent: AgentId) -> Result<()> {
+        let found = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT id FROM agents WHERE id = $1 AND account_id = $2",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        found.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+}

@@ -1,0 +1,93 @@
+//! The one error type of the store.
+
+use thiserror::Error;
+
+/// Everything a store method can fail with.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The row does not exist, or it belongs to another account (the two are
+    /// deliberately indistinguishable).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was violated (for example a duplicate email address).
+    #[error("conflict: a record with the same unique key already exists")]
+    Conflict,
+    /// The input was rejected before reaching the database; the message says why.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// Any other database failure (connection, I/O, corrupt row, ...).
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Applying the schema migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// `Result` with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        StoreError::Invalid(msg.into())
+    }
+
+    /// A value read from the database could not be decoded.
+    pub(crate) fn corrupt(what: &str, value: &str) -> Self {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("invalid {what} {value:?} stored in the database").into(),
+        ))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) => {
+                if db.is_unique_violation() {
+                    StoreError::Conflict
+                } else if db.is_foreign_key_violation() {
+                    // A referenced row (account, user, agent, contact) does not
+                    // exist *in this account*: the composite foreign keys make a
+                    // cross-tenant reference look exactly like a missing one.
+                    StoreError::NotFound
+                } else if db.is_check_violation() {
+                    StoreError::Invalid(db.message().to_owned())
+                } else {
+                    StoreError::Database(sqlx::Error::Database(db))
+                }
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_not_found_is_not_found() {
+        assert!(matches!(
+            StoreError::from(sqlx::Error::RowNotFound),
+            StoreError::NotFound
+        ));
+    }
+
+    #[test]
+    fn other_errors_are_database_errors() {
+        let e = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(e, StoreError::Database(sqlx::Error::PoolTimedOut)));
+        assert!(e.to_string().starts_with("database error"), "{e}");
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(
+            StoreError::invalid("name is empty").to_string(),
+            "invalid input: name is empty"
+        );
+        let c = StoreError::corrupt("plan", "gold").to_string();
+        assert!(c.contains("\"gold\""), "{c}");
+    }
+}

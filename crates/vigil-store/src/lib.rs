@@ -1,0 +1,315 @@
+//! Storage for Vigil: the one repository layer of the server, over SQLite
+//! (embedded default) and PostgreSQL, chosen at runtime by the URL.
+//!
+//! ```no_run
+//! # async fn demo() -> vigil_store::Result<()> {
+//! use vigil_store::Store;
+//! use vigil_core::AccountKind;
+//!
+//! let store = Store::connect("sqlite://data/vigil.db").await?; // created if missing
+//! let account = store.create_account("Home", AccountKind::Member).await?;
+//! # let _ = account; Ok(()) }
+//! ```
+//!
+//! # Tenancy
+//!
+//! Every method that reads or changes an account's data takes the
+//! [`AccountId`] and filters by it: a row of another account is reported as
+//! [`StoreError::NotFound`], exactly like a row that does not exist. The
+//! schema backs this up with composite foreign keys `(id, account_id)`.
+//! The few methods without an account are the server's own jobs
+//! ([`Store::agents_all_accounts`], [`Store::due_policies`],
+//! [`Store::claim_due`], ...) and the authentication entry points that find
+//! the account ([`Store::verify_login`], [`Store::authenticate_token`],
+//! [`Store::authenticate_agent`], [`Store::redeem_enrollment`]).
+//!
+//! # Time
+//!
+//! Timestamps are unix seconds ([`UnixTime`]). Methods whose behaviour depends
+//! on the time take `now`; records created without a `now` parameter use the
+//! system clock.
+
+mod accounts;
+mod agents;
+mod alerts;
+mod error;
+mod ids;
+mod model;
+mod notify;
+mod policies;
+mod results;
+mod secret;
+mod validate;
+
+pub use error::{Result, StoreError};
+pub use ids::{
+    AccountId, AgentId, AlertId, ApiTokenId, ContactId, EnrollmentId, OutboxId, RuleId,
+    ScanResultId, UserId,
+};
+pub use model::{
+    now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Channel, Contact,
+    Heartbeat, Ingested, NewScanResult, NotificationRule, OutboxItem, PortResult, Role, ScanResult,
+    UnixTime, User,
+};
+pub use notify::retry_delay;
+pub use secret::{
+    PasswordCost, AGENT_CREDENTIAL_PREFIX, API_TOKEN_PREFIX, ENROLLMENT_TOKEN_PREFIX,
+};
+pub use validate::limits;
+
+use secret::PasswordHashing;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The schema, embedded at build time. The SQL is portable, so one set of
+/// migrations serves both databases.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL selects: `sqlite:` or `postgres://` / `postgresql://`.
+    pub fn for_url(url: &str) -> Result<Backend> {
+        let lower = url.trim_start().to_ascii_lowercase();
+        if lower.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::invalid(
+                "unsupported database URL: use sqlite://PATH (e.g. sqlite://data/vigil.db) \
+                 or postgres://USER@HOST/DATABASE",
+            ))
+        }
+    }
+}
+
+/// Tuning for [`Store::connect_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Pool size (default 8 for SQLite, 16 for PostgreSQL).
+    pub max_connections: Option<u32>,
+    /// How long to wait for a free connection (default 30 s).
+    pub acquire_timeout: Duration,
+    /// SQLite only: how long a writer waits for the database lock (default 10 s).
+    pub busy_timeout: Duration,
+    /// Cost of new password hashes (default [`PasswordCost::RECOMMENDED`]).
+    pub password_cost: PasswordCost,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: None,
+            acquire_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(10),
+            password_cost: PasswordCost::RECOMMENDED,
+        }
+    }
+}
+
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+struct Inner {
+    pool: Pool,
+    passwords: PasswordHashing,
+}
+
+/// The repository. Cheap to clone (one shared connection pool).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of the store. The
+/// body is compiled once per backend, so it may use any sqlx API generic over
+/// the database (queries use `$1` placeholders, which both backends accept).
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.inner.pool {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Store {
+    /// Connects to `url` (`sqlite://path/vigil.db` or `postgres://…`) and
+    /// applies pending migrations. A SQLite file (and its directory) is
+    /// created if missing and opened in WAL mode with foreign keys on.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// [`Store::connect`] with explicit options.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store> {
+        let passwords = PasswordHashing::new(options.password_cost)?;
+        let pool = match Backend::for_url(url)? {
+            Backend::Sqlite => Pool::Sqlite(connect_sqlite(url, &options).await?),
+            Backend::Postgres => Pool::Postgres(connect_postgres(url, &options).await?),
+        };
+        match &pool {
+            Pool::Sqlite(p) => MIGRATOR.run(p).await?,
+            Pool::Postgres(p) => MIGRATOR.run(p).await?,
+        }
+        Ok(Store {
+            inner: Arc::new(Inner { pool, passwords }),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+
+    /// Runs `f` on a blocking thread (password hashing is CPU-heavy).
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&PasswordHashing) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner.passwords))
+            .await
+            .map_err(|e| {
+                if e.is_panic() {
+                    std::panic::resume_unwind(e.into_panic())
+                }
+                StoreError::Database(sqlx::Error::WorkerCrashed)
+            })
+    }
+}
+
+fn config_error(e: sqlx::Error) -> StoreError {
+    StoreError::invalid(format!("bad database URL: {e}"))
+}
+
+async fn connect_sqlite(url: &str, o: &StoreOptions) -> Result<SqlitePool> {
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(config_error)?
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(o.busy_timeout);
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if !in_memory {
+        let file = opts.get_filename();
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot create {}: {e}", dir.display()),
+                )))
+            })?;
+        }
+    }
+    let mut pool = SqlitePoolOptions::new().acquire_timeout(o.acquire_timeout);
+    pool = if in_memory {
+        // One connection that never closes: each in-memory connection would
+        // otherwise be its own empty database.
+        pool.max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        pool.max_connections(o.max_connections.unwrap_or(8))
+    };
+    Ok(pool.connect_with(opts).await?)
+}
+
+async fn connect_postgres(url: &str, o: &StoreOptions) -> Result<PgPool> {
+    let opts = PgConnectOptions::from_str(url).map_err(config_error)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(o.max_connections.unwrap_or(16))
+        .acquire_timeout(o.acquire_timeout)
+        .connect_with(opts)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(
+            Backend::for_url("sqlite://data/vigil.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::for_url("sqlite::memory:").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::for_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::for_url("PostgreSQL://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        for bad in ["", "mysql://u@h/db", "vigil.db", "http://x"] {
+            assert!(
+                matches!(Backend::for_url(bad), Err(StoreError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_works_and_bad_urls_are_invalid() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        let a = store
+            .create_account("Mem", vigil_core::AccountKind::Member)
+            .await
+            .unwrap();
+        assert_eq!(store.account(a.id).await.unwrap(), a);
+        assert!(matches!(
+            Store::connect("redis://localhost").await,
+            Err(StoreError::Invalid(_))
+        ));
+        let bad_cost = StoreOptions {
+            password_cost: PasswordCost {
+                memory_kib: 0,
+                iterations: 0,
+                parallelism: 0,
+            },
+            ..StoreOptions::default()
+        };
+        assert!(matches!(
+            Store::connect_with("sqlite::memory:", bad_cost).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,419 @@
+//! The records the store hands out, and how enums are spelled in the database.
+
+use crate::ids::*;
+use crate::{Result, StoreError};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use vigil_core::{AccountKind, AgentHealth, Condition, ConditionKind, Plan, PortState};
+
+/// Seconds since the Unix epoch, the unit of every timestamp in the store.
+pub type UnixTime = i64;
+
+/// The current time in unix seconds.
+pub fn now_unix() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Declares a string-backed enum with `as_str`, `Display` and `FromStr`.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The stored / serialized spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = StoreError;
+
+            fn from_str(s: &str) -> Result<Self> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    _ => Err(StoreError::Invalid(format!(
+                        concat!("unknown ", stringify!($name), " {:?}"), s
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// What a user may do in an account.
+    Role {
+        /// Everything, including managing users and billing.
+        Owner = "owner",
+        /// Everything except managing owners.
+        Admin = "admin",
+        /// Read only.
+        Viewer = "viewer",
+    }
+}
+
+text_enum! {
+    /// How a contact is notified.
+    Channel {
+        Email = "email",
+        Webhook = "webhook",
+        Slack = "slack",
+        Teams = "teams",
+        Discord = "discord",
+        Ntfy = "ntfy",
+    }
+}
+
+text_enum! {
+    /// Whether an alert is still going on.
+    AlertStatus {
+        Open = "open",
+        Resolved = "resolved",
+    }
+}
+
+/// Parses a stored enum value; a bad value means a corrupt row.
+pub(crate) fn parse_stored<T: FromStr>(what: &str, s: &str) -> Result<T> {
+    s.parse().map_err(|_| StoreError::corrupt(what, s))
+}
+
+pub(crate) fn plan_str(p: Plan) -> &'static str {
+    p.as_str()
+}
+
+pub(crate) fn parse_plan(s: &str) -> Result<Plan> {
+    match s {
+        "community" => Ok(Plan::Community),
+        "extended" => Ok(Plan::Extended),
+        _ => Err(StoreError::corrupt("plan", s)),
+    }
+}
+
+pub(crate) fn account_kind_str(k: AccountKind) -> &'static str {
+    k.as_str()
+}
+
+pub(crate) fn parse_account_kind(s: &str) -> Result<AccountKind> {
+    match s {
+        "member" => Ok(AccountKind::Member),
+        "organization" => Ok(AccountKind::Organization),
+        _ => Err(StoreError::corrupt("account kind", s)),
+    }
+}
+
+/// `communicating`, `not_communicating`, `abandoned` (the serde spelling).
+pub(crate) fn health_str(h: AgentHealth) -> &'static str {
+    match h {
+        AgentHealth::Communicating => "communicating",
+        AgentHealth::NotCommunicating => "not_communicating",
+        AgentHealth::Abandoned => "abandoned",
+    }
+}
+
+pub(crate) fn parse_health(s: &str) -> Result<AgentHealth> {
+    match s {
+        "communicating" => Ok(AgentHealth::Communicating),
+        "not_communicating" => Ok(AgentHealth::NotCommunicating),
+        "abandoned" => Ok(AgentHealth::Abandoned),
+        _ => Err(StoreError::corrupt("agent health", s)),
+    }
+}
+
+/// The serde spelling of a condition kind.
+pub(crate) fn condition_kind_str(k: ConditionKind) -> &'static str {
+    match k {
+        ConditionKind::UnauthorizedOpen => "unauthorized_open",
+        ConditionKind::ServiceDown => "service_down",
+        ConditionKind::TargetUnreachable => "target_unreachable",
+    }
+}
+
+pub(crate) fn parse_condition(kind: &str, port: Option<i64>) -> Result<Condition> {
+    let kind = match kind {
+        "unauthorized_open" => ConditionKind::UnauthorizedOpen,
+        "service_down" => ConditionKind::ServiceDown,
+        "target_unreachable" => ConditionKind::TargetUnreachable,
+        _ => return Err(StoreError::corrupt("alert kind", kind)),
+    };
+    let port = match port {
+        None => None,
+        Some(p) => Some(u16::try_from(p).map_err(|_| StoreError::corrupt("port", &p.to_string()))?),
+    };
+    Ok(Condition { kind, port })
+}
+
+/// An account (tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub kind: AccountKind,
+    pub created_at: UnixTime,
+}
+
+/// A console user. The password hash never leaves the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub account_id: AccountId,
+    /// Lower-cased.
+    pub email: String,
+    pub role: Role,
+    pub created_at: UnixTime,
+}
+
+/// An API token's metadata (the secret is only returned once, at creation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: ApiTokenId,
+    pub account_id: AccountId,
+    pub user_id: UserId,
+    pub name: String,
+    pub created_at: UnixTime,
+    pub last_used_at: Option<UnixTime>,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// An enrolled agent. Its credential hash never leaves the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: AgentId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub plan: Plan,
+    pub enrolled_at: UnixTime,
+    pub last_seen_at: Option<UnixTime>,
+    /// The address the server saw the agent connect from.
+    pub public_addr: Option<String>,
+    pub version: Option<String>,
+    pub os: Option<String>,
+    pub hostname: Option<String>,
+    pub removed_at: Option<UnixTime>,
+    /// The health the liveness sweeper last recorded.
+    pub last_health: AgentHealth,
+}
+
+impl Agent {
+    pub fn is_removed(&self) -> bool {
+        self.removed_at.is_some()
+    }
+}
+
+/// What an agent reports with each heartbeat. `None` keeps the stored value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Heartbeat<'a> {
+    pub now: UnixTime,
+    pub public_addr: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub os: Option<&'a str>,
+    pub hostname: Option<&'a str>,
+}
+
+/// One probed port in a scan result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortResult {
+    pub port: u16,
+    pub state: PortState,
+}
+
+/// A scan result as uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewScanResult<'a> {
+    /// Client-chosen idempotency key, unique per agent (printable ASCII, at most 128 bytes).
+    pub upload_id: &'a str,
+    pub target: &'a str,
+    pub started_at: UnixTime,
+    pub finished_at: UnixTime,
+    pub ports: &'a [PortResult],
+}
+
+/// A stored scan result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanResult {
+    pub id: ScanResultId,
+    pub account_id: AccountId,
+    pub agent_id: AgentId,
+    pub upload_id: String,
+    pub target: String,
+    pub started_at: UnixTime,
+    pub finished_at: UnixTime,
+    pub ports: Vec<PortResult>,
+    pub received_at: UnixTime,
+}
+
+/// What [`crate::Store::ingest_result`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "id", rename_all = "snake_case")]
+pub enum Ingested {
+    /// Stored now.
+    New(ScanResultId),
+    /// This upload id was already stored (a retry); nothing changed.
+    Duplicate(ScanResultId),
+}
+
+impl Ingested {
+    pub fn id(self) -> ScanResultId {
+        match self {
+            Ingested::New(id) | Ingested::Duplicate(id) => id,
+        }
+    }
+
+    pub fn is_new(self) -> bool {
+        matches!(self, Ingested::New(_))
+    }
+}
+
+/// An alert: one occurrence of a condition on an agent's target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: AlertId,
+    pub account_id: AccountId,
+    pub agent_id: AgentId,
+    pub target: String,
+    pub condition: Condition,
+    pub status: AlertStatus,
+    pub flapping: bool,
+    pub raised_at: UnixTime,
+    pub resolved_at: Option<UnixTime>,
+}
+
+/// Which alerts [`crate::Store::alerts`] lists; `None` means any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertFilter {
+    pub status: Option<AlertStatus>,
+    pub agent: Option<AgentId>,
+}
+
+/// Someone (or something) to notify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: ContactId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub channel: Channel,
+    /// An email address for [`Channel::Email`], an `http(s)://` URL otherwise.
+    pub address: String,
+    pub created_at: UnixTime,
+}
+
+/// Which events go to which contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRule {
+    pub id: RuleId,
+    pub account_id: AccountId,
+    pub contact_id: ContactId,
+    /// `None`: every agent of the account.
+    pub agent_id: Option<AgentId>,
+    /// Event kinds, sorted, without duplicates.
+    pub events: Vec<String>,
+    pub created_at: UnixTime,
+}
+
+/// A queued notification claimed by a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub id: OutboxId,
+    pub account_id: AccountId,
+    pub contact: Contact,
+    pub dedupe_key: String,
+    pub payload: serde_json::Value,
+    /// Delivery attempts started so far, including the current one.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at: UnixTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_enums_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>().unwrap(), *r);
+            assert_eq!(serde_json::to_string(r).unwrap(), format!("\"{r}\""));
+        }
+        for c in Channel::ALL {
+            assert_eq!(c.as_str().parse::<Channel>().unwrap(), *c);
+            assert_eq!(serde_json::to_string(c).unwrap(), format!("\"{c}\""));
+        }
+        for s in AlertStatus::ALL {
+            assert_eq!(s.as_str().parse::<AlertStatus>().unwrap(), *s);
+        }
+        assert!(matches!(
+            "root".parse::<Role>(),
+            Err(StoreError::Invalid(_))
+        ));
+        assert_eq!(Channel::ALL.len(), 6);
+    }
+
+    #[test]
+    fn core_enums_match_their_serde_spelling() {
+        for p in [Plan::Community, Plan::Extended] {
+            assert_eq!(serde_json::to_value(p).unwrap(), plan_str(p));
+            assert_eq!(parse_plan(plan_str(p)).unwrap(), p);
+        }
+        for k in [AccountKind::Member, AccountKind::Organization] {
+            assert_eq!(serde_json::to_value(k).unwrap(), account_kind_str(k));
+            assert_eq!(parse_account_kind(account_kind_str(k)).unwrap(), k);
+        }
+        for h in [
+            AgentHealth::Communicating,
+            AgentHealth::NotCommunicating,
+            AgentHealth::Abandoned,
+        ] {
+            assert_eq!(serde_json::to_value(h).unwrap(), health_str(h));
+            assert_eq!(parse_health(health_str(h)).unwrap(), h);
+        }
+        for c in [
+            Condition::unauthorized_open(8080),
+            Condition::service_down(22),
+            Condition::target_unreachable(),
+        ] {
+            assert_eq!(
+                serde_json::to_value(c.kind).unwrap(),
+                condition_kind_str(c.kind)
+            );
+            let back = parse_condition(condition_kind_str(c.kind), c.port.map(i64::from)).unwrap();
+            assert_eq!(back, c);
+        }
+        assert!(parse_plan("gold").is_err());
+        assert!(parse_health("not communicating").is_err());
+        assert!(parse_condition("service_down", Some(70_000)).is_err());
+        assert!(parse_condition("bogus", None).is_err());
+    }
+
+    #[test]
+    fn ingested_accessors() {
+        let id = ScanResultId::random();
+        assert!(Ingested::New(id).is_new());
+        assert!(!Ingested::Duplicate(id).is_new());
+        assert_eq!(Ingested::Duplicate(id).id(), id);
+    }
+
+    #[test]
+    fn now_is_after_2024() {
+        assert!(now_unix() > 1_704_067_200);
+    }
+}

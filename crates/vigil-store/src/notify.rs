@@ -1,0 +1,530 @@
+//! Contacts, notification rules and the notification outbox.
+
+use crate::ids::{AccountId, AgentId, ContactId, OutboxId, RuleId};
+use crate::model::{now_unix, parse_stored, UnixTime};
+use crate::validate::{self, limits};
+use crate::{
+    with_pool, Channel, Contact, NotificationRule, OutboxItem, Pool, Result, Store, StoreError,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(sqlx::FromRow)]
+struct ContactRow {
+    id: String,
+    account_id: String,
+    name: String,
+    channel: String,
+    address: String,
+    created_at: i64,
+}
+
+impl TryFrom<ContactRow> for Contact {
+    type Error = StoreError;
+
+    fn try_from(r: ContactRow) -> Result<Contact> {
+        Ok(Contact {
+            id: ContactId::from_db(&r.id)?,
+            account_id: AccountId::from_db(&r.account_id)?,
+            name: r.name,
+            channel: parse_stored("channel", &r.channel)?,
+            address: r.address,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RuleRow {
+    id: String,
+    account_id: String,
+    contact_id: String,
+    agent_id: Option<String>,
+    events: String,
+    created_at: i64,
+}
+
+fn parse_events(text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|_| StoreError::corrupt("event list", text))
+}
+
+impl TryFrom<RuleRow> for NotificationRule {
+    type Error = StoreError;
+
+    fn try_from(r: RuleRow) -> Result<NotificationRule> {
+        Ok(NotificationRule {
+            id: RuleId::from_db(&r.id)?,
+            account_id: AccountId::from_db(&r.account_id)?,
+            contact_id: ContactId::from_db(&r.contact_id)?,
+            agent_id: r.agent_id.as_deref().map(AgentId::from_db).transpose()?,
+            events: parse_events(&r.events)?,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RuleContactRow {
+    #[sqlx(flatten)]
+    contact: ContactRow,
+    events: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: String,
+    account_id: String,
+    contact_id: String,
+    dedupe_key: String,
+    payload: String,
+    attempts: i64,
+    last_error: Option<String>,
+    created_at: i64,
+    next_attempt_at: Option<i64>,
+}
+
+macro_rules! contact_cols {
+    () => {
+        "id, account_id, name, channel, address, created_at"
+    };
+}
+
+const RULE_COLS: &str = "id, account_id, contact_id, agent_id, events, created_at";
+
+/// Checks a contact address for its channel: an email address for
+/// [`Channel::Email`], an `http(s)://` URL for the others.
+fn check_address(channel: Channel, address: &str) -> Result<String> {
+    match channel {
+        Channel::Email => validate::email(address),
+        _ => validate::url(address),
+    }
+}
+
+/// A suggested delay before retry number `attempts` (1-based) of a failed
+/// delivery: 30 s, doubling each time, at most 6 hours.
+pub fn retry_delay(attempts: u32) -> Duration {
+    const BASE: u64 = 30;
+    const MAX: u64 = 6 * 60 * 60;
+    let exp = attempts.saturating_sub(1).min(20);
+    Duration::from_secs((BASE << exp).min(MAX))
+}
+
+/// The claim statement. Both forms re-check the claimable condition on the
+/// row being updated, so a row claimed by a concurrent worker in between is
+/// skipped; PostgreSQL additionally skips rows another claimer has locked.
+const CLAIM_SQLITE: &str = "UPDATE outbox SET claimed_until = $2, attempts = attempts + 1 \
+     WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
+       AND (claimed_until IS NULL OR claimed_until <= $1) \
+       AND id IN (SELECT id FROM outbox \
+                  WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
+                    AND (claimed_until IS NULL OR claimed_until <= $1) \
+                  ORDER BY next_attempt_at, created_at, id LIMIT $3) \
+     RETURNING id, account_id, contact_id, dedupe_key, payload, attempts, last_error, \
+         created_at, next_attempt_at";
+const CLAIM_POSTGRES: &str = "UPDATE outbox SET claimed_until = $2, attempts = attempts + 1 \
+     WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
+       AND (claimed_until IS NULL OR claimed_until <= $1) \
+       AND id IN (SELECT id FROM outbox \
+                  WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
+                    AND (claimed_until IS NULL OR claimed_until <= $1) \
+                  ORDER BY next_attempt_at, created_at, id LIMIT $3 \
+                  FOR UPDATE SKIP LOCKED) \
+     RETURNING id, account_id, contact_id, dedupe_key, payload, attempts, last_error, \
+         created_at, next_attempt_at";
+
+impl Store {
+    // ----- contacts -------------------------------------------------------
+
+    pub async fn create_contact(
+        &self,
+        account: AccountId,
+        name: &str,
+        channel: Channel,
+        address: &str,
+    ) -> Result<Contact> {
+        let contact = Contact {
+            id: ContactId::random(),
+            account_id: account,
+            name: validate::name("contact name", name)?,
+            channel,
+            address: check_address(channel, address)?,
+            created_at: now_unix(),
+        };
+        with_pool!(self, pool => sqlx::query(
+            "INSERT INTO contacts (id, account_id, name, channel, address, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(contact.id.db())
+        .bind(account.db())
+        .bind(&contact.name)
+        .bind(channel.as_str())
+        .bind(&contact.address)
+        .bind(contact.created_at)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(contact)
+    }
+
+    pub async fn contact(&self, account: AccountId, contact: ContactId) -> Result<Contact> {
+        let row = with_pool!(self, pool => sqlx::query_as::<_, ContactRow>(concat!(
+            "SELECT ", contact_cols!(), " FROM contacts WHERE id = $1 AND account_id = $2"
+        ))
+        .bind(contact.db())
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// The account's contacts, by name.
+    pub async fn contacts(&self, account: AccountId) -> Result<Vec<Contact>> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, ContactRow>(concat!(
+            "SELECT ", contact_cols!(), " FROM contacts WHERE account_id = $1 ORDER BY name, id"
+        ))
+        .bind(account.db())
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(Contact::try_from).collect()
+    }
+
+    pub async fn update_contact(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+        name: &str,
+        channel: Channel,
+        address: &str,
+    ) -> Result<Contact> {
+        let name = validate::name("contact name", name)?;
+        let address = check_address(channel, address)?;
+        let row = with_pool!(self, pool => sqlx::query_as::<_, ContactRow>(concat!(
+            "UPDATE contacts SET name = $3, channel = $4, address = $5 \
+             WHERE id = $1 AND account_id = $2 RETURNING ", contact_cols!()
+        ))
+        .bind(contact.db())
+        .bind(account.db())
+        .bind(&name)
+        .bind(channel.as_str())
+        .bind(&address)
+        .fetch_optional(pool)
+        .await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Deletes a contact with its rules and queued notifications.
+    pub async fn delete_contact(&self, account: AccountId, contact: ContactId) -> Result<()> {
+        let n = with_pool!(self, pool => sqlx::query(
+            "DELETE FROM contacts WHERE id = $1 AND account_id = $2",
+        )
+        .bind(contact.db())
+        .bind(account.db())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    // ----- notification rules --------------------------------------------
+
+    /// Sends the listed event kinds (1 to 32 of `[a-z0-9_.:-]`, e.g.
+    /// `alert.raised`) of `agent` (`None`: every agent) to `contact`.
+    pub async fn create_rule<S: AsRef<str>>(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+        agent: Option<AgentId>,
+        events: &[S],
+    ) -> Result<NotificationRule> {
+        let events = validate::events(events)?;
+        let json = serde_json::to_string(&events)
+            .map_err(|e| StoreError::invalid(format!("cannot serialize events: {e}")))?;
+        let rule = NotificationRule {
+            id: RuleId::random(),
+            account_id: account,
+            contact_id: contact,
+            agent_id: agent,
+            events,
+            created_at: now_unix(),
+        };
+        // The composite foreign keys refuse another account's contact or agent.
+        with_pool!(self, pool => sqlx::query(
+            "INSERT INTO notification_rules (id, account_id, contact_id, agent_id, events, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(rule.id.db())
+        .bind(account.db())
+        .bind(contact.db())
+        .bind(agent.map(|a| a.db()))
+        .bind(&json)
+        .bind(rule.created_at)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(rule)
+    }
+
+    /// The account's notification rules, oldest first.
+    pub async fn rules(&self, account: AccountId) -> Result<Vec<NotificationRule>> {
+        let sql = format!(
+            "SELECT {RULE_COLS} FROM notification_rules WHERE account_id = $1 ORDER BY created_at, id"
+        );
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, RuleRow>(&sql)
+            .bind(account.db())
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(NotificationRule::try_from).collect()
+    }
+
+    pub async fn delete_rule(&self, account: AccountId, rule: RuleId) -> Result<()> {
+        let n = with_pool!(self, pool => sqlx::query(
+            "DELETE FROM notification_rules WHERE id = $1 AND account_id = $2",
+        )
+        .bind(rule.db())
+        .bind(account.db())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The contacts to notify of `event_kind` on `agent`: those of rules for
+    /// that agent or for all agents that list the event. Each contact once, by name.
+    pub async fn rules_for(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        event_kind: &str,
+    ) -> Result<Vec<Contact>> {
+        validate::event_kind(event_kind)?;
+        self.ensure_agent(account, agent).await?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, RuleContactRow>(
+            "SELECT c.id, c.account_id, c.name, c.channel, c.address, c.created_at, r.events \
+             FROM notification_rules r \
+             JOIN contacts c ON c.id = r.contact_id AND c.account_id = r.account_id \
+             WHERE r.account_id = $1 AND (r.agent_id IS NULL OR r.agent_id = $2) \
+             ORDER BY c.name, c.id",
+        )
+        .bind(account.db())
+        .bind(agent.db())
+        .fetch_all(pool)
+        .await)?;
+        let mut out: Vec<Contact> = Vec::new();
+        for row in rows {
+            if !parse_events(&row.events)?.iter().any(|e| e == event_kind) {
+                continue;
+            }
+            let contact = Contact::try_from(row.contact)?;
+            if !out.iter().any(|c| c.id == contact.id) {
+                out.push(contact);
+            }
+        }
+        Ok(out)
+    }
+
+    // ----- outbox -----------------------------------------------------------
+
+    /// Queues a notification for `contact`, due at `now`. Returns `false`
+    /// (and queues nothing) if the same `dedupe_key` was already queued for
+    /// this contact. `payload` is at most 64 KiB of JSON.
+    pub async fn enqueue(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+        dedupe_key: &str,
+        payload: &serde_json::Value,
+        now: UnixTime,
+    ) -> Result<bool> {
+        validate::dedupe_key(dedupe_key)?;
+        let payload = serde_json::to_string(payload)
+            .map_err(|e| StoreError::invalid(format!("cannot serialize payload: {e}")))?;
+        if payload.len() > limits::MAX_PAYLOAD_LEN {
+            return Err(StoreError::invalid(format!(
+                "notification payload is larger than {} bytes",
+                limits::MAX_PAYLOAD_LEN
+            )));
+        }
+        let n = with_pool!(self, pool => sqlx::query(
+            "INSERT INTO outbox (id, account_id, contact_id, dedupe_key, payload, attempts, \
+                 next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $6) \
+             ON CONFLICT (account_id, contact_id, dedupe_key) DO NOTHING",
+        )
+        .bind(OutboxId::random().db())
+        .bind(account.db())
+        .bind(contact.db())
+        .bind(dedupe_key)
+        .bind(&payload)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Claims up to `limit` (1 to 1000) notifications due at `now` for
+    /// `lease`: until `now + lease` no other claim returns them. Finish each
+    /// with [`Store::mark_sent`] or [`Store::mark_failed`]; if the worker
+    /// dies, the row is claimable again when the lease runs out. Each claim
+    /// counts as an attempt.
+    pub async fn claim_due(
+        &self,
+        now: UnixTime,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxItem>> {
+        let limit = validate::limit(limit)?;
+        let lease = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX).max(1);
+        let until = now.saturating_add(lease);
+        let mut rows: Vec<OutboxRow> = match &self.inner.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(CLAIM_SQLITE)
+                    .bind(now)
+                    .bind(until)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_as(CLAIM_POSTGRES)
+                    .bind(now)
+                    .bind(until)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        rows.sort_by(|a, b| {
+            (a.next_attempt_at, a.created_at, &a.id).cmp(&(b.next_attempt_at, b.created_at, &b.id))
+        });
+        let mut contacts: HashMap<(String, String), Option<Contact>> = HashMap::new();
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key = (row.account_id.clone(), row.contact_id.clone());
+            if !contacts.contains_key(&key) {
+                let account = AccountId::from_db(&row.account_id)?;
+                let contact = ContactId::from_db(&row.contact_id)?;
+                let found = match self.contact(account, contact).await {
+                    Ok(c) => Some(c),
+                    Err(StoreError::NotFound) => None, // deleted meanwhile (with its outbox rows)
+                    Err(e) => return Err(e),
+                };
+                contacts.insert(key.clone(), found);
+            }
+            let Some(Some(contact)) = contacts.get(&key) else {
+                continue;
+            };
+            items.push(OutboxItem {
+                id: OutboxId::from_db(&row.id)?,
+                account_id: AccountId::from_db(&row.account_id)?,
+                contact: contact.clone(),
+                dedupe_key: row.dedupe_key,
+                payload: serde_json::from_str(&row.payload)
+                    .map_err(|_| StoreError::corrupt("payload", &row.payload))?,
+                attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+                last_error: row.last_error,
+                created_at: row.created_at,
+            });
+        }
+        Ok(items)
+    }
+
+    /// Records a successful delivery. Marking a sent row again changes nothing.
+    pub async fn mark_sent(&self, id: OutboxId, now: UnixTime) -> Result<()> {
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE outbox SET sent_at = $2, claimed_until = NULL \
+             WHERE id = $1 AND sent_at IS NULL",
+        )
+        .bind(id.db())
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            self.ensure_outbox_row(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a failed delivery and when to try again; `None` gives up (the
+    /// row is kept with its error but never claimed again). See
+    /// [`retry_delay`]. The error text is cut to 2000 characters.
+    pub async fn mark_failed(
+        &self,
+        id: OutboxId,
+        error: &str,
+        next_attempt_at: Option<UnixTime>,
+    ) -> Result<()> {
+        let error = validate::error_message(error);
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE outbox SET last_error = $2, next_attempt_at = $3, claimed_until = NULL \
+             WHERE id = $1 AND sent_at IS NULL",
+        )
+        .bind(id.db())
+        .bind(&error)
+        .bind(next_attempt_at)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            self.ensure_outbox_row(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Notifications not yet sent and not given up on.
+    pub async fn pending_count(&self) -> Result<u64> {
+        let n = with_pool!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL",
+        )
+        .fetch_one(pool)
+        .await)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn ensure_outbox_row(&self, id: OutboxId) -> Result<()> {
+        let found = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT id FROM outbox WHERE id = $1",
+        )
+        .bind(id.db())
+        .fetch_optional(pool)
+        .await)?;
+        found.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_and_cap() {
+        assert_eq!(retry_delay(0), Duration::from_secs(30));
+        assert_eq!(retry_delay(1), Duration::from_secs(30));
+        assert_eq!(retry_delay(2), Duration::from_secs(60));
+        assert_eq!(retry_delay(3), Duration::from_secs(120));
+        assert_eq!(retry_delay(10), Duration::from_secs(15_360));
+        assert_eq!(retry_delay(11), Duration::from_secs(6 * 60 * 60));
+        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(6 * 60 * 60));
+    }
+
+    #[test]
+    fn addresses_per_channel() {
+        assert_eq!(
+            check_address(Channel::Email, " Ops@Example.com").unwrap(),
+            "ops@example.com"
+        );
+        assert!(check_address(Channel::Email, "https://x.example").is_err());
+        assert!(check_address(Channel::Webhook, "https://x.example/hook").is_ok());
+        assert!(check_address(Channel::Ntfy, "ops@example.com").is_err());
+        for c in Channel::ALL {
+            assert!(check_address(*c, "").is_err());
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Security-scan policies, their schedule, and the alert-evaluation state per target.
+
+use crate::agents::{agent_cols, AgentRow};
+use crate::ids::{AccountId, AgentId};
+use crate::model::{now_unix, UnixTime};
+use crate::validate;
+use crate::{with_pool, Agent, Result, Store, StoreError};
+use vigil_core::{SecurityPolicy, TargetState};
+
+#[derive(sqlx::FromRow)]
+struct PolicyLookupRow {
+    policy: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DueRow {
+    #[sqlx(flatten)]
+    agent: AgentRow,
+    policy: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct StateLookupRow {
+    state: Option<String>,
+}
+
+fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::invalid(format!("cannot serialize {what}: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|_| StoreError::corrupt(what, text))
+}
+
+impl Store {
+    /// Stores the agent's security policy, replacing any previous one, after
+    /// checking it with [`SecurityPolicy::validate`] for the account's kind
+    /// (a rejected policy is [`StoreError::Invalid`]). A new or changed
+    /// policy is due at once (`next_run_at` is cleared).
+    pub async fn put_policy(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        policy: &SecurityPolicy,
+    ) -> Result<()> {
+        let kind = self.account(account).await?.kind;
+        policy
+            .validate(kind)
+            .map_err(|e| StoreError::invalid(e.to_string()))?;
+        let json = to_json("policy", policy)?;
+        // The composite foreign key refuses another account's agent; the
+        // WHERE keeps an upsert from touching another account's row.
+        let n = with_pool!(self, pool => sqlx::query(
+            "INSERT INTO policies (agent_id, account_id, policy, updated_at, next_run_at) \
+             VALUES ($1, $2, $3, $4, NULL) \
+             ON CONFLICT (agent_id) DO UPDATE SET policy = excluded.policy, \
+                 updated_at = excluded.updated_at, next_run_at = NULL \
+             WHERE policies.account_id = excluded.account_id",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .bind(&json)
+        .bind(now_unix())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The agent's policy; `None` if it has none yet.
+    pub async fn policy(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+    ) -> Result<Option<SecurityPolicy>> {
+        let row = with_pool!(self, pool => sqlx::query_as::<_, PolicyLookupRow>(
+            "SELECT p.policy FROM agents a \
+             LEFT JOIN policies p ON p.agent_id = a.id AND p.account_id = a.account_id \
+             WHERE a.id = $1 AND a.account_id = $2",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        row.ok_or(StoreError::NotFound)?
+            .policy
+            .map(|text| from_json("policy", &text))
+            .transpose()
+    }
+
+    /// Policies whose next run is due at `now` (`next_run_at` unset or not
+    /// after `now`), with their agents, for agents that are not removed. The
+    /// caller decides with [`vigil_core::scan_status`] whether each one
+    /// actually runs, and reschedules it with [`Store::set_next_run`].
+    pub async fn due_policies(&self, now: UnixTime) -> Result<Vec<(Agent, SecurityPolicy)>> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, DueRow>(concat!(
+            "SELECT ", agent_cols!("a"), ", p.policy FROM policies p \
+             JOIN agents a ON a.id = p.agent_id AND a.account_id = p.account_id \
+             WHERE a.removed_at IS NULL AND (p.next_run_at IS NULL OR p.next_run_at <= $1) \
+             ORDER BY COALESCE(p.next_run_at, 0), a.id"
+        ))
+        .bind(now)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter()
+            .map(|r| Ok((Agent::try_from(r.agent)?, from_json("policy", &r.policy)?)))
+            .collect()
+    }
+
+    /// Schedules the agent's next scan.
+    pub async fn set_next_run(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        at: UnixTime,
+    ) -> Result<()> {
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE policies SET next_run_at = $3 WHERE agent_id = $1 AND account_id = $2",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The evaluation state of one target of an agent; the default (empty)
+    /// state if none was stored yet.
+    pub async fn target_state(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        target: &str,
+    ) -> Result<TargetState> {
+        validate::target(target)?;
+        let row = with_pool!(self, pool => sqlx::query_as::<_, StateLookupRow>(
+            "SELECT s.state FROM agents a \
+             LEFT JOIN target_states s \
+                 ON s.agent_id = a.id AND s.account_id = a.account_id AND s.target = $3 \
+             WHERE a.id = $1 AND a.account_id = $2",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .bind(target)
+        .fetch_optional(pool)
+        .await)?;
+        match row.ok_or(StoreError::NotFound)?.state {
+            Some(text) => from_json("target state", &text),
+            None => Ok(TargetState::default()),
+        }
+    }
+
+    /// Stores the evaluation state of one target of an agent.
+    pub async fn put_target_state(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        target: &str,
+        state: &TargetState,
+    ) -> Result<()> {
+        validate::target(target)?;
+        let json = to_json("target state", state)?;
+        let n = with_pool!(self, pool => sqlx::query(
+            "INSERT INTO target_states (agent_id, account_id, target, state, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (agent_id, target) DO UPDATE SET state = excluded.state, \
+                 updated_at = excluded.updated_at \
+             WHERE target_states.account_id = excluded.account_id",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .bind(target)
+        .bind(&json)
+        .bind(now_unix())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

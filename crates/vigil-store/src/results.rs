@@ -1,0 +1,132 @@
+//! Uploaded scan results, stored idempotently.
+
+use crate::ids::{AccountId, AgentId, ScanResultId};
+use crate::model::now_unix;
+use crate::validate::{self, limits};
+use crate::{
+    with_pool, Ingested, NewScanResult, PortResult, Result, ScanResult, Store, StoreError,
+};
+
+#[derive(sqlx::FromRow)]
+struct ResultRow {
+    id: String,
+    account_id: String,
+    agent_id: String,
+    upload_id: String,
+    target: String,
+    started_at: i64,
+    finished_at: i64,
+    ports: String,
+    received_at: i64,
+}
+
+impl TryFrom<ResultRow> for ScanResult {
+    type Error = StoreError;
+
+    fn try_from(r: ResultRow) -> Result<ScanResult> {
+        let ports: Vec<PortResult> =
+            serde_json::from_str(&r.ports).map_err(|_| StoreError::corrupt("ports", &r.ports))?;
+        Ok(ScanResult {
+            id: ScanResultId::from_db(&r.id)?,
+            account_id: AccountId::from_db(&r.account_id)?,
+            agent_id: AgentId::from_db(&r.agent_id)?,
+            upload_id: r.upload_id,
+            target: r.target,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            ports,
+            received_at: r.received_at,
+        })
+    }
+}
+
+fn check(result: &NewScanResult<'_>) -> Result<String> {
+    validate::upload_id(result.upload_id)?;
+    validate::target(result.target)?;
+    if result.started_at < 0 || result.finished_at < result.started_at {
+        return Err(StoreError::invalid(
+            "scan times must be non-negative and finish no earlier than they start",
+        ));
+    }
+    if result.ports.len() > limits::MAX_PORTS_PER_RESULT {
+        return Err(StoreError::invalid(format!(
+            "a scan result may list at most {} ports",
+            limits::MAX_PORTS_PER_RESULT
+        )));
+    }
+    serde_json::to_string(result.ports)
+        .map_err(|e| StoreError::invalid(format!("cannot serialize ports: {e}")))
+}
+
+impl Store {
+    /// Stores an uploaded scan result once per `(agent, upload_id)`: a retry
+    /// with the same upload id (even concurrent with the first upload)
+    /// returns [`Ingested::Duplicate`] with the first upload's id and stores
+    /// nothing. The unique constraint decides, not a prior lookup.
+    pub async fn ingest_result(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        result: &NewScanResult<'_>,
+    ) -> Result<Ingested> {
+        let ports = check(result)?;
+        let id = ScanResultId::random();
+        let inserted = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "INSERT INTO scan_results (id, account_id, agent_id, upload_id, target, \
+                 started_at, finished_at, ports, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (agent_id, upload_id) DO NOTHING RETURNING id",
+        )
+        .bind(id.db())
+        .bind(account.db())
+        .bind(agent.db())
+        .bind(result.upload_id)
+        .bind(result.target)
+        .bind(result.started_at)
+        .bind(result.finished_at)
+        .bind(&ports)
+        .bind(now_unix())
+        .fetch_optional(pool)
+        .await)?;
+        if inserted.is_some() {
+            return Ok(Ingested::New(id));
+        }
+        // The upload id exists: the first upload (committed, since the insert
+        // waited for it) wins. Filter by account so another tenant learns nothing.
+        let existing = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT id FROM scan_results WHERE agent_id = $1 AND upload_id = $2 AND account_id = $3",
+        )
+        .bind(agent.db())
+        .bind(result.upload_id)
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        match existing {
+            Some(id) => Ok(Ingested::Duplicate(ScanResultId::from_db(&id)?)),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    /// The agent's most recent results (by finish time), at most `limit` (1 to 1000).
+    pub async fn results(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        limit: u32,
+    ) -> Result<Vec<ScanResult>> {
+        let limit = validate::limit(limit)?;
+        self.ensure_agent(account, agent).await?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, ResultRow>(
+            "SELECT id, account_id, agent_id, upload_id, target, started_at, finished_at, \
+                 ports, received_at \
+             FROM scan_results WHERE agent_id = $1 AND account_id = $2 \
+             ORDER BY finished_at DESC, received_at DESC, id LIMIT $3",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(ScanResult::try_from).collect()
+    }
+}

@@ -1,0 +1,250 @@
+//! Enrollment and agents.
+
+use crate::fixtures::*;
+use crate::harness::TestDb;
+use std::time::Duration;
+use vigil_core::{AgentHealth, Plan};
+use vigil_store::{
+    AgentId, Heartbeat, StoreError, AGENT_CREDENTIAL_PREFIX, ENROLLMENT_TOKEN_PREFIX,
+};
+
+backend_tests!(
+    enrollment_is_single_use_and_expires,
+    concurrent_redeems_have_one_winner,
+    agent_lifecycle,
+);
+
+async fn enrollment_is_single_use_and_expires(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let t0 = now();
+    let token = s
+        .create_enrollment(
+            org.id,
+            " Office NAS ",
+            Plan::Community,
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    assert!(token.starts_with(ENROLLMENT_TOKEN_PREFIX), "{token}");
+
+    let (agent, credential) = s.redeem_enrollment(&token, t0 + 5).await.unwrap();
+    assert!(
+        credential.starts_with(AGENT_CREDENTIAL_PREFIX),
+        "{credential}"
+    );
+    assert_eq!(agent.account_id, org.id);
+    assert_eq!(agent.name, "Office NAS");
+    assert_eq!(agent.plan, Plan::Community);
+    assert_eq!(agent.enrolled_at, t0 + 5);
+    assert_eq!(agent.last_seen_at, None);
+    assert_eq!(agent.removed_at, None);
+    assert_eq!(agent.last_health, AgentHealth::Communicating);
+    assert_eq!(s.agent(org.id, agent.id).await.unwrap(), agent);
+    assert_eq!(s.agents(org.id).await.unwrap(), vec![agent.clone()]);
+
+    // Single use.
+    let msg = assert_invalid(s.redeem_enrollment(&token, t0 + 6).await);
+    assert!(msg.contains("already used"), "{msg}");
+    assert_eq!(s.agents(org.id).await.unwrap().len(), 1);
+
+    // Expiry: valid strictly before created + ttl.
+    let late = s
+        .create_enrollment(org.id, "late", Plan::Extended, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let msg = assert_invalid(s.redeem_enrollment(&late, now() + 601).await);
+    assert!(msg.contains("expired"), "{msg}");
+    // An expired token stays unused (and still expired) afterwards.
+    let msg = assert_invalid(s.redeem_enrollment(&late, now() + 700).await);
+    assert!(msg.contains("expired"), "{msg}");
+
+    // Unknown and malformed tokens.
+    let unknown = format!("{ENROLLMENT_TOKEN_PREFIX}{}", "A".repeat(43));
+    assert_not_found(s.redeem_enrollment(&unknown, t0).await);
+    assert_not_found(s.redeem_enrollment("garbage", t0).await);
+    assert_not_found(s.redeem_enrollment("", t0).await);
+
+    // The credential authenticates this agent only.
+    assert_eq!(
+        s.authenticate_agent(agent.id, &credential).await.unwrap(),
+        Some(agent.clone())
+    );
+    assert_eq!(
+        s.authenticate_agent(AgentId::random(), &credential)
+            .await
+            .unwrap(),
+        None
+    );
+    let (other, other_credential) = crate::fixtures::agent(s, &org, "other").await;
+    assert_eq!(
+        s.authenticate_agent(agent.id, &other_credential)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.authenticate_agent(other.id, &credential).await.unwrap(),
+        None
+    );
+    assert_eq!(s.authenticate_agent(agent.id, "").await.unwrap(), None);
+    assert_eq!(s.authenticate_agent(agent.id, &token).await.unwrap(), None);
+}
+
+async fn concurrent_redeems_have_one_winner(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let token = s
+        .create_enrollment(org.id, "racer", Plan::Extended, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, token, start) = (s.clone(), token.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                s.redeem_enrollment(&token, now()).await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut used = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok((agent, _)) => winners.push(agent),
+            Err(StoreError::Invalid(msg)) if msg.contains("already used") => used += 1,
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one redeem wins");
+    assert_eq!(used, 7);
+    assert_eq!(s.agents(org.id).await.unwrap(), winners);
+}
+
+async fn agent_lifecycle(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let (a, credential) = agent(s, &org, "web").await;
+    let (b, _) = agent(s, &org, "db").await;
+
+    let t = now();
+    s.record_heartbeat(
+        org.id,
+        a.id,
+        &Heartbeat {
+            now: t,
+            public_addr: Some("203.0.113.7"),
+            version: Some("0.1.0"),
+            os: Some("Debian GNU/Linux 12"),
+            hostname: Some("web-1"),
+        },
+    )
+    .await
+    .unwrap();
+    let seen = s.agent(org.id, a.id).await.unwrap();
+    assert_eq!(seen.last_seen_at, Some(t));
+    assert_eq!(seen.public_addr.as_deref(), Some("203.0.113.7"));
+    assert_eq!(seen.version.as_deref(), Some("0.1.0"));
+    assert_eq!(seen.os.as_deref(), Some("Debian GNU/Linux 12"));
+    assert_eq!(seen.hostname.as_deref(), Some("web-1"));
+    // Fields not reported are kept.
+    s.record_heartbeat(
+        org.id,
+        a.id,
+        &Heartbeat {
+            now: t + 60,
+            version: Some("0.2.0"),
+            ..Heartbeat::default()
+        },
+    )
+    .await
+    .unwrap();
+    let seen = s.agent(org.id, a.id).await.unwrap();
+    assert_eq!(seen.last_seen_at, Some(t + 60));
+    assert_eq!(seen.version.as_deref(), Some("0.2.0"));
+    assert_eq!(seen.hostname.as_deref(), Some("web-1"));
+
+    assert_eq!(
+        s.set_plan(org.id, a.id, Plan::Community)
+            .await
+            .unwrap()
+            .plan,
+        Plan::Community
+    );
+    let sick = s
+        .set_health(org.id, a.id, AgentHealth::NotCommunicating)
+        .await
+        .unwrap();
+    assert_eq!(sick.last_health, AgentHealth::NotCommunicating);
+    // A heartbeat does not change the recorded health (the sweeper does).
+    s.record_heartbeat(
+        org.id,
+        a.id,
+        &Heartbeat {
+            now: t + 120,
+            ..Heartbeat::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.agent(org.id, a.id).await.unwrap().last_health,
+        AgentHealth::NotCommunicating
+    );
+
+    let other_org = account(s, "Other").await;
+    let (c, _) = agent(s, &other_org, "elsewhere").await;
+    let all: Vec<AgentId> = s
+        .agents_all_accounts()
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.id)
+        .collect();
+    for id in [a.id, b.id, c.id] {
+        assert!(all.contains(&id));
+    }
+
+    // Removal.
+    let removed = s.remove_agent(org.id, a.id, t + 300).await.unwrap();
+    assert_eq!(removed.removed_at, Some(t + 300));
+    assert!(removed.is_removed());
+    let again = s.remove_agent(org.id, a.id, t + 999).await.unwrap();
+    assert_eq!(again.removed_at, Some(t + 300), "first removal time kept");
+    assert_eq!(
+        s.agent(org.id, a.id).await.unwrap().removed_at,
+        Some(t + 300)
+    );
+    let listed: Vec<AgentId> = s
+        .agents(org.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(listed, vec![b.id]);
+    assert!(!s
+        .agents_all_accounts()
+        .await
+        .unwrap()
+        .iter()
+        .any(|x| x.id == a.id));
+    assert_eq!(s.authenticate_agent(a.id, &credential).await.unwrap(), None);
+    assert_not_found(
+        s.record_heartbeat(
+            org.id,
+            a.id,
+            &Heartbeat {
+                now: t + 400,
+                ..Heartbeat::default()
+            },
+        )
+        .await,
+    );
+    assert_not_found(s.set_plan(org.id, a.id, Plan::Extended).await);
+    assert_not_found(s.set_health(org.id, a.id, AgentHealth::Abandoned).await);
+    assert_not_found(s.agent(org.id, AgentId::random()).await);
+    assert_not_found(s.remove_agent(org.id, AgentId::random(), t).await);
+}

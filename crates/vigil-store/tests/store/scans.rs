@@ -1,0 +1,425 @@
+//! Policies and scheduling, scan results, target states, alerts.
+
+use crate::fixtures::*;
+use crate::harness::TestDb;
+use vigil_core::{
+    evaluate, AccountKind, Condition, DampingConfig, Observation, PortState, ScanInterval,
+    TargetState,
+};
+use vigil_store::{
+    AgentId, AlertFilter, AlertStatus, Ingested, NewScanResult, PortResult, ScanResultId,
+};
+
+backend_tests!(
+    policies_and_schedule,
+    ingestion_is_idempotent,
+    concurrent_duplicate_uploads_store_once,
+    target_states_round_trip,
+    alerts_open_once_and_resolve,
+);
+
+async fn policies_and_schedule(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let (a, _) = agent(s, &org, "web").await;
+    let (b, _) = agent(s, &org, "db").await;
+    assert_eq!(s.policy(org.id, a.id).await.unwrap(), None);
+
+    let p = policy();
+    s.put_policy(org.id, a.id, &p).await.unwrap();
+    assert_eq!(s.policy(org.id, a.id).await.unwrap(), Some(p.clone()));
+
+    // Rules of the account kind are applied (vigil-core's validate).
+    let member = s.create_account("Bob", AccountKind::Member).await.unwrap();
+    let (m, _) = agent(s, &member, "home").await;
+    let mut odd = policy();
+    odd.interval = ScanInterval::try_from(45).unwrap();
+    let msg = assert_invalid(s.put_policy(member.id, m.id, &odd).await);
+    assert!(msg.contains("45 min"), "{msg}");
+    s.put_policy(org.id, b.id, &odd).await.unwrap(); // organizations may pick 45
+    let mut empty = policy();
+    empty.targets.clear();
+    assert_invalid(s.put_policy(org.id, a.id, &empty).await);
+    assert_eq!(s.policy(org.id, a.id).await.unwrap(), Some(p.clone()));
+
+    // A new policy is due at once.
+    let t = now();
+    let due = s.due_policies(t).await.unwrap();
+    let due_ids: Vec<AgentId> = due.iter().map(|(agent, _)| agent.id).collect();
+    assert!(due_ids.contains(&a.id) && due_ids.contains(&b.id));
+    let (due_agent, due_policy) = due.iter().find(|(x, _)| x.id == a.id).unwrap();
+    assert_eq!(due_agent.name, "web");
+    assert_eq!(due_policy, &p);
+
+    s.set_next_run(org.id, a.id, t + 3600).await.unwrap();
+    let ids = |v: Vec<(vigil_store::Agent, vigil_core::SecurityPolicy)>| {
+        v.into_iter().map(|(x, _)| x.id).collect::<Vec<_>>()
+    };
+    assert!(!ids(s.due_policies(t).await.unwrap()).contains(&a.id));
+    assert!(!ids(s.due_policies(t + 3599).await.unwrap()).contains(&a.id));
+    assert!(ids(s.due_policies(t + 3600).await.unwrap()).contains(&a.id));
+
+    // Changing the policy makes it due again.
+    let mut changed = p.clone();
+    changed.enabled = false;
+    s.put_policy(org.id, a.id, &changed).await.unwrap();
+    assert!(ids(s.due_policies(t).await.unwrap()).contains(&a.id));
+    assert_eq!(s.policy(org.id, a.id).await.unwrap(), Some(changed));
+
+    // No policy, no schedule; removed agents are never due.
+    let (c, _) = agent(s, &org, "no policy").await;
+    assert_not_found(s.set_next_run(org.id, c.id, t).await);
+    s.remove_agent(org.id, a.id, t).await.unwrap();
+    assert!(!ids(s.due_policies(t + 1_000_000).await.unwrap()).contains(&a.id));
+    assert_not_found(s.policy(org.id, AgentId::random()).await);
+}
+
+fn ports() -> Vec<PortResult> {
+    vec![
+        PortResult {
+            port: 22,
+            state: PortState::Open,
+        },
+        PortResult {
+            port: 80,
+            state: PortState::Closed,
+        },
+        PortResult {
+            port: 8080,
+            state: PortState::Filtered,
+        },
+        PortResult {
+            port: 9,
+            state: PortState::Unreachable,
+        },
+    ]
+}
+
+async fn ingestion_is_idempotent(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let (a, _) = agent(s, &org, "web").await;
+    let (b, _) = agent(s, &org, "db").await;
+    let ports = ports();
+    let upload = |id: &'static str, finished: i64| NewScanResult {
+        upload_id: id,
+        target: "nas.example",
+        started_at: finished - 10,
+        finished_at: finished,
+        ports: &[],
+    };
+    let t = now();
+    let first = NewScanResult {
+        ports: &ports,
+        ..upload("u-1", t)
+    };
+    let id = match s.ingest_result(org.id, a.id, &first).await.unwrap() {
+        Ingested::New(id) => id,
+        dup => panic!("first upload reported {dup:?}"),
+    };
+    // A retry, even with different content, is a duplicate of the first.
+    let retry = NewScanResult {
+        target: "other.example",
+        ..first
+    };
+    assert_eq!(
+        s.ingest_result(org.id, a.id, &retry).await.unwrap(),
+        Ingested::Duplicate(id)
+    );
+    // The same upload id of another agent is a different upload.
+    assert!(s
+        .ingest_result(org.id, b.id, &first)
+        .await
+        .unwrap()
+        .is_new());
+    // Another upload of the same agent.
+    let second = s
+        .ingest_result(org.id, a.id, &upload("u-2", t + 100))
+        .await
+        .unwrap();
+    assert!(second.is_new());
+
+    let results = s.results(org.id, a.id, 10).await.unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].id, second.id(), "newest first");
+    assert_eq!(results[1].id, id);
+    let stored = &results[1];
+    assert_eq!(stored.upload_id, "u-1");
+    assert_eq!(stored.target, "nas.example");
+    assert_eq!(stored.ports, ports);
+    assert_eq!((stored.started_at, stored.finished_at), (t - 10, t));
+    assert_eq!(stored.agent_id, a.id);
+    assert_eq!(stored.account_id, org.id);
+    assert!(stored.received_at > 0);
+    assert_eq!(s.results(org.id, a.id, 1).await.unwrap().len(), 1);
+    assert_eq!(s.results(org.id, b.id, 10).await.unwrap().len(), 1);
+    assert_not_found(s.results(org.id, AgentId::random(), 10).await);
+    assert_not_found(s.ingest_result(org.id, AgentId::random(), &first).await);
+}
+
+async fn concurrent_duplicate_uploads_store_once(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let (a, _) = agent(s, &org, "web").await;
+    for round in 0..3 {
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, start) = (s.clone(), start.clone());
+                let (account, agent) = (org.id, a.id);
+                tokio::spawn(async move {
+                    let ports = ports();
+                    let upload_id = format!("retry-{round}");
+                    start.wait().await;
+                    s.ingest_result(
+                        account,
+                        agent,
+                        &NewScanResult {
+                            upload_id: &upload_id,
+                            target: "198.51.100.7",
+                            started_at: 1,
+                            finished_at: 2,
+                            ports: &ports,
+                        },
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap().expect("ingest"));
+        }
+        let new: Vec<ScanResultId> = outcomes
+            .iter()
+            .filter(|o| o.is_new())
+            .map(|o| o.id())
+            .collect();
+        assert_eq!(new.len(), 1, "round {round}: {outcomes:?}");
+        assert!(outcomes.iter().all(|o| o.id() == new[0]), "{outcomes:?}");
+    }
+    assert_eq!(s.results(org.id, a.id, 100).await.unwrap().len(), 3);
+}
+
+async fn target_states_round_trip(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let (a, _) = agent(s, &org, "web").await;
+    assert_eq!(
+        s.target_state(org.id, a.id, "nas.example").await.unwrap(),
+        TargetState::default()
+    );
+
+    // A non-trivial state from vigil-core's evaluator.
+    let mut state = TargetState::default();
+    let obs = Observation::from_ports(vec![
+        (22, PortState::Open),
+        (8080, PortState::Open),
+        (443, PortState::Closed),
+    ]);
+    for _ in 0..3 {
+        evaluate(&mut state, &policy(), &obs, &DampingConfig::default());
+    }
+    assert!(state.is_active(&Condition::unauthorized_open(8080)));
+    s.put_target_state(org.id, a.id, "nas.example", &state)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.target_state(org.id, a.id, "nas.example").await.unwrap(),
+        state
+    );
+    // Per target.
+    assert_eq!(
+        s.target_state(org.id, a.id, "other.example").await.unwrap(),
+        TargetState::default()
+    );
+    // Replaced on the next put.
+    s.put_target_state(org.id, a.id, "nas.example", &TargetState::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.target_state(org.id, a.id, "nas.example").await.unwrap(),
+        TargetState::default()
+    );
+    assert_not_found(
+        s.target_state(org.id, AgentId::random(), "nas.example")
+            .await,
+    );
+    assert_not_found(
+        s.put_target_state(org.id, AgentId::random(), "nas.example", &state)
+            .await,
+    );
+}
+
+async fn alerts_open_once_and_resolve(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let (a, _) = agent(s, &org, "web").await;
+    let (b, _) = agent(s, &org, "db").await;
+    let t = now();
+    let c = Condition::unauthorized_open(8080);
+
+    let alert = s
+        .open_alert(org.id, a.id, "nas.example", c, false, t)
+        .await
+        .unwrap();
+    assert_eq!(alert.status, AlertStatus::Open);
+    assert_eq!(alert.condition, c);
+    assert_eq!(alert.target, "nas.example");
+    assert_eq!(alert.raised_at, t);
+    assert_eq!(alert.resolved_at, None);
+    assert!(!alert.flapping);
+    // Opening the same condition again returns the open alert.
+    let again = s
+        .open_alert(org.id, a.id, "nas.example", c, true, t + 5)
+        .await
+        .unwrap();
+    assert_eq!(again, alert);
+    assert_eq!(
+        s.open_alert_for(org.id, a.id, "nas.example", c)
+            .await
+            .unwrap(),
+        Some(alert.clone())
+    );
+    // Other conditions, targets and agents are separate alerts.
+    let unreachable = s
+        .open_alert(
+            org.id,
+            a.id,
+            "nas.example",
+            Condition::target_unreachable(),
+            false,
+            t + 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(unreachable.condition.port, None);
+    let again_unreachable = s
+        .open_alert(
+            org.id,
+            a.id,
+            "nas.example",
+            Condition::target_unreachable(),
+            false,
+            t + 2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again_unreachable.id, unreachable.id);
+    let down = s
+        .open_alert(
+            org.id,
+            a.id,
+            "nas.example",
+            Condition::service_down(443),
+            false,
+            t + 2,
+        )
+        .await
+        .unwrap();
+    let other_target = s
+        .open_alert(org.id, a.id, "web.example", c, false, t + 3)
+        .await
+        .unwrap();
+    let other_agent = s
+        .open_alert(org.id, b.id, "nas.example", c, false, t + 4)
+        .await
+        .unwrap();
+    let ids = [
+        alert.id,
+        unreachable.id,
+        down.id,
+        other_target.id,
+        other_agent.id,
+    ];
+    for (i, x) in ids.iter().enumerate() {
+        assert!(!ids[..i].contains(x));
+    }
+    assert_eq!(
+        s.open_alert_for(org.id, a.id, "nas.example", Condition::service_down(22))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let flapping = s.set_alert_flapping(org.id, down.id, true).await.unwrap();
+    assert!(flapping.flapping);
+
+    let resolved = s.resolve_alert(org.id, alert.id, t + 100).await.unwrap();
+    assert_eq!(resolved.status, AlertStatus::Resolved);
+    assert_eq!(resolved.resolved_at, Some(t + 100));
+    // Resolving twice keeps the first time.
+    assert_eq!(
+        s.resolve_alert(org.id, alert.id, t + 200).await.unwrap(),
+        resolved
+    );
+    assert_eq!(
+        s.open_alert_for(org.id, a.id, "nas.example", c)
+            .await
+            .unwrap(),
+        None
+    );
+    // The condition coming back is a new alert.
+    let reopened = s
+        .open_alert(org.id, a.id, "nas.example", c, false, t + 300)
+        .await
+        .unwrap();
+    assert_ne!(reopened.id, alert.id);
+
+    let all = s.alerts(org.id, &AlertFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[0].id, reopened.id, "newest first");
+    let open = s
+        .alerts(
+            org.id,
+            &AlertFilter {
+                status: Some(AlertStatus::Open),
+                agent: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 5);
+    let resolved_only = s
+        .alerts(
+            org.id,
+            &AlertFilter {
+                status: Some(AlertStatus::Resolved),
+                agent: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved_only, vec![resolved]);
+    let of_b = s
+        .alerts(
+            org.id,
+            &AlertFilter {
+                status: None,
+                agent: Some(b.id),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(of_b, vec![other_agent.clone()]);
+    let open_of_b = s
+        .alerts(
+            org.id,
+            &AlertFilter {
+                status: Some(AlertStatus::Open),
+                agent: Some(b.id),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(open_of_b, vec![other_agent]);
+    assert_not_found(s.alert(org.id, vigil_store::AlertId::random()).await);
+    assert_not_found(
+        s.resolve_alert(org.id, vigil_store::AlertId::random(), t)
+            .await,
+    );
+    assert_not_found(
+        s.open_alert(org.id, AgentId::random(), "nas.example", c, false, t)
+            .await,
+    );
+}
