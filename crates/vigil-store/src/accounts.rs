@@ -1,5 +1,6 @@
 //! Accounts, users (passwords) and API tokens.
 
+use crate::error::found;
 use crate::ids::{AccountId, ApiTokenId, UserId};
 use crate::model::{account_kind_str, now_unix, parse_account_kind, parse_stored};
 use crate::secret::{hashes_equal, new_token, token_hash, API_TOKEN_PREFIX};
@@ -203,9 +204,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(n)?;
         self.user(account, user).await
     }
 
@@ -228,9 +227,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(n)?;
         Ok(())
     }
 
@@ -369,9 +366,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(n)?;
         Ok(())
     }
 }

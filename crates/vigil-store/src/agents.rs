@@ -1,5 +1,6 @@
 //! Enrollment tokens and agents.
 
+use crate::error::found;
 use crate::ids::{AccountId, AgentId, EnrollmentId};
 use crate::model::{health_str, now_unix, parse_health, parse_plan, plan_str, UnixTime};
 use crate::secret::{
@@ -324,9 +325,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(n)?;
         Ok(())
     }
 

@@ -26,6 +26,15 @@ pub enum StoreError {
 /// `Result` with [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A tenant-scoped update or delete that touched no row found nothing to
+/// change (missing, or another tenant's): [`StoreError::NotFound`].
+pub(crate) fn found(rows_affected: u64) -> Result<()> {
+    if rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 impl StoreError {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         StoreError::Invalid(msg.into())

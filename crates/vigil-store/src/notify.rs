@@ -1,5 +1,6 @@
 //! Contacts, notification rules and the notification outbox.
 
+use crate::error::found;
 use crate::ids::{AccountId, AgentId, ContactId, OutboxId, RuleId};
 use crate::model::{now_unix, parse_stored, UnixTime};
 use crate::validate::{self, limits};
@@ -222,9 +223,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(n)?;
         Ok(())
     }
 
@@ -288,9 +287,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(n)?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Security-scan policies, their schedule, and the alert-evaluation state per target.
 
 use crate::agents::{agent_cols, AgentRow};
+use crate::error::found;
 use crate::ids::{AccountId, AgentId};
 use crate::model::{now_unix, UnixTime};
 use crate::validate;
@@ -65,9 +66,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(n)?;
         Ok(())
     }
 
@@ -127,9 +126,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(n)?;
         Ok(())
     }
 
@@ -184,9 +181,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+        found(n)?;
         Ok(())
     }
 }

@@ -217,10 +217,9 @@ fn random_listeners(
 }
 
 fn open_ports(verdicts: &Verdicts) -> BTreeSet<u16> {
-    verdicts
-        .iter()
-        .filter(|(_, (state, _))| state == "open")
-        .map(|((_, p), _)| *p)
+    vigil_testnet::nmap::open_set(verdicts)
+        .into_iter()
+        .map(|(_, p)| p)
         .collect()
 }
 
