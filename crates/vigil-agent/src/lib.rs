@@ -1,6 +1,7 @@
 //! The Vigil agent, as a library the `vigil agent` command drives.
 //!
-//! * [`runner`]: the main loop (heartbeat, tasks, spool delivery).
+//! * [`runner`]: the main loop (heartbeat, spool delivery) and the scan
+//!   worker that runs tasks beside it.
 //! * [`spool`]: finished scan results wait on disk until the server has
 //!   acknowledged them, so a server outage loses nothing; each carries an
 //!   upload id, so a re-send after a lost acknowledgement is stored once.
@@ -20,5 +21,7 @@ pub mod pinning;
 pub mod runner;
 pub mod spool;
 pub mod task;
+#[cfg(test)]
+mod testing;
 
 pub use error::AgentError;

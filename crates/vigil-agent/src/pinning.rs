@@ -96,40 +96,18 @@ impl ServerCertVerifier for PinnedCert {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::pki_types::PrivateKeyDer;
+    use crate::testing;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpStream;
 
-    /// A TLS server with a fresh self-signed certificate; returns its address
-    /// and the certificate's pin.
+    /// A TLS server that says "hello" to whoever completes the handshake;
+    /// returns its address and the certificate's pin.
     async fn tls_server() -> (std::net::SocketAddr, CertPin) {
-        let cert = rcgen::generate_simple_self_signed(vec!["vigil-server".into()]).expect("cert");
-        let der = cert.cert.der().clone();
-        let pin = CertPin::of_der(der.as_ref());
-        let key = PrivateKeyDer::try_from(cert.signing_key.serialize_der()).expect("key");
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![der], key)
-        .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    if let Ok(mut tls) = acceptor.accept(tcp).await {
-                        let _ = tls.write_all(b"hello").await;
-                        let _ = tls.shutdown().await;
-                    }
-                });
-            }
-        });
-        (addr, pin)
+        testing::tls_server(|mut tls| async move {
+            let _ = tls.write_all(b"hello").await;
+            let _ = tls.shutdown().await;
+        })
+        .await
     }
 
     async fn talk(addr: std::net::SocketAddr, pin: CertPin) -> Result<Vec<u8>, std::io::Error> {
