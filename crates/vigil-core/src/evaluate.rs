@@ -35,6 +35,10 @@
 //!   so the server can close its record; it is not a recovery and should not
 //!   be notified as one. Use [`TargetState::retain_ports`] when ports stop
 //!   being scanned altogether (e.g. the sweep list shrank).
+//! * [`ConditionKind::AgentNotCommunicating`] belongs to the liveness
+//!   sweeper, not to scans: `evaluate` never produces it, and should a
+//!   [`TargetState`] track it anyway, `evaluate` drops it like any other
+//!   condition the policy does not cover.
 //!
 //! Events are sorted by condition (then change), so results are deterministic.
 
@@ -54,13 +58,17 @@ pub enum ConditionKind {
     ServiceDown,
     /// The target host could not be reached at all.
     TargetUnreachable,
+    /// The agent stopped calling in (raised by the liveness sweeper, never by
+    /// [`evaluate`]).
+    AgentNotCommunicating,
 }
 
 /// One alertable condition of a target: a kind and, for port conditions, the port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Condition {
     pub kind: ConditionKind,
-    /// The TCP port; `None` for [`ConditionKind::TargetUnreachable`].
+    /// The TCP port; `None` for [`ConditionKind::TargetUnreachable`] and
+    /// [`ConditionKind::AgentNotCommunicating`].
     pub port: Option<u16>,
 }
 
@@ -85,9 +93,17 @@ impl Condition {
             port: None,
         }
     }
+
+    pub fn agent_not_communicating() -> Self {
+        Condition {
+            kind: ConditionKind::AgentNotCommunicating,
+            port: None,
+        }
+    }
 }
 
-/// `"unauthorized port 8080/tcp open"`, `"service on port 22/tcp down"`, `"target unreachable"`.
+/// `"unauthorized port 8080/tcp open"`, `"service on port 22/tcp down"`,
+/// `"target unreachable"`, `"agent not communicating"`.
 impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.kind, self.port) {
@@ -98,6 +114,7 @@ impl fmt::Display for Condition {
             (ConditionKind::ServiceDown, Some(p)) => write!(f, "service on port {p}/tcp down"),
             (ConditionKind::ServiceDown, None) => f.write_str("service down"),
             (ConditionKind::TargetUnreachable, _) => f.write_str("target unreachable"),
+            (ConditionKind::AgentNotCommunicating, _) => f.write_str("agent not communicating"),
         }
     }
 }
@@ -164,12 +181,15 @@ impl Default for DampingConfig {
 }
 
 impl DampingConfig {
-    /// Consecutive observations needed to raise a condition of this kind (at least 1).
+    /// Consecutive observations needed to raise a condition of this kind
+    /// (at least 1). [`ConditionKind::AgentNotCommunicating`] is already
+    /// debounced by the liveness timeout: 1.
     pub fn raise_after(&self, kind: ConditionKind) -> u32 {
         let n = match kind {
             ConditionKind::UnauthorizedOpen => self.unauthorized_open_raise_after,
             ConditionKind::ServiceDown => self.service_down_raise_after,
             ConditionKind::TargetUnreachable => self.target_unreachable_raise_after,
+            ConditionKind::AgentNotCommunicating => 1,
         };
         n.max(1)
     }
@@ -407,6 +427,8 @@ pub fn evaluate(
         (ConditionKind::ServiceDown, Some(p)) => !policy.is_monitored(p),
         (ConditionKind::UnauthorizedOpen, Some(p)) => policy.is_authorized(p),
         (ConditionKind::TargetUnreachable, _) => false,
+        // Not a scan condition: `evaluate` could never update or clear it.
+        (ConditionKind::AgentNotCommunicating, _) => true,
         // Port conditions without a port cannot come from `evaluate`.
         (_, None) => true,
     });
@@ -482,6 +504,7 @@ mod tests {
             ConditionKind::UnauthorizedOpen => "unauth",
             ConditionKind::ServiceDown => "down",
             ConditionKind::TargetUnreachable => "unreach",
+            ConditionKind::AgentNotCommunicating => "silent",
         };
         let change = match e.change {
             Change::Raised => "raised",
@@ -806,6 +829,60 @@ mod tests {
             DampingConfig::default().raise_after(ConditionKind::TargetUnreachable),
             2
         );
+        assert_eq!(
+            DampingConfig::default().raise_after(ConditionKind::AgentNotCommunicating),
+            1
+        );
+        assert_eq!(slow.raise_after(ConditionKind::AgentNotCommunicating), 1);
+    }
+
+    #[test]
+    fn evaluate_never_tracks_agent_not_communicating() {
+        let cfg = DampingConfig::default();
+        let silent = Condition::agent_not_communicating();
+        let observations = [
+            scan(ROGUE, 'O'),
+            scan(MONITORED, 'C'),
+            Observation::unreachable(),
+            scan(MONITORED, '-'),
+        ];
+        let mut state = TargetState::new();
+        for _ in 0..3 {
+            for obs in &observations {
+                for e in evaluate(&mut state, &policy(), obs, &cfg) {
+                    assert_ne!(e.condition, silent, "{e:?}");
+                }
+                assert!(state.find(&silent).is_none());
+            }
+        }
+
+        // A state that tracks it anyway loses it on the next scan, whatever
+        // the scan says: reported as dropped if it was raised, silently if it
+        // was already cleared. (presence fed to the tracker, scan, events)
+        let dropped = Event {
+            condition: silent,
+            change: Change::Dropped,
+            active: false,
+        };
+        let cases: &[(&[bool], Observation, &[Event])] = &[
+            (&[true], scan(MONITORED, 'O'), &[dropped]),
+            (&[true], Observation::unreachable(), &[dropped]),
+            (&[true, true, true], scan(ROGUE, '-'), &[dropped]),
+            (&[true, false, false], scan(MONITORED, 'O'), &[]),
+        ];
+        for (presence, obs, want) in cases {
+            let mut state = TargetState::new();
+            for &present in *presence {
+                state.observe(silent, present, &cfg);
+            }
+            assert!(state.find(&silent).is_some(), "{presence:?}");
+            let got: Vec<Event> = evaluate(&mut state, &policy(), obs, &cfg)
+                .into_iter()
+                .filter(|e| e.condition == silent)
+                .collect();
+            assert_eq!(got, *want, "{presence:?}, {obs:?}");
+            assert!(state.find(&silent).is_none(), "{presence:?}");
+        }
     }
 
     #[test]
@@ -1035,6 +1112,14 @@ mod tests {
                 "active": true,
             })
         );
+        assert_eq!(
+            serde_json::to_value(Condition::agent_not_communicating()).unwrap(),
+            serde_json::json!({"kind": "agent_not_communicating", "port": null})
+        );
+        assert_eq!(
+            serde_json::from_str::<ConditionKind>("\"agent_not_communicating\"").unwrap(),
+            ConditionKind::AgentNotCommunicating
+        );
         let cfg: DampingConfig = serde_json::from_str(r#"{"clear_after": 3}"#).unwrap();
         assert_eq!(
             cfg,
@@ -1061,6 +1146,10 @@ mod tests {
             ),
             (Condition::service_down(22), "service on port 22/tcp down"),
             (Condition::target_unreachable(), "target unreachable"),
+            (
+                Condition::agent_not_communicating(),
+                "agent not communicating",
+            ),
         ];
         for (c, want) in cases {
             assert_eq!(c.to_string(), want);

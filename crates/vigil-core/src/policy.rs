@@ -22,6 +22,11 @@ pub enum PolicyError {
     Interval(#[from] IntervalError),
     #[error("security scans need the Extended plan (this agent is on the {plan} plan)")]
     NeedsExtendedPlan { plan: Plan },
+    #[error(
+        "unknown policy target key {key:?}: expected \"observed_address\", \"agent_host\" \
+         or \"host:<host>\""
+    )]
+    UnknownTargetKey { key: String },
 }
 
 /// Where a security scan looks.
@@ -51,6 +56,40 @@ impl PolicyTarget {
         normalize_host(host).map(PolicyTarget::Host)
     }
 
+    /// A stable machine key for this target, e.g. to name the scan tasks and
+    /// evaluation state of one target: `"observed_address"`, `"agent_host"`
+    /// or `"host:<host>"` (the host as stored, normally in normal form).
+    /// [`PolicyTarget::from_key`] parses it back.
+    pub fn key(&self) -> String {
+        match self {
+            PolicyTarget::ObservedAddress => KEY_OBSERVED_ADDRESS.to_owned(),
+            PolicyTarget::AgentHost => KEY_AGENT_HOST.to_owned(),
+            PolicyTarget::Host(h) => format!("{KEY_HOST_PREFIX}{h}"),
+        }
+    }
+
+    /// Parses a key made by [`PolicyTarget::key`]. The host of a `host:` key
+    /// must be valid and already in normal form (see [`PolicyTarget::host`]).
+    pub fn from_key(key: &str) -> Result<PolicyTarget, PolicyError> {
+        match key {
+            KEY_OBSERVED_ADDRESS => Ok(PolicyTarget::ObservedAddress),
+            KEY_AGENT_HOST => Ok(PolicyTarget::AgentHost),
+            _ => {
+                let Some(host) = key.strip_prefix(KEY_HOST_PREFIX) else {
+                    return Err(PolicyError::UnknownTargetKey { key: key.into() });
+                };
+                let normal = normalize_host(host)?;
+                if normal != host {
+                    return Err(PolicyError::InvalidHost {
+                        host: host.into(),
+                        reason: format!("write it as {normal:?}"),
+                    });
+                }
+                Ok(PolicyTarget::Host(normal))
+            }
+        }
+    }
+
     /// Whether the agent (rather than the server) runs the scan.
     pub fn scanned_by_agent(&self) -> bool {
         !matches!(self, PolicyTarget::ObservedAddress)
@@ -66,6 +105,10 @@ impl fmt::Display for PolicyTarget {
         }
     }
 }
+
+const KEY_OBSERVED_ADDRESS: &str = "observed_address";
+const KEY_AGENT_HOST: &str = "agent_host";
+const KEY_HOST_PREFIX: &str = "host:";
 
 /// Longest accepted hostname, in characters (the DNS limit).
 pub const MAX_HOST_LEN: usize = 253;
@@ -288,6 +331,61 @@ mod tests {
                 assert!(err.contains(&format!("{input:?}")), "{input:?}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn target_keys_round_trip() {
+        use PolicyTarget::*;
+        let cases: &[(PolicyTarget, &str)] = &[
+            (ObservedAddress, "observed_address"),
+            (AgentHost, "agent_host"),
+            (Host("nas.lan".into()), "host:nas.lan"),
+            (Host("192.0.2.7".into()), "host:192.0.2.7"),
+            (Host("2001:db8::1".into()), "host:2001:db8::1"),
+            (Host("_svc.example".into()), "host:_svc.example"),
+        ];
+        for (target, key) in cases {
+            assert_eq!(target.key(), *key, "{target:?}");
+            assert_eq!(PolicyTarget::from_key(key).as_ref(), Ok(target), "{key}");
+        }
+        // Hosts from `PolicyTarget::host` always round-trip.
+        for input in ["NAS.Example.org.", "2001:DB8::0:1", "router-1"] {
+            let target = PolicyTarget::host(input).unwrap();
+            assert_eq!(PolicyTarget::from_key(&target.key()), Ok(target));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_target_keys() {
+        // (key, substring of the error)
+        let cases: &[(&str, &str)] = &[
+            ("", "unknown policy target key \"\""),
+            ("agent", "unknown policy target key \"agent\""),
+            ("Agent_Host", "unknown policy target key"),
+            ("observed address", "unknown policy target key"),
+            (" agent_host", "unknown policy target key"),
+            ("agent_host ", "unknown policy target key"),
+            ("nas.lan", "unknown policy target key \"nas.lan\""),
+            ("HOST:nas.lan", "unknown policy target key"),
+            ("host", "unknown policy target key"),
+            ("host:", "empty host"),
+            ("host: nas.lan", "whitespace"),
+            ("host:NAS.lan", "write it as \"nas.lan\""),
+            ("host:nas.lan.", "write it as \"nas.lan\""),
+            ("host:2001:DB8::1", "write it as \"2001:db8::1\""),
+            ("host:192.0.2.0/24", "range or CIDR"),
+            ("host:nas!", "not an IP address or hostname"),
+        ];
+        for (key, needle) in cases {
+            let err = PolicyTarget::from_key(key).unwrap_err().to_string();
+            assert!(err.contains(needle), "{key:?}: {err}");
+        }
+        assert_eq!(
+            PolicyTarget::from_key("bogus"),
+            Err(PolicyError::UnknownTargetKey {
+                key: "bogus".into()
+            })
+        );
     }
 
     #[test]

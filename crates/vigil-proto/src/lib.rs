@@ -1,5 +1,6 @@
 //! Vigil's wire formats, shared by the server and the agent.
 //!
+//! * [`api`]: the JSON bodies of the REST API (`/api/v1`) used by `vigil ctl`.
 //! * [`agent`]: the JSON bodies of the agent API (enroll, heartbeat, result
 //!   upload), spoken over HTTPS with the server's pinned certificate.
 //! * [`pin`]: the fingerprint of the server certificate that an agent pins
@@ -11,6 +12,7 @@
 //! Only types and parsing live here: no IO.
 
 pub mod agent;
+pub mod api;
 pub mod identify;
 pub mod pin;
 

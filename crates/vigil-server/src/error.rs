@@ -13,6 +13,12 @@ pub enum ServerError {
     },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(std::net::SocketAddr, #[source] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] vigil_store::StoreError),
 }
 
 impl ServerError {

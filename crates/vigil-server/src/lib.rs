@@ -1,9 +1,166 @@
 //! The Vigil server, as a library the `vigil server` command drives.
 //!
-//! * [`tls`]: the server's self-signed certificate, created on first start,
-//!   and the pin agents use to recognise it.
+//! One process serves two listeners and runs three background jobs:
+//!
+//! * the REST API ([`api`], plain HTTP, tenant-scoped by API token);
+//! * the agent API ([`agent_api`], HTTPS with the self-signed certificate
+//!   of [`tls`], which agents pin at enrollment);
+//! * the scheduler ([`scan`]): due security-scan policies become scan tasks;
+//! * the liveness sweeper ([`liveness`]): silent agents raise alerts and
+//!   suspend their scans;
+//! * the outbox worker ([`outbox`]): queued notifications are delivered.
+//!
+//! Results flow scan → [`evaluate`] → [`alert`] → [`outbox`] → notifier
+//! (`vigil-notify`); every step writes to the store before the next one
+//! starts, so a restart loses nothing.
 
+mod agent_api;
+mod alert;
+pub mod api;
+mod app;
+mod config;
 mod error;
+mod evaluate;
+mod liveness;
+mod outbox;
+mod scan;
 pub mod tls;
 
+pub use config::ServerConfig;
 pub use error::ServerError;
+
+use app::App;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use vigil_notify::Notifier;
+use vigil_proto::pin::CertPin;
+use vigil_store::Store;
+
+/// A started server. Dropping it does not stop it; call [`Running::shutdown`].
+pub struct Running {
+    pub api_addr: SocketAddr,
+    pub agent_addr: SocketAddr,
+    /// What agents pin (`sha256:…`).
+    pub pin: CertPin,
+    pub server_id: String,
+    /// The agent API URL given out with enrollment tokens.
+    pub agent_url: String,
+    pub store: Store,
+    stop: watch::Sender<bool>,
+    jobs: JoinSet<()>,
+}
+
+/// Opens the store, loads (or creates) the TLS identity, binds both
+/// listeners and starts the background jobs.
+pub async fn start(cfg: ServerConfig) -> Result<Running, ServerError> {
+    let store = Store::connect(&cfg.db_url).await?;
+    start_with_store(cfg, store).await
+}
+
+/// [`start`] with a store the caller opened (tests, `vigil up`).
+pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running, ServerError> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| ServerError::io("creating the data directory", &cfg.data_dir, e))?;
+    let notifier = Notifier::new(&cfg.notifier).map_err(|e| ServerError::Config(e.to_string()))?;
+    let server_id = store.server_id().await?.to_string();
+    let api_listener = TcpListener::bind(cfg.api_listen)
+        .await
+        .map_err(|e| ServerError::Bind(cfg.api_listen, e))?;
+    let agent_listener = TcpListener::bind(cfg.agent_listen)
+        .await
+        .map_err(|e| ServerError::Bind(cfg.agent_listen, e))?;
+    let api_addr = local_addr(&api_listener, cfg.api_listen)?;
+    let agent_addr = local_addr(&agent_listener, cfg.agent_listen)?;
+
+    let mut names = cfg.tls_names.clone();
+    names.push("localhost".into());
+    names.push(agent_addr.ip().to_string());
+    let identity = tls::TlsIdentity::load_or_create(&cfg.data_dir, &names)?;
+    let pin = identity.pin();
+    let tls_config = identity.server_config()?;
+    let agent_url = cfg
+        .agent_url
+        .clone()
+        .unwrap_or_else(|| default_agent_url(agent_addr));
+
+    let app = Arc::new(App::new(
+        store.clone(),
+        cfg,
+        server_id.clone(),
+        pin,
+        agent_url.clone(),
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let mut jobs = JoinSet::new();
+    let api = api::router(app.clone());
+    let mut api_stop = stopped.clone();
+    jobs.spawn(async move {
+        let serve = axum::serve(api_listener, api).with_graceful_shutdown(async move {
+            let _ = api_stop.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "REST API server failed");
+        }
+    });
+    jobs.spawn(agent_api::serve_tls(
+        agent_listener,
+        tls_config,
+        agent_api::router(app.clone()),
+        stopped.clone(),
+    ));
+    jobs.spawn(scan::scheduler(app.clone(), stopped.clone()));
+    jobs.spawn(liveness::sweeper(app.clone(), stopped.clone()));
+    jobs.spawn(outbox::worker(app, notifier, stopped));
+    tracing::info!(%api_addr, %agent_addr, %server_id, %pin, "server started");
+    Ok(Running {
+        api_addr,
+        agent_addr,
+        pin,
+        server_id,
+        agent_url,
+        store,
+        stop,
+        jobs,
+    })
+}
+
+impl Running {
+    /// Stops accepting work, lets running requests and the current outbox
+    /// round finish, and closes the store.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.jobs.join_next().await.is_some() {}
+        self.store.close().await;
+    }
+
+    /// Waits until a job ends on its own (it should not) or `signal` fires,
+    /// then shuts down.
+    pub async fn run_until(mut self, signal: impl std::future::Future<Output = ()>) {
+        tokio::select! {
+            _ = signal => {}
+            _ = self.jobs.join_next() => tracing::error!("a server job ended unexpectedly"),
+        }
+        self.shutdown().await;
+    }
+}
+
+fn local_addr(l: &TcpListener, requested: SocketAddr) -> Result<SocketAddr, ServerError> {
+    l.local_addr().map_err(|e| ServerError::Bind(requested, e))
+}
+
+/// `https://<addr>`; an unspecified bind address is given as the loopback
+/// address, which is right for `vigil up` and wrong for remote agents
+/// (set `--agent-url` then).
+fn default_agent_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+            std::net::IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+        }
+        ip => ip,
+    };
+    format!("https://{}", SocketAddr::new(ip, addr.port()))
+}

@@ -109,7 +109,8 @@ CREATE TABLE alerts (
     agent_id     TEXT     NOT NULL,
     target       TEXT     NOT NULL,
     kind         TEXT     NOT NULL
-                 CHECK (kind IN ('unauthorized_open', 'service_down', 'target_unreachable')),
+                 CHECK (kind IN ('unauthorized_open', 'service_down', 'target_unreachable',
+                                 'agent_not_communicating')),
     port         BIGINT   CHECK (port IS NULL OR (port >= 0 AND port <= 65535)),
     status       TEXT     NOT NULL CHECK (status IN ('open', 'resolved')),
     flapping     BOOLEAN  NOT NULL DEFAULT FALSE,

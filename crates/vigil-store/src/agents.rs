@@ -273,6 +273,16 @@ impl Store {
         rows.into_iter().map(Agent::try_from).collect()
     }
 
+    /// How many agents are enrolled and not removed, over all accounts.
+    pub async fn agent_count(&self) -> Result<u64> {
+        let n = with_pool!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM agents WHERE removed_at IS NULL",
+        )
+        .fetch_one(pool)
+        .await)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// The agent if `credential` is its current credential and it is not
     /// removed; `None` otherwise.
     pub async fn authenticate_agent(

@@ -83,6 +83,8 @@ id_type! {
     RuleId;
     /// A queued notification.
     OutboxId;
+    /// A scan task the server handed to an agent.
+    TaskId;
 }
 
 #[cfg(test)]

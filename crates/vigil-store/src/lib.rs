@@ -19,8 +19,9 @@
 //! schema backs this up with composite foreign keys `(id, account_id)`.
 //! The few methods without an account are the server's own jobs
 //! ([`Store::agents_all_accounts`], [`Store::due_policies`],
-//! [`Store::claim_due`], ...) and the authentication entry points that find
-//! the account ([`Store::verify_login`], [`Store::authenticate_token`],
+//! [`Store::claim_due`], [`Store::server_id`], [`Store::agent_count`], ...)
+//! and the authentication entry points that find the account
+//! ([`Store::verify_login`], [`Store::authenticate_token`],
 //! [`Store::authenticate_agent`], [`Store::redeem_enrollment`]).
 //!
 //! # Time
@@ -39,17 +40,19 @@ mod notify;
 mod policies;
 mod results;
 mod secret;
+mod server;
+mod tasks;
 mod validate;
 
 pub use error::{Result, StoreError};
 pub use ids::{
     AccountId, AgentId, AlertId, ApiTokenId, ContactId, EnrollmentId, OutboxId, RuleId,
-    ScanResultId, UserId,
+    ScanResultId, TaskId, UserId,
 };
 pub use model::{
     now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Channel, Contact,
     Heartbeat, Ingested, NewScanResult, NotificationRule, OutboxItem, PortResult, Role, ScanResult,
-    UnixTime, User,
+    ScanTask, UnixTime, User,
 };
 pub use notify::retry_delay;
 pub use secret::{

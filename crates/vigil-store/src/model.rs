@@ -146,6 +146,7 @@ pub(crate) fn condition_kind_str(k: ConditionKind) -> &'static str {
         ConditionKind::UnauthorizedOpen => "unauthorized_open",
         ConditionKind::ServiceDown => "service_down",
         ConditionKind::TargetUnreachable => "target_unreachable",
+        ConditionKind::AgentNotCommunicating => "agent_not_communicating",
     }
 }
 
@@ -154,6 +155,7 @@ pub(crate) fn parse_condition(kind: &str, port: Option<i64>) -> Result<Condition
         "unauthorized_open" => ConditionKind::UnauthorizedOpen,
         "service_down" => ConditionKind::ServiceDown,
         "target_unreachable" => ConditionKind::TargetUnreachable,
+        "agent_not_communicating" => ConditionKind::AgentNotCommunicating,
         _ => return Err(StoreError::corrupt("alert kind", kind)),
     };
     let port = match port {
@@ -246,6 +248,12 @@ pub struct NewScanResult<'a> {
     pub started_at: UnixTime,
     pub finished_at: UnixTime,
     pub ports: &'a [PortResult],
+    /// The address the target resolved to, if the scanner reports it
+    /// (printable ASCII, at most 64 bytes).
+    pub addr: Option<&'a str>,
+    /// The [`ScanTask`] this result answers, as the agent reports it
+    /// (printable ASCII, at most 128 bytes); not checked against the tasks.
+    pub task_id: Option<&'a str>,
 }
 
 /// A stored scan result.
@@ -260,6 +268,26 @@ pub struct ScanResult {
     pub finished_at: UnixTime,
     pub ports: Vec<PortResult>,
     pub received_at: UnixTime,
+    pub addr: Option<String>,
+    pub task_id: Option<String>,
+}
+
+/// A scan the server asked an agent to run. Open while not completed and
+/// not expired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanTask {
+    pub id: TaskId,
+    pub account_id: AccountId,
+    pub agent_id: AgentId,
+    /// Which policy target this scans ([`vigil_core::PolicyTarget::key`]).
+    pub target_key: String,
+    /// The host or address to scan.
+    pub target: String,
+    /// The ports to probe, as the server wrote them (e.g. a port-list string).
+    pub ports: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub completed_at: Option<UnixTime>,
 }
 
 /// What [`crate::Store::ingest_result`] did.
@@ -390,6 +418,7 @@ mod tests {
             Condition::unauthorized_open(8080),
             Condition::service_down(22),
             Condition::target_unreachable(),
+            Condition::agent_not_communicating(),
         ] {
             assert_eq!(
                 serde_json::to_value(c.kind).unwrap(),

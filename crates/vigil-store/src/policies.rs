@@ -91,6 +91,51 @@ impl Store {
             .transpose()
     }
 
+    /// Switches the agent's stored policy on or off, keeping everything else
+    /// (including its schedule, `next_run_at`). [`StoreError::NotFound`] if
+    /// the agent has no policy or is not the account's.
+    pub async fn set_policy_enabled(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        enabled: bool,
+    ) -> Result<()> {
+        // Read, change, write back only if the stored text is still what was
+        // read: a policy replaced in between is read again, not overwritten.
+        for _ in 0..3 {
+            let text = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+                "SELECT policy FROM policies WHERE agent_id = $1 AND account_id = $2",
+            )
+            .bind(agent.db())
+            .bind(account.db())
+            .fetch_optional(pool)
+            .await)?
+            .ok_or(StoreError::NotFound)?;
+            let mut policy: SecurityPolicy = from_json("policy", &text)?;
+            if policy.enabled == enabled {
+                return Ok(());
+            }
+            policy.enabled = enabled;
+            let json = to_json("policy", &policy)?;
+            let n = with_pool!(self, pool => sqlx::query(
+                "UPDATE policies SET policy = $3, updated_at = $4 \
+                 WHERE agent_id = $1 AND account_id = $2 AND policy = $5",
+            )
+            .bind(agent.db())
+            .bind(account.db())
+            .bind(&json)
+            .bind(now_unix())
+            .bind(&text)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+            if n > 0 {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
     /// Policies whose next run is due at `now` (`next_run_at` unset or not
     /// after `now`), with their agents, for agents that are not removed. The
     /// caller decides with [`vigil_core::scan_status`] whether each one

@@ -18,6 +18,8 @@ struct ResultRow {
     finished_at: i64,
     ports: String,
     received_at: i64,
+    addr: Option<String>,
+    task_id: Option<String>,
 }
 
 impl TryFrom<ResultRow> for ScanResult {
@@ -36,6 +38,8 @@ impl TryFrom<ResultRow> for ScanResult {
             finished_at: r.finished_at,
             ports,
             received_at: r.received_at,
+            addr: r.addr,
+            task_id: r.task_id,
         })
     }
 }
@@ -43,6 +47,12 @@ impl TryFrom<ResultRow> for ScanResult {
 fn check(result: &NewScanResult<'_>) -> Result<String> {
     validate::upload_id(result.upload_id)?;
     validate::target(result.target)?;
+    if let Some(addr) = result.addr {
+        validate::printable("address", addr, limits::MAX_ADDR_LEN)?;
+    }
+    if let Some(task_id) = result.task_id {
+        validate::printable("task id", task_id, limits::MAX_TASK_ID_LEN)?;
+    }
     if result.started_at < 0 || result.finished_at < result.started_at {
         return Err(StoreError::invalid(
             "scan times must be non-negative and finish no earlier than they start",
@@ -73,8 +83,8 @@ impl Store {
         let id = ScanResultId::random();
         let inserted = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
             "INSERT INTO scan_results (id, account_id, agent_id, upload_id, target, \
-                 started_at, finished_at, ports, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 started_at, finished_at, ports, received_at, addr, task_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (agent_id, upload_id) DO NOTHING RETURNING id",
         )
         .bind(id.db())
@@ -86,6 +96,8 @@ impl Store {
         .bind(result.finished_at)
         .bind(&ports)
         .bind(now_unix())
+        .bind(result.addr)
+        .bind(result.task_id)
         .fetch_optional(pool)
         .await)?;
         if inserted.is_some() {
@@ -118,7 +130,7 @@ impl Store {
         self.ensure_agent(account, agent).await?;
         let rows = with_pool!(self, pool => sqlx::query_as::<_, ResultRow>(
             "SELECT id, account_id, agent_id, upload_id, target, started_at, finished_at, \
-                 ports, received_at \
+                 ports, received_at, addr, task_id \
              FROM scan_results WHERE agent_id = $1 AND account_id = $2 \
              ORDER BY finished_at DESC, received_at DESC, id LIMIT $3",
         )

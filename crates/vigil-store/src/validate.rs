@@ -19,10 +19,19 @@ pub mod limits {
     pub const MIN_PASSWORD_CHARS: usize = 8;
     /// Longest accepted password, in bytes.
     pub const MAX_PASSWORD_LEN: usize = 1024;
-    /// A scan target (hostname or address), in bytes.
-    pub const MAX_TARGET_LEN: usize = 255;
+    /// A scan target (hostname, address or policy-target key such as
+    /// `host:` and a 253-byte hostname), in bytes.
+    pub const MAX_TARGET_LEN: usize = MAX_TARGET_KEY_LEN;
     /// A client-chosen upload id, in bytes (printable ASCII only).
     pub const MAX_UPLOAD_ID_LEN: usize = 128;
+    /// The address a scan result's target resolved to, in bytes (printable ASCII only).
+    pub const MAX_ADDR_LEN: usize = 64;
+    /// The task id a scan result reports, in bytes (printable ASCII only).
+    pub const MAX_TASK_ID_LEN: usize = 128;
+    /// A scan task's policy-target key (`host:` and a hostname), in bytes.
+    pub const MAX_TARGET_KEY_LEN: usize = 300;
+    /// A scan task's port list, in bytes.
+    pub const MAX_TASK_PORTS_LEN: usize = 64 * 1024;
     /// Ports in one scan result.
     pub const MAX_PORTS_PER_RESULT: usize = 65_536;
     /// What an agent reports about itself (address, version, OS, hostname), in bytes.
@@ -154,6 +163,22 @@ pub(crate) fn text(what: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// A scan task's port list: at most [`MAX_TASK_PORTS_LEN`] bytes without
+/// control characters; empty is allowed (a task that probes nothing).
+pub(crate) fn task_ports(value: &str) -> Result<()> {
+    if value.len() > MAX_TASK_PORTS_LEN {
+        return Err(StoreError::invalid(format!(
+            "ports is longer than {MAX_TASK_PORTS_LEN} bytes"
+        )));
+    }
+    if has_control(value) {
+        return Err(StoreError::invalid(
+            "ports must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// A scan target as stored with results, alerts and target states.
 pub(crate) fn target(value: &str) -> Result<()> {
     text("target", value, MAX_TARGET_LEN)?;
@@ -165,15 +190,20 @@ pub(crate) fn target(value: &str) -> Result<()> {
 
 /// A client-chosen idempotency key: 1 to [`MAX_UPLOAD_ID_LEN`] printable ASCII characters.
 pub(crate) fn upload_id(value: &str) -> Result<()> {
-    if value.is_empty() || value.len() > MAX_UPLOAD_ID_LEN {
+    printable("upload id", value, MAX_UPLOAD_ID_LEN)
+}
+
+/// A token-like value: 1 to `max` printable ASCII characters, no spaces.
+pub(crate) fn printable(what: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() || value.len() > max {
         return Err(StoreError::invalid(format!(
-            "upload id must be 1 to {MAX_UPLOAD_ID_LEN} characters"
+            "{what} must be 1 to {max} characters"
         )));
     }
     if !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(StoreError::invalid(
-            "upload id must be printable ASCII without spaces",
-        ));
+        return Err(StoreError::invalid(format!(
+            "{what} must be printable ASCII without spaces"
+        )));
     }
     Ok(())
 }
@@ -369,6 +399,8 @@ mod tests {
         assert!(is_invalid(target("a b")));
         assert!(is_invalid(target(" a")));
         assert!(is_invalid(target(&"a".repeat(MAX_TARGET_LEN + 1))));
+        let longest_key = format!("host:{}", "h".repeat(253));
+        assert!(target(&longest_key).is_ok(), "target keys fit");
         assert!(text("os", "Debian GNU/Linux 12", 255).is_ok());
         assert!(is_invalid(text("os", "x\u{7}", 255)));
     }
@@ -380,6 +412,16 @@ mod tests {
         assert!(is_invalid(upload_id("has space")));
         assert!(is_invalid(upload_id("ünïcode")));
         assert!(is_invalid(upload_id(&"u".repeat(MAX_UPLOAD_ID_LEN + 1))));
+        assert!(printable("address", "[2001:db8::1]:443", MAX_ADDR_LEN).is_ok());
+        assert!(printable("address", &"a".repeat(MAX_ADDR_LEN), MAX_ADDR_LEN).is_ok());
+        let msg = printable("address", &"a".repeat(MAX_ADDR_LEN + 1), MAX_ADDR_LEN)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("address must be 1 to 64 characters"), "{msg}");
+        let msg = printable("task id", "a\tb", MAX_TASK_ID_LEN)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("task id must be printable ASCII"), "{msg}");
     }
 
     #[test]

@@ -19,6 +19,12 @@ enum Command {
     Scan(cmd::scan::ScanArgs),
     /// The agent: enroll with a server, then run (heartbeat, scans, identify listener).
     Agent(cmd::agent::AgentArgs),
+    /// Run a Vigil server (REST API, agent API, scheduler, notifications).
+    Server(cmd::server::ServerOpts),
+    /// Offline administration of a server's database (create accounts).
+    Admin(cmd::server::AdminArgs),
+    /// Everything on this machine: server on embedded SQLite plus a local agent.
+    Up(cmd::up::UpArgs),
 }
 
 /// Exit code for bad input (same as clap's usage errors).
@@ -31,6 +37,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(args),
         Command::Agent(args) => cmd::agent::run(args),
+        Command::Server(opts) => cmd::server::run(opts),
+        Command::Admin(args) => cmd::server::admin(args),
+        Command::Up(args) => cmd::up::run(args),
     };
     match result {
         Ok(code) => code,

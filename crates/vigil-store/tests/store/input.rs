@@ -144,9 +144,13 @@ async fn bad_input_is_invalid(db: &TestDb) {
         started_at: t - 1,
         finished_at: t,
         ports: &ports,
+        addr: None,
+        task_id: None,
     };
     let long_upload = "u".repeat(limits::MAX_UPLOAD_ID_LEN + 1);
     let long_target = "t".repeat(limits::MAX_TARGET_LEN + 1);
+    let long_addr = "1".repeat(limits::MAX_ADDR_LEN + 1);
+    let long_task_id = "t".repeat(limits::MAX_TASK_ID_LEN + 1);
     for bad in [
         NewScanResult {
             upload_id: "",
@@ -176,6 +180,34 @@ async fn bad_input_is_invalid(db: &TestDb) {
         NewScanResult {
             started_at: -5,
             finished_at: -1,
+            ..good
+        },
+        NewScanResult {
+            addr: Some(""),
+            ..good
+        },
+        NewScanResult {
+            addr: Some("192.0.2.1 "),
+            ..good
+        },
+        NewScanResult {
+            addr: Some(&long_addr),
+            ..good
+        },
+        NewScanResult {
+            task_id: Some(""),
+            ..good
+        },
+        NewScanResult {
+            task_id: Some("task\n1"),
+            ..good
+        },
+        NewScanResult {
+            task_id: Some("tâche"),
+            ..good
+        },
+        NewScanResult {
+            task_id: Some(&long_task_id),
             ..good
         },
     ] {

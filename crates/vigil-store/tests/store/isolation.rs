@@ -23,6 +23,7 @@ struct Snapshot {
     rules: Vec<vigil_store::NotificationRule>,
     users: Vec<vigil_store::User>,
     tokens: Vec<vigil_store::ApiToken>,
+    tasks: Vec<vigil_store::ScanTask>,
 }
 
 async fn snapshot(s: &Store, a: vigil_store::AccountId, agent: vigil_store::AgentId) -> Snapshot {
@@ -36,6 +37,7 @@ async fn snapshot(s: &Store, a: vigil_store::AccountId, agent: vigil_store::Agen
         rules: s.rules(a).await.unwrap(),
         users: s.users(a).await.unwrap(),
         tokens: s.api_tokens(a).await.unwrap(),
+        tasks: s.open_tasks(a, agent, now()).await.unwrap(),
     }
 }
 
@@ -61,6 +63,8 @@ async fn tenants_are_isolated(db: &TestDb) {
         started_at: t - 5,
         finished_at: t,
         ports: &ports,
+        addr: None,
+        task_id: None,
     };
     let a_result = s
         .ingest_result(a.id, a_agent.id, &upload)
@@ -84,6 +88,18 @@ async fn tenants_are_isolated(db: &TestDb) {
         .unwrap();
     let a_contact = s
         .create_contact(a.id, "a-ops", Channel::Email, "ops@a.example")
+        .await
+        .unwrap();
+    let a_task = s
+        .create_task(
+            a.id,
+            a_agent.id,
+            "agent_host",
+            "127.0.0.1",
+            "22",
+            t,
+            t + 3600,
+        )
         .await
         .unwrap();
     let a_rule = s
@@ -167,6 +183,20 @@ async fn tenants_are_isolated(db: &TestDb) {
             .await,
     );
 
+    assert_not_found(s.set_policy_enabled(bid, ag, false).await);
+
+    // Scan tasks.
+    assert_not_found(
+        s.create_task(bid, ag, "agent_host", "127.0.0.1", "22", t, t + 60)
+            .await,
+    );
+    for agent in [ag, b_agent.id] {
+        assert_not_found(s.task(bid, agent, a_task.id).await);
+        assert!(!s.complete_task(bid, agent, a_task.id, t).await.unwrap());
+        assert!(s.open_tasks(bid, agent, t).await.unwrap().is_empty());
+        assert!(!s.has_open_task(bid, agent, "agent_host", t).await.unwrap());
+    }
+
     // Alerts.
     assert_not_found(s.alert(bid, a_alert.id).await);
     assert_not_found(s.resolve_alert(bid, a_alert.id, t).await);
@@ -229,6 +259,7 @@ async fn tenants_are_isolated(db: &TestDb) {
     assert_eq!(before.results.len(), 1);
     assert_eq!(before.results[0].id, a_result);
     assert_eq!(before.alerts, vec![a_alert]);
+    assert_eq!(before.tasks, vec![a_task]);
     assert_eq!(
         s.authenticate_agent(ag, &a_credential)
             .await

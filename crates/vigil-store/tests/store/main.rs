@@ -41,3 +41,4 @@ mod isolation;
 mod notify;
 mod scans;
 mod sqlite_file;
+mod tasks;

@@ -107,6 +107,8 @@ async fn ingestion_is_idempotent(db: &TestDb) {
         started_at: finished - 10,
         finished_at: finished,
         ports: &[],
+        addr: None,
+        task_id: None,
     };
     let t = now();
     let first = NewScanResult {
@@ -180,6 +182,8 @@ async fn concurrent_duplicate_uploads_store_once(db: &TestDb) {
                             started_at: 1,
                             finished_at: 2,
                             ports: &ports,
+                            addr: None,
+                            task_id: None,
                         },
                     )
                     .await

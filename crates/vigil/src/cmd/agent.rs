@@ -75,6 +75,21 @@ async fn enroll(
     token: &str,
     pin: &str,
 ) -> Result<ExitCode> {
+    let identity = enroll_with(state_dir, server, token, pin).await?;
+    println!(
+        "enrolled as agent {} with server {}",
+        identity.agent_id, identity.server_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Enrolls and stores the identity in `state_dir`.
+pub(crate) async fn enroll_with(
+    state_dir: &std::path::Path,
+    server: &str,
+    token: &str,
+    pin: &str,
+) -> Result<Identity> {
     let pin: CertPin = pin.parse().map_err(|e| usage(format!("--pin: {e}")))?;
     let client = ServerClient::new(server, pin).map_err(|e| usage(format!("--server: {e}")))?;
     let resp = client
@@ -92,11 +107,7 @@ async fn enroll(
         server_id: resp.server_id,
     };
     identity.save(state_dir)?;
-    println!(
-        "enrolled as agent {} with server {}",
-        identity.agent_id, identity.server_id
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(identity)
 }
 
 fn status(state_dir: &std::path::Path) -> Result<ExitCode> {
@@ -112,6 +123,22 @@ fn status(state_dir: &std::path::Path) -> Result<ExitCode> {
 }
 
 async fn run_agent(state_dir: &std::path::Path, listen: SocketAddr) -> Result<ExitCode> {
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop.send(true);
+        }
+    });
+    run_enrolled(state_dir, listen, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs an enrolled agent until `shutdown` turns true.
+pub(crate) async fn run_enrolled(
+    state_dir: &std::path::Path,
+    listen: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let id = Identity::load(state_dir)?.ok_or_else(|| {
         usage(format!(
             "this agent is not enrolled (no identity in {}): run `vigil agent enroll` first",
@@ -123,7 +150,6 @@ async fn run_agent(state_dir: &std::path::Path, listen: SocketAddr) -> Result<Ex
         ServerClient::new(&id.server_url, pin)?.authenticated(&id.agent_id, &id.credential);
     let server_addr = server_ip(&id.server_url).await?;
     let spool = Spool::open(state_dir.join("spool"), DEFAULT_CAPACITY)?;
-    let (stop, shutdown) = watch::channel(false);
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -138,16 +164,11 @@ async fn run_agent(state_dir: &std::path::Path, listen: SocketAddr) -> Result<Ex
         reply,
         shutdown.clone(),
     ));
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop.send(true);
-        }
-    });
     tracing::info!(agent = %id.agent_id, server = %id.server_url, %listen, "agent running");
     let runner = Runner::new(client, spool, facts(), Default::default(), server_addr);
     runner.run(shutdown).await;
     let _ = identify.await;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The server's address, for finding the address "self" stands for.

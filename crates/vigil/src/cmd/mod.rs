@@ -2,6 +2,8 @@
 
 pub mod agent;
 pub mod scan;
+pub mod server;
+pub mod up;
 
 /// Input the user must change (exit code 2), as opposed to a runtime failure (exit 1).
 #[derive(Debug)]
@@ -18,4 +20,27 @@ impl std::error::Error for UsageError {}
 /// Shorthand: an `anyhow::Error` carrying a [`UsageError`].
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// The multi-threaded runtime of the long-running commands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Resolves on Ctrl-C or SIGTERM (how systemd and container runtimes stop us).
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
 }

@@ -1,0 +1,211 @@
+//! The agent API: enroll, heartbeat and result upload, over HTTPS with the
+//! server's self-signed certificate (agents pin it at enrollment).
+//!
+//! Agents authenticate with `Authorization: Bearer <agent id>:<credential>`.
+
+use crate::api::error::ApiError;
+use crate::api::extract::Json;
+use crate::app::App;
+use crate::evaluate::IngestError;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::post;
+use axum::{Extension, Router};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use vigil_proto::agent::{
+    EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, ResultUpload, ScanTask, UploadAck,
+    ENROLL_PATH, HEARTBEAT_PATH, MAX_BODY_BYTES, RESULTS_PATH,
+};
+use vigil_store::{now_unix, Agent, AgentId, StoreError};
+
+/// The TCP peer of a connection, put into every request of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub SocketAddr);
+
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(ENROLL_PATH, post(enroll))
+        .route(HEARTBEAT_PATH, post(heartbeat))
+        .route(RESULTS_PATH, post(results))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(app)
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown`; connections
+/// still open then get a moment to finish.
+pub(crate) async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: pause, do not spin.
+                tracing::warn!(error = %e, "agent API accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        while connections.try_join_next().is_some() {}
+        let acceptor = acceptor.clone();
+        let service = router.clone().layer(Extension(Peer(peer)));
+        connections.spawn(async move {
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "agent connection ended with an error");
+            }
+        });
+    }
+    let grace = tokio::time::sleep(Duration::from_secs(2));
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            next = connections.join_next() => if next.is_none() { break },
+            _ = &mut grace => { connections.abort_all(); break }
+        }
+    }
+}
+
+/// An authenticated agent.
+pub(crate) struct AuthedAgent(pub Agent);
+
+impl FromRequestParts<Arc<App>> for AuthedAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        let (id, credential) = header.split_once(':').ok_or(ApiError::Unauthorized)?;
+        let id: AgentId = id.parse().map_err(|_| ApiError::Unauthorized)?;
+        match app.store.authenticate_agent(id, credential).await? {
+            Some(agent) => Ok(AuthedAgent(agent)),
+            None => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+fn facts_heartbeat<'a>(
+    facts: &'a vigil_proto::agent::AgentFacts,
+    peer: &'a str,
+    now: i64,
+) -> vigil_store::Heartbeat<'a> {
+    let some = |s: &'a str| (!s.is_empty()).then_some(s);
+    vigil_store::Heartbeat {
+        now,
+        public_addr: Some(peer),
+        version: some(&facts.version),
+        os: some(&facts.os),
+        hostname: some(&facts.hostname),
+    }
+}
+
+async fn enroll(
+    State(app): State<Arc<App>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Json(req): Json<EnrollRequest>,
+) -> Result<axum::Json<EnrollResponse>, ApiError> {
+    let now = now_unix();
+    let (agent, credential) = match app.store.redeem_enrollment(&req.token, now).await {
+        Ok(x) => x,
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::Forbidden("unknown enrollment token".into()))
+        }
+        // "already used" / "expired"
+        Err(StoreError::Invalid(msg)) => return Err(ApiError::Forbidden(msg)),
+        Err(e) => return Err(e.into()),
+    };
+    let peer = peer.ip().to_canonical().to_string();
+    app.store
+        .record_heartbeat(
+            agent.account_id,
+            agent.id,
+            &facts_heartbeat(&req.facts, &peer, now),
+        )
+        .await?;
+    tracing::info!(agent = %agent.id, name = %agent.name, %peer, "agent enrolled");
+    Ok(axum::Json(EnrollResponse {
+        agent_id: agent.id.to_string(),
+        credential,
+        server_id: app.server_id.clone(),
+        heartbeat_secs: app.cfg.heartbeat.as_secs().max(1),
+    }))
+}
+
+async fn heartbeat(
+    State(app): State<Arc<App>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    AuthedAgent(agent): AuthedAgent,
+    Json(hb): Json<Heartbeat>,
+) -> Result<axum::Json<HeartbeatResponse>, ApiError> {
+    let now = now_unix();
+    let peer = peer.ip().to_canonical().to_string();
+    app.store
+        .record_heartbeat(
+            agent.account_id,
+            agent.id,
+            &facts_heartbeat(&hb.facts, &peer, now),
+        )
+        .await?;
+    let tasks = app
+        .store
+        .open_tasks(agent.account_id, agent.id, now)
+        .await?
+        .into_iter()
+        // The server scans observed addresses itself.
+        .filter(|t| t.target_key != vigil_core::PolicyTarget::ObservedAddress.key())
+        .map(|t| ScanTask {
+            task_id: t.id.to_string(),
+            target: t.target,
+            ports: t.ports,
+        })
+        .collect();
+    Ok(axum::Json(HeartbeatResponse {
+        tasks,
+        heartbeat_secs: app.cfg.heartbeat.as_secs().max(1),
+        observed_addr: peer,
+    }))
+}
+
+async fn results(
+    State(app): State<Arc<App>>,
+    AuthedAgent(agent): AuthedAgent,
+    Json(upload): Json<ResultUpload>,
+) -> Result<axum::Json<UploadAck>, ApiError> {
+    match app.ingest(&agent, &upload, now_unix()).await {
+        Ok(status) => Ok(axum::Json(UploadAck { status })),
+        Err(IngestError::Rejected(msg)) => Err(ApiError::Invalid(msg)),
+        Err(IngestError::Store(e)) => Err(e.into()),
+    }
+}

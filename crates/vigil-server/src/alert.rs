@@ -1,0 +1,276 @@
+//! Alerts and what they tell people: opening and resolving alert records,
+//! and queueing one notification per interested contact in the outbox.
+
+use crate::app::App;
+use vigil_core::{Condition, ConditionKind};
+use vigil_notify::{EventKind, Notification, Severity};
+use vigil_store::{Agent, Alert, StoreError, UnixTime};
+
+/// The alert target of conditions about the agent itself (not a scanned host).
+pub(crate) const AGENT_TARGET: &str = "agent";
+
+/// One thing to tell the contacts of an agent.
+pub(crate) struct Occurrence<'a> {
+    pub agent: &'a Agent,
+    pub event: EventKind,
+    pub severity: Severity,
+    /// The scanned host or address, for people.
+    pub target: Option<String>,
+    pub port: Option<u16>,
+    pub title: String,
+    pub details: String,
+    /// Shared by an alert and its recovery (receivers group on it).
+    pub group_key: String,
+    /// Unique per occurrence: the outbox sends each key once per contact.
+    pub outbox_key: String,
+    pub at: UnixTime,
+}
+
+/// What kind of event raising or clearing a condition is.
+pub(crate) fn event_for(condition: Condition, raised: bool) -> (EventKind, Severity) {
+    match (condition.kind, raised) {
+        (ConditionKind::UnauthorizedOpen, true) => {
+            (EventKind::UnauthorizedPortOpen, Severity::Critical)
+        }
+        (ConditionKind::UnauthorizedOpen, false) => {
+            (EventKind::UnauthorizedPortOpen, Severity::Recovery)
+        }
+        (ConditionKind::ServiceDown, true) => (EventKind::ServiceDown, Severity::Critical),
+        (ConditionKind::ServiceDown, false) => (EventKind::ServiceRecovered, Severity::Recovery),
+        (ConditionKind::TargetUnreachable, true) => {
+            (EventKind::TargetUnreachable, Severity::Warning)
+        }
+        (ConditionKind::TargetUnreachable, false) => {
+            (EventKind::TargetReachable, Severity::Recovery)
+        }
+        (ConditionKind::AgentNotCommunicating, true) => {
+            (EventKind::AgentNotCommunicating, Severity::Critical)
+        }
+        (ConditionKind::AgentNotCommunicating, false) => (EventKind::AgentBack, Severity::Recovery),
+    }
+}
+
+/// A one-line title for an alert or its recovery.
+pub(crate) fn title(agent: &Agent, target: &str, condition: Condition, raised: bool) -> String {
+    let place = if target == AGENT_TARGET {
+        format!("agent {:?}", agent.name)
+    } else {
+        format!("{} (agent {:?})", target_label(target), agent.name)
+    };
+    match (condition.kind, condition.port, raised) {
+        (ConditionKind::UnauthorizedOpen, Some(p), true) => {
+            format!("Unauthorized port {p}/tcp open on {place}")
+        }
+        (ConditionKind::UnauthorizedOpen, Some(p), false) => {
+            format!("Port {p}/tcp no longer open on {place}")
+        }
+        (ConditionKind::ServiceDown, Some(p), true) => {
+            format!("Service on port {p}/tcp down on {place}")
+        }
+        (ConditionKind::ServiceDown, Some(p), false) => {
+            format!("Service on port {p}/tcp recovered on {place}")
+        }
+        (ConditionKind::TargetUnreachable, _, true) => format!("{place} unreachable"),
+        (ConditionKind::TargetUnreachable, _, false) => format!("{place} reachable again"),
+        (ConditionKind::AgentNotCommunicating, _, true) => {
+            format!("Agent {:?} is not communicating", agent.name)
+        }
+        (ConditionKind::AgentNotCommunicating, _, false) => {
+            format!("Agent {:?} communicates again", agent.name)
+        }
+        (_, None, true) => format!("{condition} on {place}"),
+        (_, None, false) => format!("{condition} over on {place}"),
+    }
+}
+
+/// A policy target key for people: `agent_host` → "the agent's host".
+pub(crate) fn target_label(key: &str) -> String {
+    match vigil_core::PolicyTarget::from_key(key) {
+        Ok(vigil_core::PolicyTarget::AgentHost) => "the agent's host".into(),
+        Ok(vigil_core::PolicyTarget::ObservedAddress) => "the location's public address".into(),
+        Ok(vigil_core::PolicyTarget::Host(h)) => h,
+        Err(_) => key.to_string(),
+    }
+}
+
+/// What to do about it, a few lines.
+fn details(condition: Condition, raised: bool) -> String {
+    match (condition.kind, raised) {
+        (ConditionKind::UnauthorizedOpen, true) => {
+            "A port that is not on the authorized list accepts connections. \
+             If it should be open, add it to the authorized ports of the security scan; \
+             otherwise find and stop the service or close it in the firewall."
+                .into()
+        }
+        (ConditionKind::ServiceDown, true) => "A monitored port stopped accepting connections. \
+             Check the service and the network path to it."
+            .into(),
+        (ConditionKind::TargetUnreachable, true) => "The scanned host did not answer on any port. \
+             It may be down, disconnected, or its name may not resolve."
+            .into(),
+        (ConditionKind::AgentNotCommunicating, true) => {
+            "The agent has stopped calling in. The location may have lost power or \
+             its connection; its security scan is suspended until it communicates again."
+                .into()
+        }
+        (_, false) => "The condition is over; no action needed.".into(),
+    }
+}
+
+/// The key receivers group an alert and its recovery under.
+pub(crate) fn group_key(agent: &Agent, target: &str, condition: Condition) -> String {
+    match condition.port {
+        Some(p) => format!("{}:{target}:{:?}:{p}", agent.id, condition.kind),
+        None => format!("{}:{target}:{:?}", agent.id, condition.kind),
+    }
+}
+
+impl App {
+    /// Opens (or finds) the alert for `condition` and tells the contacts.
+    pub(crate) async fn raise(
+        &self,
+        agent: &Agent,
+        target: &str,
+        condition: Condition,
+        now: UnixTime,
+    ) -> Result<Alert, StoreError> {
+        let alert = self
+            .store
+            .open_alert(agent.account_id, agent.id, target, condition, false, now)
+            .await?;
+        self.announce(agent, target, &alert, true, now).await?;
+        Ok(alert)
+    }
+
+    /// Resolves the open alert for `condition`, if any, and — unless
+    /// `silently` — sends the recovery notice.
+    pub(crate) async fn clear(
+        &self,
+        agent: &Agent,
+        target: &str,
+        condition: Condition,
+        silently: bool,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let Some(open) = self
+            .store
+            .open_alert_for(agent.account_id, agent.id, target, condition)
+            .await?
+        else {
+            return Ok(());
+        };
+        let alert = match self
+            .store
+            .resolve_alert(agent.account_id, open.id, now)
+            .await
+        {
+            Ok(a) => a,
+            Err(StoreError::NotFound) => return Ok(()), // resolved meanwhile
+            Err(e) => return Err(e),
+        };
+        if !silently {
+            self.announce(agent, target, &alert, false, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn announce(
+        &self,
+        agent: &Agent,
+        target: &str,
+        alert: &Alert,
+        raised: bool,
+        now: UnixTime,
+    ) -> Result<usize, StoreError> {
+        let (event, severity) = event_for(alert.condition, raised);
+        let phase = if raised { "raised" } else { "cleared" };
+        self.notify(Occurrence {
+            agent,
+            event,
+            severity,
+            target: (target != AGENT_TARGET).then(|| target_label(target)),
+            port: alert.condition.port,
+            title: title(agent, target, alert.condition, raised),
+            details: details(alert.condition, raised),
+            group_key: group_key(agent, target, alert.condition),
+            outbox_key: format!("alert:{}:{phase}", alert.id),
+            at: now,
+        })
+        .await
+    }
+
+    /// Queues the occurrence for every contact whose rules ask for its
+    /// event kind on this agent; returns how many were queued.
+    pub(crate) async fn notify(&self, o: Occurrence<'_>) -> Result<usize, StoreError> {
+        let account = o.agent.account_id;
+        let contacts = self
+            .store
+            .rules_for(account, o.agent.id, o.event.as_str())
+            .await?;
+        if contacts.is_empty() {
+            return Ok(0);
+        }
+        let account_name = self.store.account(account).await?.name;
+        let notification = Notification {
+            event: o.event,
+            severity: o.severity,
+            account: account_name,
+            agent_name: o.agent.name.clone(),
+            agent_id: o.agent.id.to_string(),
+            target: o.target,
+            port: o.port,
+            occurred_at: o.at.into(),
+            title: o.title,
+            details: o.details,
+            dedupe_key: o.group_key,
+            console_url: self.cfg.console_url.clone(),
+        };
+        let payload = serde_json::to_value(&notification)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode notification: {e}")))?;
+        let mut queued = 0;
+        for contact in contacts {
+            if self
+                .store
+                .enqueue(account, contact.id, &o.outbox_key, &payload, o.at)
+                .await?
+            {
+                queued += 1;
+            }
+        }
+        if queued > 0 {
+            self.outbox_wake.notify_one();
+        }
+        Ok(queued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_condition_has_an_alert_and_a_recovery_event() {
+        let conditions = [
+            Condition::unauthorized_open(23),
+            Condition::service_down(443),
+            Condition::target_unreachable(),
+            Condition::agent_not_communicating(),
+        ];
+        for c in conditions {
+            let (up, up_sev) = event_for(c, true);
+            let (down, down_sev) = event_for(c, false);
+            assert_ne!(up_sev, Severity::Recovery, "{c:?}");
+            assert_eq!(down_sev, Severity::Recovery, "{c:?}");
+            assert_ne!(up, EventKind::Test);
+            assert_ne!(down, EventKind::Test);
+        }
+        assert_eq!(
+            event_for(Condition::service_down(80), false).0,
+            EventKind::ServiceRecovered
+        );
+        assert_eq!(
+            event_for(Condition::agent_not_communicating(), false).0,
+            EventKind::AgentBack
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! Agents, their security-scan policies and results, and enrollment tokens.
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::extract::Json;
+use super::ids;
+use crate::app::{status_view, App};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use vigil_core::SecurityPolicy;
+use vigil_proto::api::{
+    AgentPatch, AgentView, EnrollmentView, NewEnrollment, PolicyView, PortView, ResultView,
+};
+use vigil_store::{now_unix, AgentId, ScanResult};
+
+/// Longest an enrollment token may live: 30 days.
+const MAX_TTL_MINUTES: u32 = 30 * 24 * 60;
+const DEFAULT_TTL_MINUTES: u32 = 24 * 60;
+
+pub(crate) async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> Result<axum::Json<Vec<AgentView>>, ApiError> {
+    let now = now_unix();
+    let mut out = Vec::new();
+    for agent in app.store.agents(caller.account.id).await? {
+        let policy = app.store.policy(caller.account.id, agent.id).await?;
+        out.push(app.agent_view(&agent, policy.as_ref(), now));
+    }
+    Ok(axum::Json(out))
+}
+
+pub(crate) async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<AgentView>, ApiError> {
+    let id: AgentId = ids::parse("agent", &id)?;
+    let agent = app.store.agent(caller.account.id, id).await?;
+    let policy = app.store.policy(caller.account.id, id).await?;
+    Ok(axum::Json(app.agent_view(
+        &agent,
+        policy.as_ref(),
+        now_unix(),
+    )))
+}
+
+pub(crate) async fn patch(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<AgentPatch>,
+) -> Result<axum::Json<AgentView>, ApiError> {
+    caller.can_write()?;
+    let id: AgentId = ids::parse("agent", &id)?;
+    let mut agent = app.store.agent(caller.account.id, id).await?;
+    if let Some(plan) = req.plan {
+        agent = app.store.set_plan(caller.account.id, id, plan).await?;
+        app.scheduler_wake.notify_one();
+    }
+    let policy = app.store.policy(caller.account.id, id).await?;
+    Ok(axum::Json(app.agent_view(
+        &agent,
+        policy.as_ref(),
+        now_unix(),
+    )))
+}
+
+pub(crate) async fn remove(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.can_write()?;
+    let id: AgentId = ids::parse("agent", &id)?;
+    app.store
+        .remove_agent(caller.account.id, id, now_unix())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn get_policy(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<PolicyView>, ApiError> {
+    let id: AgentId = ids::parse("agent", &id)?;
+    let agent = app.store.agent(caller.account.id, id).await?;
+    let policy = app
+        .store
+        .policy(caller.account.id, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let scan = status_view(app.scan_status(&agent, Some(&policy), now_unix()));
+    Ok(axum::Json(PolicyView {
+        policy,
+        scan,
+        next_run_at: None,
+    }))
+}
+
+pub(crate) async fn put_policy(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(policy): Json<SecurityPolicy>,
+) -> Result<axum::Json<PolicyView>, ApiError> {
+    caller.can_write()?;
+    let id: AgentId = ids::parse("agent", &id)?;
+    let agent = app.store.agent(caller.account.id, id).await?;
+    let policy = policy
+        .validated(caller.account.kind)
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    // Enabling a scan on a plan without one is refused, with the reason;
+    // a disabled policy may be prepared on any plan.
+    if policy.enabled {
+        vigil_core::policy::can_run(agent.plan).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    }
+    app.store.put_policy(caller.account.id, id, &policy).await?;
+    app.scheduler_wake.notify_one();
+    let scan = status_view(app.scan_status(&agent, Some(&policy), now_unix()));
+    Ok(axum::Json(PolicyView {
+        policy,
+        scan,
+        next_run_at: None,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResultsQuery {
+    limit: Option<u32>,
+}
+
+pub(crate) fn result_view(r: &ScanResult) -> ResultView {
+    ResultView {
+        id: r.id.to_string(),
+        agent_id: r.agent_id.to_string(),
+        target: r.target.clone(),
+        addr: r.addr.clone(),
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        received_at: r.received_at,
+        ports: r
+            .ports
+            .iter()
+            .map(|p| PortView {
+                port: p.port,
+                state: p.state,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) async fn results(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ResultsQuery>,
+) -> Result<axum::Json<Vec<ResultView>>, ApiError> {
+    let id: AgentId = ids::parse("agent", &id)?;
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Invalid(format!(
+            "limit {limit} is out of range: use 1 to 1000"
+        )));
+    }
+    let results = app.store.results(caller.account.id, id, limit).await?;
+    Ok(axum::Json(results.iter().map(result_view).collect()))
+}
+
+pub(crate) async fn enroll(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Json(req): Json<NewEnrollment>,
+) -> Result<(StatusCode, axum::Json<EnrollmentView>), ApiError> {
+    caller.can_write()?;
+    let minutes = req.ttl_minutes.unwrap_or(DEFAULT_TTL_MINUTES);
+    if !(1..=MAX_TTL_MINUTES).contains(&minutes) {
+        return Err(ApiError::Invalid(format!(
+            "ttl_minutes {minutes} is out of range: use 1 to {MAX_TTL_MINUTES} (30 days)"
+        )));
+    }
+    let ttl = Duration::from_secs(u64::from(minutes) * 60);
+    let token = app
+        .store
+        .create_enrollment(caller.account.id, &req.name, req.plan, ttl)
+        .await?;
+    let pin = app.pin.to_string();
+    let command = format!(
+        "vigil agent enroll --server {} --token {token} --pin {pin}",
+        app.agent_url
+    );
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(EnrollmentView {
+            token,
+            expires_at: now_unix() + i64::from(minutes) * 60,
+            server_url: app.agent_url.clone(),
+            pin,
+            command,
+        }),
+    ))
+}

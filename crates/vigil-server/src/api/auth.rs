@@ -1,0 +1,56 @@
+//! Who is calling the REST API, and what their role allows.
+
+use super::error::ApiError;
+use crate::app::App;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use std::sync::Arc;
+use vigil_store::{Account, Role, User};
+
+/// An authenticated user (API token in `Authorization: Bearer vgl_…`) and
+/// the account every query of the request is scoped to.
+pub(crate) struct Caller {
+    pub user: User,
+    pub account: Account,
+}
+
+impl Caller {
+    /// Admins and owners change things; viewers only read.
+    pub(crate) fn can_write(&self) -> Result<(), ApiError> {
+        match self.user.role {
+            Role::Owner | Role::Admin => Ok(()),
+            Role::Viewer => Err(ApiError::Forbidden(
+                "viewers may only read; ask an admin or owner of the account".into(),
+            )),
+        }
+    }
+
+    /// Only owners manage owners.
+    pub(crate) fn can_grant(&self, role: Role) -> Result<(), ApiError> {
+        self.can_write()?;
+        if role == Role::Owner && self.user.role != Role::Owner {
+            return Err(ApiError::Forbidden("only owners may create owners".into()));
+        }
+        Ok(())
+    }
+}
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        let (user, account) = app
+            .store
+            .authenticate_token(token.trim())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let account = app.store.account(account).await?;
+        Ok(Caller { user, account })
+    }
+}

@@ -1,0 +1,145 @@
+//! The state every request handler and background job shares.
+
+use crate::config::ServerConfig;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use vigil_core::{health, AgentHealth, ScanStatus, SecurityPolicy};
+use vigil_proto::api::{AgentView, ScanStatusView};
+use vigil_proto::pin::CertPin;
+use vigil_store::{Agent, AgentId, Store, UnixTime};
+
+/// Held while one agent target's evaluation state is read, evaluated and written.
+type TargetLock = Arc<tokio::sync::Mutex<()>>;
+
+/// Shared by handlers and jobs; cheap to clone behind an `Arc`.
+pub(crate) struct App {
+    pub store: Store,
+    pub cfg: ServerConfig,
+    /// This installation's ID, which agents report in identify answers.
+    pub server_id: String,
+    pub pin: CertPin,
+    /// The agent API URL handed out with enrollment tokens.
+    pub agent_url: String,
+    /// Woken when a notification is queued, so it goes out without waiting a tick.
+    pub outbox_wake: Notify,
+    /// Woken when a policy changes, so its first scan is scheduled at once.
+    pub scheduler_wake: Notify,
+    /// Serializes evaluations of one agent target: the read-evaluate-write
+    /// of its damping state must not interleave. (One server process; with
+    /// several replicas this becomes a row lock — issue 6.)
+    target_locks: Mutex<HashMap<(AgentId, String), TargetLock>>,
+}
+
+impl App {
+    pub fn new(
+        store: Store,
+        cfg: ServerConfig,
+        server_id: String,
+        pin: CertPin,
+        agent_url: String,
+    ) -> Self {
+        App {
+            store,
+            cfg,
+            server_id,
+            pin,
+            agent_url,
+            outbox_wake: Notify::new(),
+            scheduler_wake: Notify::new(),
+            target_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The lock of one agent target's evaluation state.
+    pub fn target_lock(&self, agent: AgentId, target: &str) -> TargetLock {
+        let mut locks = self
+            .target_locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if locks.len() > 100_000 {
+            // Forget idle locks now and then; a lock someone holds or waits
+            // for has more than one reference and stays.
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks
+            .entry((agent, target.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// The agent's health right now.
+    pub fn health_of(&self, agent: &Agent, now: UnixTime) -> AgentHealth {
+        health(
+            agent.last_seen_at.map(unix),
+            unix(agent.enrolled_at),
+            unix(now),
+            &self.cfg.liveness,
+        )
+    }
+
+    /// Whether the agent's security scan runs now; `None` without a policy.
+    pub fn scan_status(
+        &self,
+        agent: &Agent,
+        policy: Option<&SecurityPolicy>,
+        now: UnixTime,
+    ) -> Option<ScanStatus> {
+        policy.map(|p| {
+            vigil_core::scan_status(
+                agent.plan,
+                p.enabled,
+                agent.is_removed(),
+                self.health_of(agent, now),
+            )
+        })
+    }
+
+    pub fn agent_view(
+        &self,
+        agent: &Agent,
+        policy: Option<&SecurityPolicy>,
+        now: UnixTime,
+    ) -> AgentView {
+        AgentView {
+            id: agent.id.to_string(),
+            name: agent.name.clone(),
+            plan: agent.plan,
+            health: self.health_of(agent, now),
+            enrolled_at: agent.enrolled_at,
+            last_seen_at: agent.last_seen_at,
+            public_addr: agent.public_addr.clone(),
+            version: agent.version.clone(),
+            os: agent.os.clone(),
+            hostname: agent.hostname.clone(),
+            removed_at: agent.removed_at,
+            scan: status_view(self.scan_status(agent, policy, now)),
+        }
+    }
+}
+
+pub(crate) fn status_view(status: Option<ScanStatus>) -> ScanStatusView {
+    match status {
+        None => ScanStatusView {
+            state: "none".into(),
+            reason: Some("no security scan policy yet".into()),
+        },
+        Some(ScanStatus::Active) => ScanStatusView {
+            state: "active".into(),
+            reason: None,
+        },
+        Some(ScanStatus::Suspended { reason }) => ScanStatusView {
+            state: "suspended".into(),
+            reason: Some(reason.text().into()),
+        },
+        Some(ScanStatus::Disabled { reason }) => ScanStatusView {
+            state: "disabled".into(),
+            reason: Some(reason.text().into()),
+        },
+    }
+}
+
+/// Store times are signed; the liveness rules count unsigned seconds.
+fn unix(t: UnixTime) -> u64 {
+    u64::try_from(t).unwrap_or(0)
+}

@@ -1,0 +1,56 @@
+//! What a server is started with.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use vigil_core::{DampingConfig, LivenessConfig, PortList};
+use vigil_notify::NotifierConfig;
+
+/// Everything `vigil server` can be told. [`ServerConfig::new`] gives the
+/// defaults of a real deployment; tests shorten the timings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the TLS identity lives (and the SQLite file by default).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`.
+    pub db_url: String,
+    /// The REST API (plain HTTP; put it behind a TLS proxy when exposed).
+    pub api_listen: SocketAddr,
+    /// The agent API (HTTPS with the self-signed, pinned certificate).
+    pub agent_listen: SocketAddr,
+    /// The URL agents are told to use; default `https://<agent_listen>`.
+    pub agent_url: Option<String>,
+    /// Extra DNS names / addresses for the certificate.
+    pub tls_names: Vec<String>,
+    /// The web console's URL, put into notifications as a link.
+    pub console_url: Option<String>,
+    pub notifier: NotifierConfig,
+    pub liveness: LivenessConfig,
+    pub damping: DampingConfig,
+    /// How often agents call in.
+    pub heartbeat: Duration,
+    /// How often the scheduler, liveness sweeper and outbox look for work.
+    pub tick: Duration,
+    /// Ports every security scan sweeps in addition to the policy's own.
+    pub sweep_ports: PortList,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, db_url: impl Into<String>) -> Self {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            db_url: db_url.into(),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            agent_listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            agent_url: None,
+            tls_names: Vec::new(),
+            console_url: None,
+            notifier: NotifierConfig::default(),
+            liveness: LivenessConfig::default(),
+            damping: DampingConfig::default(),
+            heartbeat: Duration::from_secs(30),
+            tick: Duration::from_secs(5),
+            sweep_ports: PortList::all(),
+        }
+    }
+}

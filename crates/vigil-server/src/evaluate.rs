@@ -1,0 +1,185 @@
+//! From an uploaded scan result to alerts: store it once, then run the
+//! domain's evaluation against the agent's policy and act on its events.
+
+use crate::app::App;
+use vigil_core::{evaluate, Change, Event, Observation, PolicyTarget, PortState};
+use vigil_proto::agent::{ResultUpload, UploadStatus};
+use vigil_store::{Agent, NewScanResult, PortResult, StoreError, TaskId, UnixTime};
+
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IngestError {
+    /// The agent sent something that can never be stored (4xx).
+    #[error("{0}")]
+    Rejected(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl App {
+    /// Stores an uploaded result exactly once and, the first time, evaluates it.
+    pub(crate) async fn ingest(
+        &self,
+        agent: &Agent,
+        upload: &ResultUpload,
+        now: UnixTime,
+    ) -> Result<UploadStatus, IngestError> {
+        let task_id: TaskId = upload
+            .task_id
+            .parse()
+            .map_err(|_| IngestError::Rejected(format!("unknown task {:?}", upload.task_id)))?;
+        let task = match self.store.task(agent.account_id, agent.id, task_id).await {
+            Ok(t) => t,
+            Err(StoreError::NotFound) => {
+                return Err(IngestError::Rejected(format!(
+                    "unknown task {:?}",
+                    upload.task_id
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ports: Vec<PortResult> = upload
+            .ports
+            .iter()
+            .map(|p| PortResult {
+                port: p.port,
+                state: p.state,
+            })
+            .collect();
+        // History keeps what matters, like nmap's "Not shown: N closed
+        // ports": a full sweep is 65,535 entries, nearly all closed.
+        let policy = self.store.policy(agent.account_id, agent.id).await?;
+        let kept: Vec<PortResult> = ports
+            .iter()
+            .filter(|p| {
+                p.state != PortState::Closed
+                    || policy.as_ref().is_some_and(|pol| pol.is_authorized(p.port))
+            })
+            .copied()
+            .collect();
+        let addr = (!upload.addr.is_empty()).then_some(upload.addr.as_str());
+        let stored = self
+            .store
+            .ingest_result(
+                agent.account_id,
+                agent.id,
+                &NewScanResult {
+                    upload_id: &upload.upload_id,
+                    target: &task.target_key,
+                    addr,
+                    task_id: Some(&upload.task_id),
+                    started_at: upload.started_at,
+                    finished_at: upload.finished_at,
+                    ports: &kept,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid(msg) => IngestError::Rejected(msg),
+                e => IngestError::Store(e),
+            })?;
+        if !stored.is_new() {
+            return Ok(UploadStatus::Duplicate);
+        }
+        self.store
+            .complete_task(agent.account_id, agent.id, task_id, now)
+            .await?;
+        let observation = if addr.is_none() {
+            Observation::unreachable()
+        } else {
+            Observation::from_ports(ports.iter().map(|p| (p.port, p.state)).collect())
+        };
+        self.evaluate(agent, &task.target_key, &observation, now)
+            .await?;
+        Ok(UploadStatus::Stored)
+    }
+
+    /// Evaluates one observation of one policy target and acts on the events.
+    pub(crate) async fn evaluate(
+        &self,
+        agent: &Agent,
+        target_key: &str,
+        observation: &Observation,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let Some(policy) = self.store.policy(agent.account_id, agent.id).await? else {
+            return Ok(());
+        };
+        // A result that arrives after the scan was disabled (plan change,
+        // removal, switched off) or for a target no longer in the policy
+        // is kept as history but raises nothing.
+        let covered = PolicyTarget::from_key(target_key)
+            .map(|t| policy.targets.contains(&t))
+            .unwrap_or(false);
+        let status = self.scan_status(agent, Some(&policy), now);
+        let runs = matches!(
+            status,
+            Some(vigil_core::ScanStatus::Active | vigil_core::ScanStatus::Suspended { .. })
+        );
+        if !covered || !runs {
+            return Ok(());
+        }
+        let lock = self.target_lock(agent.id, target_key);
+        let _guard = lock.lock().await;
+        let mut state = self
+            .store
+            .target_state(agent.account_id, agent.id, target_key)
+            .await?;
+        let mut events = state.retain_ports(&policy.ports_to_scan(&self.cfg.sweep_ports));
+        events.extend(evaluate(
+            &mut state,
+            &policy,
+            observation,
+            &self.cfg.damping,
+        ));
+        self.store
+            .put_target_state(agent.account_id, agent.id, target_key, &state)
+            .await?;
+        for event in events {
+            self.act(agent, target_key, event, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn act(
+        &self,
+        agent: &Agent,
+        target: &str,
+        event: Event,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let condition = event.condition;
+        match event.change {
+            Change::Raised => {
+                self.raise(agent, target, condition, now).await?;
+            }
+            Change::Cleared => self.clear(agent, target, condition, false, now).await?,
+            Change::Dropped => self.clear(agent, target, condition, true, now).await?,
+            Change::FlappingStarted | Change::FlappingStopped => {
+                let flapping = event.change == Change::FlappingStarted;
+                let open = self
+                    .store
+                    .open_alert_for(agent.account_id, agent.id, target, condition)
+                    .await?;
+                match (open, event.active) {
+                    (Some(alert), true) => {
+                        self.store
+                            .set_alert_flapping(agent.account_id, alert.id, flapping)
+                            .await?;
+                    }
+                    // Settled into the condition while flapping: one alert now.
+                    (None, true) => {
+                        let alert = self.raise(agent, target, condition, now).await?;
+                        self.store
+                            .set_alert_flapping(agent.account_id, alert.id, flapping)
+                            .await?;
+                    }
+                    // Settled into "fine": close what is open, with a notice.
+                    (Some(_), false) => self.clear(agent, target, condition, false, now).await?,
+                    (None, false) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! The liveness sweeper: notices agents that stopped (or resumed) calling
+//! in, raises and clears *agent not communicating*, and disables the scan
+//! of abandoned agents.
+
+use crate::alert::{Occurrence, AGENT_TARGET};
+use crate::app::App;
+use std::sync::Arc;
+use tokio::sync::watch;
+use vigil_core::{liveness_event, Condition, LivenessEvent};
+use vigil_notify::{EventKind, Severity};
+use vigil_store::{now_unix, Agent, StoreError, UnixTime};
+
+/// Runs until `shutdown` turns true.
+pub(crate) async fn sweeper(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = sweep(&app, now_unix()).await {
+            tracing::error!(error = %e, "liveness sweep failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(app.cfg.tick) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// One pass over every agent; returns how many changed health.
+pub(crate) async fn sweep(app: &App, now: UnixTime) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for agent in app.store.agents_all_accounts().await? {
+        if agent.is_removed() {
+            continue;
+        }
+        let health = app.health_of(&agent, now);
+        if health == agent.last_health {
+            continue;
+        }
+        let previous = agent.last_health;
+        let agent = match app
+            .store
+            .set_health(agent.account_id, agent.id, health)
+            .await
+        {
+            Ok(a) => a,
+            Err(StoreError::NotFound) => continue, // removed meanwhile
+            Err(e) => return Err(e),
+        };
+        changed += 1;
+        tracing::info!(agent = %agent.id, name = %agent.name, from = %previous, to = %health, "agent health changed");
+        if let Some(event) = liveness_event(previous, health) {
+            on_event(app, &agent, event, now).await?;
+        }
+    }
+    Ok(changed)
+}
+
+async fn on_event(
+    app: &App,
+    agent: &Agent,
+    event: LivenessEvent,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let silent = Condition::agent_not_communicating();
+    match event {
+        LivenessEvent::AgentSilent => {
+            app.raise(agent, AGENT_TARGET, silent, now).await?;
+        }
+        LivenessEvent::AgentBack => {
+            app.clear(agent, AGENT_TARGET, silent, false, now).await?;
+        }
+        LivenessEvent::AgentAbandoned => {
+            // Skipped straight from communicating: still say it went silent.
+            app.raise(agent, AGENT_TARGET, silent, now).await?;
+            let had_policy = match app
+                .store
+                .set_policy_enabled(agent.account_id, agent.id, false)
+                .await
+            {
+                Ok(()) => true,
+                Err(StoreError::NotFound) => false,
+                Err(e) => return Err(e),
+            };
+            if had_policy {
+                app.notify(Occurrence {
+                    agent,
+                    event: EventKind::ScanDisabled,
+                    severity: Severity::Warning,
+                    target: None,
+                    port: None,
+                    title: format!(
+                        "Security scan of agent {:?} disabled: agent abandoned",
+                        agent.name
+                    ),
+                    details: "The agent has not communicated for the abandonment period, so its \
+                              security scan was switched off. Re-enable it once the agent is back."
+                        .into(),
+                    group_key: format!("{}:scan", agent.id),
+                    outbox_key: format!("scan-disabled:{}:{now}", agent.id),
+                    at: now,
+                })
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! `vigil server` (run the server) and `vigil admin` (offline account setup).
+
+use super::usage;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use vigil_core::{AccountKind, LivenessConfig, PortList};
+use vigil_notify::{NotifierConfig, SmtpConfig, SmtpSecurity};
+use vigil_server::ServerConfig;
+use vigil_store::{Role, Store};
+
+/// Options of a server, shared by `vigil server` and `vigil up`.
+#[derive(Debug, Args)]
+pub struct ServerOpts {
+    /// Where the server keeps its TLS identity (and the SQLite database by default).
+    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "vigil-data")]
+    pub data_dir: PathBuf,
+    /// Database URL: sqlite://PATH (embedded default: <data-dir>/vigil.db) or postgres://USER@HOST/DB.
+    #[arg(long, env = "VIGIL_DB")]
+    pub db: Option<String>,
+    /// REST API address (plain HTTP: keep it local or put a TLS proxy in front).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Agent API address (HTTPS, self-signed certificate that agents pin).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub agent_listen: SocketAddr,
+    /// The URL agents use to reach the agent API (default https://<agent-listen>).
+    #[arg(long)]
+    pub agent_url: Option<String>,
+    /// The web console URL, linked from notifications.
+    #[arg(long)]
+    pub console_url: Option<String>,
+    /// How often agents call in, in seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub heartbeat_secs: u64,
+    /// An agent silent for longer is "not communicating" and its scan suspended (seconds).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub silent_after_secs: u64,
+    /// An agent silent for longer is abandoned and its scan disabled (seconds; default 30 days).
+    #[arg(long, default_value_t = 30 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub abandoned_after_secs: u64,
+    /// How often the scheduler, liveness sweeper and outbox look for work (milliseconds).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    pub tick_ms: u64,
+    /// Ports every security scan checks besides the policy's own (nmap syntax).
+    #[arg(long, default_value = "1-65535")]
+    pub sweep_ports: String,
+    /// SMTP server for email notifications.
+    #[arg(long, env = "VIGIL_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    #[arg(long, env = "VIGIL_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    #[arg(long, value_enum, default_value_t = SmtpMode::Starttls)]
+    pub smtp_security: SmtpMode,
+    #[arg(long, env = "VIGIL_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    #[arg(long, env = "VIGIL_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// Sender address of notification emails.
+    #[arg(long, env = "VIGIL_SMTP_FROM", default_value = "vigil@localhost")]
+    pub smtp_from: String,
+    /// A PEM file of a private CA the SMTP server's certificate is signed by.
+    #[arg(long)]
+    pub smtp_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SmtpMode {
+    Starttls,
+    Tls,
+    /// Plain SMTP (a relay on the same machine only).
+    None,
+}
+
+impl ServerOpts {
+    pub fn db_url(&self) -> String {
+        self.db
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("vigil.db").display()))
+    }
+
+    pub fn config(&self) -> Result<ServerConfig> {
+        let mut cfg = ServerConfig::new(&self.data_dir, self.db_url());
+        cfg.api_listen = self.listen;
+        cfg.agent_listen = self.agent_listen;
+        cfg.agent_url = self.agent_url.clone();
+        cfg.console_url = self.console_url.clone();
+        cfg.heartbeat = Duration::from_secs(self.heartbeat_secs);
+        cfg.tick = Duration::from_millis(self.tick_ms);
+        if self.abandoned_after_secs <= self.silent_after_secs {
+            return Err(usage(
+                "--abandoned-after-secs must be longer than --silent-after-secs",
+            ));
+        }
+        cfg.liveness = LivenessConfig {
+            silent_after: Duration::from_secs(self.silent_after_secs),
+            abandoned_after: Duration::from_secs(self.abandoned_after_secs),
+        };
+        cfg.sweep_ports = PortList::parse(&self.sweep_ports)
+            .map_err(|e| usage(format!("--sweep-ports {:?}: {e}", self.sweep_ports)))?;
+        cfg.notifier = self.notifier()?;
+        Ok(cfg)
+    }
+
+    fn notifier(&self) -> Result<NotifierConfig> {
+        let mut n = NotifierConfig::default();
+        if let Some(host) = &self.smtp_host {
+            let security = match self.smtp_security {
+                SmtpMode::Starttls => SmtpSecurity::StartTls,
+                SmtpMode::Tls => SmtpSecurity::Tls,
+                SmtpMode::None => SmtpSecurity::None,
+            };
+            let mut smtp = SmtpConfig::new(host.clone(), security, self.smtp_from.clone());
+            if let Some(port) = self.smtp_port {
+                smtp.port = port;
+            }
+            smtp.username = self.smtp_user.clone();
+            smtp.password = self.smtp_password.clone();
+            if let Some(path) = &self.smtp_ca_file {
+                smtp.extra_root_ca_pem = Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading --smtp-ca-file {}", path.display()))?,
+                );
+            }
+            n.smtp = Some(smtp);
+        }
+        Ok(n)
+    }
+}
+
+/// `vigil server`: run until Ctrl-C / SIGTERM.
+pub fn run(opts: ServerOpts) -> Result<ExitCode> {
+    let cfg = opts.config()?;
+    super::runtime()?.block_on(async move {
+        let running = vigil_server::start(cfg).await?;
+        println!("Vigil server {}", running.server_id);
+        println!(
+            "  REST API:  http://{}/api/v1 (OpenAPI: /api/v1/openapi.json)",
+            running.api_addr
+        );
+        println!(
+            "  agent API: {} (certificate pin {})",
+            running.agent_url, running.pin
+        );
+        running.run_until(super::shutdown_signal()).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Database URL (as for `vigil server --db`).
+    #[arg(long, env = "VIGIL_DB")]
+    db: String,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an account (tenant) and its first owner; prints the password.
+    CreateAccount {
+        /// The account's name.
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value_t = Kind::Member)]
+        kind: Kind,
+        /// The owner's email address (the login).
+        #[arg(long)]
+        email: String,
+        /// The owner's password (default: a random one, printed). Prefer the environment.
+        #[arg(long, env = "VIGIL_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Kind {
+    /// A person or family: scan intervals from a fixed list.
+    Member,
+    /// A company: any scan interval in minutes.
+    Organization,
+}
+
+pub fn admin(args: AdminArgs) -> Result<ExitCode> {
+    super::runtime()?.block_on(async move {
+        let store = Store::connect(&args.db).await.map_err(|e| match e {
+            vigil_store::StoreError::Invalid(msg) => usage(format!("--db: {msg}")),
+            e => anyhow::Error::new(e).context("opening the database"),
+        })?;
+        match args.command {
+            AdminCommand::CreateAccount {
+                name,
+                kind,
+                email,
+                password,
+            } => {
+                let kind = match kind {
+                    Kind::Member => AccountKind::Member,
+                    Kind::Organization => AccountKind::Organization,
+                };
+                let (password, generated) = match password {
+                    Some(p) => (p, false),
+                    None => (random_password(), true),
+                };
+                let (account, user) =
+                    create_account(&store, &name, kind, &email, &password).await?;
+                println!(
+                    "account {} ({}) id {}",
+                    account.name,
+                    account.kind.as_str(),
+                    account.id
+                );
+                println!("owner   {}", user.email);
+                if generated {
+                    println!("password {password}");
+                }
+            }
+        }
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Creates an account and its owner; input errors are usage errors.
+pub async fn create_account(
+    store: &Store,
+    name: &str,
+    kind: AccountKind,
+    email: &str,
+    password: &str,
+) -> Result<(vigil_store::Account, vigil_store::User)> {
+    let input = |e: vigil_store::StoreError| match e {
+        vigil_store::StoreError::Invalid(msg) => usage(msg),
+        vigil_store::StoreError::Conflict => usage(format!("a user {email:?} already exists")),
+        e => anyhow::Error::new(e),
+    };
+    let account = store.create_account(name, kind).await.map_err(input)?;
+    let user = store
+        .create_user(account.id, email, password, Role::Owner)
+        .await
+        .map_err(input)?;
+    Ok((account, user))
+}
+
+/// 20 characters from a 56-letter alphabet without look-alikes (~116 bits).
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    (0..20)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}

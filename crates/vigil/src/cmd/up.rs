@@ -1,0 +1,162 @@
+//! `vigil up`: a complete local installation in one command — the server on
+//! embedded SQLite, plus an agent on this machine watching 127.0.0.1 with an
+//! example security-scan policy.
+
+use super::agent::{enroll_with, run_enrolled};
+use super::server::{create_account, random_password};
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::sync::watch;
+use vigil_core::{AccountKind, Plan, PolicyTarget, PortList, ScanInterval, SecurityPolicy};
+use vigil_server::ServerConfig;
+use vigil_store::{AccountId, AgentId, Store};
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where everything is kept (database, TLS identity, agent state).
+    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "vigil-data")]
+    data_dir: PathBuf,
+    /// REST API / console address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Agent API address.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    agent_listen: SocketAddr,
+    /// The local agent's identify listener.
+    #[arg(long, default_value = "127.0.0.1:47760")]
+    identify_listen: SocketAddr,
+}
+
+/// What `vigil up` remembers between runs (0600: it holds the first password).
+#[derive(Debug, Serialize, Deserialize)]
+struct FirstLogin {
+    account_id: AccountId,
+    email: String,
+    password: String,
+}
+
+const FIRST_LOGIN_FILE: &str = "first-login.json";
+const EMAIL: &str = "admin@vigil.local";
+
+pub fn run(args: UpArgs) -> Result<ExitCode> {
+    super::runtime()?.block_on(up(args))
+}
+
+async fn up(args: UpArgs) -> Result<ExitCode> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let db = format!("sqlite://{}", args.data_dir.join("vigil.db").display());
+    let store = Store::connect(&db).await.context("opening the database")?;
+    let login = first_login(&store, &args.data_dir).await?;
+
+    let mut cfg = ServerConfig::new(&args.data_dir, &db);
+    cfg.api_listen = args.listen;
+    cfg.agent_listen = args.agent_listen;
+    cfg.heartbeat = Duration::from_secs(10);
+    cfg.console_url = Some(format!("http://{}/", args.listen));
+    let running = vigil_server::start_with_store(cfg, store.clone()).await?;
+
+    let agent_dir = args.data_dir.join("agent");
+    let agent = match vigil_agent::identity::Identity::load(&agent_dir)? {
+        Some(id) => id,
+        None => {
+            let token = store
+                .create_enrollment(
+                    login.account_id,
+                    "this computer",
+                    Plan::Extended,
+                    Duration::from_secs(600),
+                )
+                .await?;
+            let id = enroll_with(
+                &agent_dir,
+                &running.agent_url,
+                &token,
+                &running.pin.to_string(),
+            )
+            .await
+            .context("enrolling the local agent")?;
+            let agent_id: AgentId = id.agent_id.parse().context("agent id from the server")?;
+            store
+                .put_policy(login.account_id, agent_id, &example_policy()?)
+                .await?;
+            id
+        }
+    };
+    let (stop_agent, agent_shutdown) = watch::channel(false);
+    let agent_task = tokio::spawn(async move {
+        if let Err(e) = run_enrolled(&agent_dir, args.identify_listen, agent_shutdown).await {
+            eprintln!("error: local agent: {e:#}");
+        }
+    });
+
+    println!("Vigil is up.");
+    println!("  console:   http://{}/", running.api_addr);
+    println!("  login:     {}", login.email);
+    println!("  password:  {}", login.password);
+    println!("  REST API:  http://{}/api/v1", running.api_addr);
+    println!(
+        "  local agent {} scans 127.0.0.1 every 15 minutes (authorized: 22)",
+        agent.agent_id
+    );
+    println!("Press Ctrl-C to stop.");
+    running.run_until(super::shutdown_signal()).await;
+    let _ = stop_agent.send(true);
+    let _ = agent_task.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The example: the agent's own host, SSH authorized, every 15 minutes.
+fn example_policy() -> Result<SecurityPolicy> {
+    Ok(SecurityPolicy {
+        enabled: true,
+        authorized: PortList::parse("22").context("example ports")?,
+        monitored: PortList::from_ports([]),
+        targets: vec![PolicyTarget::AgentHost],
+        interval: ScanInterval::for_account(AccountKind::Member, 15)?,
+    }
+    .validated(AccountKind::Member)?)
+}
+
+/// The account and owner of this installation, created on the first run.
+async fn first_login(store: &Store, data_dir: &Path) -> Result<FirstLogin> {
+    let path = data_dir.join(FIRST_LOGIN_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is damaged; remove the data directory to start over",
+                path.display()
+            )
+        });
+    }
+    let password = random_password();
+    let (account, _) = create_account(store, "Home", AccountKind::Member, EMAIL, &password).await?;
+    let login = FirstLogin {
+        account_id: account.id,
+        email: EMAIL.into(),
+        password,
+    };
+    write_private(&path, &serde_json::to_vec_pretty(&login)?)?;
+    Ok(login)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
