@@ -11,7 +11,7 @@ Recipients steer the replies: ``reject-permanent@...`` gets 550,
 ``reject-transient@...`` gets 451, anyone else is accepted.
 
     smtp_server.py OUTDIR [--starttls CERT KEY | --implicit-tls CERT KEY]
-                          [--auth USER:PASSWORD]
+                          [--auth USER:PASSWORD] [--port N]
 """
 
 import argparse
@@ -100,6 +100,7 @@ async def main():
     parser.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--implicit-tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--auth", metavar="USER:PASSWORD")
+    parser.add_argument("--port", type=int, default=0, help="default: one the OS picks")
     args = parser.parse_args()
 
     handler = Handler(args.outdir)
@@ -124,7 +125,8 @@ async def main():
         )
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
     sock.listen(16)
     port = sock.getsockname()[1]
     loop = asyncio.get_running_loop()

@@ -77,7 +77,7 @@ async fn deliver(app: &App, notifier: &Notifier, item: OutboxItem) -> Result<(),
                     .unwrap_or([0; 8]),
             );
             let retry = (item.attempts < MAX_ATTEMPTS)
-                .then(|| vigil_notify::retry_delay(&e, item.attempts, seed))
+                .then(|| vigil_notify::retry_delay(&e, item.attempts.saturating_sub(1), seed))
                 .flatten();
             let next = retry.map(|d| {
                 now_unix().saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX).max(1))

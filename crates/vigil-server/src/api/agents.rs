@@ -82,6 +82,37 @@ pub(crate) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Runs the security scan now instead of at its next scheduled time.
+pub(crate) async fn scan_now(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.can_write()?;
+    let id: AgentId = ids::parse("agent", &id)?;
+    let agent = app.store.agent(caller.account.id, id).await?;
+    let policy = app
+        .store
+        .policy(caller.account.id, id)
+        .await?
+        .ok_or_else(|| ApiError::Conflict("the agent has no security scan policy".into()))?;
+    let now = now_unix();
+    let status = vigil_core::scan_status(
+        agent.plan,
+        policy.enabled,
+        agent.is_removed(),
+        app.health_of(&agent, now),
+    );
+    if status != vigil_core::ScanStatus::Active {
+        return Err(ApiError::Conflict(format!(
+            "the security scan cannot run now: {status}"
+        )));
+    }
+    app.store.set_next_run(caller.account.id, id, now).await?;
+    app.scheduler_wake.notify_one();
+    Ok(StatusCode::ACCEPTED)
+}
+
 pub(crate) async fn get_policy(
     State(app): State<Arc<App>>,
     caller: Caller,

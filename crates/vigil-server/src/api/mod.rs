@@ -43,6 +43,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             get(agents::get_policy).put(agents::put_policy),
         )
         .route("/agents/{id}/results", get(agents::results))
+        .route("/agents/{id}/scan", post(agents::scan_now))
         .route("/enrollments", post(agents::enroll))
         .route("/alerts", get(alerts::list))
         .route("/contacts", get(contacts::list).post(contacts::create))
