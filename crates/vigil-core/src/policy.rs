@@ -152,6 +152,7 @@ fn normalize_host(host: &str) -> Result<String, PolicyError> {
 /// none). Deserializing does not run the policy rules: call
 /// [`SecurityPolicy::validate`] on anything that comes from a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecurityPolicy {
     /// User switch; a disabled policy is kept but not run.
     pub enabled: bool,

@@ -101,12 +101,7 @@ impl FromRequestParts<Arc<App>> for AuthedAgent {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
+        let header = crate::api::auth::bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let (id, credential) = header.split_once(':').ok_or(ApiError::Unauthorized)?;
         let id: AgentId = id.parse().map_err(|_| ApiError::Unauthorized)?;
         match app.store.authenticate_agent(id, credential).await? {
@@ -137,6 +132,9 @@ async fn enroll(
     Json(req): Json<EnrollRequest>,
 ) -> Result<axum::Json<EnrollResponse>, ApiError> {
     let now = now_unix();
+    let peer = peer.ip().to_canonical().to_string();
+    // Refuse bad facts before the single-use token is spent.
+    facts_heartbeat(&req.facts, &peer, now).validate()?;
     let (agent, credential) = match app.store.redeem_enrollment(&req.token, now).await {
         Ok(x) => x,
         Err(StoreError::NotFound) => {
@@ -146,7 +144,6 @@ async fn enroll(
         Err(StoreError::Invalid(msg)) => return Err(ApiError::Forbidden(msg)),
         Err(e) => return Err(e.into()),
     };
-    let peer = peer.ip().to_canonical().to_string();
     app.store
         .record_heartbeat(
             agent.account_id,

@@ -112,6 +112,17 @@ fn optional_field(what: &str, value: Option<&str>) -> Result<()> {
     }
 }
 
+impl Heartbeat<'_> {
+    /// Checks the reported fields the way [`Store::record_heartbeat`] does,
+    /// so a caller can refuse bad input before doing anything else.
+    pub fn validate(&self) -> Result<()> {
+        optional_field("public address", self.public_addr)?;
+        optional_field("version", self.version)?;
+        optional_field("os", self.os)?;
+        optional_field("hostname", self.hostname)
+    }
+}
+
 impl Store {
     // ----- enrollment -----------------------------------------------------
 
@@ -315,10 +326,7 @@ impl Store {
         agent: AgentId,
         hb: &Heartbeat<'_>,
     ) -> Result<()> {
-        optional_field("public address", hb.public_addr)?;
-        optional_field("version", hb.version)?;
-        optional_field("os", hb.os)?;
-        optional_field("hostname", hb.hostname)?;
+        hb.validate()?;
         let n = with_pool!(self, pool => sqlx::query(
             "UPDATE agents SET last_seen_at = $3, \
                  public_addr = COALESCE($4, public_addr), version = COALESCE($5, version), \

@@ -3,9 +3,10 @@
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::Json;
+use super::extract::Query;
 use super::ids;
 use crate::app::{status_view, App};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;

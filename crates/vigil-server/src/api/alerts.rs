@@ -2,10 +2,11 @@
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::extract::Query;
 use super::ids;
 use crate::alert::title;
 use crate::app::App;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;

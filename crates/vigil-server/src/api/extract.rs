@@ -2,7 +2,8 @@
 
 use super::error::ApiError;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -32,6 +33,28 @@ fn rejected(r: JsonRejection) -> ApiError {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ApiError::BadRequest("expected a JSON body (Content-Type: application/json)".into())
         }
+        // Well-formed JSON that breaks a rule of the type (a port out of
+        // range, an interval that does not exist): the rules' status.
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::Invalid(r.body_text()),
         _ => ApiError::BadRequest(r.body_text()),
+    }
+}
+
+/// `axum::extract::Query`, but an unreadable query string is a 400 in the
+/// API's error format.
+pub(crate) struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
+        }
     }
 }

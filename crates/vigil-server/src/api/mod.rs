@@ -56,7 +56,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/contacts/{id}/test", post(contacts::test))
         .route("/rules", get(contacts::rules).post(contacts::create_rule))
         .route("/rules/{id}", axum::routing::delete(contacts::delete_rule))
-        .fallback(not_found);
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest(vigil_proto::api::API_PREFIX, v1)
         .route("/healthz", get(|| async { "ok" }))
@@ -66,6 +67,15 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(vigil_proto::api::ErrorBody {
+            error: "this endpoint does not support that method; see /api/v1/openapi.json".into(),
+        }),
+    )
 }
 
 async fn not_found() -> impl IntoResponse {
