@@ -25,6 +25,8 @@ enum Command {
     Admin(cmd::server::AdminArgs),
     /// Everything on this machine: server on embedded SQLite plus a local agent.
     Up(cmd::up::UpArgs),
+    /// Manage a Vigil server through its REST API.
+    Ctl(cmd::ctl::CtlArgs),
 }
 
 /// Exit code for bad input (same as clap's usage errors).
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Server(opts) => cmd::server::run(opts),
         Command::Admin(args) => cmd::server::admin(args),
         Command::Up(args) => cmd::up::run(args),
+        Command::Ctl(args) => cmd::ctl::run(args),
     };
     match result {
         Ok(code) => code,

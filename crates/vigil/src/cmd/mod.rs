@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod agent;
+pub mod ctl;
 pub mod scan;
 pub mod server;
 pub mod up;

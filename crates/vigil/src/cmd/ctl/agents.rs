@@ -1,0 +1,383 @@
+//! Agents, enrolling new ones, their security-scan policies and results.
+
+use super::table::{ago, fields, now, or_dash, time, Table};
+use super::{decode, policy, print_json, query, seg, usage, Ctl};
+use anyhow::Result;
+use clap::{Subcommand, ValueEnum};
+use vigil_core::{Plan, PolicyTarget, PortState, SecurityPolicy};
+use vigil_proto::api::{
+    AgentPatch, AgentView, EnrollmentView, NewEnrollment, PolicyView, ResultView,
+};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AgentsCommand {
+    List,
+    Show {
+        id: String,
+    },
+    /// Move an agent to another plan (security scans need extended).
+    SetPlan {
+        id: String,
+        #[arg(value_enum)]
+        plan: PlanArg,
+    },
+    /// Run the agent's security scan now.
+    Scan {
+        id: String,
+    },
+    /// Remove an agent (its history is kept; its credential stops working).
+    Remove {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PolicyCommand {
+    Show {
+        /// The agent's id.
+        agent: String,
+    },
+    /// Change the policy, or create it (then --interval is needed).
+    Set {
+        /// The agent's id.
+        agent: String,
+        /// Run the scan (needs the extended plan).
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Stop the scan; the policy is kept.
+        #[arg(long)]
+        disable: bool,
+        /// Ports allowed to be open, e.g. 22,443,8000-8100 ("none" for none).
+        #[arg(long)]
+        authorized: Option<String>,
+        /// Ports expected to be open (alert when one is not; "none" for none).
+        #[arg(long)]
+        monitored: Option<String>,
+        /// What to scan: agent_host, observed_address or a hostname/IP; repeat for more.
+        /// Replaces the current targets [new policy default: agent_host].
+        #[arg(long = "target")]
+        targets: Vec<String>,
+        /// Minutes between scans (members: 15, 30, 60, 120, 360, 720 or 1440).
+        #[arg(long)]
+        interval: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum PlanArg {
+    Community,
+    Extended,
+}
+
+impl From<PlanArg> for Plan {
+    fn from(p: PlanArg) -> Plan {
+        match p {
+            PlanArg::Community => Plan::Community,
+            PlanArg::Extended => Plan::Extended,
+        }
+    }
+}
+
+impl Ctl {
+    pub(super) async fn agents(&self, cmd: AgentsCommand) -> Result<()> {
+        match cmd {
+            AgentsCommand::List => {
+                let answer = self.api.get("/agents").await?;
+                self.show(answer, |agents: Vec<AgentView>| agents_table(&agents))
+            }
+            AgentsCommand::Show { id } => {
+                let answer = self.api.get(&format!("/agents/{}", seg(&id))).await?;
+                if self.json {
+                    print_json(&answer);
+                    return Ok(());
+                }
+                let agent: AgentView = decode(answer)?;
+                print!("{}", agent_fields(&agent));
+                match self
+                    .api
+                    .get_optional(&format!("/agents/{}/policy", seg(&id)))
+                    .await?
+                {
+                    Some(v) => {
+                        let view: PolicyView = decode(v)?;
+                        println!("\nsecurity scan policy:\n{}", policy::render(&view));
+                    }
+                    None => println!("\nno security scan policy"),
+                }
+                Ok(())
+            }
+            AgentsCommand::SetPlan { id, plan } => {
+                let patch = AgentPatch {
+                    plan: Some(plan.into()),
+                };
+                let answer = self
+                    .api
+                    .patch(&format!("/agents/{}", seg(&id)), &patch)
+                    .await?;
+                self.show(answer, |a: AgentView| {
+                    format!(
+                        "agent {} is on the {} plan; security scan: {}\n",
+                        a.name,
+                        a.plan,
+                        policy::scan_text(&a.scan)
+                    )
+                })
+            }
+            AgentsCommand::Scan { id } => {
+                self.api
+                    .post_empty(&format!("/agents/{}/scan", seg(&id)))
+                    .await?;
+                self.done(format!("security scan of agent {id} queued"));
+                Ok(())
+            }
+            AgentsCommand::Remove { id } => {
+                self.api.delete(&format!("/agents/{}", seg(&id))).await?;
+                self.done(format!("removed agent {id}"));
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) async fn enroll(
+        &self,
+        name: String,
+        plan: Plan,
+        ttl_minutes: Option<u32>,
+    ) -> Result<()> {
+        let req = NewEnrollment {
+            name: name.clone(),
+            plan,
+            ttl_minutes,
+        };
+        let answer = self.api.post("/enrollments", &req).await?;
+        self.show(answer, |e: EnrollmentView| {
+            format!(
+                "Enrollment token for agent {name:?} ({plan} plan), single use, valid until {}.\n\
+                 Run this on the machine to monitor:\n\n  {}\n",
+                time(e.expires_at),
+                e.command
+            )
+        })
+    }
+
+    pub(super) async fn policy(&self, cmd: PolicyCommand) -> Result<()> {
+        match cmd {
+            PolicyCommand::Show { agent } => self.policy_show(&agent).await,
+            PolicyCommand::Set {
+                agent,
+                enable,
+                disable,
+                authorized,
+                monitored,
+                targets,
+                interval,
+            } => {
+                let enabled = match (enable, disable) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                };
+                let changes = policy::Changes::parse(
+                    enabled,
+                    authorized.as_deref(),
+                    monitored.as_deref(),
+                    &targets,
+                    interval,
+                )?;
+                self.policy_set(&agent, changes).await
+            }
+        }
+    }
+
+    async fn policy_show(&self, agent: &str) -> Result<()> {
+        let path = format!("/agents/{}/policy", seg(agent));
+        match self.api.get_optional(&path).await? {
+            Some(answer) => self.show(answer, |v: PolicyView| policy::render(&v)),
+            None => {
+                // No policy, or no such agent: this call says which.
+                self.api.get(&format!("/agents/{}", seg(agent))).await?;
+                Err(usage(format!(
+                    "agent {agent} has no security scan policy yet: create one with \
+                     `vigil ctl policy set {agent} --interval MINUTES`"
+                )))
+            }
+        }
+    }
+
+    async fn policy_set(&self, agent: &str, changes: policy::Changes) -> Result<()> {
+        let path = format!("/agents/{}/policy", seg(agent));
+        let current: Option<SecurityPolicy> = match self.api.get_optional(&path).await? {
+            Some(v) => Some(decode::<PolicyView>(v)?.policy),
+            None => {
+                self.api.get(&format!("/agents/{}", seg(agent))).await?;
+                None
+            }
+        };
+        let new = changes.apply(current)?;
+        let answer = self.api.put(&path, &new).await?;
+        self.show(answer, |v: PolicyView| {
+            format!(
+                "saved the security scan policy of agent {agent}\n{}",
+                policy::render(&v)
+            )
+        })
+    }
+
+    pub(super) async fn results(&self, agent: &str, limit: Option<u32>) -> Result<()> {
+        let q = query(
+            &limit
+                .map(|l| ("limit", l.to_string()))
+                .into_iter()
+                .collect::<Vec<_>>(),
+        );
+        let answer = self
+            .api
+            .get(&format!("/agents/{}/results{q}", seg(agent)))
+            .await?;
+        self.show(answer, |results: Vec<ResultView>| {
+            if results.is_empty() {
+                return format!("no security scan results for agent {agent} yet\n");
+            }
+            results
+                .iter()
+                .map(result_text)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+}
+
+/// `removed` for a removed agent (whose last health no longer matters).
+fn health_text(a: &AgentView) -> String {
+    match a.removed_at {
+        Some(_) => "removed".into(),
+        None => a.health.as_str().into(),
+    }
+}
+
+fn agents_table(agents: &[AgentView]) -> String {
+    if agents.is_empty() {
+        return "no agents yet; enroll one with `vigil ctl enroll --name NAME`\n".into();
+    }
+    let now = now();
+    let mut t = Table::new(&[
+        "ID",
+        "NAME",
+        "PLAN",
+        "HEALTH",
+        "SCAN",
+        "LAST SEEN",
+        "ADDRESS",
+    ]);
+    for a in agents {
+        let health = health_text(a);
+        t.row(vec![
+            a.id.clone(),
+            a.name.clone(),
+            a.plan.to_string(),
+            health,
+            a.scan.state.clone(),
+            or_dash(a.last_seen_at.map(|at| ago(at, now))),
+            or_dash(a.public_addr.as_ref()),
+        ]);
+    }
+    t.render()
+}
+
+fn agent_fields(a: &AgentView) -> String {
+    let now = now();
+    let mut pairs = vec![
+        ("id", a.id.clone()),
+        ("name", a.name.clone()),
+        ("plan", a.plan.to_string()),
+        ("health", health_text(a)),
+        ("security scan", policy::scan_text(&a.scan)),
+        (
+            "last seen",
+            or_dash(
+                a.last_seen_at
+                    .map(|at| format!("{} ({})", time(at), ago(at, now))),
+            ),
+        ),
+        ("address", or_dash(a.public_addr.as_ref())),
+        ("hostname", or_dash(a.hostname.as_ref())),
+        ("os", or_dash(a.os.as_ref())),
+        ("version", or_dash(a.version.as_ref())),
+        ("enrolled", time(a.enrolled_at)),
+    ];
+    if let Some(at) = a.removed_at {
+        pairs.push(("removed", time(at)));
+    }
+    fields(&pairs)
+}
+
+/// One result: a heading line, then the ports that are not closed.
+fn result_text(r: &ResultView) -> String {
+    let shown: Vec<_> = r
+        .ports
+        .iter()
+        .filter(|p| p.state != PortState::Closed)
+        .collect();
+    let target = match PolicyTarget::from_key(&r.target) {
+        Ok(t) => policy::target_text(&t),
+        Err(_) => r.target.clone(),
+    };
+    let mut out = format!(
+        "{}  {}  {}  ({} port{} scanned)\n",
+        time(r.finished_at),
+        target,
+        or_dash(r.addr.as_ref()),
+        r.ports.len(),
+        if r.ports.len() == 1 { "" } else { "s" }
+    );
+    if shown.is_empty() {
+        out.push_str("  every port closed\n");
+        return out;
+    }
+    let w = shown
+        .iter()
+        .map(|p| format!("{}/tcp", p.port).len())
+        .max()
+        .unwrap_or(0);
+    for p in shown {
+        let state = serde_json::to_value(p.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!("  {:<w$}  {state}\n", format!("{}/tcp", p.port)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_proto::api::PortView;
+
+    #[test]
+    fn results_show_the_ports_that_are_not_closed() {
+        let port = |port, state| PortView { port, state };
+        let r = ResultView {
+            id: "r".into(),
+            agent_id: "a".into(),
+            target: "host:nas.lan".into(),
+            addr: Some("192.0.2.7".into()),
+            started_at: 0,
+            finished_at: 0,
+            received_at: 0,
+            ports: vec![
+                port(22, PortState::Open),
+                port(80, PortState::Closed),
+                port(8443, PortState::Filtered),
+            ],
+        };
+        let text = result_text(&r);
+        assert!(
+            text.contains("nas.lan  192.0.2.7  (3 ports scanned)"),
+            "{text}"
+        );
+        assert!(text.contains("\n  22/tcp    open\n"), "{text}");
+        assert!(text.contains("\n  8443/tcp  filtered\n"), "{text}");
+        assert!(!text.contains("80/tcp"), "{text}");
+    }
+}

@@ -1,0 +1,569 @@
+//! `vigil ctl` end to end: a real `vigil server` process, a real agent
+//! enrolled with the command `ctl enroll` prints, and every answer checked
+//! by its exit code and message.
+
+mod common;
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const OWNER_PASSWORD: &str = "correct horse battery";
+
+/// Environment that would change what the commands do.
+const VIGIL_ENV: &[&str] = &[
+    "VIGIL_SERVER",
+    "VIGIL_TOKEN",
+    "VIGIL_PASSWORD",
+    "VIGIL_CTL_CONFIG",
+    "VIGIL_DB",
+    "VIGIL_DATA_DIR",
+    "VIGIL_AGENT_DIR",
+    "VIGIL_SMTP_HOST",
+];
+
+fn vigil() -> Command {
+    let mut cmd = Command::new(common::vigil_bin());
+    for var in VIGIL_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// `N` distinct loopback ports nothing listens on right now (all held
+/// until every one is picked, so they differ).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
+}
+
+/// The result of one command.
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn from(out: Output) -> Out {
+        Out {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success; the standard output.
+    fn ok(self) -> String {
+        assert_eq!(self.code, Some(0), "expected success:\n{self}");
+        self.stdout
+    }
+
+    /// Asserts success and parses standard output as JSON.
+    fn json(self) -> Value {
+        let text = self.ok();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+    }
+
+    /// Asserts the exit code and that the error names `needle`.
+    fn fails(self, code: i32, needle: &str) {
+        assert_eq!(self.code, Some(code), "expected exit code {code}:\n{self}");
+        assert!(
+            self.stderr.starts_with("error: ") && self.stderr.contains(needle),
+            "expected an error mentioning {needle:?}:\n{self}"
+        );
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A running `vigil server` on free loopback ports, killed on drop.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    api: String,
+}
+
+impl Server {
+    /// Creates the accounts `(name, kind, owner email)` offline, then starts the server.
+    fn start(accounts: &[(&str, &str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = format!("sqlite://{}", dir.path().join("vigil.db").display());
+        for (name, kind, email) in accounts {
+            let out = vigil()
+                .args(["admin", "--db", &db, "create-account", "--name", name])
+                .args(["--kind", kind, "--email", email])
+                .env("VIGIL_PASSWORD", OWNER_PASSWORD)
+                .output()
+                .expect("run vigil admin");
+            Out::from(out).ok();
+        }
+        let [api_port, agent_port] = free_ports();
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let child = vigil()
+            .arg("server")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--listen", &format!("127.0.0.1:{api_port}")])
+            .args(["--agent-listen", &format!("127.0.0.1:{agent_port}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start vigil server");
+        let mut server = Server {
+            child,
+            dir,
+            api: format!("http://127.0.0.1:{api_port}"),
+        };
+        server.wait_healthy(api_port);
+        server
+    }
+
+    fn wait_healthy(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("the server exited with {status}:\n{}", self.log());
+            }
+            if healthz(port) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not answer /healthz within 20 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `vigil ctl ARGS` against this server, with the login saved in `config`.
+    fn ctl(&self, config: &str, args: &[&str]) -> Out {
+        self.ctl_with(config, args, &[], None)
+    }
+
+    fn ctl_with(
+        &self,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> Out {
+        let mut cmd = vigil();
+        cmd.arg("ctl")
+            .args(args)
+            .env("VIGIL_SERVER", &self.api)
+            .env("VIGIL_CTL_CONFIG", self.path(config))
+            .envs(env.iter().copied());
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run vigil ctl");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(input.as_bytes()).expect("write stdin");
+        }
+        Out::from(child.wait_with_output().expect("wait for vigil ctl"))
+    }
+
+    /// Logs `email` in, saving the token in `config`.
+    fn login(&self, config: &str, email: &str, password: &str) -> String {
+        self.ctl_with(
+            config,
+            &["login", "--email", email],
+            &[("VIGIL_PASSWORD", password)],
+            None,
+        )
+        .ok()
+    }
+
+    /// `ctl enroll`, then `vigil agent enroll` with the printed command; the agent's id.
+    fn enroll_agent(&self, config: &str, name: &str) -> String {
+        let text = self
+            .ctl(config, &["enroll", "--name", name, "--plan", "extended"])
+            .ok();
+        assert!(
+            text.contains("vigil agent enroll --server https://") && text.contains("--pin sha256:"),
+            "no enrollment command in:\n{text}"
+        );
+        let line = text
+            .lines()
+            .find(|l| l.contains("vigil agent enroll"))
+            .expect("command line");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(&words[..3], ["vigil", "agent", "enroll"], "{line}");
+        let state_dir = self.path(&format!("agent-{name}"));
+        let out = vigil()
+            .arg("agent")
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(&words[2..])
+            .output()
+            .expect("run vigil agent enroll");
+        let enrolled = Out::from(out).ok();
+        let id = enrolled
+            .split_whitespace()
+            .nth(3)
+            .expect("agent id in the enroll output")
+            .to_string();
+        assert!(enrolled.starts_with("enrolled as agent "), "{enrolled}");
+        id
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True when `GET /healthz` answers 200 "ok".
+fn healthz(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok")
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("config file")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn organization_workflow_end_to_end() {
+    let server = Server::start(&[("Acme", "organization", "owner@acme.test")]);
+    let owner = "owner.json";
+
+    // Before login: a hint, exit 2.
+    server
+        .ctl(owner, &["whoami"])
+        .fails(2, "run `vigil ctl login");
+    // A wrong password (on standard input) is refused and saves nothing.
+    server
+        .ctl_with(
+            owner,
+            &["login", "--email", "owner@acme.test", "--password-stdin"],
+            &[],
+            Some("wrong password\n"),
+        )
+        .fails(2, "wrong email or password");
+    assert!(!server.path(owner).exists());
+
+    let text = server.login(owner, "owner@acme.test", OWNER_PASSWORD);
+    assert!(
+        text.contains("as owner@acme.test (owner) in account Acme"),
+        "{text}"
+    );
+    assert_eq!(mode(&server.path(owner)), 0o600);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(server.path(owner)).unwrap()).unwrap();
+    assert_eq!(saved["server"], server.api.as_str());
+    assert!(
+        saved["token"].as_str().unwrap().starts_with("vgl_"),
+        "{saved}"
+    );
+
+    let me = server.ctl(owner, &["whoami"]).ok();
+    assert!(
+        me.contains("owner@acme.test (owner) in account Acme (organization"),
+        "{me}"
+    );
+    let me = server.ctl(owner, &["whoami", "--json"]).json();
+    assert_eq!(me["user"]["email"], "owner@acme.test");
+    assert_eq!(me["account"]["kind"], "organization");
+
+    // A real agent, enrolled with the printed command, shows up.
+    let agent = server.enroll_agent(owner, "web-1");
+    let list = server.ctl(owner, &["agents", "list"]).ok();
+    let row = list
+        .lines()
+        .find(|l| l.starts_with(&agent))
+        .unwrap_or_else(|| panic!("agent {agent} not listed:\n{list}"));
+    assert!(row.contains("web-1") && row.contains("extended"), "{row}");
+    let agents = server.ctl(owner, &["agents", "list", "--json"]).json();
+    assert_eq!(agents.as_array().map(Vec::len), Some(1), "{agents}");
+    assert_eq!(agents[0]["id"], agent.as_str());
+
+    // Policies: bad input is named, a new policy needs an interval, and an
+    // organization may pick any number of minutes.
+    server
+        .ctl(
+            owner,
+            &["policy", "set", &agent, "--authorized", "22,70000"],
+        )
+        .fails(2, "70000");
+    server
+        .ctl(owner, &["policy", "set", &agent, "--authorized", "22"])
+        .fails(2, "15, 30, 60, 120, 360, 720, 1440");
+    server
+        .ctl(owner, &["policy", "show", &agent])
+        .fails(2, "no security scan policy");
+    let set = server
+        .ctl(
+            owner,
+            &[
+                "policy",
+                "set",
+                &agent,
+                "--interval",
+                "45",
+                "--authorized",
+                "22,443",
+            ],
+        )
+        .ok();
+    assert!(set.contains("45 min") && set.contains("22,443"), "{set}");
+    assert!(set.contains("scan:"), "{set}");
+    let shown = server
+        .ctl(owner, &["policy", "show", &agent, "--json"])
+        .json();
+    assert_eq!(shown["policy"]["interval"], 45);
+    assert_eq!(shown["policy"]["authorized"], "22,443");
+    assert_eq!(
+        shown["policy"]["targets"],
+        serde_json::json!(["agent_host"])
+    );
+    // A change keeps the rest.
+    let set = server
+        .ctl(
+            owner,
+            &["policy", "set", &agent, "--disable", "--target", "NAS.lan"],
+        )
+        .ok();
+    assert!(
+        set.contains("enabled:     no") && set.contains("nas.lan"),
+        "{set}"
+    );
+    assert!(set.contains("45 min") && set.contains("22,443"), "{set}");
+
+    let results = server.ctl(owner, &["results", &agent]).ok();
+    assert!(results.contains("no security scan results"), "{results}");
+    server
+        .ctl(
+            owner,
+            &["agents", "show", "00000000-0000-4000-8000-000000000000"],
+        )
+        .fails(2, "no agent 00000000-0000-4000-8000-000000000000");
+
+    // Contacts and rules.
+    let contact = server
+        .ctl(
+            owner,
+            &[
+                "contacts",
+                "add",
+                "--name",
+                "Ops",
+                "--channel",
+                "email",
+                "--address",
+                "ops@acme.test",
+                "--json",
+            ],
+        )
+        .json();
+    let contact = contact["id"].as_str().expect("contact id").to_string();
+    let contacts = server.ctl(owner, &["contacts", "list"]).ok();
+    assert!(
+        contacts.contains(&contact) && contacts.contains("ops@acme.test"),
+        "{contacts}"
+    );
+    server
+        .ctl(
+            owner,
+            &[
+                "contacts",
+                "add",
+                "--name",
+                "X",
+                "--channel",
+                "email",
+                "--address",
+                "not an address",
+            ],
+        )
+        .fails(2, "not an address");
+    let rule = server
+        .ctl(
+            owner,
+            &["rules", "add", "--contact", &contact, "--events", "*"],
+        )
+        .ok();
+    assert!(rule.contains("added rule"), "{rule}");
+    let rules = server.ctl(owner, &["rules", "list", "--json"]).json();
+    let events = rules[0]["events"].as_array().expect("events");
+    assert!(
+        events.iter().any(|e| e == "unauthorized_port_open"),
+        "{rules}"
+    );
+    let rules = server.ctl(owner, &["rules", "list"]).ok();
+    assert!(
+        rules.contains("Ops") && rules.contains("all agents"),
+        "{rules}"
+    );
+    let rule_id = rules
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    server.ctl(owner, &["rules", "remove", rule_id]).ok();
+    server.ctl(owner, &["contacts", "remove", &contact]).ok();
+    let contacts = server.ctl(owner, &["contacts", "list"]).ok();
+    assert!(!contacts.contains(&contact), "{contacts}");
+
+    // No alerts on a fresh server; JSON is an array.
+    let alerts = server.ctl(owner, &["alerts"]).ok();
+    assert!(alerts.contains("no open alerts"), "{alerts}");
+    let alerts = server
+        .ctl(owner, &["alerts", "--status", "all", "--json"])
+        .json();
+    assert!(alerts.is_array(), "{alerts}");
+
+    // A viewer reads but may not change anything.
+    let added = server
+        .ctl_with(
+            owner,
+            &[
+                "users",
+                "add",
+                "--email",
+                "viewer@acme.test",
+                "--role",
+                "viewer",
+            ],
+            &[("VIGIL_PASSWORD", "viewer password 1")],
+            None,
+        )
+        .ok();
+    assert!(added.contains("viewer@acme.test (viewer)"), "{added}");
+    let viewer = "viewer.json";
+    server.login(viewer, "viewer@acme.test", "viewer password 1");
+    server.ctl(viewer, &["agents", "list"]).ok();
+    server
+        .ctl(
+            viewer,
+            &[
+                "contacts",
+                "add",
+                "--name",
+                "V",
+                "--channel",
+                "email",
+                "--address",
+                "v@acme.test",
+            ],
+        )
+        .fails(2, "viewer");
+
+    // Tokens: a created one works on its own, a revoked one no longer does.
+    let token = server.ctl(owner, &["tokens", "create", "ci"]).ok();
+    let token = token.trim();
+    assert!(token.starts_with("vgl_"), "{token}");
+    let with_token =
+        |args: &[&str]| server.ctl_with("none.json", args, &[("VIGIL_TOKEN", token)], None);
+    with_token(&["whoami"]).ok();
+    let tokens = server.ctl(owner, &["tokens", "list", "--json"]).json();
+    let ci = tokens
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "ci"))
+        .expect("token ci listed");
+    server
+        .ctl(owner, &["tokens", "revoke", ci["id"].as_str().unwrap()])
+        .ok();
+    with_token(&["whoami"]).fails(2, "run `vigil ctl login`");
+
+    // Logging out forgets the token.
+    server.ctl(owner, &["logout"]).ok();
+    assert!(!server.path(owner).exists());
+    server.ctl(owner, &["whoami"]).fails(2, "vigil ctl login");
+}
+
+#[test]
+fn member_accounts_get_member_intervals() {
+    let server = Server::start(&[("Home", "member", "me@home.test")]);
+    let cfg = "member.json";
+    server.login(cfg, "me@home.test", OWNER_PASSWORD);
+    let agent = server.enroll_agent(cfg, "nas");
+    server
+        .ctl(cfg, &["policy", "set", &agent, "--interval", "45"])
+        .fails(2, "15, 30, 60, 120, 360, 720, 1440");
+    server
+        .ctl(cfg, &["policy", "show", &agent])
+        .fails(2, "no security scan policy");
+    let set = server
+        .ctl(cfg, &["policy", "set", &agent, "--interval", "30"])
+        .ok();
+    assert!(set.contains("30 min"), "{set}");
+}
+
+#[test]
+fn unreachable_server_and_missing_login() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ctl.json");
+    let ctl = |args: &[&str]| {
+        let out = vigil()
+            .arg("ctl")
+            .args(args)
+            .env("VIGIL_CTL_CONFIG", &config)
+            .output()
+            .expect("run vigil ctl");
+        Out::from(out)
+    };
+    let [port] = free_ports();
+    let nobody = format!("http://127.0.0.1:{port}");
+    ctl(&["--server", &nobody, "--token", "vgl_x", "agents", "list"])
+        .fails(1, &format!("cannot reach the Vigil server at {nobody}"));
+    ctl(&["--server", &nobody, "agents", "list"]).fails(2, "run `vigil ctl login");
+    ctl(&["--server", "127.0.0.1:8080", "--token", "vgl_x", "whoami"])
+        .fails(2, "http://127.0.0.1:8080");
+    // Bad flags fail before anything is sent.
+    ctl(&[
+        "--server", &nobody, "--token", "vgl_x", "policy", "set", "a", "--target", "my nas",
+    ])
+    .fails(2, "\"my nas\"");
+    // A login saved for one server is not sent to another.
+    std::fs::write(
+        &config,
+        format!(r#"{{"server": "{nobody}", "token": "vgl_x"}}"#),
+    )
+    .unwrap();
+    ctl(&["whoami"]).fails(1, &format!("cannot reach the Vigil server at {nobody}"));
+    ctl(&["--server", "http://127.0.0.1:9", "whoami"])
+        .fails(2, "not logged in to http://127.0.0.1:9");
+}
