@@ -47,6 +47,18 @@ pub struct Me {
     pub account: AccountView,
 }
 
+/// `GET /api/v1/server`: this server, as agents see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// The installation's ID; agents it manages report it in identify answers.
+    pub server_id: String,
+    pub version: String,
+    /// The agent API URL given out with enrollment tokens.
+    pub agent_url: String,
+    /// The agent API certificate's pin (`sha256:…`).
+    pub pin: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountView {
     pub id: String,
@@ -199,7 +211,7 @@ pub struct ContactBody {
     pub name: String,
     /// `email`, `webhook`, `slack`, `teams`, `discord`, `ntfy`.
     pub channel: String,
-    /// An email address, or the `https://` URL of the webhook / ntfy topic.
+    /// An email address, or the `http(s)://` URL of the webhook / ntfy topic.
     pub address: String,
 }
 

@@ -155,6 +155,19 @@ impl Store {
             .collect()
     }
 
+    /// When the agent's next scan is due; `None` without a policy or when
+    /// it is due at once.
+    pub async fn next_run(&self, account: AccountId, agent: AgentId) -> Result<Option<UnixTime>> {
+        let at = with_pool!(self, pool => sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT next_run_at FROM policies WHERE agent_id = $1 AND account_id = $2",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        Ok(at.flatten())
+    }
+
     /// Schedules the agent's next scan.
     pub async fn set_next_run(
         &self,

@@ -22,8 +22,8 @@ use vigil_testnet::{NetSpec, TestNet, SCANNER_V4};
 
 const HOME: &str = "198.51.100.10";
 const SHOP: &str = "198.51.100.20";
-/// Routed to the target namespace but not a host there: probes vanish, so a
-/// scan of it takes seconds (every probe times out, with retries).
+/// A firewalled host (nft drops all TCP to it): probes vanish, so a scan of
+/// it takes seconds (every probe times out, with retries).
 const SILENT: &str = "198.51.100.30";
 const API: &str = "127.0.0.1:18080";
 const SMTP_PORT: u16 = 2525;
@@ -207,6 +207,23 @@ fn emails(dir: &Path) -> Vec<Value> {
     out
 }
 
+/// Asks the agent listening on `addr` who it is, from the scanner namespace.
+fn identify(net: &TestNet, addr: SocketAddr) -> vigil_proto::identify::IdentifyReply {
+    let line = net
+        .in_scanner(move || -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(vigil_proto::identify::REQUEST)?;
+            let mut line = String::new();
+            BufReader::new(s).read_line(&mut line)?;
+            Ok(line)
+        })
+        .expect("namespace")
+        .expect("identify exchange");
+    vigil_proto::identify::IdentifyReply::parse(line.as_bytes())
+        .unwrap_or_else(|e| panic!("bad identify reply {line:?}: {e}"))
+}
+
 fn aiosmtpd_available() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import aiosmtpd"])
@@ -303,9 +320,11 @@ fn server_agents_alerts_and_notifications_end_to_end() {
     let dir = tmp.path().to_path_buf();
     eprintln!("e2e working directory: {}", dir.display());
     let net = TestNet::new(NetSpec::default()).expect("test network");
-    for host in [HOME, SHOP] {
+    for host in [HOME, SHOP, SILENT] {
         net.add_host(host.parse().expect("ip")).expect("host");
     }
+    net.filter_host(SILENT.parse().expect("ip"))
+        .expect("filter");
     // Agents reach the server from HOME: the location's public address.
     let route = String::from_utf8_lossy(
         &net.target_cmd("ip")
@@ -456,6 +475,15 @@ fn server_agents_alerts_and_notifications_end_to_end() {
     });
     assert_eq!(agent["public_addr"], HOME, "{agent}");
     assert_eq!(agent["version"], env!("CARGO_PKG_VERSION"));
+    // The agent answers identify requests on its communication port with
+    // its id and the id of the server that manages it.
+    let server_id = api.get("/server")["server_id"]
+        .as_str()
+        .expect("server id")
+        .to_string();
+    let reply = identify(&net, format!("{HOME}:47760").parse().unwrap());
+    assert_eq!(reply.agent_id, home);
+    assert_eq!(reply.server_id, server_id);
 
     api.ok(
         "PUT",

@@ -127,10 +127,11 @@ pub(crate) async fn get_policy(
         .await?
         .ok_or(ApiError::NotFound)?;
     let scan = status_view(app.scan_status(&agent, Some(&policy), now_unix()));
+    let next_run_at = app.store.next_run(caller.account.id, id).await?;
     Ok(axum::Json(PolicyView {
         policy,
         scan,
-        next_run_at: None,
+        next_run_at,
     }))
 }
 
@@ -143,6 +144,11 @@ pub(crate) async fn put_policy(
     caller.can_write()?;
     let id: AgentId = ids::parse("agent", &id)?;
     let agent = app.store.agent(caller.account.id, id).await?;
+    if agent.is_removed() {
+        return Err(ApiError::Conflict(
+            "the agent was removed; enroll it again to scan it".into(),
+        ));
+    }
     let policy = policy
         .validated(caller.account.kind)
         .map_err(|e| ApiError::Invalid(e.to_string()))?;

@@ -30,6 +30,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/login", post(session::login))
         .route("/me", get(session::me))
+        .route("/server", get(session::server))
         .route("/users", get(session::users).post(session::create_user))
         .route("/tokens", get(session::tokens).post(session::create_token))
         .route("/tokens/{id}", axum::routing::delete(session::revoke_token))

@@ -9,7 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use std::sync::Arc;
 use vigil_proto::api::{
-    AccountView, LoginRequest, LoginResponse, Me, NewToken, NewUser, TokenView, UserView,
+    AccountView, LoginRequest, LoginResponse, Me, NewToken, NewUser, ServerInfo, TokenView,
+    UserView,
 };
 use vigil_store::{Account, ApiToken, ApiTokenId, Role, User};
 
@@ -72,6 +73,15 @@ pub(crate) async fn me(caller: Caller) -> axum::Json<Me> {
     })
 }
 
+pub(crate) async fn server(State(app): State<Arc<App>>, _caller: Caller) -> axum::Json<ServerInfo> {
+    axum::Json(ServerInfo {
+        server_id: app.server_id.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        agent_url: app.agent_url.clone(),
+        pin: app.pin.to_string(),
+    })
+}
+
 pub(crate) async fn users(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -95,7 +105,14 @@ pub(crate) async fn create_user(
     let user = app
         .store
         .create_user(caller.account.id, &req.email, &req.password, role)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            vigil_store::StoreError::Conflict => ApiError::Conflict(format!(
+                "a user with the email {:?} already exists",
+                req.email
+            )),
+            e => e.into(),
+        })?;
     Ok((StatusCode::CREATED, axum::Json(user_view(&user))))
 }
 
