@@ -7,9 +7,13 @@ use serde_json::json;
 use vigil_core::AccountKind;
 use vigil_proto::agent::MAX_BODY_BYTES;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn heartbeats_need_the_agents_own_credential_and_record_its_facts() {
-    let s = Server::start().await;
+api_tests!(
+    heartbeats_need_the_agents_own_credential_and_record_its_facts,
+    a_refused_enrollment_creates_no_agent_and_keeps_its_token,
+    heartbeat_facts_too_long_are_refused_and_change_nothing,
+);
+
+async fn heartbeats_need_the_agents_own_credential_and_record_its_facts(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let enrollment = s.enrollment(&a.owner, "edge", "extended").await;
     let enrolled = s
@@ -114,9 +118,7 @@ async fn heartbeats_need_the_agents_own_credential_and_record_its_facts() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_refused_enrollment_creates_no_agent_and_keeps_its_token() {
-    let s = Server::start().await;
+async fn a_refused_enrollment_creates_no_agent_and_keeps_its_token(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let long = "h".repeat(vigil_store::limits::MAX_AGENT_FIELD_LEN + 1);
     let enrollment = s.enrollment(&a.owner, "edge", "extended").await;
@@ -130,9 +132,7 @@ async fn a_refused_enrollment_creates_no_agent_and_keeps_its_token() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn heartbeat_facts_too_long_are_refused_and_change_nothing() {
-    let s = Server::start().await;
+async fn heartbeat_facts_too_long_are_refused_and_change_nothing(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let long = "h".repeat(vigil_store::limits::MAX_AGENT_FIELD_LEN + 1);
     let (id, credential) = s.enroll_agent(&a.owner, "edge", "extended").await;

@@ -8,9 +8,21 @@ use vigil_core::{AccountKind, MEMBER_INTERVALS};
 use vigil_notify::EventKind;
 use vigil_proto::api::MAX_API_BODY_BYTES;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn unreadable_bodies_are_refused_with_the_reason() {
-    let s = Server::start().await;
+api_tests!(
+    unreadable_bodies_are_refused_with_the_reason,
+    missing_invalid_and_revoked_tokens_are_401,
+    malformed_ids_are_400_and_unknown_routes_404,
+    policy_ports_out_of_range_are_422_and_keep_the_stored_policy,
+    policies_break_no_rule_and_a_refused_one_keeps_the_stored_one,
+    organizations_pick_any_interval_and_plans_gate_scans,
+    contacts_and_rules_are_checked_before_they_are_stored,
+    results_limit_is_checked,
+    unreadable_query_strings_get_a_json_error,
+    enrollments_and_users_are_checked,
+    a_wrong_method_is_405_with_a_json_error,
+);
+
+async fn unreadable_bodies_are_refused_with_the_reason(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let r = s.records(&a, "a").await;
     let before = s.snapshot(&a.owner, &r).await;
@@ -107,9 +119,7 @@ async fn unreadable_bodies_are_refused_with_the_reason() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn missing_invalid_and_revoked_tokens_are_401() {
-    let s = Server::start().await;
+async fn missing_invalid_and_revoked_tokens_are_401(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let r = s.records(&a, "a").await;
     let before = s.snapshot(&a.owner, &r).await;
@@ -211,9 +221,7 @@ async fn missing_invalid_and_revoked_tokens_are_401() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn malformed_ids_are_400_and_unknown_routes_404() {
-    let s = Server::start().await;
+async fn malformed_ids_are_400_and_unknown_routes_404(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let r = s.records(&a, "a").await;
     let before = s.snapshot(&a.owner, &r).await;
@@ -296,9 +304,7 @@ async fn malformed_ids_are_400_and_unknown_routes_404() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn policy_ports_out_of_range_are_422_and_keep_the_stored_policy() {
-    let s = Server::start().await;
+async fn policy_ports_out_of_range_are_422_and_keep_the_stored_policy(s: Server) {
     let a = s.tenant("Member", AccountKind::Member).await;
     let r = s.records(&a, "a").await;
     let path = format!("/agents/{}/policy", r.agent);
@@ -333,9 +339,7 @@ async fn policy_ports_out_of_range_are_422_and_keep_the_stored_policy() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn policies_break_no_rule_and_a_refused_one_keeps_the_stored_one() {
-    let s = Server::start().await;
+async fn policies_break_no_rule_and_a_refused_one_keeps_the_stored_one(s: Server) {
     let a = s.tenant("Member", AccountKind::Member).await;
     let r = s.records(&a, "a").await;
     let path = format!("/agents/{}/policy", r.agent);
@@ -406,9 +410,7 @@ async fn policies_break_no_rule_and_a_refused_one_keeps_the_stored_one() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn organizations_pick_any_interval_and_plans_gate_scans() {
-    let s = Server::start().await;
+async fn organizations_pick_any_interval_and_plans_gate_scans(s: Server) {
     let org = s.tenant("Org", AccountKind::Organization).await;
     let r = s.records(&org, "org").await;
     let token = Some(org.owner.as_str());
@@ -502,9 +504,7 @@ async fn organizations_pick_any_interval_and_plans_gate_scans() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn contacts_and_rules_are_checked_before_they_are_stored() {
-    let s = Server::start().await;
+async fn contacts_and_rules_are_checked_before_they_are_stored(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let r = s.records(&a, "a").await;
     let token = Some(a.owner.as_str());
@@ -581,9 +581,7 @@ async fn contacts_and_rules_are_checked_before_they_are_stored() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn results_limit_is_checked() {
-    let s = Server::start().await;
+async fn results_limit_is_checked(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let r = s.records(&a, "a").await;
     let path = format!("/agents/{}/results", r.agent);
@@ -598,9 +596,7 @@ async fn results_limit_is_checked() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn unreadable_query_strings_get_a_json_error() {
-    let s = Server::start().await;
+async fn unreadable_query_strings_get_a_json_error(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let r = s.records(&a, "a").await;
     let before = s.snapshot(&a.owner, &r).await;
@@ -622,9 +618,7 @@ async fn unreadable_query_strings_get_a_json_error() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn enrollments_and_users_are_checked() {
-    let s = Server::start().await;
+async fn enrollments_and_users_are_checked(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let token = Some(a.owner.as_str());
     let enrollments = [
@@ -686,9 +680,7 @@ async fn enrollments_and_users_are_checked() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_wrong_method_is_405_with_a_json_error() {
-    let s = Server::start().await;
+async fn a_wrong_method_is_405_with_a_json_error(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let nobody = uuid::Uuid::new_v4();
     let cases = [

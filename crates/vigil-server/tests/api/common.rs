@@ -8,7 +8,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 use vigil_core::{AccountKind, PortList};
 use vigil_server::{Running, ServerConfig};
-use vigil_store::{AccountId, PasswordCost, Role, Store, StoreOptions};
+use vigil_store::{AccountId, Role, Store};
+use vigil_testdb::TestDb;
 
 /// Every test user's password.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -23,6 +24,8 @@ pub struct Server {
     http: Client,
     agent_http: Client,
     _dir: TempDir,
+    /// Outlives `running`: dropping it may remove the database.
+    _db: TestDb,
 }
 
 /// An account and its first owner's API token.
@@ -101,26 +104,16 @@ impl Reply {
 }
 
 impl Server {
-    /// Starts a server on two ephemeral loopback ports with a fresh SQLite
-    /// database and cheap password hashing.
-    pub async fn start() -> Server {
+    /// Starts a server on two ephemeral loopback ports with `db` (a fresh
+    /// database from `vigil-testdb`, with cheap password hashing).
+    pub async fn start(db: TestDb) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db_url = format!("sqlite://{}/vigil.db", dir.path().display());
-        let store = Store::connect_with(
-            &db_url,
-            StoreOptions {
-                password_cost: PasswordCost::INSECURE_FAST_FOR_TESTS,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("open store");
-        let mut cfg = ServerConfig::new(dir.path(), db_url);
+        let mut cfg = ServerConfig::new(dir.path(), db.url.clone());
         cfg.api_listen = ([127, 0, 0, 1], 0).into();
         cfg.agent_listen = ([127, 0, 0, 1], 0).into();
         // Should a scan ever be scheduled, keep it to one port.
         cfg.sweep_ports = PortList::parse("1").expect("port list");
-        let running = vigil_server::start_with_store(cfg, store)
+        let running = vigil_server::start_with_store(cfg, db.store.clone())
             .await
             .expect("server starts");
         let api = format!("http://{}/api/v1", running.api_addr);
@@ -142,6 +135,7 @@ impl Server {
             http,
             agent_http,
             _dir: dir,
+            _db: db,
         }
     }
 

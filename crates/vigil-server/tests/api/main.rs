@@ -1,5 +1,38 @@
 //! The REST and agent APIs against a real server on loopback: tenancy,
-//! roles, bad input, agent credentials and the OpenAPI document.
+//! roles, bad input, agent credentials and the OpenAPI document. Every
+//! scenario runs against a fresh SQLite file (`…::sqlite::<name>`) and a
+//! fresh PostgreSQL database (`…::postgres::<name>`); see the
+//! `vigil-testdb` crate.
+
+/// Runs each listed `async fn(Server)` once per backend, each time on a
+/// server of its own with a fresh database.
+macro_rules! api_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    let db = vigil_testdb::sqlite().await;
+                    assert_eq!(db.store.backend(), vigil_store::Backend::Sqlite);
+                    super::$name(crate::common::Server::start(db).await).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    let Some(db) = vigil_testdb::postgres().await else {
+                        return;
+                    };
+                    assert_eq!(db.store.backend(), vigil_store::Backend::Postgres);
+                    super::$name(crate::common::Server::start(db).await).await;
+                }
+            )*
+        }
+    };
+}
 
 mod agent_auth;
 mod bad_input;

@@ -6,9 +6,12 @@ use crate::common::Server;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_documented_operation_exists_and_asks_for_credentials() {
-    let s = Server::start().await;
+api_tests!(
+    every_documented_operation_exists_and_asks_for_credentials,
+    the_document_is_valid_json_with_resolvable_references,
+);
+
+async fn every_documented_operation_exists_and_asks_for_credentials(s: Server) {
     let reply = s.send(Method::GET, "/openapi.json", None, None).await;
     let doc = reply.ok(200);
     assert!(
@@ -104,9 +107,7 @@ async fn every_documented_operation_exists_and_asks_for_credentials() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_document_is_valid_json_with_resolvable_references() {
-    let s = Server::start().await;
+async fn the_document_is_valid_json_with_resolvable_references(s: Server) {
     let doc = s
         .send(Method::GET, "/openapi.json", None, None)
         .await

@@ -6,9 +6,12 @@ use serde_json::{json, Value};
 use vigil_core::AccountKind;
 use vigil_store::Role;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_viewer_reads_everything_and_writes_nothing() {
-    let s = Server::start().await;
+api_tests!(
+    a_viewer_reads_everything_and_writes_nothing,
+    admins_make_viewers_but_only_owners_make_owners,
+);
+
+async fn a_viewer_reads_everything_and_writes_nothing(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let r = s.records(&a, "a").await;
     let viewer = s.user(a.id, Role::Viewer).await;
@@ -85,9 +88,7 @@ async fn a_viewer_reads_everything_and_writes_nothing() {
     s.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn admins_make_viewers_but_only_owners_make_owners() {
-    let s = Server::start().await;
+async fn admins_make_viewers_but_only_owners_make_owners(s: Server) {
     let a = s.tenant("Account A", AccountKind::Organization).await;
     let admin = s.user(a.id, Role::Admin).await;
     let new_user = |email: &str, role: &str| json!({"email": email, "password": "long enough password", "role": role});

@@ -6,9 +6,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use vigil_core::AccountKind;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn another_account_gets_404_for_every_record_and_changes_nothing() {
-    let s = Server::start().await;
+api_tests!(another_account_gets_404_for_every_record_and_changes_nothing);
+
+async fn another_account_gets_404_for_every_record_and_changes_nothing(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;
     let b = s.tenant("Account B", AccountKind::Member).await;
     let ra = s.records(&a, "a").await;

@@ -1,12 +1,12 @@
 //! Enrollment and agents.
 
 use crate::fixtures::*;
-use crate::harness::TestDb;
 use std::time::Duration;
 use vigil_core::{AgentHealth, Plan};
 use vigil_store::{
     AgentId, Heartbeat, StoreError, AGENT_CREDENTIAL_PREFIX, ENROLLMENT_TOKEN_PREFIX,
 };
+use vigil_testdb::TestDb;
 
 backend_tests!(
     enrollment_is_single_use_and_expires,

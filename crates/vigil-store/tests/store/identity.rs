@@ -1,9 +1,9 @@
 //! Migrations, accounts, users and passwords, API tokens.
 
 use crate::fixtures::*;
-use crate::harness::TestDb;
 use vigil_core::AccountKind;
 use vigil_store::{AccountId, Role, StoreError, UserId, API_TOKEN_PREFIX};
+use vigil_testdb::TestDb;
 
 backend_tests!(
     migrations_are_idempotent,

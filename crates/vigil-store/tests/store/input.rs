@@ -1,11 +1,11 @@
 //! Bad input is `StoreError::Invalid`, never a panic, and stores nothing.
 
 use crate::fixtures::*;
-use crate::harness::TestDb;
 use serde_json::json;
 use std::time::Duration;
 use vigil_core::{AccountKind, Condition, Plan, TargetState};
 use vigil_store::{limits, AlertFilter, Channel, Heartbeat, NewScanResult, PortResult, Role};
+use vigil_testdb::TestDb;
 
 backend_tests!(bad_input_is_invalid);
 

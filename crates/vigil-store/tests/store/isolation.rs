@@ -1,13 +1,13 @@
 //! Tenant isolation: account B can neither read nor change account A's rows.
 
 use crate::fixtures::*;
-use crate::harness::TestDb;
 use serde_json::json;
 use std::time::Duration;
 use vigil_core::{AgentHealth, Condition, Plan, TargetState};
 use vigil_store::{
     Agent, AlertFilter, AlertStatus, Channel, Heartbeat, NewScanResult, PortResult, Role, Store,
 };
+use vigil_testdb::TestDb;
 
 backend_tests!(tenants_are_isolated);
 

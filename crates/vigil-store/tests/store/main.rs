@@ -1,6 +1,6 @@
 //! Integration tests of `vigil-store`: every scenario runs against a fresh
 //! SQLite file (`…::sqlite::<name>`) and a fresh PostgreSQL database
-//! (`…::postgres::<name>`); see `harness.rs`.
+//! (`…::postgres::<name>`); see the `vigil-testdb` crate.
 
 /// Runs each listed `async fn(&TestDb)` once per backend.
 macro_rules! backend_tests {
@@ -9,7 +9,7 @@ macro_rules! backend_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let db = crate::harness::sqlite().await;
+                    let db = vigil_testdb::sqlite().await;
                     assert_eq!(db.store.backend(), vigil_store::Backend::Sqlite);
                     super::$name(&db).await;
                 }
@@ -20,7 +20,7 @@ macro_rules! backend_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let Some(db) = crate::harness::postgres().await else {
+                    let Some(db) = vigil_testdb::postgres().await else {
                         return;
                     };
                     assert_eq!(db.store.backend(), vigil_store::Backend::Postgres);
@@ -32,7 +32,6 @@ macro_rules! backend_tests {
 }
 
 mod fixtures;
-mod harness;
 
 mod agents;
 mod identity;

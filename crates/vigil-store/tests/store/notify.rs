@@ -1,11 +1,11 @@
 //! Contacts, notification rules, the outbox.
 
 use crate::fixtures::*;
-use crate::harness::TestDb;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
 use vigil_store::{Channel, ContactId, OutboxId, RuleId};
+use vigil_testdb::TestDb;
 
 backend_tests!(
     contacts_crud,

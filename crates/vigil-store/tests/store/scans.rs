@@ -1,7 +1,6 @@
 //! Policies and scheduling, scan results, target states, alerts.
 
 use crate::fixtures::*;
-use crate::harness::TestDb;
 use vigil_core::{
     evaluate, AccountKind, Condition, DampingConfig, Observation, PortState, ScanInterval,
     TargetState,
@@ -9,6 +8,7 @@ use vigil_core::{
 use vigil_store::{
     AgentId, AlertFilter, AlertStatus, Ingested, NewScanResult, PortResult, ScanResultId,
 };
+use vigil_testdb::TestDb;
 
 backend_tests!(
     policies_and_schedule,

@@ -1,8 +1,8 @@
 //! SQLite specifics: the database file and its settings.
 
-use crate::harness::options;
 use vigil_core::AccountKind;
 use vigil_store::Store;
+use vigil_testdb::options;
 
 #[tokio::test]
 async fn sqlite_file_is_created_in_wal_mode_with_foreign_keys() {

@@ -2,10 +2,10 @@
 //! policy on and off, the new result fields, agent-not-communicating alerts.
 
 use crate::fixtures::*;
-use crate::harness::TestDb;
 use std::sync::Arc;
 use vigil_core::{Condition, PortState};
 use vigil_store::{limits, AgentId, AlertStatus, NewScanResult, PortResult, ScanTask, TaskId};
+use vigil_testdb::TestDb;
 
 backend_tests!(
     server_id_is_created_once,

@@ -1,5 +1,16 @@
-//! Fresh databases for the backend tests: a SQLite file in a temporary
-//! directory, or a database in a throwaway PostgreSQL cluster.
+//! Fresh, migrated Vigil databases for tests: a SQLite file in a temporary
+//! directory ([`sqlite`]), or a database in a throwaway PostgreSQL cluster
+//! ([`postgres`]), so one test body can run against both backends.
+//!
+//! ```no_run
+//! # async fn scenario(db: &vigil_testdb::TestDb) {}
+//! # async fn run() {
+//! scenario(&vigil_testdb::sqlite().await).await;
+//! if let Some(db) = vigil_testdb::postgres().await {
+//!     scenario(&db).await;
+//! }
+//! # }
+//! ```
 //!
 //! PostgreSQL: one cluster per test binary, started on first use from the
 //! PostgreSQL binaries (`VIGIL_PG_BIN`, else the newest
@@ -7,7 +18,7 @@
 //! user when the tests run as root, listening on 127.0.0.1 and a free port
 //! with trust authentication and its socket in its temporary directory.
 //! Each test gets its own database. The cluster is stopped and deleted when
-//! the test binary exits (an `atexit` hook drops the [`Cluster`] guard; a
+//! the test binary exits (an `atexit` hook stops it; a
 //! watchdog process covers a test binary that is killed).
 //!
 //! `VIGIL_TEST_POSTGRES_URL=postgres://user@host:port/db` uses an existing
@@ -38,7 +49,7 @@ pub fn options() -> StoreOptions {
 pub struct TestDb {
     pub store: Store,
     pub url: String,
-    _guard: Guard,
+    guard: Guard,
 }
 
 enum Guard {
@@ -65,7 +76,7 @@ impl Drop for TestDb {
         if let Guard::ExternalPostgres {
             admin_url,
             database,
-        } = &self._guard
+        } = &self.guard
         {
             let (admin_url, database) = (admin_url.clone(), database.clone());
             // Drop runs inside the test's runtime: use a thread with its own.
@@ -87,9 +98,10 @@ impl Drop for TestDb {
     }
 }
 
+/// A fresh SQLite database in a temporary directory.
 pub async fn sqlite() -> TestDb {
     let dir = tempfile::Builder::new()
-        .prefix("vigil-store-test-")
+        .prefix("vigil-test-")
         .tempdir()
         .expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
@@ -99,7 +111,7 @@ pub async fn sqlite() -> TestDb {
     TestDb {
         store,
         url,
-        _guard: Guard::Sqlite(dir),
+        guard: Guard::Sqlite(dir),
     }
 }
 
@@ -144,11 +156,7 @@ pub async fn postgres() -> Option<TestDb> {
     let store = Store::connect_with(&url, options())
         .await
         .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    Some(TestDb {
-        store,
-        url,
-        _guard: guard,
-    })
+    Some(TestDb { store, url, guard })
 }
 
 /// `admin_url` with its database path replaced by `database`.
@@ -219,7 +227,7 @@ fn cluster() -> Result<Arc<Cluster>, String> {
 
 /// A running PostgreSQL cluster in a temporary directory; dropping it stops
 /// the server and deletes the directory.
-pub struct Cluster {
+struct Cluster {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
@@ -425,18 +433,23 @@ impl Drop for Cluster {
     }
 }
 
-#[test]
-fn database_urls() {
-    assert_eq!(
-        with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
-        "postgres://postgres@127.0.0.1:5432/t1"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h/db?sslmode=disable", "t1"),
-        "postgres://u:p@h/t1?sslmode=disable"
-    );
-    assert_eq!(
-        with_database("postgres://u@h:1", "t1"),
-        "postgres://u@h:1/t1"
-    );
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "t1"),
+            "postgres://u:p@h/t1?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:1", "t1"),
+            "postgres://u@h:1/t1"
+        );
+    }
 }
