@@ -15,7 +15,7 @@ use vigil_core::SecurityPolicy;
 use vigil_proto::api::{
     AgentPatch, AgentView, EnrollmentView, NewEnrollment, PolicyView, PortView, ResultView,
 };
-use vigil_store::{now_unix, AgentId, ScanResult};
+use vigil_store::{now_unix, Agent, AgentId, ScanResult};
 
 /// Longest an enrollment token may live: 30 days.
 const MAX_TTL_MINUTES: u32 = 30 * 24 * 60;
@@ -41,9 +41,14 @@ pub(crate) async fn get(
 ) -> Result<axum::Json<AgentView>, ApiError> {
     let id: AgentId = ids::parse("agent", &id)?;
     let agent = app.store.agent(caller.account.id, id).await?;
-    let policy = app.store.policy(caller.account.id, id).await?;
+    view(&app, &agent).await
+}
+
+/// The agent with its scan status (which needs its policy).
+async fn view(app: &App, agent: &Agent) -> Result<axum::Json<AgentView>, ApiError> {
+    let policy = app.store.policy(agent.account_id, agent.id).await?;
     Ok(axum::Json(app.agent_view(
-        &agent,
+        agent,
         policy.as_ref(),
         now_unix(),
     )))
@@ -62,12 +67,7 @@ pub(crate) async fn patch(
         agent = app.store.set_plan(caller.account.id, id, plan).await?;
         app.scheduler_wake.notify_one();
     }
-    let policy = app.store.policy(caller.account.id, id).await?;
-    Ok(axum::Json(app.agent_view(
-        &agent,
-        policy.as_ref(),
-        now_unix(),
-    )))
+    view(&app, &agent).await
 }
 
 pub(crate) async fn remove(
