@@ -5,6 +5,7 @@
 //! comes from the `vigil scan` command line, a security-scan policy or a
 //! compliance scope.
 
+pub mod compliance;
 pub mod evaluate;
 pub mod liveness;
 pub mod plan;

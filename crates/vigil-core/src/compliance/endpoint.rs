@@ -1,0 +1,67 @@
+//! One row of the compliance results: a machine as the assessment sees it,
+//! from Active Directory, from an IP range or from both joined into one.
+
+use super::dn::Dn;
+use super::status::EndpointStatus;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use uuid::Uuid;
+
+/// A machine in the compliance results. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The AD `cn`; for a machine known only by address, the name seen at
+    /// the address (e.g. reverse DNS) or else the address itself.
+    pub name: String,
+    /// The AD `dNSHostName`, if any.
+    #[serde(default)]
+    pub dns_name: Option<String>,
+    /// The addresses assessed for this machine (may be empty for AD
+    /// computers that could not be resolved).
+    #[serde(default)]
+    pub addrs: Vec<IpAddr>,
+    pub status: EndpointStatus,
+    /// The AD `operatingSystem`, if set.
+    #[serde(default)]
+    pub os: Option<String>,
+    /// The AD container (OU) holding the computer object.
+    #[serde(default)]
+    pub container: Option<Dn>,
+    /// The AD `objectGUID`.
+    #[serde(default)]
+    pub ad_guid: Option<Uuid>,
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// The server ID the agent reported (kept for agents of other servers).
+    #[serde(default)]
+    pub server_id: Option<String>,
+    #[serde(default)]
+    pub agent_version: Option<String>,
+    /// The latest sign of life: an answer to the assessment, the agent's last
+    /// contact with this server, or the AD last logon.
+    #[serde(default)]
+    pub last_seen: Option<i64>,
+    /// The AD account is disabled (userAccountControl 0x2).
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl Endpoint {
+    /// A bare endpoint: a name, a status and nothing else known.
+    pub fn new(name: impl Into<String>, status: EndpointStatus) -> Self {
+        Endpoint {
+            name: name.into(),
+            dns_name: None,
+            addrs: Vec::new(),
+            status,
+            os: None,
+            container: None,
+            ad_guid: None,
+            agent_id: None,
+            server_id: None,
+            agent_version: None,
+            last_seen: None,
+            disabled: false,
+        }
+    }
+}

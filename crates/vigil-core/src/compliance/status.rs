@@ -1,0 +1,383 @@
+//! The compliance status of one endpoint, and the pure decision that turns
+//! what a probe saw into that status.
+//!
+//! Order of the rules in [`classify`]:
+//! 1. The unreachable check is configured and its port got no answer:
+//!    **unreachable**, and nothing else counts (the assessment skips the
+//!    other checks for speed; the verdict is the same if it did not). A
+//!    refused connection (RST) is an answer: the host is up.
+//! 2. An agent answered identify with our server ID: **managed here**;
+//!    with another non-empty server ID: **managed elsewhere**.
+//! 3. Anything answered (the unreachable-check port, an agent port, even a
+//!    refusal, or an agent not enrolled anywhere): **no agent**. An agent
+//!    that reports no server protects nothing; its ID and version are kept
+//!    on the endpoint so the list can say so.
+//! 4. Nothing answered at all: **unreachable**.
+//!
+//! **Unresolved AD** is never the outcome of a probe: it is decided by the
+//! join (see `join.rs`) for AD computers that could not be assessed.
+
+use super::error::ComplianceError;
+use crate::state::PortState;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where an endpoint stands, in display order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointStatus {
+    /// An agent answered with this server's ID (or AD says it is ours).
+    ManagedHere,
+    /// An agent of another Vigil server answered.
+    ManagedElsewhere,
+    /// The host is up but no enrolled agent answered.
+    NoAgent,
+    /// The host did not answer.
+    Unreachable,
+    /// An AD computer not in our database whose address is unknown.
+    UnresolvedAd,
+}
+
+impl EndpointStatus {
+    /// Every status, in display order.
+    pub const ALL: [EndpointStatus; 5] = [
+        EndpointStatus::ManagedHere,
+        EndpointStatus::ManagedElsewhere,
+        EndpointStatus::NoAgent,
+        EndpointStatus::Unreachable,
+        EndpointStatus::UnresolvedAd,
+    ];
+
+    /// The machine name, as serialized: `managed_here`, ….
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointStatus::ManagedHere => "managed_here",
+            EndpointStatus::ManagedElsewhere => "managed_elsewhere",
+            EndpointStatus::NoAgent => "no_agent",
+            EndpointStatus::Unreachable => "unreachable",
+            EndpointStatus::UnresolvedAd => "unresolved_ad",
+        }
+    }
+
+    /// The name shown to people.
+    pub fn label(self) -> &'static str {
+        match self {
+            EndpointStatus::ManagedHere => "Managed by this server",
+            EndpointStatus::ManagedElsewhere => "Managed by another server",
+            EndpointStatus::NoAgent => "No agent installed",
+            EndpointStatus::Unreachable => "Unreachable",
+            EndpointStatus::UnresolvedAd => "Unresolved Active Directory assessment",
+        }
+    }
+
+    /// Whether a Vigil server protects the endpoint.
+    pub fn is_managed(self) -> bool {
+        matches!(
+            self,
+            EndpointStatus::ManagedHere | EndpointStatus::ManagedElsewhere
+        )
+    }
+}
+
+impl fmt::Display for EndpointStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EndpointStatus {
+    type Err = ComplianceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EndpointStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| ComplianceError::UnknownStatus { status: s.into() })
+    }
+}
+
+/// Endpoints per status, as shown above the result list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StatusCounts {
+    pub managed_here: u64,
+    pub managed_elsewhere: u64,
+    pub no_agent: u64,
+    pub unreachable: u64,
+    pub unresolved_ad: u64,
+}
+
+impl StatusCounts {
+    pub fn get(&self, status: EndpointStatus) -> u64 {
+        match status {
+            EndpointStatus::ManagedHere => self.managed_here,
+            EndpointStatus::ManagedElsewhere => self.managed_elsewhere,
+            EndpointStatus::NoAgent => self.no_agent,
+            EndpointStatus::Unreachable => self.unreachable,
+            EndpointStatus::UnresolvedAd => self.unresolved_ad,
+        }
+    }
+
+    pub fn add(&mut self, status: EndpointStatus) {
+        let n = match status {
+            EndpointStatus::ManagedHere => &mut self.managed_here,
+            EndpointStatus::ManagedElsewhere => &mut self.managed_elsewhere,
+            EndpointStatus::NoAgent => &mut self.no_agent,
+            EndpointStatus::Unreachable => &mut self.unreachable,
+            EndpointStatus::UnresolvedAd => &mut self.unresolved_ad,
+        };
+        *n += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        EndpointStatus::ALL.iter().map(|&s| self.get(s)).sum()
+    }
+}
+
+impl FromIterator<EndpointStatus> for StatusCounts {
+    fn from_iter<I: IntoIterator<Item = EndpointStatus>>(iter: I) -> Self {
+        let mut counts = StatusCounts::default();
+        for status in iter {
+            counts.add(status);
+        }
+        counts
+    }
+}
+
+/// Whether a TCP connection attempt got any answer.
+///
+/// Map port states with `From<PortState>`: open and closed (refused) are
+/// answers, a timeout or an ICMP unreachable is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reachability {
+    Answered,
+    NoAnswer,
+}
+
+impl From<PortState> for Reachability {
+    fn from(state: PortState) -> Self {
+        match state {
+            PortState::Open | PortState::Closed => Reachability::Answered,
+            PortState::Filtered | PortState::Unreachable => Reachability::NoAnswer,
+        }
+    }
+}
+
+/// What an agent said in reply to identify.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Identified {
+    pub agent_id: String,
+    /// The managing server's ID; empty if the agent is not enrolled.
+    pub server_id: String,
+    pub version: String,
+}
+
+/// What probing one address saw.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Probe {
+    /// The unreachable-port check: `None` when not configured.
+    pub unreachable_check: Option<Reachability>,
+    /// Any other answer: an agent port accepted or refused a connection.
+    pub other_answer: bool,
+    /// The identify reply, if an agent gave one.
+    pub identify: Option<Identified>,
+}
+
+/// The status of a probed address (never [`EndpointStatus::UnresolvedAd`]).
+/// Server IDs are compared exactly.
+pub fn classify(probe: &Probe, our_server_id: &str) -> EndpointStatus {
+    if probe.unreachable_check == Some(Reachability::NoAnswer) {
+        return EndpointStatus::Unreachable;
+    }
+    match &probe.identify {
+        Some(id) if !id.server_id.is_empty() && id.server_id == our_server_id => {
+            return EndpointStatus::ManagedHere
+        }
+        Some(id) if !id.server_id.is_empty() => return EndpointStatus::ManagedElsewhere,
+        _ => {}
+    }
+    let answered = probe.unreachable_check == Some(Reachability::Answered)
+        || probe.other_answer
+        || probe.identify.is_some();
+    if answered {
+        EndpointStatus::NoAgent
+    } else {
+        EndpointStatus::Unreachable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EndpointStatus::*;
+    use Reachability::*;
+
+    const OURS: &str = "srv-ours";
+
+    fn id(server_id: &str) -> Option<Identified> {
+        Some(Identified {
+            agent_id: "agent-1".into(),
+            server_id: server_id.into(),
+            version: "0.1.0".into(),
+        })
+    }
+
+    #[test]
+    fn classify_table() {
+        // (case, unreachable check, other answer, identify, expected)
+        type Case = (
+            &'static str,
+            Option<Reachability>,
+            bool,
+            Option<Identified>,
+            EndpointStatus,
+        );
+        let cases: Vec<Case> = vec![
+            ("our agent", Some(Answered), true, id(OURS), ManagedHere),
+            (
+                "our agent, no check configured",
+                None,
+                true,
+                id(OURS),
+                ManagedHere,
+            ),
+            (
+                "other server's agent",
+                Some(Answered),
+                true,
+                id("srv-other"),
+                ManagedElsewhere,
+            ),
+            (
+                "other agent, no check",
+                None,
+                true,
+                id("srv-other"),
+                ManagedElsewhere,
+            ),
+            (
+                "server id differs in case",
+                None,
+                true,
+                id("SRV-OURS"),
+                ManagedElsewhere,
+            ),
+            (
+                "check port answered, no agent",
+                Some(Answered),
+                false,
+                None,
+                NoAgent,
+            ),
+            ("agent port refused, no check", None, true, None, NoAgent),
+            ("agent not enrolled", None, true, id(""), NoAgent),
+            (
+                "check port silent: skip the rest",
+                Some(NoAnswer),
+                false,
+                None,
+                Unreachable,
+            ),
+            (
+                "check port silent wins over agent",
+                Some(NoAnswer),
+                true,
+                id(OURS),
+                Unreachable,
+            ),
+            (
+                "nothing configured, nothing answered",
+                None,
+                false,
+                None,
+                Unreachable,
+            ),
+        ];
+        for (case, check, other, identify, want) in cases {
+            let probe = Probe {
+                unreachable_check: check,
+                other_answer: other,
+                identify,
+            };
+            assert_eq!(classify(&probe, OURS), want, "{case}");
+        }
+        // An unenrolled agent never matches a server with an empty ID.
+        let probe = Probe {
+            identify: id(""),
+            ..Probe::default()
+        };
+        assert_eq!(classify(&probe, ""), NoAgent);
+    }
+
+    #[test]
+    fn port_states_map_to_reachability() {
+        let cases = [
+            (PortState::Open, Answered),
+            (PortState::Closed, Answered),
+            (PortState::Filtered, NoAnswer),
+            (PortState::Unreachable, NoAnswer),
+        ];
+        for (state, want) in cases {
+            assert_eq!(Reachability::from(state), want, "{state}");
+        }
+    }
+
+    #[test]
+    fn names_labels_and_order() {
+        let cases = [
+            (ManagedHere, "managed_here", "Managed by this server"),
+            (
+                ManagedElsewhere,
+                "managed_elsewhere",
+                "Managed by another server",
+            ),
+            (NoAgent, "no_agent", "No agent installed"),
+            (Unreachable, "unreachable", "Unreachable"),
+            (
+                UnresolvedAd,
+                "unresolved_ad",
+                "Unresolved Active Directory assessment",
+            ),
+        ];
+        for (i, (status, key, label)) in cases.iter().enumerate() {
+            assert_eq!(EndpointStatus::ALL[i], *status);
+            assert_eq!(status.as_str(), *key);
+            assert_eq!(status.label(), *label);
+            assert_eq!(status.to_string(), *key);
+            assert_eq!(key.parse::<EndpointStatus>(), Ok(*status));
+            assert_eq!(serde_json::to_string(status).unwrap(), format!("\"{key}\""));
+        }
+        assert!(matches!(
+            "Managed".parse::<EndpointStatus>(),
+            Err(ComplianceError::UnknownStatus { .. })
+        ));
+    }
+
+    #[test]
+    fn counts_per_status() {
+        let counts: StatusCounts = [
+            ManagedHere,
+            NoAgent,
+            NoAgent,
+            UnresolvedAd,
+            Unreachable,
+            NoAgent,
+        ]
+        .into_iter()
+        .collect();
+        let want = [
+            (ManagedHere, 1),
+            (ManagedElsewhere, 0),
+            (NoAgent, 3),
+            (Unreachable, 1),
+            (UnresolvedAd, 1),
+        ];
+        for (status, n) in want {
+            assert_eq!(counts.get(status), n, "{status}");
+        }
+        assert_eq!(counts.total(), 6);
+        let json = serde_json::to_value(counts).unwrap();
+        assert_eq!(json["no_agent"], 3);
+    }
+}
