@@ -2,18 +2,40 @@
 //! side on the same namespaced test network and prints, per scenario, the
 //! median wall time of each, its ratio to Vigil's, and whether it found
 //! exactly the open ports that exist. Run it through `bench/run`.
+//!
+//! `vigil-bench agents` is the other benchmark: simulated agents against a
+//! real `vigil server` on loopback (see [`agents`]); run it through
+//! `bench/agents`.
 
+mod agents;
 mod scenario;
 mod tools;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tools::{Outcome, Tool};
 
 #[derive(Debug, Parser)]
-#[command(about = "Vigil vs nmap vs RustScan on a namespaced test network")]
+#[command(
+    about = "Vigil vs nmap vs RustScan on a namespaced test network",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    scanners: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulated agents against a real `vigil server` on loopback.
+    Agents(agents::AgentsArgs),
+}
+
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Runs per tool and scenario (the median is reported).
     #[arg(long, default_value_t = 3)]
@@ -39,7 +61,14 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Agents(args)) => agents::run(args),
+        None => compare_scanners(cli.scanners),
+    }
+}
+
+fn compare_scanners(args: Args) -> Result<()> {
     if !vigil_testnet::require_root() {
         bail!("the benchmark builds network namespaces: run it as root");
     }

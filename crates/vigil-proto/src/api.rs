@@ -243,3 +243,51 @@ pub struct RuleView {
     pub events: Vec<String>,
     pub created_at: i64,
 }
+
+/// `GET /api/v1/compliance/scope`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplianceScopeView {
+    pub scope: vigil_core::compliance::ComplianceScope,
+    /// Whether an AD bind password is stored (it is never sent back).
+    pub has_ad_password: bool,
+}
+
+/// `PUT /api/v1/compliance/scope`: "Save only" (`reassess: false`) or
+/// "Save and re-assess" (`reassess: true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceScopeUpdate {
+    pub scope: vigil_core::compliance::ComplianceScope,
+    /// The AD bind password; absent keeps the stored one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_password: Option<String>,
+    #[serde(default)]
+    pub reassess: bool,
+}
+
+/// An assessment and its progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssessmentView {
+    pub id: String,
+    /// `running`, `done`, `cancelled`, `failed`.
+    pub state: String,
+    pub on_demand: bool,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// Addresses probed so far, of `total`.
+    pub done: u64,
+    pub total: u64,
+    pub error: Option<String>,
+    /// Endpoints per status (filled when the assessment is done).
+    pub counts: vigil_core::compliance::StatusCounts,
+}
+
+/// `GET /api/v1/compliance/endpoints`: one page of the endpoints that match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointPage {
+    pub assessment_id: String,
+    /// How many endpoints match in all.
+    pub total: u64,
+    pub offset: u64,
+    pub endpoints: Vec<vigil_core::compliance::Endpoint>,
+}

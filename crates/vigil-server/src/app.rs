@@ -25,6 +25,8 @@ pub(crate) struct App {
     pub outbox_wake: Notify,
     /// Woken when a policy changes, so its first scan is scheduled at once.
     pub scheduler_wake: Notify,
+    /// The running compliance assessment of each account.
+    pub compliance: crate::compliance::Running,
     /// Serializes evaluations of one agent target: the read-evaluate-write
     /// of its damping state must not interleave. (One server process; with
     /// several replicas this becomes a row lock — issue 6.)
@@ -47,6 +49,7 @@ impl App {
             agent_url,
             outbox_wake: Notify::new(),
             scheduler_wake: Notify::new(),
+            compliance: Default::default(),
             target_locks: Mutex::new(HashMap::new()),
         }
     }

@@ -18,6 +18,7 @@ mod agent_api;
 mod alert;
 pub mod api;
 mod app;
+mod compliance;
 mod config;
 mod error;
 mod evaluate;

@@ -85,6 +85,8 @@ id_type! {
     OutboxId;
     /// A scan task the server handed to an agent.
     TaskId;
+    /// One compliance assessment (a run over the account's compliance scope).
+    AssessmentId;
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! schema backs this up with composite foreign keys `(id, account_id)`.
 //! The few methods without an account are the server's own jobs
 //! ([`Store::agents_all_accounts`], [`Store::due_policies`],
+//! [`Store::due_compliance_schedules`],
 //! [`Store::claim_due`], [`Store::server_id`], [`Store::agent_count`], ...)
 //! and the authentication entry points that find the account
 //! ([`Store::verify_login`], [`Store::authenticate_token`],
@@ -33,6 +34,7 @@
 mod accounts;
 mod agents;
 mod alerts;
+mod compliance;
 mod error;
 mod ids;
 mod model;
@@ -44,15 +46,16 @@ mod server;
 mod tasks;
 mod validate;
 
+pub use compliance::endpoint_key;
 pub use error::{Result, StoreError};
 pub use ids::{
-    AccountId, AgentId, AlertId, ApiTokenId, ContactId, EnrollmentId, OutboxId, RuleId,
-    ScanResultId, TaskId, UserId,
+    AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, EnrollmentId, OutboxId,
+    RuleId, ScanResultId, TaskId, UserId,
 };
 pub use model::{
-    now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Channel, Contact,
-    Heartbeat, Ingested, NewScanResult, NotificationRule, OutboxItem, PortResult, Role, ScanResult,
-    ScanTask, UnixTime, User,
+    now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Assessment,
+    AssessmentState, AssessmentTrigger, Channel, Contact, Heartbeat, Ingested, NewScanResult,
+    NotificationRule, OutboxItem, PortResult, Role, ScanResult, ScanTask, UnixTime, User,
 };
 pub use notify::retry_delay;
 pub use secret::{

@@ -93,9 +93,45 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a compliance assessment stands. Only a running one changes.
+    AssessmentState {
+        Running = "running",
+        /// Finished normally.
+        Done = "done",
+        /// Stopped by a newer assessment of the account, or by a user.
+        Cancelled = "cancelled",
+        /// Stopped by an error (see [`Assessment::error`]).
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// What started a compliance assessment.
+    AssessmentTrigger {
+        /// A user asked for it.
+        Manual = "manual",
+        /// The account's compliance schedule.
+        Schedule = "schedule",
+        /// The compliance scope was saved.
+        ScopeSaved = "scope_saved",
+    }
+}
+
 /// Parses a stored enum value; a bad value means a corrupt row.
 pub(crate) fn parse_stored<T: FromStr>(what: &str, s: &str) -> Result<T> {
     s.parse().map_err(|_| StoreError::corrupt(what, s))
+}
+
+/// A value stored as JSON text.
+pub(crate) fn to_json<T: Serialize>(what: &str, value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::invalid(format!("cannot serialize {what}: {e}")))
+}
+
+/// A value read from JSON text; bad text means a corrupt row.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|_| StoreError::corrupt(what, text))
 }
 
 pub(crate) fn plan_str(p: Plan) -> &'static str {
@@ -358,6 +394,25 @@ pub struct NotificationRule {
     pub created_at: UnixTime,
 }
 
+/// One compliance assessment: a run over the account's compliance scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub id: AssessmentId,
+    pub account_id: AccountId,
+    pub started_at: UnixTime,
+    /// When it left [`AssessmentState::Running`].
+    pub finished_at: Option<UnixTime>,
+    pub state: AssessmentState,
+    /// Why it failed, for [`AssessmentState::Failed`] (or a note on another end).
+    pub error: Option<String>,
+    /// Progress: `done` of `total` addresses or computers.
+    pub total: u64,
+    pub done: u64,
+    /// Whether endpoints were contacted live (else answered from stored results).
+    pub on_demand: bool,
+    pub trigger: AssessmentTrigger,
+}
+
 /// A queued notification claimed by a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxItem {
@@ -388,6 +443,14 @@ mod tests {
         }
         for s in AlertStatus::ALL {
             assert_eq!(s.as_str().parse::<AlertStatus>().unwrap(), *s);
+        }
+        for s in AssessmentState::ALL {
+            assert_eq!(s.as_str().parse::<AssessmentState>().unwrap(), *s);
+            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{s}\""));
+        }
+        for t in AssessmentTrigger::ALL {
+            assert_eq!(t.as_str().parse::<AssessmentTrigger>().unwrap(), *t);
+            assert_eq!(serde_json::to_string(t).unwrap(), format!("\"{t}\""));
         }
         assert!(matches!(
             "root".parse::<Role>(),

@@ -3,7 +3,7 @@
 use crate::agents::{agent_cols, AgentRow};
 use crate::error::found;
 use crate::ids::{AccountId, AgentId};
-use crate::model::{now_unix, UnixTime};
+use crate::model::{from_json, now_unix, to_json, UnixTime};
 use crate::validate;
 use crate::{with_pool, Agent, Result, Store, StoreError};
 use vigil_core::{SecurityPolicy, TargetState};
@@ -23,15 +23,6 @@ struct DueRow {
 #[derive(sqlx::FromRow)]
 struct StateLookupRow {
     state: Option<String>,
-}
-
-fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::invalid(format!("cannot serialize {what}: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|_| StoreError::corrupt(what, text))
 }
 
 impl Store {

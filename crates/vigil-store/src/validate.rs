@@ -52,6 +52,14 @@ pub mod limits {
     pub const MAX_ENROLLMENT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
     /// Most rows one list call returns.
     pub const MAX_LIST_LIMIT: u32 = 1000;
+    /// A text field of a compliance endpoint (name, DNS name, OS, container,
+    /// agent id, server id, agent version), in bytes.
+    pub const MAX_ENDPOINT_FIELD_LEN: usize = 1024;
+    /// A name pattern of a compliance search, in bytes.
+    pub const MAX_SEARCH_PATTERN_LEN: usize = 1024;
+    /// Most compliance endpoints one search returns (a whole export of the
+    /// largest IP scope).
+    pub const MAX_ENDPOINT_PAGE: u64 = 1 << 20;
 }
 
 use limits::*;

@@ -10,14 +10,15 @@
 
 mod common;
 
+use common::server::{spawn, unix_now, wait_for, Api, Proc, API};
 use common::{can_build_networks, vigil_bin};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use vigil_testnet::{NetSpec, TestNet, SCANNER_V4};
 
 const HOME: &str = "198.51.100.10";
@@ -25,130 +26,8 @@ const SHOP: &str = "198.51.100.20";
 /// A firewalled host (nft drops all TCP to it): probes vanish, so a scan of
 /// it takes seconds (every probe times out, with retries).
 const SILENT: &str = "198.51.100.30";
-const API: &str = "127.0.0.1:18080";
 const SMTP_PORT: u16 = 2525;
 const PASSWORD: &str = "correct horse battery staple";
-
-/// A child process killed (and reaped) on drop.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Starts `cmd` with its output in `log`. Stdin is a pipe held open until
-/// the process is killed (the SMTP server exits when its stdin closes).
-fn spawn(mut cmd: Command, name: &'static str, log: &Path) -> Proc {
-    let log = std::fs::File::create(log).expect("log file");
-    cmd.stdin(Stdio::piped())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    Proc { child }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, failing after `limit`.
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A REST client whose connections are opened inside the scanner namespace.
-///
-/// Hand-written HTTP/1.1 (one request per connection, `Connection: close`):
-/// the socket must be created on a thread inside the namespace, which an
-/// HTTP client library's own connection pool would not do.
-struct Api<'a> {
-    net: &'a TestNet,
-    token: Option<String>,
-}
-
-impl Api<'_> {
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let addr: SocketAddr = API.parse().expect("addr");
-        let mut stream = match self
-            .net
-            .in_scanner(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
-            .expect("namespace")
-        {
-            Ok(s) => s,
-            Err(e) => return (0, json!({ "error": e.to_string() })),
-        };
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let auth = self
-            .token
-            .as_ref()
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let request = format!(
-            "{method} /api/v1{path} HTTP/1.1\r\nHost: {API}\r\nConnection: close\r\n{auth}\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if stream.write_all(request.as_bytes()).is_err() {
-            return (0, Value::Null);
-        }
-        let mut response = String::new();
-        if stream.read_to_string(&mut response).is_err() {
-            return (0, Value::Null);
-        }
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let json = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::Null))
-            .unwrap_or(Value::Null);
-        (status, json)
-    }
-
-    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, json) = self.call(method, path, body);
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path} answered {status}: {json}"
-        );
-        json
-    }
-
-    fn get(&self, path: &str) -> Value {
-        self.ok("GET", path, None)
-    }
-}
 
 /// Records every POST body it receives.
 fn webhook_receiver(net: &TestNet) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {

@@ -4,6 +4,7 @@
 mod agents;
 mod alerts;
 pub(crate) mod auth;
+mod compliance;
 mod contacts;
 pub(crate) mod error;
 pub(crate) mod extract;
@@ -57,6 +58,16 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/contacts/{id}/test", post(contacts::test))
         .route("/rules", get(contacts::rules).post(contacts::create_rule))
         .route("/rules/{id}", axum::routing::delete(contacts::delete_rule))
+        .route(
+            "/compliance/scope",
+            get(compliance::get_scope).put(compliance::put_scope),
+        )
+        .route(
+            "/compliance/assessments",
+            get(compliance::get_assessment).post(compliance::create_assessment),
+        )
+        .route("/compliance/endpoints", get(compliance::endpoints))
+        .route("/compliance/endpoints.csv", get(compliance::endpoints_csv))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()

@@ -34,6 +34,7 @@ macro_rules! backend_tests {
 mod fixtures;
 
 mod agents;
+mod compliance;
 mod identity;
 mod input;
 mod isolation;

@@ -2,6 +2,8 @@
 //! test network and read their nmap-format XML.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::process::Command;
 pub use vigil_testnet::nmap::Verdicts;
 use vigil_testnet::TestNet;

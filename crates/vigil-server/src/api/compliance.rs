@@ -1,0 +1,286 @@
+//! The compliance scope, assessments and the endpoints they found.
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::extract::{Json, Query};
+use super::ids;
+use crate::app::App;
+use crate::compliance::StartError;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use std::sync::Arc;
+use vigil_core::compliance::{
+    AdvancedQuery, Dn, Endpoint, EndpointStatus, IpRange, NamePattern, OsPattern,
+};
+use vigil_proto::api::{AssessmentView, ComplianceScopeUpdate, ComplianceScopeView, EndpointPage};
+use vigil_store::{AccountId, Assessment, AssessmentId, AssessmentTrigger, StoreError};
+
+/// Largest page of endpoints.
+const MAX_PAGE: u64 = 1000;
+/// Largest CSV export (every address of the largest scope).
+const MAX_EXPORT: u64 = 1 << 20;
+
+pub(crate) async fn get_scope(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> Result<axum::Json<ComplianceScopeView>, ApiError> {
+    let (scope, has_ad_password) = app
+        .store
+        .compliance_scope(caller.account.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(ComplianceScopeView {
+        scope,
+        has_ad_password,
+    }))
+}
+
+/// "Save only" or "Save and re-assess".
+pub(crate) async fn put_scope(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Json(update): Json<ComplianceScopeUpdate>,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+    caller.can_write()?;
+    update
+        .scope
+        .validate()
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    app.store
+        .put_compliance_scope(
+            caller.account.id,
+            &update.scope,
+            update.ad_password.as_deref(),
+        )
+        .await?;
+    if !update.reassess {
+        return Ok((
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"saved": true})),
+        ));
+    }
+    let id = start(&app, caller.account.id, AssessmentTrigger::ScopeSaved).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"saved": true, "assessment_id": id.to_string()})),
+    ))
+}
+
+async fn start(
+    app: &Arc<App>,
+    account: AccountId,
+    trigger: AssessmentTrigger,
+) -> Result<AssessmentId, ApiError> {
+    app.start_assessment(account, trigger)
+        .await
+        .map_err(|e| match e {
+            StartError::NoScope => ApiError::Conflict(e.to_string()),
+            StartError::Empty => ApiError::Invalid(e.to_string()),
+            StartError::Store(e) => e.into(),
+        })
+}
+
+/// Starts an assessment now (cancelling a running one).
+pub(crate) async fn create_assessment(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> Result<(StatusCode, axum::Json<AssessmentView>), ApiError> {
+    caller.can_write()?;
+    let id = start(&app, caller.account.id, AssessmentTrigger::Manual).await?;
+    let a = app.store.assessment(caller.account.id, id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(view(&app, &a).await?)))
+}
+
+async fn view(app: &App, a: &Assessment) -> Result<AssessmentView, ApiError> {
+    let counts = app.store.endpoint_counts(a.account_id, a.id).await?;
+    Ok(AssessmentView {
+        id: a.id.to_string(),
+        state: a.state.to_string(),
+        on_demand: a.on_demand,
+        started_at: a.started_at,
+        finished_at: a.finished_at,
+        done: a.done,
+        total: a.total,
+        error: a.error.clone(),
+        counts,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AssessmentQuery {
+    /// An assessment id; default the latest.
+    assessment: Option<String>,
+}
+
+/// The chosen (default: latest) assessment of the caller's account.
+async fn chosen(app: &App, account: AccountId, id: Option<&str>) -> Result<Assessment, ApiError> {
+    match id {
+        Some(id) => Ok(app
+            .store
+            .assessment(account, ids::parse("assessment", id)?)
+            .await?),
+        None => app
+            .store
+            .latest_assessment(account)
+            .await?
+            .ok_or_else(|| ApiError::Conflict("no assessment has run yet".into())),
+    }
+}
+
+pub(crate) async fn get_assessment(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Query<AssessmentQuery>,
+) -> Result<axum::Json<AssessmentView>, ApiError> {
+    let a = chosen(&app, caller.account.id, q.assessment.as_deref()).await?;
+    Ok(axum::Json(view(&app, &a).await?))
+}
+
+/// The search of the endpoint list: `name` (exact, or with `*`
+/// wildcards), `status` (comma-separated), `ip` (a range), `os`,
+/// `container` (an AD DN), `seen_after` / `seen_before` (unix seconds).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct EndpointQuery {
+    assessment: Option<String>,
+    name: Option<String>,
+    status: Option<String>,
+    ip: Option<String>,
+    os: Option<String>,
+    container: Option<String>,
+    seen_after: Option<i64>,
+    seen_before: Option<i64>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+impl EndpointQuery {
+    fn advanced(&self) -> Result<AdvancedQuery, ApiError> {
+        let invalid =
+            |what: &str, e: &dyn std::fmt::Display| ApiError::Invalid(format!("{what}: {e}"));
+        let mut q = AdvancedQuery::default();
+        if let Some(n) = self.name.as_deref().filter(|n| !n.is_empty()) {
+            q.name = Some(NamePattern::parse(n).map_err(|e| invalid("name", &e))?);
+        }
+        if let Some(s) = self.status.as_deref().filter(|s| !s.is_empty()) {
+            for part in s.split(',') {
+                let status: EndpointStatus =
+                    part.trim().parse().map_err(|e| invalid("status", &e))?;
+                q.statuses.push(status);
+            }
+        }
+        if let Some(ip) = self.ip.as_deref().filter(|s| !s.is_empty()) {
+            q.ip_range = Some(IpRange::parse(ip).map_err(|e| invalid("ip", &e))?);
+        }
+        if let Some(os) = self.os.as_deref().filter(|s| !s.is_empty()) {
+            q.os = Some(OsPattern::parse(os).map_err(|e| invalid("os", &e))?);
+        }
+        if let Some(c) = self.container.as_deref().filter(|s| !s.is_empty()) {
+            q.container = Some(Dn::parse(c).map_err(|e| invalid("container", &e))?);
+        }
+        q.last_seen_after = self.seen_after;
+        q.last_seen_before = self.seen_before;
+        q.validate().map_err(|e| ApiError::Invalid(e.to_string()))?;
+        Ok(q)
+    }
+}
+
+async fn search(
+    app: &App,
+    caller: &Caller,
+    q: &EndpointQuery,
+    max: u64,
+    default_limit: u64,
+) -> Result<(Assessment, Vec<Endpoint>, u64, u64), ApiError> {
+    let query = q.advanced()?;
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(default_limit);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::Invalid(format!(
+            "limit {limit} is out of range: use 1 to {max}"
+        )));
+    }
+    let a = chosen(app, caller.account.id, q.assessment.as_deref()).await?;
+    let (endpoints, total) = app
+        .store
+        .endpoints(caller.account.id, a.id, &query, offset, limit)
+        .await
+        .map_err(|e| match e {
+            StoreError::Invalid(m) => ApiError::Invalid(m),
+            e => e.into(),
+        })?;
+    Ok((a, endpoints, total, offset))
+}
+
+pub(crate) async fn endpoints(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Query<EndpointQuery>,
+) -> Result<axum::Json<EndpointPage>, ApiError> {
+    let (a, endpoints, total, offset) = search(&app, &caller, &q, MAX_PAGE, 100).await?;
+    Ok(axum::Json(EndpointPage {
+        assessment_id: a.id.to_string(),
+        total,
+        offset,
+        endpoints,
+    }))
+}
+
+/// The current list (same search as the JSON list, every page) as CSV.
+pub(crate) async fn endpoints_csv(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Query<EndpointQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (a, endpoints, _, _) = search(&app, &caller, &q, MAX_EXPORT, MAX_EXPORT).await?;
+    let csv = to_csv(&endpoints).map_err(|e| ApiError::Internal(format!("CSV: {e}")))?;
+    let disposition = format!("attachment; filename=\"vigil-endpoints-{}.csv\"", a.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        csv,
+    ))
+}
+
+/// One row per endpoint, the columns of the endpoint list.
+fn to_csv(endpoints: &[Endpoint]) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "name",
+        "dns_name",
+        "addresses",
+        "status",
+        "os",
+        "container",
+        "ad_guid",
+        "agent_id",
+        "server_id",
+        "agent_version",
+        "last_seen",
+        "disabled",
+    ])?;
+    for e in endpoints {
+        let addrs: Vec<String> = e.addrs.iter().map(|a| a.to_string()).collect();
+        w.write_record([
+            e.name.clone(),
+            e.dns_name.clone().unwrap_or_default(),
+            addrs.join(" "),
+            e.status.as_str().to_string(),
+            e.os.clone().unwrap_or_default(),
+            e.container
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            e.ad_guid.map(|g| g.to_string()).unwrap_or_default(),
+            e.agent_id.clone().unwrap_or_default(),
+            e.server_id.clone().unwrap_or_default(),
+            e.agent_version.clone().unwrap_or_default(),
+            e.last_seen.map(|t| t.to_string()).unwrap_or_default(),
+            e.disabled.to_string(),
+        ])?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}

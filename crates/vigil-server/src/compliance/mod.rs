@@ -1,0 +1,255 @@
+//! Compliance assessments: find the machines of a tenant's scope that Vigil
+//! does not protect.
+//!
+//! An assessment probes the scope ([`probe`]), classifies and joins the
+//! results with the pure rules of `vigil_core::compliance`, and stores one
+//! endpoint per machine. One assessment runs per account: starting another
+//! cancels the running one (its rows stay, marked cancelled).
+
+pub(crate) mod probe;
+
+use crate::app::App;
+use probe::{ProbeError, ProbePlan};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use vigil_core::compliance::{
+    join, ComplianceScope, EndpointStatus, IpEndpoint, MAX_SCOPE_ADDRESSES,
+};
+use vigil_store::{
+    now_unix, AccountId, AssessmentId, AssessmentState, AssessmentTrigger, StoreError,
+};
+
+/// How long to wait for an identify answer from an agent port.
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often progress is written to the store while probing.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// The running assessment of each account, to cancel it at once.
+#[derive(Default)]
+pub(crate) struct Running {
+    tokens: Mutex<HashMap<AccountId, (AssessmentId, CancellationToken)>>,
+}
+
+impl Running {
+    fn replace(&self, account: AccountId, id: AssessmentId) -> CancellationToken {
+        let token = CancellationToken::new();
+        let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, old)) = map.insert(account, (id, token.clone())) {
+            old.cancel();
+        }
+        token
+    }
+
+    fn finished(&self, account: AccountId, id: AssessmentId) {
+        let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&account).is_some_and(|(running, _)| *running == id) {
+            map.remove(&account);
+        }
+    }
+}
+
+/// Why an assessment could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error("no compliance scope saved yet")]
+    NoScope,
+    #[error(
+        "the scope has nothing to assess: enable the IP scope or set an Active Directory scope"
+    )]
+    Empty,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl App {
+    /// Starts an assessment of the account's saved scope in the background,
+    /// cancelling the one that runs. Returns its id at once.
+    pub(crate) async fn start_assessment(
+        self: &Arc<Self>,
+        account: AccountId,
+        trigger: AssessmentTrigger,
+    ) -> Result<AssessmentId, StartError> {
+        let (scope, _) = self
+            .store
+            .compliance_scope(account)
+            .await?
+            .ok_or(StartError::NoScope)?;
+        if !scope.has_targets() {
+            return Err(StartError::Empty);
+        }
+        let total = if scope.ip.enabled {
+            u64::try_from(scope.ip.address_count()).unwrap_or(u64::MAX)
+        } else {
+            0
+        };
+        let id = self
+            .store
+            .start_assessment(account, scope.on_demand, trigger, total, now_unix())
+            .await?;
+        let cancel = self.compliance.replace(account, id);
+        let app = self.clone();
+        tokio::spawn(async move {
+            let outcome = app.assess(account, id, &scope, &cancel).await;
+            let (state, error) = match outcome {
+                Ok(()) => (AssessmentState::Done, None),
+                Err(AssessError::Cancelled) => (AssessmentState::Cancelled, None),
+                Err(e) => {
+                    tracing::error!(%account, assessment = %id, error = %e, "assessment failed");
+                    (AssessmentState::Failed, Some(e.to_string()))
+                }
+            };
+            if let Err(e) = app
+                .store
+                .finish_assessment(account, id, state, error.as_deref(), now_unix())
+                .await
+            {
+                tracing::error!(error = %e, "cannot record the end of an assessment");
+            }
+            app.compliance.finished(account, id);
+        });
+        Ok(id)
+    }
+
+    async fn assess(
+        &self,
+        account: AccountId,
+        id: AssessmentId,
+        scope: &ComplianceScope,
+        cancel: &CancellationToken,
+    ) -> Result<(), AssessError> {
+        if scope.ad.is_some() {
+            return Err(AssessError::Unsupported(
+                "Active Directory scopes are not assessed yet (issue 4 is in progress); \
+                 remove the AD part to assess the IP ranges",
+            ));
+        }
+        if !scope.on_demand {
+            return self.assess_from_database(account, id).await;
+        }
+        let plan = ProbePlan {
+            unreachable_port: scope.unreachable_port,
+            agent_ports: scope.agent_ports.as_slice().to_vec(),
+            identify_timeout: IDENTIFY_TIMEOUT,
+            scan: Default::default(),
+        };
+        let ranges = if scope.ip.enabled {
+            scope.ip.merged_ranges()
+        } else {
+            Vec::new()
+        };
+
+        // Progress goes through a watch channel to one writer, so the
+        // probe loop never waits for the database.
+        let (tx, mut rx) = watch::channel((0u64, 0u64));
+        let store = self.store.clone();
+        let writer = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let (done, total) = *rx.borrow_and_update();
+                if let Err(e) = store
+                    .set_assessment_progress(account, id, done, total)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot record assessment progress");
+                }
+                tokio::time::sleep(PROGRESS_EVERY).await;
+            }
+        });
+        let report = move |done: u64, total: u64| {
+            let _ = tx.send((done, total));
+        };
+        let probes = probe::probe(ranges, &plan, cancel, &report).await;
+        drop(report);
+        let _ = writer.await;
+        let probes = probes.map_err(|e| match e {
+            ProbeError::Cancelled => AssessError::Cancelled,
+            e => AssessError::Probe(e.to_string()),
+        })?;
+
+        let now = now_unix();
+        let ip: Vec<IpEndpoint> = probes
+            .into_iter()
+            .map(|(addr, p)| IpEndpoint::from_probe(addr, p, &self.server_id, now))
+            .collect();
+        let endpoints = join(Vec::new(), ip, &HashMap::new(), &HashMap::new());
+        if cancel.is_cancelled() {
+            return Err(AssessError::Cancelled);
+        }
+        self.store.put_endpoints(account, id, &endpoints).await?;
+        let n = endpoints.len() as u64;
+        self.store
+            .set_assessment_progress(account, id, n, n)
+            .await?;
+        Ok(())
+    }
+}
+
+impl App {
+    /// "Database only": the endpoints of the last completed assessment,
+    /// with what the server knows now — an agent enrolled here is managed
+    /// here; one that was removed no longer is. Fast, and as accurate as
+    /// the last on-demand assessment.
+    async fn assess_from_database(
+        &self,
+        account: AccountId,
+        id: AssessmentId,
+    ) -> Result<(), AssessError> {
+        let previous = self
+            .store
+            .assessments(account, 50)
+            .await?
+            .into_iter()
+            .find(|a| a.id != id && a.state == AssessmentState::Done && a.on_demand)
+            .ok_or(AssessError::Unsupported(
+                "a database-only assessment needs an earlier on-demand assessment to start from",
+            ))?;
+        let ours: std::collections::HashSet<String> = self
+            .store
+            .agents(account)
+            .await?
+            .into_iter()
+            .filter(|a| !a.is_removed())
+            .map(|a| a.id.to_string())
+            .collect();
+        let everything = vigil_core::compliance::AdvancedQuery::default();
+        let (mut endpoints, _) = self
+            .store
+            .endpoints(
+                account,
+                previous.id,
+                &everything,
+                0,
+                MAX_SCOPE_ADDRESSES as u64,
+            )
+            .await?;
+        for e in &mut endpoints {
+            let managed_here = e.agent_id.as_ref().is_some_and(|a| ours.contains(a))
+                && e.server_id.as_deref() == Some(self.server_id.as_str());
+            if managed_here {
+                e.status = EndpointStatus::ManagedHere;
+            } else if e.status == EndpointStatus::ManagedHere {
+                e.status = EndpointStatus::NoAgent;
+            }
+        }
+        self.store.put_endpoints(account, id, &endpoints).await?;
+        let n = endpoints.len() as u64;
+        self.store
+            .set_assessment_progress(account, id, n, n)
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AssessError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Unsupported(&'static str),
+    #[error("probing failed: {0}")]
+    Probe(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,253 @@
+//! Assessments: one run over an account's compliance scope, with its
+//! progress and how it ended.
+
+use super::{db_count, stored_count};
+use crate::ids::{AccountId, AssessmentId};
+use crate::model::{parse_stored, UnixTime};
+use crate::validate;
+use crate::{
+    with_pool, Assessment, AssessmentState, AssessmentTrigger, Pool, Result, Store, StoreError,
+};
+
+#[derive(sqlx::FromRow)]
+struct AssessmentRow {
+    id: String,
+    account_id: String,
+    started_at: i64,
+    finished_at: Option<i64>,
+    state: String,
+    error: Option<String>,
+    total: i64,
+    done: i64,
+    on_demand: bool,
+    trigger: String,
+}
+
+macro_rules! assessment_cols {
+    () => {
+        "id, account_id, started_at, finished_at, state, error, total, done, on_demand, trigger"
+    };
+}
+
+impl TryFrom<AssessmentRow> for Assessment {
+    type Error = StoreError;
+
+    fn try_from(r: AssessmentRow) -> Result<Assessment> {
+        Ok(Assessment {
+            id: AssessmentId::from_db(&r.id)?,
+            account_id: AccountId::from_db(&r.account_id)?,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            state: parse_stored("assessment state", &r.state)?,
+            error: r.error,
+            total: stored_count(r.total)?,
+            done: stored_count(r.done)?,
+            on_demand: r.on_demand,
+            trigger: parse_stored("assessment trigger", &r.trigger)?,
+        })
+    }
+}
+
+impl Store {
+    /// Starts an assessment of `total` addresses or computers at `now`: in
+    /// one transaction the account's running assessment (if any) is
+    /// cancelled (finished at `now`) and the new one is stored as running.
+    pub async fn start_assessment(
+        &self,
+        account: AccountId,
+        on_demand: bool,
+        trigger: AssessmentTrigger,
+        total: u64,
+        now: UnixTime,
+    ) -> Result<AssessmentId> {
+        let total = db_count("total", total)?;
+        let id = AssessmentId::random();
+        const CANCEL: &str = "UPDATE compliance_assessments \
+             SET state = 'cancelled', finished_at = $2 \
+             WHERE account_id = $1 AND state = 'running'";
+        const INSERT: &str = "INSERT INTO compliance_assessments \
+                 (id, account_id, serial, started_at, state, total, done, on_demand, trigger) \
+             SELECT $1, $2, COALESCE(MAX(serial), 0) + 1, $3, 'running', $4, 0, $5, $6 \
+             FROM compliance_assessments WHERE account_id = $2";
+
+        // Concurrent starts of one account queue: SQLite's BEGIN IMMEDIATE
+        // takes the write lock; on PostgreSQL the account row is locked (in a
+        // mode that still lets other rows reference it).
+        macro_rules! start {
+            ($begin:expr, $lock:expr) => {
+                async {
+                    let mut tx = $begin.await?;
+                    if let Some(lock) = $lock {
+                        sqlx::query(lock)
+                            .bind(account.db())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    }
+                    sqlx::query(CANCEL)
+                        .bind(account.db())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(INSERT)
+                        .bind(id.db())
+                        .bind(account.db())
+                        .bind(now)
+                        .bind(total)
+                        .bind(on_demand)
+                        .bind(trigger.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok::<(), StoreError>(())
+                }
+                .await
+            };
+        }
+        match &self.inner.pool {
+            Pool::Sqlite(pool) => start!(pool.begin_with("BEGIN IMMEDIATE"), None::<&str>)?,
+            Pool::Postgres(pool) => start!(
+                pool.begin(),
+                Some("SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
+            )?,
+        }
+        Ok(id)
+    }
+
+    /// Records progress: `done` of `total`. Returns whether the assessment is
+    /// still running (`false`, and nothing recorded, once it ended or was
+    /// cancelled: the engine should stop).
+    pub async fn set_assessment_progress(
+        &self,
+        account: AccountId,
+        assessment: AssessmentId,
+        done: u64,
+        total: u64,
+    ) -> Result<bool> {
+        if done > total {
+            return Err(StoreError::invalid(format!(
+                "assessment progress {done} is more than the total {total}"
+            )));
+        }
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE compliance_assessments SET done = $3, total = $4 \
+             WHERE id = $1 AND account_id = $2 AND state = 'running'",
+        )
+        .bind(assessment.db())
+        .bind(account.db())
+        .bind(db_count("done", done)?)
+        .bind(db_count("total", total)?)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            self.assessment(account, assessment).await?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Ends a running assessment at `now` as `state` (done, cancelled or
+    /// failed) with an optional error message (cut to 2000 characters).
+    /// Returns whether this call ended it: `false` if it had already ended
+    /// (a cancelled assessment stays cancelled).
+    pub async fn finish_assessment(
+        &self,
+        account: AccountId,
+        assessment: AssessmentId,
+        state: AssessmentState,
+        error: Option<&str>,
+        now: UnixTime,
+    ) -> Result<bool> {
+        if state == AssessmentState::Running {
+            return Err(StoreError::invalid(
+                "an assessment finishes as done, cancelled or failed, not running",
+            ));
+        }
+        let error = error.map(validate::error_message);
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE compliance_assessments SET state = $3, error = $4, finished_at = $5 \
+             WHERE id = $1 AND account_id = $2 AND state = 'running'",
+        )
+        .bind(assessment.db())
+        .bind(account.db())
+        .bind(state.as_str())
+        .bind(error.as_deref())
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 0 {
+            self.assessment(account, assessment).await?;
+        }
+        Ok(n > 0)
+    }
+
+    pub async fn assessment(
+        &self,
+        account: AccountId,
+        assessment: AssessmentId,
+    ) -> Result<Assessment> {
+        let row = with_pool!(self, pool => sqlx::query_as::<_, AssessmentRow>(concat!(
+            "SELECT ", assessment_cols!(), " FROM compliance_assessments \
+             WHERE id = $1 AND account_id = $2"
+        ))
+        .bind(assessment.db())
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// The account's newest assessment (by start), running or not.
+    pub async fn latest_assessment(&self, account: AccountId) -> Result<Option<Assessment>> {
+        Ok(self.assessments(account, 1).await?.pop())
+    }
+
+    /// The account's assessments, newest first, at most `limit` (1 to 1000).
+    pub async fn assessments(&self, account: AccountId, limit: u32) -> Result<Vec<Assessment>> {
+        let limit = validate::limit(limit)?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, AssessmentRow>(concat!(
+            "SELECT ", assessment_cols!(), " FROM compliance_assessments \
+             WHERE account_id = $1 ORDER BY started_at DESC, serial DESC LIMIT $2"
+        ))
+        .bind(account.db())
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(Assessment::try_from).collect()
+    }
+
+    /// Whether the assessment is still running (the engine stops when not).
+    pub async fn is_assessment_running(
+        &self,
+        account: AccountId,
+        assessment: AssessmentId,
+    ) -> Result<bool> {
+        let state = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT state FROM compliance_assessments WHERE id = $1 AND account_id = $2",
+        )
+        .bind(assessment.db())
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        Ok(state.ok_or(StoreError::NotFound)? == AssessmentState::Running.as_str())
+    }
+
+    /// Deletes the account's finished assessments (with their endpoints)
+    /// except the newest `keep`; a running one is never deleted. Returns how
+    /// many were deleted.
+    pub async fn prune_assessments(&self, account: AccountId, keep: u32) -> Result<u64> {
+        let n = with_pool!(self, pool => sqlx::query(
+            "DELETE FROM compliance_assessments \
+             WHERE account_id = $1 AND state <> 'running' AND id NOT IN ( \
+                 SELECT id FROM compliance_assessments \
+                 WHERE account_id = $1 AND state <> 'running' \
+                 ORDER BY started_at DESC, serial DESC LIMIT $2)",
+        )
+        .bind(account.db())
+        .bind(i64::from(keep))
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,256 @@
+//! Compliance ("find the machines Vigil does not protect"): the account's
+//! scope and schedule (here), assessments with their progress
+//! (`assessments.rs`), the endpoints each assessment found
+//! (`endpoints.rs`) and searching them (`search.rs`).
+//!
+//! An account has at most one running assessment: starting one cancels the
+//! running one in the same transaction, and only a running assessment takes
+//! progress, endpoints or its end. The engine polls
+//! [`Store::is_assessment_running`] to stop when it was cancelled.
+
+mod assessments;
+mod endpoints;
+mod search;
+
+pub use endpoints::endpoint_key;
+
+use crate::error::found;
+use crate::ids::AccountId;
+use crate::model::{from_json, now_unix, to_json, UnixTime};
+use crate::validate::limits;
+use crate::{with_pool, Result, Store, StoreError};
+use std::net::IpAddr;
+use uuid::Uuid;
+use vigil_core::compliance::{AdBind, ComplianceSchedule, ComplianceScope, Dn};
+
+#[derive(sqlx::FromRow)]
+struct ScopeRow {
+    scope: Option<String>,
+    has_password: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct DueScheduleRow {
+    account_id: String,
+    schedule: String,
+}
+
+pub(super) fn parse_addrs(text: &str) -> Result<Vec<IpAddr>> {
+    from_json("endpoint addresses", text)
+}
+
+pub(super) fn parse_dn(text: &str) -> Result<Dn> {
+    Dn::parse(text).map_err(|_| StoreError::corrupt("container", text))
+}
+
+pub(super) fn parse_guid(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|_| StoreError::corrupt("AD GUID", text))
+}
+
+pub(super) fn stored_count(n: i64) -> Result<u64> {
+    u64::try_from(n).map_err(|_| StoreError::corrupt("count", &n.to_string()))
+}
+
+pub(super) fn db_count(what: &str, n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| StoreError::invalid(format!("{what} is too large")))
+}
+
+fn check_ad_password(password: &str) -> Result<()> {
+    if password.is_empty() {
+        return Err(StoreError::invalid(
+            "the AD bind password must not be empty (pass none to keep the stored one)",
+        ));
+    }
+    if password.len() > limits::MAX_PASSWORD_LEN || password.contains('\0') {
+        return Err(StoreError::invalid(format!(
+            "the AD bind password must be at most {} bytes without NUL",
+            limits::MAX_PASSWORD_LEN
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Saves the account's compliance scope after [`ComplianceScope::validate`]
+    /// (a rejected scope is [`StoreError::Invalid`] with its message).
+    ///
+    /// `ad_password` is the AD simple-bind password: `None` keeps the stored
+    /// one. A scope without a simple bind (no AD scope, or GSSAPI) keeps no
+    /// password: the stored one is dropped, and passing one is invalid.
+    pub async fn put_compliance_scope(
+        &self,
+        account: AccountId,
+        scope: &ComplianceScope,
+        ad_password: Option<&str>,
+    ) -> Result<()> {
+        scope
+            .validate()
+            .map_err(|e| StoreError::invalid(e.to_string()))?;
+        let simple_bind = scope
+            .ad
+            .as_ref()
+            .is_some_and(|ad| matches!(ad.bind, AdBind::Simple { .. }));
+        if let Some(password) = ad_password {
+            if !simple_bind {
+                return Err(StoreError::invalid(
+                    "an AD bind password is only used with a simple bind: \
+                     configure an AD scope with a simple bind or leave the password out",
+                ));
+            }
+            check_ad_password(password)?;
+        }
+        let replace_password = ad_password.is_some() || !simple_bind;
+        let json = to_json("compliance scope", scope)?;
+        with_pool!(self, pool => sqlx::query(
+            "INSERT INTO compliance_scopes (account_id, scope, ad_password, updated_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id) DO UPDATE SET scope = excluded.scope, \
+                 ad_password = CASE WHEN $5 THEN excluded.ad_password \
+                                    ELSE compliance_scopes.ad_password END, \
+                 updated_at = excluded.updated_at",
+        )
+        .bind(account.db())
+        .bind(&json)
+        .bind(ad_password)
+        .bind(now_unix())
+        .bind(replace_password)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The account's compliance scope and whether an AD bind password is
+    /// stored; `None` until a scope is saved.
+    pub async fn compliance_scope(
+        &self,
+        account: AccountId,
+    ) -> Result<Option<(ComplianceScope, bool)>> {
+        let row = with_pool!(self, pool => sqlx::query_as::<_, ScopeRow>(
+            "SELECT scope, ad_password IS NOT NULL AS has_password FROM compliance_scopes \
+             WHERE account_id = $1",
+        )
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        let Some(ScopeRow {
+            scope: Some(text),
+            has_password,
+        }) = row
+        else {
+            return Ok(None);
+        };
+        Ok(Some((from_json("compliance scope", &text)?, has_password)))
+    }
+
+    /// The stored AD bind password, for the server's own use (never shown).
+    pub async fn compliance_ad_password(&self, account: AccountId) -> Result<Option<String>> {
+        let password = with_pool!(self, pool => sqlx::query_scalar::<_, Option<String>>(
+            "SELECT ad_password FROM compliance_scopes WHERE account_id = $1",
+        )
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        Ok(password.flatten())
+    }
+
+    /// Saves the account's assessment schedule after
+    /// [`ComplianceSchedule::validate`] and schedules its next run:
+    /// [`ComplianceSchedule::next_run`] after `now` (none when disabled).
+    pub async fn put_compliance_schedule(
+        &self,
+        account: AccountId,
+        schedule: &ComplianceSchedule,
+        now: UnixTime,
+    ) -> Result<()> {
+        schedule
+            .validate()
+            .map_err(|e| StoreError::invalid(e.to_string()))?;
+        let json = to_json("compliance schedule", schedule)?;
+        with_pool!(self, pool => sqlx::query(
+            "INSERT INTO compliance_scopes (account_id, schedule, next_run_at, updated_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id) DO UPDATE SET schedule = excluded.schedule, \
+                 next_run_at = excluded.next_run_at, updated_at = excluded.updated_at",
+        )
+        .bind(account.db())
+        .bind(&json)
+        .bind(schedule.next_run(now))
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The account's schedule; `None` until one is saved.
+    pub async fn compliance_schedule(
+        &self,
+        account: AccountId,
+    ) -> Result<Option<ComplianceSchedule>> {
+        let text = with_pool!(self, pool => sqlx::query_scalar::<_, Option<String>>(
+            "SELECT schedule FROM compliance_scopes WHERE account_id = $1",
+        )
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        text.flatten()
+            .map(|t| from_json("compliance schedule", &t))
+            .transpose()
+    }
+
+    /// When the account's next scheduled assessment is due; `None` if none is.
+    pub async fn compliance_next_run(&self, account: AccountId) -> Result<Option<UnixTime>> {
+        let at = with_pool!(self, pool => sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT next_run_at FROM compliance_scopes WHERE account_id = $1",
+        )
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        Ok(at.flatten())
+    }
+
+    /// Schedules whose next run is due at `now`, earliest first, of every
+    /// account. The caller starts each assessment (if the account has a
+    /// scope with targets) and reschedules it with
+    /// [`Store::set_compliance_next_run`].
+    pub async fn due_compliance_schedules(
+        &self,
+        now: UnixTime,
+    ) -> Result<Vec<(AccountId, ComplianceSchedule)>> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, DueScheduleRow>(
+            "SELECT account_id, schedule FROM compliance_scopes \
+             WHERE next_run_at IS NOT NULL AND next_run_at <= $1 AND schedule IS NOT NULL \
+             ORDER BY next_run_at, account_id",
+        )
+        .bind(now)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok((
+                    AccountId::from_db(&r.account_id)?,
+                    from_json("compliance schedule", &r.schedule)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Sets when the account's next scheduled assessment is due (`None`:
+    /// never). [`StoreError::NotFound`] if the account saved no scope or schedule.
+    pub async fn set_compliance_next_run(
+        &self,
+        account: AccountId,
+        at: Option<UnixTime>,
+    ) -> Result<()> {
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE compliance_scopes SET next_run_at = $2 WHERE account_id = $1",
+        )
+        .bind(account.db())
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        found(n)
+    }
+}
