@@ -153,8 +153,9 @@ impl fmt::Display for ScanStatus {
 ///
 /// 1. agent removed → `Disabled(AgentRemoved)`
 /// 2. Community plan → `Disabled(CommunityPlan)`
-/// 3. policy disabled → `Disabled(DisabledByUser)`
-/// 4. agent abandoned → `Disabled(AgentAbandoned)`
+/// 3. agent abandoned → `Disabled(AgentAbandoned)` (abandonment also
+///    switches the policy off, so this comes before the user switch)
+/// 4. policy disabled → `Disabled(DisabledByUser)`
 /// 5. agent not communicating → `Suspended(AgentNotCommunicating)`
 /// 6. otherwise `Active`.
 ///
@@ -173,15 +174,18 @@ pub fn scan_status(
         disabled(StatusReason::AgentRemoved)
     } else if !plan.allows_security_scan() {
         disabled(StatusReason::CommunityPlan)
+    } else if health == AgentHealth::Abandoned {
+        // Before the user switch: abandonment switches the policy off
+        // itself, and the reason shown must stay "abandoned".
+        disabled(StatusReason::AgentAbandoned)
     } else if !policy_enabled {
         disabled(StatusReason::DisabledByUser)
     } else {
         match health {
-            AgentHealth::Abandoned => disabled(StatusReason::AgentAbandoned),
             AgentHealth::NotCommunicating => ScanStatus::Suspended {
                 reason: StatusReason::AgentNotCommunicating,
             },
-            AgentHealth::Communicating => ScanStatus::Active,
+            _ => ScanStatus::Active,
         }
     }
 }
@@ -314,7 +318,7 @@ mod tests {
                 Communicating,
                 disabled(DisabledByUser),
             ),
-            (Extended, false, false, Abandoned, disabled(DisabledByUser)),
+            (Extended, false, false, Abandoned, disabled(AgentAbandoned)),
             (
                 Community,
                 true,

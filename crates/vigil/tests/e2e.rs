@@ -268,6 +268,8 @@ fn server_agents_alerts_and_notifications_end_to_end() {
             "200",
             "--silent-after-secs",
             "8",
+            "--abandoned-after-secs",
+            "20",
             "--sweep-ports",
             "1-1024",
             "--smtp-host",
@@ -606,5 +608,29 @@ fn server_agents_alerts_and_notifications_end_to_end() {
     let before = results(&api, &home).len();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(results(&api, &home).len(), before, "no scans on Community");
+
+    // 6. Silent beyond the abandonment period: the scan is disabled (and
+    //    switched off), with the reason, and the contacts are told.
+    let a = wait_for("webshop abandoned", Duration::from_secs(40), || {
+        let a = api.get(&format!("/agents/{shop}"));
+        (a["health"] == "abandoned").then_some(a)
+    });
+    assert_eq!(a["scan"]["state"], "disabled", "{a}");
+    assert!(
+        a["scan"]["reason"].as_str().unwrap().contains("abandoned"),
+        "{a}"
+    );
+    // The sweeper (every tick) switches the policy off.
+    wait_for("the policy switched off", Duration::from_secs(10), || {
+        let p = api.get(&format!("/agents/{shop}/policy"));
+        (p["policy"]["enabled"] == false).then_some(())
+    });
+    wait_for("the scan-disabled webhook", Duration::from_secs(15), || {
+        let h = hooks.lock().unwrap();
+        (count(&h, |v| {
+            v["event"] == "scan_disabled" && v["agent_id"] == shop.as_str()
+        }) == 1)
+            .then_some(())
+    });
     drop((home_ssh, home_https, procs));
 }
