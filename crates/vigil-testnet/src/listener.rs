@@ -74,8 +74,15 @@ impl std::fmt::Debug for Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        // Removing the entry drops (closes) the socket right here.
+        // Removing the entry drops (closes) the socket right here. The accept
+        // thread's poll() may still hold a reference to it until it wakes,
+        // which would keep it listening a moment longer; shutdown() takes it
+        // out of LISTEN at once, so the port answers RST from now on.
         let removed = self.shared.lock().entries.remove(&self.id);
+        if let Some(entry) = &removed {
+            // SAFETY: plain syscall on a socket fd we still own.
+            unsafe { libc::shutdown(entry.sock.as_raw_fd(), libc::SHUT_RDWR) };
+        }
         drop(removed);
         self.shared.wake();
     }
