@@ -175,13 +175,14 @@ async fn heartbeat(
             &facts_heartbeat(&hb.facts, &peer, now),
         )
         .await?;
+    // The server scans observed addresses itself.
+    let server_side = vigil_core::PolicyTarget::ObservedAddress.key();
     let tasks = app
         .store
         .open_tasks(agent.account_id, agent.id, now)
         .await?
         .into_iter()
-        // The server scans observed addresses itself.
-        .filter(|t| t.target_key != vigil_core::PolicyTarget::ObservedAddress.key())
+        .filter(|t| t.target_key != server_side)
         .map(|t| ScanTask {
             task_id: t.id.to_string(),
             target: t.target,

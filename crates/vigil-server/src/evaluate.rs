@@ -2,7 +2,7 @@
 //! domain's evaluation against the agent's policy and act on its events.
 
 use crate::app::App;
-use vigil_core::{evaluate, Change, Event, Observation, PolicyTarget, PortState};
+use vigil_core::{evaluate, Change, Event, Observation, PolicyTarget, PortState, SecurityPolicy};
 use vigil_proto::agent::{ResultUpload, UploadStatus};
 use vigil_store::{Agent, NewScanResult, PortResult, StoreError, TaskId, UnixTime};
 
@@ -89,29 +89,30 @@ impl App {
         } else {
             Observation::from_ports(ports.iter().map(|p| (p.port, p.state)).collect())
         };
-        self.evaluate(agent, &task.target_key, &observation, now)
-            .await?;
+        if let Some(policy) = &policy {
+            self.evaluate(agent, policy, &task.target_key, &observation, now)
+                .await?;
+        }
         Ok(UploadStatus::Stored)
     }
 
-    /// Evaluates one observation of one policy target and acts on the events.
+    /// Evaluates one observation of one policy target against the agent's
+    /// policy (as read for this upload) and acts on the events.
     pub(crate) async fn evaluate(
         &self,
         agent: &Agent,
+        policy: &SecurityPolicy,
         target_key: &str,
         observation: &Observation,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let Some(policy) = self.store.policy(agent.account_id, agent.id).await? else {
-            return Ok(());
-        };
         // A result that arrives after the scan was disabled (plan change,
         // removal, switched off) or for a target no longer in the policy
         // is kept as history but raises nothing.
         let covered = PolicyTarget::from_key(target_key)
             .map(|t| policy.targets.contains(&t))
             .unwrap_or(false);
-        let status = self.scan_status(agent, Some(&policy), now);
+        let status = self.scan_status(agent, Some(policy), now);
         let runs = matches!(
             status,
             Some(vigil_core::ScanStatus::Active | vigil_core::ScanStatus::Suspended { .. })
@@ -126,12 +127,7 @@ impl App {
             .target_state(agent.account_id, agent.id, target_key)
             .await?;
         let mut events = state.retain_ports(&policy.ports_to_scan(&self.cfg.sweep_ports));
-        events.extend(evaluate(
-            &mut state,
-            &policy,
-            observation,
-            &self.cfg.damping,
-        ));
+        events.extend(evaluate(&mut state, policy, observation, &self.cfg.damping));
         self.store
             .put_target_state(agent.account_id, agent.id, target_key, &state)
             .await?;
