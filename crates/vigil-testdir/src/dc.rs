@@ -284,6 +284,33 @@ impl SambaDc {
         self.samdb(&["disable", name, flag], None).map(drop)
     }
 
+    /// Sets the DNS records of host names in the domain's zone, served by
+    /// the DC's own DNS server on [`SambaDc::addr`] port 53 (as AD-joined
+    /// machines register themselves): each `(fqdn, addresses)` replaces the
+    /// name's A/AAAA records. Point a namespace's resolver at the DC with
+    /// [`vigil_testnet::TestNet::set_scanner_dns`].
+    pub fn set_dns_records(&self, records: &[(&str, &[IpAddr])]) -> Result<(), DirError> {
+        let mut lines = String::new();
+        for (name, addrs) in records {
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+            if !valid {
+                return Err(DirError::InvalidInput(format!(
+                    "DNS name {name:?}: letters, digits, '-' and '.' only"
+                )));
+            }
+            lines.push_str(name);
+            for a in addrs.iter() {
+                lines.push(' ');
+                lines.push_str(&a.to_string());
+            }
+            lines.push('\n');
+        }
+        self.samdb(&["dns"], Some(lines.as_bytes())).map(drop)
+    }
+
     /// Runs the sam.ldb helper in the target namespace; returns its stdout.
     fn samdb(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, DirError> {
         let mut command = cmd::in_ns(&self.ns, PYTHON);

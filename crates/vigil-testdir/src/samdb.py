@@ -5,6 +5,9 @@ Usage: python3 -I samdb.py SMB_CONF COMMAND [ARGS]
                    organizationalUnit entries that already exist are skipped.
   guid NAME        prints the objectGUID of computer NAME (canonical form).
   disable NAME 0|1 clears or sets ACCOUNTDISABLE (0x2) in userAccountControl.
+  dns              lines "FQDN ADDRESS..." on stdin: sets the A/AAAA records
+                   of each name in the domain's DNS zone (served by samba's
+                   internal DNS server); prints the number of names set.
 Exit status 3: no computer NAME.
 
 The database is opened through Samba's full DSDB module stack (so objectGUID,
@@ -82,6 +85,44 @@ def disable(db, name, disabled):
     db.modify(change)
 
 
+def dns(db):
+    import ipaddress
+
+    from samba import WERRORError
+    from samba.ndr import ndr_pack
+    from samba.provision.sambadns import AAAARecord, ARecord
+
+    zone = db.domain_dns_name()
+    container = "DC=%s,CN=MicrosoftDNS,DC=DomainDnsZones,%s" % (zone, db.domain_dn())
+    done = 0
+    for line in sys.stdin.read().splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        name, addrs = fields[0], fields[1:]
+        if not name.lower().endswith("." + zone.lower()):
+            sys.exit("%s is not in the zone %s" % (name, zone))
+        label = name[: -len(zone) - 1]
+        records = []
+        for a in addrs:
+            if ipaddress.ip_address(a).version == 4:
+                records.append(ARecord(a))
+            else:
+                records.append(AAAARecord(a))
+        try:
+            db.dns_replace(name, records)
+        except WERRORError:
+            # No such name yet: dns_replace only changes existing nodes.
+            msg = ldb.Message(ldb.Dn(db, "DC=%s,%s" % (label, container)))
+            msg["objectClass"] = ["top", "dnsNode"]
+            msg["dnsRecord"] = ldb.MessageElement(
+                [ndr_pack(r) for r in records], ldb.FLAG_MOD_ADD, "dnsRecord"
+            )
+            db.add(msg)
+        done += 1
+    print(done)
+
+
 def main():
     conf, command, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     db = open_db(conf)
@@ -89,6 +130,8 @@ def main():
         add(db)
     elif command == "guid":
         guid(db, args[0])
+    elif command == "dns":
+        dns(db)
     elif command == "disable":
         disable(db, args[0], args[1] == "1")
     else:

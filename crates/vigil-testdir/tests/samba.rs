@@ -421,3 +421,39 @@ fn ten_thousand_computers() {
     );
     assert_eq!(seen.len(), N + 1);
 }
+
+#[test]
+fn dns_records_resolve_through_the_dc_in_the_scanner_namespace() {
+    let Some(fx) = start() else { return };
+    let v4: IpAddr = "198.51.100.10".parse().unwrap();
+    let v6: IpAddr = "2001:db8:1::10".parse().unwrap();
+    fx.dc
+        .set_dns_records(&[("ws1.example.test", &[v4, v6]), ("ws2.example.test", &[v4])])
+        .unwrap();
+    fx.net.set_scanner_dns(fx.dc.addr()).unwrap();
+    let getent = |name: &str| {
+        let out = fx
+            .net
+            .scanner_cmd("getent")
+            .args(["ahosts", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ws1 = getent("ws1.example.test");
+    assert!(
+        ws1.contains("198.51.100.10") && ws1.contains("2001:db8:1::10"),
+        "{ws1}"
+    );
+    // Replacing drops the old records.
+    fx.dc
+        .set_dns_records(&[("ws1.example.test", &[v6])])
+        .unwrap();
+    let ws1 = getent("ws1.example.test");
+    assert!(
+        !ws1.contains("198.51.100.10") && ws1.contains("2001:db8:1::10"),
+        "{ws1}"
+    );
+    assert_eq!(getent("nothing.example.test"), "");
+    assert!(fx.dc.set_dns_records(&[("bad name", &[v4])]).is_err());
+}

@@ -174,6 +174,29 @@ impl TestNet {
         self.target.name()
     }
 
+    /// Makes programs started with [`TestNet::scanner_cmd`] resolve names
+    /// with the DNS server at `server` (e.g. a test domain controller in
+    /// the target namespace): writes `/etc/netns/<scanner>/resolv.conf`,
+    /// which `ip netns exec` mounts over `/etc/resolv.conf`. Removed when
+    /// the net is dropped. Code run with [`TestNet::in_scanner`] is not
+    /// affected (it shares this process's mounts).
+    pub fn set_scanner_dns(&self, server: IpAddr) -> Result<(), TestNetError> {
+        let dir = self.scanner_etc();
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                std::fs::write(
+                    dir.join("resolv.conf"),
+                    format!("nameserver {server}\noptions timeout:2 attempts:1\n"),
+                )
+            })
+            .map_err(|e| TestNetError::io("writing the scanner namespace's resolv.conf", e))
+    }
+
+    /// `/etc/netns/<scanner>`: files `ip netns exec` mounts over `/etc`.
+    fn scanner_etc(&self) -> std::path::PathBuf {
+        std::path::Path::new("/etc/netns").join(self.scanner.name())
+    }
+
     /// Make `addr` a live host in the target namespace (assigned to `lo`
     /// there as /32 or /128). It must be reachable through a routed range
     /// ([`DEFAULT_RANGES`] or [`TestNet::route_range`]) to be scanned.
@@ -288,6 +311,9 @@ impl Drop for TestNet {
         // the relay; the namespaces are deleted when the fields drop.
         drop(self.hub.take());
         drop(self.relay.take());
+        // Namespace names are unique to this process: the directory, if
+        // any, was made by set_scanner_dns.
+        let _ = std::fs::remove_dir_all(self.scanner_etc());
     }
 }
 

@@ -50,7 +50,15 @@ pub struct AdScope {
     /// An extra LDAP filter ANDed with `(objectCategory=computer)`.
     #[serde(default)]
     pub filter: Option<String>,
+    /// PEM certificate(s) of the CA that issued the directory's TLS
+    /// certificate, trusted in addition to the system's roots (AD
+    /// certificate services are usually a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
 }
+
+/// Largest CA certificate bundle accepted in a scope.
+pub const MAX_CA_CERT_BYTES: usize = 64 * 1024;
 
 impl AdScope {
     pub fn validate(&self) -> Result<(), ComplianceError> {
@@ -74,6 +82,9 @@ impl AdScope {
         }
         if let Some(filter) = &self.filter {
             validate_filter(filter)?;
+        }
+        if let Some(pem) = &self.ca_cert {
+            check_ca_cert(pem)?;
         }
         Ok(())
     }
@@ -175,6 +186,21 @@ fn check_ldap_url(url: &str) -> Result<bool, ComplianceError> {
     Ok(ldaps)
 }
 
+/// A PEM bundle of at least one certificate, of a sane size. (Whether the
+/// certificates parse is checked where TLS is set up.)
+fn check_ca_cert(pem: &str) -> Result<(), ComplianceError> {
+    let err = |reason| ComplianceError::CaCert { reason };
+    if pem.len() > MAX_CA_CERT_BYTES {
+        return Err(err("it is larger than 64 KiB"));
+    }
+    if !pem.contains("-----BEGIN CERTIFICATE-----") || !pem.contains("-----END CERTIFICATE-----") {
+        return Err(err(
+            "paste the CA certificate in PEM form (-----BEGIN CERTIFICATE----- ...)",
+        ));
+    }
+    Ok(())
+}
+
 /// A DN, a user principal name or `DOMAIN\user`.
 fn check_bind_name(name: &str) -> Result<(), ComplianceError> {
     let err = |reason| ComplianceError::BindName {
@@ -222,6 +248,7 @@ mod tests {
             bind,
             base_dns: vec![dn("OU=Computers,DC=example,DC=test")],
             filter: None,
+            ca_cert: None,
         }
     }
 
@@ -314,6 +341,20 @@ mod tests {
             (
                 with_bases(&["OU=Servers,DC=example,DC=test", "ou=servers, dc=example,dc=test"]),
                 Err("base DN \"ou=servers, dc=example,dc=test\" is listed more than once"),
+            ),
+            (
+                AdScope {
+                    ca_cert: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
+                    ..ad("ldaps://dc1", false, simple(svc))
+                },
+                Ok(()),
+            ),
+            (
+                AdScope {
+                    ca_cert: Some("MIIB".into()),
+                    ..ad("ldaps://dc1", false, simple(svc))
+                },
+                Err("the CA certificate is not valid: paste the CA certificate in PEM form (-----BEGIN CERTIFICATE----- ...)"),
             ),
             (
                 with_filter("operatingSystem=Windows*"),

@@ -66,6 +66,8 @@ pub enum ComplianceError {
     NoBaseDn,
     #[error("{dn:?} is not a valid distinguished name: {reason}")]
     InvalidDn { dn: String, reason: String },
+    #[error("the CA certificate is not valid: {reason}")]
+    CaCert { reason: &'static str },
     #[error("base DN {dn:?} is listed more than once")]
     DuplicateBaseDn { dn: String },
     #[error("LDAP filter {filter:?} is not valid: {reason}")]

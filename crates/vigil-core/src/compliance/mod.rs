@@ -14,6 +14,7 @@
 pub mod ad;
 pub mod dn;
 pub mod endpoint;
+pub mod entry;
 pub mod error;
 pub mod filter;
 pub mod guid;
@@ -24,9 +25,10 @@ pub mod scope;
 pub mod search;
 pub mod status;
 
-pub use ad::{AdBind, AdScope, COMPUTER_ATTRIBUTES};
+pub use ad::{AdBind, AdScope, COMPUTER_ATTRIBUTES, MAX_CA_CERT_BYTES};
 pub use dn::Dn;
 pub use endpoint::Endpoint;
+pub use entry::{ad_computer_from_entry, EntryError};
 pub use error::ComplianceError;
 pub use filter::validate_filter;
 pub use guid::{

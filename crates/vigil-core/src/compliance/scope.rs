@@ -438,6 +438,7 @@ mod tests {
                 },
                 base_dns: vec!["DC=example,DC=test".parse().unwrap()],
                 filter: None,
+                ca_cert: None,
             }),
             ..ComplianceScope::default()
         };
