@@ -4,8 +4,8 @@ use crate::pinning;
 use serde::{de::DeserializeOwned, Serialize};
 use std::time::Duration;
 use vigil_proto::agent::{
-    EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, ResultUpload, UploadAck,
-    ENROLL_PATH, HEARTBEAT_PATH, RESULTS_PATH,
+    EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, MovedNotice, ResultUpload,
+    UploadAck, ENROLL_PATH, HEARTBEAT_PATH, MOVED_PATH, RESULTS_PATH,
 };
 use vigil_proto::pin::CertPin;
 
@@ -90,6 +90,13 @@ impl ServerClient {
 
     pub async fn upload(&self, result: &ResultUpload) -> Result<UploadAck, ClientError> {
         self.post(RESULTS_PATH, result).await
+    }
+
+    /// Tells this (the old) server that the agent moved to another one.
+    pub async fn moved(&self, notice: &MovedNotice) -> Result<(), ClientError> {
+        self.post::<_, serde_json::Value>(MOVED_PATH, notice)
+            .await
+            .map(|_| ())
     }
 
     async fn post<B: Serialize, R: DeserializeOwned>(

@@ -10,6 +10,8 @@
 //!   port with its GUID and the ID of the server that manages it.
 //! * [`client`]: the agent API calls, with errors that say whether to retry.
 //! * [`identity`]: the enrolled agent's GUID, credential and pinned server.
+//! * [`moving`]: enrolling, and moving to another server when the current
+//!   one says so.
 //! * [`pinning`]: TLS to the server trusting exactly the certificate pinned
 //!   at enrollment.
 
@@ -17,6 +19,7 @@ pub mod client;
 mod error;
 pub mod identify;
 pub mod identity;
+pub mod moving;
 pub mod pinning;
 pub mod runner;
 pub mod spool;

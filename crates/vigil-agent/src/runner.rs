@@ -13,18 +13,27 @@
 //! starts and leaves the disk only after the server acknowledged it (stored
 //! or already stored). A crash between the two re-sends it, and the server
 //! recognises the upload id.
+//!
+//! A heartbeat answer may carry a move instruction (see [`crate::moving`]):
+//! the runner enrolls with the new server, tells the old one, and ends with
+//! [`RunEnd::Moved`] so the caller starts over with the new identity.
 
 use crate::client::{ClientError, ServerClient};
+use crate::identity::Identity;
+use crate::moving;
 use crate::spool::Spool;
 use crate::task;
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
-use vigil_proto::agent::{AgentFacts, Heartbeat, ScanTask, UploadStatus};
+use vigil_proto::agent::{
+    AgentFacts, Heartbeat, MoveInstruction, MovedNotice, ScanTask, UploadStatus,
+};
 use vigil_scan::ScanConfig;
 
 /// Heartbeat interval bounds, whatever the server asks for.
@@ -49,6 +58,26 @@ pub struct Runner {
     scanned: Arc<Notify>,
     /// Ids of tasks queued, running or done.
     recent: VecDeque<String>,
+    /// Where a move stores the new identity; `None` ignores move instructions.
+    state_dir: Option<PathBuf>,
+    /// The token of the last move that failed for good, not tried again.
+    refused_move: Option<String>,
+}
+
+/// Why [`Runner::run`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// `shutdown` turned true (or the scan worker ended).
+    Stopped,
+    /// The server moved this agent to another server: this is the new
+    /// identity, already stored. Run again with it.
+    Moved(Identity),
+}
+
+/// What one heartbeat cycle leads to.
+enum Next {
+    Wait(Duration),
+    Moved(Identity),
 }
 
 impl Runner {
@@ -67,12 +96,21 @@ impl Runner {
             spool: Arc::new(Mutex::new(spool)),
             scanned: Arc::new(Notify::new()),
             recent: VecDeque::new(),
+            state_dir: None,
+            refused_move: None,
         }
+    }
+
+    /// Follows move instructions of the server, storing the new identity
+    /// in `state_dir`.
+    pub fn with_moves(mut self, state_dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(state_dir.into());
+        self
     }
 
     /// Runs until `shutdown` turns true. A scan still running then is
     /// abandoned; the server hands its task out again.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> RunEnd {
         let (queue, tasks) = mpsc::channel(QUEUE);
         let mut worker = tokio::spawn(scan_worker(
             tasks,
@@ -81,33 +119,37 @@ impl Runner {
             self.scan.clone(),
             self.server_addr,
         ));
-        let worker_ended = tokio::select! {
-            () = self.serve(&queue) => None,
-            ended = &mut worker => Some(ended),
-            _ = shutdown.wait_for(|stop| *stop) => None,
+        let (worker_ended, end) = tokio::select! {
+            moved = self.serve(&queue) => (None, RunEnd::Moved(moved)),
+            ended = &mut worker => (Some(ended), RunEnd::Stopped),
+            _ = shutdown.wait_for(|stop| *stop) => (None, RunEnd::Stopped),
         };
         match worker_ended {
             // A bug in a scan: fail as loudly as if the scan ran inline.
             Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Some(_) => {}
             None => {
-                // Dropping the scan cancels it.
+                // Dropping the scan cancels it (a scan for the old server
+                // after a move: that server gave the agent away).
                 worker.abort();
                 let _ = worker.await;
             }
         }
+        end
     }
 
-    /// Heartbeats forever, delivering results as the worker finishes them.
-    async fn serve(&mut self, queue: &mpsc::Sender<ScanTask>) {
+    /// Heartbeats, delivering results as the worker finishes them, until
+    /// the server moves the agent: returns the new identity.
+    async fn serve(&mut self, queue: &mpsc::Sender<ScanTask>) -> Identity {
         let mut interval = Duration::from_secs(30);
         let mut failures: u32 = 0;
         loop {
             match self.cycle(queue).await {
-                Ok(next) => {
+                Ok(Next::Wait(next)) => {
                     interval = next;
                     failures = 0;
                 }
+                Ok(Next::Moved(identity)) => return identity,
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(error = %e, failures, "cannot reach the server; results stay spooled");
@@ -135,9 +177,9 @@ impl Runner {
         }
     }
 
-    /// One heartbeat, its tasks queued for the worker. Returns the next
-    /// heartbeat interval.
-    async fn cycle(&mut self, queue: &mpsc::Sender<ScanTask>) -> Result<Duration, ClientError> {
+    /// One heartbeat, its tasks queued for the worker, its move instruction
+    /// followed. Returns the next heartbeat interval, or the new identity.
+    async fn cycle(&mut self, queue: &mpsc::Sender<ScanTask>) -> Result<Next, ClientError> {
         // Deliver first: a spool filled during an outage goes out as soon
         // as the server is back, before new work is added.
         self.flush().await?;
@@ -146,10 +188,52 @@ impl Runner {
             spooled: self.spool().len().unwrap_or(0) as u64,
         };
         let resp = self.client.heartbeat(&hb).await?;
+        if let Some(to) = resp.move_to {
+            if let Some(identity) = self.follow(&to).await {
+                return Ok(Next::Moved(identity));
+            }
+        }
         for t in resp.tasks {
             self.enqueue(t, queue);
         }
-        Ok(Duration::from_secs(resp.heartbeat_secs).clamp(MIN_HEARTBEAT, MAX_HEARTBEAT))
+        let interval = Duration::from_secs(resp.heartbeat_secs).clamp(MIN_HEARTBEAT, MAX_HEARTBEAT);
+        Ok(Next::Wait(interval))
+    }
+
+    /// Enrolls with the server the current one moves this agent to; on
+    /// success tells the current server (best effort) and returns the new
+    /// identity. A failure keeps the agent here: a refused token or a wrong
+    /// pin is not tried again, an unreachable server at the next heartbeat.
+    async fn follow(&mut self, to: &MoveInstruction) -> Option<Identity> {
+        let Some(state_dir) = self.state_dir.clone() else {
+            tracing::warn!(server = %to.server_url, "move instruction ignored: this runner cannot store an identity");
+            return None;
+        };
+        if self.refused_move.as_deref() == Some(to.enrollment_token.as_str()) {
+            return None;
+        }
+        tracing::info!(server = %to.server_url, "the server moves this agent; enrolling with the new server");
+        match moving::switch(&state_dir, to, self.facts.clone()).await {
+            Ok(identity) => {
+                let notice = MovedNotice {
+                    server_id: identity.server_id.clone(),
+                };
+                if let Err(e) = self.client.moved(&notice).await {
+                    tracing::warn!(error = %e, "moved, but could not tell the old server (it will see the agent go silent)");
+                }
+                tracing::info!(agent = %identity.agent_id, server = %identity.server_url, server_id = %identity.server_id, "moved to the new server");
+                Some(identity)
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, server = %to.server_url, "cannot move yet; trying again at the next heartbeat");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, server = %to.server_url, "move refused; staying with the current server");
+                self.refused_move = Some(to.enrollment_token.clone());
+                None
+            }
+        }
     }
 
     /// Queues a task unless it is queued, running or done already.
@@ -282,7 +366,16 @@ mod tests {
     fn start_runner(
         server: &FakeServer,
         spool_dir: &std::path::Path,
-    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<RunEnd>) {
+        start_runner_with(server, spool_dir, None)
+    }
+
+    /// [`start_runner`], following move instructions if `state_dir` is given.
+    fn start_runner_with(
+        server: &FakeServer,
+        spool_dir: &std::path::Path,
+        state_dir: Option<&std::path::Path>,
+    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<RunEnd>) {
         let client = ServerClient::new(&server.url, server.pin)
             .expect("client")
             .authenticated("agent-1", "secret");
@@ -299,7 +392,10 @@ mod tests {
             ..ScanConfig::default()
         };
         let loopback = IpAddr::from([127, 0, 0, 1]);
-        let runner = Runner::new(client, spool, facts, scan, loopback);
+        let mut runner = Runner::new(client, spool, facts, scan, loopback);
+        if let Some(dir) = state_dir {
+            runner = runner.with_moves(dir);
+        }
         let (stop, shutdown) = watch::channel(false);
         (stop, tokio::spawn(runner.run(shutdown)))
     }
@@ -318,6 +414,7 @@ mod tests {
         let server = FakeServer::start(Script {
             tasks: vec![loopback_task("long", "1-40")],
             heartbeat_secs: 1,
+            ..Script::default()
         })
         .await;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -364,6 +461,7 @@ mod tests {
         let server = FakeServer::start(Script {
             tasks: vec![loopback_task("quick", "1-8")],
             heartbeat_secs: 3600,
+            ..Script::default()
         })
         .await;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -391,6 +489,7 @@ mod tests {
         let server = FakeServer::start(Script {
             tasks: vec![loopback_task("endless", "1-2000")],
             heartbeat_secs: 1,
+            ..Script::default()
         })
         .await;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -412,5 +511,88 @@ mod tests {
             .expect("spool")
             .is_empty()
             .expect("len"));
+    }
+
+    fn identity_of(server: &FakeServer, agent_id: &str, server_id: &str) -> Identity {
+        Identity {
+            server_url: server.url.clone(),
+            pin: server.pin.to_string(),
+            agent_id: agent_id.into(),
+            credential: "vga_secret".into(),
+            server_id: server_id.into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_move_instruction_of_the_server_moves_the_agent() {
+        let new = FakeServer::start(Script {
+            enroll: Some(vigil_proto::agent::EnrollResponse {
+                agent_id: "agent-b".into(),
+                credential: "vga_b".into(),
+                server_id: "server-b".into(),
+                heartbeat_secs: 1,
+            }),
+            ..Script::default()
+        })
+        .await;
+        let old = FakeServer::start(Script {
+            heartbeat_secs: 1,
+            move_to: Some(MoveInstruction {
+                server_url: new.url.clone(),
+                pin: new.pin.to_string(),
+                enrollment_token: "vge_move".into(),
+            }),
+            ..Script::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        identity_of(&old, "agent-a", "server-a")
+            .save(dir.path())
+            .expect("save");
+        let (_stop, runner) = start_runner_with(&old, &dir.path().join("spool"), Some(dir.path()));
+        let end = tokio::time::timeout(Duration::from_secs(10), runner)
+            .await
+            .expect("the runner ends after the move")
+            .expect("runner");
+        let moved = identity_of(&new, "agent-b", "server-b");
+        let moved = Identity {
+            credential: "vga_b".into(),
+            ..moved
+        };
+        assert_eq!(end, RunEnd::Moved(moved.clone()));
+        assert_eq!(Identity::load(dir.path()).expect("load"), Some(moved));
+        assert_eq!(new.log.borrow().enrolls[0].token, "vge_move");
+        let told = old.log.borrow().moved.clone();
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].server_id, "server-b");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_move_keeps_the_agent_with_its_server() {
+        let refusing = FakeServer::start(Script::default()).await;
+        let old = FakeServer::start(Script {
+            heartbeat_secs: 1,
+            move_to: Some(MoveInstruction {
+                server_url: refusing.url.clone(),
+                pin: refusing.pin.to_string(),
+                enrollment_token: "vge_bad".into(),
+            }),
+            ..Script::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let before = identity_of(&old, "agent-a", "server-a");
+        before.save(dir.path()).expect("save");
+        let (stop, runner) = start_runner_with(&old, &dir.path().join("spool"), Some(dir.path()));
+        old.wait_for(Duration::from_secs(10), "three heartbeats", |l| {
+            l.heartbeats.len() >= 3
+        })
+        .await;
+        // Tried once: the refused token is not tried again.
+        assert_eq!(refusing.log.borrow().enrolls.len(), 1);
+        assert!(old.log.borrow().moved.is_empty());
+        assert_eq!(Identity::load(dir.path()).expect("load"), Some(before));
+        stop.send(true).expect("stop");
+        assert_eq!(runner.await.expect("runner"), RunEnd::Stopped);
     }
 }

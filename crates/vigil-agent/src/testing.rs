@@ -16,7 +16,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use vigil_proto::agent::{
-    Heartbeat, HeartbeatResponse, ResultUpload, ScanTask, UploadAck, UploadStatus, HEARTBEAT_PATH,
+    EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, MoveInstruction, MovedNotice,
+    ResultUpload, ScanTask, UploadAck, UploadStatus, ENROLL_PATH, HEARTBEAT_PATH, MOVED_PATH,
     RESULTS_PATH,
 };
 use vigil_proto::pin::CertPin;
@@ -64,6 +65,8 @@ pub struct Log {
     /// Heartbeats and the tasks each one was answered with.
     pub heartbeats: Vec<(Instant, Heartbeat, Vec<ScanTask>)>,
     pub uploads: Vec<(Instant, ResultUpload)>,
+    pub enrolls: Vec<EnrollRequest>,
+    pub moved: Vec<MovedNotice>,
 }
 
 impl Log {
@@ -76,12 +79,16 @@ impl Log {
 }
 
 /// What the fake server answers with, set by the test.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Script {
     /// Handed out in every heartbeat response, as a real server re-sends
     /// open tasks until their result arrives.
     pub tasks: Vec<ScanTask>,
     pub heartbeat_secs: u64,
+    /// Handed out in every heartbeat response.
+    pub move_to: Option<MoveInstruction>,
+    /// The answer to every enrollment; `None` refuses it (403).
+    pub enroll: Option<EnrollResponse>,
 }
 
 /// A fake Vigil server on 127.0.0.1.
@@ -132,6 +139,7 @@ async fn answer(tls: TlsStream<TcpStream>, script: Arc<Script>, log: watch::Send
             tasks,
             heartbeat_secs,
             observed_addr: "127.0.0.1".into(),
+            move_to: script.move_to.clone(),
         })
     } else if path == RESULTS_PATH {
         let up: ResultUpload = serde_json::from_slice(&body).expect("upload body");
@@ -144,17 +152,40 @@ async fn answer(tls: TlsStream<TcpStream>, script: Arc<Script>, log: watch::Send
             }
         });
         serde_json::to_vec(&UploadAck { status })
+    } else if path == ENROLL_PATH {
+        let req: EnrollRequest = serde_json::from_slice(&body).expect("enroll body");
+        log.send_modify(|l| l.enrolls.push(req));
+        match &script.enroll {
+            Some(resp) => serde_json::to_vec(resp),
+            None => {
+                respond(
+                    &mut conn,
+                    "403 Forbidden",
+                    br#"{"error":"unknown enrollment token"}"#,
+                )
+                .await;
+                return;
+            }
+        }
+    } else if path == MOVED_PATH {
+        let notice: MovedNotice = serde_json::from_slice(&body).expect("moved body");
+        log.send_modify(|l| l.moved.push(notice));
+        Ok(b"{}".to_vec())
     } else {
         panic!("unexpected request for {path}");
     };
     let body = reply.expect("json");
+    respond(&mut conn, "200 OK", &body).await;
+}
+
+async fn respond(conn: &mut BufReader<TlsStream<TcpStream>>, status: &str, body: &[u8]) {
     let head = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     let tls = conn.get_mut();
     let _ = tls.write_all(head.as_bytes()).await;
-    let _ = tls.write_all(&body).await;
+    let _ = tls.write_all(body).await;
     let _ = tls.shutdown().await;
 }
 

@@ -16,13 +16,16 @@ pub enum EventKind {
     AgentBack,
     ScanSuspended,
     ScanDisabled,
+    /// Endpoints of a compliance assessment changed status since the
+    /// previous one (one summary per assessment, about the account).
+    ComplianceChanged,
     /// A test message sent from the console to check a contact.
     Test,
 }
 
 impl EventKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::UnauthorizedPortOpen,
         EventKind::ServiceDown,
         EventKind::ServiceRecovered,
@@ -32,6 +35,7 @@ impl EventKind {
         EventKind::AgentBack,
         EventKind::ScanSuspended,
         EventKind::ScanDisabled,
+        EventKind::ComplianceChanged,
         EventKind::Test,
     ];
 
@@ -47,6 +51,7 @@ impl EventKind {
             EventKind::AgentBack => "agent_back",
             EventKind::ScanSuspended => "scan_suspended",
             EventKind::ScanDisabled => "scan_disabled",
+            EventKind::ComplianceChanged => "compliance_changed",
             EventKind::Test => "test",
         }
     }
@@ -63,6 +68,7 @@ impl EventKind {
             EventKind::AgentBack => "Agent back",
             EventKind::ScanSuspended => "Scanning suspended",
             EventKind::ScanDisabled => "Scanning disabled",
+            EventKind::ComplianceChanged => "Compliance status changed",
             EventKind::Test => "Test notification",
         }
     }

@@ -11,6 +11,7 @@ pub const PREFIX: &str = "/agent/v1";
 pub const ENROLL_PATH: &str = "/agent/v1/enroll";
 pub const HEARTBEAT_PATH: &str = "/agent/v1/heartbeat";
 pub const RESULTS_PATH: &str = "/agent/v1/results";
+pub const MOVED_PATH: &str = "/agent/v1/moved";
 
 /// Largest request body the server accepts from an agent (a full-range
 /// result of one target is ~1.5 MB of JSON at most).
@@ -59,6 +60,32 @@ pub struct HeartbeatResponse {
     pub heartbeat_secs: u64,
     /// The agent's address as the server saw it.
     pub observed_addr: String,
+    /// Re-enroll with another server (see [`MoveInstruction`]). Absent from
+    /// older servers; ignored by older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_to: Option<MoveInstruction>,
+}
+
+/// "Re-enroll with this server": sent by the agent's current server in a
+/// heartbeat answer, so it only ever arrives over the pinned, authenticated
+/// channel. The agent enrolls with the new server, keeps its old identity
+/// unless that succeeded, and then reports [`MovedNotice`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveInstruction {
+    /// The new server's agent URL (`https://…`).
+    pub server_url: String,
+    /// The new server's certificate pin (`sha256:…`).
+    pub pin: String,
+    /// A single-use enrollment token of the new server.
+    pub enrollment_token: String,
+}
+
+/// `POST /agent/v1/moved`: the agent is now enrolled with another server;
+/// its old server removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedNotice {
+    /// The ID of the server that manages the agent now.
+    pub server_id: String,
 }
 
 /// One scan to run: a target and its ports.
@@ -132,6 +159,15 @@ mod tests {
         assert!(json.contains(r#""state":"open""#), "{json}");
         let back: ResultUpload = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, up);
+    }
+
+    #[test]
+    fn heartbeat_responses_without_a_move_stay_as_before() {
+        let old = r#"{"tasks":[],"heartbeat_secs":30,"observed_addr":"198.51.100.7"}"#;
+        let parsed: HeartbeatResponse = serde_json::from_str(old).expect("parse");
+        assert_eq!(parsed.move_to, None);
+        let json = serde_json::to_string(&parsed).expect("serialize");
+        assert!(!json.contains("move_to"), "{json}");
     }
 
     #[test]

@@ -291,3 +291,303 @@ pub struct EndpointPage {
     pub offset: u64,
     pub endpoints: Vec<vigil_core::compliance::Endpoint>,
 }
+
+/// `POST /api/v1/compliance/peers`: trust another Vigil server, so its
+/// agents can be moved here. The server calls `GET {api_url}/api/v1/server`
+/// with the token to learn the peer's server ID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPeer {
+    pub name: String,
+    /// The other server's REST API base URL, e.g. `https://vigil-b.example`
+    /// (without `/api/v1`).
+    pub api_url: String,
+    /// An API token of an admin or owner on the other server (`vgl_…`);
+    /// stored, never sent back.
+    pub api_token: String,
+}
+
+/// A trusted peer server (its token is never shown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    pub id: String,
+    pub name: String,
+    pub api_url: String,
+    /// The peer's server ID, as agents it manages report it.
+    pub server_id: String,
+    pub created_at: i64,
+}
+
+/// `POST /api/v1/compliance/move`: move agents that the latest assessment
+/// found managed by another server to this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    /// Agent ids as shown on `managed_elsewhere` endpoints.
+    pub agent_ids: Vec<String>,
+    /// The plan of the agents here (default `community`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+}
+
+/// The answer to [`MoveRequest`]: one outcome per agent id, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveResponse {
+    pub results: Vec<MoveOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveOutcome {
+    pub agent_id: String,
+    /// `requested` (the other server will tell its agent at its next
+    /// heartbeat) or `error`.
+    pub status: String,
+    /// The server that manages the agent now, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/agents/{id}/move` (called by the destination server as a
+/// peer): tell the agent at its next heartbeat to re-enroll there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentMoveOrder {
+    /// The destination's agent URL (`https://…`).
+    pub agent_url: String,
+    /// The destination's certificate pin (`sha256:…`).
+    pub pin: String,
+    /// A single-use enrollment token of the destination.
+    pub enrollment_token: String,
+    /// How long the instruction stands (default 60, at most 1440).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_minutes: Option<u32>,
+}
+
+/// `GET /api/v1/agents/{id}/move`: the agent's latest move instruction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentMoveView {
+    pub agent_id: String,
+    /// `pending` (waiting for the agent's heartbeat), `expired`, or `moved`.
+    pub state: String,
+    pub agent_url: String,
+    pub requested_at: i64,
+    pub expires_at: i64,
+    pub moved_at: Option<i64>,
+    /// The server that manages the agent now.
+    pub moved_to: Option<String>,
+}
+
+/// `GET /api/v1/compliance/schedule`: when assessments run by themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplianceScheduleView {
+    /// Disabled with nothing set until one is saved.
+    pub schedule: vigil_core::compliance::ComplianceSchedule,
+    /// When the next scheduled assessment starts (unix seconds); `None`
+    /// while the schedule is disabled.
+    pub next_run_at: Option<i64>,
+}
+
+/// `PUT /api/v1/compliance/schedule`: an interval (`every_minutes`) or a
+/// UTC time of day (`daily_at`, `HH:MM`), optionally on one weekday
+/// (`weekly_on`, 0 = Sunday … 6 = Saturday). Unknown fields are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceScheduleUpdate {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly_on: Option<u8>,
+}
+
+impl From<ComplianceScheduleUpdate> for vigil_core::compliance::ComplianceSchedule {
+    fn from(u: ComplianceScheduleUpdate) -> Self {
+        vigil_core::compliance::ComplianceSchedule {
+            enabled: u.enabled,
+            every_minutes: u.every_minutes,
+            daily_at: u.daily_at,
+            weekly_on: u.weekly_on,
+        }
+    }
+}
+
+impl From<vigil_core::compliance::ComplianceSchedule> for ComplianceScheduleUpdate {
+    fn from(s: vigil_core::compliance::ComplianceSchedule) -> Self {
+        ComplianceScheduleUpdate {
+            enabled: s.enabled,
+            every_minutes: s.every_minutes,
+            daily_at: s.daily_at,
+            weekly_on: s.weekly_on,
+        }
+    }
+}
+
+/// One past (or running) assessment in `GET /api/v1/compliance/history`,
+/// newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssessmentHistoryEntry {
+    pub id: String,
+    /// `running`, `done`, `cancelled`, `failed`.
+    pub state: String,
+    /// What started it: `manual`, `schedule`, `scope_saved`.
+    pub trigger: String,
+    pub on_demand: bool,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub done: u64,
+    pub total: u64,
+    pub error: Option<String>,
+    /// Endpoints per status.
+    pub counts: vigil_core::compliance::StatusCounts,
+}
+
+/// How an installed agent is started: `auto` (systemd when the host runs
+/// it, otherwise detached), `systemd`, or `detached` (a background process
+/// whose pid is kept in `<install_dir>/vigil-agent.pid`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStart {
+    #[default]
+    Auto,
+    Systemd,
+    Detached,
+}
+
+impl AgentStart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStart::Auto => "auto",
+            AgentStart::Systemd => "systemd",
+            AgentStart::Detached => "detached",
+        }
+    }
+}
+
+/// SSH key authentication for a push install. The key is used for that
+/// job only and never stored or sent back.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshLogin {
+    /// Default `root`.
+    #[serde(default = "default_ssh_user")]
+    pub user: String,
+    /// Default 22.
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// An unencrypted private key, OpenSSH or PEM format.
+    pub private_key: String,
+    /// `known_hosts` lines the hosts' keys must match; without them a host
+    /// key is accepted on first use (and reported in the job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<String>,
+}
+
+fn default_ssh_user() -> String {
+    "root".into()
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+impl std::fmt::Debug for SshLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshLogin")
+            .field("user", &self.user)
+            .field("port", &self.port)
+            .field("private_key", &"<redacted>")
+            .field("known_hosts", &self.known_hosts.is_some())
+            .finish()
+    }
+}
+
+/// `POST /api/v1/compliance/install`: push-install agents over SSH.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallRequest {
+    /// IP addresses of the hosts (typically the `no_agent` endpoints).
+    pub addresses: Vec<String>,
+    pub ssh: SshLogin,
+    /// The agents' plan (default `community`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// Where the binary goes (default `/opt/vigil`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_dir: Option<String>,
+    /// The agent's state directory (default `/var/lib/vigil-agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
+    /// Where `vigil-agent.service` is written (default `/etc/systemd/system`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_dir: Option<String>,
+    #[serde(default)]
+    pub start: AgentStart,
+}
+
+/// A push-install job (`GET /api/v1/compliance/install/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallJobView {
+    pub id: String,
+    /// `running` or `done`.
+    pub state: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub hosts: Vec<InstallHostView>,
+}
+
+/// One host of an install job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallHostView {
+    pub address: String,
+    /// `pending`, `running`, `installed`, `failed`.
+    pub state: String,
+    /// What happened, for people (how the agent was started, the host key
+    /// accepted on first use, ...).
+    pub message: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The enrolled agent.
+    pub agent_id: Option<String>,
+    pub finished_at: Option<i64>,
+}
+
+/// `POST /api/v1/compliance/install-command`: a one-line manual install
+/// command with a fresh single-use enrollment token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallCommandRequest {
+    /// The agent's name (default `installed agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// How long the token stays valid (default 1440 = one day, at most 43200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_dir: Option<String>,
+    #[serde(default)]
+    pub start: AgentStart,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallCommandView {
+    /// `curl … | sh -s -- 'vge_…'`, to run as root on the host.
+    pub command: String,
+    /// The single-use enrollment token in the command.
+    pub token: String,
+    pub expires_at: i64,
+    /// The install script's URL on the agent API.
+    pub script_url: String,
+    /// curl's `--pinnedpubkey` form of the agent API key: `sha256//<base64>`.
+    pub pinned_pubkey: String,
+}

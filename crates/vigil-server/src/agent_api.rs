@@ -18,8 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use vigil_proto::agent::{
-    EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, ResultUpload, ScanTask, UploadAck,
-    ENROLL_PATH, HEARTBEAT_PATH, MAX_BODY_BYTES, RESULTS_PATH,
+    EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, MoveInstruction, MovedNotice,
+    ResultUpload, ScanTask, UploadAck, ENROLL_PATH, HEARTBEAT_PATH, MAX_BODY_BYTES, MOVED_PATH,
+    RESULTS_PATH,
 };
 use vigil_store::{now_unix, Agent, AgentId, StoreError};
 
@@ -32,6 +33,15 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(ENROLL_PATH, post(enroll))
         .route(HEARTBEAT_PATH, post(heartbeat))
         .route(RESULTS_PATH, post(results))
+        .route(MOVED_PATH, post(moved))
+        .route(
+            crate::install::SCRIPT_PATH,
+            axum::routing::get(crate::install::serve::install_script),
+        )
+        .route(
+            crate::install::DOWNLOAD_PATH,
+            axum::routing::get(crate::install::serve::download),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
 }
@@ -189,11 +199,40 @@ async fn heartbeat(
             ports: t.ports,
         })
         .collect();
+    // A move ordered through the REST API (by the destination server).
+    let move_to = app
+        .store
+        .pending_agent_move(agent.account_id, agent.id, now)
+        .await?
+        .map(|m| MoveInstruction {
+            server_url: m.server_url,
+            pin: m.pin,
+            enrollment_token: m.enrollment_token,
+        });
     Ok(axum::Json(HeartbeatResponse {
         tasks,
         heartbeat_secs: app.cfg.heartbeat.as_secs().max(1),
         observed_addr: peer,
+        move_to,
     }))
+}
+
+/// The agent followed its move instruction and is enrolled with another
+/// server now: it is removed here, the move recorded as done.
+async fn moved(
+    State(app): State<Arc<App>>,
+    AuthedAgent(agent): AuthedAgent,
+    Json(notice): Json<MovedNotice>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    app.store
+        .complete_agent_move(agent.account_id, agent.id, &notice.server_id, now_unix())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::Conflict("this agent was not told to move".into()),
+            e => e.into(),
+        })?;
+    tracing::info!(agent = %agent.id, name = %agent.name, to = %notice.server_id, "agent moved to another server; removed here");
+    Ok(axum::Json(serde_json::json!({"removed": true})))
 }
 
 async fn results(

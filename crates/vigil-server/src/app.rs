@@ -27,6 +27,8 @@ pub(crate) struct App {
     pub scheduler_wake: Notify,
     /// The running compliance assessment of each account.
     pub compliance: crate::compliance::Running,
+    /// Agent installs: what is handed out, and push-install jobs.
+    pub install: crate::install::Installer,
     /// Serializes evaluations of one agent target: the read-evaluate-write
     /// of its damping state must not interleave. (One server process; with
     /// several replicas this becomes a row lock — issue 6.)
@@ -40,6 +42,7 @@ impl App {
         server_id: String,
         pin: CertPin,
         agent_url: String,
+        install: crate::install::Installer,
     ) -> Self {
         App {
             store,
@@ -50,6 +53,7 @@ impl App {
             outbox_wake: Notify::new(),
             scheduler_wake: Notify::new(),
             compliance: Default::default(),
+            install,
             target_locks: Mutex::new(HashMap::new()),
         }
     }

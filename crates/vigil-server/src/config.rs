@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub tick: Duration,
     /// Ports every security scan sweeps in addition to the policy's own.
     pub sweep_ports: PortList,
+    /// The agent binary handed out by agent installs; default: this executable.
+    pub agent_binary: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -51,6 +53,7 @@ impl ServerConfig {
             heartbeat: Duration::from_secs(30),
             tick: Duration::from_secs(5),
             sweep_ports: PortList::all(),
+            agent_binary: None,
         }
     }
 }

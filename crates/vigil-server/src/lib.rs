@@ -8,6 +8,8 @@
 //! * the scheduler ([`scan`]): due security-scan policies become scan tasks;
 //! * the liveness sweeper ([`liveness`]): silent agents raise alerts and
 //!   suspend their scans;
+//! * the compliance schedule runner ([`compliance::schedule`]): due
+//!   schedules start assessments, whose status changes are notified;
 //! * the outbox worker ([`outbox`]): queued notifications are delivered.
 //!
 //! Results flow scan → [`evaluate`] → [`alert`] → [`outbox`] → notifier
@@ -22,8 +24,10 @@ mod compliance;
 mod config;
 mod error;
 mod evaluate;
+mod install;
 mod liveness;
 mod outbox;
+mod peers;
 mod scan;
 pub mod tls;
 
@@ -87,12 +91,23 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
         .clone()
         .unwrap_or_else(|| default_agent_url(agent_addr));
 
+    if let Some(path) = cfg.agent_binary.as_ref().filter(|p| !p.is_file()) {
+        return Err(ServerError::Config(format!(
+            "the agent binary {} is not a file",
+            path.display()
+        )));
+    }
+    let installer = install::Installer::new(
+        install::curl_pin(identity.certificate()).map_err(ServerError::Tls)?,
+        cfg.agent_binary.clone(),
+    );
     let app = Arc::new(App::new(
         store.clone(),
         cfg,
         server_id.clone(),
         pin,
         agent_url.clone(),
+        installer,
     ));
     let (stop, stopped) = watch::channel(false);
     let mut jobs = JoinSet::new();
@@ -114,6 +129,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
     ));
     jobs.spawn(scan::scheduler(app.clone(), stopped.clone()));
     jobs.spawn(liveness::sweeper(app.clone(), stopped.clone()));
+    jobs.spawn(compliance::schedule::runner(app.clone(), stopped.clone()));
     jobs.spawn(outbox::worker(app, notifier, stopped));
     tracing::info!(%api_addr, %agent_addr, %server_id, %pin, "server started");
     Ok(Running {

@@ -63,6 +63,11 @@ impl TlsIdentity {
         CertPin::of_der(self.certs[0].as_ref())
     }
 
+    /// The DER encoding of the leaf certificate.
+    pub fn certificate(&self) -> &[u8] {
+        self.certs[0].as_ref()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -87,6 +87,8 @@ id_type! {
     TaskId;
     /// One compliance assessment (a run over the account's compliance scope).
     AssessmentId;
+    /// A trusted peer server (another Vigil installation).
+    PeerId;
 }
 
 #[cfg(test)]

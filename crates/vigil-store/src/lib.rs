@@ -38,7 +38,9 @@ mod compliance;
 mod error;
 mod ids;
 mod model;
+mod moves;
 mod notify;
+mod peers;
 mod policies;
 mod results;
 mod secret;
@@ -50,14 +52,16 @@ pub use compliance::endpoint_key;
 pub use error::{Result, StoreError};
 pub use ids::{
     AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, EnrollmentId, OutboxId,
-    RuleId, ScanResultId, TaskId, UserId,
+    PeerId, RuleId, ScanResultId, TaskId, UserId,
 };
 pub use model::{
     now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Assessment,
     AssessmentState, AssessmentTrigger, Channel, Contact, Heartbeat, Ingested, NewScanResult,
     NotificationRule, OutboxItem, PortResult, Role, ScanResult, ScanTask, UnixTime, User,
 };
+pub use moves::{AgentMove, MoveOrder};
 pub use notify::retry_delay;
+pub use peers::{NewPeer, Peer};
 pub use secret::{
     PasswordCost, AGENT_CREDENTIAL_PREFIX, API_TOKEN_PREFIX, ENROLLMENT_TOKEN_PREFIX,
 };

@@ -325,6 +325,39 @@ impl Store {
         Ok(out)
     }
 
+    /// The contacts to notify of `event_kind` about the account itself
+    /// rather than one agent (e.g. compliance changes): those of rules for
+    /// all agents that list the event. A rule for one agent never matches.
+    /// Each contact once, by name.
+    pub async fn account_rules_for(
+        &self,
+        account: AccountId,
+        event_kind: &str,
+    ) -> Result<Vec<Contact>> {
+        validate::event_kind(event_kind)?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, RuleContactRow>(
+            "SELECT c.id, c.account_id, c.name, c.channel, c.address, c.created_at, r.events \
+             FROM notification_rules r \
+             JOIN contacts c ON c.id = r.contact_id AND c.account_id = r.account_id \
+             WHERE r.account_id = $1 AND r.agent_id IS NULL \
+             ORDER BY c.name, c.id",
+        )
+        .bind(account.db())
+        .fetch_all(pool)
+        .await)?;
+        let mut out: Vec<Contact> = Vec::new();
+        for row in rows {
+            if !parse_events(&row.events)?.iter().any(|e| e == event_kind) {
+                continue;
+            }
+            let contact = Contact::try_from(row.contact)?;
+            if !out.iter().any(|c| c.id == contact.id) {
+                out.push(contact);
+            }
+        }
+        Ok(out)
+    }
+
     // ----- outbox -----------------------------------------------------------
 
     /// Queues a notification for `contact`, due at `now`. Returns `false`

@@ -147,6 +147,8 @@ impl SambaDc {
             dir,
         };
         dc.wait_ready(net, opts.startup_timeout)?;
+        // Kerberos (GSSAPI) LDAP binds need ldap/ SPNs on the DC account.
+        dc.samdb(&["dc-spns"], None)?;
         dc.timings.start = started.elapsed();
         Ok(dc)
     }

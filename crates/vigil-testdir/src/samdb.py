@@ -5,6 +5,9 @@ Usage: python3 -I samdb.py SMB_CONF COMMAND [ARGS]
                    organizationalUnit entries that already exist are skipped.
   guid NAME        prints the objectGUID of computer NAME (canonical form).
   disable NAME 0|1 clears or sets ACCOUNTDISABLE (0x2) in userAccountControl.
+  dc-spns          adds the DC's ldap/ service principal names, as
+                   samba_spnupdate does (it runs from the dnsupdate service,
+                   which the test DC turns off); Kerberos binds need them.
   dns              lines "FQDN ADDRESS..." on stdin: sets the A/AAAA records
                    of each name in the domain's DNS zone (served by samba's
                    internal DNS server); prints the number of names set.
@@ -123,6 +126,34 @@ def dns(db):
     print(done)
 
 
+def dc_spns(db):
+    res = db.search(
+        base=db.domain_dn(),
+        scope=ldb.SCOPE_SUBTREE,
+        expression="(&(objectClass=computer)(primaryGroupID=516))",
+        attrs=["servicePrincipalName", "dNSHostName", "sAMAccountName"],
+    )
+    zone = db.domain_dns_name()
+    netbios_domain = zone.split(".")[0].upper()
+    for msg in res:
+        fqdn = str(msg["dNSHostName"][0])
+        short = str(msg["sAMAccountName"][0]).rstrip("$")
+        have = {str(v).lower() for v in msg.get("servicePrincipalName", [])}
+        want = [
+            "ldap/%s" % fqdn,
+            "ldap/%s" % short,
+            "ldap/%s/%s" % (fqdn, zone),
+            "ldap/%s/%s" % (fqdn, netbios_domain),
+        ]
+        missing = [w for w in want if w.lower() not in have]
+        if missing:
+            change = ldb.Message(msg.dn)
+            change["servicePrincipalName"] = ldb.MessageElement(
+                missing, ldb.FLAG_MOD_ADD, "servicePrincipalName"
+            )
+            db.modify(change)
+
+
 def main():
     conf, command, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     db = open_db(conf)
@@ -130,6 +161,8 @@ def main():
         add(db)
     elif command == "guid":
         guid(db, args[0])
+    elif command == "dc-spns":
+        dc_spns(db)
     elif command == "dns":
         dns(db)
     elif command == "disable":

@@ -6,93 +6,18 @@
 
 mod common;
 
-use common::server::{spawn, wait_for, Api, Proc};
-use common::{can_build_networks, vigil_bin};
-use serde_json::{json, Value};
-use std::path::Path;
-use std::process::Command;
+use common::can_build_networks;
+use common::compliance::{agent_of, names, start_server, wait_done, EMAIL, PASSWORD};
+use common::server::Api;
+use serde_json::json;
 use std::time::Duration;
-use vigil_testnet::{NetSpec, TestNet, SCANNER_V4};
+use vigil_testnet::{NetSpec, TestNet};
 
-const PASSWORD: &str = "correct horse battery staple";
 const OURS: &str = "198.51.100.10";
 const THEIRS: &str = "198.51.100.30";
 const ONLY_135: &str = "198.51.100.20";
 const BARE: &str = "198.51.100.50";
 const SCOPE: &str = "198.51.100.0/26";
-
-/// Runs an agent whose identity says it belongs to `server_id`; its
-/// identify listener answers with exactly that.
-fn agent_of(net: &TestNet, dir: &Path, addr: &str, server_id: &str, name: &'static str) -> Proc {
-    let state = dir.join(name);
-    std::fs::create_dir_all(&state).unwrap();
-    let identity = json!({
-        "server_url": format!("https://{SCANNER_V4}:8443"),
-        "pin": format!("sha256:{}", "0".repeat(64)),
-        "agent_id": uuid_like(name),
-        "credential": "vga_unused",
-        "server_id": server_id,
-    });
-    std::fs::write(state.join("identity.json"), identity.to_string()).unwrap();
-    let mut cmd = net.target_cmd(vigil_bin());
-    cmd.args(["agent", "--state-dir"]).arg(&state).args([
-        "run",
-        "--listen",
-        &format!("{addr}:47760"),
-    ]);
-    spawn(cmd, "agent", &dir.join(format!("{name}.log")))
-}
-
-fn uuid_like(seed: &str) -> String {
-    let hex: String =
-        seed.bytes().map(|b| format!("{b:02x}")).collect::<String>() + &"0".repeat(32);
-    format!(
-        "{}-{}-4{}-8{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
-}
-
-fn start_server(net: &TestNet, dir: &Path) -> Proc {
-    let db = format!("sqlite://{}", dir.join("vigil.db").display());
-    common::run_ok(
-        Command::new(vigil_bin())
-            .args(["admin", "--db", &db, "create-account", "--name", "Acme"])
-            .args(["--kind", "organization", "--email", "owner@acme.test"])
-            .env("VIGIL_PASSWORD", PASSWORD),
-    );
-    let mut cmd = net.scanner_cmd(vigil_bin());
-    cmd.args(["server", "--data-dir"])
-        .arg(dir)
-        .args(["--db", &db, "--listen", common::server::API])
-        .args(["--agent-listen", &format!("{SCANNER_V4}:8443")])
-        .env("VIGIL_LOG", "info");
-    let p = spawn(cmd, "server", &dir.join("server.log"));
-    let api = Api { net, token: None };
-    wait_for("the server", Duration::from_secs(20), || {
-        (api.call("GET", "/openapi.json", None).0 == 200).then_some(())
-    });
-    p
-}
-
-fn wait_done<'a>(api: &Api<'a>, id: &str) -> Value {
-    wait_for("the assessment to finish", Duration::from_secs(60), || {
-        let a = api.get(&format!("/compliance/assessments?assessment={id}"));
-        (a["state"] != "running").then_some(a)
-    })
-}
-
-fn names(page: &Value) -> Vec<String> {
-    page["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap().to_string())
-        .collect()
-}
 
 #[test]
 fn ip_scope_assessment_finds_every_status() {
@@ -116,7 +41,7 @@ fn ip_scope_assessment_finds_every_status() {
     let login = api.ok(
         "POST",
         "/login",
-        Some(json!({"email": "owner@acme.test", "password": PASSWORD})),
+        Some(json!({"email": EMAIL, "password": PASSWORD})),
     );
     api.token = Some(login["token"].as_str().unwrap().to_string());
     let server_id = api.get("/server")["server_id"]

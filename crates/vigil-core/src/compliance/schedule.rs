@@ -9,12 +9,22 @@
 //! the hour and a late run does not shift the later ones. A disabled
 //! schedule keeps its settings (still checked, so enabling it cannot fail)
 //! and never runs.
+//!
+//! As with security-scan intervals, organizations may pick any whole number
+//! of minutes and members no less than [`MEMBER_MIN_EVERY_MINUTES`]
+//! ([`ComplianceSchedule::validate_for`]). A run that falls due while the
+//! previous one is still going is skipped by the server, so a short interval
+//! never stacks assessments.
 
+use crate::plan::AccountKind;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Shortest interval, in minutes: an assessment of a large scope takes a while.
-pub const MIN_EVERY_MINUTES: u32 = 15;
+/// Shortest interval any account may pick, in minutes.
+pub const MIN_EVERY_MINUTES: u32 = 1;
+/// Shortest interval a member account may pick, in minutes: an assessment
+/// of a large scope takes a while.
+pub const MEMBER_MIN_EVERY_MINUTES: u32 = 15;
 /// Longest interval, in minutes (one year of 365 days).
 pub const MAX_EVERY_MINUTES: u32 = 525_600;
 
@@ -31,6 +41,11 @@ pub enum ScheduleError {
          from {MIN_EVERY_MINUTES} to {MAX_EVERY_MINUTES} (one year)"
     )]
     EveryOutOfRange { minutes: u32 },
+    #[error(
+        "an interval of {minutes} min is not available for member accounts: \
+         choose at least {MEMBER_MIN_EVERY_MINUTES} minutes"
+    )]
+    MemberTooFrequent { minutes: u32 },
     #[error("time of day {time:?} is not valid: write HH:MM in 24-hour UTC (e.g. 02:30)")]
     BadTime { time: String },
     #[error("weekday {day} is not valid: use 0 (Sunday) to 6 (Saturday)")]
@@ -77,6 +92,18 @@ impl ComplianceSchedule {
         match (self.every_minutes.is_some(), timed) {
             (true, true) => Err(ScheduleError::IntervalAndTime),
             (false, false) if self.enabled => Err(ScheduleError::NothingScheduled),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`ComplianceSchedule::validate`] plus the rule of the account's kind:
+    /// members run at most every [`MEMBER_MIN_EVERY_MINUTES`].
+    pub fn validate_for(&self, kind: AccountKind) -> Result<(), ScheduleError> {
+        self.validate()?;
+        match self.every_minutes {
+            Some(minutes) if kind == AccountKind::Member && minutes < MEMBER_MIN_EVERY_MINUTES => {
+                Err(ScheduleError::MemberTooFrequent { minutes })
+            }
             _ => Ok(()),
         }
     }
@@ -157,11 +184,16 @@ mod tests {
     fn validation() {
         let cases: Vec<(ComplianceSchedule, Result<(), &str>)> = vec![
             (ComplianceSchedule::default(), Ok(())),
+            (every(1), Ok(())),
             (every(15), Ok(())),
             (every(MAX_EVERY_MINUTES), Ok(())),
             (
-                every(14),
-                Err("an interval of 14 min is out of range: choose a whole number of minutes from 15 to 525600 (one year)"),
+                every(0),
+                Err("an interval of 0 min is out of range: choose a whole number of minutes from 1 to 525600 (one year)"),
+            ),
+            (
+                every(MAX_EVERY_MINUTES + 1),
+                Err("an interval of 525601 min is out of range: choose a whole number of minutes from 1 to 525600 (one year)"),
             ),
             (at(Some("00:00"), None), Ok(())),
             (at(Some("23:59"), Some(6)), Ok(())),
@@ -208,14 +240,48 @@ mod tests {
             (
                 ComplianceSchedule {
                     enabled: false,
-                    ..every(1)
+                    ..every(0)
                 },
-                Err("an interval of 1 min is out of range: choose a whole number of minutes from 15 to 525600 (one year)"),
+                Err("an interval of 0 min is out of range: choose a whole number of minutes from 1 to 525600 (one year)"),
             ),
         ];
         for (i, (schedule, want)) in cases.iter().enumerate() {
             let got = schedule.validate().map_err(|e| e.to_string());
             assert_eq!(got, want.map_err(str::to_owned), "case {i}: {schedule:?}");
+        }
+    }
+
+    #[test]
+    fn members_run_at_most_every_15_minutes() {
+        use AccountKind::{Member, Organization};
+        let cases: Vec<(AccountKind, ComplianceSchedule, Result<(), &str>)> = vec![
+            (Organization, every(1), Ok(())),
+            (Organization, every(14), Ok(())),
+            (
+                Member,
+                every(14),
+                Err("an interval of 14 min is not available for member accounts: choose at least 15 minutes"),
+            ),
+            (Member, every(15), Ok(())),
+            (Member, at(Some("02:30"), None), Ok(())),
+            (
+                Member,
+                every(0),
+                Err("an interval of 0 min is out of range: choose a whole number of minutes from 1 to 525600 (one year)"),
+            ),
+            // Disabled but kept: still checked, so enabling it cannot fail.
+            (
+                Member,
+                ComplianceSchedule {
+                    enabled: false,
+                    ..every(5)
+                },
+                Err("an interval of 5 min is not available for member accounts: choose at least 15 minutes"),
+            ),
+        ];
+        for (kind, schedule, want) in cases {
+            let got = schedule.validate_for(kind).map_err(|e| e.to_string());
+            assert_eq!(got, want.map_err(str::to_owned), "{kind:?} {schedule:?}");
         }
     }
 
@@ -292,7 +358,8 @@ mod tests {
                 JAN1,
                 None,
             ),
-            ("invalid", every(1), JAN1, None),
+            ("every minute", every(1), JAN1 + 59, Some(JAN1 + 60)),
+            ("invalid", every(0), JAN1, None),
             ("nothing set", ComplianceSchedule::default(), JAN1, None),
             ("overflow", every(60), i64::MAX - 10, None),
         ];

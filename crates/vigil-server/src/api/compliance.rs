@@ -48,6 +48,24 @@ pub(crate) async fn put_scope(
         .scope
         .validate()
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let gssapi = update
+        .scope
+        .ad
+        .as_ref()
+        .is_some_and(|ad| ad.bind == vigil_core::compliance::AdBind::Gssapi);
+    if gssapi && !crate::compliance::ad::GSSAPI_AVAILABLE {
+        return Err(ApiError::Invalid(
+            crate::compliance::ad::AdError::GssapiUnavailable.to_string(),
+        ));
+    }
+    if let Some(pem) = update
+        .scope
+        .ad
+        .as_ref()
+        .and_then(|ad| ad.ca_cert.as_deref())
+    {
+        crate::compliance::ad::parse_ca_pem(pem).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    }
     app.store
         .put_compliance_scope(
             caller.account.id,

@@ -27,6 +27,9 @@ pub(crate) enum ApiError {
     /// Well-formed but refused by the rules (port out of range, interval not offered, ...).
     #[error("{0}")]
     Invalid(String),
+    /// Another server this one called (a peer) failed or could not be reached.
+    #[error("{0}")]
+    Upstream(String),
     /// Our fault; the details go to the log, not to the client.
     #[error("internal error")]
     Internal(String),
@@ -42,6 +45,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

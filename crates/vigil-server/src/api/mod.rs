@@ -5,10 +5,13 @@ mod agents;
 mod alerts;
 pub(crate) mod auth;
 mod compliance;
+mod compliance_schedule;
 mod contacts;
 pub(crate) mod error;
 pub(crate) mod extract;
 mod ids;
+mod install;
+mod peers;
 mod session;
 
 use crate::app::App;
@@ -68,6 +71,24 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         )
         .route("/compliance/endpoints", get(compliance::endpoints))
         .route("/compliance/endpoints.csv", get(compliance::endpoints_csv))
+        .route("/compliance/peers", get(peers::list).post(peers::create))
+        .route(
+            "/compliance/peers/{id}",
+            axum::routing::delete(peers::delete),
+        )
+        .route("/compliance/move", post(peers::move_agents))
+        .route(
+            "/agents/{id}/move",
+            get(peers::get_move).post(peers::order_move),
+        )
+        .route("/compliance/install", post(install::push))
+        .route("/compliance/install/{id}", get(install::job))
+        .route("/compliance/install-command", post(install::command))
+        .route(
+            "/compliance/schedule",
+            get(compliance_schedule::get_schedule).put(compliance_schedule::put_schedule),
+        )
+        .route("/compliance/history", get(compliance_schedule::history))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()

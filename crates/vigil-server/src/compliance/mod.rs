@@ -6,7 +6,11 @@
 //! endpoint per machine. One assessment runs per account: starting another
 //! cancels the running one (its rows stay, marked cancelled).
 
+pub(crate) mod ad;
+pub(crate) mod notify;
 pub(crate) mod probe;
+mod resolve;
+pub(crate) mod schedule;
 
 use crate::app::App;
 use probe::{ProbeError, ProbePlan};
@@ -15,9 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 use vigil_core::compliance::{
-    join, ComplianceScope, EndpointStatus, IpEndpoint, MAX_SCOPE_ADDRESSES,
+    addresses_to_probe, join, names_to_resolve, ComplianceScope, EndpointStatus, IpEndpoint,
+    KnownAgent, MAX_SCOPE_ADDRESSES,
 };
+use vigil_core::targets::AddrRange;
 use vigil_store::{
     now_unix, AccountId, AssessmentId, AssessmentState, AssessmentTrigger, StoreError,
 };
@@ -109,6 +116,7 @@ impl App {
                 tracing::error!(error = %e, "cannot record the end of an assessment");
             }
             app.compliance.finished(account, id);
+            notify::assessment_finished(&app, account, id).await;
         });
         Ok(id)
     }
@@ -120,26 +128,42 @@ impl App {
         scope: &ComplianceScope,
         cancel: &CancellationToken,
     ) -> Result<(), AssessError> {
-        if scope.ad.is_some() {
-            return Err(AssessError::Unsupported(
-                "Active Directory scopes are not assessed yet (issue 4 is in progress); \
-                 remove the AD part to assess the IP ranges",
-            ));
-        }
         if !scope.on_demand {
             return self.assess_from_database(account, id).await;
         }
+        // 1. The AD side: computers, and the addresses of their names.
+        let ad_computers = match &scope.ad {
+            Some(ad_scope) => {
+                let password = self.store.compliance_ad_password(account).await?;
+                ad::read_computers(ad_scope, password.as_deref(), cancel)
+                    .await
+                    .map_err(|e| match e {
+                        ad::AdError::Cancelled => AssessError::Cancelled,
+                        e => AssessError::Directory(e.to_string()),
+                    })?
+            }
+            None => Vec::new(),
+        };
+        let resolved = resolve::resolve_all(names_to_resolve(&ad_computers), cancel)
+            .await
+            .ok_or(AssessError::Cancelled)?;
         let plan = ProbePlan {
             unreachable_port: scope.unreachable_port,
             agent_ports: scope.agent_ports.as_slice().to_vec(),
             identify_timeout: IDENTIFY_TIMEOUT,
             scan: Default::default(),
         };
-        let ranges = if scope.ip.enabled {
+        // 2. What to probe: the IP scope, plus AD addresses outside it.
+        let mut ranges = if scope.ip.enabled {
             scope.ip.merged_ranges()
         } else {
             Vec::new()
         };
+        ranges.extend(
+            addresses_to_probe(&ad_computers, &resolved, &scope.ip)
+                .into_iter()
+                .map(AddrRange::single),
+        );
 
         // Progress goes through a watch channel to one writer, so the
         // probe loop never waits for the database.
@@ -173,7 +197,8 @@ impl App {
             .into_iter()
             .map(|(addr, p)| IpEndpoint::from_probe(addr, p, &self.server_id, now))
             .collect();
-        let endpoints = join(Vec::new(), ip, &HashMap::new(), &HashMap::new());
+        let known = self.known_agents(account).await?;
+        let endpoints = join(ad_computers, ip, &resolved, &known);
         if cancel.is_cancelled() {
             return Err(AssessError::Cancelled);
         }
@@ -242,12 +267,72 @@ impl App {
     }
 }
 
+impl App {
+    /// The agents our database knows by the AD GUID of their machine: the
+    /// AD computers the last finished assessment found managed here whose
+    /// agent is still enrolled. An AD computer known this way stays
+    /// "managed here" while it is offline, instead of turning into an
+    /// unresolved AD assessment.
+    async fn known_agents(
+        &self,
+        account: AccountId,
+    ) -> Result<HashMap<Uuid, KnownAgent>, StoreError> {
+        let Some(previous) = self
+            .store
+            .assessments(account, 50)
+            .await?
+            .into_iter()
+            .find(|a| a.state == AssessmentState::Done)
+        else {
+            return Ok(HashMap::new());
+        };
+        let agents: HashMap<String, vigil_store::Agent> = self
+            .store
+            .agents(account)
+            .await?
+            .into_iter()
+            .filter(|a| !a.is_removed())
+            .map(|a| (a.id.to_string(), a))
+            .collect();
+        let managed_here = vigil_core::compliance::AdvancedQuery {
+            statuses: vec![EndpointStatus::ManagedHere],
+            ..Default::default()
+        };
+        let (endpoints, _) = self
+            .store
+            .endpoints(
+                account,
+                previous.id,
+                &managed_here,
+                0,
+                MAX_SCOPE_ADDRESSES as u64,
+            )
+            .await?;
+        Ok(endpoints
+            .into_iter()
+            .filter_map(|e| {
+                let agent = agents.get(e.agent_id.as_deref()?)?;
+                Some((
+                    e.ad_guid?,
+                    KnownAgent {
+                        agent_id: agent.id.to_string(),
+                        version: agent.version.clone(),
+                        last_seen: agent.last_seen_at,
+                    },
+                ))
+            })
+            .collect())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum AssessError {
     #[error("cancelled")]
     Cancelled,
     #[error("{0}")]
     Unsupported(&'static str),
+    #[error("reading Active Directory failed: {0}")]
+    Directory(String),
     #[error("probing failed: {0}")]
     Probe(String),
     #[error(transparent)]

@@ -35,6 +35,7 @@ fn scope_with_ad(bind: AdBind) -> ComplianceScope {
             bind,
             base_dns: vec![Dn::parse("OU=Computers,DC=example,DC=test").unwrap()],
             filter: None,
+            ca_cert: None,
         }),
         ip: IpScope {
             enabled: true,
@@ -227,7 +228,7 @@ async fn schedule_round_trip_and_due(db: &TestDb) {
     );
     assert_eq!(s.compliance_next_run(a.id).await.unwrap(), Some(T + 7200));
     let bad = ComplianceSchedule {
-        every_minutes: Some(1),
+        every_minutes: Some(0),
         ..hourly.clone()
     };
     let msg = assert_invalid(s.put_compliance_schedule(a.id, &bad, T).await);

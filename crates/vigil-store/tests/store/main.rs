@@ -39,6 +39,7 @@ mod identity;
 mod input;
 mod isolation;
 mod notify;
+mod peers;
 mod scans;
 mod sqlite_file;
 mod tasks;

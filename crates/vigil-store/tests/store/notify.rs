@@ -161,6 +161,17 @@ async fn rules_pick_contacts(db: &TestDb) {
         .unwrap()
         .is_empty());
     let _ = carol;
+    // About the account itself: only rules for every agent count.
+    assert_eq!(
+        names(s.account_rules_for(org.id, "alert.raised").await.unwrap()),
+        ["Alice"]
+    );
+    assert!(s
+        .account_rules_for(org.id, "agent.silent")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_invalid(s.account_rules_for(org.id, "Bad Kind").await);
 
     let rules = s.rules(org.id).await.unwrap();
     assert_eq!(rules.len(), 3);

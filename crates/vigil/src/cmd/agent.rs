@@ -7,11 +7,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::sync::watch;
-use vigil_agent::client::ServerClient;
+use vigil_agent::client::{ClientError, ServerClient};
 use vigil_agent::identity::Identity;
-use vigil_agent::runner::Runner;
+use vigil_agent::moving::{self, EnrollError};
+use vigil_agent::runner::{RunEnd, Runner};
 use vigil_agent::spool::{Spool, DEFAULT_CAPACITY};
-use vigil_proto::agent::{AgentFacts, EnrollRequest};
+use vigil_proto::agent::AgentFacts;
 use vigil_proto::identify::{IdentifyReply, DEFAULT_PORT};
 use vigil_proto::pin::CertPin;
 
@@ -90,24 +91,12 @@ pub(crate) async fn enroll_with(
     token: &str,
     pin: &str,
 ) -> Result<Identity> {
-    let pin: CertPin = pin.parse().map_err(|e| usage(format!("--pin: {e}")))?;
-    let client = ServerClient::new(server, pin).map_err(|e| usage(format!("--server: {e}")))?;
-    let resp = client
-        .enroll(&EnrollRequest {
-            token: token.to_string(),
-            facts: facts(),
-        })
-        .await
-        .context("enrollment failed")?;
-    let identity = Identity {
-        server_url: server.trim_end_matches('/').to_string(),
-        pin: pin.to_string(),
-        agent_id: resp.agent_id,
-        credential: resp.credential,
-        server_id: resp.server_id,
-    };
-    identity.save(state_dir)?;
-    Ok(identity)
+    match moving::enroll(state_dir, server, pin, token, facts()).await {
+        Ok(identity) => Ok(identity),
+        Err(EnrollError::Pin(e)) => Err(usage(format!("--pin: {e}"))),
+        Err(EnrollError::Client(e @ ClientError::Url(_))) => Err(usage(format!("--server: {e}"))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn status(state_dir: &std::path::Path) -> Result<ExitCode> {
@@ -133,42 +122,57 @@ async fn run_agent(state_dir: &std::path::Path, listen: SocketAddr) -> Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs an enrolled agent until `shutdown` turns true.
+/// Runs an enrolled agent until `shutdown` turns true. When its server
+/// moves it to another server, it goes on with the new identity (the
+/// identify listener answers with the new server ID at once).
 pub(crate) async fn run_enrolled(
     state_dir: &std::path::Path,
     listen: SocketAddr,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let id = Identity::load(state_dir)?.ok_or_else(|| {
+    let mut id = Identity::load(state_dir)?.ok_or_else(|| {
         usage(format!(
             "this agent is not enrolled (no identity in {}): run `vigil agent enroll` first",
             state_dir.display()
         ))
     })?;
-    let pin: CertPin = id.pin.parse().context("stored pin")?;
-    let client =
-        ServerClient::new(&id.server_url, pin)?.authenticated(&id.agent_id, &id.credential);
-    let server_addr = server_ip(&id.server_url).await?;
-    let spool = Spool::open(state_dir.join("spool"), DEFAULT_CAPACITY)?;
-
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let (_reply_tx, reply) = watch::channel(IdentifyReply {
-        agent_id: id.agent_id.clone(),
-        server_id: id.server_id.clone(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    });
+    let (reply_tx, reply) = watch::channel(identify_reply(&id));
     let identify = tokio::spawn(vigil_agent::identify::serve(
         listener,
         reply,
         shutdown.clone(),
     ));
-    tracing::info!(agent = %id.agent_id, server = %id.server_url, %listen, "agent running");
-    let runner = Runner::new(client, spool, facts(), Default::default(), server_addr);
-    runner.run(shutdown).await;
+    loop {
+        let pin: CertPin = id.pin.parse().context("stored pin")?;
+        let client =
+            ServerClient::new(&id.server_url, pin)?.authenticated(&id.agent_id, &id.credential);
+        let server_addr = server_ip(&id.server_url).await?;
+        let spool = Spool::open(state_dir.join("spool"), DEFAULT_CAPACITY)?;
+        tracing::info!(agent = %id.agent_id, server = %id.server_url, %listen, "agent running");
+        let runner = Runner::new(client, spool, facts(), Default::default(), server_addr)
+            .with_moves(state_dir);
+        match runner.run(shutdown.clone()).await {
+            RunEnd::Stopped => break,
+            RunEnd::Moved(new) => {
+                id = new;
+                reply_tx.send_replace(identify_reply(&id));
+            }
+        }
+    }
     let _ = identify.await;
     Ok(())
+}
+
+/// What the identify listener answers for `id`.
+fn identify_reply(id: &Identity) -> IdentifyReply {
+    IdentifyReply {
+        agent_id: id.agent_id.clone(),
+        server_id: id.server_id.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
 }
 
 /// The server's address, for finding the address "self" stands for.

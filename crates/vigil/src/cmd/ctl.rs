@@ -7,6 +7,8 @@
 
 mod agents;
 mod client;
+mod compliance;
+mod compliance_agents;
 mod config;
 mod notify;
 mod policy;
@@ -18,6 +20,7 @@ use agents::{AgentsCommand, PlanArg, PolicyCommand};
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use client::{decode, Client};
+use compliance::ComplianceCommand;
 use notify::{AlertStatusArg, ContactsCommand, RulesCommand};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -107,6 +110,9 @@ enum CtlCommand {
     /// API tokens (for scripts and CI).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Compliance: the scope, assessments, endpoints found, schedule and history.
+    #[command(subcommand)]
+    Compliance(ComplianceCommand),
 }
 
 /// The name clap shows for a value (`extended`, `ntfy`, `viewer`).
@@ -134,6 +140,7 @@ pub fn run(args: CtlArgs) -> Result<ExitCode> {
             *password_stdin,
             "Password for the new user: ",
         )?),
+        CtlCommand::Compliance(cmd) => compliance::ad_password(cmd)?,
         _ => None,
     };
     super::runtime()?.block_on(async move {
@@ -376,6 +383,7 @@ impl Ctl {
             CtlCommand::Rules(cmd) => self.rules(cmd).await,
             CtlCommand::Users(cmd) => self.users(cmd, password).await,
             CtlCommand::Tokens(cmd) => self.tokens(cmd).await,
+            CtlCommand::Compliance(cmd) => self.compliance(cmd, password).await,
         }
     }
 }

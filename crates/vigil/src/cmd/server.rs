@@ -48,6 +48,10 @@ pub struct ServerOpts {
     /// Ports every security scan checks besides the policy's own (nmap syntax).
     #[arg(long, default_value = "1-65535")]
     pub sweep_ports: String,
+    /// The agent binary that agent installs copy to hosts (default: this executable;
+    /// set it when the hosts run another platform).
+    #[arg(long)]
+    pub agent_binary: Option<PathBuf>,
     /// SMTP server for email notifications.
     #[arg(long, env = "VIGIL_SMTP_HOST")]
     pub smtp_host: Option<String>,
@@ -101,6 +105,7 @@ impl ServerOpts {
         };
         cfg.sweep_ports = PortList::parse(&self.sweep_ports)
             .map_err(|e| usage(format!("--sweep-ports {:?}: {e}", self.sweep_ports)))?;
+        cfg.agent_binary = self.agent_binary.clone();
         cfg.notifier = self.notifier()?;
         Ok(cfg)
     }

@@ -79,14 +79,42 @@ pub struct Api<'a> {
 
 impl Api<'_> {
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let addr: SocketAddr = API.parse().expect("addr");
+        let (status, text) = self.request(method, path, body);
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// The body of a successful request as text (e.g. CSV).
+    pub fn raw(&self, method: &str, path: &str) -> String {
+        let (status, text) = self.request(method, path, None);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status}: {text}"
+        );
+        text
+    }
+
+    /// Status and body text; status 0 if the server could not be reached.
+    pub fn request(&self, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+        self.request_to(API, method, path, body)
+    }
+
+    /// [`Api::request`] to the REST API on `api` (another server of the test).
+    pub fn request_to(
+        &self,
+        api: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, String) {
+        let addr: SocketAddr = api.parse().expect("addr");
         let mut stream = match self
             .net
             .in_scanner(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
             .expect("namespace")
         {
             Ok(s) => s,
-            Err(e) => return (0, json!({ "error": e.to_string() })),
+            Err(e) => return (0, json!({ "error": e.to_string() }).to_string()),
         };
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -98,27 +126,27 @@ impl Api<'_> {
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
         let request = format!(
-            "{method} /api/v1{path} HTTP/1.1\r\nHost: {API}\r\nConnection: close\r\n{auth}\
+            "{method} /api/v1{path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n{auth}\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         if stream.write_all(request.as_bytes()).is_err() {
-            return (0, Value::Null);
+            return (0, String::new());
         }
         let mut response = String::new();
         if stream.read_to_string(&mut response).is_err() {
-            return (0, Value::Null);
+            return (0, String::new());
         }
         let status = response
             .split(' ')
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let json = response
+        let body = response
             .split_once("\r\n\r\n")
-            .map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::Null))
-            .unwrap_or(Value::Null);
-        (status, json)
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
     }
 
     pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {

@@ -56,6 +56,18 @@ impl Client {
         self.answer(path, status, &body).map(Some)
     }
 
+    /// GET of a non-JSON answer (a CSV export): the body as is.
+    pub async fn get_raw(&self, path: &str) -> Result<Vec<u8>> {
+        let (status, body) = self.exchange(Method::GET, path, None).await?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(self
+            .answer(path, status, &body)
+            .err()
+            .unwrap_or_else(|| anyhow!("{API_PREFIX}{path} answered {status}")))
+    }
+
     pub async fn post(&self, path: &str, body: &impl Serialize) -> Result<Value> {
         self.call(Method::POST, path, Some(to_json(body)?)).await
     }

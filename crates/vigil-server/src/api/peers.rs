@@ -1,0 +1,358 @@
+//! Moving agents between Vigil servers.
+//!
+//! On the destination ("this server"): trusted peers (other servers, with
+//! an API token of theirs) and `POST /compliance/move`, which asks the peer
+//! that manages each agent to hand it over, with a fresh single-use
+//! enrollment token of this server.
+//!
+//! On the source (the peer): `POST /agents/{id}/move` stores the
+//! instruction; the agent gets it with its next heartbeat (see
+//! `agent_api`), enrolls with the destination and reports back, which
+//! removes it here. `GET /agents/{id}/move` shows how far it got.
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::extract::Json;
+use super::ids;
+use crate::app::App;
+use crate::peers::{PeerClient, PeerError};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use std::sync::Arc;
+use std::time::Duration;
+use vigil_core::Plan;
+use vigil_proto::api::{
+    AgentMoveOrder, AgentMoveView, MoveOutcome, MoveRequest, MoveResponse, NewPeer, PeerView,
+};
+use vigil_proto::pin::CertPin;
+use vigil_store::{now_unix, AgentId, AgentMove, MoveOrder, Peer, PeerId, StoreError};
+
+/// Most agents one move request names (each is a call to a peer).
+const MAX_MOVE_AGENTS: usize = 100;
+/// How long a move instruction (and the enrollment token in it) stands.
+const MOVE_TTL_MINUTES: u32 = 60;
+const MAX_MOVE_TTL_MINUTES: u32 = 24 * 60;
+/// Longest agent name the store takes, in characters.
+const MAX_AGENT_NAME_CHARS: usize = 200;
+
+fn peer_view(p: &Peer) -> PeerView {
+    PeerView {
+        id: p.id.to_string(),
+        name: p.name.clone(),
+        api_url: p.api_url.clone(),
+        server_id: p.server_id.clone(),
+        created_at: p.created_at,
+    }
+}
+
+pub(crate) async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> Result<axum::Json<Vec<PeerView>>, ApiError> {
+    let peers = app.store.peers(caller.account.id).await?;
+    Ok(axum::Json(peers.iter().map(peer_view).collect()))
+}
+
+/// Trusts a peer after asking it who it is with the token.
+pub(crate) async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Json(req): Json<NewPeer>,
+) -> Result<(StatusCode, axum::Json<PeerView>), ApiError> {
+    caller.can_write()?;
+    if req.name.trim().is_empty() {
+        return Err(ApiError::Invalid("peer name must not be empty".into()));
+    }
+    if req.api_token.is_empty() {
+        return Err(ApiError::Invalid("api_token must not be empty".into()));
+    }
+    let info = PeerClient::new(&req.api_url, &req.api_token)
+        .map_err(peer_error)?
+        .server_info()
+        .await
+        .map_err(peer_error)?;
+    if info.server_id == app.server_id {
+        return Err(ApiError::Invalid(format!(
+            "{} is this server (server ID {}): a peer is another Vigil server",
+            req.api_url, info.server_id
+        )));
+    }
+    let peer = app
+        .store
+        .create_peer(
+            caller.account.id,
+            &vigil_store::NewPeer {
+                name: &req.name,
+                api_url: &req.api_url,
+                api_token: &req.api_token,
+                server_id: &info.server_id,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => ApiError::Conflict(format!(
+                "a peer for server {} is already trusted",
+                info.server_id
+            )),
+            e => e.into(),
+        })?;
+    tracing::info!(peer = %peer.id, server_id = %peer.server_id, url = %peer.api_url, "peer trusted");
+    Ok((StatusCode::CREATED, axum::Json(peer_view(&peer))))
+}
+
+pub(crate) async fn delete(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.can_write()?;
+    let id: PeerId = ids::parse("peer", &id)?;
+    app.store.delete_peer(caller.account.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How a failed call to a peer is answered: the token or URL the user gave
+/// is a 422, a peer that fails or is away a 502.
+fn peer_error(e: PeerError) -> ApiError {
+    match e {
+        PeerError::Url(_) | PeerError::Token { .. } => ApiError::Invalid(e.to_string()),
+        PeerError::Unreachable { .. } | PeerError::Refused { .. } | PeerError::Garbled { .. } => {
+            ApiError::Upstream(e.to_string())
+        }
+    }
+}
+
+/// Asks the peers that manage the named agents to move them here.
+pub(crate) async fn move_agents(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Json(req): Json<MoveRequest>,
+) -> Result<axum::Json<MoveResponse>, ApiError> {
+    caller.can_write()?;
+    if req.agent_ids.is_empty() || req.agent_ids.len() > MAX_MOVE_AGENTS {
+        return Err(ApiError::Invalid(format!(
+            "agent_ids must name 1 to {MAX_MOVE_AGENTS} agents"
+        )));
+    }
+    let assessment = app
+        .store
+        .latest_assessment(caller.account.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(
+                "no assessment has run yet: assess the scope to find agents of other servers"
+                    .into(),
+            )
+        })?;
+    let plan = req.plan.unwrap_or(Plan::Community);
+    let mut results = Vec::with_capacity(req.agent_ids.len());
+    for agent_id in &req.agent_ids {
+        let outcome = match move_one(&app, &caller, assessment.id, agent_id, plan).await {
+            Ok(server_id) => MoveOutcome {
+                agent_id: agent_id.clone(),
+                status: "requested".into(),
+                server_id: Some(server_id),
+                error: None,
+            },
+            Err(MoveFailure { server_id, error }) => MoveOutcome {
+                agent_id: agent_id.clone(),
+                status: "error".into(),
+                server_id,
+                error: Some(error),
+            },
+        };
+        results.push(outcome);
+    }
+    Ok(axum::Json(MoveResponse { results }))
+}
+
+/// Why one agent could not be moved, and which server manages it if known.
+struct MoveFailure {
+    server_id: Option<String>,
+    error: String,
+}
+
+impl MoveFailure {
+    fn new(server_id: Option<&str>, error: impl Into<String>) -> Self {
+        MoveFailure {
+            server_id: server_id.map(str::to_string),
+            error: error.into(),
+        }
+    }
+}
+
+/// Moves one agent; returns the ID of the server that manages it now.
+async fn move_one(
+    app: &App,
+    caller: &Caller,
+    assessment: vigil_store::AssessmentId,
+    agent_id: &str,
+    plan: Plan,
+) -> Result<String, MoveFailure> {
+    let internal = |e: StoreError| {
+        tracing::error!(error = %e, "move request failed");
+        MoveFailure::new(None, "internal error")
+    };
+    if agent_id.parse::<AgentId>().is_err() {
+        return Err(MoveFailure::new(
+            None,
+            format!("invalid agent id {agent_id:?}: expected a UUID"),
+        ));
+    }
+    let (name, server_id) = app
+        .store
+        .managed_elsewhere(caller.account.id, assessment, agent_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            MoveFailure::new(
+                None,
+                format!(
+                    "agent {agent_id} is not managed by another server in the latest assessment"
+                ),
+            )
+        })?;
+    let known = Some(server_id.as_str());
+    let peer = app
+        .store
+        .peer_by_server(caller.account.id, &server_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            MoveFailure::new(
+                known,
+                format!("no trusted peer for server {server_id}: add it under /compliance/peers"),
+            )
+        })?;
+    let client = PeerClient::new(&peer.api_url, &peer.api_token)
+        .map_err(|e| MoveFailure::new(known, e.to_string()))?;
+    // The agent keeps its name; the peer also confirms it knows the agent
+    // before a token is made for it.
+    let remote = client
+        .agent(agent_id)
+        .await
+        .map_err(|e| MoveFailure::new(known, e.to_string()))?;
+    if remote.removed_at.is_some() {
+        return Err(MoveFailure::new(
+            known,
+            format!("agent {agent_id} was removed on server {server_id}"),
+        ));
+    }
+    let name = [remote.name.as_str(), name.as_str(), agent_id]
+        .into_iter()
+        .map(|n| {
+            n.trim()
+                .chars()
+                .take(MAX_AGENT_NAME_CHARS)
+                .collect::<String>()
+        })
+        .find(|n| !n.is_empty())
+        .unwrap_or_else(|| agent_id.to_string());
+    let ttl = Duration::from_secs(u64::from(MOVE_TTL_MINUTES) * 60);
+    let token = app
+        .store
+        .create_enrollment(caller.account.id, &name, plan, ttl)
+        .await
+        .map_err(internal)?;
+    let order = AgentMoveOrder {
+        agent_url: app.agent_url.clone(),
+        pin: app.pin.to_string(),
+        enrollment_token: token,
+        ttl_minutes: Some(MOVE_TTL_MINUTES),
+    };
+    client
+        .order_move(agent_id, &order)
+        .await
+        .map_err(|e| MoveFailure::new(known, e.to_string()))?;
+    tracing::info!(agent = %agent_id, peer = %peer.id, %server_id, "agent move requested");
+    Ok(server_id)
+}
+
+fn move_view(m: &AgentMove, now: i64) -> AgentMoveView {
+    let state = if m.moved_at.is_some() {
+        "moved"
+    } else if m.is_pending(now) {
+        "pending"
+    } else {
+        "expired"
+    };
+    AgentMoveView {
+        agent_id: m.agent_id.to_string(),
+        state: state.into(),
+        agent_url: m.server_url.clone(),
+        requested_at: m.requested_at,
+        expires_at: m.expires_at,
+        moved_at: m.moved_at,
+        moved_to: m.moved_to.clone(),
+    }
+}
+
+/// The source's side: the agent is told to re-enroll at its next heartbeat.
+pub(crate) async fn order_move(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(order): Json<AgentMoveOrder>,
+) -> Result<(StatusCode, axum::Json<AgentMoveView>), ApiError> {
+    caller.can_write()?;
+    let id: AgentId = ids::parse("agent", &id)?;
+    let url = reqwest::Url::parse(&order.agent_url).ok();
+    if !url.is_some_and(|u| u.scheme() == "https" && u.host_str().is_some()) {
+        return Err(ApiError::Invalid(format!(
+            "invalid agent_url {:?}: agents talk to servers over https://host:port only",
+            order.agent_url
+        )));
+    }
+    let pin: CertPin = order
+        .pin
+        .parse()
+        .map_err(|e: vigil_proto::ProtoError| ApiError::Invalid(e.to_string()))?;
+    if order.enrollment_token.is_empty() {
+        return Err(ApiError::Invalid(
+            "enrollment_token must not be empty".into(),
+        ));
+    }
+    let minutes = order.ttl_minutes.unwrap_or(MOVE_TTL_MINUTES);
+    if !(1..=MAX_MOVE_TTL_MINUTES).contains(&minutes) {
+        return Err(ApiError::Invalid(format!(
+            "ttl_minutes {minutes} is out of range: use 1 to {MAX_MOVE_TTL_MINUTES}"
+        )));
+    }
+    let agent = app.store.agent(caller.account.id, id).await?;
+    if agent.is_removed() {
+        return Err(ApiError::Conflict(
+            "the agent was removed; only an enrolled agent can move".into(),
+        ));
+    }
+    let now = now_unix();
+    let pin = pin.to_string();
+    let stored = app
+        .store
+        .request_agent_move(
+            caller.account.id,
+            id,
+            &MoveOrder {
+                server_url: &order.agent_url,
+                pin: &pin,
+                enrollment_token: &order.enrollment_token,
+                expires_at: now + i64::from(minutes) * 60,
+            },
+        )
+        .await?;
+    tracing::info!(agent = %id, to = %stored.server_url, "agent move ordered");
+    Ok((StatusCode::ACCEPTED, axum::Json(move_view(&stored, now))))
+}
+
+pub(crate) async fn get_move(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<AgentMoveView>, ApiError> {
+    let id: AgentId = ids::parse("agent", &id)?;
+    let m = app
+        .store
+        .agent_move(caller.account.id, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(move_view(&m, now_unix())))
+}

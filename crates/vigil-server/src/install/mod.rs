@@ -1,0 +1,493 @@
+//! "Install agent" for endpoints without one: a push install over SSH, or
+//! a one-line manual command.
+//!
+//! **Push install** (`POST /api/v1/compliance/install`): a background job
+//! installs on each address, up to [`PARALLEL`] at a time: a fresh
+//! single-use enrollment token, then over SSH ([`ssh`]) the agent binary is
+//! streamed to `<install_dir>/vigil.new` and the setup script
+//! ([`script::setup_script`]) enrolls the agent, writes
+//! `vigil-agent.service` and starts it (systemd, or detached when the host
+//! has no systemd). The SSH key is used for that job only and never stored.
+//!
+//! **Manual install** (`POST /api/v1/compliance/install-command`): a fresh
+//! token in `curl … --pinnedpubkey … install.sh | sh -s -- TOKEN`. The
+//! agent API serves the script ([`serve::install_script`]) and the binary
+//! ([`serve::download`]); curl's `--pinnedpubkey` (the SHA-256 of the
+//! certificate's public key, [`curl_pin`]) keeps the guarantee agents get
+//! from their certificate pin, without any CA.
+//!
+//! The binary handed out is the server's own executable (the agent is the
+//! same `vigil` binary), or `--agent-binary` for hosts of another platform.
+//!
+//! Job state lives in server memory (the last [`KEEP_JOBS`] jobs): a job
+//! is short, its result shows in the agent list and the next assessment,
+//! and a restart interrupts running ones (their unused tokens expire after
+//! an hour).
+
+mod script;
+pub(crate) mod serve;
+mod ssh;
+
+use crate::app::App;
+use base64::Engine;
+use script::sh_quote;
+pub(crate) use script::Layout;
+use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use vigil_core::Plan;
+use vigil_proto::api::{AgentStart, InstallHostView, InstallJobView, InstallRequest};
+use vigil_store::{now_unix, AccountId};
+
+pub(crate) use ssh::Login;
+
+/// Where the agent API serves the install script and the binary.
+pub(crate) const SCRIPT_PATH: &str = "/agent/v1/install.sh";
+pub(crate) const DOWNLOAD_PATH: &str = "/agent/v1/download/vigil";
+
+/// Most addresses in one push-install request.
+pub(crate) const MAX_HOSTS: usize = 256;
+/// Hosts installed at the same time by one job.
+const PARALLEL: usize = 8;
+/// Finished jobs kept for `GET /compliance/install/{id}`.
+const KEEP_JOBS: usize = 100;
+/// How long a push install's enrollment token lives.
+const PUSH_TOKEN_TTL: Duration = Duration::from_secs(3600);
+const UPLOAD_LIMIT: Duration = Duration::from_secs(600);
+const SETUP_LIMIT: Duration = Duration::from_secs(180);
+
+/// Why an install request is refused or a host's install failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InstallError {
+    /// Bad input, answered with a 4xx.
+    #[error("{0}")]
+    Invalid(String),
+    /// A host's install failed; shown in the job.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The installer's part of the server state: what to hand out, and jobs.
+pub(crate) struct Installer {
+    /// curl's `--pinnedpubkey` value for the agent API certificate.
+    pub curl_pin: String,
+    binary: Option<PathBuf>,
+    jobs: Mutex<Vec<Job>>,
+}
+
+struct Job {
+    account: AccountId,
+    view: InstallJobView,
+}
+
+impl Installer {
+    /// `binary`: the agent binary to hand out; `None` for this executable.
+    pub fn new(curl_pin: String, binary: Option<PathBuf>) -> Installer {
+        Installer {
+            curl_pin,
+            binary,
+            jobs: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The agent binary. By default the running executable through
+    /// `/proc/self/exe`, which stays readable even if the file on disk is
+    /// replaced by an upgrade while the server runs.
+    pub fn binary(&self) -> PathBuf {
+        if let Some(path) = &self.binary {
+            return path.clone();
+        }
+        let proc_exe = PathBuf::from("/proc/self/exe");
+        if proc_exe.exists() {
+            return proc_exe;
+        }
+        std::env::current_exe().unwrap_or(proc_exe)
+    }
+
+    /// A job of `account`; another account's is `None` like a missing one.
+    pub fn job(&self, account: AccountId, id: &str) -> Option<InstallJobView> {
+        self.lock()
+            .iter()
+            .find(|j| j.account == account && j.view.id == id)
+            .map(|j| j.view.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Job>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, account: AccountId, view: InstallJobView) {
+        let mut jobs = self.lock();
+        while jobs.len() >= KEEP_JOBS {
+            // Forget the oldest finished job; running ones stay.
+            match jobs.iter().position(|j| j.view.finished_at.is_some()) {
+                Some(i) => drop(jobs.remove(i)),
+                None => break,
+            }
+        }
+        jobs.push(Job { account, view });
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut InstallJobView)) {
+        if let Some(job) = self.lock().iter_mut().find(|j| j.view.id == id) {
+            f(&mut job.view);
+        }
+    }
+
+    fn update_host(&self, id: &str, index: usize, f: impl FnOnce(&mut InstallHostView)) {
+        self.update(id, |view| {
+            if let Some(host) = view.hosts.get_mut(index) {
+                f(host);
+            }
+        });
+    }
+}
+
+/// curl's `--pinnedpubkey` form of a certificate's key:
+/// `sha256//` + base64 of the SHA-256 of its SubjectPublicKeyInfo.
+pub(crate) fn curl_pin(cert_der: &[u8]) -> Result<String, String> {
+    let der = rustls::pki_types::CertificateDer::from(cert_der);
+    let cert = webpki::EndEntityCert::try_from(&der)
+        .map_err(|e| format!("reading the certificate's public key: {e}"))?;
+    let spki = cert.subject_public_key_info();
+    let hash = Sha256::digest(spki.as_ref());
+    Ok(format!(
+        "sha256//{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    ))
+}
+
+/// A checked push-install request.
+#[derive(Debug)]
+pub(crate) struct Push {
+    addrs: Vec<IpAddr>,
+    login: Login,
+    plan: Plan,
+    layout: Layout,
+}
+
+impl Push {
+    pub fn check(req: &InstallRequest) -> Result<Push, InstallError> {
+        if req.addresses.is_empty() {
+            return Err(InstallError::Invalid(
+                "addresses: give at least one IP address".into(),
+            ));
+        }
+        if req.addresses.len() > MAX_HOSTS {
+            return Err(InstallError::Invalid(format!(
+                "addresses: {} given, at most {MAX_HOSTS} per request",
+                req.addresses.len()
+            )));
+        }
+        let mut addrs = Vec::new();
+        for (i, text) in req.addresses.iter().enumerate() {
+            let addr: IpAddr = text.trim().parse().map_err(|_| {
+                InstallError::Invalid(format!("addresses[{i}]: {text:?} is not an IP address"))
+            })?;
+            let usable = match addr {
+                IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()),
+                IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+            };
+            if !usable {
+                return Err(InstallError::Invalid(format!(
+                    "addresses[{i}]: {addr} is not a host address"
+                )));
+            }
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        Ok(Push {
+            addrs,
+            login: Login::check(&req.ssh)?,
+            plan: req.plan.unwrap_or(Plan::Community),
+            layout: Layout::new(
+                req.install_dir.as_deref(),
+                req.state_dir.as_deref(),
+                req.unit_dir.as_deref(),
+                req.start,
+            )?,
+        })
+    }
+}
+
+/// Starts a push-install job; its view, every host pending.
+pub(crate) fn start(app: &Arc<App>, account: AccountId, push: Push) -> InstallJobView {
+    let view = InstallJobView {
+        id: uuid::Uuid::new_v4().to_string(),
+        state: "running".into(),
+        created_at: now_unix(),
+        finished_at: None,
+        hosts: push
+            .addrs
+            .iter()
+            .map(|a| InstallHostView {
+                address: a.to_string(),
+                state: "pending".into(),
+                message: None,
+                error: None,
+                agent_id: None,
+                finished_at: None,
+            })
+            .collect(),
+    };
+    app.install.insert(account, view.clone());
+    tracing::info!(job = %view.id, hosts = push.addrs.len(), user = push.login.user(),
+        port = push.login.port(), "agent install job started");
+    tokio::spawn(run(app.clone(), account, view.id.clone(), push));
+    view
+}
+
+async fn run(app: Arc<App>, account: AccountId, id: String, push: Push) {
+    let push = Arc::new(push);
+    let permits = Arc::new(Semaphore::new(PARALLEL));
+    let mut hosts = tokio::task::JoinSet::new();
+    for (index, addr) in push.addrs.iter().copied().enumerate() {
+        let (app, push, permits, id) = (app.clone(), push.clone(), permits.clone(), id.clone());
+        hosts.spawn(async move {
+            let Ok(_permit) = permits.acquire().await else {
+                return;
+            };
+            app.install
+                .update_host(&id, index, |h| h.state = "running".into());
+            let result = install_host(&app, account, &push, addr).await;
+            if let Err(e) = &result {
+                tracing::warn!(job = %id, %addr, error = %e, "agent install failed");
+            }
+            app.install.update_host(&id, index, |h| {
+                h.finished_at = Some(now_unix());
+                match result {
+                    Ok(done) => {
+                        h.state = "installed".into();
+                        h.message = Some(done.message);
+                        h.agent_id = done.agent_id;
+                    }
+                    Err(e) => {
+                        h.state = "failed".into();
+                        h.error = Some(e.to_string());
+                    }
+                }
+            });
+        });
+    }
+    while hosts.join_next().await.is_some() {}
+    app.install.update(&id, |view| {
+        view.state = "done".into();
+        view.finished_at = Some(now_unix());
+    });
+    tracing::info!(job = %id, "agent install job finished");
+}
+
+struct Installed {
+    message: String,
+    agent_id: Option<String>,
+}
+
+async fn install_host(
+    app: &App,
+    account: AccountId,
+    push: &Push,
+    addr: IpAddr,
+) -> Result<Installed, InstallError> {
+    let token = app
+        .store
+        .create_enrollment(account, &addr.to_string(), push.plan, PUSH_TOKEN_TTL)
+        .await
+        .map_err(|e| InstallError::Failed(format!("creating an enrollment token: {e}")))?;
+    let session = ssh::Session::new(&push.login, addr)?;
+    let dir = &push.layout.install_dir;
+    let upload = format!(
+        "umask 022 && mkdir -p {} && cat > {}",
+        sh_quote(dir),
+        sh_quote(&format!("{dir}/{}", script::UPLOAD_NAME))
+    );
+    let binary = app.install.binary();
+    session
+        .run(
+            "copying the agent binary",
+            &upload,
+            ssh::Input::File(&binary),
+            UPLOAD_LIMIT,
+        )
+        .await?;
+    let setup = script::setup_script(&push.layout, &app.agent_url, &app.pin.to_string());
+    let out = session
+        .run(
+            "the install script",
+            &format!("sh -s -- {}", sh_quote(&token)),
+            ssh::Input::Text(&setup),
+            SETUP_LIMIT,
+        )
+        .await?;
+    let mut notes: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("vigil-install: "))
+        .map(str::to_string)
+        .collect();
+    if let Some(keys) = session.accepted_host_keys().await {
+        notes.push(format!(
+            "host key accepted on first use (no known_hosts given): {keys}"
+        ));
+    }
+    Ok(Installed {
+        message: notes.join("; "),
+        agent_id: enrolled_agent(&out),
+    })
+}
+
+/// The agent id in `vigil agent enroll`'s "enrolled as agent ID with server …".
+fn enrolled_agent(out: &str) -> Option<String> {
+    out.lines().find_map(|l| {
+        let rest = l.strip_prefix("enrolled as agent ")?;
+        rest.split_whitespace().next().map(str::to_string)
+    })
+}
+
+/// The URL of the install script for `layout` (defaults left out).
+pub(crate) fn script_url(agent_url: &str, layout: &Layout) -> String {
+    let mut query = Vec::new();
+    for (name, value, default) in [
+        (
+            "install_dir",
+            layout.install_dir.as_str(),
+            script::DEFAULT_INSTALL_DIR,
+        ),
+        ("state_dir", &layout.state_dir, script::DEFAULT_STATE_DIR),
+        ("unit_dir", &layout.unit_dir, script::DEFAULT_UNIT_DIR),
+        (
+            "start",
+            layout.start.as_str(),
+            AgentStart::default().as_str(),
+        ),
+    ] {
+        if value != default {
+            query.push(format!("{name}={}", percent_encode(value)));
+        }
+    }
+    let base = format!("{}{SCRIPT_PATH}", agent_url.trim_end_matches('/'));
+    if query.is_empty() {
+        base
+    } else {
+        format!("{base}?{}", query.join("&"))
+    }
+}
+
+/// The one-line manual install command.
+pub(crate) fn command(curl_pin: &str, script_url: &str, token: &str) -> String {
+    format!(
+        "curl -fsS --insecure --pinnedpubkey {} {} | sh -s -- {}",
+        sh_quote(curl_pin),
+        sh_quote(script_url),
+        sh_quote(token)
+    )
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters and `/`.
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_proto::api::SshLogin;
+
+    fn request(addresses: &[&str]) -> InstallRequest {
+        InstallRequest {
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            ssh: SshLogin {
+                user: "root".into(),
+                port: 22,
+                private_key: "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----"
+                    .into(),
+                known_hosts: None,
+            },
+            plan: None,
+            install_dir: None,
+            state_dir: None,
+            unit_dir: None,
+            start: AgentStart::Auto,
+        }
+    }
+
+    #[test]
+    fn addresses_are_checked_and_deduplicated() {
+        let push = Push::check(&request(&["198.51.100.7", " 198.51.100.7", "2001:db8::1"]))
+            .expect("valid");
+        assert_eq!(push.addrs.len(), 2);
+        assert_eq!(push.plan, Plan::Community);
+        for (bad, why) in [
+            (vec![], "at least one"),
+            (
+                vec!["web01"],
+                "addresses[0]: \"web01\" is not an IP address",
+            ),
+            (
+                vec!["198.51.100.7", "0.0.0.0"],
+                "addresses[1]: 0.0.0.0 is not a host",
+            ),
+            (vec!["ff02::1"], "not a host"),
+        ] {
+            let err = Push::check(&request(&bad)).expect_err(why).to_string();
+            assert!(err.contains(why), "{err}");
+        }
+        let many: Vec<String> = (0..=MAX_HOSTS)
+            .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(Push::check(&request(&many)).is_err());
+    }
+
+    #[test]
+    fn curl_pin_hashes_the_public_key() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["vigil.test".into()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let expected = format!(
+            "sha256//{}",
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(
+                rcgen::PublicKeyData::subject_public_key_info(&key)
+            ))
+        );
+        assert_eq!(curl_pin(cert.der()).expect("pin"), expected);
+        assert!(curl_pin(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn the_command_and_script_url() {
+        let layout = Layout::new(None, None, None, AgentStart::Auto).expect("defaults");
+        let url = script_url("https://vigil.test:8443/", &layout);
+        assert_eq!(url, "https://vigil.test:8443/agent/v1/install.sh");
+        let custom =
+            Layout::new(Some("/tmp/a b&c"), None, None, AgentStart::Detached).expect("valid");
+        assert_eq!(
+            script_url("https://vigil.test:8443", &custom),
+            "https://vigil.test:8443/agent/v1/install.sh?install_dir=/tmp/a%20b%26c&start=detached"
+        );
+        assert_eq!(
+            command("sha256//AB=", &url, "vge_x"),
+            "curl -fsS --insecure --pinnedpubkey 'sha256//AB=' \
+             'https://vigil.test:8443/agent/v1/install.sh' | sh -s -- 'vge_x'"
+        );
+    }
+
+    #[test]
+    fn the_enrolled_agent_id_is_read_from_the_output() {
+        let out = "vigil-install: x\nenrolled as agent 0b4c1d2e-aa with server 11-22\n";
+        assert_eq!(enrolled_agent(out).as_deref(), Some("0b4c1d2e-aa"));
+        assert_eq!(enrolled_agent("nothing"), None);
+    }
+}
