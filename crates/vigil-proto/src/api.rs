@@ -278,7 +278,9 @@ pub struct AssessmentView {
     pub done: u64,
     pub total: u64,
     pub error: Option<String>,
-    /// Endpoints per status (filled when the assessment is done).
+    /// Endpoints per status: while running, those classified so far (the
+    /// unreachable ones once the unreachable port is swept, the rest when
+    /// probing ends); when done, the stored endpoints.
     pub counts: vigil_core::compliance::StatusCounts,
 }
 

@@ -411,6 +411,9 @@ pub struct Assessment {
     /// Whether endpoints were contacted live (else answered from stored results).
     pub on_demand: bool,
     pub trigger: AssessmentTrigger,
+    /// While running: the endpoints per status known so far (final counts
+    /// come from the stored endpoints once it is done).
+    pub live_counts: Option<vigil_core::compliance::StatusCounts>,
 }
 
 /// A queued notification claimed by a worker.

@@ -8,7 +8,7 @@ mod common;
 
 use common::can_build_networks;
 use common::compliance::{agent_of, names, start_server, wait_done, EMAIL, PASSWORD};
-use common::server::Api;
+use common::server::{wait_for, Api};
 use serde_json::json;
 use std::time::Duration;
 use vigil_testnet::{NetSpec, TestNet};
@@ -32,6 +32,13 @@ fn ip_scope_assessment_finds_every_status() {
     }
     let _rpc = net
         .listen(format!("{ONLY_135}:135").parse().unwrap(), None)
+        .unwrap();
+    // An agent port that accepts (in the kernel's backlog) but never
+    // answers identify: the second pass waits out the identify timeout, so
+    // the progress between the passes stays visible for seconds.
+    let _mute = net
+        .in_target(|| std::net::TcpListener::bind(format!("{BARE}:47760")))
+        .unwrap()
         .unwrap();
     let _server = start_server(&net, dir);
     let mut api = Api {
@@ -81,9 +88,41 @@ fn ip_scope_assessment_finds_every_status() {
     );
     assert_eq!(status, 202, "{body}");
     let id = body["assessment_id"].as_str().unwrap().to_string();
-    let done = wait_done(&api, &id);
+    // Progress while it runs: the 60 silent addresses are counted as
+    // unreachable once port 135 is swept (they wait out their timeouts,
+    // so that step is seen), everything once probing ends.
+    let mut seen_running = Vec::new();
+    let done = wait_for("the assessment to finish", Duration::from_secs(60), || {
+        let a = api.get(&format!("/compliance/assessments?assessment={id}"));
+        if a["state"] == "running" {
+            seen_running.push(a);
+            std::thread::sleep(Duration::from_millis(50));
+            return None;
+        }
+        Some(a)
+    });
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["total"], 64);
+    assert!(!seen_running.is_empty(), "never saw it running");
+    for a in &seen_running {
+        let (done_n, total) = (a["done"].as_u64().unwrap(), a["total"].as_u64().unwrap());
+        assert!(done_n <= total && total == 64, "{a}");
+        let counted = &a["counts"];
+        let partial = json!({"managed_here": 0, "managed_elsewhere": 0, "no_agent": 0,
+                             "unreachable": 60, "unresolved_ad": 0});
+        let nothing = json!({"managed_here": 0, "managed_elsewhere": 0, "no_agent": 0,
+                             "unreachable": 0, "unresolved_ad": 0});
+        assert!(
+            *counted == nothing || *counted == partial || *counted == done["counts"],
+            "running counts are what is classified so far: {a}"
+        );
+    }
+    assert!(
+        seen_running
+            .iter()
+            .any(|a| a["counts"]["unreachable"] == 60),
+        "the unreachable count shows before the end: {seen_running:?}"
+    );
     let counts = &done["counts"];
     assert_eq!(counts["managed_here"], 1, "{done}");
     assert_eq!(counts["managed_elsewhere"], 1, "{done}");

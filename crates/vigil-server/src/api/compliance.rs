@@ -15,7 +15,9 @@ use vigil_core::compliance::{
     AdvancedQuery, Dn, Endpoint, EndpointStatus, IpRange, NamePattern, OsPattern,
 };
 use vigil_proto::api::{AssessmentView, ComplianceScopeUpdate, ComplianceScopeView, EndpointPage};
-use vigil_store::{AccountId, Assessment, AssessmentId, AssessmentTrigger, StoreError};
+use vigil_store::{
+    AccountId, Assessment, AssessmentId, AssessmentState, AssessmentTrigger, StoreError,
+};
 
 /// Largest page of endpoints.
 const MAX_PAGE: u64 = 1000;
@@ -112,7 +114,11 @@ pub(crate) async fn create_assessment(
 }
 
 async fn view(app: &App, a: &Assessment) -> Result<AssessmentView, ApiError> {
-    let counts = app.store.endpoint_counts(a.account_id, a.id).await?;
+    // While running: what is classified so far; after: the stored endpoints.
+    let counts = match (a.state, a.live_counts) {
+        (AssessmentState::Running, Some(live)) => live,
+        _ => app.store.endpoint_counts(a.account_id, a.id).await?,
+    };
     Ok(AssessmentView {
         id: a.id.to_string(),
         state: a.state.to_string(),

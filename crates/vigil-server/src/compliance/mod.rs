@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use vigil_core::compliance::{
     addresses_to_probe, join, names_to_resolve, ComplianceScope, EndpointStatus, IpEndpoint,
-    KnownAgent, MAX_SCOPE_ADDRESSES,
+    KnownAgent, StatusCounts, MAX_SCOPE_ADDRESSES,
 };
 use vigil_core::targets::AddrRange;
 use vigil_store::{
@@ -152,6 +152,7 @@ impl App {
             agent_ports: scope.agent_ports.as_slice().to_vec(),
             identify_timeout: IDENTIFY_TIMEOUT,
             scan: Default::default(),
+            our_server_id: self.server_id.clone(),
         };
         // 2. What to probe: the IP scope, plus AD addresses outside it.
         let mut ranges = if scope.ip.enabled {
@@ -167,22 +168,27 @@ impl App {
 
         // Progress goes through a watch channel to one writer, so the
         // probe loop never waits for the database.
-        let (tx, mut rx) = watch::channel((0u64, 0u64));
+        let (tx, mut rx) = watch::channel((0u64, 0u64, StatusCounts::default()));
         let store = self.store.clone();
         let writer = tokio::spawn(async move {
+            let mut written = StatusCounts::default();
             while rx.changed().await.is_ok() {
-                let (done, total) = *rx.borrow_and_update();
-                if let Err(e) = store
+                let (done, total, counts) = *rx.borrow_and_update();
+                let mut result = store
                     .set_assessment_progress(account, id, done, total)
-                    .await
-                {
+                    .await;
+                if result.is_ok() && counts != written {
+                    result = store.set_assessment_live_counts(account, id, &counts).await;
+                    written = counts;
+                }
+                if let Err(e) = result {
                     tracing::warn!(error = %e, "cannot record assessment progress");
                 }
                 tokio::time::sleep(PROGRESS_EVERY).await;
             }
         });
-        let report = move |done: u64, total: u64| {
-            let _ = tx.send((done, total));
+        let report = move |done: u64, total: u64, counts: &StatusCounts| {
+            let _ = tx.send((done, total, *counts));
         };
         let probes = probe::probe(ranges, &plan, cancel, &report).await;
         drop(report);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use vigil_core::compliance::{Identified, Probe, Reachability};
+use vigil_core::compliance::{classify, Identified, Probe, Reachability, StatusCounts};
 use vigil_core::targets::AddrRange;
 use vigil_core::{PortList, PortState, TargetSpec};
 use vigil_scan::{Family, ScanConfig, ScanError, Scanner, TargetSet};
@@ -29,6 +29,8 @@ pub(crate) struct ProbePlan {
     pub agent_ports: Vec<u16>,
     pub identify_timeout: Duration,
     pub scan: ScanConfig,
+    /// This server's ID, to count "managed here" in progress reports.
+    pub our_server_id: String,
 }
 
 /// Why probing stopped early.
@@ -40,13 +42,15 @@ pub(crate) enum ProbeError {
     Scan(#[from] ScanError),
 }
 
-/// Probes every address of `ranges`; calls `progress(done, total)` now and
-/// then. Returns one [`Probe`] per address.
+/// Probes every address of `ranges`; calls `progress(done, total, counts)`
+/// now and then, `counts` being the addresses classified so far (the
+/// unreachable ones once the unreachable port is swept, all at the end).
+/// Returns one [`Probe`] per address.
 pub(crate) async fn probe(
     ranges: Vec<AddrRange>,
     plan: &ProbePlan,
     cancel: &CancellationToken,
-    progress: &(dyn Fn(u64, u64) + Sync),
+    progress: &(dyn Fn(u64, u64, &StatusCounts) + Sync),
 ) -> Result<BTreeMap<IpAddr, Probe>, ProbeError> {
     let specs: Vec<TargetSpec> = ranges.into_iter().map(TargetSpec::Range).collect();
     let all = TargetSet::resolve(&specs, Family::Any).await?;
@@ -56,7 +60,11 @@ pub(crate) async fn probe(
     // Pass 1: the unreachable port, everywhere.
     let candidates: Vec<IpAddr> = match plan.unreachable_port {
         Some(port) => {
-            let states = sweep(all, &[port], plan, cancel, &|d| progress(d / 2, total)).await?;
+            let none = StatusCounts::default();
+            let states = sweep(all, &[port], plan, cancel, &|d| {
+                progress(d / 2, total, &none)
+            })
+            .await?;
             let mut answered = Vec::new();
             for ((addr, _), state) in states {
                 let reach = reachability(state);
@@ -81,7 +89,11 @@ pub(crate) async fn probe(
             addrs
         }
     };
-    progress(total / 2, total);
+    let unreachable = StatusCounts {
+        unreachable: (probes.len() - candidates.len()) as u64,
+        ..StatusCounts::default()
+    };
+    progress(total / 2, total, &unreachable);
 
     // Pass 2: the agent ports of the addresses still in question.
     if !candidates.is_empty() {
@@ -109,7 +121,11 @@ pub(crate) async fn probe(
             }
         }
     }
-    progress(total, total);
+    let counts: StatusCounts = probes
+        .values()
+        .map(|p| classify(p, &plan.our_server_id))
+        .collect();
+    progress(total, total, &counts);
     Ok(probes)
 }
 

@@ -8,6 +8,7 @@ use crate::validate;
 use crate::{
     with_pool, Assessment, AssessmentState, AssessmentTrigger, Pool, Result, Store, StoreError,
 };
+use vigil_core::compliance::StatusCounts;
 
 #[derive(sqlx::FromRow)]
 struct AssessmentRow {
@@ -21,11 +22,13 @@ struct AssessmentRow {
     done: i64,
     on_demand: bool,
     trigger: String,
+    live_counts: Option<String>,
 }
 
 macro_rules! assessment_cols {
     () => {
-        "id, account_id, started_at, finished_at, state, error, total, done, on_demand, trigger"
+        "id, account_id, started_at, finished_at, state, error, total, done, on_demand, trigger, \
+         live_counts"
     };
 }
 
@@ -44,6 +47,12 @@ impl TryFrom<AssessmentRow> for Assessment {
             done: stored_count(r.done)?,
             on_demand: r.on_demand,
             trigger: parse_stored("assessment trigger", &r.trigger)?,
+            // Written only by this crate; a value that does not parse is
+            // shown as "nothing counted yet" rather than failing the read.
+            live_counts: r
+                .live_counts
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok()),
         })
     }
 }
@@ -111,6 +120,29 @@ impl Store {
             )?,
         }
         Ok(id)
+    }
+
+    /// Records the endpoints per status known so far of a running
+    /// assessment (nothing once it ended). Returns whether it still runs.
+    pub async fn set_assessment_live_counts(
+        &self,
+        account: AccountId,
+        assessment: AssessmentId,
+        counts: &StatusCounts,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(counts)
+            .map_err(|e| StoreError::invalid(format!("status counts: {e}")))?;
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE compliance_assessments SET live_counts = $3 \
+             WHERE id = $1 AND account_id = $2 AND state = 'running'",
+        )
+        .bind(assessment.db())
+        .bind(account.db())
+        .bind(json)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
     }
 
     /// Records progress: `done` of `total`. Returns whether the assessment is

@@ -377,6 +377,17 @@ async fn finish_only_from_running_and_progress(db: &TestDb) {
         .unwrap());
     let a = s.assessment(org.id, id).await.unwrap();
     assert_eq!((a.done, a.total), (50, 120));
+    assert_eq!(a.live_counts, None, "nothing counted yet");
+    let so_far = StatusCounts {
+        unreachable: 70,
+        ..StatusCounts::default()
+    };
+    assert!(s
+        .set_assessment_live_counts(org.id, id, &so_far)
+        .await
+        .unwrap());
+    let a = s.assessment(org.id, id).await.unwrap();
+    assert_eq!(a.live_counts, Some(so_far));
     assert_invalid(s.set_assessment_progress(org.id, id, 121, 120).await);
     assert_invalid(
         s.finish_assessment(org.id, id, AssessmentState::Running, None, t)
@@ -405,6 +416,10 @@ async fn finish_only_from_running_and_progress(db: &TestDb) {
         .unwrap());
     assert!(!s
         .set_assessment_progress(org.id, id, 120, 120)
+        .await
+        .unwrap());
+    assert!(!s
+        .set_assessment_live_counts(org.id, id, &StatusCounts::default())
         .await
         .unwrap());
     let after = s.assessment(org.id, id).await.unwrap();
