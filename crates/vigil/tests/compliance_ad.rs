@@ -15,7 +15,7 @@
 mod common;
 
 use common::compliance::{
-    agent_of, enrolled_agent, names, owner_api, start_server_with_env, wait_done,
+    agent_of, enrolled_agent, names, owner_api, start_server_with, wait_done,
 };
 use common::server::{Api, Proc};
 use serde_json::{json, Value};
@@ -190,7 +190,7 @@ fn ad_scope_joined_with_ip_scope_finds_every_status() {
         ("KRB5_CONFIG", krb5_conf.to_str().unwrap()),
         ("KRB5CCNAME", ccache.as_str()),
     ];
-    let _server = start_server_with_env(&net, dir, &krb_env);
+    let _server = start_server_with(&net, dir, &[], &krb_env);
     let api = owner_api(&net);
     let server_id = api.get("/server")["server_id"]
         .as_str()

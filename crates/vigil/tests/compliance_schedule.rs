@@ -9,18 +9,14 @@
 
 mod common;
 
-use common::server::{spawn, unix_now, wait_for, Api, Proc, API};
-use common::{can_build_networks, vigil_bin};
+use common::can_build_networks;
+use common::compliance::{owner_api, start_server_with};
+use common::server::{unix_now, wait_for, webhook_receiver, Api};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use vigil_testnet::{NetSpec, TestNet, SCANNER_V4};
+use vigil_testnet::{NetSpec, TestNet};
 
-const PASSWORD: &str = "correct horse battery staple";
 /// Up from the start, only port 135 open: no agent installed.
 const STEADY: &str = "198.51.100.21";
 /// Comes up between two scheduled runs.
@@ -29,69 +25,6 @@ const LATE: &str = "198.51.100.20";
 const SCOPE: &str = "198.51.100.16/29";
 /// One scheduled run: up to a minute until it is due, plus the assessment.
 const ONE_RUN: Duration = Duration::from_secs(110);
-
-/// Records every POST body it receives.
-fn webhook_receiver(net: &TestNet) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
-    let listener = net
-        .in_scanner(|| TcpListener::bind("127.0.0.1:0"))
-        .expect("namespace")
-        .expect("bind webhook receiver");
-    let addr = listener.local_addr().expect("addr");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn);
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_ok() {
-                if let Ok(v) = serde_json::from_slice(&body) {
-                    sink.lock().expect("lock").push(v);
-                }
-            }
-            let _ = reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (addr, seen)
-}
-
-fn start_server(net: &TestNet, dir: &Path) -> Proc {
-    let db = format!("sqlite://{}", dir.join("vigil.db").display());
-    common::run_ok(
-        Command::new(vigil_bin())
-            .args(["admin", "--db", &db, "create-account", "--name", "Acme"])
-            .args(["--kind", "organization", "--email", "owner@acme.test"])
-            .env("VIGIL_PASSWORD", PASSWORD),
-    );
-    let mut cmd = net.scanner_cmd(vigil_bin());
-    cmd.args(["server", "--data-dir"])
-        .arg(dir)
-        .args(["--db", &db, "--listen", API])
-        .args(["--agent-listen", &format!("{SCANNER_V4}:8443")])
-        .args(["--tick-ms", "200"])
-        .env("VIGIL_LOG", "info");
-    let p = spawn(cmd, "server", &dir.join("server.log"));
-    let api = Api { net, token: None };
-    wait_for("the server", Duration::from_secs(20), || {
-        (api.call("GET", "/openapi.json", None).0 == 200).then_some(())
-    });
-    p
-}
 
 /// The finished scheduled assessments, oldest first, once there are `n`.
 fn scheduled_runs(api: &Api, n: usize) -> Vec<Value> {
@@ -136,17 +69,9 @@ fn scheduled_assessments_keep_history_and_notify_status_changes() {
         .listen(format!("{STEADY}:135").parse().unwrap(), None)
         .unwrap();
     let (hook_addr, hooks) = webhook_receiver(&net);
-    let _server = start_server(&net, dir);
-    let mut api = Api {
-        net: &net,
-        token: None,
-    };
-    let login = api.ok(
-        "POST",
-        "/login",
-        Some(json!({"email": "owner@acme.test", "password": PASSWORD})),
-    );
-    api.token = Some(login["token"].as_str().unwrap().to_string());
+    // Ticks of 200 ms: a due schedule starts within a fraction of a second.
+    let _server = start_server_with(&net, dir, &["--tick-ms", "200"], &[]);
+    let api = owner_api(&net);
 
     // Who is told: a webhook that opted in to compliance changes, and one
     // that only wants an agent event.

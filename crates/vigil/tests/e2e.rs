@@ -10,14 +10,13 @@
 
 mod common;
 
-use common::server::{spawn, unix_now, wait_for, Api, Proc, API};
+use common::server::{spawn, unix_now, wait_for, webhook_receiver, Api, Proc, API};
 use common::{can_build_networks, vigil_bin};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vigil_testnet::{NetSpec, TestNet, SCANNER_V4};
 
@@ -28,46 +27,6 @@ const SHOP: &str = "198.51.100.20";
 const SILENT: &str = "198.51.100.30";
 const SMTP_PORT: u16 = 2525;
 const PASSWORD: &str = "correct horse battery staple";
-
-/// Records every POST body it receives.
-fn webhook_receiver(net: &TestNet) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
-    let listener = net
-        .in_scanner(|| TcpListener::bind("127.0.0.1:0"))
-        .expect("namespace")
-        .expect("bind webhook receiver");
-    let addr = listener.local_addr().expect("addr");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn);
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_ok() {
-                if let Ok(v) = serde_json::from_slice(&body) {
-                    sink.lock().expect("lock").push(v);
-                }
-            }
-            let _ = reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (addr, seen)
-}
 
 /// The emails aiosmtpd stored so far.
 fn emails(dir: &Path) -> Vec<Value> {

@@ -58,11 +58,11 @@ pub fn uuid_like(seed: &str) -> String {
 /// Creates the account "Acme" and runs `vigil server` in the scanner
 /// namespace (REST API on [`API`], agent API on the scanner address).
 pub fn start_server(net: &TestNet, dir: &Path) -> Proc {
-    start_server_with_env(net, dir, &[])
+    start_server_with(net, dir, &[], &[])
 }
 
-/// [`start_server`] with extra environment variables for the server.
-pub fn start_server_with_env(net: &TestNet, dir: &Path, env: &[(&str, &str)]) -> Proc {
+/// [`start_server`] with extra arguments and environment variables.
+pub fn start_server_with(net: &TestNet, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
     let db = format!("sqlite://{}", dir.join("vigil.db").display());
     run_ok(
         Command::new(vigil_bin())
@@ -75,6 +75,7 @@ pub fn start_server_with_env(net: &TestNet, dir: &Path, env: &[(&str, &str)]) ->
         .arg(dir)
         .args(["--db", &db, "--listen", API])
         .args(["--agent-listen", &format!("{SCANNER_V4}:8443")])
+        .args(args)
         .env("VIGIL_LOG", "info")
         .envs(env.iter().copied());
     let p = spawn(cmd, "server", &dir.join("server.log"));
