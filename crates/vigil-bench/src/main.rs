@@ -6,8 +6,13 @@
 //! `vigil-bench agents` is the other benchmark: simulated agents against a
 //! real `vigil server` on loopback (see [`agents`]); run it through
 //! `bench/agents`.
+//!
+//! `vigil-bench compliance` times compliance assessments (sparse /16 and
+//! /112, Active Directory scopes) beside nmap (see [`compliance`]); run it
+//! through `bench/compliance`.
 
 mod agents;
+mod compliance;
 mod scenario;
 mod tools;
 
@@ -33,6 +38,8 @@ struct Cli {
 enum Command {
     /// Simulated agents against a real `vigil server` on loopback.
     Agents(agents::AgentsArgs),
+    /// Compliance assessments of sparse ranges and AD scopes, beside nmap.
+    Compliance(compliance::ComplianceArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +71,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Agents(args)) => agents::run(args),
+        Some(Command::Compliance(args)) => compliance::run(args),
         None => compare_scanners(cli.scanners),
     }
 }

@@ -4,12 +4,13 @@
 
 mod common;
 
+use common::Out;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const OWNER_PASSWORD: &str = "correct horse battery";
@@ -42,54 +43,6 @@ fn free_ports<const N: usize>() -> [u16; N] {
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
         .collect();
     std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
-}
-
-/// The result of one command.
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn from(out: Output) -> Out {
-        Out {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Asserts success; the standard output.
-    fn ok(self) -> String {
-        assert_eq!(self.code, Some(0), "expected success:\n{self}");
-        self.stdout
-    }
-
-    /// Asserts success and parses standard output as JSON.
-    fn json(self) -> Value {
-        let text = self.ok();
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-    }
-
-    /// Asserts the exit code and that the error names `needle`.
-    fn fails(self, code: i32, needle: &str) {
-        assert_eq!(self.code, Some(code), "expected exit code {code}:\n{self}");
-        assert!(
-            self.stderr.starts_with("error: ") && self.stderr.contains(needle),
-            "expected an error mentioning {needle:?}:\n{self}"
-        );
-    }
-}
-
-impl std::fmt::Display for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
 }
 
 /// A running `vigil server` on free loopback ports, killed on drop.

@@ -7,58 +7,22 @@
 
 mod common;
 
-use common::server::{spawn, wait_for, Api, Proc, API};
-use common::{can_build_networks, vigil_bin};
+use common::compliance::{start_server, EMAIL, PASSWORD};
+use common::server::{wait_for, API};
+use common::{can_build_networks, vigil_bin, Out};
 use serde_json::{json, Value};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
-use vigil_testnet::{NetSpec, TestNet, SCANNER_V4};
+use vigil_testnet::{NetSpec, TestNet};
 
-const PASSWORD: &str = "correct horse battery staple";
 /// Only port 135 open: no agent installed.
 const RPC: &str = "198.51.100.20";
 /// Nothing open (but up): no agent installed.
 const BARE: &str = "198.51.100.21";
 /// 198.51.100.16 – .23; the other six addresses drop everything.
 const SCOPE: &str = "198.51.100.16/29";
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn ok(self) -> String {
-        assert_eq!(self.code, Some(0), "expected success:\n{self}");
-        self.stdout
-    }
-
-    fn json(self) -> Value {
-        let text = self.ok();
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-    }
-
-    fn fails(self, code: i32, needle: &str) {
-        assert_eq!(self.code, Some(code), "expected exit code {code}:\n{self}");
-        assert!(
-            self.stderr.starts_with("error: ") && self.stderr.contains(needle),
-            "expected an error mentioning {needle:?}:\n{self}"
-        );
-    }
-}
-
-impl std::fmt::Display for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
 
 struct World<'a> {
     net: &'a TestNet,
@@ -89,38 +53,12 @@ impl World<'_> {
             let mut pipe = child.stdin.take().expect("stdin");
             pipe.write_all(input.as_bytes()).expect("write stdin");
         }
-        let out = child.wait_with_output().expect("wait for vigil ctl");
-        Out {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::from(child.wait_with_output().expect("wait for vigil ctl"))
     }
 
     fn ctl(&self, args: &[&str]) -> Out {
         self.ctl_with(args, &[], None)
     }
-}
-
-fn start_server(net: &TestNet, dir: &Path) -> Proc {
-    let db = format!("sqlite://{}", dir.join("vigil.db").display());
-    common::run_ok(
-        Command::new(vigil_bin())
-            .args(["admin", "--db", &db, "create-account", "--name", "Acme"])
-            .args(["--kind", "organization", "--email", "owner@acme.test"])
-            .env("VIGIL_PASSWORD", PASSWORD),
-    );
-    let mut cmd = net.scanner_cmd(vigil_bin());
-    cmd.args(["server", "--data-dir"])
-        .arg(dir)
-        .args(["--db", &db, "--listen", API])
-        .args(["--agent-listen", &format!("{SCANNER_V4}:8443")]);
-    let p = spawn(cmd, "server", &dir.join("server.log"));
-    let api = Api { net, token: None };
-    wait_for("the server", Duration::from_secs(20), || {
-        (api.call("GET", "/openapi.json", None).0 == 200).then_some(())
-    });
-    p
 }
 
 #[test]
@@ -143,7 +81,7 @@ fn ctl_compliance_scope_assess_search_schedule_history() {
         config: dir.join("ctl.json"),
     };
     w.ctl_with(
-        &["login", "--email", "owner@acme.test"],
+        &["login", "--email", EMAIL],
         &[("VIGIL_PASSWORD", PASSWORD)],
         None,
     )

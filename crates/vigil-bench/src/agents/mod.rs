@@ -18,7 +18,7 @@
 //! killed (parent-death signal).
 
 mod load;
-mod procs;
+pub(crate) mod procs;
 mod report;
 mod rest;
 mod stats;

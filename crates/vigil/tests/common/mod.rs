@@ -5,7 +5,8 @@
 pub mod compliance;
 pub mod server;
 
-use std::process::Command;
+use serde_json::Value;
+use std::process::{Command, Output};
 pub use vigil_testnet::nmap::Verdicts;
 use vigil_testnet::TestNet;
 
@@ -67,4 +68,52 @@ pub fn nmap_xml(net: &TestNet, targets: &[String], ports: &str) -> Verdicts {
 /// Reads nmap-format XML, failing the test if it is malformed.
 pub fn parse_nmap_xml(xml: &str) -> Verdicts {
     vigil_testnet::nmap::parse_xml(xml).unwrap_or_else(|e| panic!("{e}\n{xml}"))
+}
+
+/// The result of one command.
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn from(out: Output) -> Out {
+        Out {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success; the standard output.
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, Some(0), "expected success:\n{self}");
+        self.stdout
+    }
+
+    /// Asserts success and parses standard output as JSON.
+    pub fn json(self) -> Value {
+        let text = self.ok();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+    }
+
+    /// Asserts the exit code and that the error names `needle`.
+    pub fn fails(self, code: i32, needle: &str) {
+        assert_eq!(self.code, Some(code), "expected exit code {code}:\n{self}");
+        assert!(
+            self.stderr.starts_with("error: ") && self.stderr.contains(needle),
+            "expected an error mentioning {needle:?}:\n{self}"
+        );
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
 }
