@@ -2,7 +2,8 @@
 //!
 //! One process serves two listeners and runs three background jobs:
 //!
-//! * the REST API ([`api`], plain HTTP, tenant-scoped by API token);
+//! * the REST API ([`api`], plain HTTP, tenant-scoped by API token) and,
+//!   on the same listener, the web console ([`console`], HTML pages);
 //! * the agent API ([`agent_api`], HTTPS with the self-signed certificate
 //!   of [`tls`], which agents pin at enrollment);
 //! * the scheduler ([`scan`]): due security-scan policies become scan tasks;
@@ -22,6 +23,7 @@ pub mod api;
 mod app;
 mod compliance;
 mod config;
+mod console;
 mod error;
 mod evaluate;
 mod install;

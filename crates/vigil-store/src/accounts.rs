@@ -354,6 +354,23 @@ impl Store {
         Ok(Some((user, account)))
     }
 
+    /// Revokes the API token whose plaintext this is (logging out of a web
+    /// console session); an unknown or malformed token is no error.
+    pub async fn revoke_token_secret(&self, plaintext: &str) -> Result<()> {
+        let Some(hash) = token_hash(API_TOKEN_PREFIX, plaintext) else {
+            return Ok(());
+        };
+        with_pool!(self, pool => sqlx::query(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE token_hash = $1",
+        )
+        .bind(&hash)
+        .bind(now_unix())
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
     /// Revokes an API token (idempotent: revoking twice keeps the first time).
     pub async fn revoke_token(&self, account: AccountId, token: ApiTokenId) -> Result<()> {
         let n = with_pool!(self, pool => sqlx::query(

@@ -273,6 +273,47 @@ impl Store {
         rows.into_iter().map(Agent::try_from).collect()
     }
 
+    /// One page of the account's agents that are not removed, by name, and
+    /// how many match in all: `search` (case-insensitive, anywhere in the
+    /// name or hostname; empty for all), `offset`, `limit` (1 to 1000). For
+    /// lists that must stay small with thousands of agents (the web console).
+    pub async fn agents_page(
+        &self,
+        account: AccountId,
+        search: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<Agent>, u64)> {
+        let limit = validate::limit(limit)?;
+        let offset =
+            i64::try_from(offset).map_err(|_| StoreError::invalid("offset is too large"))?;
+        let pattern = like_pattern(search);
+        let filter = " FROM agents WHERE account_id = $1 AND removed_at IS NULL \
+             AND (LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(hostname, '')) LIKE $2 ESCAPE '\\')";
+        let count_sql = format!("SELECT COUNT(*){filter}");
+        let total = with_pool!(self, pool => sqlx::query_scalar::<_, i64>(&count_sql)
+            .bind(account.db())
+            .bind(&pattern)
+            .fetch_one(pool)
+            .await)?;
+        let page_sql = format!(
+            "SELECT {}{filter} ORDER BY name, id LIMIT $3 OFFSET $4",
+            agent_cols!()
+        );
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, AgentRow>(&page_sql)
+            .bind(account.db())
+            .bind(&pattern)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await)?;
+        let agents = rows
+            .into_iter()
+            .map(Agent::try_from)
+            .collect::<Result<_>>()?;
+        Ok((agents, u64::try_from(total).unwrap_or(0)))
+    }
+
     /// Every agent that is not removed, of every account (for the liveness sweeper).
     pub async fn agents_all_accounts(&self) -> Result<Vec<Agent>> {
         let rows = with_pool!(self, pool => sqlx::query_as::<_, AgentRow>(concat!(
@@ -415,5 +456,31 @@ impl Store {
         .fetch_optional(pool)
         .await)?;
         found.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+}
+
+/// A `LIKE` pattern matching `search` anywhere, case-insensitively (the
+/// column is compared in lower case), with `%`, `_` and `\` taken literally.
+fn like_pattern(search: &str) -> String {
+    let mut p = String::from("%");
+    for c in search.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+#[cfg(test)]
+mod like_tests {
+    use super::like_pattern;
+
+    #[test]
+    fn search_text_is_literal_and_lower_case() {
+        assert_eq!(like_pattern(""), "%%");
+        assert_eq!(like_pattern(" Web "), "%web%");
+        assert_eq!(like_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
     }
 }

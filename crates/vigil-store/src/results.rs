@@ -119,6 +119,23 @@ impl Store {
         }
     }
 
+    /// The account's most recent results over all its agents (by finish
+    /// time), at most `limit` (1 to 1000).
+    pub async fn recent_results(&self, account: AccountId, limit: u32) -> Result<Vec<ScanResult>> {
+        let limit = validate::limit(limit)?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, ResultRow>(
+            "SELECT id, account_id, agent_id, upload_id, target, started_at, finished_at, \
+                 ports, received_at, addr, task_id \
+             FROM scan_results WHERE account_id = $1 \
+             ORDER BY finished_at DESC, received_at DESC, id LIMIT $2",
+        )
+        .bind(account.db())
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(ScanResult::try_from).collect()
+    }
+
     /// The agent's most recent results (by finish time), at most `limit` (1 to 1000).
     pub async fn results(
         &self,

@@ -18,8 +18,8 @@ use vigil_proto::api::{
 use vigil_store::{now_unix, Agent, AgentId, ScanResult};
 
 /// Longest an enrollment token may live: 30 days.
-const MAX_TTL_MINUTES: u32 = 30 * 24 * 60;
-const DEFAULT_TTL_MINUTES: u32 = 24 * 60;
+pub(crate) const MAX_TTL_MINUTES: u32 = 30 * 24 * 60;
+pub(crate) const DEFAULT_TTL_MINUTES: u32 = 24 * 60;
 
 pub(crate) async fn list(
     State(app): State<Arc<App>>,
@@ -144,19 +144,7 @@ pub(crate) async fn put_policy(
     caller.can_write()?;
     let id: AgentId = ids::parse("agent", &id)?;
     let agent = app.store.agent(caller.account.id, id).await?;
-    if agent.is_removed() {
-        return Err(ApiError::Conflict(
-            "the agent was removed; enroll it again to scan it".into(),
-        ));
-    }
-    let policy = policy
-        .validated(caller.account.kind)
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
-    // Enabling a scan on a plan without one is refused, with the reason;
-    // a disabled policy may be prepared on any plan.
-    if policy.enabled {
-        vigil_core::policy::can_run(agent.plan).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    }
+    let policy = checked_policy(&agent, caller.account.kind, policy)?;
     app.store.put_policy(caller.account.id, id, &policy).await?;
     app.scheduler_wake.notify_one();
     let scan = status_view(app.scan_status(&agent, Some(&policy), now_unix()));
@@ -165,6 +153,39 @@ pub(crate) async fn put_policy(
         scan,
         next_run_at: None,
     }))
+}
+
+/// The rules a policy a user sends must pass (the REST API and the web
+/// console): the agent is not removed, the policy is valid for the account
+/// (normalized), and it is enabled only on a plan with security scans.
+pub(crate) fn checked_policy(
+    agent: &Agent,
+    kind: vigil_core::AccountKind,
+    policy: SecurityPolicy,
+) -> Result<SecurityPolicy, ApiError> {
+    if agent.is_removed() {
+        return Err(ApiError::Conflict(
+            "the agent was removed; enroll it again to scan it".into(),
+        ));
+    }
+    let policy = policy
+        .validated(kind)
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    // Enabling a scan on a plan without one is refused, with the reason;
+    // a disabled policy may be prepared on any plan.
+    if policy.enabled {
+        vigil_core::policy::can_run(agent.plan).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    }
+    Ok(policy)
+}
+
+/// The command that enrolls an agent with `token` (it names this server's
+/// agent API and pin).
+pub(crate) fn enroll_command(app: &App, token: &str) -> String {
+    format!(
+        "vigil agent enroll --server {} --token {token} --pin {}",
+        app.agent_url, app.pin
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,10 +248,7 @@ pub(crate) async fn enroll(
         .create_enrollment(caller.account.id, &req.name, req.plan, ttl)
         .await?;
     let pin = app.pin.to_string();
-    let command = format!(
-        "vigil agent enroll --server {} --token {token} --pin {pin}",
-        app.agent_url
-    );
+    let command = enroll_command(&app, &token);
     Ok((
         StatusCode::CREATED,
         axum::Json(EnrollmentView {

@@ -1,7 +1,7 @@
 //! The REST API (`/api/v1`), JSON in and out, tenant-scoped by the caller's
 //! API token. Its OpenAPI document is served at `/api/v1/openapi.json`.
 
-mod agents;
+pub(crate) mod agents;
 mod alerts;
 pub(crate) mod auth;
 mod compliance;
@@ -94,6 +94,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .nest(vigil_proto::api::API_PREFIX, v1)
         .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::console::router())
         .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .with_state(app)
 }

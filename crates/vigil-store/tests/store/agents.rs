@@ -12,6 +12,7 @@ backend_tests!(
     enrollment_is_single_use_and_expires,
     concurrent_redeems_have_one_winner,
     agent_lifecycle,
+    agents_page_searches_and_pages,
 );
 
 async fn enrollment_is_single_use_and_expires(db: &TestDb) {
@@ -247,4 +248,44 @@ async fn agent_lifecycle(db: &TestDb) {
     assert_not_found(s.set_health(org.id, a.id, AgentHealth::Abandoned).await);
     assert_not_found(s.agent(org.id, AgentId::random()).await);
     assert_not_found(s.remove_agent(org.id, AgentId::random(), t).await);
+}
+
+/// The console's agent list: case-insensitive search in names and
+/// hostnames, `%`/`_` taken literally, pages with the total, tenant-scoped.
+async fn agents_page_searches_and_pages(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let other = account(s, "Other").await;
+    for name in ["web-1", "Web-2", "db_1", "db%2", "mail"] {
+        agent(s, &org, name).await;
+    }
+    agent(s, &other, "web-3").await;
+    let names = |page: &(Vec<vigil_store::Agent>, u64)| {
+        page.0.iter().map(|a| a.name.clone()).collect::<Vec<_>>()
+    };
+
+    let all = s.agents_page(org.id, "", 0, 2).await.unwrap();
+    assert_eq!(all.1, 5);
+    assert_eq!(names(&all).len(), 2);
+    let last = s.agents_page(org.id, " ", 4, 2).await.unwrap();
+    assert_eq!((names(&last).len(), last.1), (1, 5));
+    assert!(s.agents_page(org.id, "", 10, 2).await.unwrap().0.is_empty());
+
+    let web = s.agents_page(org.id, "WEB", 0, 50).await.unwrap();
+    let mut found = names(&web);
+    found.sort();
+    assert_eq!(
+        (found, web.1),
+        (vec!["Web-2".to_string(), "web-1".into()], 2)
+    );
+    assert_eq!(
+        names(&s.agents_page(org.id, "db_", 0, 50).await.unwrap()),
+        ["db_1"]
+    );
+    assert_eq!(
+        names(&s.agents_page(org.id, "%", 0, 50).await.unwrap()),
+        ["db%2"]
+    );
+    assert_eq!(s.agents_page(org.id, "nothing", 0, 50).await.unwrap().1, 0);
+    assert_invalid(s.agents_page(org.id, "", 0, 0).await);
 }

@@ -1,0 +1,568 @@
+//! Agents: the list (server-side search, pages of 50: it stays small with
+//! thousands of agents) and an agent's page with its security-scan policy
+//! editor and last results.
+
+use super::error::ConsoleError;
+use super::form::{Form, Post};
+use super::layout::{self, Page};
+use super::session::Session;
+use crate::alert::target_label;
+use crate::api::agents::checked_policy;
+use crate::app::{status_view, App};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+use std::sync::Arc;
+use vigil_core::{
+    AccountKind, Plan, PolicyTarget, PortList, PortState, ScanInterval, SecurityPolicy,
+    MEMBER_INTERVALS,
+};
+use vigil_proto::api::ScanStatusView;
+use vigil_store::{now_unix, Agent, AgentId, ScanResult};
+
+pub(crate) const PAGE_SIZE: u32 = 50;
+/// At most this many port rows per target on an agent's page.
+const MAX_PORT_ROWS: usize = 500;
+
+/// One row of the agents table.
+pub(crate) struct Line {
+    pub id: String,
+    pub name: String,
+    pub health: &'static str,
+    pub plan: Plan,
+    pub scan: ScanStatusView,
+    pub last_seen_at: Option<i64>,
+    pub public_addr: Option<String>,
+    pub hostname: Option<String>,
+}
+
+pub(crate) fn table(lines: &[Line]) -> Markup {
+    layout::table_wrap(
+        "Agents",
+        html! {
+            table {
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Health" } th scope="col" { "Plan" }
+                    th scope="col" { "Security scan" } th scope="col" { "Last seen" }
+                    th scope="col" { "Public address" } th scope="col" { "Hostname" }
+                } }
+                tbody {
+                    @for l in lines {
+                        tr {
+                            td { a href={ "/agents/" (l.id) } { (l.name) } }
+                            td { (layout::badge(l.health)) }
+                            td { (l.plan) }
+                            td { (layout::badge(&l.scan.state)) }
+                            td { (layout::maybe_time(l.last_seen_at)) }
+                            td { (l.public_addr.as_deref().unwrap_or("—")) }
+                            td { (l.hostname.as_deref().unwrap_or("—")) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub(crate) async fn list(
+    State(app): State<Arc<App>>,
+    session: Session,
+    RawQuery(query): RawQuery,
+) -> Result<Markup, ConsoleError> {
+    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let search = query.get("q").unwrap_or_default().trim().to_string();
+    let page = super::page_number(query.get("page"));
+    let offset = (page - 1) * u64::from(PAGE_SIZE);
+    let account = session.account.id;
+    let (agents, total) = app
+        .store
+        .agents_page(account, &search, offset, PAGE_SIZE)
+        .await?;
+    let now = now_unix();
+    let mut lines = Vec::with_capacity(agents.len());
+    for a in &agents {
+        let policy = app.store.policy(account, a.id).await?;
+        lines.push(Line {
+            id: a.id.to_string(),
+            name: a.name.clone(),
+            health: app.health_of(a, now).as_str(),
+            plan: a.plan,
+            scan: status_view(app.scan_status(a, policy.as_ref(), now)),
+            last_seen_at: a.last_seen_at,
+            public_addr: a.public_addr.clone(),
+            hostname: a.hostname.clone(),
+        });
+    }
+    let pages = total.div_ceil(u64::from(PAGE_SIZE)).max(1);
+    let link = |p: u64| {
+        let q = serde_urlencoded::to_string([("q", search.as_str()), ("page", &p.to_string())])
+            .unwrap_or_default();
+        format!("/agents?{q}")
+    };
+    let body = html! {
+        h1 { "Agents" }
+        form.search method="get" action="/agents" role="search" {
+            label for="q" { "Search by name or hostname" }
+            input #q type="search" name="q" value=(search);
+            button type="submit" { "Search" }
+        }
+        p aria-live="polite" {
+            (total) " agent" (if total == 1 { "" } else { "s" })
+            @if !search.is_empty() { (if total == 1 { " matches" } else { " match" }) " “" (search) "”" }
+            "."
+            @if session.can_write() { " " a href="/enroll" { "Enroll an agent" } }
+        }
+        @if !lines.is_empty() { (table(&lines)) }
+        @if pages > 1 {
+            nav.pager aria-label="Pages" {
+                @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
+                span { "Page " (page) " of " (pages) }
+                @if page < pages { a href=(link(page + 1)) rel="next" { "Next →" } }
+            }
+        }
+    };
+    Ok(layout::page(
+        &session,
+        Page {
+            title: "Agents",
+            nav: "/agents",
+            refresh_secs: None,
+        },
+        body,
+    ))
+}
+
+/// What the policy editor shows: the stored policy, or what was submitted
+/// when it was refused (so nothing typed is lost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Draft {
+    pub enabled: bool,
+    pub authorized: String,
+    pub monitored: String,
+    pub observed_address: bool,
+    pub agent_host: bool,
+    /// Explicit hosts, one per line.
+    pub hosts: String,
+    pub interval: String,
+}
+
+impl Draft {
+    fn of(policy: Option<&SecurityPolicy>) -> Draft {
+        match policy {
+            None => Draft {
+                enabled: false,
+                authorized: String::new(),
+                monitored: String::new(),
+                observed_address: false,
+                agent_host: true,
+                hosts: String::new(),
+                interval: "60".into(),
+            },
+            Some(p) => Draft {
+                enabled: p.enabled,
+                authorized: p.authorized.to_string(),
+                monitored: p.monitored.to_string(),
+                observed_address: p.targets.contains(&PolicyTarget::ObservedAddress),
+                agent_host: p.targets.contains(&PolicyTarget::AgentHost),
+                hosts: p
+                    .targets
+                    .iter()
+                    .filter_map(|t| match t {
+                        PolicyTarget::Host(h) => Some(h.as_str()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                interval: p.interval.minutes().to_string(),
+            },
+        }
+    }
+
+    pub(crate) fn from_form(f: &Form) -> Draft {
+        let targets = f.all("target");
+        Draft {
+            enabled: f.get("enabled").is_some(),
+            authorized: f.get("authorized").unwrap_or_default().trim().into(),
+            monitored: f.get("monitored").unwrap_or_default().trim().into(),
+            observed_address: targets.contains(&"observed_address"),
+            agent_host: targets.contains(&"agent_host"),
+            hosts: f.get("hosts").unwrap_or_default().trim().into(),
+            interval: f.get("interval").unwrap_or_default().trim().into(),
+        }
+    }
+
+    /// The policy, before the shared rules ([`checked_policy`]) run;
+    /// an error names the field.
+    pub(crate) fn to_policy(&self) -> Result<SecurityPolicy, String> {
+        let ports = |what: &str, spec: &str| {
+            if spec.is_empty() {
+                Ok(PortList::default())
+            } else {
+                PortList::parse(spec).map_err(|e| format!("{what}: {e}"))
+            }
+        };
+        let mut targets = Vec::new();
+        if self.observed_address {
+            targets.push(PolicyTarget::ObservedAddress);
+        }
+        if self.agent_host {
+            targets.push(PolicyTarget::AgentHost);
+        }
+        for h in self
+            .hosts
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|h| !h.is_empty())
+        {
+            targets.push(PolicyTarget::Host(h.to_string()));
+        }
+        let minutes: u32 = self.interval.parse().map_err(|_| {
+            format!(
+                "interval: {:?} is not a whole number of minutes",
+                self.interval
+            )
+        })?;
+        Ok(SecurityPolicy {
+            enabled: self.enabled,
+            authorized: ports("authorized ports", &self.authorized)?,
+            monitored: ports("monitored ports", &self.monitored)?,
+            targets,
+            interval: ScanInterval::try_from(minutes).map_err(|e| format!("interval: {e}"))?,
+        })
+    }
+}
+
+fn interval_label(minutes: u32) -> String {
+    match minutes {
+        m if m % 60 == 0 && m >= 60 => {
+            let h = m / 60;
+            format!("{h} hour{}", if h == 1 { "" } else { "s" })
+        }
+        m => format!("{m} minutes"),
+    }
+}
+
+/// Why the editor (or its "enabled" switch) is off, if it is.
+fn editor_lock(agent: &Agent) -> (Option<String>, Option<String>) {
+    if agent.is_removed() {
+        return (
+            Some("The agent was removed; enroll it again to scan it.".into()),
+            None,
+        );
+    }
+    let enable = vigil_core::policy::can_run(agent.plan)
+        .err()
+        .map(|e| format!("{e}. A disabled policy can be prepared."));
+    (None, enable)
+}
+
+pub(crate) fn editor(
+    session: &Session,
+    agent: &Agent,
+    draft: &Draft,
+    error: Option<&str>,
+) -> Markup {
+    let kind = session.account.kind;
+    if !session.can_write() {
+        return html! {
+            p.hint { "Viewers may only read; ask an admin or owner of the account to change the policy." }
+            dl.facts {
+                dt { "Enabled" } dd { (if draft.enabled { "yes" } else { "no" }) }
+                dt { "Authorized ports" } dd { (if draft.authorized.is_empty() { "none" } else { &draft.authorized }) }
+                dt { "Monitored ports" } dd { (if draft.monitored.is_empty() { "none" } else { &draft.monitored }) }
+                dt { "Targets" } dd {
+                    @if draft.observed_address { "observed address " }
+                    @if draft.agent_host { "agent host " }
+                    (draft.hosts.replace('\n', ", "))
+                }
+                dt { "Interval" } dd { (draft.interval) " minutes" }
+            }
+        };
+    }
+    let (locked, enable_lock) = editor_lock(agent);
+    let minutes: Option<u32> = draft.interval.parse().ok();
+    html! {
+        (layout::error(error))
+        @if let Some(reason) = &locked { p.flash.error { (reason) } }
+        form.stack method="post" action={ "/agents/" (agent.id) "/policy" } {
+            (session.csrf_field())
+            fieldset disabled[locked.is_some()] {
+                legend { "Scan settings" }
+                label.check for="enabled" {
+                    input #enabled type="checkbox" name="enabled" value="on"
+                        checked[draft.enabled && enable_lock.is_none()] disabled[enable_lock.is_some()];
+                    "Scan enabled"
+                }
+                @if let Some(reason) = &enable_lock { p.hint #enabled-why { (reason) } }
+                label for="authorized" { "Authorized ports" }
+                input #authorized type="text" name="authorized" value=(draft.authorized)
+                    placeholder="22,80,443" aria-describedby="ports-hint";
+                label for="monitored" { "Monitored ports (expected open)" }
+                input #monitored type="text" name="monitored" value=(draft.monitored)
+                    placeholder="443" aria-describedby="ports-hint";
+                p.hint #ports-hint { "Comma-separated ports and ranges, e.g. 22,8000-8100. Monitored ports are authorized too." }
+                fieldset {
+                    legend { "Targets" }
+                    label.check for="t-observed" {
+                        input #t-observed type="checkbox" name="target" value="observed_address" checked[draft.observed_address];
+                        "The location's observed address (scanned from this server)"
+                    }
+                    label.check for="t-agent" {
+                        input #t-agent type="checkbox" name="target" value="agent_host" checked[draft.agent_host];
+                        "The agent's own host"
+                    }
+                    label for="hosts" { "Other hosts (one per line, scanned by the agent)" }
+                    textarea #hosts name="hosts" rows="3" { (draft.hosts) }
+                }
+                label for="interval" { "Interval" }
+                @match kind {
+                    AccountKind::Member => {
+                        select #interval name="interval" aria-describedby="interval-hint" {
+                            @for m in MEMBER_INTERVALS {
+                                option value=(m) selected[minutes == Some(m)] { (interval_label(m)) }
+                            }
+                        }
+                        p.hint #interval-hint { "Member accounts choose from this list." }
+                    }
+                    AccountKind::Organization => {
+                        input #interval type="number" name="interval" min="1" max="525600" step="1"
+                            value=(draft.interval) aria-describedby="interval-hint";
+                        p.hint #interval-hint { "Minutes between scans (organizations: any number from 1 to 525600)." }
+                    }
+                }
+                button type="submit" { "Save policy" }
+            }
+        }
+    }
+}
+
+/// The latest result of each target, and its port table: open ports with
+/// their verdict under the policy, and monitored ports that are not open.
+pub(crate) fn results_table(results: &[ScanResult], policy: Option<&SecurityPolicy>) -> Markup {
+    let mut latest: Vec<&ScanResult> = Vec::new();
+    for r in results {
+        if !latest.iter().any(|l| l.target == r.target) {
+            latest.push(r);
+        }
+    }
+    html! {
+        @if latest.is_empty() {
+            p.muted { "No scan results yet." }
+        }
+        @for r in latest {
+            h3 { (target_label(&r.target)) @if let Some(a) = &r.addr { " (" (a) ")" } }
+            p.hint { "Finished " (layout::time(r.finished_at)) }
+            @let rows: Vec<(u16, PortState, &str)> = r.ports.iter()
+                .filter(|p| p.state == PortState::Open || policy.is_some_and(|pol| pol.is_monitored(p.port)))
+                .take(MAX_PORT_ROWS)
+                .map(|p| (p.port, p.state, verdict(p.port, p.state, policy)))
+                .collect();
+            @if rows.is_empty() {
+                p { "No open ports." }
+            } @else {
+                (layout::table_wrap(&format!("Ports of {}", target_label(&r.target)), html! {
+                    table {
+                        thead { tr { th scope="col" { "Port" } th scope="col" { "State" } th scope="col" { "Verdict" } } }
+                        tbody {
+                            @for (port, state, v) in &rows {
+                                tr { td { (port) "/tcp" } td { (format!("{state:?}").to_lowercase()) } td { (v) } }
+                            }
+                        }
+                    }
+                }))
+            }
+        }
+    }
+}
+
+fn verdict(port: u16, state: PortState, policy: Option<&SecurityPolicy>) -> &'static str {
+    let Some(p) = policy else { return "no policy" };
+    match (
+        state == PortState::Open,
+        p.is_monitored(port),
+        p.is_authorized(port),
+    ) {
+        (true, true, _) => "monitored, up",
+        (false, true, _) => "monitored, down",
+        (true, false, true) => "authorized",
+        (true, false, false) => "unauthorized",
+        (false, false, _) => "",
+    }
+}
+
+async fn detail_page(
+    app: &App,
+    session: &Session,
+    agent: &Agent,
+    draft: Option<Draft>,
+    error: Option<&str>,
+    done: Option<&str>,
+) -> Result<Markup, ConsoleError> {
+    let account = session.account.id;
+    let policy = app.store.policy(account, agent.id).await?;
+    let now = now_unix();
+    let scan = status_view(app.scan_status(agent, policy.as_ref(), now));
+    let results = app.store.results(account, agent.id, 20).await?;
+    let next_run = app.store.next_run(account, agent.id).await?;
+    let draft = draft.unwrap_or_else(|| Draft::of(policy.as_ref()));
+    let body = html! {
+        p { a href="/agents" { "← Agents" } }
+        h1 { "Agent " (agent.name) }
+        (layout::flash(done))
+        section.section aria-labelledby="facts-h" {
+            h2 #facts-h { "Overview" }
+            dl.facts {
+                dt { "Health" } dd { (layout::badge(app.health_of(agent, now).as_str())) }
+                dt { "Plan" } dd { (agent.plan) }
+                dt { "Security scan" } dd {
+                    (layout::badge(&scan.state))
+                    @if let Some(r) = &scan.reason { " " (r) }
+                }
+                dt { "Next scan" } dd { (layout::maybe_time(next_run)) }
+                dt { "Last seen" } dd { (layout::maybe_time(agent.last_seen_at)) }
+                dt { "Enrolled" } dd { (layout::time(agent.enrolled_at)) }
+                dt { "Public address" } dd { (agent.public_addr.as_deref().unwrap_or("—")) }
+                dt { "Hostname" } dd { (agent.hostname.as_deref().unwrap_or("—")) }
+                dt { "OS" } dd { (agent.os.as_deref().unwrap_or("—")) }
+                dt { "Version" } dd { (agent.version.as_deref().unwrap_or("—")) }
+                dt { "ID" } dd { code { (agent.id) } }
+            }
+        }
+        section.section aria-labelledby="policy-h" {
+            h2 #policy-h { "Security scan policy" }
+            (editor(session, agent, &draft, error))
+        }
+        section.section aria-labelledby="results-h" {
+            h2 #results-h { "Last results" }
+            (results_table(&results, policy.as_ref()))
+        }
+    };
+    Ok(layout::page(
+        session,
+        Page {
+            title: &format!("Agent {}", agent.name),
+            nav: "/agents",
+            refresh_secs: None,
+        },
+        body,
+    ))
+}
+
+fn agent_id(raw: &str) -> Result<AgentId, ConsoleError> {
+    raw.parse().map_err(|_| ConsoleError::NotFound)
+}
+
+pub(crate) async fn detail(
+    State(app): State<Arc<App>>,
+    session: Session,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Markup, ConsoleError> {
+    let agent = app.store.agent(session.account.id, agent_id(&id)?).await?;
+    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let done = match query.get("done") {
+        Some("saved") => Some("Policy saved."),
+        _ => None,
+    };
+    detail_page(&app, &session, &agent, None, None, done).await
+}
+
+pub(crate) async fn save_policy(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Post { session, form }: Post,
+) -> Result<Response, ConsoleError> {
+    session.require_write()?;
+    let id = agent_id(&id)?;
+    let agent = app.store.agent(session.account.id, id).await?;
+    let draft = Draft::from_form(&form);
+    let checked = draft
+        .to_policy()
+        .and_then(|p| checked_policy(&agent, session.account.kind, p).map_err(|e| e.to_string()));
+    match checked {
+        Ok(policy) => {
+            app.store
+                .put_policy(session.account.id, id, &policy)
+                .await?;
+            app.scheduler_wake.notify_one();
+            Ok(Redirect::to(&format!("/agents/{id}?done=saved")).into_response())
+        }
+        Err(message) => {
+            let page =
+                detail_page(&app, &session, &agent, Some(draft), Some(&message), None).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_names_are_escaped() {
+        let line = Line {
+            id: "1".into(),
+            name: "<script>alert(1)</script>".into(),
+            health: "communicating",
+            plan: Plan::Extended,
+            scan: status_view(None),
+            last_seen_at: None,
+            public_addr: Some("\"><img src=x onerror=alert(1)>".into()),
+            hostname: None,
+        };
+        let html = table(&[line]).into_string();
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+    }
+
+    #[test]
+    fn drafts_become_policies_or_name_the_field() {
+        let form = Form::parse(
+            b"enabled=on&authorized=22%2C80&monitored=443&target=agent_host&hosts=nas.example%0D%0A10.0.0.5&interval=15",
+        )
+        .unwrap();
+        let p = Draft::from_form(&form).to_policy().unwrap();
+        assert!(p.enabled);
+        assert_eq!(p.authorized.to_string(), "22,80");
+        assert_eq!(p.monitored.to_string(), "443");
+        assert_eq!(
+            p.targets,
+            [
+                PolicyTarget::AgentHost,
+                PolicyTarget::Host("nas.example".into()),
+                PolicyTarget::Host("10.0.0.5".into())
+            ]
+        );
+        assert_eq!(p.interval.minutes(), 15);
+        assert_eq!(Draft::of(Some(&p)).to_policy().unwrap(), p, "round trip");
+
+        let bad = Form::parse(b"authorized=22%2Cssh&target=agent_host&interval=15").unwrap();
+        let e = Draft::from_form(&bad).to_policy().unwrap_err();
+        assert!(e.starts_with("authorized ports:"), "{e}");
+        let bad = Form::parse(b"target=agent_host&interval=soon").unwrap();
+        assert!(Draft::from_form(&bad)
+            .to_policy()
+            .unwrap_err()
+            .starts_with("interval:"));
+    }
+
+    #[test]
+    fn verdicts_follow_the_policy() {
+        let p = SecurityPolicy {
+            enabled: true,
+            authorized: PortList::from_ports([22]),
+            monitored: PortList::from_ports([443]),
+            targets: vec![PolicyTarget::AgentHost],
+            interval: ScanInterval::try_from(15).unwrap(),
+        };
+        assert_eq!(verdict(22, PortState::Open, Some(&p)), "authorized");
+        assert_eq!(verdict(23, PortState::Open, Some(&p)), "unauthorized");
+        assert_eq!(verdict(443, PortState::Open, Some(&p)), "monitored, up");
+        assert_eq!(verdict(443, PortState::Closed, Some(&p)), "monitored, down");
+    }
+}

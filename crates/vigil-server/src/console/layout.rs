@@ -1,0 +1,141 @@
+//! The page shell: landmarks (header/nav, main, footer), the account and
+//! user, logout, the stylesheet and script, and small shared pieces.
+
+use super::assets;
+use super::session::Session;
+use maud::{html, Markup, DOCTYPE};
+use vigil_store::UnixTime;
+
+/// The main navigation, as (path, label).
+const NAV: [(&str, &str); 4] = [
+    ("/", "Dashboard"),
+    ("/agents", "Agents"),
+    ("/alerts", "Alerts"),
+    ("/enroll", "Enroll an agent"),
+];
+
+fn head(title: &str, extra: Markup) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Vigil" }
+            link rel="stylesheet" href=(assets::css_path());
+            (extra)
+        }
+    }
+}
+
+/// A page without navigation (login, errors).
+pub(crate) fn bare(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title, html! {}))
+            body.bare {
+                main #main { (body) }
+            }
+        }
+    }
+}
+
+/// Options of a full page.
+#[derive(Default)]
+pub(crate) struct Page<'a> {
+    pub title: &'a str,
+    /// Which navigation entry is current.
+    pub nav: &'a str,
+    /// Reload every this many seconds (script, or a meta refresh without it).
+    pub refresh_secs: Option<u32>,
+}
+
+/// A page of a logged-in session.
+pub(crate) fn page(session: &Session, p: Page<'_>, body: Markup) -> Markup {
+    let refresh = html! {
+        @if let Some(s) = p.refresh_secs {
+            noscript { meta http-equiv="refresh" content=(s); }
+        }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(p.title, refresh))
+            body data-refresh=[p.refresh_secs] {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/" { "Vigil" }
+                    nav aria-label="Main" {
+                        ul {
+                            @for (path, label) in NAV {
+                                li {
+                                    a href=(path) aria-current=[(path == p.nav).then_some("page")] { (label) }
+                                }
+                            }
+                        }
+                    }
+                    div.who {
+                        // A user belongs to exactly one account (emails are
+                        // unique server-wide), so there is no tenant switcher.
+                        span.account title="Account" { (session.account.name) " (" (session.account.kind.as_str()) ")" }
+                        span.user { (session.user.email) " · " (session.user.role.to_string()) }
+                        form.inline method="post" action="/logout" {
+                            (session.csrf_field())
+                            button.link type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main #main { (body) }
+                footer { "Vigil " (env!("CARGO_PKG_VERSION")) }
+                script src=(assets::js_path()) defer {}
+            }
+        }
+    }
+}
+
+/// A unix time as `2026-11-23 15:57 UTC`.
+pub(crate) fn time(t: UnixTime) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// An optional time, or a dash.
+pub(crate) fn maybe_time(t: Option<UnixTime>) -> String {
+    t.map(time).unwrap_or_else(|| "—".into())
+}
+
+/// A table that scrolls inside its own box on narrow screens.
+pub(crate) fn table_wrap(label: &str, table: Markup) -> Markup {
+    html! {
+        div.table-wrap role="region" aria-label=(label) tabindex="0" { (table) }
+    }
+}
+
+/// A success message after a redirect (`?done=…`).
+pub(crate) fn flash(message: Option<&str>) -> Markup {
+    html! {
+        @if let Some(m) = message {
+            p.flash.ok role="status" { (m) }
+        }
+    }
+}
+
+/// An error message shown above a form that was refused.
+pub(crate) fn error(message: Option<&str>) -> Markup {
+    html! {
+        @if let Some(m) = message {
+            p.flash.error role="alert" { (m) }
+        }
+    }
+}
+
+/// A badge for an agent's health or a scan state.
+pub(crate) fn badge(text: &str) -> Markup {
+    let class = match text {
+        "communicating" | "active" | "open port ok" | "resolved" => "badge good",
+        "not communicating" | "suspended" | "open" => "badge warn",
+        "abandoned" | "disabled" => "badge bad",
+        _ => "badge",
+    };
+    html! { span class=(class) { (text) } }
+}

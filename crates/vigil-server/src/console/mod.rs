@@ -1,0 +1,80 @@
+//! The web console: server-rendered HTML pages on the REST API's listener
+//! (`/`, `/login`, `/agents`, …), for people rather than scripts.
+//!
+//! Plain HTML forms with POST-redirect-GET, templates compiled with
+//! `maud` (every interpolated value is escaped), one embedded stylesheet
+//! and a tiny optional script: the pages work without JavaScript and need
+//! nothing at run time beyond this binary. The pages read the store and
+//! apply the same domain rules as the REST API ([`crate::api`]); they do
+//! not call it over HTTP.
+//!
+//! * [`session`]: login, logout, the session cookie; [`csrf`] and [`form`]:
+//!   every state-changing POST carries a token bound to the session;
+//! * [`layout`]: the page shell; [`assets`]: stylesheet and script;
+//! * one module per page area: [`dashboard`], [`agents`], [`alerts`],
+//!   [`enroll`].
+
+mod agents;
+mod alerts;
+mod assets;
+mod csrf;
+mod dashboard;
+mod enroll;
+mod error;
+mod form;
+mod layout;
+mod session;
+
+use crate::app::App;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// The console's routes, merged into the REST API's router.
+pub(crate) fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/agents", get(agents::list))
+        .route("/agents/{id}", get(agents::detail))
+        .route("/agents/{id}/policy", post(agents::save_policy))
+        .route("/alerts", get(alerts::list))
+        .route("/enroll", get(enroll::page).post(enroll::create))
+        .route("/static/{file}", get(assets::serve))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Pages are private and must not be framed (clickjacking) or run anything
+/// but our own script; the hashed assets keep their long cache header.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// A page number from the query (1-based; anything unreadable is page 1).
+pub(crate) fn page_number(raw: Option<&str>) -> u64 {
+    raw.and_then(|p| p.parse::<u64>().ok())
+        .filter(|p| (1..=1_000_000).contains(p))
+        .unwrap_or(1)
+}
