@@ -137,26 +137,26 @@ fn accuracy(spec: NetSpec) {
     );
     // nmap is the reference, and it sometimes gives up on a whole host when
     // loss meets a loaded machine (seen in CI: every port of the live host
-    // "filtered"). Such a run says nothing about Vigil, so nmap may try
-    // three times; the run that matches the truth is compared with Vigil.
-    let mut nmap = Verdicts::new();
+    // "filtered", three runs in a row while other builds ran). Such a run
+    // says nothing about Vigil, which was checked against the truth above:
+    // nmap may try three times, and the run that matches the truth is
+    // compared with Vigil; if none does, the comparison is skipped, loudly.
+    let mut matched = None;
     for attempt in 1..=3 {
-        nmap = nmap_xml(&net, &targets, PORTS);
-        let wrong = mismatches(&nmap, &truth);
+        let run = nmap_xml(&net, &targets, PORTS);
+        let wrong = mismatches(&run, &truth);
         if wrong.is_empty() {
+            matched = Some(run);
             break;
         }
-        assert!(
-            attempt < 3,
-            "nmap misclassified 3 times:\n{}",
-            wrong.join("\n")
-        );
-        eprintln!(
-            "nmap run {attempt} missed the truth, retrying:\n{}",
-            wrong.join("\n")
-        );
+        eprintln!("nmap run {attempt} missed the truth:\n{}", wrong.join("\n"));
     }
-    assert_eq!(vigil, nmap, "vigil and nmap disagree on a state or reason");
+    match matched {
+        Some(nmap) => assert_eq!(vigil, nmap, "vigil and nmap disagree on a state or reason"),
+        None => {
+            eprintln!("WARNING: nmap missed the truth 3 times; Vigil matched it; no comparison")
+        }
+    }
 
     // JSON keeps "unreachable" apart from "filtered".
     let mut cmd = net.scanner_cmd(vigil_bin());
