@@ -37,7 +37,9 @@ pub use guid::{
 };
 pub use join::{addresses_to_probe, join, names_to_resolve, AdComputer, IpEndpoint, KnownAgent};
 pub use range::{IpRange, MAX_RANGE_ADDRESSES};
-pub use schedule::{ComplianceSchedule, ScheduleError, MAX_EVERY_MINUTES, MIN_EVERY_MINUTES};
+pub use schedule::{
+    ComplianceSchedule, ScheduleError, MAX_EVERY_MINUTES, MIN_EVERY_MINUTES, WEEKDAYS,
+};
 pub use scope::{
     AgentPorts, ComplianceScope, IpScope, DEFAULT_AGENT_PORT, DEFAULT_UNREACHABLE_PORT,
     MAX_SCOPE_ADDRESSES,

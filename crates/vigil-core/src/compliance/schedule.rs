@@ -25,6 +25,16 @@ pub const MIN_EVERY_MINUTES: u32 = 1;
 /// Shortest interval a member account may pick, in minutes: an assessment
 /// of a large scope takes a while.
 pub const MEMBER_MIN_EVERY_MINUTES: u32 = 15;
+/// Weekday names by [`ComplianceSchedule::weekly_on`] number (0 = Sunday).
+pub const WEEKDAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
 /// Longest interval, in minutes (one year of 365 days).
 pub const MAX_EVERY_MINUTES: u32 = 525_600;
 

@@ -39,19 +39,13 @@ pub(crate) async fn get_scope(
     }))
 }
 
-/// "Save only" or "Save and re-assess".
-pub(crate) async fn put_scope(
-    State(app): State<Arc<App>>,
-    caller: Caller,
-    Json(update): Json<ComplianceScopeUpdate>,
-) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
-    caller.can_write()?;
-    update
-        .scope
+/// The checks of a scope before it is saved: the domain's rules, GSSAPI
+/// support in this build, and the AD CA certificate.
+pub(crate) fn check_scope(scope: &vigil_core::compliance::ComplianceScope) -> Result<(), ApiError> {
+    scope
         .validate()
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let gssapi = update
-        .scope
+    let gssapi = scope
         .ad
         .as_ref()
         .is_some_and(|ad| ad.bind == vigil_core::compliance::AdBind::Gssapi);
@@ -60,14 +54,20 @@ pub(crate) async fn put_scope(
             crate::compliance::ad::AdError::GssapiUnavailable.to_string(),
         ));
     }
-    if let Some(pem) = update
-        .scope
-        .ad
-        .as_ref()
-        .and_then(|ad| ad.ca_cert.as_deref())
-    {
+    if let Some(pem) = scope.ad.as_ref().and_then(|ad| ad.ca_cert.as_deref()) {
         crate::compliance::ad::parse_ca_pem(pem).map_err(|e| ApiError::Invalid(e.to_string()))?;
     }
+    Ok(())
+}
+
+/// "Save only" or "Save and re-assess".
+pub(crate) async fn put_scope(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Json(update): Json<ComplianceScopeUpdate>,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+    caller.can_write()?;
+    check_scope(&update.scope)?;
     app.store
         .put_compliance_scope(
             caller.account.id,
@@ -88,7 +88,7 @@ pub(crate) async fn put_scope(
     ))
 }
 
-async fn start(
+pub(crate) async fn start(
     app: &Arc<App>,
     account: AccountId,
     trigger: AssessmentTrigger,
@@ -113,7 +113,7 @@ pub(crate) async fn create_assessment(
     Ok((StatusCode::ACCEPTED, axum::Json(view(&app, &a).await?)))
 }
 
-async fn view(app: &App, a: &Assessment) -> Result<AssessmentView, ApiError> {
+pub(crate) async fn view(app: &App, a: &Assessment) -> Result<AssessmentView, ApiError> {
     // While running: what is classified so far; after: the stored endpoints.
     let counts = match (a.state, a.live_counts) {
         (AssessmentState::Running, Some(live)) => live,
@@ -167,16 +167,16 @@ pub(crate) async fn get_assessment(
 /// `container` (an AD DN), `seen_after` / `seen_before` (unix seconds).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct EndpointQuery {
-    assessment: Option<String>,
-    name: Option<String>,
-    status: Option<String>,
-    ip: Option<String>,
-    os: Option<String>,
-    container: Option<String>,
-    seen_after: Option<i64>,
-    seen_before: Option<i64>,
-    offset: Option<u64>,
-    limit: Option<u64>,
+    pub assessment: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub ip: Option<String>,
+    pub os: Option<String>,
+    pub container: Option<String>,
+    pub seen_after: Option<i64>,
+    pub seen_before: Option<i64>,
+    pub offset: Option<u64>,
+    pub limit: Option<u64>,
 }
 
 impl EndpointQuery {
@@ -210,9 +210,11 @@ impl EndpointQuery {
     }
 }
 
-async fn search(
+/// One page of the account's endpoints that match `q`, of the chosen
+/// assessment: (assessment, page, total matches, offset).
+pub(crate) async fn search(
     app: &App,
-    caller: &Caller,
+    account: AccountId,
     q: &EndpointQuery,
     max: u64,
     default_limit: u64,
@@ -225,10 +227,10 @@ async fn search(
             "limit {limit} is out of range: use 1 to {max}"
         )));
     }
-    let a = chosen(app, caller.account.id, q.assessment.as_deref()).await?;
+    let a = chosen(app, account, q.assessment.as_deref()).await?;
     let (endpoints, total) = app
         .store
-        .endpoints(caller.account.id, a.id, &query, offset, limit)
+        .endpoints(account, a.id, &query, offset, limit)
         .await
         .map_err(|e| match e {
             StoreError::Invalid(m) => ApiError::Invalid(m),
@@ -242,7 +244,7 @@ pub(crate) async fn endpoints(
     caller: Caller,
     Query(q): Query<EndpointQuery>,
 ) -> Result<axum::Json<EndpointPage>, ApiError> {
-    let (a, endpoints, total, offset) = search(&app, &caller, &q, MAX_PAGE, 100).await?;
+    let (a, endpoints, total, offset) = search(&app, caller.account.id, &q, MAX_PAGE, 100).await?;
     Ok(axum::Json(EndpointPage {
         assessment_id: a.id.to_string(),
         total,
@@ -257,7 +259,16 @@ pub(crate) async fn endpoints_csv(
     caller: Caller,
     Query(q): Query<EndpointQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (a, endpoints, _, _) = search(&app, &caller, &q, MAX_EXPORT, MAX_EXPORT).await?;
+    csv_export(&app, caller.account.id, &q).await
+}
+
+/// Every endpoint that matches `q` (no paging) as a CSV download.
+pub(crate) async fn csv_export(
+    app: &App,
+    account: AccountId,
+    q: &EndpointQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let (a, endpoints, _, _) = search(app, account, q, MAX_EXPORT, MAX_EXPORT).await?;
     let csv = to_csv(&endpoints).map_err(|e| ApiError::Internal(format!("CSV: {e}")))?;
     let disposition = format!("attachment; filename=\"vigil-endpoints-{}.csv\"", a.id);
     Ok((

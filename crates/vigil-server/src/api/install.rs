@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use vigil_core::Plan;
 use vigil_proto::api::{InstallCommandRequest, InstallCommandView, InstallJobView, InstallRequest};
-use vigil_store::now_unix;
+use vigil_store::{now_unix, AccountId};
 
 const MAX_TTL_MINUTES: u32 = 30 * 24 * 60;
 const DEFAULT_TTL_MINUTES: u32 = 24 * 60;
@@ -53,6 +53,16 @@ pub(crate) async fn command(
     Json(req): Json<InstallCommandRequest>,
 ) -> Result<(StatusCode, axum::Json<InstallCommandView>), ApiError> {
     caller.can_write()?;
+    let view = install_command(&app, caller.account.id, &req).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+/// A fresh enrollment token of the account in a one-line install command.
+pub(crate) async fn install_command(
+    app: &App,
+    account: AccountId,
+    req: &InstallCommandRequest,
+) -> Result<InstallCommandView, ApiError> {
     let layout = Layout::new(
         req.install_dir.as_deref(),
         req.state_dir.as_deref(),
@@ -69,21 +79,18 @@ pub(crate) async fn command(
     let token = app
         .store
         .create_enrollment(
-            caller.account.id,
+            account,
             req.name.as_deref().unwrap_or(DEFAULT_NAME),
             req.plan.unwrap_or(Plan::Community),
             Duration::from_secs(u64::from(minutes) * 60),
         )
         .await?;
     let script_url = install::script_url(&app.agent_url, &layout);
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(InstallCommandView {
-            command: install::command(&app.install.curl_pin, &script_url, &token),
-            token,
-            expires_at: now_unix() + i64::from(minutes) * 60,
-            script_url,
-            pinned_pubkey: app.install.curl_pin.clone(),
-        }),
-    ))
+    Ok(InstallCommandView {
+        command: install::command(&app.install.curl_pin, &script_url, &token),
+        token,
+        expires_at: now_unix() + i64::from(minutes) * 60,
+        script_url,
+        pinned_pubkey: app.install.curl_pin.clone(),
+    })
 }

@@ -4,14 +4,14 @@
 pub(crate) mod agents;
 mod alerts;
 pub(crate) mod auth;
-mod compliance;
+pub(crate) mod compliance;
 mod compliance_schedule;
 mod contacts;
 pub(crate) mod error;
 pub(crate) mod extract;
 mod ids;
-mod install;
-mod peers;
+pub(crate) mod install;
+pub(crate) mod peers;
 mod session;
 
 use crate::app::App;

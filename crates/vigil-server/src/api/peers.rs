@@ -25,7 +25,7 @@ use vigil_proto::api::{
     AgentMoveOrder, AgentMoveView, MoveOutcome, MoveRequest, MoveResponse, NewPeer, PeerView,
 };
 use vigil_proto::pin::CertPin;
-use vigil_store::{now_unix, AgentId, AgentMove, MoveOrder, Peer, PeerId, StoreError};
+use vigil_store::{now_unix, AccountId, AgentId, AgentMove, MoveOrder, Peer, PeerId, StoreError};
 
 /// Most agents one move request names (each is a call to a peer).
 const MAX_MOVE_AGENTS: usize = 100;
@@ -129,25 +129,29 @@ pub(crate) async fn move_agents(
     Json(req): Json<MoveRequest>,
 ) -> Result<axum::Json<MoveResponse>, ApiError> {
     caller.can_write()?;
+    Ok(axum::Json(move_here(&app, caller.account.id, &req).await?))
+}
+
+/// [`move_agents`] for the account (the caller's write right checked).
+pub(crate) async fn move_here(
+    app: &App,
+    account: AccountId,
+    req: &MoveRequest,
+) -> Result<MoveResponse, ApiError> {
     if req.agent_ids.is_empty() || req.agent_ids.len() > MAX_MOVE_AGENTS {
         return Err(ApiError::Invalid(format!(
             "agent_ids must name 1 to {MAX_MOVE_AGENTS} agents"
         )));
     }
-    let assessment = app
-        .store
-        .latest_assessment(caller.account.id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Conflict(
-                "no assessment has run yet: assess the scope to find agents of other servers"
-                    .into(),
-            )
-        })?;
+    let assessment = app.store.latest_assessment(account).await?.ok_or_else(|| {
+        ApiError::Conflict(
+            "no assessment has run yet: assess the scope to find agents of other servers".into(),
+        )
+    })?;
     let plan = req.plan.unwrap_or(Plan::Community);
     let mut results = Vec::with_capacity(req.agent_ids.len());
     for agent_id in &req.agent_ids {
-        let outcome = match move_one(&app, &caller, assessment.id, agent_id, plan).await {
+        let outcome = match move_one(app, account, assessment.id, agent_id, plan).await {
             Ok(server_id) => MoveOutcome {
                 agent_id: agent_id.clone(),
                 status: "requested".into(),
@@ -163,7 +167,7 @@ pub(crate) async fn move_agents(
         };
         results.push(outcome);
     }
-    Ok(axum::Json(MoveResponse { results }))
+    Ok(MoveResponse { results })
 }
 
 /// Why one agent could not be moved, and which server manages it if known.
@@ -184,7 +188,7 @@ impl MoveFailure {
 /// Moves one agent; returns the ID of the server that manages it now.
 async fn move_one(
     app: &App,
-    caller: &Caller,
+    account: AccountId,
     assessment: vigil_store::AssessmentId,
     agent_id: &str,
     plan: Plan,
@@ -201,7 +205,7 @@ async fn move_one(
     }
     let (name, server_id) = app
         .store
-        .managed_elsewhere(caller.account.id, assessment, agent_id)
+        .managed_elsewhere(account, assessment, agent_id)
         .await
         .map_err(internal)?
         .ok_or_else(|| {
@@ -215,7 +219,7 @@ async fn move_one(
     let known = Some(server_id.as_str());
     let peer = app
         .store
-        .peer_by_server(caller.account.id, &server_id)
+        .peer_by_server(account, &server_id)
         .await
         .map_err(internal)?
         .ok_or_else(|| {
@@ -251,7 +255,7 @@ async fn move_one(
     let ttl = Duration::from_secs(u64::from(MOVE_TTL_MINUTES) * 60);
     let token = app
         .store
-        .create_enrollment(caller.account.id, &name, plan, ttl)
+        .create_enrollment(account, &name, plan, ttl)
         .await
         .map_err(internal)?;
     let order = AgentMoveOrder {

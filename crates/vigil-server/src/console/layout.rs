@@ -7,10 +7,11 @@ use maud::{html, Markup, DOCTYPE};
 use vigil_store::UnixTime;
 
 /// The main navigation, as (path, label).
-const NAV: [(&str, &str); 4] = [
+const NAV: [(&str, &str); 5] = [
     ("/", "Dashboard"),
     ("/agents", "Agents"),
     ("/alerts", "Alerts"),
+    ("/compliance", "Compliance"),
     ("/enroll", "Enroll an agent"),
 ];
 
@@ -132,9 +133,12 @@ pub(crate) fn error(message: Option<&str>) -> Markup {
 /// A badge for an agent's health or a scan state.
 pub(crate) fn badge(text: &str) -> Markup {
     let class = match text {
-        "communicating" | "active" | "open port ok" | "resolved" => "badge good",
-        "not communicating" | "suspended" | "open" => "badge warn",
-        "abandoned" | "disabled" => "badge bad",
+        "communicating" | "active" | "open port ok" | "resolved" | "done" | "managed here" => {
+            "badge good"
+        }
+        "not communicating" | "suspended" | "open" | "running" | "managed elsewhere"
+        | "unreachable" => "badge warn",
+        "abandoned" | "disabled" | "failed" | "no agent" | "unresolved AD" => "badge bad",
         _ => "badge",
     };
     html! { span class=(class) { (text) } }

@@ -12,11 +12,12 @@
 //!   every state-changing POST carries a token bound to the session;
 //! * [`layout`]: the page shell; [`assets`]: stylesheet and script;
 //! * one module per page area: [`dashboard`], [`agents`], [`alerts`],
-//!   [`enroll`].
+//!   [`enroll`], [`compliance`].
 
 mod agents;
 mod alerts;
 mod assets;
+mod compliance;
 mod csrf;
 mod dashboard;
 mod enroll;
@@ -43,6 +44,28 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/agents/{id}/policy", post(agents::save_policy))
         .route("/alerts", get(alerts::list))
         .route("/enroll", get(enroll::page).post(enroll::create))
+        .route("/compliance", get(compliance::overview))
+        .route("/compliance/assessments", post(compliance::run))
+        .route(
+            "/compliance/scope",
+            get(compliance::scope::show).post(compliance::scope::save),
+        )
+        .route("/compliance/endpoints", get(compliance::endpoints::list))
+        .route("/compliance/endpoints.csv", get(compliance::endpoints::csv))
+        .route("/compliance/move", post(compliance::actions::move_agents))
+        .route(
+            "/compliance/install",
+            get(compliance::actions::install_form).post(compliance::actions::push),
+        )
+        .route(
+            "/compliance/install-command",
+            post(compliance::actions::command),
+        )
+        .route("/compliance/install/{id}", get(compliance::actions::job))
+        .route(
+            "/compliance/schedule",
+            get(compliance::schedule::show).post(compliance::schedule::save),
+        )
         .route("/static/{file}", get(assets::serve))
         .layer(axum::middleware::map_response(security_headers))
 }

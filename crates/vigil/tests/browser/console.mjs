@@ -6,76 +6,14 @@
 // VIGIL_VIEWER_PASSWORD, VIGIL_AGENT_ID, VIGIL_AGENT_NAME, VIGIL_OPEN_PORT (a
 // port open on the agent's host, not authorized), VIGIL_SCREENSHOTS (a
 // directory), CHROMIUM (default /usr/bin/chromium).
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
+import { base, checkPage, csrfOf, env, launch, logIn, post, step } from "./harness.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-const base = env("VIGIL_URL");
-const shots = env("VIGIL_SCREENSHOTS");
 const agentId = env("VIGIL_AGENT_ID");
 const agentName = env("VIGIL_AGENT_NAME");
 const openPort = env("VIGIL_OPEN_PORT");
-mkdirSync(shots, { recursive: true });
 
-const step = (what) => console.log(`- ${what}`);
-
-// Every page: inputs are labelled, landmarks exist, and nothing scrolls
-// sideways at desktop and phone widths; one screenshot per width.
-async function checkPage(page, name) {
-  const unlabelled = await page.evaluate(() =>
-    [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
-      .filter((e) => e.labels.length === 0 && !e.getAttribute("aria-label"))
-      .map((e) => e.outerHTML)
-  );
-  assert.deepEqual(unlabelled, [], `${name}: inputs without a label`);
-  assert.equal(await page.locator("main").count(), 1, `${name}: one <main>`);
-  for (const width of [1280, 375]) {
-    await page.setViewportSize({ width, height: 900 });
-    const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
-    assert.ok(scroll <= width, `${name}: scrollWidth ${scroll} > ${width} px`);
-    await page.screenshot({ path: `${shots}/${name}-${width}.png`, fullPage: true });
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
-
-// A POST from inside the page (same origin, the session cookie goes along).
-async function post(page, path, fields) {
-  return page.evaluate(
-    async ([path, fields]) => {
-      const r = await fetch(path, {
-        method: "POST",
-        body: new URLSearchParams(fields),
-        redirect: "manual",
-      });
-      return r.status;
-    },
-    [path, fields]
-  );
-}
-
-const csrfOf = (page) => page.locator('form[action="/logout"] input[name="csrf"]').getAttribute("value");
-
-async function logIn(context, email, password) {
-  const page = await context.newPage();
-  await page.goto(`${base}/`);
-  assert.equal(new URL(page.url()).pathname, "/login", "unauthenticated pages redirect to /login");
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.waitForURL(`${base}/`);
-  return page;
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: process.getuid && process.getuid() === 0 ? ["--no-sandbox"] : [],
-});
+const browser = await launch();
 try {
   const owner = await browser.newContext({ viewport: { width: 1280, height: 900 } });
 

@@ -98,6 +98,15 @@ pub fn owner_api(net: &TestNet) -> Api<'_> {
     api
 }
 
+/// Adds a user with the viewer role (password [`PASSWORD`]).
+pub fn add_viewer(api: &Api<'_>, email: &str) {
+    api.ok(
+        "POST",
+        "/users",
+        Some(json!({"email": email, "password": PASSWORD, "role": "viewer"})),
+    );
+}
+
 /// Polls assessment `id` until it is no longer running.
 pub fn wait_done(api: &Api<'_>, id: &str) -> Value {
     wait_for("the assessment to finish", Duration::from_secs(60), || {

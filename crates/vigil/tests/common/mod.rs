@@ -2,6 +2,7 @@
 //! test network and read their nmap-format XML.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod compliance;
 pub mod server;
 

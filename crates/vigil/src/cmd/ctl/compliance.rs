@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vigil_core::compliance::{
     AdBind, AdScope, AgentPorts, ComplianceScope, Dn, EndpointStatus, IpRange, StatusCounts,
+    WEEKDAYS,
 };
 use vigil_proto::api::{
     AssessmentHistoryEntry, AssessmentView, ComplianceScheduleUpdate, ComplianceScheduleView,
@@ -601,16 +602,6 @@ fn schedule_update(
     }
     Ok(s)
 }
-
-const WEEKDAYS: [&str; 7] = [
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-];
 
 /// `sun`, `Monday`, `0`…`6` (0 = Sunday) as cron's weekday number.
 fn parse_weekday(text: &str) -> Result<u8> {

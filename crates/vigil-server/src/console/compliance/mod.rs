@@ -1,0 +1,138 @@
+//! Compliance: the overview of the latest assessment (`/compliance`), the
+//! scope editor ([`scope`]), the endpoint list with its CSV export
+//! ([`endpoints`]), moving and installing agents ([`actions`]) and the
+//! schedule ([`schedule`]). The pages use the same
+//! store calls and checks as the REST handlers in `crate::api::compliance`.
+
+pub(crate) mod actions;
+pub(crate) mod endpoints;
+pub(crate) mod schedule;
+pub(crate) mod scope;
+
+use super::error::ConsoleError;
+use super::form::{Form, Post};
+use super::layout::{self, Page};
+use super::session::Session;
+use crate::api::compliance::{start, view};
+use crate::app::App;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+use std::sync::Arc;
+use vigil_core::compliance::EndpointStatus;
+use vigil_store::AssessmentTrigger;
+
+/// Reload the overview this often while an assessment runs.
+const RUNNING_REFRESH_SECS: u32 = 2;
+
+/// A status as people read it.
+pub(crate) fn status_label(s: EndpointStatus) -> &'static str {
+    match s {
+        EndpointStatus::ManagedHere => "managed here",
+        EndpointStatus::ManagedElsewhere => "managed elsewhere",
+        EndpointStatus::NoAgent => "no agent",
+        EndpointStatus::Unreachable => "unreachable",
+        EndpointStatus::UnresolvedAd => "unresolved AD",
+    }
+}
+
+fn card_class(s: EndpointStatus) -> &'static str {
+    match s {
+        EndpointStatus::ManagedHere => "card good",
+        EndpointStatus::ManagedElsewhere | EndpointStatus::Unreachable => "card warn",
+        EndpointStatus::NoAgent | EndpointStatus::UnresolvedAd => "card bad",
+    }
+}
+
+/// Links between the compliance pages.
+fn subnav() -> Markup {
+    html! {
+        nav aria-label="Compliance" {
+            p {
+                a href="/compliance" { "Overview" } " · "
+                a href="/compliance/endpoints" { "Endpoints" } " · "
+                a href="/compliance/scope" { "Scope" } " · "
+                a href="/compliance/schedule" { "Schedule" }
+            }
+        }
+    }
+}
+
+pub(crate) async fn overview(
+    State(app): State<Arc<App>>,
+    session: Session,
+    RawQuery(query): RawQuery,
+) -> Result<Markup, ConsoleError> {
+    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let done = match query.get("done") {
+        Some("started") => Some("Assessment started."),
+        _ => None,
+    };
+    let account = session.account.id;
+    let latest = app.store.latest_assessment(account).await?;
+    let latest = match latest {
+        Some(a) => Some(view(&app, &a).await?),
+        None => None,
+    };
+    let has_scope = app.store.compliance_scope(account).await?.is_some();
+    let running = latest.as_ref().is_some_and(|a| a.state == "running");
+    let body = html! {
+        h1 { "Compliance" }
+        (subnav())
+        (layout::flash(done))
+        section.section aria-labelledby="latest-h" {
+            h2 #latest-h { "Latest assessment" }
+            @match &latest {
+                None => p { "No assessment has run yet." @if !has_scope { " " a href="/compliance/scope" { "Set the scope" } " first." } }
+                Some(a) => {
+                    dl.facts {
+                        dt { "State" } dd #assessment-state { (layout::badge(&a.state)) }
+                        dt { "Progress" } dd {
+                            progress #progress max=(a.total.max(1)) value=(a.done.min(a.total)) aria-label="Progress" {}
+                            " " span #progress-text { (a.done) " of " (a.total) }
+                        }
+                        dt { "Mode" } dd { (if a.on_demand { "on demand" } else { "database only" }) }
+                        dt { "Started" } dd { (layout::time(a.started_at)) }
+                        dt { "Finished" } dd { (layout::maybe_time(a.finished_at)) }
+                        @if let Some(e) = &a.error { dt { "Error" } dd { (e) } }
+                    }
+                    h3 { "Endpoints per status" @if running { " (so far)" } }
+                    div.cards {
+                        @for s in EndpointStatus::ALL {
+                            a class=(card_class(s)) href={ "/compliance/endpoints?status=" (s.as_str()) }
+                                aria-label={ (a.counts.get(s)) " " (status_label(s)) } {
+                                span.n { (a.counts.get(s)) } (status_label(s))
+                            }
+                        }
+                    }
+                }
+            }
+            @if session.can_write() && has_scope {
+                div.actions {
+                    form.inline method="post" action="/compliance/assessments" {
+                        (session.csrf_field())
+                        button type="submit" { "Run assessment now" }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout::page(
+        &session,
+        Page {
+            title: "Compliance",
+            nav: "/compliance",
+            refresh_secs: running.then_some(RUNNING_REFRESH_SECS),
+        },
+        body,
+    ))
+}
+
+pub(crate) async fn run(
+    State(app): State<Arc<App>>,
+    Post { session, .. }: Post,
+) -> Result<Response, ConsoleError> {
+    session.require_write()?;
+    start(&app, session.account.id, AssessmentTrigger::Manual).await?;
+    Ok(Redirect::to("/compliance?done=started").into_response())
+}
