@@ -114,13 +114,7 @@ pub(crate) async fn list(
             @if session.can_write() { " " a href="/enroll" { "Enroll an agent" } }
         }
         @if !lines.is_empty() { (table(&lines)) }
-        @if pages > 1 {
-            nav.pager aria-label="Pages" {
-                @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
-                span { "Page " (page) " of " (pages) }
-                @if page < pages { a href=(link(page + 1)) rel="next" { "Next →" } }
-            }
-        }
+        (layout::pager(page, pages, link))
     };
     Ok(layout::page(
         &session,

@@ -90,13 +90,7 @@ pub(crate) async fn list(
                 }
             }))
         }
-        @if pages > 1 {
-            nav.pager aria-label="Pages" {
-                @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
-                span { "Page " (page) " of " (pages) }
-                @if page < pages { a href=(link(page + 1)) rel="next" { "Next →" } }
-            }
-        }
+        (layout::pager(page, pages, link))
     };
     Ok(layout::page(
         &session,

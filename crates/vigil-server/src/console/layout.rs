@@ -106,6 +106,20 @@ pub(crate) fn maybe_time(t: Option<UnixTime>) -> String {
 }
 
 /// A table that scrolls inside its own box on narrow screens.
+/// "← Previous · Page n of m · Next →" under a paged list; nothing for one
+/// page. `link` gives the URL of a page (1-based).
+pub(crate) fn pager(page: u64, pages: u64, link: impl Fn(u64) -> String) -> Markup {
+    html! {
+        @if pages > 1 {
+            nav.pager aria-label="Pages" {
+                @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
+                span { "Page " (page) " of " (pages) }
+                @if page < pages { a href=(link(page + 1)) rel="next" { "Next →" } }
+            }
+        }
+    }
+}
+
 pub(crate) fn table_wrap(label: &str, table: Markup) -> Markup {
     html! {
         div.table-wrap role="region" aria-label=(label) tabindex="0" { (table) }

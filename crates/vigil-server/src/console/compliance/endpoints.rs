@@ -216,13 +216,7 @@ pub(crate) async fn list(
                 " " a href={ "/compliance/endpoints.csv" @if !qs.is_empty() { "?" (qs) } } download { "Export CSV" }
             }
             @if !endpoints.is_empty() { (table(endpoints, &session)) }
-            @if pages > 1 {
-                nav.pager aria-label="Pages" {
-                    @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
-                    span { "Page " (page) " of " (pages) }
-                    @if page < pages { a href=(link(page + 1)) rel="next" { "Next →" } }
-                }
-            }
+            (layout::pager(page, pages, link))
         }
     };
     let page = layout::page(
