@@ -71,6 +71,22 @@ struct RuleContactRow {
     events: String,
 }
 
+/// The contacts of the rules that list `event_kind`, each once, in the
+/// rows' order.
+fn contacts_for_event(rows: Vec<RuleContactRow>, event_kind: &str) -> Result<Vec<Contact>> {
+    let mut out: Vec<Contact> = Vec::new();
+    for row in rows {
+        if !parse_events(&row.events)?.iter().any(|e| e == event_kind) {
+            continue;
+        }
+        let contact = Contact::try_from(row.contact)?;
+        if !out.iter().any(|c| c.id == contact.id) {
+            out.push(contact);
+        }
+    }
+    Ok(out)
+}
+
 #[derive(sqlx::FromRow)]
 struct OutboxRow {
     id: String,
@@ -312,17 +328,7 @@ impl Store {
         .bind(agent.db())
         .fetch_all(pool)
         .await)?;
-        let mut out: Vec<Contact> = Vec::new();
-        for row in rows {
-            if !parse_events(&row.events)?.iter().any(|e| e == event_kind) {
-                continue;
-            }
-            let contact = Contact::try_from(row.contact)?;
-            if !out.iter().any(|c| c.id == contact.id) {
-                out.push(contact);
-            }
-        }
-        Ok(out)
+        contacts_for_event(rows, event_kind)
     }
 
     /// The contacts to notify of `event_kind` about the account itself
@@ -345,17 +351,7 @@ impl Store {
         .bind(account.db())
         .fetch_all(pool)
         .await)?;
-        let mut out: Vec<Contact> = Vec::new();
-        for row in rows {
-            if !parse_events(&row.events)?.iter().any(|e| e == event_kind) {
-                continue;
-            }
-            let contact = Contact::try_from(row.contact)?;
-            if !out.iter().any(|c| c.id == contact.id) {
-                out.push(contact);
-            }
-        }
-        Ok(out)
+        contacts_for_event(rows, event_kind)
     }
 
     // ----- outbox -----------------------------------------------------------

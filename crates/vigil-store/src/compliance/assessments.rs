@@ -123,7 +123,8 @@ impl Store {
     }
 
     /// Records the endpoints per status known so far of a running
-    /// assessment (nothing once it ended). Returns whether it still runs.
+    /// assessment (nothing once it ended). Returns whether it still runs;
+    /// not found for an unknown assessment, like the other updates.
     pub async fn set_assessment_live_counts(
         &self,
         account: AccountId,
@@ -142,7 +143,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        Ok(n > 0)
+        self.still_running(account, assessment, n).await
     }
 
     /// Records progress: `done` of `total`. Returns whether the assessment is
@@ -171,10 +172,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            self.assessment(account, assessment).await?;
-        }
-        Ok(n > 0)
+        self.still_running(account, assessment, n).await
     }
 
     /// Ends a running assessment at `now` as `state` (done, cancelled or
@@ -207,6 +205,17 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
+        self.still_running(account, assessment, n).await
+    }
+
+    /// After an update of a running assessment that changed `n` rows:
+    /// whether it still ran, or not found if there is no such assessment.
+    async fn still_running(
+        &self,
+        account: AccountId,
+        assessment: AssessmentId,
+        n: u64,
+    ) -> Result<bool> {
         if n == 0 {
             self.assessment(account, assessment).await?;
         }

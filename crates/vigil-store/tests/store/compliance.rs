@@ -463,6 +463,10 @@ async fn finish_only_from_running_and_progress(db: &TestDb) {
             .await,
     );
     assert_not_found(
+        s.set_assessment_live_counts(org.id, AssessmentId::random(), &StatusCounts::default())
+            .await,
+    );
+    assert_not_found(
         s.is_assessment_running(org.id, AssessmentId::random())
             .await,
     );
