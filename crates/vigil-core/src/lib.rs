@@ -7,12 +7,14 @@
 
 pub mod compliance;
 pub mod evaluate;
+pub mod history;
 pub mod liveness;
 pub mod plan;
 pub mod policy;
 pub mod ports;
 pub mod state;
 pub mod targets;
+pub mod timeline;
 
 pub use ports::{PortList, PortSpecError};
 pub use state::PortState;
@@ -22,8 +24,8 @@ pub use evaluate::{
     evaluate, Change, Condition, ConditionKind, DampingConfig, Event, Observation, TargetState,
 };
 pub use liveness::{
-    health, liveness_event, scan_status, AgentHealth, LivenessConfig, LivenessEvent, ScanStatus,
-    StatusReason,
+    contact_range, health, liveness_event, scan_status, AgentHealth, LivenessConfig, LivenessEvent,
+    ScanStatus, StatusReason,
 };
 pub use plan::{AccountKind, IntervalError, Plan, ScanInterval, MEMBER_INTERVALS};
 pub use policy::{PolicyError, PolicyTarget, SecurityPolicy};

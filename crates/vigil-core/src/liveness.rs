@@ -76,6 +76,31 @@ pub fn health(
     }
 }
 
+/// The last-contact times (unix seconds, inclusive) at which an agent has
+/// `health` at `now`: what [`health`] decides, as a range a database can
+/// filter on. `None`: no time qualifies (e.g. "abandoned" just after the
+/// epoch). Agents that never talked to the server count from enrollment,
+/// as in [`health`].
+pub fn contact_range(
+    health: AgentHealth,
+    now_unix: u64,
+    cfg: &LivenessConfig,
+) -> Option<(Option<u64>, Option<u64>)> {
+    let silent = cfg.silent_after.as_secs();
+    let abandoned = cfg.abandoned_after.as_secs();
+    // Silent for more than `limit` ⇔ last contact before `now - limit`.
+    let before = |limit: u64| now_unix.checked_sub(limit)?.checked_sub(1);
+    match health {
+        AgentHealth::Communicating => Some((Some(now_unix.saturating_sub(silent)), None)),
+        AgentHealth::NotCommunicating => {
+            let to = before(silent)?;
+            let from = now_unix.saturating_sub(abandoned);
+            (from <= to).then_some((Some(from), Some(to)))
+        }
+        AgentHealth::Abandoned => Some((None, Some(before(abandoned)?))),
+    }
+}
+
 /// Why a security scan is not running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -269,6 +294,42 @@ mod tests {
                 want,
                 "last_seen {last_seen:?}, enrolled {enrolled}"
             );
+        }
+    }
+
+    #[test]
+    fn contact_ranges_agree_with_health() {
+        let cfgs = [
+            LivenessConfig::default(),
+            LivenessConfig {
+                silent_after: Duration::from_secs(30),
+                abandoned_after: Duration::from_secs(100),
+            },
+        ];
+        for cfg in &cfgs {
+            for now in [0, 29, 30, 31, 100, 101, 1_000, 1_700_000_000] {
+                for h in [Communicating, NotCommunicating, Abandoned] {
+                    let range = contact_range(h, now, cfg);
+                    let probes = [0, 1, now.saturating_sub(101), now.saturating_sub(100)]
+                        .into_iter()
+                        .chain([now.saturating_sub(31), now.saturating_sub(30), now])
+                        .chain([now + 5])
+                        .chain((0..4).map(|k| now.saturating_sub(cfg.silent_after.as_secs() + k)))
+                        .chain(
+                            (0..4).map(|k| now.saturating_sub(cfg.abandoned_after.as_secs() + k)),
+                        );
+                    for seen in probes {
+                        let inside = range.is_some_and(|(from, to)| {
+                            from.is_none_or(|f| seen >= f) && to.is_none_or(|t| seen <= t)
+                        });
+                        assert_eq!(
+                            inside,
+                            health(Some(seen), 0, now, cfg) == h,
+                            "{h:?} at {now}, seen {seen}, range {range:?}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -8,6 +8,8 @@
 //! Timestamps are unix seconds.
 
 use serde::{Deserialize, Serialize};
+use vigil_core::history::AgentEventKind;
+use vigil_core::timeline::{State, Window};
 use vigil_core::{AccountKind, AgentHealth, Plan, PortState, SecurityPolicy};
 
 /// Where the REST API lives.
@@ -187,6 +189,78 @@ pub struct ResultView {
     pub ports: Vec<PortView>,
 }
 
+/// One entry of an agent's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentEventView {
+    pub at: i64,
+    /// `enrolled`, `plan_changed`, `policy_changed`, `scan_suspended`,
+    /// `scan_disabled`, `scan_resumed`, `health_changed`, `move_ordered`,
+    /// `moved`, `removed`.
+    pub kind: AgentEventKind,
+    /// The user's email, or `system`.
+    pub actor: String,
+    /// What changed, for people (e.g. "authorized ports added 80").
+    pub detail: String,
+}
+
+/// `GET /api/v1/agents/{id}/history`: one page of the history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentHistoryPage {
+    pub events: Vec<AgentEventView>,
+    /// How many entries the history has in all.
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u32,
+}
+
+/// `GET /api/v1/agents/{id}/timeline`: reachability over a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineView {
+    /// `24h`, `7d` or `30d`.
+    pub window: Window,
+    pub from: i64,
+    pub to: i64,
+    /// The agent's communication first, then each scanned target followed
+    /// by its monitored ports.
+    pub rows: Vec<TimelineRowView>,
+    /// Rows left out: at most 100 are given.
+    pub hidden_rows: u64,
+}
+
+/// One row of a timeline: something that is up or down over time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineRowView {
+    /// `agent` (it communicates with the server), `target` (a scanned
+    /// target is reachable) or `service` (a monitored port is open).
+    pub kind: String,
+    /// For people, e.g. "443/tcp on the agent's host".
+    pub label: String,
+    /// The policy target key (`target` and `service` rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `service` rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The share of the known part of the window it was up, in percent;
+    /// `null` when nothing of the window is known yet.
+    pub up_percent: Option<f64>,
+    /// Seconds of the window it was down.
+    pub down_secs: i64,
+    /// Oldest first; together they cover the window.
+    pub segments: Vec<SegmentView>,
+}
+
+/// `[start, end)` of a timeline row in one state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentView {
+    pub start: i64,
+    pub end: i64,
+    /// `up`, `down` or `unknown` (before anything was known).
+    pub state: State,
+    /// A down segment that had not ended by the end of the window.
+    pub open: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertView {
     pub id: String,
@@ -202,6 +276,50 @@ pub struct AlertView {
     pub resolved_at: Option<i64>,
     /// One line for people.
     pub title: String,
+    /// When someone acknowledged it ("I am on it"); `null` while nobody has.
+    #[serde(default)]
+    pub acknowledged_at: Option<i64>,
+    /// The email of the user who acknowledged it.
+    #[serde(default)]
+    pub acknowledged_by: Option<String>,
+    /// The note they left, if any.
+    #[serde(default)]
+    pub ack_note: Option<String>,
+}
+
+/// `POST /api/v1/alerts/{id}/ack` (an empty body is no note).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// What you are doing about it, for the rest of the team (at most 2000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One entry of `GET /api/v1/alerts/{id}/history`, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertEventView {
+    /// 1, 2, … in the order things happened.
+    pub seq: u64,
+    pub at: i64,
+    /// `raised`, `resolved`, `flapping_started`, `flapping_stopped`,
+    /// `acknowledged`, `notification_queued`, `notification_delivered`,
+    /// `notification_failed`.
+    pub kind: String,
+    /// Who: the user's email for `acknowledged`.
+    pub actor: Option<String>,
+    /// The acknowledgement's note, or the title of a queued notification.
+    pub detail: Option<String>,
+    /// Notifications: the contact, with its name and channel as they were then.
+    pub contact_id: Option<String>,
+    pub contact_name: Option<String>,
+    pub channel: Option<String>,
+    /// Notifications: the delivery attempt (1-based).
+    pub attempt: Option<u32>,
+    /// `notification_failed`: why.
+    pub error: Option<String>,
+    /// `notification_failed`: when it is tried again (`null`: given up).
+    pub retry_at: Option<i64>,
 }
 
 /// `POST /api/v1/contacts`, `PUT /api/v1/contacts/{id}`.

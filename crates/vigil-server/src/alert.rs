@@ -4,7 +4,7 @@
 use crate::app::App;
 use vigil_core::{Condition, ConditionKind};
 use vigil_notify::{EventKind, Notification, Severity};
-use vigil_store::{Agent, Alert, StoreError, UnixTime};
+use vigil_store::{Agent, Alert, AlertId, StoreError, UnixTime};
 
 /// The alert target of conditions about the agent itself (not a scanned host).
 pub(crate) const AGENT_TARGET: &str = "agent";
@@ -184,24 +184,33 @@ impl App {
     ) -> Result<usize, StoreError> {
         let (event, severity) = event_for(alert.condition, raised);
         let phase = if raised { "raised" } else { "cleared" };
-        self.notify(Occurrence {
-            agent,
-            event,
-            severity,
-            target: (target != AGENT_TARGET).then(|| target_label(target)),
-            port: alert.condition.port,
-            title: title(agent, target, alert.condition, raised),
-            details: details(alert.condition, raised),
-            group_key: group_key(agent, target, alert.condition),
-            outbox_key: format!("alert:{}:{phase}", alert.id),
-            at: now,
-        })
+        self.queue(
+            Occurrence {
+                agent,
+                event,
+                severity,
+                target: (target != AGENT_TARGET).then(|| target_label(target)),
+                port: alert.condition.port,
+                title: title(agent, target, alert.condition, raised),
+                details: details(alert.condition, raised),
+                group_key: group_key(agent, target, alert.condition),
+                outbox_key: format!("alert:{}:{phase}", alert.id),
+                at: now,
+            },
+            Some(alert.id),
+        )
         .await
     }
 
     /// Queues the occurrence for every contact whose rules ask for its
     /// event kind on this agent; returns how many were queued.
     pub(crate) async fn notify(&self, o: Occurrence<'_>) -> Result<usize, StoreError> {
+        self.queue(o, None).await
+    }
+
+    /// [`App::notify`]; notifications about `alert` are linked to it, so
+    /// their delivery shows in the alert's history.
+    async fn queue(&self, o: Occurrence<'_>, alert: Option<AlertId>) -> Result<usize, StoreError> {
         let account = o.agent.account_id;
         let contacts = self
             .store
@@ -229,11 +238,27 @@ impl App {
             .map_err(|e| StoreError::Invalid(format!("cannot encode notification: {e}")))?;
         let mut queued = 0;
         for contact in contacts {
-            if self
-                .store
-                .enqueue(account, contact.id, &o.outbox_key, &payload, o.at)
-                .await?
-            {
+            let new = match alert {
+                Some(alert) => {
+                    self.store
+                        .enqueue_for_alert(
+                            account,
+                            alert,
+                            &contact,
+                            &o.outbox_key,
+                            &notification.title,
+                            &payload,
+                            o.at,
+                        )
+                        .await?
+                }
+                None => {
+                    self.store
+                        .enqueue(account, contact.id, &o.outbox_key, &payload, o.at)
+                        .await?
+                }
+            };
+            if new {
                 queued += 1;
             }
         }

@@ -29,6 +29,8 @@ pub(crate) struct App {
     pub compliance: crate::compliance::Running,
     /// Agent installs: what is handed out, and push-install jobs.
     pub install: crate::install::Installer,
+    /// Signs the web console's forms (the same in every replica).
+    pub console_key: [u8; 32],
     /// Serializes evaluations of one agent target: the read-evaluate-write
     /// of its damping state must not interleave. (One server process; with
     /// several replicas this becomes a row lock — issue 6.)
@@ -43,6 +45,7 @@ impl App {
         pin: CertPin,
         agent_url: String,
         install: crate::install::Installer,
+        console_key: [u8; 32],
     ) -> Self {
         App {
             store,
@@ -54,6 +57,7 @@ impl App {
             scheduler_wake: Notify::new(),
             compliance: Default::default(),
             install,
+            console_key,
             target_locks: Mutex::new(HashMap::new()),
         }
     }

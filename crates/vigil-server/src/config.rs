@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vigil_core::{DampingConfig, LivenessConfig, PortList};
 use vigil_notify::NotifierConfig;
+use vigil_store::TokenExpiry;
 
 /// Everything `vigil server` can be told. [`ServerConfig::new`] gives the
 /// defaults of a real deployment; tests shorten the timings.
@@ -35,6 +36,8 @@ pub struct ServerConfig {
     pub sweep_ports: PortList,
     /// The agent binary handed out by agent installs; default: this executable.
     pub agent_binary: Option<PathBuf>,
+    /// How long a web console session lasts, and may stay unused.
+    pub session: TokenExpiry,
 }
 
 impl ServerConfig {
@@ -54,6 +57,10 @@ impl ServerConfig {
             tick: Duration::from_secs(5),
             sweep_ports: PortList::all(),
             agent_binary: None,
+            session: TokenExpiry {
+                lifetime: Some(Duration::from_secs(12 * 3600)),
+                idle: Some(Duration::from_secs(3600)),
+            },
         }
     }
 }

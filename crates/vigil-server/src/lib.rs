@@ -103,6 +103,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
         install::curl_pin(identity.certificate()).map_err(ServerError::Tls)?,
         cfg.agent_binary.clone(),
     );
+    let console_key = store.console_key().await?;
     let app = Arc::new(App::new(
         store.clone(),
         cfg,
@@ -110,6 +111,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
         pin,
         agent_url.clone(),
         installer,
+        console_key,
     ));
     let (stop, stopped) = watch::channel(false);
     let mut jobs = JoinSet::new();

@@ -6,9 +6,10 @@ use crate::alert::{Occurrence, AGENT_TARGET};
 use crate::app::App;
 use std::sync::Arc;
 use tokio::sync::watch;
-use vigil_core::{liveness_event, Condition, LivenessEvent};
+use vigil_core::history::scan_change;
+use vigil_core::{liveness_event, scan_status, AgentHealth, Condition, LivenessEvent};
 use vigil_notify::{EventKind, Severity};
-use vigil_store::{now_unix, Agent, StoreError, UnixTime};
+use vigil_store::{now_unix, Agent, NewAgentEvent, StoreError, UnixTime, SYSTEM_ACTOR};
 
 /// Runs until `shutdown` turns true.
 pub(crate) async fn sweeper(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
@@ -46,11 +47,47 @@ pub(crate) async fn sweep(app: &App, now: UnixTime) -> Result<usize, StoreError>
         };
         changed += 1;
         tracing::info!(agent = %agent.id, name = %agent.name, from = %previous, to = %health, "agent health changed");
+        // Before `on_event`, which may switch the policy off.
+        record_scan_change(app, &agent, previous, health, now).await?;
         if let Some(event) = liveness_event(previous, health) {
             on_event(app, &agent, event, now).await?;
         }
     }
     Ok(changed)
+}
+
+/// Puts into the agent's history what its health change did to its
+/// security scan (suspended, disabled, resumed), if anything.
+async fn record_scan_change(
+    app: &App,
+    agent: &Agent,
+    previous: AgentHealth,
+    health: AgentHealth,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let policy = match app.store.policy(agent.account_id, agent.id).await {
+        Ok(Some(p)) => p,
+        Ok(None) | Err(StoreError::NotFound) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let status = |h| scan_status(agent.plan, policy.enabled, agent.is_removed(), h);
+    let Some((kind, detail)) = scan_change(status(previous), status(health)) else {
+        return Ok(());
+    };
+    let event = NewAgentEvent {
+        at: now,
+        kind,
+        actor: SYSTEM_ACTOR,
+        detail: &detail,
+    };
+    match app
+        .store
+        .record_agent_event(agent.account_id, agent.id, &event)
+        .await
+    {
+        Ok(()) | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 async fn on_event(

@@ -2,10 +2,11 @@
 
 use crate::error::found;
 use crate::ids::{AccountId, ApiTokenId, UserId};
-use crate::model::{account_kind_str, now_unix, parse_account_kind, parse_stored};
+use crate::model::{account_kind_str, now_unix, parse_account_kind, parse_stored, UnixTime};
 use crate::secret::{hashes_equal, new_token, token_hash, API_TOKEN_PREFIX};
 use crate::validate::{self, limits};
 use crate::{with_pool, Account, ApiToken, Result, Role, Store, StoreError, User};
+use std::time::Duration;
 use vigil_core::AccountKind;
 
 /// `last_used_at` of an API token is refreshed at most this often (seconds),
@@ -81,6 +82,7 @@ struct ApiTokenRow {
     created_at: i64,
     last_used_at: Option<i64>,
     revoked_at: Option<i64>,
+    expires_at: Option<i64>,
 }
 
 impl TryFrom<ApiTokenRow> for ApiToken {
@@ -95,11 +97,35 @@ impl TryFrom<ApiTokenRow> for ApiToken {
             created_at: r.created_at,
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
+            expires_at: r.expires_at,
         })
     }
 }
 
 const USER_COLS: &str = "id, account_id, email, role, created_at";
+
+/// How long a token lasts: API tokens until revoked; web console sessions
+/// for at most `lifetime`, and only while used at least every `idle`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenExpiry {
+    pub lifetime: Option<Duration>,
+    /// Measured from the last use, which is recorded at most once a minute:
+    /// an idle limit is kept to within a minute.
+    pub idle: Option<Duration>,
+}
+
+/// A token is alive at `$N` (unix seconds): not revoked, not past its
+/// lifetime, not idle for too long. `$N` is the bind given.
+fn alive_at(n: usize) -> String {
+    format!(
+        "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ${n}) \
+         AND (t.idle_timeout IS NULL OR COALESCE(t.last_used_at, t.created_at) + t.idle_timeout > ${n})"
+    )
+}
+
+fn secs(d: Duration) -> Result<i64> {
+    i64::try_from(d.as_secs()).map_err(|_| StoreError::invalid("duration is too long"))
+}
 
 impl Store {
     // ----- accounts -------------------------------------------------------
@@ -268,27 +294,50 @@ impl Store {
     // ----- API tokens -----------------------------------------------------
 
     /// Creates an API token for `user` and returns it with its plaintext
-    /// (`vgl_…`), which is not stored and cannot be shown again.
+    /// (`vgl_…`), which is not stored and cannot be shown again. It lasts
+    /// until revoked.
     pub async fn create_api_token(
         &self,
         account: AccountId,
         user: UserId,
         name: &str,
     ) -> Result<(ApiToken, String)> {
+        self.create_token_expiring(account, user, name, TokenExpiry::default())
+            .await
+    }
+
+    /// [`Store::create_api_token`] for a token that expires (a web console
+    /// session): [`Store::authenticate_token`] refuses it once past its
+    /// lifetime or idle for too long.
+    pub async fn create_token_expiring(
+        &self,
+        account: AccountId,
+        user: UserId,
+        name: &str,
+        expiry: TokenExpiry,
+    ) -> Result<(ApiToken, String)> {
         let name = validate::name("token name", name)?;
         let secret = new_token(API_TOKEN_PREFIX)?;
+        let created_at = now_unix();
+        let expires_at = expiry
+            .lifetime
+            .map(|l| secs(l).map(|l| created_at.saturating_add(l)))
+            .transpose()?;
+        let idle = expiry.idle.map(secs).transpose()?;
         let token = ApiToken {
             id: ApiTokenId::random(),
             account_id: account,
             user_id: user,
             name,
-            created_at: now_unix(),
+            created_at,
             last_used_at: None,
             revoked_at: None,
+            expires_at,
         };
         with_pool!(self, pool => sqlx::query(
-            "INSERT INTO api_tokens (id, account_id, user_id, name, token_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_tokens (id, account_id, user_id, name, token_hash, created_at, \
+                 expires_at, idle_timeout) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(token.id.db())
         .bind(account.db())
@@ -296,17 +345,37 @@ impl Store {
         .bind(&token.name)
         .bind(&secret.hash)
         .bind(token.created_at)
+        .bind(expires_at)
+        .bind(idle)
         .execute(pool)
         .await
         .map(|_| ()))?;
         Ok((token, secret.plaintext))
     }
 
+    /// Deletes the expiring tokens (console sessions) that can no longer be
+    /// used at `now`: expired, idle too long or revoked. API tokens made to
+    /// last are kept, revoked or not, for their history. Returns how many
+    /// were deleted.
+    pub async fn prune_expired_tokens(&self, now: UnixTime) -> Result<u64> {
+        let sql = format!(
+            "DELETE FROM api_tokens WHERE (expires_at IS NOT NULL OR idle_timeout IS NOT NULL) \
+             AND id NOT IN (SELECT t.id FROM api_tokens t WHERE {})",
+            alive_at(1)
+        );
+        with_pool!(self, pool => sqlx::query(&sql)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(Into::into)
+    }
+
     /// The API tokens of an account (revoked ones included), newest first.
     pub async fn api_tokens(&self, account: AccountId) -> Result<Vec<ApiToken>> {
         let rows = with_pool!(self, pool => sqlx::query_as::<_, ApiTokenRow>(
-            "SELECT id, account_id, user_id, name, created_at, last_used_at, revoked_at \
-             FROM api_tokens WHERE account_id = $1 ORDER BY created_at DESC, id",
+            "SELECT id, account_id, user_id, name, created_at, last_used_at, revoked_at, \
+                 expires_at FROM api_tokens WHERE account_id = $1 ORDER BY created_at DESC, id",
         )
         .bind(account.db())
         .fetch_all(pool)
@@ -321,21 +390,24 @@ impl Store {
         let Some(hash) = token_hash(API_TOKEN_PREFIX, plaintext) else {
             return Ok(None);
         };
-        let row = with_pool!(self, pool => sqlx::query_as::<_, TokenAuthRow>(
+        let now = now_unix();
+        let sql = format!(
             "SELECT u.id, u.account_id, u.email, u.role, u.created_at, \
                     t.id AS token_id, t.token_hash, t.last_used_at \
              FROM api_tokens t \
              JOIN users u ON u.id = t.user_id AND u.account_id = t.account_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-        )
+             WHERE t.token_hash = $1 AND {}",
+            alive_at(2)
+        );
+        let row = with_pool!(self, pool => sqlx::query_as::<_, TokenAuthRow>(&sql)
         .bind(&hash)
+        .bind(now)
         .fetch_optional(pool)
         .await)?;
         let Some(row) = row else { return Ok(None) };
         if !hashes_equal(&row.token_hash, &hash) {
             return Ok(None);
         }
-        let now = now_unix();
         if row
             .last_used_at
             .is_none_or(|t| now - t >= LAST_USED_RESOLUTION || t > now)

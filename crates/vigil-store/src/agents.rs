@@ -2,7 +2,7 @@
 
 use crate::error::found;
 use crate::ids::{AccountId, AgentId, EnrollmentId};
-use crate::model::{health_str, now_unix, parse_health, parse_plan, plan_str, UnixTime};
+use crate::model::{now_unix, parse_health, parse_plan, plan_str, UnixTime};
 use crate::secret::{
     hashes_equal, new_token, token_hash, AGENT_CREDENTIAL_PREFIX, ENROLLMENT_TOKEN_PREFIX,
 };
@@ -10,6 +10,20 @@ use crate::validate::{self, limits};
 use crate::{with_pool, Agent, Heartbeat, Pool, Result, Store, StoreError};
 use std::time::Duration;
 use vigil_core::{AgentHealth, Plan};
+
+/// Last-contact times (unix seconds, inclusive; `None`: open-ended), as
+/// [`vigil_core::contact_range`] gives them for an agent health.
+pub type ContactRange = (Option<u64>, Option<u64>);
+
+/// Which agents a page lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentQuery {
+    /// Case-insensitive, anywhere in the name or hostname; empty for all.
+    pub search: String,
+    /// Only agents whose last contact (or, never seen, enrollment) falls in
+    /// one of these ranges; `None` for all, an empty list matches nothing.
+    pub contact: Option<Vec<ContactRange>>,
+}
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AgentRow {
@@ -213,6 +227,20 @@ impl Store {
                             .bind(now)
                             .fetch_one(&mut *tx)
                             .await?;
+                        let detail = crate::agent_events::enrolled_detail(&t.agent_name, &t.plan);
+                        let event = crate::NewAgentEvent {
+                            at: now,
+                            kind: vigil_core::history::AgentEventKind::Enrolled,
+                            actor: crate::SYSTEM_ACTOR,
+                            detail: &detail,
+                        };
+                        crate::agent_events::insert_event!(
+                            &mut *tx,
+                            &t.account_id,
+                            agent_id.db(),
+                            &event
+                        )
+                        .await?;
                         tx.commit().await?;
                         Some(row)
                     }
@@ -284,34 +312,88 @@ impl Store {
         offset: u64,
         limit: u32,
     ) -> Result<(Vec<Agent>, u64)> {
+        let query = AgentQuery {
+            search: search.to_string(),
+            contact: None,
+        };
+        self.agents_query(account, &query, offset, limit).await
+    }
+
+    /// [`Store::agents_page`] with every filter of an [`AgentQuery`].
+    pub async fn agents_query(
+        &self,
+        account: AccountId,
+        query: &AgentQuery,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<Agent>, u64)> {
         let limit = validate::limit(limit)?;
         let offset =
             i64::try_from(offset).map_err(|_| StoreError::invalid("offset is too large"))?;
-        let pattern = like_pattern(search);
-        let filter = " FROM agents WHERE account_id = $1 AND removed_at IS NULL \
-             AND (LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(hostname, '')) LIKE $2 ESCAPE '\\')";
-        let count_sql = format!("SELECT COUNT(*){filter}");
-        let total = with_pool!(self, pool => sqlx::query_scalar::<_, i64>(&count_sql)
-            .bind(account.db())
-            .bind(&pattern)
-            .fetch_one(pool)
-            .await)?;
-        let page_sql = format!(
-            "SELECT {}{filter} ORDER BY name, id LIMIT $3 OFFSET $4",
-            agent_cols!()
+        let pattern = like_pattern(&query.search);
+        let (contact_sql, bounds) = contact_filter(query.contact.as_deref(), 3)?;
+        let filter = format!(
+            " FROM agents WHERE account_id = $1 AND removed_at IS NULL \
+             AND (LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(hostname, '')) LIKE $2 ESCAPE '\\') \
+             AND {contact_sql}"
         );
-        let rows = with_pool!(self, pool => sqlx::query_as::<_, AgentRow>(&page_sql)
-            .bind(account.db())
-            .bind(&pattern)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await)?;
+        let count_sql = format!("SELECT COUNT(*){filter}");
+        let total = with_pool!(self, pool => {
+            let mut q = sqlx::query_scalar::<_, i64>(&count_sql)
+                .bind(account.db())
+                .bind(&pattern);
+            for b in &bounds {
+                q = q.bind(*b);
+            }
+            q.fetch_one(pool).await
+        })?;
+        let n = bounds.len() + 3;
+        let page_sql = format!(
+            "SELECT {}{filter} ORDER BY name, id LIMIT ${n} OFFSET ${}",
+            agent_cols!(),
+            n + 1
+        );
+        let rows = with_pool!(self, pool => {
+            let mut q = sqlx::query_as::<_, AgentRow>(&page_sql)
+                .bind(account.db())
+                .bind(&pattern);
+            for b in &bounds {
+                q = q.bind(*b);
+            }
+            q.bind(limit).bind(offset).fetch_all(pool).await
+        })?;
         let agents = rows
             .into_iter()
             .map(Agent::try_from)
             .collect::<Result<_>>()?;
         Ok((agents, u64::try_from(total).unwrap_or(0)))
+    }
+
+    /// How many of the account's agents (not removed) last called in (or,
+    /// never seen, enrolled) within each range of `ranges` — e.g. one range
+    /// per health, from [`vigil_core::contact_range`]. Counted in the
+    /// database: the dashboard does not load thousands of agents for it.
+    pub async fn agent_contact_counts(
+        &self,
+        account: AccountId,
+        ranges: &[ContactRange],
+    ) -> Result<Vec<u64>> {
+        let mut counts = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            let (sql, bounds) = contact_filter(Some(std::slice::from_ref(range)), 2)?;
+            let sql = format!(
+                "SELECT COUNT(*) FROM agents WHERE account_id = $1 AND removed_at IS NULL AND {sql}"
+            );
+            let n = with_pool!(self, pool => {
+                let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(account.db());
+                for b in &bounds {
+                    q = q.bind(*b);
+                }
+                q.fetch_one(pool).await
+            })?;
+            counts.push(u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
     }
 
     /// Every agent that is not removed, of every account (for the liveness sweeper).
@@ -394,15 +476,15 @@ impl Store {
             .await
     }
 
-    /// Records the health the liveness sweeper computed.
+    /// Records the health the liveness sweeper computed, and a change of it
+    /// in the agent's history.
     pub async fn set_health(
         &self,
         account: AccountId,
         agent: AgentId,
         health: AgentHealth,
     ) -> Result<Agent> {
-        self.update_agent(account, agent, "last_health", health_str(health))
-            .await
+        self.set_health_recorded(account, agent, health).await
     }
 
     async fn update_agent(
@@ -461,6 +543,35 @@ impl Store {
 
 /// A `LIKE` pattern matching `search` anywhere, case-insensitively (the
 /// column is compared in lower case), with `%`, `_` and `\` taken literally.
+/// The SQL condition "last contact within one of `ranges`" with its bind
+/// values, numbered from `$first`. `None`: no condition; an empty list
+/// matches nothing.
+fn contact_filter(ranges: Option<&[ContactRange]>, first: usize) -> Result<(String, Vec<i64>)> {
+    let Some(ranges) = ranges else {
+        return Ok(("TRUE".into(), Vec::new()));
+    };
+    let mut parts = Vec::new();
+    let mut bounds = Vec::new();
+    for (from, to) in ranges {
+        let mut cond = vec!["TRUE".to_string()];
+        for (bound, op) in [(from, ">="), (to, "<=")] {
+            if let Some(t) = bound {
+                let t = i64::try_from(*t).map_err(|_| StoreError::invalid("time is too large"))?;
+                bounds.push(t);
+                cond.push(format!(
+                    "COALESCE(last_seen_at, enrolled_at) {op} ${}",
+                    first + bounds.len() - 1
+                ));
+            }
+        }
+        parts.push(format!("({})", cond.join(" AND ")));
+    }
+    if parts.is_empty() {
+        return Ok(("FALSE".into(), bounds));
+    }
+    Ok((format!("({})", parts.join(" OR ")), bounds))
+}
+
 fn like_pattern(search: &str) -> String {
     let mut p = String::from("%");
     for c in search.trim().to_lowercase().chars() {

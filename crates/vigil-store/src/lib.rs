@@ -32,6 +32,7 @@
 //! system clock.
 
 mod accounts;
+mod agent_events;
 mod agents;
 mod alerts;
 mod compliance;
@@ -48,6 +49,10 @@ mod server;
 mod tasks;
 mod validate;
 
+pub use accounts::TokenExpiry;
+pub use agent_events::{AgentEvent, AlertSpan, NewAgentEvent, SYSTEM_ACTOR};
+pub use agents::{AgentQuery, ContactRange};
+pub use alerts::MAX_ACK_NOTE_CHARS;
 pub use compliance::endpoint_key;
 pub use error::{Result, StoreError};
 pub use ids::{
@@ -56,9 +61,11 @@ pub use ids::{
 };
 pub use model::{
     now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Assessment,
-    AssessmentState, AssessmentTrigger, Channel, Contact, Heartbeat, Ingested, NewScanResult,
-    NotificationRule, OutboxItem, PortResult, Role, ScanResult, ScanTask, UnixTime, User,
+    AssessmentState, AssessmentTrigger, Channel, Contact, Delivery, DeliveryState, Heartbeat,
+    Ingested, NewScanResult, NotificationRule, OutboxItem, PortResult, Role, ScanResult, ScanTask,
+    UnixTime, User,
 };
+pub use model::{AckFilter, AckOutcome, AlertEvent, AlertEventKind};
 pub use moves::{AgentMove, MoveOrder};
 pub use notify::retry_delay;
 pub use peers::{NewPeer, Peer};

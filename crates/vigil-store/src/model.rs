@@ -86,6 +86,17 @@ text_enum! {
 }
 
 text_enum! {
+    /// What became of a queued notification (see [`Delivery`]).
+    DeliveryState {
+        /// Not sent yet: due, being sent, or waiting to be retried.
+        Queued = "queued",
+        Sent = "sent",
+        /// Given up on; [`Delivery::last_error`] says why.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
     /// Whether an alert is still going on.
     AlertStatus {
         Open = "open",
@@ -231,6 +242,8 @@ pub struct ApiToken {
     pub created_at: UnixTime,
     pub last_used_at: Option<UnixTime>,
     pub revoked_at: Option<UnixTime>,
+    /// When it stops working, if it expires (web console sessions).
+    pub expires_at: Option<UnixTime>,
 }
 
 /// An enrolled agent. Its credential hash never leaves the store.
@@ -360,6 +373,18 @@ pub struct Alert {
     pub flapping: bool,
     pub raised_at: UnixTime,
     pub resolved_at: Option<UnixTime>,
+    /// When someone acknowledged it ("I am on it"), see [`crate::Store::acknowledge_alert`].
+    pub acknowledged_at: Option<UnixTime>,
+    /// The email of the user who acknowledged it, as it was then.
+    pub acknowledged_by: Option<String>,
+    /// Their note, if they left one.
+    pub ack_note: Option<String>,
+}
+
+impl Alert {
+    pub fn is_acknowledged(&self) -> bool {
+        self.acknowledged_at.is_some()
+    }
 }
 
 /// Which alerts [`crate::Store::alerts`] lists; `None` means any.
@@ -367,6 +392,71 @@ pub struct Alert {
 pub struct AlertFilter {
     pub status: Option<AlertStatus>,
     pub agent: Option<AgentId>,
+}
+
+/// Which alerts [`crate::Store::alerts_page`] lists by acknowledgement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AckFilter {
+    #[default]
+    Any,
+    Acknowledged,
+    Unacknowledged,
+}
+
+/// What [`crate::Store::acknowledge_alert`] found. Only the first outcome
+/// changed anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// Recorded now, with an `acknowledged` event in the history.
+    Acknowledged(Alert),
+    /// Someone (see [`Alert::acknowledged_by`]) acknowledged it before.
+    AlreadyAcknowledged(Alert),
+    /// The alert is resolved: there is nothing left to take on.
+    Resolved(Alert),
+}
+
+text_enum! {
+    /// What happened to an alert (one entry of its history).
+    AlertEventKind {
+        Raised = "raised",
+        Resolved = "resolved",
+        FlappingStarted = "flapping_started",
+        FlappingStopped = "flapping_stopped",
+        /// By [`AlertEvent::actor`], with the note in [`AlertEvent::detail`].
+        Acknowledged = "acknowledged",
+        /// A notification about the alert was queued for a contact; its
+        /// title is in [`AlertEvent::detail`].
+        NotificationQueued = "notification_queued",
+        NotificationDelivered = "notification_delivered",
+        /// One delivery attempt failed ([`AlertEvent::error`]); retried at
+        /// [`AlertEvent::retry_at`], or given up when that is `None`.
+        NotificationFailed = "notification_failed",
+    }
+}
+
+/// One entry of an alert's history ([`crate::Store::alert_history`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    pub alert_id: AlertId,
+    /// 1, 2, … in the order things happened.
+    pub seq: u64,
+    pub at: UnixTime,
+    pub kind: AlertEventKind,
+    /// Who did it: the user's email for an acknowledgement.
+    pub actor: Option<String>,
+    /// The acknowledgement's note, or the title of a queued notification.
+    pub detail: Option<String>,
+    /// Notifications: the contact, with its name and channel as they were
+    /// (it may have been renamed or deleted since).
+    pub contact_id: Option<ContactId>,
+    pub contact_name: Option<String>,
+    pub channel: Option<Channel>,
+    /// Notifications: the delivery attempt (1-based).
+    pub attempt: Option<u32>,
+    /// A failed delivery: why.
+    pub error: Option<String>,
+    /// A failed delivery: when it is tried again (`None`: given up).
+    pub retry_at: Option<UnixTime>,
 }
 
 /// Someone (or something) to notify.
@@ -430,6 +520,24 @@ pub struct OutboxItem {
     pub created_at: UnixTime,
 }
 
+/// A notification of the outbox as its contact's history shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: OutboxId,
+    pub contact_id: ContactId,
+    pub dedupe_key: String,
+    pub payload: serde_json::Value,
+    pub state: DeliveryState,
+    /// Delivery attempts started so far.
+    pub attempts: u32,
+    /// Why the last attempt failed (kept after a later success).
+    pub last_error: Option<String>,
+    pub created_at: UnixTime,
+    pub sent_at: Option<UnixTime>,
+    /// When it is tried next ([`DeliveryState::Queued`] only).
+    pub next_attempt_at: Option<UnixTime>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,6 +554,10 @@ mod tests {
         }
         for s in AlertStatus::ALL {
             assert_eq!(s.as_str().parse::<AlertStatus>().unwrap(), *s);
+        }
+        for k in AlertEventKind::ALL {
+            assert_eq!(k.as_str().parse::<AlertEventKind>().unwrap(), *k);
+            assert_eq!(serde_json::to_string(k).unwrap(), format!("\"{k}\""));
         }
         for s in AssessmentState::ALL {
             assert_eq!(s.as_str().parse::<AssessmentState>().unwrap(), *s);

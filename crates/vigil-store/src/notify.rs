@@ -1,11 +1,14 @@
 //! Contacts, notification rules and the notification outbox.
 
+use crate::alerts::{record_delivery, NewEvent};
 use crate::error::found;
 use crate::ids::{AccountId, AgentId, ContactId, OutboxId, RuleId};
 use crate::model::{now_unix, parse_stored, UnixTime};
 use crate::validate::{self, limits};
+use crate::AlertEventKind;
 use crate::{
-    with_pool, Channel, Contact, NotificationRule, OutboxItem, Pool, Result, Store, StoreError,
+    with_pool, Channel, Contact, Delivery, DeliveryState, NotificationRule, OutboxItem, Pool,
+    Result, Store, StoreError,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -100,6 +103,49 @@ struct OutboxRow {
     next_attempt_at: Option<i64>,
 }
 
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: String,
+    contact_id: String,
+    dedupe_key: String,
+    payload: String,
+    attempts: i64,
+    last_error: Option<String>,
+    created_at: i64,
+    next_attempt_at: Option<i64>,
+    sent_at: Option<i64>,
+}
+
+/// Sent once `sent_at` is set; given up on once nothing is scheduled.
+fn delivery_state(sent_at: Option<UnixTime>, next_attempt_at: Option<UnixTime>) -> DeliveryState {
+    match (sent_at, next_attempt_at) {
+        (Some(_), _) => DeliveryState::Sent,
+        (None, None) => DeliveryState::Failed,
+        (None, Some(_)) => DeliveryState::Queued,
+    }
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = StoreError;
+
+    fn try_from(r: DeliveryRow) -> Result<Delivery> {
+        let state = delivery_state(r.sent_at, r.next_attempt_at);
+        Ok(Delivery {
+            id: OutboxId::from_db(&r.id)?,
+            contact_id: ContactId::from_db(&r.contact_id)?,
+            payload: serde_json::from_str(&r.payload)
+                .map_err(|_| StoreError::corrupt("payload", &r.payload))?,
+            dedupe_key: r.dedupe_key,
+            state,
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            last_error: r.last_error,
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+            next_attempt_at: r.next_attempt_at.filter(|_| state == DeliveryState::Queued),
+        })
+    }
+}
+
 macro_rules! contact_cols {
     () => {
         "id, account_id, name, channel, address, created_at"
@@ -115,6 +161,21 @@ fn check_address(channel: Channel, address: &str) -> Result<String> {
         Channel::Email => validate::email(address),
         _ => validate::url(address),
     }
+}
+
+/// A notification payload as stored: at most 64 KiB of JSON, under a valid
+/// dedupe key.
+pub(crate) fn outbox_payload(dedupe_key: &str, payload: &serde_json::Value) -> Result<String> {
+    validate::dedupe_key(dedupe_key)?;
+    let payload = serde_json::to_string(payload)
+        .map_err(|e| StoreError::invalid(format!("cannot serialize payload: {e}")))?;
+    if payload.len() > limits::MAX_PAYLOAD_LEN {
+        return Err(StoreError::invalid(format!(
+            "notification payload is larger than {} bytes",
+            limits::MAX_PAYLOAD_LEN
+        )));
+    }
+    Ok(payload)
 }
 
 /// A suggested delay before retry number `attempts` (1-based) of a failed
@@ -367,15 +428,7 @@ impl Store {
         payload: &serde_json::Value,
         now: UnixTime,
     ) -> Result<bool> {
-        validate::dedupe_key(dedupe_key)?;
-        let payload = serde_json::to_string(payload)
-            .map_err(|e| StoreError::invalid(format!("cannot serialize payload: {e}")))?;
-        if payload.len() > limits::MAX_PAYLOAD_LEN {
-            return Err(StoreError::invalid(format!(
-                "notification payload is larger than {} bytes",
-                limits::MAX_PAYLOAD_LEN
-            )));
-        }
+        let payload = outbox_payload(dedupe_key, payload)?;
         let n = with_pool!(self, pool => sqlx::query(
             "INSERT INTO outbox (id, account_id, contact_id, dedupe_key, payload, attempts, \
                  next_attempt_at, created_at) \
@@ -461,24 +514,36 @@ impl Store {
         Ok(items)
     }
 
-    /// Records a successful delivery. Marking a sent row again changes nothing.
+    /// Records a successful delivery (for a notification about an alert,
+    /// in its history too). Marking a sent row again changes nothing.
     pub async fn mark_sent(&self, id: OutboxId, now: UnixTime) -> Result<()> {
-        let n = with_pool!(self, pool => sqlx::query(
-            "UPDATE outbox SET sent_at = $2, claimed_until = NULL \
-             WHERE id = $1 AND sent_at IS NULL",
-        )
-        .bind(id.db())
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let n = with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE outbox SET sent_at = $2, claimed_until = NULL \
+                 WHERE id = $1 AND sent_at IS NULL",
+            )
+            .bind(id.db())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                let delivered = NewEvent::new(AlertEventKind::NotificationDelivered, now);
+                record_delivery!(tx, id, delivered)?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(n)
+        }
+        .await)?;
         if n == 0 {
             self.ensure_outbox_row(id).await?;
         }
         Ok(())
     }
 
-    /// Records a failed delivery and when to try again; `None` gives up (the
+    /// Records a failed delivery and when to try again (for a notification
+    /// about an alert, in its history too); `None` gives up (the
     /// row is kept with its error but never claimed again). See
     /// [`retry_delay`]. The error text is cut to 2000 characters.
     pub async fn mark_failed(
@@ -488,20 +553,58 @@ impl Store {
         next_attempt_at: Option<UnixTime>,
     ) -> Result<()> {
         let error = validate::error_message(error);
-        let n = with_pool!(self, pool => sqlx::query(
-            "UPDATE outbox SET last_error = $2, next_attempt_at = $3, claimed_until = NULL \
-             WHERE id = $1 AND sent_at IS NULL",
-        )
-        .bind(id.db())
-        .bind(&error)
-        .bind(next_attempt_at)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let n = with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE outbox SET last_error = $2, next_attempt_at = $3, claimed_until = NULL \
+                 WHERE id = $1 AND sent_at IS NULL",
+            )
+            .bind(id.db())
+            .bind(&error)
+            .bind(next_attempt_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                let failed = NewEvent {
+                    error: Some(&error),
+                    retry_at: next_attempt_at,
+                    ..NewEvent::new(AlertEventKind::NotificationFailed, now_unix())
+                };
+                record_delivery!(tx, id, failed)?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(n)
+        }
+        .await)?;
         if n == 0 {
             self.ensure_outbox_row(id).await?;
         }
         Ok(())
+    }
+
+    /// The latest `limit` (1 to 1000) notifications queued for `contact`,
+    /// newest first, with what became of them.
+    pub async fn deliveries(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        let limit = validate::limit(limit)?;
+        self.contact(account, contact).await?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, DeliveryRow>(
+            "SELECT id, contact_id, dedupe_key, payload, attempts, last_error, created_at, \
+                 next_attempt_at, sent_at \
+             FROM outbox WHERE account_id = $1 AND contact_id = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(account.db())
+        .bind(contact.db())
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(Delivery::try_from).collect()
     }
 
     /// Notifications not yet sent and not given up on.
@@ -538,6 +641,23 @@ mod tests {
         assert_eq!(retry_delay(10), Duration::from_secs(15_360));
         assert_eq!(retry_delay(11), Duration::from_secs(6 * 60 * 60));
         assert_eq!(retry_delay(u32::MAX), Duration::from_secs(6 * 60 * 60));
+    }
+
+    #[test]
+    fn delivery_states() {
+        for (sent_at, next_attempt_at, state) in [
+            (None, Some(10), DeliveryState::Queued),
+            (None, None, DeliveryState::Failed),
+            (Some(12), None, DeliveryState::Sent),
+            // A row marked sent after a retry was scheduled is still sent.
+            (Some(12), Some(10), DeliveryState::Sent),
+        ] {
+            assert_eq!(
+                delivery_state(sent_at, next_attempt_at),
+                state,
+                "{sent_at:?} {next_attempt_at:?}"
+            );
+        }
     }
 
     #[test]

@@ -64,7 +64,10 @@ pub(crate) async fn patch(
     let id: AgentId = ids::parse("agent", &id)?;
     let mut agent = app.store.agent(caller.account.id, id).await?;
     if let Some(plan) = req.plan {
-        agent = app.store.set_plan(caller.account.id, id, plan).await?;
+        agent = app
+            .store
+            .set_plan_by(caller.account.id, id, plan, &caller.user.email)
+            .await?;
         app.scheduler_wake.notify_one();
     }
     view(&app, &agent).await
@@ -78,7 +81,7 @@ pub(crate) async fn remove(
     caller.can_write()?;
     let id: AgentId = ids::parse("agent", &id)?;
     app.store
-        .remove_agent(caller.account.id, id, now_unix())
+        .remove_agent_by(caller.account.id, id, now_unix(), &caller.user.email)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -145,7 +148,9 @@ pub(crate) async fn put_policy(
     let id: AgentId = ids::parse("agent", &id)?;
     let agent = app.store.agent(caller.account.id, id).await?;
     let policy = checked_policy(&agent, caller.account.kind, policy)?;
-    app.store.put_policy(caller.account.id, id, &policy).await?;
+    app.store
+        .put_policy_by(caller.account.id, id, &policy, &caller.user.email)
+        .await?;
     app.scheduler_wake.notify_one();
     let scan = status_view(app.scan_status(&agent, Some(&policy), now_unix()));
     Ok(axum::Json(PolicyView {

@@ -1,17 +1,23 @@
-//! Alerts of the account.
+//! Alerts of the account: the list, one alert, its history, and
+//! acknowledging it. [`acknowledge`] holds the acknowledgement rules for
+//! the REST API and the web console alike.
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::Query;
+use super::extract::{Json, Query};
 use super::ids;
 use crate::alert::title;
 use crate::app::App;
-use axum::extract::State;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::header;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use vigil_proto::api::AlertView;
-use vigil_store::{AgentId, Alert, AlertFilter, AlertStatus};
+use vigil_proto::api::{AckRequest, AlertEventView, AlertView};
+use vigil_store::{
+    now_unix, AckOutcome, Agent, AgentId, Alert, AlertEvent, AlertFilter, AlertId, AlertStatus,
+    Role, StoreError, User,
+};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct AlertsQuery {
@@ -39,7 +45,7 @@ pub(crate) async fn list(
         .transpose()?;
     let filter = AlertFilter { status, agent };
     let alerts = app.store.alerts(caller.account.id, &filter).await?;
-    let names: HashMap<AgentId, vigil_store::Agent> = app
+    let names: HashMap<AgentId, Agent> = app
         .store
         .agents(caller.account.id)
         .await?
@@ -54,8 +60,127 @@ pub(crate) async fn list(
     ))
 }
 
-fn alert_view(a: &Alert, agent: Option<&vigil_store::Agent>) -> AlertView {
-    let raised = a.status == AlertStatus::Open;
+/// `GET /alerts/{id}`.
+pub(crate) async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<AlertView>, ApiError> {
+    let id: AlertId = ids::parse("alert", &id)?;
+    let alert = app.store.alert(caller.account.id, id).await?;
+    Ok(axum::Json(view(&app, &alert).await?))
+}
+
+/// `GET /alerts/{id}/history`: oldest first.
+pub(crate) async fn history(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<AlertEventView>>, ApiError> {
+    let id: AlertId = ids::parse("alert", &id)?;
+    let events = app.store.alert_history(caller.account.id, id).await?;
+    Ok(axum::Json(events.iter().map(event_view).collect()))
+}
+
+/// `POST /alerts/{id}/ack`: `{"note": "…"}`, `{}` or no body at all.
+pub(crate) async fn ack(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    AckBody(req): AckBody,
+) -> Result<axum::Json<AlertView>, ApiError> {
+    let id: AlertId = ids::parse("alert", &id)?;
+    let alert = acknowledge(&app, &caller.user, id, req.note.as_deref()).await?;
+    Ok(axum::Json(view(&app, &alert).await?))
+}
+
+/// The body of an acknowledgement: JSON ([`AckRequest`]), or nothing
+/// (no `Content-Type` and no length) for no note.
+pub(crate) struct AckBody(pub AckRequest);
+
+impl<S: Send + Sync> FromRequest<S> for AckBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers();
+        let no_body = headers.get(header::CONTENT_TYPE).is_none()
+            && headers
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|len| len.as_bytes() == b"0")
+            && headers.get(header::TRANSFER_ENCODING).is_none();
+        if no_body {
+            return Ok(AckBody(AckRequest::default()));
+        }
+        let Json(body) = Json::<AckRequest>::from_request(req, state).await?;
+        Ok(AckBody(body))
+    }
+}
+
+/// `user` acknowledges `alert` of their account with an optional note.
+///
+/// The rules: owners and admins may, viewers may not (403); only an open
+/// alert can be acknowledged — a resolved one is a conflict (409), as is
+/// one that someone else acknowledged already (the first acknowledgement
+/// stays, with its note). Repeating your own acknowledgement changes
+/// nothing and succeeds, so a retried request is harmless.
+pub(crate) async fn acknowledge(
+    app: &App,
+    user: &User,
+    alert: AlertId,
+    note: Option<&str>,
+) -> Result<Alert, ApiError> {
+    may_acknowledge(user.role)?;
+    let outcome = app
+        .store
+        .acknowledge_alert(user.account_id, alert, user, note, now_unix())
+        .await?;
+    ack_answer(outcome, &user.email)
+}
+
+fn may_acknowledge(role: Role) -> Result<(), ApiError> {
+    match role {
+        Role::Owner | Role::Admin => Ok(()),
+        Role::Viewer => Err(ApiError::Forbidden(
+            "viewers may only read; ask an admin or owner of the account to acknowledge the alert"
+                .into(),
+        )),
+    }
+}
+
+/// What an acknowledgement outcome means for `actor` (an email).
+fn ack_answer(outcome: AckOutcome, actor: &str) -> Result<Alert, ApiError> {
+    match outcome {
+        AckOutcome::Acknowledged(a) => Ok(a),
+        AckOutcome::AlreadyAcknowledged(a) if a.acknowledged_by.as_deref() == Some(actor) => Ok(a),
+        AckOutcome::AlreadyAcknowledged(a) => Err(ApiError::Conflict(format!(
+            "the alert was already acknowledged by {}; the first acknowledgement stays",
+            a.acknowledged_by.as_deref().unwrap_or("someone else")
+        ))),
+        AckOutcome::Resolved(_) => Err(ApiError::Conflict(
+            "the alert is resolved: only open alerts can be acknowledged".into(),
+        )),
+    }
+}
+
+/// The alert with its title (which names its agent).
+pub(crate) async fn view(app: &App, alert: &Alert) -> Result<AlertView, ApiError> {
+    let agent = match app.store.agent(alert.account_id, alert.agent_id).await {
+        Ok(agent) => Some(agent),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(alert_view(alert, agent.as_ref()))
+}
+
+/// One line for people: "Unauthorized port 23/tcp open on …".
+pub(crate) fn alert_title(a: &Alert, agent: Option<&Agent>) -> String {
+    match agent {
+        Some(agent) => title(agent, &a.target, a.condition, a.status == AlertStatus::Open),
+        None => a.condition.to_string(),
+    }
+}
+
+fn alert_view(a: &Alert, agent: Option<&Agent>) -> AlertView {
     AlertView {
         id: a.id.to_string(),
         agent_id: a.agent_id.to_string(),
@@ -69,9 +194,99 @@ fn alert_view(a: &Alert, agent: Option<&vigil_store::Agent>) -> AlertView {
         flapping: a.flapping,
         raised_at: a.raised_at,
         resolved_at: a.resolved_at,
-        title: match agent {
-            Some(agent) => title(agent, &a.target, a.condition, raised),
-            None => a.condition.to_string(),
-        },
+        title: alert_title(a, agent),
+        acknowledged_at: a.acknowledged_at,
+        acknowledged_by: a.acknowledged_by.clone(),
+        ack_note: a.ack_note.clone(),
+    }
+}
+
+fn event_view(e: &AlertEvent) -> AlertEventView {
+    AlertEventView {
+        seq: e.seq,
+        at: e.at,
+        kind: e.kind.to_string(),
+        actor: e.actor.clone(),
+        detail: e.detail.clone(),
+        contact_id: e.contact_id.map(|c| c.to_string()),
+        contact_name: e.contact_name.clone(),
+        channel: e.channel.map(|c| c.to_string()),
+        attempt: e.attempt,
+        error: e.error.clone(),
+        retry_at: e.retry_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_core::Condition;
+    use vigil_store::AccountId;
+
+    fn alert(by: Option<&str>, status: AlertStatus) -> Alert {
+        Alert {
+            id: AlertId::random(),
+            account_id: AccountId::random(),
+            agent_id: AgentId::random(),
+            target: "agent_host".into(),
+            condition: Condition::unauthorized_open(23),
+            status,
+            flapping: false,
+            raised_at: 1,
+            resolved_at: None,
+            acknowledged_at: by.map(|_| 2),
+            acknowledged_by: by.map(String::from),
+            ack_note: None,
+        }
+    }
+
+    #[test]
+    fn who_may_acknowledge() {
+        for (role, ok) in [
+            (Role::Owner, true),
+            (Role::Admin, true),
+            (Role::Viewer, false),
+        ] {
+            match may_acknowledge(role) {
+                Ok(()) => assert!(ok, "{role}"),
+                Err(ApiError::Forbidden(m)) => assert!(!ok && m.contains("viewers"), "{role}: {m}"),
+                Err(e) => panic!("{role}: {e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn what_an_outcome_means() {
+        let me = "me@acme.example";
+        let open = AlertStatus::Open;
+        for (outcome, want) in [
+            (AckOutcome::Acknowledged(alert(Some(me), open)), Ok(())),
+            // Your own acknowledgement again: harmless.
+            (
+                AckOutcome::AlreadyAcknowledged(alert(Some(me), open)),
+                Ok(()),
+            ),
+            (
+                AckOutcome::AlreadyAcknowledged(alert(Some("bob@acme.example"), open)),
+                Err("already acknowledged by bob@acme.example"),
+            ),
+            (
+                AckOutcome::Resolved(alert(None, AlertStatus::Resolved)),
+                Err("resolved"),
+            ),
+            (
+                AckOutcome::Resolved(alert(Some(me), AlertStatus::Resolved)),
+                Err("only open alerts"),
+            ),
+        ] {
+            let shown = format!("{outcome:?}");
+            match (ack_answer(outcome, me), want) {
+                (Ok(_), Ok(())) => {}
+                (Err(ApiError::Conflict(m)), Err(needle)) => {
+                    assert!(m.contains(needle), "{shown}: {m}")
+                }
+                (got, want) => panic!("{shown}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 }

@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use std::sync::Arc;
 use vigil_notify::{EventKind, Notification, Severity};
 use vigil_proto::api::{ContactBody, ContactView, RuleBody, RuleView};
-use vigil_store::{now_unix, AgentId, Channel, Contact, ContactId, NotificationRule, RuleId};
+use vigil_store::{
+    now_unix, Account, AccountId, AgentId, Channel, Contact, ContactId, NotificationRule, RuleId,
+};
 
 fn contact_view(c: &Contact) -> ContactView {
     ContactView {
@@ -41,12 +43,13 @@ fn channel(text: &str) -> Result<Channel, ApiError> {
     })
 }
 
-/// Checks the address the way the sender will use it.
-fn check(body: &ContactBody) -> Result<Channel, ApiError> {
+/// Checks a contact as typed: a known channel, and an address the sender
+/// can use for it (the console and the REST API check through here).
+pub(crate) fn check(body: &ContactBody) -> Result<Channel, ApiError> {
     let channel = channel(&body.channel)?;
     let probe = Contact {
         id: ContactId::random(),
-        account_id: vigil_store::AccountId::random(),
+        account_id: AccountId::random(),
         name: body.name.clone(),
         channel,
         address: body.address.trim().to_string(),
@@ -76,17 +79,37 @@ pub(crate) async fn get(
     Ok(axum::Json(contact_view(&c)))
 }
 
+/// Creates the contact (`id` `None`) or changes contact `id`, after [`check`].
+pub(crate) async fn save_contact(
+    app: &App,
+    account: AccountId,
+    id: Option<ContactId>,
+    body: &ContactBody,
+) -> Result<Contact, ApiError> {
+    let channel = check(body)?;
+    let address = body.address.trim();
+    let saved = match id {
+        None => {
+            app.store
+                .create_contact(account, &body.name, channel, address)
+                .await?
+        }
+        Some(id) => {
+            app.store
+                .update_contact(account, id, &body.name, channel, address)
+                .await?
+        }
+    };
+    Ok(saved)
+}
+
 pub(crate) async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
     Json(body): Json<ContactBody>,
 ) -> Result<(StatusCode, axum::Json<ContactView>), ApiError> {
     caller.can_write()?;
-    let channel = check(&body)?;
-    let c = app
-        .store
-        .create_contact(caller.account.id, &body.name, channel, body.address.trim())
-        .await?;
+    let c = save_contact(&app, caller.account.id, None, &body).await?;
     Ok((StatusCode::CREATED, axum::Json(contact_view(&c))))
 }
 
@@ -98,17 +121,7 @@ pub(crate) async fn update(
 ) -> Result<axum::Json<ContactView>, ApiError> {
     caller.can_write()?;
     let id: ContactId = ids::parse("contact", &id)?;
-    let channel = check(&body)?;
-    let c = app
-        .store
-        .update_contact(
-            caller.account.id,
-            id,
-            &body.name,
-            channel,
-            body.address.trim(),
-        )
-        .await?;
+    let c = save_contact(&app, caller.account.id, Some(id), &body).await?;
     Ok(axum::Json(contact_view(&c)))
 }
 
@@ -123,6 +136,41 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Queues a test notification to contact `id` of `account`, asked for by
+/// `sender` (an email address), through the outbox like a real one: each
+/// call queues a new one. The console's button and the REST API share it.
+pub(crate) async fn send_test(
+    app: &App,
+    account: &Account,
+    sender: &str,
+    id: ContactId,
+) -> Result<(), ApiError> {
+    let contact = app.store.contact(account.id, id).await?;
+    let now = now_unix();
+    let notification = Notification {
+        event: EventKind::Test,
+        severity: Severity::Info,
+        account: account.name.clone(),
+        agent_name: "-".into(),
+        agent_id: "-".into(),
+        target: None,
+        port: None,
+        occurred_at: now.into(),
+        title: format!("Test notification for {}", contact.name),
+        details: format!("Sent from Vigil by {sender} to check this contact."),
+        dedupe_key: format!("test:{}", contact.id),
+        console_url: app.cfg.console_url.clone(),
+    };
+    let payload = serde_json::to_value(&notification)
+        .map_err(|e| ApiError::Internal(format!("cannot encode notification: {e}")))?;
+    let key = format!("test:{}:{}", contact.id, uuid::Uuid::new_v4());
+    app.store
+        .enqueue(account.id, contact.id, &key, &payload, now)
+        .await?;
+    app.outbox_wake.notify_one();
+    Ok(())
+}
+
 /// Queues a test notification to the contact (through the outbox, like a real one).
 pub(crate) async fn test(
     State(app): State<Arc<App>>,
@@ -131,32 +179,7 @@ pub(crate) async fn test(
 ) -> Result<StatusCode, ApiError> {
     caller.can_write()?;
     let id: ContactId = ids::parse("contact", &id)?;
-    let contact = app.store.contact(caller.account.id, id).await?;
-    let now = now_unix();
-    let notification = Notification {
-        event: EventKind::Test,
-        severity: Severity::Info,
-        account: caller.account.name.clone(),
-        agent_name: "-".into(),
-        agent_id: "-".into(),
-        target: None,
-        port: None,
-        occurred_at: now.into(),
-        title: format!("Test notification for {}", contact.name),
-        details: format!(
-            "Sent from Vigil by {} to check this contact.",
-            caller.user.email
-        ),
-        dedupe_key: format!("test:{}", contact.id),
-        console_url: app.cfg.console_url.clone(),
-    };
-    let payload = serde_json::to_value(&notification)
-        .map_err(|e| ApiError::Internal(format!("cannot encode notification: {e}")))?;
-    let key = format!("test:{}:{}", contact.id, uuid::Uuid::new_v4());
-    app.store
-        .enqueue(caller.account.id, contact.id, &key, &payload, now)
-        .await?;
-    app.outbox_wake.notify_one();
+    send_test(&app, &caller.account, &caller.user.email, id).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -168,24 +191,24 @@ pub(crate) async fn rules(
     Ok(axum::Json(rules.iter().map(rule_view).collect()))
 }
 
+/// The event kinds a rule may list: every kind but the test message.
+pub(crate) fn rule_event_kinds() -> impl Iterator<Item = EventKind> {
+    EventKind::ALL.into_iter().filter(|k| *k != EventKind::Test)
+}
+
 /// The event kinds a rule may name; `*` stands for all of them.
-fn event_kinds(requested: &[String]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn event_kinds<S: AsRef<str>>(requested: &[S]) -> Result<Vec<String>, ApiError> {
     if requested.is_empty() {
         return Err(ApiError::Invalid(
             "a rule needs at least one event kind (or \"*\" for all)".into(),
         ));
     }
     let mut out = Vec::new();
-    for e in requested {
+    for e in requested.iter().map(AsRef::as_ref) {
         if e == "*" {
-            out.extend(
-                EventKind::ALL
-                    .iter()
-                    .filter(|k| **k != EventKind::Test)
-                    .map(|k| k.as_str().to_string()),
-            );
+            out.extend(rule_event_kinds().map(|k| k.as_str().to_string()));
         } else if EventKind::ALL.iter().any(|k| k.as_str() == e) {
-            out.push(e.clone());
+            out.push(e.to_string());
         } else {
             let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
             return Err(ApiError::Invalid(format!(
@@ -195,6 +218,27 @@ fn event_kinds(requested: &[String]) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(out)
+}
+
+/// Sends `events` ([`event_kinds`]) of `agent` (`None`: every agent) to
+/// `contact`; both must be the account's.
+pub(crate) async fn add_rule<S: AsRef<str>>(
+    app: &App,
+    account: AccountId,
+    contact: ContactId,
+    agent: Option<AgentId>,
+    events: &[S],
+) -> Result<NotificationRule, ApiError> {
+    let events = event_kinds(events)?;
+    // Foreign or missing contact/agent: NotFound.
+    app.store.contact(account, contact).await?;
+    if let Some(agent) = agent {
+        app.store.agent(account, agent).await?;
+    }
+    Ok(app
+        .store
+        .create_rule(account, contact, agent, &events)
+        .await?)
 }
 
 pub(crate) async fn create_rule(
@@ -209,16 +253,7 @@ pub(crate) async fn create_rule(
         .as_deref()
         .map(|a| ids::parse::<AgentId>("agent", a))
         .transpose()?;
-    let events = event_kinds(&body.events)?;
-    // Foreign or missing contact/agent: the store's foreign keys say NotFound.
-    app.store.contact(caller.account.id, contact).await?;
-    if let Some(agent) = agent {
-        app.store.agent(caller.account.id, agent).await?;
-    }
-    let rule = app
-        .store
-        .create_rule(caller.account.id, contact, agent, &events)
-        .await?;
+    let rule = add_rule(&app, caller.account.id, contact, agent, &body.events).await?;
     Ok((StatusCode::CREATED, axum::Json(rule_view(&rule))))
 }
 
@@ -239,11 +274,43 @@ mod tests {
 
     #[test]
     fn star_expands_to_every_real_event() {
-        let all = event_kinds(&["*".into()]).unwrap();
+        let all = event_kinds(&["*"]).unwrap();
         assert_eq!(all.len(), EventKind::ALL.len() - 1);
+        assert_eq!(all.len(), rule_event_kinds().count());
         assert!(!all.contains(&"test".to_string()));
-        assert!(event_kinds(&[]).is_err());
-        let err = event_kinds(&["port_open".into()]).unwrap_err();
+        assert!(event_kinds::<&str>(&[]).is_err());
+        let err = event_kinds(&["port_open"]).unwrap_err();
         assert!(err.to_string().contains("unknown event kind \"port_open\""));
+    }
+
+    #[test]
+    fn contacts_are_checked_as_the_sender_uses_them() {
+        let body = |channel: &str, address: &str| ContactBody {
+            name: "Ops".into(),
+            channel: channel.into(),
+            address: address.into(),
+        };
+        for (channel, address, expected) in [
+            ("email", "ops@acme.example", Ok(Channel::Email)),
+            ("email", " ops@acme.example ", Ok(Channel::Email)),
+            ("webhook", "https://hooks.example/x", Ok(Channel::Webhook)),
+            ("ntfy", "https://ntfy.example/topic", Ok(Channel::Ntfy)),
+            ("email", "ops-at-acme", Err("invalid email address")),
+            ("slack", "ftp://hooks.example/x", Err("invalid slack URL")),
+            ("ntfy", "https://ntfy.example/", Err("no topic")),
+            (
+                "pager",
+                "ops@acme.example",
+                Err("unknown channel \"pager\""),
+            ),
+        ] {
+            match (check(&body(channel, address)), expected) {
+                (Ok(c), Ok(e)) => assert_eq!(c, e, "{channel} {address}"),
+                (Err(err), Err(e)) => {
+                    assert!(err.to_string().contains(e), "{channel} {address}: {err}")
+                }
+                (got, e) => panic!("{channel} {address}: got {got:?}, expected {e:?}"),
+            }
+        }
     }
 }

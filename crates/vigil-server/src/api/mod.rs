@@ -2,13 +2,14 @@
 //! API token. Its OpenAPI document is served at `/api/v1/openapi.json`.
 
 pub(crate) mod agents;
-mod alerts;
+pub(crate) mod alerts;
 pub(crate) mod auth;
 pub(crate) mod compliance;
 mod compliance_schedule;
-mod contacts;
+pub(crate) mod contacts;
 pub(crate) mod error;
 pub(crate) mod extract;
+pub(crate) mod history;
 mod ids;
 pub(crate) mod install;
 pub(crate) mod peers;
@@ -49,8 +50,13 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         )
         .route("/agents/{id}/results", get(agents::results))
         .route("/agents/{id}/scan", post(agents::scan_now))
+        .route("/agents/{id}/history", get(history::history))
+        .route("/agents/{id}/timeline", get(history::timeline))
         .route("/enrollments", post(agents::enroll))
         .route("/alerts", get(alerts::list))
+        .route("/alerts/{id}", get(alerts::get))
+        .route("/alerts/{id}/history", get(alerts::history))
+        .route("/alerts/{id}/ack", post(alerts::ack))
         .route("/contacts", get(contacts::list).post(contacts::create))
         .route(
             "/contacts/{id}",

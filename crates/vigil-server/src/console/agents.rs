@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use std::sync::Arc;
 use vigil_core::{
-    AccountKind, Plan, PolicyTarget, PortList, PortState, ScanInterval, SecurityPolicy,
-    MEMBER_INTERVALS,
+    contact_range, AccountKind, AgentHealth, Plan, PolicyTarget, PortList, PortState, ScanInterval,
+    SecurityPolicy, MEMBER_INTERVALS,
 };
 use vigil_proto::api::ScanStatusView;
-use vigil_store::{now_unix, Agent, AgentId, ScanResult};
+use vigil_store::{now_unix, Agent, AgentId, AgentQuery, ScanResult};
 
 pub(crate) const PAGE_SIZE: u32 = 50;
 /// At most this many port rows per target on an agent's page.
@@ -72,12 +72,23 @@ pub(crate) async fn list(
 ) -> Result<Markup, ConsoleError> {
     let query = Form::parse(query.unwrap_or_default().as_bytes())?;
     let search = query.get("q").unwrap_or_default().trim().to_string();
+    let healths = health_filter(&query.all("health"));
     let page = super::page_number(query.get("page"));
     let offset = (page - 1) * u64::from(PAGE_SIZE);
     let account = session.account.id;
+    let now = u64::try_from(now_unix()).unwrap_or(0);
+    let agent_query = AgentQuery {
+        search: search.clone(),
+        contact: (!healths.is_empty()).then(|| {
+            healths
+                .iter()
+                .filter_map(|h| contact_range(*h, now, &app.cfg.liveness))
+                .collect()
+        }),
+    };
     let (agents, total) = app
         .store
-        .agents_page(account, &search, offset, PAGE_SIZE)
+        .agents_query(account, &agent_query, offset, PAGE_SIZE)
         .await?;
     let now = now_unix();
     let mut lines = Vec::with_capacity(agents.len());
@@ -96,20 +107,42 @@ pub(crate) async fn list(
     }
     let pages = total.div_ceil(u64::from(PAGE_SIZE)).max(1);
     let link = |p: u64| {
-        let q = serde_urlencoded::to_string([("q", search.as_str()), ("page", &p.to_string())])
-            .unwrap_or_default();
-        format!("/agents?{q}")
+        let mut q = vec![("q", search.clone())];
+        q.extend(
+            healths
+                .iter()
+                .map(|h| ("health", health_key(*h).to_string())),
+        );
+        q.push(("page", p.to_string()));
+        format!(
+            "/agents?{}",
+            serde_urlencoded::to_string(q).unwrap_or_default()
+        )
     };
     let body = html! {
         h1 { "Agents" }
         form.search method="get" action="/agents" role="search" {
             label for="q" { "Search by name or hostname" }
             input #q type="search" name="q" value=(search);
+            fieldset.inline {
+                legend { "Health" }
+                @for h in HEALTHS {
+                    label.check {
+                        input type="checkbox" name="health" value=(health_key(h)) checked[healths.contains(&h)];
+                        (h.as_str())
+                    }
+                }
+            }
             button type="submit" { "Search" }
         }
         p aria-live="polite" {
             (total) " agent" (if total == 1 { "" } else { "s" })
             @if !search.is_empty() { (if total == 1 { " matches" } else { " match" }) " “" (search) "”" }
+            @if !healths.is_empty() {
+                " ("
+                @for (i, h) in healths.iter().enumerate() { @if i > 0 { " or " } (h.as_str()) }
+                ")"
+            }
             "."
             @if session.can_write() { " " a href="/enroll" { "Enroll an agent" } }
         }
@@ -125,6 +158,31 @@ pub(crate) async fn list(
         },
         body,
     ))
+}
+
+/// Every health, in the order lists and filters show them.
+pub(crate) const HEALTHS: [AgentHealth; 3] = [
+    AgentHealth::Communicating,
+    AgentHealth::NotCommunicating,
+    AgentHealth::Abandoned,
+];
+
+/// A health as the agents list's query names it (`?health=not_communicating`).
+pub(crate) fn health_key(h: AgentHealth) -> &'static str {
+    match h {
+        AgentHealth::Communicating => "communicating",
+        AgentHealth::NotCommunicating => "not_communicating",
+        AgentHealth::Abandoned => "abandoned",
+    }
+}
+
+/// The healths checked in the query, each once, in the usual order;
+/// unknown values are ignored (an old bookmark still shows a list).
+fn health_filter(values: &[&str]) -> Vec<AgentHealth> {
+    HEALTHS
+        .into_iter()
+        .filter(|h| values.contains(&health_key(*h)))
+        .collect()
 }
 
 /// What the policy editor shows: the stored policy, or what was submitted
@@ -402,6 +460,7 @@ async fn detail_page(
     let body = html! {
         p { a href="/agents" { "← Agents" } }
         h1 { "Agent " (agent.name) }
+        (super::agent_history::tabs(agent.id, super::agent_history::Tab::Overview))
         (layout::flash(done))
         section.section aria-labelledby="facts-h" {
             h2 #facts-h { "Overview" }
@@ -476,7 +535,7 @@ pub(crate) async fn save_policy(
     match checked {
         Ok(policy) => {
             app.store
-                .put_policy(session.account.id, id, &policy)
+                .put_policy_by(session.account.id, id, &policy, &session.user.email)
                 .await?;
             app.scheduler_wake.notify_one();
             Ok(Redirect::to(&format!("/agents/{id}?done=saved")).into_response())
@@ -492,6 +551,26 @@ pub(crate) async fn save_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_filter_reads_checked_boxes_once_in_order() {
+        use AgentHealth::*;
+        let cases: &[(&[&str], &[AgentHealth])] = &[
+            (&[], &[]),
+            (&["abandoned", "communicating"], &[Communicating, Abandoned]),
+            (
+                &["not_communicating", "not_communicating"],
+                &[NotCommunicating],
+            ),
+            (&["online", "NOT_COMMUNICATING", ""], &[]),
+        ];
+        for (values, want) in cases {
+            assert_eq!(health_filter(values), *want, "{values:?}");
+        }
+        for h in HEALTHS {
+            assert_eq!(health_filter(&[health_key(h)]), [h]);
+        }
+    }
 
     #[test]
     fn agent_names_are_escaped() {

@@ -1,6 +1,7 @@
 //! The dashboard: agents by health, open alerts and recent scans at a
 //! glance; it reloads itself every 30 seconds.
 
+use super::agents::{health_key, HEALTHS};
 use super::error::ConsoleError;
 use super::layout::{self, Page};
 use super::session::Session;
@@ -10,8 +11,8 @@ use axum::extract::State;
 use maud::{html, Markup};
 use std::collections::HashMap;
 use std::sync::Arc;
-use vigil_core::AgentHealth;
-use vigil_store::{now_unix, AgentId, AlertFilter, AlertStatus};
+use vigil_core::{contact_range, AgentHealth};
+use vigil_store::{now_unix, AckFilter, AgentId, AlertFilter, AlertStatus};
 
 const REFRESH_SECS: u32 = 30;
 const RECENT: u32 = 10;
@@ -21,30 +22,62 @@ pub(crate) async fn page(
     session: Session,
 ) -> Result<Markup, ConsoleError> {
     let account = session.account.id;
-    let now = now_unix();
-    // Counting needs every agent's last contact; the rows are small, and
-    // only the counts are rendered.
-    let agents = app.store.agents(account).await?;
-    let (mut online, mut silent, mut abandoned) = (0usize, 0usize, 0usize);
-    for a in &agents {
-        match app.health_of(a, now) {
-            AgentHealth::Communicating => online += 1,
-            AgentHealth::NotCommunicating => silent += 1,
-            AgentHealth::Abandoned => abandoned += 1,
-        }
-    }
-    let by_id: HashMap<AgentId, &vigil_store::Agent> = agents.iter().map(|a| (a.id, a)).collect();
-    let open = app
+    let now = u64::try_from(now_unix()).unwrap_or(0);
+    // Counted in the database: thousands of agents are not loaded for this.
+    let ranges: Vec<_> = HEALTHS
+        .iter()
+        .map(|h| contact_range(*h, now, &app.cfg.liveness))
+        .collect();
+    let wanted: Vec<_> = ranges.iter().flatten().copied().collect();
+    let mut counted = app
         .store
-        .alerts(
+        .agent_contact_counts(account, &wanted)
+        .await?
+        .into_iter();
+    let by_health: Vec<(AgentHealth, u64)> = HEALTHS
+        .iter()
+        .zip(&ranges)
+        .map(|(h, r)| {
+            (
+                *h,
+                if r.is_some() {
+                    counted.next().unwrap_or(0)
+                } else {
+                    0
+                },
+            )
+        })
+        .collect();
+    let total: u64 = by_health.iter().map(|(_, n)| n).sum();
+    // The newest open alerts and how many there are, paged in the database.
+    let (open, open_total) = app
+        .store
+        .alerts_page(
             account,
             &AlertFilter {
                 status: Some(AlertStatus::Open),
                 agent: None,
             },
+            AckFilter::Any,
+            0,
+            RECENT,
         )
         .await?;
     let scans = app.store.recent_results(account, RECENT).await?;
+    // The agents named on this page only (removed ones included).
+    let mut by_id: HashMap<AgentId, vigil_store::Agent> = HashMap::new();
+    let shown = open.iter().map(|a| a.agent_id);
+    for id in shown.chain(scans.iter().map(|r| r.agent_id)) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = by_id.entry(id) {
+            match app.store.agent(account, id).await {
+                Ok(agent) => {
+                    slot.insert(agent);
+                }
+                Err(vigil_store::StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let name_of = |id: &AgentId| {
         by_id
             .get(id)
@@ -54,13 +87,15 @@ pub(crate) async fn page(
     let body = html! {
         h1 { "Dashboard" }
         section aria-labelledby="agents-h" {
-            h2 #agents-h { "Agents (" (agents.len()) ")" }
+            h2 #agents-h { "Agents (" (total) ")" }
             div.cards {
-                div.card.good { span.n { (online) } "online" }
-                div.card.warn { span.n { (silent) } "not communicating" }
-                div.card.bad { span.n { (abandoned) } "abandoned" }
-                div.card.(if open.is_empty() { "good" } else { "bad" }) {
-                    span.n { (open.len()) } a href="/alerts" { "open alerts" }
+                @for (health, n) in &by_health {
+                    a.card.(card_class(*health)) href={ "/agents?health=" (health_key(*health)) } {
+                        span.n { (n) } (card_label(*health))
+                    }
+                }
+                a.card.(if open.is_empty() { "good" } else { "bad" }) href="/alerts?status=open" {
+                    span.n { (open_total) } "open alerts"
                 }
             }
         }
@@ -73,7 +108,7 @@ pub(crate) async fn page(
                     table {
                         thead { tr { th scope="col" { "Raised" } th scope="col" { "Alert" } } }
                         tbody {
-                            @for a in open.iter().take(RECENT as usize) {
+                            @for a in &open {
                                 tr {
                                     td { (layout::time(a.raised_at)) }
                                     td.wrap {
@@ -87,8 +122,8 @@ pub(crate) async fn page(
                         }
                     }
                 }))
-                @if open.len() > RECENT as usize {
-                    p { a href="/alerts" { "All " (open.len()) " open alerts" } }
+                @if open_total > u64::from(RECENT) {
+                    p { a href="/alerts?status=open" { "All " (open_total) " open alerts" } }
                 }
             }
         }
@@ -128,4 +163,20 @@ pub(crate) async fn page(
         },
         body,
     ))
+}
+
+fn card_label(h: AgentHealth) -> &'static str {
+    match h {
+        AgentHealth::Communicating => "online",
+        AgentHealth::NotCommunicating => "not communicating",
+        AgentHealth::Abandoned => "abandoned",
+    }
+}
+
+fn card_class(h: AgentHealth) -> &'static str {
+    match h {
+        AgentHealth::Communicating => "good",
+        AgentHealth::NotCommunicating => "warn",
+        AgentHealth::Abandoned => "bad",
+    }
 }

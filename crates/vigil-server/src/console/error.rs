@@ -3,16 +3,17 @@
 
 use super::layout;
 use crate::api::error::ApiError;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use vigil_store::StoreError;
 
 /// Every way a console request can fail.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConsoleError {
-    /// No (valid) session cookie: the browser is sent to the login page.
+    /// No session cookie, or one whose session ended (`expired`): the
+    /// browser is sent to the login page, and afterwards back to `next`.
     #[error("please log in")]
-    LoginRequired,
+    LoginRequired { next: Option<String>, expired: bool },
     /// A state-changing form without the session's CSRF token.
     #[error(
         "this form did not come from your current session (it may have expired): \
@@ -38,7 +39,7 @@ pub(crate) enum ConsoleError {
 impl ConsoleError {
     fn status(&self) -> StatusCode {
         match self {
-            ConsoleError::LoginRequired => StatusCode::SEE_OTHER,
+            ConsoleError::LoginRequired { .. } => StatusCode::SEE_OTHER,
             ConsoleError::Csrf | ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
             ConsoleError::NotFound => StatusCode::NOT_FOUND,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -58,7 +59,10 @@ impl From<StoreError> for ConsoleError {
 impl From<ApiError> for ConsoleError {
     fn from(e: ApiError) -> Self {
         match e {
-            ApiError::Unauthorized => ConsoleError::LoginRequired,
+            ApiError::Unauthorized => ConsoleError::LoginRequired {
+                next: None,
+                expired: false,
+            },
             ApiError::Forbidden(m) => ConsoleError::Forbidden(m),
             ApiError::NotFound => ConsoleError::NotFound,
             ApiError::Conflict(m) => ConsoleError::Conflict(m),
@@ -73,8 +77,24 @@ impl From<ApiError> for ConsoleError {
 
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
-        if let ConsoleError::LoginRequired = self {
-            return (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+        if let ConsoleError::LoginRequired { next, expired } = &self {
+            let mut query: Vec<(&str, &str)> = Vec::new();
+            if let Some(next) = next.as_deref().filter(|n| *n != "/") {
+                query.push(("next", next));
+            }
+            if *expired {
+                query.push(("expired", "1"));
+            }
+            let mut location = String::from("/login");
+            if let Ok(q) = serde_urlencoded::to_string(&query) {
+                if !q.is_empty() {
+                    location = format!("/login?{q}");
+                }
+            }
+            return match HeaderValue::from_str(&location) {
+                Ok(to) => (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response(),
+                Err(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response(),
+            };
         }
         if let ConsoleError::Internal(detail) = &self {
             tracing::error!(error = %detail, "console request failed");

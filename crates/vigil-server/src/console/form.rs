@@ -61,7 +61,7 @@ impl FromRequest<Arc<App>> for Post {
             .map_err(|e| ConsoleError::BadRequest(e.body_text()))?;
         let form = Form::parse(&body)?;
         let token = form.get(csrf::FIELD).unwrap_or_default();
-        if !csrf::verify(session.secret(), token) {
+        if !csrf::verify(&app.console_key, session.secret(), token) {
             return Err(ConsoleError::Csrf);
         }
         Ok(Post { session, form })

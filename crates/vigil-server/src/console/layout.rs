@@ -7,11 +7,12 @@ use maud::{html, Markup, DOCTYPE};
 use vigil_store::UnixTime;
 
 /// The main navigation, as (path, label).
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/", "Dashboard"),
     ("/agents", "Agents"),
     ("/alerts", "Alerts"),
     ("/compliance", "Compliance"),
+    ("/contacts", "Contacts"),
     ("/enroll", "Enroll an agent"),
 ];
 
@@ -112,9 +113,11 @@ pub(crate) fn pager(page: u64, pages: u64, link: impl Fn(u64) -> String) -> Mark
     html! {
         @if pages > 1 {
             nav.pager aria-label="Pages" {
+                @if page > 2 { a href=(link(1)) { "« First" } }
                 @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
-                span { "Page " (page) " of " (pages) }
+                span aria-current="page" { "Page " (page) " of " (pages) }
                 @if page < pages { a href=(link(page + 1)) rel="next" { "Next →" } }
+                @if page + 1 < pages { a href=(link(pages)) { "Last »" } }
             }
         }
     }

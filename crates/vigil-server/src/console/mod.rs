@@ -12,12 +12,14 @@
 //!   every state-changing POST carries a token bound to the session;
 //! * [`layout`]: the page shell; [`assets`]: stylesheet and script;
 //! * one module per page area: [`dashboard`], [`agents`], [`alerts`],
-//!   [`enroll`], [`compliance`].
+//!   [`enroll`], [`compliance`], [`contacts`].
 
+mod agent_history;
 mod agents;
 mod alerts;
 mod assets;
 mod compliance;
+mod contacts;
 mod csrf;
 mod dashboard;
 mod enroll;
@@ -42,7 +44,10 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/agents", get(agents::list))
         .route("/agents/{id}", get(agents::detail))
         .route("/agents/{id}/policy", post(agents::save_policy))
+        .route("/agents/{id}/history", get(agent_history::page))
         .route("/alerts", get(alerts::list))
+        .route("/alerts/{id}", get(alerts::detail))
+        .route("/alerts/{id}/ack", post(alerts::acknowledge))
         .route("/enroll", get(enroll::page).post(enroll::create))
         .route("/compliance", get(compliance::overview))
         .route("/compliance/assessments", post(compliance::run))
@@ -66,6 +71,19 @@ pub(crate) fn router() -> Router<Arc<App>> {
             "/compliance/schedule",
             get(compliance::schedule::show).post(compliance::schedule::save),
         )
+        .route("/contacts", get(contacts::list).post(contacts::create))
+        .route(
+            "/contacts/rules",
+            get(contacts::rules).post(contacts::create_rule),
+        )
+        .route("/contacts/rules/{id}/delete", post(contacts::delete_rule))
+        .route("/contacts/{id}", get(contacts::detail))
+        .route(
+            "/contacts/{id}/edit",
+            get(contacts::edit_form).post(contacts::save),
+        )
+        .route("/contacts/{id}/test", post(contacts::test))
+        .route("/contacts/{id}/delete", post(contacts::delete))
         .route("/static/{file}", get(assets::serve))
         .layer(axum::middleware::map_response(security_headers))
 }

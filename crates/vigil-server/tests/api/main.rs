@@ -35,6 +35,7 @@ macro_rules! api_tests {
 }
 
 mod agent_auth;
+mod alerts;
 mod bad_input;
 mod common;
 mod openapi;

@@ -13,6 +13,7 @@ backend_tests!(
     concurrent_redeems_have_one_winner,
     agent_lifecycle,
     agents_page_searches_and_pages,
+    agents_filter_and_count_by_last_contact,
 );
 
 async fn enrollment_is_single_use_and_expires(db: &TestDb) {
@@ -288,4 +289,86 @@ async fn agents_page_searches_and_pages(db: &TestDb) {
     );
     assert_eq!(s.agents_page(org.id, "nothing", 0, 50).await.unwrap().1, 0);
     assert_invalid(s.agents_page(org.id, "", 0, 0).await);
+}
+
+/// Health filters of the console: agents whose last contact (or, never
+/// seen, enrollment) falls in given ranges, combined with the search, and
+/// counted per range without loading the agents.
+async fn agents_filter_and_count_by_last_contact(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let t = now();
+    // Enrolled now and never seen: counts from enrollment.
+    agent(s, &org, "fresh").await;
+    for (name, seen) in [
+        ("web-old", t - 1000),
+        ("web-recent", t - 10),
+        ("db", t - 500),
+    ] {
+        let (a, _) = agent(s, &org, name).await;
+        let hb = Heartbeat {
+            now: seen,
+            ..Default::default()
+        };
+        s.record_heartbeat(org.id, a.id, &hb).await.unwrap();
+    }
+    let query =
+        |search: &str, contact: Option<Vec<vigil_store::ContactRange>>| vigil_store::AgentQuery {
+            search: search.into(),
+            contact,
+        };
+    let names = |page: (Vec<vigil_store::Agent>, u64)| {
+        let mut n: Vec<String> = page.0.into_iter().map(|a| a.name).collect();
+        n.sort();
+        (n, page.1)
+    };
+    let recent = (Some((t - 100) as u64), None);
+    let old = (None, Some((t - 600) as u64));
+    type Case<'a> = (
+        &'a str,
+        Option<Vec<vigil_store::ContactRange>>,
+        &'a [&'a str],
+    );
+    let cases: &[Case] = &[
+        ("", None, &["db", "fresh", "web-old", "web-recent"]),
+        ("", Some(vec![recent]), &["fresh", "web-recent"]),
+        ("", Some(vec![old]), &["web-old"]),
+        (
+            "",
+            Some(vec![recent, old]),
+            &["fresh", "web-old", "web-recent"],
+        ),
+        ("web", Some(vec![recent, old]), &["web-old", "web-recent"]),
+        (
+            "",
+            Some(vec![(Some((t - 600) as u64), Some((t - 400) as u64))]),
+            &["db"],
+        ),
+        ("", Some(vec![]), &[]),
+    ];
+    for (search, contact, want) in cases {
+        let got = names(
+            s.agents_query(org.id, &query(search, contact.clone()), 0, 50)
+                .await
+                .unwrap(),
+        );
+        let want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            got,
+            (want.clone(), want.len() as u64),
+            "{search:?} {contact:?}"
+        );
+    }
+    let counts = s
+        .agent_contact_counts(org.id, &[recent, old, (None, None)])
+        .await
+        .unwrap();
+    assert_eq!(counts, [2, 1, 4]);
+    let other = account(s, "Other").await;
+    assert_eq!(
+        s.agent_contact_counts(other.id, &[(None, None)])
+            .await
+            .unwrap(),
+        [0]
+    );
 }

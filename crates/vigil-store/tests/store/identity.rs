@@ -1,8 +1,9 @@
 //! Migrations, accounts, users and passwords, API tokens.
 
 use crate::fixtures::*;
+use std::time::Duration;
 use vigil_core::AccountKind;
-use vigil_store::{AccountId, Role, StoreError, UserId, API_TOKEN_PREFIX};
+use vigil_store::{AccountId, Role, StoreError, TokenExpiry, UserId, API_TOKEN_PREFIX};
 use vigil_testdb::TestDb;
 
 backend_tests!(
@@ -10,6 +11,8 @@ backend_tests!(
     accounts_and_users,
     login_checks_passwords,
     api_tokens_authenticate_and_revoke,
+    session_tokens_expire,
+    console_key_is_shared_and_stable,
 );
 
 async fn migrations_are_idempotent(db: &TestDb) {
@@ -244,4 +247,71 @@ async fn api_tokens_authenticate_and_revoke(db: &TestDb) {
     );
     // Tokens only for existing users of the account.
     assert_not_found(s.create_api_token(org.id, UserId::random(), "x").await);
+}
+
+/// Console sessions: refused once past their lifetime or idle limit, and
+/// pruned then; tokens made to last stay.
+async fn session_tokens_expire(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let user = s
+        .create_user(org.id, "web@acme.example", "password123", Role::Viewer)
+        .await
+        .unwrap();
+    let long = Duration::from_secs(3600);
+    let short = Duration::from_secs(1);
+    let expiring = |lifetime, idle| TokenExpiry {
+        lifetime: Some(lifetime),
+        idle: Some(idle),
+    };
+    let (lasting, lasting_secret) = s.create_api_token(org.id, user.id, "CI").await.unwrap();
+    assert_eq!(lasting.expires_at, None);
+    let (session, ok) = s
+        .create_token_expiring(org.id, user.id, "console session", expiring(long, long))
+        .await
+        .unwrap();
+    let expires = session.expires_at.expect("a session expires");
+    assert!((3599..=3601).contains(&(expires - session.created_at)));
+    let (_, dies) = s
+        .create_token_expiring(org.id, user.id, "console session", expiring(short, long))
+        .await
+        .unwrap();
+    let (_, idles) = s
+        .create_token_expiring(org.id, user.id, "console session", expiring(long, short))
+        .await
+        .unwrap();
+    let (_, revoked) = s
+        .create_token_expiring(org.id, user.id, "console session", expiring(long, long))
+        .await
+        .unwrap();
+    s.revoke_token_secret(&revoked).await.unwrap();
+    for secret in [&lasting_secret, &ok] {
+        assert!(s.authenticate_token(secret).await.unwrap().is_some());
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for secret in [&dies, &idles, &revoked] {
+        assert_eq!(s.authenticate_token(secret).await.unwrap(), None);
+    }
+    for secret in [&lasting_secret, &ok] {
+        assert!(s.authenticate_token(secret).await.unwrap().is_some());
+    }
+    assert_eq!(s.prune_expired_tokens(now()).await.unwrap(), 3);
+    let left: Vec<_> = s.api_tokens(org.id).await.unwrap();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(s.prune_expired_tokens(now()).await.unwrap(), 0);
+    // A lifetime beyond what the database holds is refused, not wrapped.
+    let huge = expiring(Duration::from_secs(u64::MAX), long);
+    assert_invalid(s.create_token_expiring(org.id, user.id, "x", huge).await);
+}
+
+async fn console_key_is_shared_and_stable(db: &TestDb) {
+    let key = db.store.console_key().await.unwrap();
+    assert_ne!(key, [0u8; 32]);
+    assert_eq!(db.store.console_key().await.unwrap(), key);
+    let other = db.reconnect().await;
+    assert_eq!(other.console_key().await.unwrap(), key);
+    other.close().await;
+    // Not the installation id's bytes: a key of its own.
+    let id = db.store.server_id().await.unwrap();
+    assert_ne!(&key[..16], id.as_bytes());
 }

@@ -33,7 +33,9 @@ macro_rules! backend_tests {
 
 mod fixtures;
 
+mod agent_events;
 mod agents;
+mod alerts;
 mod compliance;
 mod identity;
 mod input;

@@ -4,7 +4,7 @@ use crate::fixtures::*;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
-use vigil_store::{Channel, ContactId, OutboxId, RuleId};
+use vigil_store::{Channel, ContactId, DeliveryState, OutboxId, RuleId};
 use vigil_testdb::TestDb;
 
 backend_tests!(
@@ -12,6 +12,7 @@ backend_tests!(
     rules_pick_contacts,
     outbox_dedupes_leases_and_retries,
     concurrent_claimers_never_share_a_row,
+    deliveries_of_a_contact,
 );
 
 async fn contacts_crud(db: &TestDb) {
@@ -388,4 +389,110 @@ async fn concurrent_claimers_never_share_a_row(db: &TestDb) {
         .unwrap()
         .is_empty());
     assert_eq!(s.pending_count().await.unwrap(), ROWS as u64);
+}
+
+async fn deliveries_of_a_contact(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let other_org = account(s, "Globex").await;
+    let ops = s
+        .create_contact(org.id, "Ops", Channel::Webhook, "https://hooks.example/ops")
+        .await
+        .unwrap();
+    let dev = s
+        .create_contact(org.id, "Dev", Channel::Email, "dev@acme.example")
+        .await
+        .unwrap();
+    let t = now();
+    let lease = Duration::from_secs(60);
+    assert!(s.deliveries(org.id, ops.id, 10).await.unwrap().is_empty());
+
+    // Three notifications for Ops (one second apart), one for Dev.
+    for (i, key) in ["test:1", "alert-1:raised", "test:2"].iter().enumerate() {
+        let payload = json!({ "event": "test", "i": i });
+        assert!(s
+            .enqueue(org.id, ops.id, key, &payload, t + i as i64)
+            .await
+            .unwrap());
+    }
+    assert!(s
+        .enqueue(org.id, dev.id, "test:3", &json!({}), t)
+        .await
+        .unwrap());
+
+    // The first is sent, the second fails for good, the third fails and waits.
+    let claimed = s.claim_due(t + 2, 10, lease).await.unwrap();
+    let id_of = |key: &str| claimed.iter().find(|i| i.dedupe_key == key).unwrap().id;
+    s.mark_sent(id_of("test:1"), t + 3).await.unwrap();
+    s.mark_failed(id_of("alert-1:raised"), "HTTP 410 Gone", None)
+        .await
+        .unwrap();
+    s.mark_failed(id_of("test:2"), "connection refused", Some(t + 60))
+        .await
+        .unwrap();
+
+    let seen = s.deliveries(org.id, ops.id, 10).await.unwrap();
+    let rows: Vec<_> = seen
+        .iter()
+        .map(|d| {
+            (
+                d.dedupe_key.as_str(),
+                d.state,
+                d.attempts,
+                d.last_error.as_deref(),
+                d.created_at - t,
+                d.sent_at.map(|x| x - t),
+                d.next_attempt_at.map(|x| x - t),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "test:2",
+                DeliveryState::Queued,
+                1,
+                Some("connection refused"),
+                2,
+                None,
+                Some(60)
+            ),
+            (
+                "alert-1:raised",
+                DeliveryState::Failed,
+                1,
+                Some("HTTP 410 Gone"),
+                1,
+                None,
+                None
+            ),
+            ("test:1", DeliveryState::Sent, 1, None, 0, Some(3), None),
+        ],
+        "newest first"
+    );
+    assert!(seen.iter().all(|d| d.contact_id == ops.id));
+    assert_eq!(seen[2].payload, json!({ "event": "test", "i": 0 }));
+    assert_eq!(seen[2].id, id_of("test:1"));
+
+    // The limit keeps the newest. Dev's, claimed but not finished, is queued.
+    let newest = s.deliveries(org.id, ops.id, 1).await.unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].dedupe_key, "test:2");
+    let dev_rows = s.deliveries(org.id, dev.id, 10).await.unwrap();
+    assert_eq!(dev_rows.len(), 1);
+    assert_eq!(
+        (dev_rows[0].state, dev_rows[0].attempts),
+        (DeliveryState::Queued, 1),
+        "claimed once above"
+    );
+
+    assert_invalid(s.deliveries(org.id, ops.id, 0).await);
+    assert_invalid(s.deliveries(org.id, ops.id, 1001).await);
+    // Another account's contact, or none: not found.
+    assert_not_found(s.deliveries(other_org.id, ops.id, 10).await);
+    assert_not_found(s.deliveries(org.id, ContactId::random(), 10).await);
+    // Deleting the contact drops its history.
+    s.delete_contact(org.id, ops.id).await.unwrap();
+    assert_not_found(s.deliveries(org.id, ops.id, 10).await);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use vigil_core::{AccountKind, LivenessConfig, PortList};
 use vigil_notify::{NotifierConfig, SmtpConfig, SmtpSecurity};
 use vigil_server::ServerConfig;
-use vigil_store::{Role, Store};
+use vigil_store::{Role, Store, TokenExpiry};
 
 /// Options of a server, shared by `vigil server` and `vigil up`.
 #[derive(Debug, Args)]
@@ -42,6 +42,13 @@ pub struct ServerOpts {
     /// An agent silent for longer is abandoned and its scan disabled (seconds; default 30 days).
     #[arg(long, default_value_t = 30 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub abandoned_after_secs: u64,
+    /// Web console sessions end this long after logging in (seconds; default 12 hours).
+    #[arg(long, default_value_t = 12 * 3600, value_parser = clap::value_parser!(u64).range(1..=366 * 24 * 3600))]
+    pub session_lifetime_secs: u64,
+    /// Web console sessions end after this long without a page request
+    /// (seconds, kept to within a minute; default 1 hour).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=366 * 24 * 3600))]
+    pub session_idle_secs: u64,
     /// How often the scheduler, liveness sweeper and outbox look for work (milliseconds).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
     pub tick_ms: u64,
@@ -94,6 +101,10 @@ impl ServerOpts {
         cfg.console_url = self.console_url.clone();
         cfg.heartbeat = Duration::from_secs(self.heartbeat_secs);
         cfg.tick = Duration::from_millis(self.tick_ms);
+        cfg.session = TokenExpiry {
+            lifetime: Some(Duration::from_secs(self.session_lifetime_secs)),
+            idle: Some(Duration::from_secs(self.session_idle_secs)),
+        };
         if self.abandoned_after_secs <= self.silent_after_secs {
             return Err(usage(
                 "--abandoned-after-secs must be longer than --silent-after-secs",
