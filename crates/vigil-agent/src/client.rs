@@ -40,6 +40,14 @@ impl ClientError {
             ClientError::Unreachable(_) | ClientError::Server { .. }
         )
     }
+
+    /// Another replica of the server may do better: this one is away,
+    /// failing, or presents another certificate than the pinned one (which
+    /// is refused all the same). A refusal of the request itself would be
+    /// the same from every replica.
+    pub fn fails_over(&self) -> bool {
+        self.is_transient() || matches!(self, ClientError::Tls(_))
+    }
 }
 
 /// A connection to one server, trusting only its pinned certificate.
@@ -154,4 +162,44 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 /// A certificate that does not match the pin is not an outage.
 fn is_tls_rejection(e: &reqwest::Error) -> bool {
     describe(e).contains("does not match the pinned")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_errors_are_retried_and_which_fail_over() {
+        let body = || String::from("x");
+        let cases: &[(ClientError, bool, bool)] = &[
+            (ClientError::Unreachable("refused".into()), true, true),
+            (
+                ClientError::Server {
+                    status: 503,
+                    body: body(),
+                },
+                true,
+                true,
+            ),
+            (
+                ClientError::Tls("does not match the pinned".into()),
+                false,
+                true,
+            ),
+            (ClientError::Unauthorized, false, false),
+            (
+                ClientError::Rejected {
+                    status: 400,
+                    body: body(),
+                },
+                false,
+                false,
+            ),
+            (ClientError::Url("x".into()), false, false),
+        ];
+        for (e, transient, fails_over) in cases {
+            assert_eq!(e.is_transient(), *transient, "{e}");
+            assert_eq!(e.fails_over(), *fails_over, "{e}");
+        }
+    }
 }

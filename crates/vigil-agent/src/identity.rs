@@ -1,6 +1,11 @@
 //! What an enrolled agent remembers: who it is, which server manages it and
 //! how to recognise that server. Stored as `identity.json` in the agent's
 //! state directory, readable by its owner only (it holds the credential).
+//!
+//! A replicated server has several URLs, one pin: `server_url` is the
+//! preferred one, as before (files of single-URL agents read unchanged, and
+//! older agents read the new files); `fallback_urls` are the other URLs
+//! given at enrollment and `announced_urls` the replicas the server names.
 
 use crate::AgentError;
 use serde::{Deserialize, Serialize};
@@ -12,9 +17,16 @@ const FILE: &str = "identity.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
-    /// The server's agent URL, e.g. `https://vigil.example:8443`.
+    /// The server's agent URL, e.g. `https://vigil.example:8443`: the
+    /// preferred one of a replicated server.
     pub server_url: String,
-    /// `sha256:…` of the server certificate.
+    /// The other URLs given at enrollment, in order of preference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback_urls: Vec<String>,
+    /// The replica URLs the server announced last (sorted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announced_urls: Vec<String>,
+    /// `sha256:…` of the server certificate (every replica presents it).
     pub pin: String,
     pub agent_id: String,
     pub credential: String,
@@ -22,6 +34,21 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Every URL of the server, preferred first, once each.
+    pub fn server_urls(&self) -> Vec<String> {
+        let mut urls: Vec<String> = Vec::new();
+        let all = std::iter::once(&self.server_url)
+            .chain(&self.fallback_urls)
+            .chain(&self.announced_urls);
+        for url in all {
+            let url = url.trim_end_matches('/');
+            if !urls.iter().any(|u| u == url) {
+                urls.push(url.to_string());
+            }
+        }
+        urls
+    }
+
     pub fn path(state_dir: &Path) -> PathBuf {
         state_dir.join(FILE)
     }
@@ -76,6 +103,8 @@ mod tests {
         assert_eq!(Identity::load(dir.path()).expect("load"), None);
         let id = Identity {
             server_url: "https://127.0.0.1:8443".into(),
+            fallback_urls: vec!["https://127.0.0.2:8443".into()],
+            announced_urls: vec!["https://127.0.0.3:8443".into()],
             pin: format!("sha256:{}", "ab".repeat(32)),
             agent_id: "a".into(),
             credential: "secret".into(),
@@ -94,5 +123,45 @@ mod tests {
         }
         fs::write(Identity::path(dir.path()), b"{").expect("corrupt");
         assert!(Identity::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn single_url_files_read_as_before_and_stay_readable_by_older_agents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = r#"{"server_url":"https://10.0.0.1:8443","pin":"sha256:00","agent_id":"a","credential":"c","server_id":"s"}"#;
+        fs::write(Identity::path(dir.path()), old).expect("write");
+        let id = Identity::load(dir.path()).expect("load").expect("enrolled");
+        assert_eq!(id.server_urls(), ["https://10.0.0.1:8443"]);
+        id.save(dir.path()).expect("save");
+        let text = fs::read_to_string(Identity::path(dir.path())).expect("read");
+        assert!(!text.contains("fallback_urls"), "{text}");
+        assert!(!text.contains("announced_urls"), "{text}");
+    }
+
+    #[test]
+    fn server_urls_preferred_first_once_each() {
+        let id = |server: &str, fallback: &[&str], announced: &[&str]| Identity {
+            server_url: server.into(),
+            fallback_urls: fallback.iter().map(|u| u.to_string()).collect(),
+            announced_urls: announced.iter().map(|u| u.to_string()).collect(),
+            pin: String::new(),
+            agent_id: String::new(),
+            credential: String::new(),
+            server_id: String::new(),
+        };
+        let cases: &[(Identity, &[&str])] = &[
+            (id("https://a", &[], &[]), &["https://a"]),
+            (
+                id("https://a/", &["https://b", "https://a"], &[]),
+                &["https://a", "https://b"],
+            ),
+            (
+                id("https://lb", &["https://b"], &["https://a", "https://b/"]),
+                &["https://lb", "https://b", "https://a"],
+            ),
+        ];
+        for (identity, want) in cases {
+            assert_eq!(identity.server_urls(), *want, "{identity:?}");
+        }
     }
 }

@@ -10,6 +10,8 @@
 //!   port with its GUID and the ID of the server that manages it.
 //! * [`client`]: the agent API calls, with errors that say whether to retry.
 //! * [`identity`]: the enrolled agent's GUID, credential and pinned server.
+//! * [`failover`]: which of a replicated server's URLs to call, and when to
+//!   go back to the preferred one.
 //! * [`moving`]: enrolling, and moving to another server when the current
 //!   one says so.
 //! * [`pinning`]: TLS to the server trusting exactly the certificate pinned
@@ -17,6 +19,7 @@
 
 pub mod client;
 mod error;
+pub mod failover;
 pub mod identify;
 pub mod identity;
 pub mod moving;

@@ -42,23 +42,64 @@ pub async fn enroll(
     token: &str,
     facts: AgentFacts,
 ) -> Result<Identity, EnrollError> {
+    enroll_any(state_dir, &[server_url.to_string()], pin, token, facts).await
+}
+
+/// [`enroll`] with a replicated server: `server_urls` are its URLs,
+/// preferred first, all presenting the certificate `pin` names. All are
+/// checked first; then they are tried in order until one answers (a
+/// replica that is away, failing or presents another certificate is
+/// skipped). All are stored, with the replicas the server names.
+pub async fn enroll_any(
+    state_dir: &Path,
+    server_urls: &[String],
+    pin: &str,
+    token: &str,
+    facts: AgentFacts,
+) -> Result<Identity, EnrollError> {
     let pin: CertPin = pin.parse().map_err(EnrollError::Pin)?;
-    let client = ServerClient::new(server_url, pin)?;
-    let resp = client
-        .enroll(&EnrollRequest {
-            token: token.to_string(),
-            facts,
-        })
-        .await?;
-    let identity = Identity {
-        server_url: server_url.trim_end_matches('/').to_string(),
-        pin: pin.to_string(),
-        agent_id: resp.agent_id,
-        credential: resp.credential,
-        server_id: resp.server_id,
+    let urls: Vec<String> = server_urls
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect();
+    let clients = urls
+        .iter()
+        .map(|u| ServerClient::new(u, pin))
+        .collect::<Result<Vec<_>, _>>()?;
+    let req = EnrollRequest {
+        token: token.to_string(),
+        facts,
     };
-    identity.save(state_dir).map_err(EnrollError::Save)?;
-    Ok(identity)
+    let mut failed: Option<ClientError> = None;
+    for (url, client) in urls.iter().zip(&clients) {
+        let resp = match client.enroll(&req).await {
+            Ok(resp) => resp,
+            Err(e) if e.fails_over() => {
+                tracing::warn!(server = %url, error = %e, "enrollment: trying the next server URL");
+                // A certificate that does not match says more than an outage.
+                if !matches!(failed, Some(ClientError::Tls(_))) {
+                    failed = Some(e);
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let identity = Identity {
+            server_url: urls[0].clone(),
+            fallback_urls: urls[1..].to_vec(),
+            // Checked and sorted as a heartbeat's announcement is.
+            announced_urls: crate::failover::announced(&resp.server_urls),
+            pin: pin.to_string(),
+            agent_id: resp.agent_id,
+            credential: resp.credential,
+            server_id: resp.server_id,
+        };
+        identity.save(state_dir).map_err(EnrollError::Save)?;
+        return Ok(identity);
+    }
+    Err(failed
+        .unwrap_or_else(|| ClientError::Url("no server URL given".into()))
+        .into())
 }
 
 /// Follows a move instruction of the current server: enrolls with the new
@@ -95,6 +136,8 @@ mod tests {
     fn old_identity() -> Identity {
         Identity {
             server_url: "https://127.0.0.1:1".into(),
+            fallback_urls: Vec::new(),
+            announced_urls: Vec::new(),
             pin: format!("sha256:{}", "ab".repeat(32)),
             agent_id: "old-agent".into(),
             credential: "vga_old".into(),
@@ -171,6 +214,7 @@ mod tests {
                 credential: "vga_new".into(),
                 server_id: "server-b".into(),
                 heartbeat_secs: 1,
+                server_urls: Vec::new(),
             }),
             ..Script::default()
         })
@@ -183,5 +227,75 @@ mod tests {
         let log = accepting.log.borrow();
         assert_eq!(log.enrolls[0].token, "vge_good");
         assert_eq!(log.enrolls[0].facts, facts());
+    }
+
+    #[tokio::test]
+    async fn a_replicated_server_is_enrolled_with_at_the_first_url_that_answers() {
+        let cert = crate::testing::TestCert::new();
+        let accepting = FakeServer::start_with(
+            Script {
+                enroll: Some(EnrollResponse {
+                    agent_id: "agent".into(),
+                    credential: "vga_x".into(),
+                    server_id: "server".into(),
+                    heartbeat_secs: 1,
+                    server_urls: vec!["https://10.0.0.2:8443/".into(), "http://x".into()],
+                }),
+                ..Script::default()
+            },
+            &cert,
+        )
+        .await;
+        let refusing = FakeServer::start_with(Script::default(), &cert).await;
+        let impostor = FakeServer::start(Script::default()).await;
+        let gone = "https://127.0.0.1:1".to_string();
+        let pin = cert.pin().to_string();
+        let dir = tempfile::tempdir().expect("tempdir");
+
+        let urls = [gone.clone(), impostor.url.clone(), accepting.url.clone()];
+        let id = enroll_any(dir.path(), &urls, &pin, "vge_1", facts())
+            .await
+            .expect("enrolled via the third URL");
+        assert_eq!(id.server_url, gone, "the preferred URL stays first");
+        assert_eq!(
+            id.fallback_urls,
+            [impostor.url.clone(), accepting.url.clone()]
+        );
+        assert_eq!(id.announced_urls, ["https://10.0.0.2:8443"]);
+        assert_eq!(Identity::load(dir.path()).expect("load"), Some(id));
+        assert!(impostor.log.borrow().enrolls.is_empty());
+
+        // A refused token is not offered to the next URL; a bad URL
+        // anywhere in the list is refused before any is tried.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let urls = [refusing.url.clone(), accepting.url.clone()];
+        let err = enroll_any(dir.path(), &urls, &pin, "vge_2", facts())
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, EnrollError::Client(ClientError::Unauthorized)),
+            "{err}"
+        );
+        let urls = [accepting.url.clone(), "http://127.0.0.1:1".into()];
+        let err = enroll_any(dir.path(), &urls, &pin, "vge_3", facts())
+            .await
+            .expect_err("plain http");
+        assert!(
+            matches!(err, EnrollError::Client(ClientError::Url(_))),
+            "{err}"
+        );
+        assert_eq!(accepting.log.borrow().enrolls.len(), 1);
+
+        // Only an impostor and a server that is away: the certificate is
+        // what the user must hear about.
+        let urls = [gone, impostor.url.clone()];
+        let err = enroll_any(dir.path(), &urls, &pin, "vge_4", facts())
+            .await
+            .expect_err("nobody");
+        assert!(
+            matches!(err, EnrollError::Client(ClientError::Tls(_))),
+            "{err}"
+        );
+        assert_eq!(Identity::load(dir.path()).expect("load"), None);
     }
 }

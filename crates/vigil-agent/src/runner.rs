@@ -14,11 +14,17 @@
 //! or already stored). A crash between the two re-sends it, and the server
 //! recognises the upload id.
 //!
+//! A replicated server has several URLs: a call that fails moves the agent
+//! to the next one at once, and only when none answers does it back off
+//! (see [`crate::failover`]); results stay spooled until one answers.
+//!
 //! A heartbeat answer may carry a move instruction (see [`crate::moving`]):
 //! the runner enrolls with the new server, tells the old one, and ends with
-//! [`RunEnd::Moved`] so the caller starts over with the new identity.
+//! [`RunEnd::Moved`] so the caller starts over with the new identity. It may
+//! also name the server's replicas, which the agent then fails over to.
 
-use crate::client::{ClientError, ServerClient};
+use crate::client::ClientError;
+use crate::failover::{Failure, Retry, Servers};
 use crate::identity::Identity;
 use crate::moving;
 use crate::spool::Spool;
@@ -47,7 +53,7 @@ const RECENT_TASKS: usize = 1024;
 const QUEUE: usize = 64;
 
 pub struct Runner {
-    pub client: ServerClient,
+    servers: Servers,
     pub facts: AgentFacts,
     pub scan: ScanConfig,
     /// The server's address, to find the address "self" means.
@@ -58,7 +64,9 @@ pub struct Runner {
     scanned: Arc<Notify>,
     /// Ids of tasks queued, running or done.
     recent: VecDeque<String>,
-    /// Where a move stores the new identity; `None` ignores move instructions.
+    /// Where the identity is stored: a move stores the new one, an
+    /// announcement of replicas updates it. `None` ignores move
+    /// instructions and keeps announcements in memory.
     state_dir: Option<PathBuf>,
     /// The token of the last move that failed for good, not tried again.
     refused_move: Option<String>,
@@ -82,14 +90,14 @@ enum Next {
 
 impl Runner {
     pub fn new(
-        client: ServerClient,
+        servers: Servers,
         spool: Spool,
         facts: AgentFacts,
         scan: ScanConfig,
         server_addr: IpAddr,
     ) -> Self {
         Runner {
-            client,
+            servers,
             facts,
             scan,
             server_addr,
@@ -101,9 +109,9 @@ impl Runner {
         }
     }
 
-    /// Follows move instructions of the server, storing the new identity
-    /// in `state_dir`.
-    pub fn with_moves(mut self, state_dir: impl Into<PathBuf>) -> Self {
+    /// Follows move instructions of the server and remembers the replicas
+    /// it announces, storing the identity in `state_dir`.
+    pub fn with_state_dir(mut self, state_dir: impl Into<PathBuf>) -> Self {
         self.state_dir = Some(state_dir.into());
         self
     }
@@ -142,32 +150,45 @@ impl Runner {
     /// the server moves the agent: returns the new identity.
     async fn serve(&mut self, queue: &mpsc::Sender<ScanTask>) -> Identity {
         let mut interval = Duration::from_secs(30);
-        let mut failures: u32 = 0;
+        // The URL that answered last, to tell when that changes.
+        let mut in_use: Option<String> = None;
         loop {
-            match self.cycle(queue).await {
+            let url = self.servers.url().to_string();
+            let (wait, answering) = match self.cycle(queue).await {
                 Ok(Next::Wait(next)) => {
+                    self.servers.answered();
+                    if in_use.as_deref() != Some(url.as_str()) {
+                        tracing::info!(server = %url, "heartbeating via this server");
+                        in_use = Some(url);
+                    }
                     interval = next;
-                    failures = 0;
+                    (next, true)
                 }
                 Ok(Next::Moved(identity)) => return identity,
                 Err(e) => {
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(error = %e, failures, "cannot reach the server; results stay spooled");
+                    if matches!(e, ClientError::Tls(_)) {
+                        tracing::error!(error = %e, server = %url, "this server presents another certificate than the one pinned at enrollment: not used (replicas must share the tls/ files of one server)");
+                    } else {
+                        tracing::warn!(error = %e, server = %url, "server call failed");
+                    }
+                    match self.servers.failed(Failure::of(&e), interval) {
+                        Retry::Now => {
+                            tracing::info!(server = %self.servers.url(), "trying the next server");
+                            continue;
+                        }
+                        Retry::After(wait) => {
+                            tracing::warn!(retry_in = ?wait, "no server answers; results stay spooled");
+                            (jitter(wait), false)
+                        }
+                    }
                 }
-            }
-            // Back off while the server is away, but never beyond the
-            // normal interval × 4, so recovery is noticed soon.
-            let wait = if failures == 0 {
-                interval
-            } else {
-                (MIN_HEARTBEAT * 2u32.saturating_pow(failures.min(10))).min(interval * 4)
             };
             let next_heartbeat = Instant::now() + wait;
             loop {
                 tokio::select! {
                     () = tokio::time::sleep_until(next_heartbeat) => break,
-                    // While the server is away, the next cycle delivers.
-                    () = self.scanned.notified(), if failures == 0 => {
+                    // While the servers are away, the next cycle delivers.
+                    () = self.scanned.notified(), if answering => {
                         if let Err(e) = self.flush().await {
                             tracing::warn!(error = %e, "cannot deliver results; they stay spooled");
                         }
@@ -187,7 +208,15 @@ impl Runner {
             facts: self.facts.clone(),
             spooled: self.spool().len().unwrap_or(0) as u64,
         };
-        let resp = self.client.heartbeat(&hb).await?;
+        let resp = self.servers.client().heartbeat(&hb).await?;
+        if self.servers.announce(&resp.server_urls) {
+            tracing::info!(servers = ?self.servers.urls(), "the server named its replicas");
+            if let Some(dir) = &self.state_dir {
+                if let Err(e) = self.servers.identity().save(dir) {
+                    tracing::warn!(error = %e, "cannot store the server URLs; known until a restart");
+                }
+            }
+        }
         if let Some(to) = resp.move_to {
             if let Some(identity) = self.follow(&to).await {
                 return Ok(Next::Moved(identity));
@@ -218,7 +247,7 @@ impl Runner {
                 let notice = MovedNotice {
                     server_id: identity.server_id.clone(),
                 };
-                if let Err(e) = self.client.moved(&notice).await {
+                if let Err(e) = self.servers.client().moved(&notice).await {
                     tracing::warn!(error = %e, "moved, but could not tell the old server (it will see the agent go silent)");
                 }
                 tracing::info!(agent = %identity.agent_id, server = %identity.server_url, server_id = %identity.server_id, "moved to the new server");
@@ -269,7 +298,7 @@ impl Runner {
         }
         let mut delivered = 0;
         for entry in entries {
-            match self.client.upload(&entry.upload).await {
+            match self.servers.client().upload(&entry.upload).await {
                 Ok(ack) => {
                     if ack.status == UploadStatus::Duplicate {
                         tracing::info!(upload = %entry.upload.upload_id, "server already had this result");
@@ -338,6 +367,12 @@ async fn scan_worker(
     }
 }
 
+/// Up to a quarter more than `wait`, so agents that lost their servers at
+/// the same moment do not all come back at the same moment.
+fn jitter(wait: Duration) -> Duration {
+    wait + wait.mul_f64(rand::random::<f64>() / 4.0)
+}
+
 /// The spool stays usable after a panic elsewhere: its state is on disk.
 fn lock(spool: &Mutex<Spool>) -> MutexGuard<'_, Spool> {
     spool.lock().unwrap_or_else(PoisonError::into_inner)
@@ -346,7 +381,9 @@ fn lock(spool: &Mutex<Spool>) -> MutexGuard<'_, Spool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{FakeServer, Log, Script};
+    use crate::testing::{FakeServer, Log, Script, TestCert};
+    use vigil_proto::agent::ResultUpload;
+    use vigil_proto::pin::CertPin;
 
     /// Probes per second of the test scans: slow enough that a few dozen
     /// loopback ports make a scan of seconds.
@@ -376,9 +413,20 @@ mod tests {
         spool_dir: &std::path::Path,
         state_dir: Option<&std::path::Path>,
     ) -> (watch::Sender<bool>, tokio::task::JoinHandle<RunEnd>) {
-        let client = ServerClient::new(&server.url, server.pin)
-            .expect("client")
-            .authenticated("agent-1", "secret");
+        start_runner_for(
+            identity_of(server, "agent-1", "server-1"),
+            spool_dir,
+            state_dir,
+        )
+    }
+
+    /// A runner for `identity` (its URLs and pin).
+    fn start_runner_for(
+        identity: Identity,
+        spool_dir: &std::path::Path,
+        state_dir: Option<&std::path::Path>,
+    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<RunEnd>) {
+        let servers = Servers::new(identity).expect("servers");
         let spool = Spool::open(spool_dir, 100).expect("spool");
         let facts = AgentFacts {
             hostname: "test".into(),
@@ -392,9 +440,9 @@ mod tests {
             ..ScanConfig::default()
         };
         let loopback = IpAddr::from([127, 0, 0, 1]);
-        let mut runner = Runner::new(client, spool, facts, scan, loopback);
+        let mut runner = Runner::new(servers, spool, facts, scan, loopback);
         if let Some(dir) = state_dir {
-            runner = runner.with_moves(dir);
+            runner = runner.with_state_dir(dir);
         }
         let (stop, shutdown) = watch::channel(false);
         (stop, tokio::spawn(runner.run(shutdown)))
@@ -516,6 +564,8 @@ mod tests {
     fn identity_of(server: &FakeServer, agent_id: &str, server_id: &str) -> Identity {
         Identity {
             server_url: server.url.clone(),
+            fallback_urls: Vec::new(),
+            announced_urls: Vec::new(),
             pin: server.pin.to_string(),
             agent_id: agent_id.into(),
             credential: "vga_secret".into(),
@@ -531,6 +581,7 @@ mod tests {
                 credential: "vga_b".into(),
                 server_id: "server-b".into(),
                 heartbeat_secs: 1,
+                server_urls: Vec::new(),
             }),
             ..Script::default()
         })
@@ -594,5 +645,191 @@ mod tests {
         assert_eq!(Identity::load(dir.path()).expect("load"), Some(before));
         stop.send(true).expect("stop");
         assert_eq!(runner.await.expect("runner"), RunEnd::Stopped);
+    }
+
+    /// Two replicas of one server (one certificate), heartbeats every second.
+    async fn replicas(script: Script) -> (FakeServer, FakeServer) {
+        let cert = TestCert::new();
+        let script = Script {
+            heartbeat_secs: 1,
+            ..script
+        };
+        let a = FakeServer::start_with(script.clone(), &cert).await;
+        let b = FakeServer::start_with(script, &cert).await;
+        (a, b)
+    }
+
+    /// An identity with `urls`, preferred first, pinned to `pin`.
+    fn identity_with(urls: &[&FakeServer], pin: CertPin) -> Identity {
+        Identity {
+            server_url: urls[0].url.clone(),
+            fallback_urls: urls[1..].iter().map(|s| s.url.clone()).collect(),
+            announced_urls: Vec::new(),
+            pin: pin.to_string(),
+            agent_id: "agent-1".into(),
+            credential: "vga_secret".into(),
+            server_id: "server-1".into(),
+        }
+    }
+
+    /// A result waiting in the spool in `dir`, as if scanned during an outage.
+    fn spool_result(dir: &std::path::Path, upload_id: &str) {
+        let upload = ResultUpload {
+            upload_id: upload_id.into(),
+            task_id: "offline".into(),
+            target: "127.0.0.1".into(),
+            addr: "127.0.0.1".into(),
+            started_at: 1,
+            finished_at: 2,
+            ports: Vec::new(),
+        };
+        Spool::open(dir, 100)
+            .expect("spool")
+            .push(&upload)
+            .expect("push");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_that_is_down_is_left_for_the_next_with_the_pinned_certificate() {
+        let (a, b) = replicas(Script::default()).await;
+        // Up, but with a certificate of its own: never trusted.
+        let impostor = FakeServer::start(Script {
+            heartbeat_secs: 1,
+            ..Script::default()
+        })
+        .await;
+        a.down().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        spool_result(dir.path(), "u-offline");
+        let (stop, runner) =
+            start_runner_for(identity_with(&[&a, &impostor, &b], a.pin), dir.path(), None);
+        let log = b
+            .wait_for(Duration::from_secs(10), "heartbeats via B", |l| {
+                l.heartbeats.len() >= 3
+            })
+            .await;
+        assert_eq!(log.uploads_of("offline"), 1, "the spool went to B");
+        let (first_upload, _) = log.uploads[0];
+        let (first_heartbeat, ..) = log.heartbeats[0];
+        assert!(first_upload <= first_heartbeat, "the spool goes out first");
+        // Tried once on the way to B; B is kept since.
+        assert_eq!(impostor.connections(), 1);
+        b.wait_for(Duration::from_secs(10), "more heartbeats via B", |l| {
+            l.heartbeats.len() >= 5
+        })
+        .await;
+        assert_eq!(impostor.connections(), 1, "sticky to B");
+        let seen = impostor.log.borrow().clone();
+        assert!(
+            seen.heartbeats.is_empty() && seen.uploads.is_empty(),
+            "{seen:?}"
+        );
+        stop.send(true).expect("stop");
+        runner.await.expect("runner");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn while_every_server_fails_results_wait_for_the_first_one_back() {
+        let (a, b) = replicas(Script::default()).await;
+        a.down().await;
+        b.fail(true);
+        let dir = tempfile::tempdir().expect("tempdir");
+        spool_result(dir.path(), "u-offline");
+        let (stop, runner) = start_runner_for(identity_with(&[&a, &b], a.pin), dir.path(), None);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(b.log.borrow().uploads.is_empty());
+        assert_eq!(
+            Spool::open(dir.path(), 100)
+                .expect("spool")
+                .len()
+                .expect("len"),
+            1
+        );
+
+        // B answers 503 no more: within a back-off step or two, the spool
+        // goes there.
+        b.fail(false);
+        let log = b
+            .wait_for(Duration::from_secs(15), "the spooled result", |l| {
+                l.uploads_of("offline") > 0 && !l.heartbeats.is_empty()
+            })
+            .await;
+        assert_eq!(log.uploads_of("offline"), 1);
+        assert!(Spool::open(dir.path(), 100)
+            .expect("spool")
+            .is_empty()
+            .expect("len"));
+        assert!(a.log.borrow().heartbeats.is_empty());
+        stop.send(true).expect("stop");
+        runner.await.expect("runner");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_preferred_server_is_tried_again_and_kept_once_back() {
+        let (a, b) = replicas(Script::default()).await;
+        a.down().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (stop, runner) = start_runner_for(identity_with(&[&a, &b], a.pin), dir.path(), None);
+        b.wait_for(Duration::from_secs(10), "a heartbeat via B", |l| {
+            !l.heartbeats.is_empty()
+        })
+        .await;
+        a.up().await;
+        // Every PREFERRED_RETRY heartbeats (1 s each) A is tried again.
+        a.wait_for(Duration::from_secs(20), "a heartbeat via A", |l| {
+            !l.heartbeats.is_empty()
+        })
+        .await;
+        let on_b = b.log.borrow().heartbeats.len();
+        assert!(on_b >= crate::failover::PREFERRED_RETRY as usize, "{on_b}");
+        a.wait_for(Duration::from_secs(10), "more heartbeats via A", |l| {
+            l.heartbeats.len() >= 3
+        })
+        .await;
+        assert_eq!(b.log.borrow().heartbeats.len(), on_b, "back with A");
+        stop.send(true).expect("stop");
+        runner.await.expect("runner");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_the_server_names_are_remembered_and_used() {
+        let cert = TestCert::new();
+        let b = FakeServer::start_with(
+            Script {
+                heartbeat_secs: 1,
+                ..Script::default()
+            },
+            &cert,
+        )
+        .await;
+        let a = FakeServer::start_with(
+            Script {
+                heartbeat_secs: 1,
+                server_urls: vec![b.url.clone(), "http://plain.invalid".into()],
+                ..Script::default()
+            },
+            &cert,
+        )
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let enrolled = identity_with(&[&a], a.pin);
+        enrolled.save(dir.path()).expect("save");
+        let (stop, runner) =
+            start_runner_for(enrolled, &dir.path().join("spool"), Some(dir.path()));
+        a.wait_for(Duration::from_secs(10), "two heartbeats via A", |l| {
+            l.heartbeats.len() >= 2
+        })
+        .await;
+        let stored = Identity::load(dir.path()).expect("load").expect("identity");
+        assert_eq!(stored.announced_urls, std::slice::from_ref(&b.url));
+        assert_eq!(stored.server_urls(), [a.url.clone(), b.url.clone()]);
+
+        a.down().await;
+        b.wait_for(Duration::from_secs(10), "a heartbeat via B", |l| {
+            !l.heartbeats.is_empty()
+        })
+        .await;
+        stop.send(true).expect("stop");
+        runner.await.expect("runner");
     }
 }

@@ -38,16 +38,33 @@ impl PortList {
         if spec.is_empty() {
             return Err(PortSpecError::Empty);
         }
-        let mut ports = Vec::new();
+        let mut ranges = Vec::new();
         for raw in spec.split(',') {
             let token = raw.trim();
             if token.is_empty() {
                 return Err(PortSpecError::EmptyToken { spec: spec.into() });
             }
-            let (lo, hi) = parse_token(token)?;
-            ports.extend(lo..=hi);
+            ranges.push(parse_token(token)?);
         }
-        Ok(Self::from_ports(ports))
+        Ok(Self::from_ranges(ranges))
+    }
+
+    /// Builds a list from inclusive `(lo, hi)` ranges, each port once.
+    /// Overlaps are skipped rather than expanded, so a spec that repeats
+    /// `-` thousands of times costs no more than one `-`.
+    fn from_ranges(mut ranges: Vec<(u16, u16)>) -> Self {
+        ranges.sort_unstable();
+        let mut ports = Vec::new();
+        // The first port not yet in `ports` (ranges come sorted by start).
+        let mut next: u32 = 1;
+        for (lo, hi) in ranges {
+            let start = u32::from(lo).max(next);
+            if start <= u32::from(hi) {
+                ports.extend(start as u16..=hi);
+                next = u32::from(hi) + 1;
+            }
+        }
+        PortList { ports }
     }
 
     /// Builds a list from arbitrary port numbers; 0 is dropped.
@@ -251,6 +268,26 @@ mod tests {
             let err = PortList::parse(spec).unwrap_err().to_string();
             assert!(err.contains(needle), "spec {spec:?}: {err}");
         }
+    }
+
+    /// Found by fuzzing (fuzz/README.md): every entry used to be expanded
+    /// before de-duplication, so 64 KiB of `-,-,…` took ~4 GB.
+    #[test]
+    fn repeated_and_overlapping_entries_stay_cheap() {
+        let spec = vec!["-"; 32_000].join(",");
+        assert_eq!(PortList::parse(&spec).unwrap(), PortList::all());
+        let spec = (1..=20_000)
+            .map(|p| format!("{p}-"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(PortList::parse(&spec).unwrap(), PortList::all());
+        let got = PortList::parse("500-600,1-3,550-700,2,701,703-").unwrap();
+        let want: Vec<u16> = [1, 2, 3]
+            .into_iter()
+            .chain(500..=701)
+            .chain(703..=u16::MAX)
+            .collect();
+        assert_eq!(got.as_slice(), want);
     }
 
     #[test]

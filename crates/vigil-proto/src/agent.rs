@@ -43,6 +43,10 @@ pub struct EnrollResponse {
     pub server_id: String,
     /// How often to send a heartbeat.
     pub heartbeat_secs: u64,
+    /// The agent URLs of every replica of this server (see
+    /// [`HeartbeatResponse::server_urls`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_urls: Vec<String>,
 }
 
 /// `POST /agent/v1/heartbeat`.
@@ -64,6 +68,13 @@ pub struct HeartbeatResponse {
     /// older servers; ignored by older agents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub move_to: Option<MoveInstruction>,
+    /// The agent URLs of every replica of this server (replicas share one
+    /// database and one TLS identity): where the agent may go when the one
+    /// it talks to fails, trusting the same pinned certificate. Empty from
+    /// a server without replicas and from older servers: the agent keeps
+    /// what it knows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_urls: Vec<String>,
 }
 
 /// "Re-enroll with this server": sent by the agent's current server in a
@@ -166,8 +177,10 @@ mod tests {
         let old = r#"{"tasks":[],"heartbeat_secs":30,"observed_addr":"198.51.100.7"}"#;
         let parsed: HeartbeatResponse = serde_json::from_str(old).expect("parse");
         assert_eq!(parsed.move_to, None);
+        assert!(parsed.server_urls.is_empty());
         let json = serde_json::to_string(&parsed).expect("serialize");
         assert!(!json.contains("move_to"), "{json}");
+        assert!(!json.contains("server_urls"), "{json}");
     }
 
     #[test]

@@ -36,7 +36,8 @@ impl FromStr for CertPin {
             .or_else(|| s.trim().strip_prefix("SHA256:"))
             .ok_or_else(bad)?;
         let digits: Vec<u8> = hex.bytes().filter(|&b| b != b':').collect();
-        if digits.len() != 64 {
+        // `from_str_radix` alone would also take a sign: `+f` as 0f.
+        if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
             return Err(bad());
         }
         let mut out = [0u8; 32];
@@ -87,6 +88,9 @@ mod tests {
             "sha256:zz",
             &format!("sha256:{}", "0".repeat(63)),
             &format!("sha256:{}", "é".repeat(32)),
+            // Found by fuzzing: a sign is not a hex digit.
+            &format!("sha256:+b{}", "ab".repeat(31)),
+            &format!("SHA256:AB:+B{}", ":AB".repeat(30)),
         ] {
             assert!(bad.parse::<CertPin>().is_err(), "{bad:?}");
         }

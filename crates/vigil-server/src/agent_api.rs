@@ -43,6 +43,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             axum::routing::get(crate::install::serve::download),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::track_agent,
+        ))
         .with_state(app)
 }
 
@@ -167,6 +171,7 @@ async fn enroll(
         credential,
         server_id: app.server_id.clone(),
         heartbeat_secs: app.cfg.heartbeat.as_secs().max(1),
+        server_urls: replica_urls(&app.agent_url, &app.cfg.peer_agent_urls),
     }))
 }
 
@@ -214,7 +219,24 @@ async fn heartbeat(
         heartbeat_secs: app.cfg.heartbeat.as_secs().max(1),
         observed_addr: peer,
         move_to,
+        server_urls: replica_urls(&app.agent_url, &app.cfg.peer_agent_urls),
     }))
+}
+
+/// What agents are told about the replicas: this server's agent URL and
+/// its peers', once each; nothing without peers (a single server).
+fn replica_urls(own: &str, peers: &[String]) -> Vec<String> {
+    if peers.is_empty() {
+        return Vec::new();
+    }
+    let mut urls: Vec<String> = Vec::with_capacity(peers.len() + 1);
+    for url in std::iter::once(own).chain(peers.iter().map(String::as_str)) {
+        let url = url.trim_end_matches('/');
+        if !urls.iter().any(|u| u == url) {
+            urls.push(url.to_string());
+        }
+    }
+    urls
 }
 
 /// The agent followed its move instruction and is enrolled with another
@@ -244,5 +266,31 @@ async fn results(
         Ok(status) => Ok(axum::Json(UploadAck { status })),
         Err(IngestError::Rejected(msg)) => Err(ApiError::Invalid(msg)),
         Err(IngestError::Store(e)) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replica_urls;
+
+    #[test]
+    fn replica_urls_are_announced_only_with_peers() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            ("https://a:8443", &[], &[]),
+            (
+                "https://a:8443",
+                &["https://b:8443"],
+                &["https://a:8443", "https://b:8443"],
+            ),
+            (
+                "https://a:8443/",
+                &["https://b:8443/", "https://a:8443", "https://b:8443"],
+                &["https://a:8443", "https://b:8443"],
+            ),
+        ];
+        for (own, peers, want) in cases {
+            let peers: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
+            assert_eq!(replica_urls(own, &peers), *want, "{own} {peers:?}");
+        }
     }
 }

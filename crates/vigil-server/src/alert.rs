@@ -138,6 +138,7 @@ impl App {
             .store
             .open_alert(agent.account_id, agent.id, target, condition, false, now)
             .await?;
+        self.metrics.alert_opened(&alert, now);
         self.announce(agent, target, &alert, true, now).await?;
         Ok(alert)
     }
@@ -168,6 +169,7 @@ impl App {
             Err(StoreError::NotFound) => return Ok(()), // resolved meanwhile
             Err(e) => return Err(e),
         };
+        self.metrics.alert_resolved(alert.condition.kind);
         if !silently {
             self.announce(agent, target, &alert, false, now).await?;
         }

@@ -25,6 +25,10 @@ pub(crate) struct App {
     pub outbox_wake: Notify,
     /// Woken when a policy changes, so its first scan is scheduled at once.
     pub scheduler_wake: Notify,
+    /// Woken when a server-side scan is queued, so a free runner claims it.
+    pub server_scan_wake: Notify,
+    /// Counters and histograms of `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// The running compliance assessment of each account.
     pub compliance: crate::compliance::Running,
     /// Agent installs: what is handed out, and push-install jobs.
@@ -55,6 +59,8 @@ impl App {
             agent_url,
             outbox_wake: Notify::new(),
             scheduler_wake: Notify::new(),
+            server_scan_wake: Notify::new(),
+            metrics: Default::default(),
             compliance: Default::default(),
             install,
             console_key,

@@ -21,6 +21,11 @@ pub struct ServerConfig {
     pub agent_listen: SocketAddr,
     /// The URL agents are told to use; default `https://<agent_listen>`.
     pub agent_url: Option<String>,
+    /// The agent URLs of the other replicas of this installation (same
+    /// database, same TLS identity). With any given, agents are told this
+    /// server's URL and these at enrollment and with every heartbeat, and
+    /// fail over between them.
+    pub peer_agent_urls: Vec<String>,
     /// Extra DNS names / addresses for the certificate.
     pub tls_names: Vec<String>,
     /// The web console's URL, put into notifications as a link.
@@ -36,6 +41,11 @@ pub struct ServerConfig {
     pub sweep_ports: PortList,
     /// The agent binary handed out by agent installs; default: this executable.
     pub agent_binary: Option<PathBuf>,
+    /// Scan results older than this are pruned (the newest of each agent
+    /// target stays); `None`: kept forever.
+    pub retention: Option<Duration>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
     /// How long a web console session lasts, and may stay unused.
     pub session: TokenExpiry,
 }
@@ -48,6 +58,7 @@ impl ServerConfig {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             agent_listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             agent_url: None,
+            peer_agent_urls: Vec::new(),
             tls_names: Vec::new(),
             console_url: None,
             notifier: NotifierConfig::default(),
@@ -57,6 +68,8 @@ impl ServerConfig {
             tick: Duration::from_secs(5),
             sweep_ports: PortList::all(),
             agent_binary: None,
+            retention: Some(Duration::from_secs(90 * 24 * 3600)),
+            metrics_token: None,
             session: TokenExpiry {
                 lifetime: Some(Duration::from_secs(12 * 3600)),
                 idle: Some(Duration::from_secs(3600)),

@@ -24,6 +24,7 @@ impl App {
         upload: &ResultUpload,
         now: UnixTime,
     ) -> Result<UploadStatus, IngestError> {
+        let started = std::time::Instant::now();
         let task_id: TaskId = upload
             .task_id
             .parse()
@@ -78,6 +79,8 @@ impl App {
                 StoreError::Invalid(msg) => IngestError::Rejected(msg),
                 e => IngestError::Store(e),
             })?;
+        self.metrics
+            .result_ingested(&task.target_key, stored.is_new());
         if !stored.is_new() {
             return Ok(UploadStatus::Duplicate);
         }
@@ -93,6 +96,7 @@ impl App {
             self.evaluate(agent, policy, &task.target_key, &observation, now)
                 .await?;
         }
+        self.metrics.ingest_done(started);
         Ok(UploadStatus::Stored)
     }
 
@@ -120,17 +124,32 @@ impl App {
         if !covered || !runs {
             return Ok(());
         }
+        // In this process the lock orders evaluations of one target; across
+        // replicas the state's version does: a write over a state someone
+        // else stored meanwhile is refused, and the evaluation runs again on
+        // the newer state.
         let lock = self.target_lock(agent.id, target_key);
         let _guard = lock.lock().await;
-        let mut state = self
-            .store
-            .target_state(agent.account_id, agent.id, target_key)
-            .await?;
-        let mut events = state.retain_ports(&policy.ports_to_scan(&self.cfg.sweep_ports));
-        events.extend(evaluate(&mut state, policy, observation, &self.cfg.damping));
-        self.store
-            .put_target_state(agent.account_id, agent.id, target_key, &state)
-            .await?;
+        let mut attempts = 0;
+        let events = loop {
+            let (mut state, version) = self
+                .store
+                .target_state_versioned(agent.account_id, agent.id, target_key)
+                .await?;
+            let mut events = state.retain_ports(&policy.ports_to_scan(&self.cfg.sweep_ports));
+            events.extend(evaluate(&mut state, policy, observation, &self.cfg.damping));
+            if self
+                .store
+                .put_target_state_if(agent.account_id, agent.id, target_key, &state, version)
+                .await?
+            {
+                break events;
+            }
+            attempts += 1;
+            if attempts >= 10 {
+                return Err(StoreError::Conflict);
+            }
+        };
         for event in events {
             self.act(agent, target_key, event, now).await?;
         }

@@ -11,7 +11,11 @@
 //!   suspend their scans;
 //! * the compliance schedule runner ([`compliance::schedule`]): due
 //!   schedules start assessments, whose status changes are notified;
-//! * the outbox worker ([`outbox`]): queued notifications are delivered.
+//! * the outbox worker ([`outbox`]): queued notifications are delivered;
+//! * the retention job ([`retention`]): old scan results are pruned.
+//!
+//! The REST listener also serves `/metrics` ([`metrics`]), `/healthz` and
+//! `/readyz` ([`health`]).
 //!
 //! Results flow scan → [`evaluate`] → [`alert`] → [`outbox`] → notifier
 //! (`vigil-notify`); every step writes to the store before the next one
@@ -26,10 +30,13 @@ mod config;
 mod console;
 mod error;
 mod evaluate;
+mod health;
 mod install;
 mod liveness;
+mod metrics;
 mod outbox;
 mod peers;
+mod retention;
 mod scan;
 pub mod tls;
 
@@ -132,8 +139,10 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
         stopped.clone(),
     ));
     jobs.spawn(scan::scheduler(app.clone(), stopped.clone()));
+    jobs.spawn(scan::server_scans(app.clone(), stopped.clone()));
     jobs.spawn(liveness::sweeper(app.clone(), stopped.clone()));
     jobs.spawn(compliance::schedule::runner(app.clone(), stopped.clone()));
+    jobs.spawn(retention::pruner(app.clone(), stopped.clone()));
     jobs.spawn(outbox::worker(app, notifier, stopped));
     tracing::info!(%api_addr, %agent_addr, %server_id, %pin, "server started");
     Ok(Running {

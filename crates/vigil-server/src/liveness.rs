@@ -7,7 +7,9 @@ use crate::app::App;
 use std::sync::Arc;
 use tokio::sync::watch;
 use vigil_core::history::scan_change;
-use vigil_core::{liveness_event, scan_status, AgentHealth, Condition, LivenessEvent};
+use vigil_core::{
+    contact_range, liveness_event, scan_status, AgentHealth, Condition, LivenessEvent,
+};
 use vigil_notify::{EventKind, Severity};
 use vigil_store::{now_unix, Agent, NewAgentEvent, StoreError, UnixTime, SYSTEM_ACTOR};
 
@@ -24,36 +26,61 @@ pub(crate) async fn sweeper(app: Arc<App>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-/// One pass over every agent; returns how many changed health.
+/// Agents looked at per round of a sweep.
+const SWEEP_BATCH: u32 = 500;
+
+/// One pass: every agent whose stored health is not what its last contact
+/// says (found in the database) changes health, and the change is acted
+/// on. Several replicas may sweep at once: each change is claimed with a
+/// compare-and-set ([`vigil_store::Store::change_health`]), so it is told
+/// once. Returns how many agents this replica changed.
 pub(crate) async fn sweep(app: &App, now: UnixTime) -> Result<usize, StoreError> {
+    let at = u64::try_from(now).unwrap_or(0);
+    let ranges: Vec<_> = [
+        AgentHealth::Communicating,
+        AgentHealth::NotCommunicating,
+        AgentHealth::Abandoned,
+    ]
+    .into_iter()
+    .map(|h| (h, contact_range(h, at, &app.cfg.liveness)))
+    .collect();
     let mut changed = 0;
-    for agent in app.store.agents_all_accounts().await? {
-        if agent.is_removed() {
-            continue;
-        }
-        let health = app.health_of(&agent, now);
-        if health == agent.last_health {
-            continue;
-        }
-        let previous = agent.last_health;
-        let agent = match app
+    loop {
+        let stale = app
             .store
-            .set_health(agent.account_id, agent.id, health)
-            .await
-        {
-            Ok(a) => a,
-            Err(StoreError::NotFound) => continue, // removed meanwhile
-            Err(e) => return Err(e),
-        };
-        changed += 1;
-        tracing::info!(agent = %agent.id, name = %agent.name, from = %previous, to = %health, "agent health changed");
-        // Before `on_event`, which may switch the policy off.
-        record_scan_change(app, &agent, previous, health, now).await?;
-        if let Some(event) = liveness_event(previous, health) {
-            on_event(app, &agent, event, now).await?;
+            .agents_with_stale_health(&ranges, SWEEP_BATCH)
+            .await?;
+        let full = stale.len() == SWEEP_BATCH as usize;
+        let mut progressed = false;
+        for agent in stale {
+            let health = app.health_of(&agent, now);
+            let previous = agent.last_health;
+            if health == previous {
+                continue; // it called in meanwhile
+            }
+            let agent = match app
+                .store
+                .change_health(agent.account_id, agent.id, previous, health)
+                .await
+            {
+                Ok(Some(a)) => a,
+                // Another replica changed it first, or it was removed meanwhile.
+                Ok(None) | Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            progressed = true;
+            changed += 1;
+            tracing::info!(agent = %agent.id, name = %agent.name, from = %previous, to = %health, "agent health changed");
+            // Before `on_event`, which may switch the policy off.
+            record_scan_change(app, &agent, previous, health, now).await?;
+            if let Some(event) = liveness_event(previous, health) {
+                on_event(app, &agent, event, now).await?;
+            }
+        }
+        if !full || !progressed {
+            return Ok(changed);
         }
     }
-    Ok(changed)
 }
 
 /// Puts into the agent's history what its health change did to its

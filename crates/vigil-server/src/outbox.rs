@@ -58,6 +58,7 @@ async fn deliver(app: &App, notifier: &Notifier, item: OutboxItem) -> Result<(),
     let notification: Notification = match serde_json::from_value(item.payload.clone()) {
         Ok(n) => n,
         Err(e) => {
+            app.metrics.notification_failed(item.contact.channel, false);
             return app
                 .store
                 .mark_failed(item.id, &format!("unreadable notification: {e}"), None)
@@ -68,6 +69,7 @@ async fn deliver(app: &App, notifier: &Notifier, item: OutboxItem) -> Result<(),
     match notifier.send(&destination, &notification).await {
         Ok(_) => {
             tracing::info!(contact = %item.contact.name, event = %notification.event, "notification sent");
+            app.metrics.notification_sent(item.contact.channel);
             app.store.mark_sent(item.id, now_unix()).await
         }
         Err(e) => {
@@ -89,6 +91,8 @@ async fn deliver(app: &App, notifier: &Notifier, item: OutboxItem) -> Result<(),
                 retry_in_secs = ?retry.map(|d| d.as_secs()),
                 "notification not delivered"
             );
+            app.metrics
+                .notification_failed(item.contact.channel, next.is_some());
             app.store.mark_failed(item.id, &e.to_string(), next).await
         }
     }

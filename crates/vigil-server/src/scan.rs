@@ -8,13 +8,14 @@
 use crate::app::App;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use vigil_core::targets::AddrRange;
 use vigil_core::TargetSpec;
 use vigil_core::{PolicyTarget, PortList, ScanStatus, SecurityPolicy};
 use vigil_proto::agent::{PortObservation, ResultUpload, SELF_TARGET};
 use vigil_scan::{Family, ScanConfig, Scanner, TargetSet};
-use vigil_store::{now_unix, Agent, ScanTask, StoreError, UnixTime};
+use vigil_store::{now_unix, Agent, ScanTask, StoreError, TaskClaim, UnixTime};
 
 /// While a scan is not active, how soon to look at it again (so a
 /// suspended scan resumes soon after its agent is back).
@@ -34,28 +35,57 @@ pub(crate) async fn scheduler(app: Arc<App>, mut shutdown: watch::Receiver<bool>
     }
 }
 
-/// One pass: create the tasks of every due policy and reschedule it.
+/// Policies claimed per round.
+const CLAIM_BATCH: u32 = 100;
+/// How long a claimed policy stays with this replica: longer than creating
+/// its tasks takes. A replica that dies holding it delays that agent's
+/// scans by at most this.
+const POLICY_LEASE: Duration = Duration::from_secs(60);
+
+/// One pass: claim the due policies (several replicas share them: each is
+/// claimed by one), create their tasks and reschedule them.
 pub(crate) async fn schedule_due(app: &Arc<App>, now: UnixTime) -> Result<usize, StoreError> {
     let mut created = 0;
-    for (agent, policy) in app.store.due_policies(now).await? {
-        let status = app.scan_status(&agent, Some(&policy), now);
-        if status != Some(ScanStatus::Active) {
-            app.store
-                .set_next_run(agent.account_id, agent.id, now + RECHECK_SECS)
-                .await?;
-            continue;
-        }
-        let interval = i64::from(policy.interval.minutes()) * 60;
-        let ports = policy.ports_to_scan(&app.cfg.sweep_ports);
-        for target in &policy.targets {
-            if create_task(app, &agent, &policy, target, &ports, now, interval).await? {
-                created += 1;
-            }
-        }
-        app.store
-            .set_next_run(agent.account_id, agent.id, now + interval)
+    loop {
+        let claimed = app
+            .store
+            .claim_due_policies(now, CLAIM_BATCH, POLICY_LEASE)
             .await?;
+        let full = claimed.len() == CLAIM_BATCH as usize;
+        for (agent, policy) in claimed {
+            created += schedule_one(app, &agent, &policy, now).await?;
+        }
+        if !full {
+            return Ok(created);
+        }
     }
+}
+
+/// Creates the tasks of one claimed policy and sets its next run.
+async fn schedule_one(
+    app: &Arc<App>,
+    agent: &Agent,
+    policy: &SecurityPolicy,
+    now: UnixTime,
+) -> Result<usize, StoreError> {
+    let status = app.scan_status(agent, Some(policy), now);
+    if status != Some(ScanStatus::Active) {
+        app.store
+            .set_next_run(agent.account_id, agent.id, now + RECHECK_SECS)
+            .await?;
+        return Ok(0);
+    }
+    let interval = i64::from(policy.interval.minutes()) * 60;
+    let ports = policy.ports_to_scan(&app.cfg.sweep_ports);
+    let mut created = 0;
+    for target in &policy.targets {
+        if create_task(app, agent, policy, target, &ports, now, interval).await? {
+            created += 1;
+        }
+    }
+    app.store
+        .set_next_run(agent.account_id, agent.id, now + interval)
+        .await?;
     Ok(created)
 }
 
@@ -99,15 +129,83 @@ async fn create_task(
             expires,
         )
         .await?;
+    app.metrics.task_created(&key);
     if matches!(target, PolicyTarget::ObservedAddress) {
-        tokio::spawn(scan_from_server(
-            app.clone(),
-            agent.clone(),
-            task,
-            ports.clone(),
-        ));
+        // Run by whichever replica claims it (see `server_scans`).
+        tracing::debug!(agent = %agent.id, task = %task.id, "server-side scan queued");
+        app.server_scan_wake.notify_one();
     }
     Ok(true)
+}
+
+/// Server-side scans running at once in this replica.
+const SERVER_SCANS: usize = 4;
+/// How long a claimed server-side scan stays with this replica without a
+/// renewal; renewed every third of it while the scan runs, so a replica
+/// that dies gives its scans up within this.
+const SCAN_LEASE: Duration = Duration::from_secs(90);
+
+/// Runs the scans of agents' observed addresses that this replica claims
+/// (the tasks the scheduler queued, in any replica), a few at a time,
+/// until `shutdown` turns true.
+pub(crate) async fn server_scans(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let key = PolicyTarget::ObservedAddress.key();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.try_join_next().is_some() {}
+        let free = SERVER_SCANS - running.len();
+        if free > 0 {
+            let claims = app
+                .store
+                .claim_server_tasks(&key, now_unix(), free as u32, SCAN_LEASE)
+                .await;
+            match claims {
+                Ok(claims) => {
+                    for claim in claims {
+                        running.spawn(run_claimed(app.clone(), claim));
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "claiming server-side scans failed"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(app.cfg.tick) => {}
+            _ = app.server_scan_wake.notified() => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Runs one claimed scan, renewing the claim while it runs; stops if the
+/// claim is lost (another replica has the task).
+async fn run_claimed(app: Arc<App>, mut claim: TaskClaim) {
+    let ports = match PortList::parse(&claim.task.ports) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(task = %claim.task.id, error = %e, "unreadable ports of a server-side scan");
+            return;
+        }
+    };
+    let scan = scan_from_server(app.clone(), claim.agent.clone(), claim.task.clone(), ports);
+    tokio::pin!(scan);
+    let mut renew = tokio::time::interval(SCAN_LEASE / 3);
+    renew.tick().await; // the first tick is now
+    loop {
+        tokio::select! {
+            () = &mut scan => return,
+            _ = renew.tick() => {
+                match app.store.extend_task_claim(&mut claim, now_unix(), SCAN_LEASE).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(task = %claim.task.id, "lost the claim of a server-side scan; stopping it");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(task = %claim.task.id, error = %e, "renewing a server-side scan's claim failed"),
+                }
+            }
+        }
+    }
 }
 
 /// Scans an agent's observed address from the server and ingests the result

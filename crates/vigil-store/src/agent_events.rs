@@ -286,12 +286,16 @@ impl Store {
     /// is not removed and, when it differs from the stored one, records
     /// "health changed" (by [`SYSTEM_ACTOR`], at the system clock's time)
     /// in the same transaction.
+    ///
+    /// With `expected`, only if the stored health is that one: `None` when
+    /// it is not (another server replica made this change first).
     pub(crate) async fn set_health_recorded(
         &self,
         account: AccountId,
         agent: AgentId,
+        expected: Option<AgentHealth>,
         health: AgentHealth,
-    ) -> Result<Agent> {
+    ) -> Result<Option<Agent>> {
         const READ: &str = "SELECT last_health FROM agents \
              WHERE id = $1 AND account_id = $2 AND removed_at IS NULL";
         const READ_LOCKED: &str = "SELECT last_health FROM agents \
@@ -317,6 +321,10 @@ impl Store {
                         return Err(StoreError::NotFound);
                     };
                     let previous = parse_health(&previous)?;
+                    if expected.is_some_and(|e| e != previous) {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
                     let row = sqlx::query_as::<_, AgentRow>(UPDATE)
                         .bind(agent.db())
                         .bind(account.db())
@@ -333,7 +341,7 @@ impl Store {
                         insert_event!(&mut *tx, account.db(), agent.db(), &event).await?;
                     }
                     tx.commit().await?;
-                    Ok::<AgentRow, StoreError>(row)
+                    Ok::<Option<AgentRow>, StoreError>(Some(row))
                 }
                 .await
             };
@@ -342,7 +350,7 @@ impl Store {
             Pool::Sqlite(pool) => update!(pool.begin_with("BEGIN IMMEDIATE"), READ)?,
             Pool::Postgres(pool) => update!(pool.begin(), READ_LOCKED)?,
         };
-        row.try_into()
+        row.map(Agent::try_from).transpose()
     }
 
     /// The agent's alerts that a reachability timeline of `[from, to)`

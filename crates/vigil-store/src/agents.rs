@@ -2,7 +2,7 @@
 
 use crate::error::found;
 use crate::ids::{AccountId, AgentId, EnrollmentId};
-use crate::model::{now_unix, parse_health, parse_plan, plan_str, UnixTime};
+use crate::model::{health_str, now_unix, parse_health, parse_plan, plan_str, UnixTime};
 use crate::secret::{
     hashes_equal, new_token, token_hash, AGENT_CREDENTIAL_PREFIX, ENROLLMENT_TOKEN_PREFIX,
 };
@@ -484,7 +484,71 @@ impl Store {
         agent: AgentId,
         health: AgentHealth,
     ) -> Result<Agent> {
-        self.set_health_recorded(account, agent, health).await
+        self.set_health_recorded(account, agent, None, health)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// [`Store::set_health`] only if the stored health is still `from`:
+    /// `None` when it is not, because another server replica sharing the
+    /// database saw the same change first (and tells the contacts), so each
+    /// change is acted on once.
+    pub async fn change_health(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        from: AgentHealth,
+        to: AgentHealth,
+    ) -> Result<Option<Agent>> {
+        self.set_health_recorded(account, agent, Some(from), to)
+            .await
+    }
+
+    /// The agents (not removed, of every account) whose stored health is
+    /// not what their last contact says at `now`: what the liveness sweeper
+    /// must look at, found in the database rather than by loading every
+    /// agent. `ranges` gives, per health, the last-contact times it stands
+    /// for ([`vigil_core::contact_range`]; `None`: no time).
+    pub async fn agents_with_stale_health(
+        &self,
+        ranges: &[(AgentHealth, Option<ContactRange>)],
+        limit: u32,
+    ) -> Result<Vec<Agent>> {
+        let limit = validate::limit(limit)?;
+        let mut parts = Vec::new();
+        let mut bounds = Vec::new();
+        for (health, range) in ranges {
+            // Stored `health` but a last contact outside its range.
+            let inside = match range {
+                Some(r) => {
+                    let (sql, b) = contact_filter(Some(std::slice::from_ref(r)), bounds.len() + 1)?;
+                    bounds.extend(b);
+                    sql
+                }
+                None => "FALSE".to_string(),
+            };
+            parts.push(format!(
+                "(last_health = '{}' AND NOT {inside})",
+                health_str(*health)
+            ));
+        }
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {} FROM agents WHERE removed_at IS NULL AND ({}) ORDER BY id LIMIT ${}",
+            agent_cols!(),
+            parts.join(" OR "),
+            bounds.len() + 1
+        );
+        let rows = with_pool!(self, pool => {
+            let mut q = sqlx::query_as::<_, AgentRow>(&sql);
+            for b in &bounds {
+                q = q.bind(*b);
+            }
+            q.bind(limit).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(Agent::try_from).collect()
     }
 
     async fn update_agent(
@@ -546,7 +610,10 @@ impl Store {
 /// The SQL condition "last contact within one of `ranges`" with its bind
 /// values, numbered from `$first`. `None`: no condition; an empty list
 /// matches nothing.
-fn contact_filter(ranges: Option<&[ContactRange]>, first: usize) -> Result<(String, Vec<i64>)> {
+pub(crate) fn contact_filter(
+    ranges: Option<&[ContactRange]>,
+    first: usize,
+) -> Result<(String, Vec<i64>)> {
     let Some(ranges) = ranges else {
         return Ok(("TRUE".into(), Vec::new()));
     };

@@ -38,14 +38,17 @@ mod alerts;
 mod compliance;
 mod error;
 mod ids;
+mod leases;
 mod model;
 mod moves;
 mod notify;
 mod peers;
 mod policies;
 mod results;
+mod retention;
 mod secret;
 mod server;
+mod stats;
 mod tasks;
 mod validate;
 
@@ -59,6 +62,7 @@ pub use ids::{
     AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, EnrollmentId, OutboxId,
     PeerId, RuleId, ScanResultId, TaskId, UserId,
 };
+pub use leases::TaskClaim;
 pub use model::{
     now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Assessment,
     AssessmentState, AssessmentTrigger, Channel, Contact, Delivery, DeliveryState, Heartbeat,

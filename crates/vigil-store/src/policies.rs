@@ -9,6 +9,12 @@ use crate::{with_pool, Agent, Result, Store, StoreError};
 use vigil_core::{SecurityPolicy, TargetState};
 
 #[derive(sqlx::FromRow)]
+struct VersionedStateRow {
+    state: Option<String>,
+    version: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
 struct PolicyLookupRow {
     policy: Option<String>,
 }
@@ -205,6 +211,80 @@ impl Store {
         }
     }
 
+    /// [`Store::target_state`] with its version (0: never stored), for
+    /// [`Store::put_target_state_if`].
+    pub async fn target_state_versioned(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        target: &str,
+    ) -> Result<(TargetState, i64)> {
+        validate::target(target)?;
+        let row = with_pool!(self, pool => sqlx::query_as::<_, VersionedStateRow>(
+            "SELECT s.state, s.version FROM agents a \
+             LEFT JOIN target_states s \
+                 ON s.agent_id = a.id AND s.account_id = a.account_id AND s.target = $3 \
+             WHERE a.id = $1 AND a.account_id = $2",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .bind(target)
+        .fetch_optional(pool)
+        .await)?;
+        let row = row.ok_or(StoreError::NotFound)?;
+        match (row.state, row.version) {
+            (Some(text), Some(version)) => Ok((from_json("target state", &text)?, version)),
+            _ => Ok((TargetState::default(), 0)),
+        }
+    }
+
+    /// Stores the evaluation state of one target only if its version is
+    /// still `version` (as read with [`Store::target_state_versioned`]):
+    /// `false` when another writer (another server replica) stored one in
+    /// between; read and evaluate again then.
+    pub async fn put_target_state_if(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        target: &str,
+        state: &TargetState,
+        version: i64,
+    ) -> Result<bool> {
+        validate::target(target)?;
+        let json = to_json("target state", state)?;
+        let n = if version == 0 {
+            // Another writer's first state wins the primary key.
+            with_pool!(self, pool => sqlx::query(
+                "INSERT INTO target_states (agent_id, account_id, target, state, updated_at, version) \
+                 SELECT id, account_id, $3, $4, $5, 1 FROM agents WHERE id = $1 AND account_id = $2 \
+                 ON CONFLICT (agent_id, target) DO NOTHING",
+            )
+            .bind(agent.db())
+            .bind(account.db())
+            .bind(target)
+            .bind(&json)
+            .bind(now_unix())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?
+        } else {
+            with_pool!(self, pool => sqlx::query(
+                "UPDATE target_states SET state = $4, updated_at = $5, version = version + 1 \
+                 WHERE agent_id = $1 AND account_id = $2 AND target = $3 AND version = $6",
+            )
+            .bind(agent.db())
+            .bind(account.db())
+            .bind(target)
+            .bind(&json)
+            .bind(now_unix())
+            .bind(version)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?
+        };
+        Ok(n == 1)
+    }
+
     /// Stores the evaluation state of one target of an agent.
     pub async fn put_target_state(
         &self,
@@ -219,7 +299,7 @@ impl Store {
             "INSERT INTO target_states (agent_id, account_id, target, state, updated_at) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (agent_id, target) DO UPDATE SET state = excluded.state, \
-                 updated_at = excluded.updated_at \
+                 updated_at = excluded.updated_at, version = target_states.version + 1 \
              WHERE target_states.account_id = excluded.account_id",
         )
         .bind(agent.db())

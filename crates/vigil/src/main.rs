@@ -3,14 +3,24 @@
 mod cmd;
 mod output;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about = "Self-hosted security monitoring")]
 struct Cli {
+    /// Log lines on standard error: text for people, or JSON (one object
+    /// per line) for log collectors. The level is set with VIGIL_LOG.
+    #[arg(long, global = true, value_enum, env = "VIGIL_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,7 +45,7 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let args = cmd::scan::rewrite_nmap_style_args(std::env::args_os());
     let cli = Cli::parse_from(args);
-    init_tracing();
+    init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(args),
         Command::Agent(args) => cmd::agent::run(args),
@@ -57,11 +67,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // {"timestamp":…,"level":"INFO","message":…,<fields>,"target":…}
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }

@@ -61,10 +61,14 @@ impl IpRange {
                 .parse()
                 .map_err(|_| syntax("the part before '/' is not an IP address"))?;
             let max = if addr.is_ipv4() { 32 } else { 128 };
+            // Digits only, no leading zero: `u8::from_str` would also take
+            // `+24` and `024`, which scan targets (and `ipnet`) refuse.
+            let plain = prefix.bytes().all(|b| b.is_ascii_digit())
+                && (prefix == "0" || !prefix.starts_with('0'));
             let prefix = prefix
                 .parse::<u8>()
                 .ok()
-                .filter(|p| *p <= max && !prefix.starts_with('+'))
+                .filter(|p| *p <= max && plain)
                 .ok_or_else(|| {
                     syntax(if addr.is_ipv4() {
                         "the prefix length after '/' must be a number from 0 to 32 for IPv4"
@@ -398,6 +402,10 @@ mod tests {
             ("2001:db8::/129", "0 to 128 for IPv6"),
             ("198.51.100.0/", "0 to 32 for IPv4"),
             ("198.51.100.0/+24", "0 to 32 for IPv4"),
+            // Found by fuzzing: accepted here, refused as a scan target.
+            ("10.16.0.0/016", "0 to 32 for IPv4"),
+            ("10.16.0.0/00", "0 to 32 for IPv4"),
+            ("2001:db8::/0112", "0 to 128 for IPv6"),
             ("198.51.100.0/24/24", "0 to 32 for IPv4"),
             ("198.51.100/24", "before '/' is not an IP address"),
             ("198.51.100.10-99", "end of the range is not an IP address"),

@@ -99,9 +99,15 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest(vigil_proto::api::API_PREFIX, v1)
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(crate::health::healthz))
+        .route("/readyz", get(crate::health::readyz))
+        .route("/metrics", get(crate::metrics::serve))
         .merge(crate::console::router())
         .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::track_rest,
+        ))
         .with_state(app)
 }
 

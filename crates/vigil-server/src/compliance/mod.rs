@@ -34,6 +34,14 @@ const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often progress is written to the store while probing.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
+/// How long a running assessment stays with its replica without a
+/// renewal (renewed every third of it): a replica that dies hands its
+/// assessments over within about this.
+const ASSESSMENT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+/// The error of an assessment another replica took over.
+const INTERRUPTED: &str =
+    "interrupted: the server running it stopped; another server ran the assessment again";
+
 /// The running assessment of each account, to cancel it at once.
 #[derive(Default)]
 pub(crate) struct Running {
@@ -99,7 +107,7 @@ impl App {
         let cancel = self.compliance.replace(account, id);
         let app = self.clone();
         tokio::spawn(async move {
-            let outcome = app.assess(account, id, &scope, &cancel).await;
+            let outcome = app.assess_holding_lease(account, id, &scope, &cancel).await;
             let (state, error) = match outcome {
                 Ok(()) => (AssessmentState::Done, None),
                 Err(AssessError::Cancelled) => (AssessmentState::Cancelled, None),
@@ -119,6 +127,61 @@ impl App {
             notify::assessment_finished(&app, account, id).await;
         });
         Ok(id)
+    }
+
+    /// [`App::assess`] while keeping the assessment's lease, so that other
+    /// replicas know it runs; when the lease is lost (this replica was cut
+    /// off long enough for another one to take the assessment over), it
+    /// stops as cancelled.
+    async fn assess_holding_lease(
+        &self,
+        account: AccountId,
+        id: AssessmentId,
+        scope: &ComplianceScope,
+        cancel: &CancellationToken,
+    ) -> Result<(), AssessError> {
+        let assess = self.assess(account, id, scope, cancel);
+        tokio::pin!(assess);
+        let mut renew = tokio::time::interval(ASSESSMENT_LEASE / 3);
+        loop {
+            tokio::select! {
+                outcome = &mut assess => return outcome,
+                _ = renew.tick() => {
+                    let until = now_unix() + ASSESSMENT_LEASE.as_secs() as i64;
+                    match self.store.renew_assessment_lease(account, id, until).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(%account, assessment = %id, "the assessment ended elsewhere; stopping it");
+                            return Err(AssessError::Cancelled);
+                        }
+                        Err(e) => tracing::warn!(%account, assessment = %id, error = %e, "renewing the assessment's lease failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs again, here, the assessments whose replica stopped renewing
+    /// them (killed, or cut off from the database): they end as failed
+    /// ("interrupted") and a new one of the same account starts with the
+    /// same trigger. Each is reclaimed by one replica.
+    pub(crate) async fn resume_stalled_assessments(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let stalled = self
+            .store
+            .reclaim_stalled_assessments(now_unix(), ASSESSMENT_LEASE, INTERRUPTED)
+            .await?;
+        for a in &stalled {
+            tracing::warn!(account = %a.account_id, assessment = %a.id, "assessment interrupted (its server stopped); running it again");
+            match self.start_assessment(a.account_id, a.trigger).await {
+                Ok(id) => {
+                    tracing::info!(account = %a.account_id, assessment = %id, "assessment restarted")
+                }
+                Err(e) => {
+                    tracing::error!(account = %a.account_id, error = %e, "cannot restart an interrupted assessment")
+                }
+            }
+        }
+        Ok(stalled.len())
     }
 
     async fn assess(

@@ -37,6 +37,9 @@ pub(crate) enum Outcome {
 /// Runs until `shutdown` turns true.
 pub(crate) async fn runner(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     loop {
+        if let Err(e) = app.resume_stalled_assessments().await {
+            tracing::error!(error = %e, "looking for interrupted compliance assessments failed");
+        }
         if let Err(e) = run_due(&app, now_unix()).await {
             tracing::error!(error = %e, "starting scheduled compliance assessments failed");
         }
@@ -56,9 +59,11 @@ pub(crate) async fn run_due(
     let mut out = Vec::new();
     for (account, schedule) in app.store.due_compliance_schedules(now).await? {
         let next = schedule.next_run(now);
-        match app.store.set_compliance_next_run(account, next).await {
-            Ok(()) => {}
-            Err(StoreError::NotFound) => continue, // the account is gone
+        // Several replicas see the same due schedule: the one that moves it
+        // on runs it.
+        match app.store.claim_compliance_run(account, now, next).await {
+            Ok(true) => {}
+            Ok(false) | Err(StoreError::NotFound) => continue, // another replica has it, or the account is gone
             Err(e) => return Err(e),
         }
         let outcome = run_one(app, account).await?;

@@ -122,6 +122,53 @@ impl Store {
         Ok(id)
     }
 
+    /// Keeps the running assessment with the replica running it until
+    /// `until`. Returns whether it still runs (`false`: it ended, or another
+    /// replica reclaimed it: stop).
+    pub async fn renew_assessment_lease(
+        &self,
+        account: AccountId,
+        assessment: AssessmentId,
+        until: UnixTime,
+    ) -> Result<bool> {
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE compliance_assessments SET lease_until = $3 \
+             WHERE id = $1 AND account_id = $2 AND state = 'running'",
+        )
+        .bind(assessment.db())
+        .bind(account.db())
+        .bind(until)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        self.still_running(account, assessment, n).await
+    }
+
+    /// Ends, as failed with `error`, the running assessments whose replica
+    /// stopped renewing them: lease over at `now` (one never renewed counts
+    /// from its start plus `grace`). Each is returned to one caller only, to
+    /// run again.
+    pub async fn reclaim_stalled_assessments(
+        &self,
+        now: UnixTime,
+        grace: std::time::Duration,
+        error: &str,
+    ) -> Result<Vec<Assessment>> {
+        let grace = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        let error = validate::error_message(error);
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, AssessmentRow>(concat!(
+            "UPDATE compliance_assessments SET state = 'failed', error = $3, finished_at = $1 \
+             WHERE state = 'running' AND COALESCE(lease_until, started_at + $2) <= $1 \
+             RETURNING ", assessment_cols!()
+        ))
+        .bind(now)
+        .bind(grace)
+        .bind(error)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(Assessment::try_from).collect()
+    }
+
     /// Records the endpoints per status known so far of a running
     /// assessment (nothing once it ended). Returns whether it still runs;
     /// not found for an unknown assessment, like the other updates.

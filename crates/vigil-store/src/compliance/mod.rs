@@ -236,6 +236,28 @@ impl Store {
             .collect()
     }
 
+    /// Moves the account's schedule, due at `now`, on to `next`, if it is
+    /// still due: `false` when it is not (another server replica claimed
+    /// this run first). A replica runs the assessment only after winning.
+    pub async fn claim_compliance_run(
+        &self,
+        account: AccountId,
+        now: UnixTime,
+        next: Option<UnixTime>,
+    ) -> Result<bool> {
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE compliance_scopes SET next_run_at = $3 \
+             WHERE account_id = $1 AND next_run_at IS NOT NULL AND next_run_at <= $2",
+        )
+        .bind(account.db())
+        .bind(now)
+        .bind(next)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
     /// Sets when the account's next scheduled assessment is due (`None`:
     /// never). [`StoreError::NotFound`] if the account saved no scope or schedule.
     pub async fn set_compliance_next_run(

@@ -14,6 +14,7 @@ backend_tests!(
     agent_lifecycle,
     agents_page_searches_and_pages,
     agents_filter_and_count_by_last_contact,
+    stale_health_and_compare_and_set,
 );
 
 async fn enrollment_is_single_use_and_expires(db: &TestDb) {
@@ -370,5 +371,98 @@ async fn agents_filter_and_count_by_last_contact(db: &TestDb) {
             .await
             .unwrap(),
         [0]
+    );
+}
+
+/// The liveness sweeper's queries: agents whose stored health disagrees
+/// with their last contact, and a health change that only one of several
+/// concurrent replicas wins.
+async fn stale_health_and_compare_and_set(db: &TestDb) {
+    use AgentHealth::*;
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let t = now();
+    let mut ids = Vec::new();
+    for (name, seen) in [("fresh", t), ("quiet", t - 1000), ("gone", t - 100_000)] {
+        let (a, _) = agent(s, &org, name).await;
+        let hb = Heartbeat {
+            now: seen,
+            ..Default::default()
+        };
+        s.record_heartbeat(org.id, a.id, &hb).await.unwrap();
+        ids.push(a.id);
+    }
+    // Communicating: contact within 100 s; abandoned: older than 10,000 s.
+    let ranges = |t: i64| {
+        let t = t as u64;
+        vec![
+            (Communicating, Some((Some(t - 100), None))),
+            (NotCommunicating, Some((Some(t - 10_000), Some(t - 101)))),
+            (Abandoned, Some((None, Some(t - 10_001)))),
+        ]
+    };
+    let names = |agents: Vec<vigil_store::Agent>| {
+        let mut n: Vec<String> = agents.into_iter().map(|a| a.name).collect();
+        n.sort();
+        n
+    };
+    // Every agent starts as communicating: two are stale.
+    let stale = s.agents_with_stale_health(&ranges(t), 50).await.unwrap();
+    assert_eq!(names(stale), ["gone", "quiet"]);
+    assert_eq!(
+        s.agents_with_stale_health(&ranges(t), 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Eight replicas race for the same change: exactly one wins.
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (s, org, quiet) = (s.clone(), org.id, ids[1]);
+        racers.spawn(async move {
+            s.change_health(org, quiet, Communicating, NotCommunicating)
+                .await
+                .unwrap()
+                .is_some()
+        });
+    }
+    let mut winners = 0;
+    while let Some(won) = racers.join_next().await {
+        winners += usize::from(won.unwrap());
+    }
+    assert_eq!(winners, 1);
+    let quiet = s.agent(org.id, ids[1]).await.unwrap();
+    assert_eq!(quiet.last_health, NotCommunicating);
+    // A stale expectation changes nothing.
+    assert!(s
+        .change_health(org.id, ids[1], Communicating, Abandoned)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.agent(org.id, ids[1]).await.unwrap().last_health,
+        NotCommunicating
+    );
+    let stale = s.agents_with_stale_health(&ranges(t), 50).await.unwrap();
+    assert_eq!(names(stale), ["gone"]);
+    s.change_health(org.id, ids[2], Communicating, Abandoned)
+        .await
+        .unwrap()
+        .expect("wins");
+    assert!(s
+        .agents_with_stale_health(&ranges(t), 50)
+        .await
+        .unwrap()
+        .is_empty());
+    // A health no time stands for: every agent stored with it is stale.
+    let never = vec![(Abandoned, None)];
+    assert_eq!(
+        names(s.agents_with_stale_health(&never, 50).await.unwrap()),
+        ["gone"]
+    );
+    assert_not_found(
+        s.change_health(org.id, AgentId::random(), Communicating, Abandoned)
+            .await,
     );
 }

@@ -7,14 +7,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::sync::watch;
-use vigil_agent::client::{ClientError, ServerClient};
+use vigil_agent::client::ClientError;
+use vigil_agent::failover::Servers;
 use vigil_agent::identity::Identity;
 use vigil_agent::moving::{self, EnrollError};
 use vigil_agent::runner::{RunEnd, Runner};
 use vigil_agent::spool::{Spool, DEFAULT_CAPACITY};
 use vigil_proto::agent::AgentFacts;
 use vigil_proto::identify::{IdentifyReply, DEFAULT_PORT};
-use vigil_proto::pin::CertPin;
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
@@ -34,9 +34,11 @@ pub struct AgentArgs {
 enum AgentCommand {
     /// Enroll with a server using a single-use token (printed by the server).
     Enroll {
-        /// The server's agent URL, e.g. https://vigil.example:8443
-        #[arg(long)]
-        server: String,
+        /// The server's agent URL, e.g. https://vigil.example:8443. A server
+        /// with replicas: repeat it (or separate with commas) for each,
+        /// preferred first; the agent fails over between them.
+        #[arg(long, required = true, value_delimiter = ',', value_name = "URL")]
+        server: Vec<String>,
         /// The single-use enrollment token.
         #[arg(long)]
         token: String,
@@ -72,11 +74,11 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
 
 async fn enroll(
     state_dir: &std::path::Path,
-    server: &str,
+    servers: &[String],
     token: &str,
     pin: &str,
 ) -> Result<ExitCode> {
-    let identity = enroll_with(state_dir, server, token, pin).await?;
+    let identity = enroll_at(state_dir, servers, token, pin).await?;
     println!(
         "enrolled as agent {} with server {}",
         identity.agent_id, identity.server_id
@@ -91,7 +93,17 @@ pub(crate) async fn enroll_with(
     token: &str,
     pin: &str,
 ) -> Result<Identity> {
-    match moving::enroll(state_dir, server, pin, token, facts()).await {
+    enroll_at(state_dir, &[server.to_string()], token, pin).await
+}
+
+/// [`enroll_with`] a server with replicas: its URLs, preferred first.
+async fn enroll_at(
+    state_dir: &std::path::Path,
+    servers: &[String],
+    token: &str,
+    pin: &str,
+) -> Result<Identity> {
+    match moving::enroll_any(state_dir, servers, pin, token, facts()).await {
         Ok(identity) => Ok(identity),
         Err(EnrollError::Pin(e)) => Err(usage(format!("--pin: {e}"))),
         Err(EnrollError::Client(e @ ClientError::Url(_))) => Err(usage(format!("--server: {e}"))),
@@ -108,6 +120,9 @@ fn status(state_dir: &std::path::Path) -> Result<ExitCode> {
         "agent:  {}\nserver: {} ({})\npin:    {}",
         id.agent_id, id.server_url, id.server_id, id.pin
     );
+    for url in id.server_urls().iter().skip(1) {
+        println!("also:   {url}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -146,14 +161,14 @@ pub(crate) async fn run_enrolled(
         shutdown.clone(),
     ));
     loop {
-        let pin: CertPin = id.pin.parse().context("stored pin")?;
-        let client =
-            ServerClient::new(&id.server_url, pin)?.authenticated(&id.agent_id, &id.credential);
+        let servers = Servers::new(id.clone()).context("stored identity")?;
+        // Replicas of one server are expected on one network: the route
+        // to the preferred one tells the address "self" stands for.
         let server_addr = server_ip(&id.server_url).await?;
         let spool = Spool::open(state_dir.join("spool"), DEFAULT_CAPACITY)?;
-        tracing::info!(agent = %id.agent_id, server = %id.server_url, %listen, "agent running");
-        let runner = Runner::new(client, spool, facts(), Default::default(), server_addr)
-            .with_moves(state_dir);
+        tracing::info!(agent = %id.agent_id, servers = ?servers.urls(), %listen, "agent running");
+        let runner = Runner::new(servers, spool, facts(), Default::default(), server_addr)
+            .with_state_dir(state_dir);
         match runner.run(shutdown.clone()).await {
             RunEnd::Stopped => break,
             RunEnd::Moved(new) => {

@@ -30,6 +30,11 @@ pub struct ServerOpts {
     /// The URL agents use to reach the agent API (default https://<agent-listen>).
     #[arg(long)]
     pub agent_url: Option<String>,
+    /// The agent URL of another replica of this server (same --db, same
+    /// tls/ files in its data dir); repeatable. Agents learn this server's
+    /// --agent-url and these, and fail over between them.
+    #[arg(long = "peer-agent-url", value_name = "URL")]
+    pub peer_agent_urls: Vec<String>,
     /// The web console URL, linked from notifications.
     #[arg(long)]
     pub console_url: Option<String>,
@@ -59,6 +64,15 @@ pub struct ServerOpts {
     /// set it when the hosts run another platform).
     #[arg(long)]
     pub agent_binary: Option<PathBuf>,
+    /// Scan results older than this many days are deleted (the newest of
+    /// each agent target is kept); 0 keeps them forever. Below 30 the
+    /// console's 30-day timeline knows less.
+    #[arg(long, env = "VIGIL_RETENTION_DAYS", default_value_t = 90)]
+    pub retention_days: u32,
+    /// Require `Authorization: Bearer <token>` for GET /metrics (which is
+    /// open otherwise, like most exporters: keep the REST listener private).
+    #[arg(long, env = "VIGIL_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// SMTP server for email notifications.
     #[arg(long, env = "VIGIL_SMTP_HOST")]
     pub smtp_host: Option<String>,
@@ -98,6 +112,20 @@ impl ServerOpts {
         cfg.api_listen = self.listen;
         cfg.agent_listen = self.agent_listen;
         cfg.agent_url = self.agent_url.clone();
+        for peer in &self.peer_agent_urls {
+            let https = url::Url::parse(peer).is_ok_and(|u| u.scheme() == "https");
+            if !https {
+                return Err(usage(format!(
+                    "--peer-agent-url {peer:?}: give the replica's agent URL, https://host:port"
+                )));
+            }
+        }
+        if !self.peer_agent_urls.is_empty() && self.agent_url.is_none() {
+            return Err(usage(
+                "--peer-agent-url needs --agent-url: agents are told this server's URL too",
+            ));
+        }
+        cfg.peer_agent_urls = self.peer_agent_urls.clone();
         cfg.console_url = self.console_url.clone();
         cfg.heartbeat = Duration::from_secs(self.heartbeat_secs);
         cfg.tick = Duration::from_millis(self.tick_ms);
@@ -117,6 +145,9 @@ impl ServerOpts {
         cfg.sweep_ports = PortList::parse(&self.sweep_ports)
             .map_err(|e| usage(format!("--sweep-ports {:?}: {e}", self.sweep_ports)))?;
         cfg.agent_binary = self.agent_binary.clone();
+        cfg.retention = (self.retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(self.retention_days) * 24 * 3600));
+        cfg.metrics_token = self.metrics_token.clone().filter(|t| !t.is_empty());
         cfg.notifier = self.notifier()?;
         Ok(cfg)
     }

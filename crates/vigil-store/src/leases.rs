@@ -1,0 +1,206 @@
+//! Work claimed with row leases, so that several server replicas on one
+//! database each do a piece of it once: due security-scan policies and the
+//! scans the server runs itself. (The notification outbox claims its rows
+//! the same way, in `notify.rs`.)
+//!
+//! A claim moves the row out of reach for the lease: `next_run_at` or
+//! `claimed_until` becomes `now + lease`. The claimer finishes the work and
+//! writes the real next state; if it dies first, the row is due again when
+//! the lease runs out and another replica picks it up. On PostgreSQL the
+//! rows are picked with `FOR UPDATE SKIP LOCKED`, so concurrent claims
+//! neither wait for nor return the same rows; SQLite has one writer at a
+//! time, which gives the same.
+
+use crate::ids::{AccountId, AgentId, TaskId};
+use crate::model::{from_json, UnixTime};
+use crate::validate;
+use crate::{Agent, Pool, Result, ScanTask, Store, StoreError};
+use std::time::Duration;
+use vigil_core::SecurityPolicy;
+
+#[derive(sqlx::FromRow)]
+struct ClaimedPolicyRow {
+    agent_id: String,
+    account_id: String,
+    policy: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedTaskRow {
+    id: String,
+    account_id: String,
+    agent_id: String,
+}
+
+/// A scan task this replica claimed, until `claimed_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskClaim {
+    pub agent: Agent,
+    pub task: ScanTask,
+    pub claimed_until: UnixTime,
+}
+
+const DUE_POLICIES: &str = "SELECT p.agent_id FROM policies p \
+     JOIN agents a ON a.id = p.agent_id AND a.account_id = p.account_id \
+     WHERE a.removed_at IS NULL AND (p.next_run_at IS NULL OR p.next_run_at <= $1) \
+     ORDER BY COALESCE(p.next_run_at, 0), p.agent_id LIMIT $3";
+
+fn claim_policies_sql(lock: &str) -> String {
+    format!(
+        "UPDATE policies SET next_run_at = $2 \
+         WHERE (next_run_at IS NULL OR next_run_at <= $1) \
+           AND agent_id IN ({DUE_POLICIES}{lock}) \
+         RETURNING agent_id, account_id, policy"
+    )
+}
+
+fn claim_tasks_sql(lock: &str) -> String {
+    format!(
+        "UPDATE scan_tasks SET claimed_until = $2 \
+         WHERE completed_at IS NULL AND expires_at > $1 \
+           AND (claimed_until IS NULL OR claimed_until <= $1) \
+           AND id IN (SELECT id FROM scan_tasks \
+                      WHERE target_key = $4 AND completed_at IS NULL AND expires_at > $1 \
+                        AND (claimed_until IS NULL OR claimed_until <= $1) \
+                      ORDER BY created_at, id LIMIT $3{lock}) \
+         RETURNING id, account_id, agent_id"
+    )
+}
+
+/// `now + lease` in whole seconds (at least one).
+fn lease_end(now: UnixTime, lease: Duration) -> UnixTime {
+    let lease = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX).max(1);
+    now.saturating_add(lease)
+}
+
+impl Store {
+    /// Claims up to `limit` (1 to 1000) security-scan policies due at `now`
+    /// (of agents not removed) for `lease`: their next run moves to `now +
+    /// lease`, so no other claim returns them meanwhile. The caller creates
+    /// the scans and sets the real next run with [`Store::set_next_run`]; if
+    /// it dies before that, the policy is due again when the lease ends.
+    pub async fn claim_due_policies(
+        &self,
+        now: UnixTime,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<(Agent, SecurityPolicy)>> {
+        let limit = validate::limit(limit)?;
+        let until = lease_end(now, lease);
+        let rows: Vec<ClaimedPolicyRow> = match &self.inner.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(&claim_policies_sql(""))
+                    .bind(now)
+                    .bind(until)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_as(&claim_policies_sql(" FOR UPDATE OF p SKIP LOCKED"))
+                    .bind(now)
+                    .bind(until)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let account = AccountId::from_db(&r.account_id)?;
+            let agent = match self.agent(account, AgentId::from_db(&r.agent_id)?).await {
+                Ok(a) => a,
+                Err(StoreError::NotFound) => continue, // removed meanwhile
+                Err(e) => return Err(e),
+            };
+            out.push((agent, from_json("policy", &r.policy)?));
+        }
+        out.sort_by_key(|(a, _)| a.id);
+        Ok(out)
+    }
+
+    /// Claims up to `limit` (1 to 1000) open scan tasks of the policy target
+    /// `target_key` (the ones the server runs itself) for `lease`, oldest
+    /// first, with their agents. Finishing the task (ingesting its result)
+    /// completes it; [`Store::extend_task_claim`] keeps a long scan's claim;
+    /// if the claimer dies, the task is claimable again when the lease ends.
+    pub async fn claim_server_tasks(
+        &self,
+        target_key: &str,
+        now: UnixTime,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<TaskClaim>> {
+        let limit = validate::limit(limit)?;
+        let until = lease_end(now, lease);
+        let rows: Vec<ClaimedTaskRow> = match &self.inner.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(&claim_tasks_sql(""))
+                    .bind(now)
+                    .bind(until)
+                    .bind(limit)
+                    .bind(target_key)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_as(&claim_tasks_sql(" FOR UPDATE SKIP LOCKED"))
+                    .bind(now)
+                    .bind(until)
+                    .bind(limit)
+                    .bind(target_key)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let account = AccountId::from_db(&r.account_id)?;
+            let agent_id = AgentId::from_db(&r.agent_id)?;
+            let agent = match self.agent(account, agent_id).await {
+                Ok(a) if !a.is_removed() => a,
+                Ok(_) | Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            let task = self
+                .task(account, agent_id, TaskId::from_db(&r.id)?)
+                .await?;
+            out.push(TaskClaim {
+                agent,
+                task,
+                claimed_until: until,
+            });
+        }
+        out.sort_by_key(|c| (c.task.created_at, c.task.id));
+        Ok(out)
+    }
+
+    /// Extends this replica's claim of an open task to `now + lease`
+    /// (updating `claim`). Returns `false` if the task is completed or no
+    /// longer this claim's (its lease ran out and another replica may have
+    /// it).
+    pub async fn extend_task_claim(
+        &self,
+        claim: &mut TaskClaim,
+        now: UnixTime,
+        lease: Duration,
+    ) -> Result<bool> {
+        let until = lease_end(now, lease);
+        let n = crate::with_pool!(self, pool => sqlx::query(
+            "UPDATE scan_tasks SET claimed_until = $3 \
+             WHERE id = $1 AND claimed_until = $2 AND claimed_until > $4 \
+               AND completed_at IS NULL",
+        )
+        .bind(claim.task.id.db())
+        .bind(claim.claimed_until)
+        .bind(until)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 1 {
+            claim.claimed_until = until;
+        }
+        Ok(n == 1)
+    }
+}

@@ -1,0 +1,275 @@
+//! Replicas and agent failover, end to end: two real `vigil server`
+//! processes on one PostgreSQL database, presenting one TLS identity (B's
+//! data directory gets a copy of A's `tls/` files), each told the other's
+//! agent URL; one real agent enrolled with both URLs. Killing (-9) the
+//! server the agent talks to moves it to the other one without a gap the
+//! liveness sweeper would notice; the restarted server gets it back.
+//!
+//! Everything listens on 127.0.0.1 (free ports); PostgreSQL is the
+//! throwaway cluster of `vigil-testdb`. Without PostgreSQL the test prints
+//! `SKIPPED` and passes, unless `VIGIL_REQUIRE_POSTGRES=1`.
+
+mod common;
+
+use common::server::{spawn, unix_now, wait_for, Proc};
+use common::{run_ok, vigil_bin};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use vigil_core::{AccountKind, AgentHealth, ConditionKind, Plan};
+use vigil_store::{AccountId, AgentId, AlertFilter, Store};
+
+/// An agent silent this long (seconds) is "not communicating": far longer
+/// than a failover takes, far shorter than the test.
+const SILENT_AFTER: u64 = 5;
+
+/// `N` distinct ports on 127.0.0.1 that were free a moment ago.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("addr").port())
+}
+
+/// One `vigil server` replica of the test.
+struct Replica {
+    name: &'static str,
+    dir: PathBuf,
+    api: SocketAddr,
+    agent: SocketAddr,
+    peer_agent: SocketAddr,
+    db: String,
+    starts: usize,
+}
+
+impl Replica {
+    fn agent_url(&self) -> String {
+        format!("https://{}", self.agent)
+    }
+
+    /// Starts the server and waits until both its listeners accept; returns
+    /// the process and the pin it printed.
+    fn start(&mut self) -> (Proc, String) {
+        self.starts += 1;
+        std::fs::create_dir_all(&self.dir).expect("data dir");
+        let log = self.dir.join(format!("server-{}.log", self.starts));
+        let mut cmd = Command::new(vigil_bin());
+        cmd.args(["server", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--db", &self.db])
+            .args(["--listen", &self.api.to_string()])
+            .args(["--agent-listen", &self.agent.to_string()])
+            .args(["--agent-url", &self.agent_url()])
+            .args(["--peer-agent-url", &format!("https://{}", self.peer_agent)])
+            .args(["--heartbeat-secs", "1", "--tick-ms", "200"])
+            .args(["--silent-after-secs", &SILENT_AFTER.to_string()])
+            .env("VIGIL_LOG", "info");
+        let proc = spawn(cmd, "server", &log);
+        let pin = wait_for(
+            &format!("server {} to start", self.name),
+            Duration::from_secs(30),
+            || {
+                let text = std::fs::read_to_string(&log).ok()?;
+                let pin = text
+                    .lines()
+                    .find_map(|l| l.split("certificate pin ").nth(1))?
+                    .trim_end_matches(')')
+                    .to_string();
+                let up = |a: SocketAddr| TcpStream::connect_timeout(&a, Duration::from_secs(1));
+                (up(self.api).is_ok() && up(self.agent).is_ok()).then_some(pin)
+            },
+        );
+        (proc, pin)
+    }
+}
+
+/// Lines of the agent's log saying it heartbeats via `url`.
+fn heartbeating_via(log: &Path, url: &str) -> usize {
+    let port = url.rsplit(':').next().unwrap_or(url);
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("heartbeating via") && l.contains(&format!("127.0.0.1:{port}")))
+        .count()
+}
+
+/// The agent as the database has it.
+struct Watch<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    store: &'a Store,
+    account: AccountId,
+    agent: AgentId,
+}
+
+impl Watch<'_> {
+    fn last_seen(&self) -> i64 {
+        let agent = self
+            .rt
+            .block_on(self.store.agent(self.account, self.agent))
+            .expect("agent");
+        agent.last_seen_at.unwrap_or(0)
+    }
+
+    /// Waits until the agent called in at or after `at` (unix seconds).
+    fn seen_since(&self, at: i64, what: &str) {
+        wait_for(what, Duration::from_secs(20), || {
+            (self.last_seen() >= at).then_some(())
+        });
+    }
+
+    /// For `span`, checks that the agent keeps calling in, stays
+    /// communicating and has no *not communicating* alert.
+    fn healthy_for(&self, span: Duration) {
+        let end = Instant::now() + span;
+        while Instant::now() < end {
+            let agent = self
+                .rt
+                .block_on(self.store.agent(self.account, self.agent))
+                .expect("agent");
+            let silent = unix_now() - agent.last_seen_at.unwrap_or(0);
+            assert!(silent <= 3, "the agent has been silent for {silent} s");
+            assert_eq!(agent.last_health, AgentHealth::Communicating);
+            self.no_silence_alert();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn no_silence_alert(&self) {
+        let filter = AlertFilter {
+            agent: Some(self.agent),
+            ..AlertFilter::default()
+        };
+        let alerts = self
+            .rt
+            .block_on(self.store.alerts(self.account, &filter))
+            .expect("alerts");
+        assert!(
+            alerts
+                .iter()
+                .all(|a| a.condition.kind != ConditionKind::AgentNotCommunicating),
+            "{alerts:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_agent_fails_over_between_replicas_on_one_database() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(db) = rt.block_on(vigil_testdb::postgres()) else {
+        return;
+    };
+    let started = Instant::now();
+    let tmp = tempfile::Builder::new()
+        .prefix("vigil-failover")
+        .disable_cleanup(std::env::var_os("VIGIL_E2E_KEEP").is_some())
+        .tempdir()
+        .expect("tempdir");
+    let dir = tmp.path();
+    eprintln!("failover working directory: {}", dir.display());
+
+    let [api_a, agent_a, api_b, agent_b] = free_ports();
+    let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let replica = |name, api, agent, peer| Replica {
+        name,
+        dir: dir.join(name),
+        api: local(api),
+        agent: local(agent),
+        peer_agent: local(peer),
+        db: db.url.clone(),
+        starts: 0,
+    };
+    let mut a = replica("a", api_a, agent_a, agent_b);
+    let mut b = replica("b", api_b, agent_b, agent_a);
+
+    // A generates the TLS identity; B presents the same one.
+    let (mut a_proc, pin) = a.start();
+    std::fs::create_dir_all(b.dir.join("tls")).expect("mkdir");
+    for file in ["server.crt", "server.key"] {
+        std::fs::copy(a.dir.join("tls").join(file), b.dir.join("tls").join(file)).expect("copy");
+    }
+    let (_b_proc, b_pin) = b.start();
+    assert_eq!(b_pin, pin, "replicas present one certificate");
+
+    let account = rt
+        .block_on(db.store.create_account("Acme", AccountKind::Organization))
+        .expect("account");
+    let token = rt
+        .block_on(db.store.create_enrollment(
+            account.id,
+            "failover",
+            Plan::Extended,
+            Duration::from_secs(600),
+        ))
+        .expect("token");
+    let state = dir.join("agent");
+    let (url_a, url_b) = (a.agent_url(), b.agent_url());
+    run_ok(
+        Command::new(vigil_bin())
+            .arg("agent")
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["enroll", "--server", &url_a, "--server", &url_b])
+            .args(["--token", &token, "--pin", &pin]),
+    );
+    let identity: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(state.join("identity.json")).expect("identity"),
+    )
+    .expect("json");
+    assert_eq!(identity["server_url"], url_a.as_str(), "{identity}");
+    assert_eq!(identity["fallback_urls"][0], url_b.as_str(), "{identity}");
+    let mut announced = vec![url_a.clone(), url_b.clone()];
+    announced.sort();
+    assert_eq!(identity["announced_urls"], serde_json::json!(announced));
+    let agent: AgentId = identity["agent_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("agent id");
+
+    let agent_log = dir.join("agent.log");
+    let mut cmd = Command::new(vigil_bin());
+    cmd.arg("agent")
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .env("VIGIL_LOG", "info");
+    let _agent = spawn(cmd, "agent", &agent_log);
+    let watch = Watch {
+        rt: &rt,
+        store: &db.store,
+        account: account.id,
+        agent,
+    };
+
+    // The preferred server first.
+    wait_for("heartbeats via A", Duration::from_secs(20), || {
+        (heartbeating_via(&agent_log, &url_a) > 0).then_some(())
+    });
+    watch.seen_since(unix_now() + 1, "a heartbeat via A");
+
+    // A dies without a word: the agent goes on via B.
+    a_proc.kill();
+    let killed = unix_now();
+    wait_for("heartbeats via B", Duration::from_secs(10), || {
+        (heartbeating_via(&agent_log, &url_b) > 0).then_some(())
+    });
+    watch.seen_since(killed + 2, "heartbeats via B after A died");
+    watch.healthy_for(Duration::from_secs(SILENT_AFTER + 3));
+    eprintln!("failed over to B ({:?})", started.elapsed());
+
+    // A is back: still fine, and the agent returns to its preferred server
+    // within ten heartbeats.
+    let (_a_again, a_pin) = a.start();
+    assert_eq!(a_pin, pin);
+    wait_for("heartbeats via A again", Duration::from_secs(40), || {
+        (heartbeating_via(&agent_log, &url_a) > 1).then_some(())
+    });
+    let back = unix_now();
+    watch.seen_since(back + 1, "a heartbeat via A again");
+    watch.healthy_for(Duration::from_secs(3));
+    eprintln!("back with A ({:?})", started.elapsed());
+
+    let log = std::fs::read_to_string(&agent_log).unwrap_or_default();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!log.contains("another certificate"), "{log}");
+}
