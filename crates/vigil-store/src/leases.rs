@@ -67,6 +67,17 @@ fn claim_tasks_sql(lock: &str) -> String {
     )
 }
 
+/// Runs the claim statement `sql(lock)` with the binds given: without a
+/// lock clause on SQLite (one writer at a time), with `lock` on PostgreSQL.
+macro_rules! claim {
+    ($store:expr, $sql:ident, $lock:expr, $($bind:expr),+) => {
+        match &$store.inner.pool {
+            Pool::Sqlite(pool) => sqlx::query_as(&$sql("")) $(.bind($bind))+ .fetch_all(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_as(&$sql($lock)) $(.bind($bind))+ .fetch_all(pool).await?,
+        }
+    };
+}
+
 /// `now + lease` in whole seconds (at least one).
 fn lease_end(now: UnixTime, lease: Duration) -> UnixTime {
     let lease = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX).max(1);
@@ -87,24 +98,14 @@ impl Store {
     ) -> Result<Vec<(Agent, SecurityPolicy)>> {
         let limit = validate::limit(limit)?;
         let until = lease_end(now, lease);
-        let rows: Vec<ClaimedPolicyRow> = match &self.inner.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_as(&claim_policies_sql(""))
-                    .bind(now)
-                    .bind(until)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_as(&claim_policies_sql(" FOR UPDATE OF p SKIP LOCKED"))
-                    .bind(now)
-                    .bind(until)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let rows: Vec<ClaimedPolicyRow> = claim!(
+            self,
+            claim_policies_sql,
+            " FOR UPDATE OF p SKIP LOCKED",
+            now,
+            until,
+            limit
+        );
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let account = AccountId::from_db(&r.account_id)?;
@@ -133,26 +134,15 @@ impl Store {
     ) -> Result<Vec<TaskClaim>> {
         let limit = validate::limit(limit)?;
         let until = lease_end(now, lease);
-        let rows: Vec<ClaimedTaskRow> = match &self.inner.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_as(&claim_tasks_sql(""))
-                    .bind(now)
-                    .bind(until)
-                    .bind(limit)
-                    .bind(target_key)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_as(&claim_tasks_sql(" FOR UPDATE SKIP LOCKED"))
-                    .bind(now)
-                    .bind(until)
-                    .bind(limit)
-                    .bind(target_key)
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let rows: Vec<ClaimedTaskRow> = claim!(
+            self,
+            claim_tasks_sql,
+            " FOR UPDATE SKIP LOCKED",
+            now,
+            until,
+            limit,
+            target_key
+        );
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let account = AccountId::from_db(&r.account_id)?;

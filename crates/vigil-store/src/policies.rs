@@ -26,11 +26,6 @@ struct DueRow {
     policy: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct StateLookupRow {
-    state: Option<String>,
-}
-
 impl Store {
     /// Stores the agent's security policy, replacing any previous one, after
     /// checking it with [`SecurityPolicy::validate`] for the account's kind
@@ -193,22 +188,8 @@ impl Store {
         agent: AgentId,
         target: &str,
     ) -> Result<TargetState> {
-        validate::target(target)?;
-        let row = with_pool!(self, pool => sqlx::query_as::<_, StateLookupRow>(
-            "SELECT s.state FROM agents a \
-             LEFT JOIN target_states s \
-                 ON s.agent_id = a.id AND s.account_id = a.account_id AND s.target = $3 \
-             WHERE a.id = $1 AND a.account_id = $2",
-        )
-        .bind(agent.db())
-        .bind(account.db())
-        .bind(target)
-        .fetch_optional(pool)
-        .await)?;
-        match row.ok_or(StoreError::NotFound)?.state {
-            Some(text) => from_json("target state", &text),
-            None => Ok(TargetState::default()),
-        }
+        let (state, _) = self.target_state_versioned(account, agent, target).await?;
+        Ok(state)
     }
 
     /// [`Store::target_state`] with its version (0: never stored), for

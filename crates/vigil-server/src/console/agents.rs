@@ -501,17 +501,16 @@ async fn detail_page(
     ))
 }
 
-fn agent_id(raw: &str) -> Result<AgentId, ConsoleError> {
-    raw.parse().map_err(|_| ConsoleError::NotFound)
-}
-
 pub(crate) async fn detail(
     State(app): State<Arc<App>>,
     session: Session,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Markup, ConsoleError> {
-    let agent = app.store.agent(session.account.id, agent_id(&id)?).await?;
+    let agent = app
+        .store
+        .agent(session.account.id, super::path_id::<AgentId>(&id)?)
+        .await?;
     let query = Form::parse(query.unwrap_or_default().as_bytes())?;
     let done = match query.get("done") {
         Some("saved") => Some("Policy saved."),
@@ -526,7 +525,7 @@ pub(crate) async fn save_policy(
     Post { session, form }: Post,
 ) -> Result<Response, ConsoleError> {
     session.require_write()?;
-    let id = agent_id(&id)?;
+    let id = super::path_id::<AgentId>(&id)?;
     let agent = app.store.agent(session.account.id, id).await?;
     let draft = Draft::from_form(&form);
     let checked = draft

@@ -375,17 +375,16 @@ async fn detail_page(
     ))
 }
 
-fn alert_id(raw: &str) -> Result<AlertId, ConsoleError> {
-    raw.parse().map_err(|_| ConsoleError::NotFound)
-}
-
 pub(crate) async fn detail(
     State(app): State<Arc<App>>,
     session: Session,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Markup, ConsoleError> {
-    let alert = app.store.alert(session.account.id, alert_id(&id)?).await?;
+    let alert = app
+        .store
+        .alert(session.account.id, super::path_id::<AlertId>(&id)?)
+        .await?;
     let query = Form::parse(query.unwrap_or_default().as_bytes())?;
     detail_page(&app, &session, &alert, "", None, query.get("done")).await
 }
@@ -398,7 +397,7 @@ pub(crate) async fn acknowledge(
     Path(id): Path<String>,
     Post { session, form }: Post,
 ) -> Result<Response, ConsoleError> {
-    let id = alert_id(&id)?;
+    let id = super::path_id::<AlertId>(&id)?;
     let note = form.get("note").unwrap_or_default();
     match ack_rules(&app, &session.user, id, Some(note)).await {
         Ok(_) => {

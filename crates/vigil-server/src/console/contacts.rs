@@ -706,10 +706,6 @@ fn edit_page(session: &Session, c: &Contact, d: &ContactDraft, error: Option<&st
     )
 }
 
-fn contact_id(raw: &str) -> Result<ContactId, ConsoleError> {
-    raw.parse().map_err(|_| ConsoleError::NotFound)
-}
-
 /// A refusal the form shows (422), or a failure of the request.
 fn form_message(e: ApiError) -> Result<String, ConsoleError> {
     match e {
@@ -775,7 +771,7 @@ pub(crate) async fn detail(
 ) -> Result<Markup, ConsoleError> {
     let c = app
         .store
-        .contact(session.account.id, contact_id(&id)?)
+        .contact(session.account.id, super::path_id::<ContactId>(&id)?)
         .await?;
     let done = match query_of(query)?.get("done") {
         Some("added") => Some("Contact added. Send a test notification to check it."),
@@ -795,7 +791,7 @@ pub(crate) async fn edit_form(
     session.require_write()?;
     let c = app
         .store
-        .contact(session.account.id, contact_id(&id)?)
+        .contact(session.account.id, super::path_id::<ContactId>(&id)?)
         .await?;
     Ok(edit_page(&session, &c, &ContactDraft::of(&c), None))
 }
@@ -809,7 +805,7 @@ pub(crate) async fn save(
     session.require_write()?;
     let c = app
         .store
-        .contact(session.account.id, contact_id(&id)?)
+        .contact(session.account.id, super::path_id::<ContactId>(&id)?)
         .await?;
     let draft = ContactDraft::from_form(&form);
     match save_contact(&app, session.account.id, Some(c.id), &draft.body()).await {
@@ -828,7 +824,7 @@ pub(crate) async fn test(
     Post { session, .. }: Post,
 ) -> Result<Response, ConsoleError> {
     session.require_write()?;
-    let id = contact_id(&id)?;
+    let id = super::path_id::<ContactId>(&id)?;
     send_test(&app, &session.account, &session.user.email, id).await?;
     Ok(Redirect::to(&format!("/contacts/{id}?done=test")).into_response())
 }
@@ -841,7 +837,7 @@ pub(crate) async fn delete(
 ) -> Result<Response, ConsoleError> {
     session.require_write()?;
     app.store
-        .delete_contact(session.account.id, contact_id(&id)?)
+        .delete_contact(session.account.id, super::path_id::<ContactId>(&id)?)
         .await?;
     Ok(Redirect::to("/contacts?done=deleted").into_response())
 }

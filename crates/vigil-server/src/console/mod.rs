@@ -119,3 +119,9 @@ pub(crate) fn page_number(raw: Option<&str>) -> u64 {
         .filter(|p| (1..=1_000_000).contains(p))
         .unwrap_or(1)
 }
+
+/// The id in a page's path: anything unreadable is a page that does not
+/// exist (404), like another tenant's.
+pub(crate) fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, error::ConsoleError> {
+    raw.parse().map_err(|_| error::ConsoleError::NotFound)
+}
