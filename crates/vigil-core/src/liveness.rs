@@ -38,6 +38,13 @@ pub enum AgentHealth {
 }
 
 impl AgentHealth {
+    /// Every health, in the order lists and filters show them.
+    pub const ALL: [AgentHealth; 3] = [
+        AgentHealth::Communicating,
+        AgentHealth::NotCommunicating,
+        AgentHealth::Abandoned,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AgentHealth::Communicating => "communicating",

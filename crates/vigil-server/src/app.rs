@@ -4,7 +4,7 @@ use crate::config::ServerConfig;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
-use vigil_core::{health, AgentHealth, ScanStatus, SecurityPolicy};
+use vigil_core::{contact_range, health, AgentHealth, ScanStatus, SecurityPolicy};
 use vigil_proto::api::{AgentView, ScanStatusView};
 use vigil_proto::pin::CertPin;
 use vigil_store::{Agent, AgentId, Store, UnixTime};
@@ -154,6 +154,27 @@ pub(crate) fn status_view(status: Option<ScanStatus>) -> ScanStatusView {
             reason: Some(reason.text().into()),
         },
     }
+}
+
+/// How many agents (not removed) of `account`, or of every account, have
+/// each health at `now`, by their last contact: counted in the database.
+pub(crate) async fn agents_by_health(
+    store: &Store,
+    account: Option<vigil_store::AccountId>,
+    liveness: &vigil_core::LivenessConfig,
+    now: UnixTime,
+) -> Result<Vec<(AgentHealth, u64)>, vigil_store::StoreError> {
+    let ranges = AgentHealth::ALL.map(|h| (h, contact_range(h, unix(now), liveness)));
+    let wanted: Vec<_> = ranges.iter().filter_map(|(_, r)| *r).collect();
+    let mut counted = store
+        .agent_contact_counts(account, &wanted)
+        .await?
+        .into_iter();
+    // A health no time stands for (just after the epoch) has no agents.
+    Ok(ranges
+        .iter()
+        .map(|(h, r)| (*h, r.and_then(|_| counted.next()).unwrap_or(0)))
+        .collect())
 }
 
 /// Store times are signed; the liveness rules count unsigned seconds.

@@ -36,14 +36,7 @@ const SWEEP_BATCH: u32 = 500;
 /// once. Returns how many agents this replica changed.
 pub(crate) async fn sweep(app: &App, now: UnixTime) -> Result<usize, StoreError> {
     let at = u64::try_from(now).unwrap_or(0);
-    let ranges: Vec<_> = [
-        AgentHealth::Communicating,
-        AgentHealth::NotCommunicating,
-        AgentHealth::Abandoned,
-    ]
-    .into_iter()
-    .map(|h| (h, contact_range(h, at, &app.cfg.liveness)))
-    .collect();
+    let ranges = AgentHealth::ALL.map(|h| (h, contact_range(h, at, &app.cfg.liveness)));
     let mut changed = 0;
     loop {
         let stale = app

@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vigil_core::{contact_range, AgentHealth, ConditionKind, PolicyTarget};
+use vigil_core::{AgentHealth, ConditionKind, PolicyTarget};
 use vigil_store::{now_unix, Alert, Channel, Store, StoreError, UnixTime};
 
 /// How long a scrape waits for the database counts.
@@ -38,12 +38,6 @@ const COUNT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Latency buckets in seconds, 1 ms to 10 s.
 const LATENCY_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-const HEALTHS: [AgentHealth; 3] = [
-    AgentHealth::Communicating,
-    AgentHealth::NotCommunicating,
-    AgentHealth::Abandoned,
 ];
 
 const TARGET_KINDS: [&str; 3] = ["agent_host", "host", "observed_address"];
@@ -193,7 +187,7 @@ impl Metrics {
                     .inc_by(0);
             }
         }
-        for health in HEALTHS {
+        for health in AgentHealth::ALL {
             self.agents
                 .get_or_create(&HealthLabels {
                     health: health_label(health),
@@ -442,18 +436,7 @@ async fn counts(
     liveness: &vigil_core::LivenessConfig,
 ) -> Result<Counts, StoreError> {
     let now = now_unix();
-    let now_u = u64::try_from(now).unwrap_or(0);
-    let ranges: Vec<_> = HEALTHS
-        .iter()
-        .map(|h| contact_range(*h, now_u, liveness))
-        .collect();
-    let wanted: Vec<_> = ranges.iter().flatten().copied().collect();
-    let mut counted = store.agent_contact_counts_all(&wanted).await?.into_iter();
-    let agents = HEALTHS
-        .iter()
-        .zip(&ranges)
-        .map(|(h, r)| (*h, r.and_then(|_| counted.next()).unwrap_or(0)))
-        .collect();
+    let agents = crate::app::agents_by_health(store, None, liveness, now).await?;
     Ok(Counts {
         outbox_pending: store.pending_count().await?,
         tasks_open: store.open_task_count(now).await?,

@@ -369,23 +369,25 @@ impl Store {
         Ok((agents, u64::try_from(total).unwrap_or(0)))
     }
 
-    /// How many of the account's agents (not removed) last called in (or,
-    /// never seen, enrolled) within each range of `ranges` — e.g. one range
-    /// per health, from [`vigil_core::contact_range`]. Counted in the
-    /// database: the dashboard does not load thousands of agents for it.
+    /// How many agents (not removed) of `account`, or of every account,
+    /// last called in (or, never seen, enrolled) within each range of
+    /// `ranges` — e.g. one range per health, from
+    /// [`vigil_core::contact_range`]. Counted in the database: the
+    /// dashboard and the metrics do not load thousands of agents for it.
     pub async fn agent_contact_counts(
         &self,
-        account: AccountId,
+        account: Option<AccountId>,
         ranges: &[ContactRange],
     ) -> Result<Vec<u64>> {
         let mut counts = Vec::with_capacity(ranges.len());
         for range in ranges {
             let (sql, bounds) = contact_filter(Some(std::slice::from_ref(range)), 2)?;
             let sql = format!(
-                "SELECT COUNT(*) FROM agents WHERE account_id = $1 AND removed_at IS NULL AND {sql}"
+                "SELECT COUNT(*) FROM agents \
+                 WHERE ($1 IS NULL OR account_id = $1) AND removed_at IS NULL AND {sql}"
             );
             let n = with_pool!(self, pool => {
-                let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(account.db());
+                let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(account.map(|a| a.db()));
                 for b in &bounds {
                     q = q.bind(*b);
                 }
@@ -610,10 +612,7 @@ impl Store {
 /// The SQL condition "last contact within one of `ranges`" with its bind
 /// values, numbered from `$first`. `None`: no condition; an empty list
 /// matches nothing.
-pub(crate) fn contact_filter(
-    ranges: Option<&[ContactRange]>,
-    first: usize,
-) -> Result<(String, Vec<i64>)> {
+fn contact_filter(ranges: Option<&[ContactRange]>, first: usize) -> Result<(String, Vec<i64>)> {
     let Some(ranges) = ranges else {
         return Ok(("TRUE".into(), Vec::new()));
     };

@@ -66,7 +66,7 @@ pub(crate) async fn page(
     let id: AgentId = id.parse().map_err(|_| ConsoleError::NotFound)?;
     let account = session.account.id;
     let agent = app.store.agent(account, id).await?;
-    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let query = Form::query(query)?;
     // A bookmarked or mistyped window is the default one, not an error page.
     let window = query
         .get("window")

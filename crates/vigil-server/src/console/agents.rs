@@ -70,7 +70,7 @@ pub(crate) async fn list(
     session: Session,
     RawQuery(query): RawQuery,
 ) -> Result<Markup, ConsoleError> {
-    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let query = Form::query(query)?;
     let search = query.get("q").unwrap_or_default().trim().to_string();
     let healths = health_filter(&query.all("health"));
     let page = super::page_number(query.get("page"));
@@ -126,7 +126,7 @@ pub(crate) async fn list(
             input #q type="search" name="q" value=(search);
             fieldset.inline {
                 legend { "Health" }
-                @for h in HEALTHS {
+                @for h in AgentHealth::ALL {
                     label.check {
                         input type="checkbox" name="health" value=(health_key(h)) checked[healths.contains(&h)];
                         (h.as_str())
@@ -160,13 +160,6 @@ pub(crate) async fn list(
     ))
 }
 
-/// Every health, in the order lists and filters show them.
-pub(crate) const HEALTHS: [AgentHealth; 3] = [
-    AgentHealth::Communicating,
-    AgentHealth::NotCommunicating,
-    AgentHealth::Abandoned,
-];
-
 /// A health as the agents list's query names it (`?health=not_communicating`).
 pub(crate) fn health_key(h: AgentHealth) -> &'static str {
     match h {
@@ -179,7 +172,7 @@ pub(crate) fn health_key(h: AgentHealth) -> &'static str {
 /// The healths checked in the query, each once, in the usual order;
 /// unknown values are ignored (an old bookmark still shows a list).
 fn health_filter(values: &[&str]) -> Vec<AgentHealth> {
-    HEALTHS
+    AgentHealth::ALL
         .into_iter()
         .filter(|h| values.contains(&health_key(*h)))
         .collect()
@@ -511,7 +504,7 @@ pub(crate) async fn detail(
         .store
         .agent(session.account.id, super::path_id::<AgentId>(&id)?)
         .await?;
-    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let query = Form::query(query)?;
     let done = match query.get("done") {
         Some("saved") => Some("Policy saved."),
         _ => None,
@@ -566,7 +559,7 @@ mod tests {
         for (values, want) in cases {
             assert_eq!(health_filter(values), *want, "{values:?}");
         }
-        for h in HEALTHS {
+        for h in AgentHealth::ALL {
             assert_eq!(health_filter(&[health_key(h)]), [h]);
         }
     }

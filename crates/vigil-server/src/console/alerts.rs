@@ -115,7 +115,7 @@ pub(crate) async fn list(
     session: Session,
     RawQuery(query): RawQuery,
 ) -> Result<Markup, ConsoleError> {
-    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let query = Form::query(query)?;
     let (key, status, ack) = view(query.get("status"));
     let filter = AlertFilter {
         status,
@@ -385,7 +385,7 @@ pub(crate) async fn detail(
         .store
         .alert(session.account.id, super::path_id::<AlertId>(&id)?)
         .await?;
-    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let query = Form::query(query)?;
     detail_page(&app, &session, &alert, "", None, query.get("done")).await
 }
 

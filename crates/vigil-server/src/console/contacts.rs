@@ -714,17 +714,13 @@ fn form_message(e: ApiError) -> Result<String, ConsoleError> {
     }
 }
 
-fn query_of(raw: Option<String>) -> Result<Form, ConsoleError> {
-    Form::parse(raw.unwrap_or_default().as_bytes())
-}
-
 /// `GET /contacts`.
 pub(crate) async fn list(
     State(app): State<Arc<App>>,
     session: Session,
     RawQuery(query): RawQuery,
 ) -> Result<Markup, ConsoleError> {
-    let query = query_of(query)?;
+    let query = Form::query(query)?;
     let done = match query.get("done") {
         Some("deleted") => Some("Contact deleted."),
         Some("rule") => Some("Rule added."),
@@ -773,7 +769,7 @@ pub(crate) async fn detail(
         .store
         .contact(session.account.id, super::path_id::<ContactId>(&id)?)
         .await?;
-    let done = match query_of(query)?.get("done") {
+    let done = match Form::query(query)?.get("done") {
         Some("added") => Some("Contact added. Send a test notification to check it."),
         Some("saved") => Some("Contact saved."),
         Some("test") => Some("Test notification queued; its delivery is listed below."),

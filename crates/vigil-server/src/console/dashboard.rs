@@ -1,17 +1,17 @@
 //! The dashboard: agents by health, open alerts and recent scans at a
 //! glance; it reloads itself every 30 seconds.
 
-use super::agents::{health_key, HEALTHS};
+use super::agents::health_key;
 use super::error::ConsoleError;
 use super::layout::{self, Page};
 use super::session::Session;
 use crate::alert::{target_label, title};
-use crate::app::App;
+use crate::app::{agents_by_health, App};
 use axum::extract::State;
 use maud::{html, Markup};
 use std::collections::HashMap;
 use std::sync::Arc;
-use vigil_core::{contact_range, AgentHealth};
+use vigil_core::AgentHealth;
 use vigil_store::{now_unix, AckFilter, AgentId, AlertFilter, AlertStatus};
 
 const REFRESH_SECS: u32 = 30;
@@ -22,32 +22,9 @@ pub(crate) async fn page(
     session: Session,
 ) -> Result<Markup, ConsoleError> {
     let account = session.account.id;
-    let now = u64::try_from(now_unix()).unwrap_or(0);
     // Counted in the database: thousands of agents are not loaded for this.
-    let ranges: Vec<_> = HEALTHS
-        .iter()
-        .map(|h| contact_range(*h, now, &app.cfg.liveness))
-        .collect();
-    let wanted: Vec<_> = ranges.iter().flatten().copied().collect();
-    let mut counted = app
-        .store
-        .agent_contact_counts(account, &wanted)
-        .await?
-        .into_iter();
-    let by_health: Vec<(AgentHealth, u64)> = HEALTHS
-        .iter()
-        .zip(&ranges)
-        .map(|(h, r)| {
-            (
-                *h,
-                if r.is_some() {
-                    counted.next().unwrap_or(0)
-                } else {
-                    0
-                },
-            )
-        })
-        .collect();
+    let by_health =
+        agents_by_health(&app.store, Some(account), &app.cfg.liveness, now_unix()).await?;
     let total: u64 = by_health.iter().map(|(_, n)| n).sum();
     // The newest open alerts and how many there are, paged in the database.
     let (open, open_total) = app

@@ -24,6 +24,11 @@ impl Form {
         Ok(Form { pairs })
     }
 
+    /// A page's query string (none is an empty form).
+    pub(crate) fn query(raw: Option<String>) -> Result<Form, ConsoleError> {
+        Form::parse(raw.unwrap_or_default().as_bytes())
+    }
+
     /// The first value of `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.pairs

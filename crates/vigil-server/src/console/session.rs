@@ -213,7 +213,7 @@ pub(crate) async fn login_page(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ConsoleError> {
-    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let query = Form::query(query)?;
     let expired = query.get("expired") == Some("1");
     login_form(
         &app,

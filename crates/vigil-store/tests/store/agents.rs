@@ -361,13 +361,13 @@ async fn agents_filter_and_count_by_last_contact(db: &TestDb) {
         );
     }
     let counts = s
-        .agent_contact_counts(org.id, &[recent, old, (None, None)])
+        .agent_contact_counts(Some(org.id), &[recent, old, (None, None)])
         .await
         .unwrap();
     assert_eq!(counts, [2, 1, 4]);
     let other = account(s, "Other").await;
     assert_eq!(
-        s.agent_contact_counts(other.id, &[(None, None)])
+        s.agent_contact_counts(Some(other.id), &[(None, None)])
             .await
             .unwrap(),
         [0]

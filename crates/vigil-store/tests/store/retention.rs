@@ -128,7 +128,7 @@ async fn server_wide_counts_and_ping(db: &TestDb) {
     .map(|h| contact_range(*h, u64::try_from(t).unwrap(), &liveness).unwrap())
     .collect();
     assert_eq!(
-        s.agent_contact_counts_all(&ranges).await.unwrap(),
+        s.agent_contact_counts(None, &ranges).await.unwrap(),
         vec![0, 0, 0]
     );
     assert_eq!(s.open_task_count(t).await.unwrap(), 0);
@@ -141,7 +141,7 @@ async fn server_wide_counts_and_ping(db: &TestDb) {
     s.remove_agent(other.id, gone.id, t).await.unwrap();
     // Both accounts count; removed agents do not.
     assert_eq!(
-        s.agent_contact_counts_all(&ranges).await.unwrap(),
+        s.agent_contact_counts(None, &ranges).await.unwrap(),
         vec![2, 0, 0]
     );
     // An hour later they are silent; a year later abandoned.
@@ -156,11 +156,11 @@ async fn server_wide_counts_and_ping(db: &TestDb) {
         .collect()
     };
     assert_eq!(
-        s.agent_contact_counts_all(&later(3600)).await.unwrap(),
+        s.agent_contact_counts(None, &later(3600)).await.unwrap(),
         vec![0, 2, 0]
     );
     assert_eq!(
-        s.agent_contact_counts_all(&later(400 * 86_400))
+        s.agent_contact_counts(None, &later(400 * 86_400))
             .await
             .unwrap(),
         vec![0, 0, 2]

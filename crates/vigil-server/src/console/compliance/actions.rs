@@ -228,7 +228,7 @@ pub(crate) async fn install_form(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ConsoleError> {
     session.require_write()?;
-    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let query = Form::query(query)?;
     let draft = InstallDraft {
         addresses: query.all("addr").join("\n"),
         ..Default::default()

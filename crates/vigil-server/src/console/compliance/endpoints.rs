@@ -181,7 +181,7 @@ pub(crate) async fn list(
     session: Session,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ConsoleError> {
-    let form = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let form = Form::query(query)?;
     let filters = Filters::from_form(&form);
     let page = super::super::page_number(form.get("page"));
     let offset = (page - 1) * PAGE_SIZE;
@@ -238,7 +238,7 @@ pub(crate) async fn csv(
     session: Session,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ConsoleError> {
-    let form = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let form = Form::query(query)?;
     let mut q = Filters::from_form(&form)
         .query(0, 1)
         .map_err(ConsoleError::BadRequest)?;

@@ -63,7 +63,7 @@ pub(crate) async fn overview(
     session: Session,
     RawQuery(query): RawQuery,
 ) -> Result<Markup, ConsoleError> {
-    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let query = Form::query(query)?;
     let done = match query.get("done") {
         Some("started") => Some("Assessment started."),
         _ => None,

@@ -199,7 +199,7 @@ pub(crate) async fn show(
     session: Session,
     RawQuery(query): RawQuery,
 ) -> Result<Markup, ConsoleError> {
-    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let query = Form::query(query)?;
     let done = (query.get("done") == Some("saved")).then_some("Schedule saved.");
     page(&app, &session, None, None, done).await
 }

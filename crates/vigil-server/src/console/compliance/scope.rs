@@ -307,7 +307,7 @@ pub(crate) async fn show(
     session: Session,
     RawQuery(query): RawQuery,
 ) -> Result<Markup, ConsoleError> {
-    let query = Form::parse(query.unwrap_or_default().as_bytes())?;
+    let query = Form::query(query)?;
     let done = match query.get("done") {
         Some("saved") => Some("Scope saved."),
         _ => None,
