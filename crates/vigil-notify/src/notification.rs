@@ -216,6 +216,13 @@ pub struct Notification {
     /// A link to the condition in the web console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_url: Option<String>,
+    /// This notification's delivery to one contact: the same on every
+    /// retry, different for each contact. Delivery is at least once (a
+    /// sender that dies after sending but before recording it sends again),
+    /// so receivers drop a repeat by it: it is the webhook's
+    /// `Idempotency-Key` header and the email's `Message-ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
 }
 
 fn string_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {

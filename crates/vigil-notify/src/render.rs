@@ -283,6 +283,7 @@ pub(crate) mod tests {
             details: "Telnet answers on a port the policy does not allow.\nClose it or allow it in the console.".into(),
             dedupe_key: "acme/office-gw/203.0.113.7/unauthorized/23".into(),
             console_url: Some("https://vigil.example/conditions/42".into()),
+            delivery_id: None,
         }
     }
 

@@ -235,6 +235,7 @@ impl App {
             details: o.details,
             dedupe_key: o.group_key,
             console_url: self.cfg.console_url.clone(),
+            delivery_id: None,
         };
         let payload = serde_json::to_value(&notification)
             .map_err(|e| StoreError::Invalid(format!("cannot encode notification: {e}")))?;

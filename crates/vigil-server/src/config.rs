@@ -48,6 +48,48 @@ pub struct ServerConfig {
     pub metrics_token: Option<String>,
     /// How long a web console session lasts, and may stay unused.
     pub session: TokenExpiry,
+    /// How long this replica's claims on shared work last.
+    pub leases: Leases,
+}
+
+/// How long a replica holds a piece of work it claimed (a lease in the
+/// database) before another replica may take it over. A replica renews the
+/// leases of long work while it runs, so these bound how long the work of a
+/// replica that died waits, and must outlast one uninterrupted step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leases {
+    /// Creating the scan tasks of a due security-scan policy.
+    pub policy: Duration,
+    /// A scan the server runs itself (renewed every third of it).
+    pub scan: Duration,
+    /// Sending one batch of notifications: longer than the slowest send
+    /// (sends time out after 30 s).
+    pub notification: Duration,
+    /// A running compliance assessment (renewed every third of it).
+    pub assessment: Duration,
+}
+
+impl Default for Leases {
+    fn default() -> Self {
+        Leases {
+            policy: Duration::from_secs(60),
+            scan: Duration::from_secs(90),
+            notification: Duration::from_secs(120),
+            assessment: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Leases {
+    /// The same lease for every kind of work (`vigil server --lease-secs`).
+    pub fn uniform(lease: Duration) -> Self {
+        Leases {
+            policy: lease,
+            scan: lease,
+            notification: lease,
+            assessment: lease,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -74,6 +116,7 @@ impl ServerConfig {
                 lifetime: Some(Duration::from_secs(12 * 3600)),
                 idle: Some(Duration::from_secs(3600)),
             },
+            leases: Leases::default(),
         }
     }
 }

@@ -33,7 +33,7 @@ pub(crate) async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, String) 
 }
 
 /// Whether the database answers within `timeout`; why not otherwise.
-async fn readiness(store: &Store, timeout: Duration) -> Result<(), String> {
+pub(crate) async fn readiness(store: &Store, timeout: Duration) -> Result<(), String> {
     probe(store.ping(), timeout).await
 }
 

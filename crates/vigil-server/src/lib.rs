@@ -40,7 +40,7 @@ mod retention;
 mod scan;
 pub mod tls;
 
-pub use config::ServerConfig;
+pub use config::{Leases, ServerConfig};
 pub use error::ServerError;
 
 use app::App;

@@ -1,10 +1,19 @@
 //! The liveness sweeper: notices agents that stopped (or resumed) calling
 //! in, raises and clears *agent not communicating*, and disables the scan
 //! of abandoned agents.
+//!
+//! Silence is only held against an agent when the server could have heard
+//! it: while the database is unusable (or this server was not running),
+//! agents' calls cannot be recorded, so after the server starts and after
+//! a database outage the sweeper waits one silence threshold
+//! (`--silent-after-secs`) before it counts an agent as silent again;
+//! agents that call in meanwhile were never silent. Agents coming back are
+//! noticed at once.
 
 use crate::alert::{Occurrence, AGENT_TARGET};
 use crate::app::App;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use vigil_core::history::scan_change;
 use vigil_core::{
@@ -13,11 +22,68 @@ use vigil_core::{
 use vigil_notify::{EventKind, Severity};
 use vigil_store::{now_unix, Agent, NewAgentEvent, StoreError, UnixTime, SYSTEM_ACTOR};
 
+/// How long the database may take to answer the sweeper's check.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// When the sweeper may count agents as silent: not before the server
+/// could hear them for a whole silence threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Hearing {
+    /// The start, or the end of the latest database outage.
+    since: UnixTime,
+    /// The database is unusable now.
+    deaf: bool,
+}
+
+impl Hearing {
+    fn new(start: UnixTime) -> Self {
+        Hearing {
+            since: start,
+            deaf: false,
+        }
+    }
+
+    /// Takes the database check made at `now`; returns whether the state changed.
+    fn checked(&mut self, usable: bool, now: UnixTime) -> bool {
+        let was = self.deaf;
+        if usable && self.deaf {
+            self.since = now;
+        }
+        self.deaf = !usable;
+        was != self.deaf
+    }
+
+    /// Whether silence counts at `now`.
+    fn judges_silence(&self, now: UnixTime, silent_after: Duration) -> bool {
+        let threshold = i64::try_from(silent_after.as_secs()).unwrap_or(i64::MAX);
+        !self.deaf && now >= self.since.saturating_add(threshold)
+    }
+}
+
 /// Runs until `shutdown` turns true.
 pub(crate) async fn sweeper(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let silent_after = app.cfg.liveness.silent_after;
+    let mut hearing = Hearing::new(now_unix());
     loop {
-        if let Err(e) = sweep(&app, now_unix()).await {
-            tracing::error!(error = %e, "liveness sweep failed");
+        let usable = crate::health::readiness(&app.store, PING_TIMEOUT).await;
+        let now = now_unix();
+        if hearing.checked(usable.is_ok(), now) {
+            match &usable {
+                Err(why) => tracing::warn!(
+                    reason = %why,
+                    "agents' calls cannot be recorded: no agent is counted as silent until the database is back for the silence threshold"
+                ),
+                Ok(()) => tracing::info!(
+                    silent_after_secs = silent_after.as_secs(),
+                    "the database is back: agents are counted as silent again after the silence threshold"
+                ),
+            }
+        }
+        if usable.is_ok() {
+            let judge = hearing.judges_silence(now, silent_after);
+            if let Err(e) = sweep(&app, now, judge).await {
+                tracing::error!(error = %e, "liveness sweep failed");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(app.cfg.tick) => {}
@@ -31,10 +97,15 @@ const SWEEP_BATCH: u32 = 500;
 
 /// One pass: every agent whose stored health is not what its last contact
 /// says (found in the database) changes health, and the change is acted
-/// on. Several replicas may sweep at once: each change is claimed with a
-/// compare-and-set ([`vigil_store::Store::change_health`]), so it is told
-/// once. Returns how many agents this replica changed.
-pub(crate) async fn sweep(app: &App, now: UnixTime) -> Result<usize, StoreError> {
+/// on; without `judge_silence` only for the better. Several replicas may
+/// sweep at once: each change is claimed with a compare-and-set
+/// ([`vigil_store::Store::change_health`]), so it is told once. Returns how
+/// many agents this replica changed.
+pub(crate) async fn sweep(
+    app: &App,
+    now: UnixTime,
+    judge_silence: bool,
+) -> Result<usize, StoreError> {
     let at = u64::try_from(now).unwrap_or(0);
     let ranges = AgentHealth::ALL.map(|h| (h, contact_range(h, at, &app.cfg.liveness)));
     let mut changed = 0;
@@ -50,6 +121,9 @@ pub(crate) async fn sweep(app: &App, now: UnixTime) -> Result<usize, StoreError>
             let previous = agent.last_health;
             if health == previous {
                 continue; // it called in meanwhile
+            }
+            if !judge_silence && silence_rank(health) > silence_rank(previous) {
+                continue; // the server may not have heard it
             }
             let agent = match app
                 .store
@@ -73,6 +147,15 @@ pub(crate) async fn sweep(app: &App, now: UnixTime) -> Result<usize, StoreError>
         if !full || !progressed {
             return Ok(changed);
         }
+    }
+}
+
+/// How long silent the health says an agent is, in order.
+fn silence_rank(health: AgentHealth) -> u8 {
+    match health {
+        AgentHealth::Communicating => 0,
+        AgentHealth::NotCommunicating => 1,
+        AgentHealth::Abandoned => 2,
     }
 }
 
@@ -159,4 +242,42 @@ async fn on_event(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THRESHOLD: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn silence_counts_a_threshold_after_the_start() {
+        let h = Hearing::new(1000);
+        assert!(!h.judges_silence(1000, THRESHOLD));
+        assert!(!h.judges_silence(1599, THRESHOLD));
+        assert!(h.judges_silence(1600, THRESHOLD));
+    }
+
+    #[test]
+    fn an_outage_suspends_judging_until_a_threshold_after_it_ends() {
+        let mut h = Hearing::new(0);
+        assert!(h.judges_silence(5000, THRESHOLD));
+        assert!(h.checked(false, 5000), "the outage begins");
+        assert!(!h.checked(false, 5005), "still out: no change");
+        assert!(!h.judges_silence(5005, THRESHOLD));
+        assert!(h.checked(true, 5900), "back");
+        assert!(!h.judges_silence(5900, THRESHOLD));
+        assert!(!h.judges_silence(6499, THRESHOLD));
+        assert!(h.judges_silence(6500, THRESHOLD));
+        assert!(!h.checked(true, 6500));
+        assert_eq!(h.since, 5900, "a usable check does not move it");
+    }
+
+    #[test]
+    fn health_ranks_by_silence() {
+        assert!(
+            silence_rank(AgentHealth::Communicating) < silence_rank(AgentHealth::NotCommunicating)
+        );
+        assert!(silence_rank(AgentHealth::NotCommunicating) < silence_rank(AgentHealth::Abandoned));
+    }
 }

@@ -8,15 +8,15 @@
 
 use crate::app::App;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use vigil_notify::{Destination, Notification, Notifier};
 use vigil_store::{now_unix, Channel, Contact, OutboxItem, StoreError};
 
-/// Claims per round.
-const BATCH: u32 = 32;
-/// How long a claim is exclusive; longer than the slowest send (timeouts are 30 s).
-const LEASE: Duration = Duration::from_secs(120);
+/// Notifications claimed at once: one, so that a claim covers a single
+/// send and its lease (`Leases::notification`) need only outlast that one
+/// send; a batch sent one by one could outlive its lease and be claimed
+/// and sent a second time by another replica.
+const BATCH: u32 = 1;
 /// Attempts before giving up on a notification that keeps failing (about 2 days with backoff).
 const MAX_ATTEMPTS: u32 = 20;
 
@@ -46,7 +46,8 @@ pub(crate) async fn worker(app: Arc<App>, notifier: Notifier, mut shutdown: watc
 
 /// One round: claim what is due and try each once. Returns how many were claimed.
 pub(crate) async fn deliver_due(app: &App, notifier: &Notifier) -> Result<usize, StoreError> {
-    let items = app.store.claim_due(now_unix(), BATCH, LEASE).await?;
+    let lease = app.cfg.leases.notification;
+    let items = app.store.claim_due(now_unix(), BATCH, lease).await?;
     let claimed = items.len();
     for item in items {
         deliver(app, notifier, item).await?;
@@ -55,7 +56,7 @@ pub(crate) async fn deliver_due(app: &App, notifier: &Notifier) -> Result<usize,
 }
 
 async fn deliver(app: &App, notifier: &Notifier, item: OutboxItem) -> Result<(), StoreError> {
-    let notification: Notification = match serde_json::from_value(item.payload.clone()) {
+    let mut notification: Notification = match serde_json::from_value(item.payload.clone()) {
         Ok(n) => n,
         Err(e) => {
             app.metrics.notification_failed(item.contact.channel, false);
@@ -65,10 +66,14 @@ async fn deliver(app: &App, notifier: &Notifier, item: OutboxItem) -> Result<(),
                 .await;
         }
     };
+    // The same on every attempt: a receiver that got it before (a replica
+    // died between sending and recording it) can drop the repeat.
+    notification.delivery_id = Some(item.id.to_string());
     let destination = destination(&item.contact);
+    tracing::debug!(delivery = %item.id, contact = %item.contact.name, event = %notification.event, "sending notification");
     match notifier.send(&destination, &notification).await {
         Ok(_) => {
-            tracing::info!(contact = %item.contact.name, event = %notification.event, "notification sent");
+            tracing::info!(delivery = %item.id, contact = %item.contact.name, event = %notification.event, "notification sent");
             app.metrics.notification_sent(item.contact.channel);
             app.store.mark_sent(item.id, now_unix()).await
         }

@@ -8,14 +8,13 @@
 use crate::app::App;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use vigil_core::targets::AddrRange;
 use vigil_core::TargetSpec;
-use vigil_core::{PolicyTarget, PortList, ScanStatus, SecurityPolicy};
+use vigil_core::{PolicyTarget, PortList, ScanStatus};
 use vigil_proto::agent::{PortObservation, ResultUpload, SELF_TARGET};
 use vigil_scan::{Family, ScanConfig, Scanner, TargetSet};
-use vigil_store::{now_unix, Agent, ScanTask, StoreError, TaskClaim, UnixTime};
+use vigil_store::{now_unix, Agent, DuePolicy, ScanTask, StoreError, TaskClaim, UnixTime};
 
 /// While a scan is not active, how soon to look at it again (so a
 /// suspended scan resumes soon after its agent is back).
@@ -37,23 +36,22 @@ pub(crate) async fn scheduler(app: Arc<App>, mut shutdown: watch::Receiver<bool>
 
 /// Policies claimed per round.
 const CLAIM_BATCH: u32 = 100;
-/// How long a claimed policy stays with this replica: longer than creating
-/// its tasks takes. A replica that dies holding it delays that agent's
-/// scans by at most this.
-const POLICY_LEASE: Duration = Duration::from_secs(60);
 
 /// One pass: claim the due policies (several replicas share them: each is
-/// claimed by one), create their tasks and reschedule them.
+/// claimed by one), create their tasks and reschedule them. A claimed
+/// policy stays with this replica for `Leases::policy`, longer than
+/// creating its tasks takes; a replica that dies holding it delays that
+/// agent's scans by at most this, and the run's tasks are created once.
 pub(crate) async fn schedule_due(app: &Arc<App>, now: UnixTime) -> Result<usize, StoreError> {
     let mut created = 0;
     loop {
         let claimed = app
             .store
-            .claim_due_policies(now, CLAIM_BATCH, POLICY_LEASE)
+            .claim_due_policies(now, CLAIM_BATCH, app.cfg.leases.policy)
             .await?;
         let full = claimed.len() == CLAIM_BATCH as usize;
-        for (agent, policy) in claimed {
-            created += schedule_one(app, &agent, &policy, now).await?;
+        for due in claimed {
+            created += schedule_one(app, &due, now).await?;
         }
         if !full {
             return Ok(created);
@@ -62,12 +60,8 @@ pub(crate) async fn schedule_due(app: &Arc<App>, now: UnixTime) -> Result<usize,
 }
 
 /// Creates the tasks of one claimed policy and sets its next run.
-async fn schedule_one(
-    app: &Arc<App>,
-    agent: &Agent,
-    policy: &SecurityPolicy,
-    now: UnixTime,
-) -> Result<usize, StoreError> {
+async fn schedule_one(app: &Arc<App>, due: &DuePolicy, now: UnixTime) -> Result<usize, StoreError> {
+    let (agent, policy) = (&due.agent, &due.policy);
     let status = app.scan_status(agent, Some(policy), now);
     if status != Some(ScanStatus::Active) {
         app.store
@@ -79,7 +73,12 @@ async fn schedule_one(
     let ports = policy.ports_to_scan(&app.cfg.sweep_ports);
     let mut created = 0;
     for target in &policy.targets {
-        if create_task(app, agent, policy, target, &ports, now, interval).await? {
+        let run = Run {
+            id: &due.run,
+            now,
+            interval,
+        };
+        if create_task(app, agent, target, &ports, run).await? {
             created += 1;
         }
     }
@@ -89,15 +88,27 @@ async fn schedule_one(
     Ok(created)
 }
 
+/// The scheduled run a task is created for.
+#[derive(Debug, Clone, Copy)]
+struct Run<'a> {
+    /// [`DuePolicy::run`].
+    id: &'a str,
+    now: UnixTime,
+    /// Seconds to the next run.
+    interval: i64,
+}
+
+/// Creates the run's task for `target`; `false` if there is none to create
+/// (the previous one is still open, no address yet, or a replica that died
+/// before rescheduling created this run's already).
 async fn create_task(
     app: &Arc<App>,
     agent: &Agent,
-    _policy: &SecurityPolicy,
     target: &PolicyTarget,
     ports: &PortList,
-    now: UnixTime,
-    interval: i64,
+    run: Run<'_>,
 ) -> Result<bool, StoreError> {
+    let Run { now, interval, .. } = run;
     let key = target.key();
     // The previous run has not reported yet (agent busy or away): do not pile up.
     if app
@@ -117,7 +128,7 @@ async fn create_task(
     };
     // A task left unanswered expires with the next run, when a fresh one replaces it.
     let expires = now + interval.max(60);
-    let task = app
+    let created = app
         .store
         .create_task(
             agent.account_id,
@@ -127,8 +138,18 @@ async fn create_task(
             &ports.to_string(),
             now,
             expires,
+            Some(run.id),
         )
-        .await?;
+        .await;
+    let task = match created {
+        Ok(task) => task,
+        Err(StoreError::Conflict) => {
+            // A replica that died after creating it, before rescheduling.
+            tracing::debug!(agent = %agent.id, target = %key, run = run.id, "run already scheduled");
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
     app.metrics.task_created(&key);
     if matches!(target, PolicyTarget::ObservedAddress) {
         // Run by whichever replica claims it (see `server_scans`).
@@ -140,24 +161,22 @@ async fn create_task(
 
 /// Server-side scans running at once in this replica.
 const SERVER_SCANS: usize = 4;
-/// How long a claimed server-side scan stays with this replica without a
-/// renewal; renewed every third of it while the scan runs, so a replica
-/// that dies gives its scans up within this.
-const SCAN_LEASE: Duration = Duration::from_secs(90);
 
 /// Runs the scans of agents' observed addresses that this replica claims
 /// (the tasks the scheduler queued, in any replica), a few at a time,
-/// until `shutdown` turns true.
+/// until `shutdown` turns true. A claim lasts `Leases::scan` without a
+/// renewal and is renewed every third of it while the scan runs, so a
+/// replica that dies gives its scans up within that.
 pub(crate) async fn server_scans(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let key = PolicyTarget::ObservedAddress.key();
     let mut running = tokio::task::JoinSet::new();
     loop {
         while running.try_join_next().is_some() {}
-        let free = SERVER_SCANS - running.len();
+        let free = SERVER_SCANS.saturating_sub(running.len());
         if free > 0 {
             let claims = app
                 .store
-                .claim_server_tasks(&key, now_unix(), free as u32, SCAN_LEASE)
+                .claim_server_tasks(&key, now_unix(), free as u32, app.cfg.leases.scan)
                 .await;
             match claims {
                 Ok(claims) => {
@@ -187,15 +206,17 @@ async fn run_claimed(app: Arc<App>, mut claim: TaskClaim) {
             return;
         }
     };
+    tracing::debug!(agent = %claim.agent.id, task = %claim.task.id, "server-side scan claimed");
+    let lease = app.cfg.leases.scan;
     let scan = scan_from_server(app.clone(), claim.agent.clone(), claim.task.clone(), ports);
     tokio::pin!(scan);
-    let mut renew = tokio::time::interval(SCAN_LEASE / 3);
+    let mut renew = tokio::time::interval(lease / 3);
     renew.tick().await; // the first tick is now
     loop {
         tokio::select! {
             () = &mut scan => return,
             _ = renew.tick() => {
-                match app.store.extend_task_claim(&mut claim, now_unix(), SCAN_LEASE).await {
+                match app.store.extend_task_claim(&mut claim, now_unix(), lease).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(task = %claim.task.id, "lost the claim of a server-side scan; stopping it");

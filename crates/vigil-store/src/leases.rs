@@ -3,10 +3,13 @@
 //! scans the server runs itself. (The notification outbox claims its rows
 //! the same way, in `notify.rs`.)
 //!
-//! A claim moves the row out of reach for the lease: `next_run_at` or
-//! `claimed_until` becomes `now + lease`. The claimer finishes the work and
-//! writes the real next state; if it dies first, the row is due again when
-//! the lease runs out and another replica picks it up. On PostgreSQL the
+//! A claim moves the row out of reach for the lease: its `claimed_until`
+//! becomes `now + lease`. The claimer finishes the work and writes the real
+//! next state; if it dies first, the row is due again when the lease runs
+//! out and another replica picks it up. A claimed policy keeps its run id
+//! until it is rescheduled, and a run gets one scan task per target (see
+//! [`Store::create_task`]), so a replica that dies between creating the
+//! tasks and rescheduling does not cause a second scan. On PostgreSQL the
 //! rows are picked with `FOR UPDATE SKIP LOCKED`, so concurrent claims
 //! neither wait for nor return the same rows; SQLite has one writer at a
 //! time, which gives the same.
@@ -23,6 +26,17 @@ struct ClaimedPolicyRow {
     agent_id: String,
     account_id: String,
     policy: String,
+    run_id: String,
+}
+
+/// A due security-scan policy this replica claimed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuePolicy {
+    pub agent: Agent,
+    pub policy: SecurityPolicy,
+    /// The run its scans are for: the same for whichever replica claims it,
+    /// until it is rescheduled ([`Store::set_next_run`]).
+    pub run: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -43,26 +57,38 @@ pub struct TaskClaim {
 const DUE_POLICIES: &str = "SELECT p.agent_id FROM policies p \
      JOIN agents a ON a.id = p.agent_id AND a.account_id = p.account_id \
      WHERE a.removed_at IS NULL AND (p.next_run_at IS NULL OR p.next_run_at <= $1) \
+       AND (p.claimed_until IS NULL OR p.claimed_until <= $1) \
      ORDER BY COALESCE(p.next_run_at, 0), p.agent_id LIMIT $3";
 
+/// A policy without a run id yet (new or changed) gets `$4`.
+///
+/// The rows are picked in a `MATERIALIZED` CTE, run once: PostgreSQL may
+/// run `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` more than once, and
+/// each run skips the rows the previous one locked, so more than `n` rows
+/// would be claimed. The update re-checks the claimable condition.
 fn claim_policies_sql(lock: &str) -> String {
     format!(
-        "UPDATE policies SET next_run_at = $2 \
+        "WITH picked AS MATERIALIZED ({DUE_POLICIES}{lock}) \
+         UPDATE policies SET run_id = COALESCE(run_id, $4), claimed_until = $2 \
          WHERE (next_run_at IS NULL OR next_run_at <= $1) \
-           AND agent_id IN ({DUE_POLICIES}{lock}) \
-         RETURNING agent_id, account_id, policy"
+           AND (claimed_until IS NULL OR claimed_until <= $1) \
+           AND agent_id IN (SELECT agent_id FROM picked) \
+         RETURNING agent_id, account_id, policy, run_id"
     )
 }
 
+/// Picked like [`claim_policies_sql`].
 fn claim_tasks_sql(lock: &str) -> String {
     format!(
-        "UPDATE scan_tasks SET claimed_until = $2 \
+        "WITH picked AS MATERIALIZED (\
+             SELECT id FROM scan_tasks \
+             WHERE target_key = $4 AND completed_at IS NULL AND expires_at > $1 \
+               AND (claimed_until IS NULL OR claimed_until <= $1) \
+             ORDER BY created_at, id LIMIT $3{lock}) \
+         UPDATE scan_tasks SET claimed_until = $2 \
          WHERE completed_at IS NULL AND expires_at > $1 \
            AND (claimed_until IS NULL OR claimed_until <= $1) \
-           AND id IN (SELECT id FROM scan_tasks \
-                      WHERE target_key = $4 AND completed_at IS NULL AND expires_at > $1 \
-                        AND (claimed_until IS NULL OR claimed_until <= $1) \
-                      ORDER BY created_at, id LIMIT $3{lock}) \
+           AND id IN (SELECT id FROM picked) \
          RETURNING id, account_id, agent_id"
     )
 }
@@ -86,16 +112,17 @@ fn lease_end(now: UnixTime, lease: Duration) -> UnixTime {
 
 impl Store {
     /// Claims up to `limit` (1 to 1000) security-scan policies due at `now`
-    /// (of agents not removed) for `lease`: their next run moves to `now +
-    /// lease`, so no other claim returns them meanwhile. The caller creates
-    /// the scans and sets the real next run with [`Store::set_next_run`]; if
-    /// it dies before that, the policy is due again when the lease ends.
+    /// (of agents not removed) for `lease`: until `now + lease` no other
+    /// claim returns them. The caller creates the scans of the returned
+    /// run and sets the real next run with [`Store::set_next_run`], which
+    /// ends the claim; if it dies before that, the policy is due again, for
+    /// the same run, when the lease ends.
     pub async fn claim_due_policies(
         &self,
         now: UnixTime,
         limit: u32,
         lease: Duration,
-    ) -> Result<Vec<(Agent, SecurityPolicy)>> {
+    ) -> Result<Vec<DuePolicy>> {
         let limit = validate::limit(limit)?;
         let until = lease_end(now, lease);
         let rows: Vec<ClaimedPolicyRow> = claim!(
@@ -104,7 +131,8 @@ impl Store {
             " FOR UPDATE OF p SKIP LOCKED",
             now,
             until,
-            limit
+            limit,
+            uuid::Uuid::new_v4().to_string()
         );
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -114,9 +142,13 @@ impl Store {
                 Err(StoreError::NotFound) => continue, // removed meanwhile
                 Err(e) => return Err(e),
             };
-            out.push((agent, from_json("policy", &r.policy)?));
+            out.push(DuePolicy {
+                agent,
+                policy: from_json("policy", &r.policy)?,
+                run: r.run_id,
+            });
         }
-        out.sort_by_key(|(a, _)| a.id);
+        out.sort_by_key(|d| d.agent.id);
         Ok(out)
     }
 

@@ -62,7 +62,7 @@ pub use ids::{
     AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, EnrollmentId, OutboxId,
     PeerId, RuleId, ScanResultId, TaskId, UserId,
 };
-pub use leases::TaskClaim;
+pub use leases::{DuePolicy, TaskClaim};
 pub use model::{
     now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Assessment,
     AssessmentState, AssessmentTrigger, Channel, Contact, Delivery, DeliveryState, Heartbeat,

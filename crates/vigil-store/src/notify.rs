@@ -199,14 +199,19 @@ const CLAIM_SQLITE: &str = "UPDATE outbox SET claimed_until = $2, attempts = att
                   ORDER BY next_attempt_at, created_at, id LIMIT $3) \
      RETURNING id, account_id, contact_id, dedupe_key, payload, attempts, last_error, \
          created_at, next_attempt_at";
-const CLAIM_POSTGRES: &str = "UPDATE outbox SET claimed_until = $2, attempts = attempts + 1 \
+/// The rows are picked in a `MATERIALIZED` CTE, run once: PostgreSQL may
+/// run `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` more than once (each
+/// run skipping the rows the previous one locked) and claim more than `n`.
+const CLAIM_POSTGRES: &str = "WITH picked AS MATERIALIZED (\
+         SELECT id FROM outbox \
+         WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
+           AND (claimed_until IS NULL OR claimed_until <= $1) \
+         ORDER BY next_attempt_at, created_at, id LIMIT $3 \
+         FOR UPDATE SKIP LOCKED) \
+     UPDATE outbox SET claimed_until = $2, attempts = attempts + 1 \
      WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
        AND (claimed_until IS NULL OR claimed_until <= $1) \
-       AND id IN (SELECT id FROM outbox \
-                  WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
-                    AND (claimed_until IS NULL OR claimed_until <= $1) \
-                  ORDER BY next_attempt_at, created_at, id LIMIT $3 \
-                  FOR UPDATE SKIP LOCKED) \
+       AND id IN (SELECT id FROM picked) \
      RETURNING id, account_id, contact_id, dedupe_key, payload, attempts, last_error, \
          created_at, next_attempt_at";
 

@@ -30,7 +30,7 @@ impl Store {
     /// Stores the agent's security policy, replacing any previous one, after
     /// checking it with [`SecurityPolicy::validate`] for the account's kind
     /// (a rejected policy is [`StoreError::Invalid`]). A new or changed
-    /// policy is due at once (`next_run_at` is cleared).
+    /// policy is due at once (`next_run_at` is cleared), as a new run.
     pub async fn put_policy(
         &self,
         account: AccountId,
@@ -48,7 +48,7 @@ impl Store {
             "INSERT INTO policies (agent_id, account_id, policy, updated_at, next_run_at) \
              VALUES ($1, $2, $3, $4, NULL) \
              ON CONFLICT (agent_id) DO UPDATE SET policy = excluded.policy, \
-                 updated_at = excluded.updated_at, next_run_at = NULL \
+                 updated_at = excluded.updated_at, next_run_at = NULL, run_id = NULL \
              WHERE policies.account_id = excluded.account_id",
         )
         .bind(agent.db())
@@ -160,7 +160,8 @@ impl Store {
         Ok(at.flatten())
     }
 
-    /// Schedules the agent's next scan.
+    /// Schedules the agent's next scan, a new run (and ends this replica's
+    /// claim of the policy, see [`Store::claim_due_policies`]).
     pub async fn set_next_run(
         &self,
         account: AccountId,
@@ -168,11 +169,13 @@ impl Store {
         at: UnixTime,
     ) -> Result<()> {
         let n = with_pool!(self, pool => sqlx::query(
-            "UPDATE policies SET next_run_at = $3 WHERE agent_id = $1 AND account_id = $2",
+            "UPDATE policies SET next_run_at = $3, claimed_until = NULL, run_id = $4 \
+             WHERE agent_id = $1 AND account_id = $2",
         )
         .bind(agent.db())
         .bind(account.db())
         .bind(at)
+        .bind(uuid::Uuid::new_v4().to_string())
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;

@@ -51,8 +51,12 @@ fn check_target_key(value: &str) -> Result<()> {
 impl Store {
     /// Hands the agent a scan of `target` (the policy target `target_key`,
     /// see [`vigil_core::PolicyTarget::key`]) on `ports`, created at `now`
-    /// and open until `expires_at` (which must be later than `now`).
-    /// [`StoreError::NotFound`] if the agent is not the account's or is removed.
+    /// and open until `expires_at` (which must be later than `now`). A
+    /// scheduled task names its policy `run` ([`crate::DuePolicy::run`]): a
+    /// second task for the same agent, target key and run is refused with
+    /// [`StoreError::Conflict`], so a run scans once however many replicas
+    /// schedule it. [`StoreError::NotFound`] if the agent is not
+    /// the account's or is removed.
     #[allow(clippy::too_many_arguments)] // flat like the other methods; no struct for one call
     pub async fn create_task(
         &self,
@@ -63,6 +67,7 @@ impl Store {
         ports: &str,
         now: UnixTime,
         expires_at: UnixTime,
+        run: Option<&str>,
     ) -> Result<ScanTask> {
         check_target_key(target_key)?;
         validate::target(target)?;
@@ -75,8 +80,8 @@ impl Store {
         // Selecting from `agents` refuses a removed agent in the same statement.
         let row = with_pool!(self, pool => sqlx::query_as::<_, TaskRow>(concat!(
             "INSERT INTO scan_tasks (id, account_id, agent_id, target_key, target, ports, \
-                 created_at, expires_at) \
-             SELECT $1, account_id, id, $4, $5, $6, $7, $8 FROM agents \
+                 created_at, expires_at, run_id) \
+             SELECT $1, account_id, id, $4, $5, $6, $7, $8, $9 FROM agents \
              WHERE id = $3 AND account_id = $2 AND removed_at IS NULL \
              RETURNING ", task_cols!()
         ))
@@ -88,6 +93,7 @@ impl Store {
         .bind(ports)
         .bind(now)
         .bind(expires_at)
+        .bind(run)
         .fetch_optional(pool)
         .await)?;
         row.ok_or(StoreError::NotFound)?.try_into()

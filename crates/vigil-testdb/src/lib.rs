@@ -20,6 +20,9 @@
 //! Each test gets its own database. The cluster is stopped and deleted when
 //! the test binary exits (an `atexit` hook stops it; a
 //! watchdog process covers a test binary that is killed).
+//! [`TestDb::stop_server`] and [`TestDb::start_server`] stop that cluster like
+//! a crash and start it again (same port, same data), for tests of how the
+//! server copes with a database that goes away and comes back.
 //!
 //! `VIGIL_TEST_POSTGRES_URL=postgres://user@host:port/db` uses an existing
 //! server instead (the user needs CREATEDB; each test's database is dropped
@@ -32,6 +35,7 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
 
 use sqlx::Connection as _;
 use vigil_store::{PasswordCost, Store, StoreOptions};
@@ -55,14 +59,77 @@ pub struct TestDb {
 enum Guard {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     /// Keeps the cluster alive while the test runs.
-    LocalPostgres(#[allow(dead_code)] Arc<Cluster>),
+    LocalPostgres(Arc<Cluster>),
     ExternalPostgres {
         admin_url: String,
         database: String,
     },
 }
 
+/// Why [`TestDb::stop_server`] or [`TestDb::start_server`] did not work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerControlError {
+    /// This database is not in a cluster of this crate (SQLite, or the
+    /// server of `VIGIL_TEST_POSTGRES_URL`, which is not ours to stop): a
+    /// test that needs it should print `SKIPPED` and pass.
+    #[error("{0}")]
+    Unsupported(String),
+    /// `pg_ctl` failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
 impl TestDb {
+    /// Whether [`TestDb::stop_server`] and [`TestDb::start_server`] can work:
+    /// the database is in the throwaway cluster of this crate. The reason
+    /// otherwise.
+    pub fn server_control(&self) -> Result<(), ServerControlError> {
+        self.cluster().map(|_| ())
+    }
+
+    /// Stops the PostgreSQL server of this database like a crash
+    /// (`pg_ctl stop -m immediate`: every connection is cut, no shutdown
+    /// checkpoint) and waits until it is gone. Until
+    /// [`TestDb::start_server`], connections are refused.
+    ///
+    /// The cluster is shared by every test of the test binary: stop it only
+    /// in a test binary of its own (or in tests that run one at a time).
+    /// These calls block (they run `pg_ctl`): from an async test, call them
+    /// through `spawn_blocking`.
+    pub fn stop_server(&self) -> Result<(), ServerControlError> {
+        self.cluster()?.stop().map_err(ServerControlError::Failed)
+    }
+
+    /// Starts the server again after [`TestDb::stop_server`], on the same
+    /// port and data directory, and waits until it accepts connections
+    /// (after its crash recovery). Does nothing if it is running.
+    pub fn start_server(&self) -> Result<(), ServerControlError> {
+        self.cluster()?
+            .start_again()
+            .map_err(ServerControlError::Failed)
+    }
+
+    /// [`TestDb::stop_server`], `down_for`, [`TestDb::start_server`].
+    pub fn restart_server(&self, down_for: Duration) -> Result<(), ServerControlError> {
+        self.stop_server()?;
+        std::thread::sleep(down_for);
+        self.start_server()
+    }
+
+    fn cluster(&self) -> Result<&Cluster, ServerControlError> {
+        match &self.guard {
+            Guard::LocalPostgres(c) => Ok(c),
+            Guard::Sqlite(_) => Err(ServerControlError::Unsupported(
+                "a SQLite database has no server to stop".into(),
+            )),
+            Guard::ExternalPostgres { .. } => Err(ServerControlError::Unsupported(
+                "VIGIL_TEST_POSTGRES_URL names an external PostgreSQL server, \
+                 which the tests do not stop or start"
+                    .into(),
+            )),
+        }
+    }
+
     /// Another store on the same database (runs the migrations again).
     pub async fn reconnect(&self) -> Store {
         Store::connect_with(&self.url, options())
@@ -233,6 +300,8 @@ struct Cluster {
     port: u16,
     as_postgres: bool,
     watchdog: Mutex<Option<Child>>,
+    /// Held while `pg_ctl` stops or starts the server.
+    control: Mutex<()>,
 }
 
 fn find_pg_bin() -> Option<PathBuf> {
@@ -303,6 +372,7 @@ impl Cluster {
             port: 0,
             as_postgres,
             watchdog: Mutex::new(None),
+            control: Mutex::new(()),
         };
         // From here on, dropping `cluster` cleans up.
         if as_postgres {
@@ -331,33 +401,80 @@ impl Cluster {
         let mut last_error = String::new();
         for _ in 0..5 {
             cluster.port = free_port()?;
-            let server_options = format!(
-                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=400 -c shared_buffers=32MB",
-                cluster.port,
-                cluster.dir.display()
-            );
-            let started = run(
-                cluster
-                    .pg_command("pg_ctl")
-                    .arg("-D")
-                    .arg(&data)
-                    .arg("-l")
-                    .arg(cluster.dir.join("server.log"))
-                    .args(["-w", "-t", "60", "-o", &server_options, "start"])
-                    .process_group(0),
-                "pg_ctl start",
-            );
-            match started {
+            match cluster.pg_ctl_start() {
                 Ok(()) => return Ok(Arc::new(cluster)),
-                Err(e) => {
-                    let log =
-                        std::fs::read_to_string(cluster.dir.join("server.log")).unwrap_or_default();
-                    last_error = format!("{e}\nserver log:\n{log}");
-                }
+                Err(e) => last_error = e,
             }
         }
         Err(last_error)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// `pg_ctl start` on `self.port`, waiting until the server accepts
+    /// connections. The server gets a process group of its own, so that a
+    /// Ctrl-C of the tests reaches it only through the exit hooks.
+    ///
+    /// Fast and not crash-safe against the machine failing (no fsync, no
+    /// full-page writes), but safe against the server process failing,
+    /// which is what [`TestDb::stop_server`] imitates: with
+    /// `synchronous_commit` on (the default), a commit is written to the
+    /// operating system before it is acknowledged (only written: with fsync
+    /// off that is cheap), so an immediate stop loses nothing a client was
+    /// told is committed, as with a production server. (Off, the commits of
+    /// the last few hundred milliseconds before the stop would vanish.)
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let server_options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off \
+             -c full_page_writes=off -c max_connections=400 -c shared_buffers=32MB",
+            self.port,
+            self.dir.display()
+        );
+        run(
+            self.pg_command("pg_ctl")
+                .arg("-D")
+                .arg(self.data_dir())
+                .arg("-l")
+                .arg(self.dir.join("server.log"))
+                .args(["-w", "-t", "60", "-o", &server_options, "start"])
+                .process_group(0),
+            "pg_ctl start",
+        )
+        .map_err(|e| {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            format!("{e}\nserver log:\n{log}")
+        })
+    }
+
+    fn running(&self) -> bool {
+        self.data_dir().join("postmaster.pid").exists()
+    }
+
+    /// Stops the server at once, like a crash (see [`TestDb::stop_server`]).
+    fn stop(&self) -> Result<(), String> {
+        let _control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        // `-w` waits until postmaster.pid is gone, so the port is free (and
+        // the watchdog and `Drop` know there is nothing left to stop).
+        run(
+            self.pg_command("pg_ctl")
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "immediate", "-w", "-t", "30", "stop"]),
+            "pg_ctl stop -m immediate",
+        )
+    }
+
+    /// Starts the stopped server again, on the same port (see
+    /// [`TestDb::start_server`]). The watchdog and `Drop` read the new
+    /// postmaster's pid from postmaster.pid when they need it.
+    fn start_again(&self) -> Result<(), String> {
+        let _control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        if self.running() {
+            return Ok(());
+        }
+        self.pg_ctl_start()
     }
 
     fn admin_url(&self) -> String {
@@ -408,12 +525,11 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let data = self.dir.join("data");
-        if data.join("postmaster.pid").exists() {
+        if self.running() {
             let _ = self
                 .pg_command("pg_ctl")
                 .arg("-D")
-                .arg(&data)
+                .arg(self.data_dir())
                 .args(["-m", "immediate", "-w", "-t", "30", "stop"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -11,10 +11,10 @@
 
 mod common;
 
-use common::server::{spawn, unix_now, wait_for, Proc};
+use common::replica::Replica;
+use common::server::{spawn, unix_now, wait_for};
 use common::{run_ok, vigil_bin};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vigil_core::{AccountKind, AgentHealth, ConditionKind, Plan};
@@ -23,66 +23,6 @@ use vigil_store::{AccountId, AgentId, AlertFilter, Store};
 /// An agent silent this long (seconds) is "not communicating": far longer
 /// than a failover takes, far shorter than the test.
 const SILENT_AFTER: u64 = 5;
-
-/// `N` distinct ports on 127.0.0.1 that were free a moment ago.
-fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    std::array::from_fn(|i| held[i].local_addr().expect("addr").port())
-}
-
-/// One `vigil server` replica of the test.
-struct Replica {
-    name: &'static str,
-    dir: PathBuf,
-    api: SocketAddr,
-    agent: SocketAddr,
-    peer_agent: SocketAddr,
-    db: String,
-    starts: usize,
-}
-
-impl Replica {
-    fn agent_url(&self) -> String {
-        format!("https://{}", self.agent)
-    }
-
-    /// Starts the server and waits until both its listeners accept; returns
-    /// the process and the pin it printed.
-    fn start(&mut self) -> (Proc, String) {
-        self.starts += 1;
-        std::fs::create_dir_all(&self.dir).expect("data dir");
-        let log = self.dir.join(format!("server-{}.log", self.starts));
-        let mut cmd = Command::new(vigil_bin());
-        cmd.args(["server", "--data-dir"])
-            .arg(&self.dir)
-            .args(["--db", &self.db])
-            .args(["--listen", &self.api.to_string()])
-            .args(["--agent-listen", &self.agent.to_string()])
-            .args(["--agent-url", &self.agent_url()])
-            .args(["--peer-agent-url", &format!("https://{}", self.peer_agent)])
-            .args(["--heartbeat-secs", "1", "--tick-ms", "200"])
-            .args(["--silent-after-secs", &SILENT_AFTER.to_string()])
-            .env("VIGIL_LOG", "info");
-        let proc = spawn(cmd, "server", &log);
-        let pin = wait_for(
-            &format!("server {} to start", self.name),
-            Duration::from_secs(30),
-            || {
-                let text = std::fs::read_to_string(&log).ok()?;
-                let pin = text
-                    .lines()
-                    .find_map(|l| l.split("certificate pin ").nth(1))?
-                    .trim_end_matches(')')
-                    .to_string();
-                let up = |a: SocketAddr| TcpStream::connect_timeout(&a, Duration::from_secs(1));
-                (up(self.api).is_ok() && up(self.agent).is_ok()).then_some(pin)
-            },
-        );
-        (proc, pin)
-    }
-}
 
 /// Lines of the agent's log saying it heartbeats via `url`.
 fn heartbeating_via(log: &Path, url: &str) -> usize {
@@ -168,26 +108,23 @@ fn the_agent_fails_over_between_replicas_on_one_database() {
     let dir = tmp.path();
     eprintln!("failover working directory: {}", dir.display());
 
-    let [api_a, agent_a, api_b, agent_b] = free_ports();
-    let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    let replica = |name, api, agent, peer| Replica {
-        name,
-        dir: dir.join(name),
-        api: local(api),
-        agent: local(agent),
-        peer_agent: local(peer),
-        db: db.url.clone(),
-        starts: 0,
-    };
-    let mut a = replica("a", api_a, agent_a, agent_b);
-    let mut b = replica("b", api_b, agent_b, agent_a);
+    let [mut a, mut b] = Replica::on_one_database(["a", "b"], dir, &db.url);
+    for r in [&mut a, &mut b] {
+        r.args = [
+            "--heartbeat-secs",
+            "1",
+            "--tick-ms",
+            "200",
+            "--silent-after-secs",
+        ]
+        .map(String::from)
+        .to_vec();
+        r.args.push(SILENT_AFTER.to_string());
+    }
 
     // A generates the TLS identity; B presents the same one.
     let (mut a_proc, pin) = a.start();
-    std::fs::create_dir_all(b.dir.join("tls")).expect("mkdir");
-    for file in ["server.crt", "server.key"] {
-        std::fs::copy(a.dir.join("tls").join(file), b.dir.join("tls").join(file)).expect("copy");
-    }
+    b.share_identity(&a);
     let (_b_proc, b_pin) = b.start();
     assert_eq!(b_pin, pin, "replicas present one certificate");
 

@@ -133,7 +133,9 @@ pub(crate) fn build_message(
         .from(from.clone())
         .to(Mailbox::new(None, to.clone()))
         .subject(render::email_subject(n))
-        .message_id(None)
+        // A retried delivery keeps its Message-ID, so a mail system that saw
+        // it already can drop the copy.
+        .message_id(n.delivery_id.as_deref().map(delivery_message_id))
         .raw_header(raw("References", thread))
         // RFC 3834: keeps vacation auto-replies away from the sender.
         .raw_header(raw("Auto-Submitted", "auto-generated".into()))
@@ -142,6 +144,21 @@ pub(crate) fn build_message(
         .header(ContentType::TEXT_PLAIN)
         .body(render::email_body(n))
         .map_err(|e| SendError::Message(e.to_string()))
+}
+
+/// `<delivery-id.delivery@vigil.invalid>`; a delivery id with characters a
+/// Message-ID cannot hold is hashed.
+fn delivery_message_id(id: &str) -> String {
+    let safe = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if safe {
+        format!("<{id}.delivery@vigil.invalid>")
+    } else {
+        format!("<{:016x}.delivery@vigil.invalid>", fnv1a64(id))
+    }
 }
 
 fn fnv1a64(s: &str) -> u64 {
@@ -286,6 +303,27 @@ mod tests {
         assert!(raw.contains(&thread));
         assert!(raw.contains("Message-ID: <"));
         assert!(raw.contains("\r\nEvent:     Unauthorized port open"));
+        // A delivery keeps its Message-ID on every attempt.
+        let mut n = n;
+        n.delivery_id = Some("0b9e7d52-5f4a-4c1e-9a57-2f1d3c4b5a69".into());
+        let ids: Vec<String> = (0..2)
+            .map(|_| String::from_utf8(build_message(&from, &to, &n).unwrap().formatted()).unwrap())
+            .map(|raw| {
+                raw.lines()
+                    .find(|l| l.starts_with("Message-ID:"))
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            ids[0],
+            "Message-ID: <0b9e7d52-5f4a-4c1e-9a57-2f1d3c4b5a69.delivery@vigil.invalid>"
+        );
+        assert_eq!(ids[0], ids[1]);
+        assert_eq!(
+            delivery_message_id("a b>"),
+            format!("<{:016x}.delivery@vigil.invalid>", fnv1a64("a b>"))
+        );
         assert_eq!(fnv1a64(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c);
     }

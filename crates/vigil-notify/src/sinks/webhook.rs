@@ -1,4 +1,5 @@
-//! Generic webhook: a JSON POST of the [`Notification`](crate::Notification) itself, with `X-Vigil-Event` and `X-Vigil-Severity` headers for routing.
+//! Generic webhook: a JSON POST of the [`Notification`](crate::Notification) itself, with `X-Vigil-Event` and `X-Vigil-Severity` headers for routing,
+//! and `Idempotency-Key` (the delivery id, the same on every retry) so a receiver can drop a repeat.
 
 use crate::destination::Channel;
 use crate::notification::Notification;
@@ -26,6 +27,9 @@ impl Sink for WebhookSink<'_> {
                 notification.severity.as_str().to_owned(),
             ),
         ];
+        if let Some(id) = &notification.delivery_id {
+            payload.headers.push(("Idempotency-Key", id.clone()));
+        }
         Box::pin(self.http.post(Channel::Webhook, &self.url, payload))
     }
 }

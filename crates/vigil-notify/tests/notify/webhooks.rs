@@ -37,8 +37,31 @@ async fn generic_webhook_posts_the_notification() {
     assert_eq!(r.header("user-agent"), Some(user_agent().as_str()));
     assert_eq!(r.header("x-vigil-event"), Some("unauthorized_port_open"));
     assert_eq!(r.header("x-vigil-severity"), Some("critical"));
+    assert_eq!(r.header("idempotency-key"), None, "no delivery id, no key");
     let received: vigil_notify::Notification = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(received, n);
+}
+
+/// A delivery id travels as `Idempotency-Key` (and in the body), the same
+/// on a second attempt, so the receiver can drop the repeat.
+#[tokio::test]
+async fn generic_webhook_carries_the_delivery_id() {
+    let server = HttpServer::start(Reply::status(200)).await;
+    let mut n = notification();
+    n.delivery_id = Some("4f1c2d9e-0000-4000-8000-00000000002a".into());
+    let dest = Destination::Webhook {
+        url: server.url("/hook"),
+    };
+    for _ in 0..2 {
+        notifier().send(&dest, &n).await.unwrap();
+    }
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    for r in &requests {
+        assert_eq!(r.header("idempotency-key"), n.delivery_id.as_deref());
+        let received: vigil_notify::Notification = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(received.delivery_id, n.delivery_id);
+    }
 }
 
 #[tokio::test]

@@ -160,6 +160,7 @@ pub(crate) async fn send_test(
         details: format!("Sent from Vigil by {sender} to check this contact."),
         dedupe_key: format!("test:{}", contact.id),
         console_url: app.cfg.console_url.clone(),
+        delivery_id: None,
     };
     let payload = serde_json::to_value(&notification)
         .map_err(|e| ApiError::Internal(format!("cannot encode notification: {e}")))?;

@@ -34,10 +34,6 @@ const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often progress is written to the store while probing.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
-/// How long a running assessment stays with its replica without a
-/// renewal (renewed every third of it): a replica that dies hands its
-/// assessments over within about this.
-const ASSESSMENT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The error of an assessment another replica took over.
 const INTERRUPTED: &str =
     "interrupted: the server running it stopped; another server ran the assessment again";
@@ -142,12 +138,15 @@ impl App {
     ) -> Result<(), AssessError> {
         let assess = self.assess(account, id, scope, cancel);
         tokio::pin!(assess);
-        let mut renew = tokio::time::interval(ASSESSMENT_LEASE / 3);
+        // Renewed every third of `Leases::assessment`: a replica that dies
+        // hands its assessments over within about that.
+        let lease = self.cfg.leases.assessment;
+        let mut renew = tokio::time::interval(lease / 3);
         loop {
             tokio::select! {
                 outcome = &mut assess => return outcome,
                 _ = renew.tick() => {
-                    let until = now_unix() + ASSESSMENT_LEASE.as_secs() as i64;
+                    let until = now_unix() + lease.as_secs() as i64;
                     match self.store.renew_assessment_lease(account, id, until).await {
                         Ok(true) => {}
                         Ok(false) => {
@@ -168,7 +167,7 @@ impl App {
     pub(crate) async fn resume_stalled_assessments(self: &Arc<Self>) -> Result<usize, StoreError> {
         let stalled = self
             .store
-            .reclaim_stalled_assessments(now_unix(), ASSESSMENT_LEASE, INTERRUPTED)
+            .reclaim_stalled_assessments(now_unix(), self.cfg.leases.assessment, INTERRUPTED)
             .await?;
         for a in &stalled {
             tracing::warn!(account = %a.account_id, assessment = %a.id, "assessment interrupted (its server stopped); running it again");

@@ -99,6 +99,7 @@ async fn tenants_are_isolated(db: &TestDb) {
             "22",
             t,
             t + 3600,
+            None,
         )
         .await
         .unwrap();
@@ -187,7 +188,7 @@ async fn tenants_are_isolated(db: &TestDb) {
 
     // Scan tasks.
     assert_not_found(
-        s.create_task(bid, ag, "agent_host", "127.0.0.1", "22", t, t + 60)
+        s.create_task(bid, ag, "agent_host", "127.0.0.1", "22", t, t + 60, None)
             .await,
     );
     for agent in [ag, b_agent.id] {

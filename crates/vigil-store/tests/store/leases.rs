@@ -6,11 +6,12 @@ use crate::fixtures::*;
 use std::collections::HashSet;
 use std::time::Duration;
 use vigil_core::compliance::ComplianceSchedule;
-use vigil_store::{AgentId, AssessmentState, AssessmentTrigger, Store, TaskClaim};
+use vigil_store::{AgentId, AssessmentState, AssessmentTrigger, Store, StoreError, TaskClaim};
 use vigil_testdb::TestDb;
 
 backend_tests!(
     due_policies_are_claimed_once_until_the_lease_ends,
+    a_run_gets_one_task_per_target,
     concurrent_claims_split_the_work,
     server_tasks_are_claimed_renewed_and_released,
     a_due_compliance_run_is_claimed_once,
@@ -34,19 +35,20 @@ async fn due_policies_are_claimed_once_until_the_lease_ends(db: &TestDb) {
     s.set_next_run(org.id, b.id, t + 3600).await.unwrap();
 
     let claimed = s.claim_due_policies(t, 10, LEASE).await.unwrap();
-    let ids: Vec<AgentId> = claimed.iter().map(|(agent, _)| agent.id).collect();
+    let ids: Vec<AgentId> = claimed.iter().map(|d| d.agent.id).collect();
     assert_eq!(ids, [a.id], "due, not removed, not scheduled later");
-    assert_eq!(claimed[0].1, policy());
-    assert_eq!(s.next_run(org.id, a.id).await.unwrap(), Some(t + 60));
+    assert_eq!(claimed[0].policy, policy());
+    let run = claimed[0].run.clone();
     // Claimed: not due again until the lease ends.
     assert!(s
         .claim_due_policies(t + 59, 10, LEASE)
         .await
         .unwrap()
         .is_empty());
-    // The claimer died: after the lease it is due again.
+    // The claimer died: after the lease it is due again, for the same run.
     let again = s.claim_due_policies(t + 60, 10, LEASE).await.unwrap();
     assert_eq!(again.len(), 1);
+    assert_eq!(again[0].run, run);
     // The claimer finished: its next run is the real one.
     s.set_next_run(org.id, a.id, t + 3600).await.unwrap();
     assert!(s
@@ -57,6 +59,84 @@ async fn due_policies_are_claimed_once_until_the_lease_ends(db: &TestDb) {
     let both = s.claim_due_policies(t + 3600, 10, LEASE).await.unwrap();
     assert_eq!(both.len(), 2);
     assert_invalid(s.claim_due_policies(t, 0, LEASE).await);
+}
+
+/// A replica that created a run's task and died before rescheduling: the
+/// replica that claims the policy after the lease gets the same run, and
+/// creating its task again is refused, even after the first one completed.
+/// Rescheduling starts a new run, even within the same second ("scan now"
+/// right after a scan).
+async fn a_run_gets_one_task_per_target(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let t = now();
+    let (a, _) = agent(s, &org, "web").await;
+    s.put_policy(org.id, a.id, &policy()).await.unwrap();
+    s.set_next_run(org.id, a.id, t).await.unwrap();
+    let run = s.claim_due_policies(t + 5, 10, LEASE).await.unwrap()[0]
+        .run
+        .clone();
+    let key = "observed_address";
+    let task = |at: i64, key: &'static str, run: Option<String>| {
+        let s = s.clone();
+        async move {
+            s.create_task(
+                org.id,
+                a.id,
+                key,
+                "203.0.113.7",
+                "80",
+                at,
+                at + 600,
+                run.as_deref(),
+            )
+            .await
+        }
+    };
+    let first = task(t + 5, key, Some(run.clone())).await.unwrap();
+    s.complete_task(org.id, a.id, first.id, t + 6)
+        .await
+        .unwrap();
+    // The claimer died; another one claims the same run after the lease.
+    let again = s.claim_due_policies(t + 70, 10, LEASE).await.unwrap();
+    assert_eq!(again[0].run, run);
+    assert!(matches!(
+        task(t + 70, key, Some(run.clone())).await,
+        Err(StoreError::Conflict)
+    ));
+    // Another target of the run and unscheduled tasks are fine.
+    task(t + 70, "agent_host", Some(run.clone())).await.unwrap();
+    for _ in 0..2 {
+        task(t + 70, key, None).await.unwrap();
+    }
+    // Rescheduling ends the claim: due again at the next run, not before,
+    // and that is a new run.
+    s.set_next_run(org.id, a.id, t + 3600).await.unwrap();
+    assert!(s
+        .claim_due_policies(t + 200, 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    let next = s.claim_due_policies(t + 3600, 10, LEASE).await.unwrap()[0]
+        .run
+        .clone();
+    assert_ne!(next, run);
+    task(t + 3600, key, Some(next.clone())).await.unwrap();
+    // Scanned again within the same second: yet another run.
+    s.set_next_run(org.id, a.id, t + 3600).await.unwrap();
+    let now_again = s.claim_due_policies(t + 3600, 10, LEASE).await.unwrap()[0]
+        .run
+        .clone();
+    assert!(now_again != next && now_again != run);
+    task(t + 3600, key, Some(now_again)).await.unwrap();
+    // A changed policy is due at once, as a new run.
+    s.set_next_run(org.id, a.id, t + 7200).await.unwrap();
+    s.put_policy(org.id, a.id, &policy()).await.unwrap();
+    let changed = s.claim_due_policies(t + 3601, 10, LEASE).await.unwrap();
+    assert_eq!(changed.len(), 1);
+    task(t + 3601, key, Some(changed[0].run.clone()))
+        .await
+        .unwrap();
 }
 
 /// Eight claimers (half on their own connections, as other replicas would
@@ -82,10 +162,11 @@ async fn concurrent_claims_split_the_work(db: &TestDb) {
             let mut mine = Vec::new();
             loop {
                 let batch = store.claim_due_policies(t, 3, LEASE).await.unwrap();
+                assert!(batch.len() <= 3, "claimed {} of 3", batch.len());
                 if batch.is_empty() {
                     return mine;
                 }
-                mine.extend(batch.into_iter().map(|(a, _)| a.id));
+                mine.extend(batch.into_iter().map(|d| d.agent.id));
             }
         });
     }
@@ -104,13 +185,31 @@ async fn server_tasks_are_claimed_renewed_and_released(db: &TestDb) {
     let t = now();
     let key = "observed_address";
     let task = s
-        .create_task(org.id, a.id, key, "203.0.113.7", "1-1024", t, t + 3600)
+        .create_task(
+            org.id,
+            a.id,
+            key,
+            "203.0.113.7",
+            "1-1024",
+            t,
+            t + 3600,
+            None,
+        )
         .await
         .unwrap();
     // The agent's own tasks are not the server's.
-    s.create_task(org.id, a.id, "agent_host", "127.0.0.1", "22", t, t + 3600)
-        .await
-        .unwrap();
+    s.create_task(
+        org.id,
+        a.id,
+        "agent_host",
+        "127.0.0.1",
+        "22",
+        t,
+        t + 3600,
+        None,
+    )
+    .await
+    .unwrap();
 
     let mut claims = s.claim_server_tasks(key, t, 10, LEASE).await.unwrap();
     assert_eq!(claims.len(), 1);
@@ -157,7 +256,7 @@ async fn server_tasks_are_claimed_renewed_and_released(db: &TestDb) {
         .unwrap()
         .is_empty());
     // Expired tasks are not claimed; a removed agent's are skipped.
-    s.create_task(org.id, a.id, key, "203.0.113.8", "80", t, t + 100)
+    s.create_task(org.id, a.id, key, "203.0.113.8", "80", t, t + 100, None)
         .await
         .unwrap();
     assert!(s
@@ -166,7 +265,7 @@ async fn server_tasks_are_claimed_renewed_and_released(db: &TestDb) {
         .unwrap()
         .is_empty());
     let (b, _) = agent(s, &org, "gone").await;
-    s.create_task(org.id, b.id, key, "203.0.113.9", "80", t, t + 3600)
+    s.create_task(org.id, b.id, key, "203.0.113.9", "80", t, t + 3600, None)
         .await
         .unwrap();
     s.remove_agent(org.id, b.id, t).await.unwrap();

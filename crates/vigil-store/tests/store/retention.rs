@@ -168,15 +168,42 @@ async fn server_wide_counts_and_ping(db: &TestDb) {
 
     // Open tasks: unanswered and unexpired, over all accounts.
     let task = s
-        .create_task(org.id, a.id, "agent_host", "127.0.0.1", "22", t, t + 600)
+        .create_task(
+            org.id,
+            a.id,
+            "agent_host",
+            "127.0.0.1",
+            "22",
+            t,
+            t + 600,
+            None,
+        )
         .await
         .unwrap();
-    s.create_task(other.id, b.id, "agent_host", "127.0.0.1", "22", t, t + 600)
-        .await
-        .unwrap();
-    s.create_task(other.id, b.id, "host:nas.lan", "nas.lan", "22", t, t + 60)
-        .await
-        .unwrap();
+    s.create_task(
+        other.id,
+        b.id,
+        "agent_host",
+        "127.0.0.1",
+        "22",
+        t,
+        t + 600,
+        None,
+    )
+    .await
+    .unwrap();
+    s.create_task(
+        other.id,
+        b.id,
+        "host:nas.lan",
+        "nas.lan",
+        "22",
+        t,
+        t + 60,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(s.open_task_count(t).await.unwrap(), 3);
     assert_eq!(s.open_task_count(t + 60).await.unwrap(), 2, "one expired");
     s.complete_task(org.id, a.id, task.id, t + 1).await.unwrap();

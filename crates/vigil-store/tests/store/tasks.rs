@@ -77,6 +77,7 @@ async fn task_lifecycle(db: &TestDb) {
             "22,80,443",
             t,
             t + 600,
+            None,
         )
         .await
         .unwrap();
@@ -105,6 +106,7 @@ async fn task_lifecycle(db: &TestDb) {
             "1-1024",
             t + 1,
             t + 600,
+            None,
         )
         .await
         .unwrap();
@@ -153,6 +155,7 @@ async fn task_lifecycle(db: &TestDb) {
             "22",
             t + 20,
             t + 600,
+            None,
         )
         .await
         .unwrap();
@@ -185,6 +188,7 @@ async fn tasks_expire(db: &TestDb) {
             "443",
             t,
             t + 60,
+            None,
         )
         .await
         .unwrap();
@@ -231,7 +235,16 @@ async fn tasks_are_scoped_to_their_agent_and_account(db: &TestDb) {
     let (o, _) = agent(s, &other, "theirs").await;
     let t = now();
     let task = s
-        .create_task(org.id, a.id, "agent_host", "127.0.0.1", "22", t, t + 600)
+        .create_task(
+            org.id,
+            a.id,
+            "agent_host",
+            "127.0.0.1",
+            "22",
+            t,
+            t + 600,
+            None,
+        )
         .await
         .unwrap();
 
@@ -246,8 +259,17 @@ async fn tasks_are_scoped_to_their_agent_and_account(db: &TestDb) {
             .unwrap());
     }
     assert_not_found(
-        s.create_task(other.id, a.id, "agent_host", "127.0.0.1", "22", t, t + 600)
-            .await,
+        s.create_task(
+            other.id,
+            a.id,
+            "agent_host",
+            "127.0.0.1",
+            "22",
+            t,
+            t + 600,
+            None,
+        )
+        .await,
     );
     // Another agent of the same account.
     assert_not_found(s.task(org.id, b.id, task.id).await);
@@ -259,13 +281,31 @@ async fn tasks_are_scoped_to_their_agent_and_account(db: &TestDb) {
         .unwrap());
     // Unknown and removed agents get no tasks.
     assert_not_found(
-        s.create_task(org.id, AgentId::random(), "agent_host", "x", "22", t, t + 1)
-            .await,
+        s.create_task(
+            org.id,
+            AgentId::random(),
+            "agent_host",
+            "x",
+            "22",
+            t,
+            t + 1,
+            None,
+        )
+        .await,
     );
     s.remove_agent(org.id, b.id, t).await.unwrap();
     assert_not_found(
-        s.create_task(org.id, b.id, "agent_host", "127.0.0.1", "22", t, t + 600)
-            .await,
+        s.create_task(
+            org.id,
+            b.id,
+            "agent_host",
+            "127.0.0.1",
+            "22",
+            t,
+            t + 600,
+            None,
+        )
+        .await,
     );
 
     // None of that touched the task.
@@ -358,8 +398,17 @@ async fn bad_task_input_is_invalid(db: &TestDb) {
     ];
     for (n, needle) in cases {
         let msg = assert_invalid(
-            s.create_task(org.id, a.id, n.key, n.target, n.ports, t, n.expires_at)
-                .await,
+            s.create_task(
+                org.id,
+                a.id,
+                n.key,
+                n.target,
+                n.ports,
+                t,
+                n.expires_at,
+                None,
+            )
+            .await,
         );
         assert!(msg.contains(needle), "{n:.20?}: {msg}");
     }
@@ -373,7 +422,7 @@ async fn bad_task_input_is_invalid(db: &TestDb) {
     let ports = "1".repeat(limits::MAX_TASK_PORTS_LEN);
     for ports in [ports.as_str(), ""] {
         let task = s
-            .create_task(org.id, a.id, &key, &target, ports, t, t + 1)
+            .create_task(org.id, a.id, &key, &target, ports, t, t + 1, None)
             .await
             .unwrap();
         assert_eq!(s.task(org.id, a.id, task.id).await.unwrap(), task);
@@ -434,7 +483,16 @@ async fn results_keep_addr_and_task_id(db: &TestDb) {
     let (a, _) = agent(s, &org, "web").await;
     let t = now();
     let task = s
-        .create_task(org.id, a.id, "host:nas.lan", "nas.lan", "22", t, t + 600)
+        .create_task(
+            org.id,
+            a.id,
+            "host:nas.lan",
+            "nas.lan",
+            "22",
+            t,
+            t + 600,
+            None,
+        )
         .await
         .unwrap();
     let task_id = task.id.to_string();

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use vigil_core::{AccountKind, LivenessConfig, PortList};
 use vigil_notify::{NotifierConfig, SmtpConfig, SmtpSecurity};
-use vigil_server::ServerConfig;
+use vigil_server::{Leases, ServerConfig};
 use vigil_store::{Role, Store, TokenExpiry};
 
 /// Options of a server, shared by `vigil server` and `vigil up`.
@@ -73,6 +73,13 @@ pub struct ServerOpts {
     /// open otherwise, like most exporters: keep the REST listener private).
     #[arg(long, env = "VIGIL_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// With replicas: how long a replica holds work it claimed (a due scan,
+    /// a server-side scan, a notification, an assessment) before another
+    /// one takes it over if it died (seconds). Default: 60 to 120 by kind.
+    /// Keep it well above the slowest notification send (up to 30 s), or a
+    /// slow send may be repeated by another replica.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease_secs: Option<u64>,
     /// SMTP server for email notifications.
     #[arg(long, env = "VIGIL_SMTP_HOST")]
     pub smtp_host: Option<String>,
@@ -148,6 +155,9 @@ impl ServerOpts {
         cfg.retention = (self.retention_days > 0)
             .then(|| Duration::from_secs(u64::from(self.retention_days) * 24 * 3600));
         cfg.metrics_token = self.metrics_token.clone().filter(|t| !t.is_empty());
+        if let Some(secs) = self.lease_secs {
+            cfg.leases = Leases::uniform(Duration::from_secs(secs));
+        }
         cfg.notifier = self.notifier()?;
         Ok(cfg)
     }

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod compliance;
+pub mod replica;
 pub mod server;
 
 use serde_json::Value;
