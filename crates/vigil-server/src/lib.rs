@@ -46,6 +46,7 @@ pub use error::ServerError;
 use app::App;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -157,12 +158,29 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
     })
 }
 
+/// How long a shutdown waits for running requests and rounds of work.
+/// Work cut short is safe: what was claimed is taken over when its lease
+/// ends, and a notification cut mid-send is sent again (at least once).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 impl Running {
-    /// Stops accepting work, lets running requests and the current outbox
-    /// round finish, and closes the store.
+    /// Stops accepting work, lets running requests and the current rounds of
+    /// work finish (for up to [`SHUTDOWN_GRACE`]: a round waiting on a
+    /// database that is away would take the pool's acquire timeout, longer
+    /// than service managers wait), and closes the store.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        while self.jobs.join_next().await.is_some() {}
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while self.jobs.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "work still running at shutdown was cut short"
+            );
+            self.jobs.shutdown().await;
+        }
         self.store.close().await;
     }
 

@@ -71,6 +71,13 @@ impl Kid {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Asks it to stop (SIGTERM).
+    fn terminate(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) with a pid of our own child, which is not reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    }
+
     /// Fails the test if the process ended.
     fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
@@ -495,5 +502,18 @@ fn the_server_recovers_from_a_postgresql_restart_by_itself() {
     );
     let agent_log = agent_proc.log();
     assert!(!agent_log.contains("panicked"), "{agent_log}");
+
+    // Stopped (SIGTERM) while the database is away, the server still exits
+    // within its shutdown grace (10 s), not after the pool's timeouts.
+    db.stop_server().expect("stop PostgreSQL");
+    std::thread::sleep(Duration::from_secs(3));
+    let term = Instant::now();
+    server.terminate();
+    let status = wait_for("the server to exit", Duration::from_secs(20), || {
+        server.child.try_wait().ok().flatten()
+    });
+    eprintln!("exited ({status}) {:?} after SIGTERM", term.elapsed());
+    assert!(term.elapsed() < Duration::from_secs(15));
+    db.start_server().expect("start PostgreSQL");
     eprintln!("done ({:?})", started.elapsed());
 }
