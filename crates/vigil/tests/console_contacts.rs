@@ -11,14 +11,13 @@
 mod common;
 
 use common::browser::{browser_available, run_script};
-use common::can_build_networks;
 use common::compliance::{
     add_viewer, enrolled_agent, owner_api, start_server_with, EMAIL, PASSWORD,
 };
 use common::server::{spawn, wait_for, webhook_receiver};
+use common::{can_build_networks, smtp_available};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use vigil_testnet::{NetSpec, TestNet};
 
@@ -32,21 +31,6 @@ const VIEWER: &str = "viewer@acme.test";
 
 /// Whether python3 can run the SMTP server; `VIGIL_REQUIRE_SMTP=1` turns
 /// its absence into a failure.
-fn smtp_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok || std::env::var_os("VIGIL_REQUIRE_SMTP").is_none(),
-        "VIGIL_REQUIRE_SMTP is set but python3 cannot import aiosmtpd"
-    );
-    if !ok {
-        eprintln!("SKIPPED: needs python3-aiosmtpd");
-    }
-    ok
-}
-
 /// Every message the SMTP server stored in `dir` (one JSON file each).
 fn stored_mails(dir: &Path) -> Vec<Value> {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -11,7 +11,7 @@
 mod common;
 
 use common::server::{spawn, unix_now, wait_for, webhook_receiver, Api, Proc, API};
-use common::{can_build_networks, vigil_bin};
+use common::{can_build_networks, smtp_available, vigil_bin};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -60,17 +60,6 @@ fn identify(net: &TestNet, addr: SocketAddr) -> vigil_proto::identify::IdentifyR
         .expect("identify exchange");
     vigil_proto::identify::IdentifyReply::parse(line.as_bytes())
         .unwrap_or_else(|e| panic!("bad identify reply {line:?}: {e}"))
-}
-
-fn aiosmtpd_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok && std::env::var_os("VIGIL_REQUIRE_SMTP").is_some() {
-        panic!("VIGIL_REQUIRE_SMTP is set but python3 cannot import aiosmtpd");
-    }
-    ok
 }
 
 struct World {
@@ -145,7 +134,7 @@ fn count(items: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
 
 #[test]
 fn server_agents_alerts_and_notifications_end_to_end() {
-    if !can_build_networks() || !aiosmtpd_available() {
+    if !can_build_networks() || !smtp_available() {
         eprintln!("SKIPPED: needs root, network namespaces and python3-aiosmtpd");
         return;
     }

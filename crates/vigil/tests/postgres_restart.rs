@@ -19,6 +19,7 @@ mod common;
 
 use common::replica::free_ports;
 use common::server::{unix_now, wait_for};
+use common::watch::Watch;
 use common::{run_ok, vigil_bin};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -26,8 +27,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use vigil_core::{AgentHealth, ConditionKind};
-use vigil_store::{AccountId, AgentId, AlertFilter, Store};
+use vigil_store::{AccountId, AgentId};
 use vigil_testdb::ServerControlError;
 
 /// How long PostgreSQL stays down.
@@ -189,63 +189,6 @@ impl Rest {
     /// Status of `GET path` outside `/api/v1` (the probes).
     fn probe(&self, path: &str) -> (u16, String) {
         http(self.api, "GET", path, None, None)
-    }
-}
-
-/// The agent as the database has it.
-struct Watch<'a> {
-    rt: &'a tokio::runtime::Runtime,
-    store: &'a Store,
-    account: AccountId,
-    agent: AgentId,
-}
-
-impl Watch<'_> {
-    fn agent(&self) -> vigil_store::Agent {
-        self.rt
-            .block_on(self.store.agent(self.account, self.agent))
-            .expect("agent")
-    }
-
-    fn last_seen(&self) -> i64 {
-        self.agent().last_seen_at.unwrap_or(0)
-    }
-
-    /// Waits until the agent called in at or after `at` (unix seconds).
-    fn seen_since(&self, at: i64, what: &str, limit: Duration) {
-        wait_for(what, limit, || (self.last_seen() >= at).then_some(()));
-    }
-
-    /// For `span`, checks that the agent keeps calling in, stays
-    /// communicating and has no *not communicating* alert.
-    fn healthy_for(&self, span: Duration) {
-        let end = Instant::now() + span;
-        while Instant::now() < end {
-            let agent = self.agent();
-            let silent = unix_now() - agent.last_seen_at.unwrap_or(0);
-            assert!(silent <= 3, "the agent has been silent for {silent} s");
-            assert_eq!(agent.last_health, AgentHealth::Communicating);
-            self.no_silence_alert();
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    /// No *agent not communicating* alert, open or resolved.
-    fn no_silence_alert(&self) {
-        let filter = AlertFilter {
-            agent: Some(self.agent),
-            ..AlertFilter::default()
-        };
-        let alerts = self
-            .rt
-            .block_on(self.store.alerts(self.account, &filter))
-            .expect("alerts");
-        assert!(
-            alerts
-                .iter()
-                .all(|a| a.condition.kind != ConditionKind::AgentNotCommunicating),
-            "the server blamed the agent for its own database outage: {alerts:#?}"
-        );
     }
 }
 

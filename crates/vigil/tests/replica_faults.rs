@@ -37,6 +37,7 @@ mod common;
 
 use common::replica::{free_ports, Replica};
 use common::server::{spawn, unix_now, wait_for, Proc};
+use common::smtp_available;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -64,21 +65,6 @@ const LEASE_SECS: i64 = 4;
 /// How late the webhook receiver answers.
 const HOLD: Duration = Duration::from_millis(1500);
 const EMAIL: &str = "ops@acme.test";
-
-fn smtp_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok || std::env::var_os("VIGIL_REQUIRE_SMTP").is_none(),
-        "VIGIL_REQUIRE_SMTP is set but python3 cannot import aiosmtpd"
-    );
-    if !ok {
-        eprintln!("SKIPPED: needs python3-aiosmtpd");
-    }
-    ok
-}
 
 /// One request the webhook receiver got.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod compliance;
 pub mod replica;
 pub mod server;
+pub mod watch;
 
 use serde_json::Value;
 use std::process::{Command, Output};
@@ -23,6 +24,23 @@ pub fn can_build_networks() -> bool {
     }
     eprintln!("SKIPPED: needs root and iproute2 to build network namespaces (CI runs as root)");
     false
+}
+
+/// True when python3 has aiosmtpd (the real SMTP server of the tests);
+/// prints why not otherwise. Fails instead when `VIGIL_REQUIRE_SMTP` is set.
+pub fn smtp_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok || std::env::var_os("VIGIL_REQUIRE_SMTP").is_none(),
+        "VIGIL_REQUIRE_SMTP is set but python3 cannot import aiosmtpd"
+    );
+    if !ok {
+        eprintln!("SKIPPED: needs python3-aiosmtpd");
+    }
+    ok
 }
 
 /// Runs a command to completion, failing the test with its output if it fails.
