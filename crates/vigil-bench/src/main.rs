@@ -38,6 +38,9 @@ struct Cli {
 enum Command {
     /// Simulated agents against a real `vigil server` on loopback.
     Agents(agents::AgentsArgs),
+    /// A worker process of `agents` (started by it; reads its orders on stdin).
+    #[command(hide = true)]
+    AgentsWorker,
     /// Compliance assessments of sparse ranges and AD scopes, beside nmap.
     Compliance(compliance::ComplianceArgs),
 }
@@ -71,6 +74,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Agents(args)) => agents::run(args),
+        Some(Command::AgentsWorker) => agents::worker(),
         Some(Command::Compliance(args)) => compliance::run(args),
         None => compare_scanners(cli.scanners),
     }

@@ -1,6 +1,7 @@
 //! The simulated agents: each enrolls with its own token, keeps its own
 //! TLS connection (its own [`ServerClient`], the agent's real client with
-//! certificate pinning), heartbeats on a fixed schedule and uploads a
+//! certificate pinning; see [`super::client`] past 20,000 agents on one
+//! server address), heartbeats on a fixed schedule and uploads a
 //! synthetic result for every task it is handed; a share of the uploads is
 //! sent a second time, as an agent does when an acknowledgement is lost.
 //! As in the real agent, the next heartbeat is due one interval after the
@@ -12,6 +13,7 @@
 //! latency is measured from the moment a request holds its permit, so it is
 //! the server's answer time, not the bench's queue.
 
+use super::client::{source_address, SimClient};
 use super::stats::{Kind, Recorder};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+#[cfg(doc)]
 use vigil_agent::client::ServerClient;
 use vigil_core::{PortList, PortState};
 use vigil_proto::agent::{
@@ -36,23 +39,32 @@ const OPEN_PORTS: [u16; 2] = [22, 80];
 pub struct SimAgent {
     pub index: usize,
     pub agent_id: String,
-    client: ServerClient,
+    client: SimClient,
     facts: AgentFacts,
 }
 
-/// Enrolls one agent per token, `concurrency` at a time. Failed
-/// enrollments are recorded and left out.
+/// Enrolls one agent per (index, token), `concurrency` at a time, agent
+/// `i` with the server at `urls[i % urls.len()]` (client-side round robin
+/// over the replicas). Failed enrollments are recorded and left out.
 pub async fn enroll_all(
-    tokens: Vec<String>,
-    url: &str,
+    tokens: Vec<(usize, String)>,
+    urls: &[String],
     pin: CertPin,
     concurrency: usize,
+    reconnect: bool,
     rec: &Arc<Recorder>,
 ) -> anyhow::Result<Vec<SimAgent>> {
-    let gate = Arc::new(Semaphore::new(concurrency));
+    anyhow::ensure!(!urls.is_empty(), "no server URL");
+    let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = JoinSet::new();
-    for (index, token) in tokens.into_iter().enumerate() {
-        let client = ServerClient::new(url, pin)?;
+    for (index, token) in tokens {
+        let url = &urls[index % urls.len()];
+        let client = if reconnect {
+            SimClient::reconnecting(url, pin)?
+        } else {
+            // The how-manieth agent on this server address.
+            SimClient::new(url, pin, source_address(index / urls.len()))?
+        };
         let (gate, rec) = (gate.clone(), rec.clone());
         set.spawn(async move {
             let _permit = gate.acquire_owned().await.ok()?;
@@ -82,6 +94,7 @@ pub async fn enroll_all(
     Ok(agents)
 }
 
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LoadConfig {
     pub duration: Duration,
     pub heartbeat: Duration,
@@ -91,7 +104,7 @@ pub struct LoadConfig {
 }
 
 /// What happened besides latencies and errors.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LoadOutcome {
     pub elapsed: Duration,
     pub tasks_received: u64,
@@ -106,6 +119,21 @@ pub struct LoadOutcome {
     /// A re-send answered "stored" (a server bug: stored twice).
     pub resend_stored: u64,
     pub budget_exhausted: bool,
+}
+
+impl LoadOutcome {
+    /// Adds another worker's outcome.
+    pub fn absorb(&mut self, o: LoadOutcome) {
+        self.elapsed = self.elapsed.max(o.elapsed);
+        self.tasks_received += o.tasks_received;
+        self.tasks_again += o.tasks_again;
+        self.tasks_left += o.tasks_left;
+        self.stored += o.stored;
+        self.first_duplicate += o.first_duplicate;
+        self.resend_duplicate += o.resend_duplicate;
+        self.resend_stored += o.resend_stored;
+        self.budget_exhausted |= o.budget_exhausted;
+    }
 }
 
 #[derive(Default)]

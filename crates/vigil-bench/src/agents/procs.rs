@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// A child process that is stopped when dropped.
 pub struct Child {
-    name: &'static str,
+    name: String,
     child: std::process::Child,
 }
 
@@ -22,7 +22,8 @@ impl Child {
     /// Call it from the thread that stays alive for the whole bench (the
     /// main thread): the parent-death signal fires when the *thread* that
     /// forked exits.
-    pub fn spawn(name: &'static str, mut cmd: Command, log: &Path) -> Result<Child> {
+    pub fn spawn(name: impl Into<String>, mut cmd: Command, log: &Path) -> Result<Child> {
+        let name = name.into();
         let out = File::options()
             .create(true)
             .append(true)
@@ -162,9 +163,12 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Raises the open-file limit to its hard limit (inherited by the server):
-/// every simulated agent keeps its own connection open.
-pub fn raise_open_files() -> u64 {
+/// Raises the open-file limit (inherited by the server) to at least
+/// `wanted` if possible, else as far as the hard limit allows; returns the
+/// limit in force. Root may raise the hard limit too (up to the kernel's
+/// `fs.nr_open`); others only the soft one. Every simulated agent keeps its
+/// own connection open.
+pub fn raise_open_files(wanted: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -174,8 +178,64 @@ pub fn raise_open_files() -> u64 {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 0;
         }
-        lim.rlim_cur = lim.rlim_max;
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if wanted > lim.rlim_max && nr_open > lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: wanted.min(nr_open),
+            rlim_max: wanted.min(nr_open),
+        };
+        // SAFETY: as above; fails without CAP_SYS_RESOURCE, which is fine.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return raised.rlim_cur;
+        }
+    }
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: as above.
+    unsafe {
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
     lim.rlim_cur
+}
+
+/// Proportional set size of a process (`Pss` in `smaps_rollup`), in KiB:
+/// its private memory plus its share of the memory it shares.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `parent` and its direct children (from `/proc/*/stat`), e.g. a
+/// PostgreSQL postmaster and its backends.
+pub fn with_children(parent: u32) -> Vec<u32> {
+    let mut pids = vec![parent];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command name: state, then the parent's pid.
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    pids
 }

@@ -20,6 +20,22 @@ pub struct ProcRow {
     pub cpu_secs: Option<f64>,
 }
 
+/// What the one-line summary needs besides the request statistics.
+pub struct Summary {
+    pub agents: usize,
+    pub db: &'static str,
+    pub replicas: usize,
+    pub heartbeat_ms: u64,
+    /// Highest RSS sampled during the load, all replicas together (KiB).
+    pub server_rss_kib: Option<u64>,
+    /// Highest RSS sampled during the load, all PostgreSQL processes
+    /// together (KiB).
+    pub pg_rss_kib: Option<u64>,
+    /// PostgreSQL's proportional set size at the end (KiB).
+    pub pg_pss_kib: Option<u64>,
+    pub setup_secs: f64,
+}
+
 pub struct Report {
     pub setup: Vec<String>,
     pub kinds: BTreeMap<Kind, KindStats>,
@@ -27,6 +43,7 @@ pub struct Report {
     pub expected_tasks: u64,
     pub procs: Vec<ProcRow>,
     pub notes: Vec<String>,
+    pub summary: Summary,
 }
 
 impl Report {
@@ -136,7 +153,73 @@ impl Report {
                 let _ = writeln!(out, "- {n}");
             }
         }
+        out.push_str("\nSummary (one row of the scale-out table in BENCHMARKS.md):\n\n");
+        out.push_str(&self.summary_row());
         out
+    }
+
+    /// agents, database, replicas, heartbeat interval → heartbeats/s and
+    /// p99, uploads (their count and busiest second: they come in bursts,
+    /// one per policy round) and p99, failed requests, server and
+    /// PostgreSQL RSS, set-up time; always Markdown.
+    fn summary_row(&self) -> String {
+        let s = &self.summary;
+        let stat = |k: Kind| self.kinds.get(&k);
+        let rate = |k: Kind| {
+            stat(k)
+                .and_then(KindStats::rate)
+                .map_or("-".into(), |r| format!("{r:.0}"))
+        };
+        let p99 = |k: Kind| fmt_latency(stat(k).and_then(|s| s.quantile(0.99)));
+        let ok = |k: Kind| stat(k).map_or(0, |s| s.ok);
+        let failed: u64 = [Kind::Heartbeat, Kind::Upload, Kind::Resend]
+            .iter()
+            .filter_map(|k| stat(*k))
+            .map(KindStats::failed)
+            .sum();
+        let pg = match (s.pg_rss_kib, s.pg_pss_kib) {
+            (None, _) => "-".to_string(),
+            (Some(rss), pss) => format!("{} (PSS {})", fmt_mib(Some(rss)), fmt_mib(pss)),
+        };
+        let headers = [
+            "agents",
+            "database",
+            "replicas",
+            "heartbeat (offered)",
+            "heartbeats/s",
+            "heartbeat p99",
+            "uploads stored (peak 1 s)",
+            "upload p99",
+            "failed",
+            "server RSS peak",
+            "PostgreSQL RSS peak",
+            "set-up",
+        ];
+        let row = vec![
+            s.agents.to_string(),
+            s.db.to_string(),
+            s.replicas.to_string(),
+            format!(
+                "{} s ({:.0}/s)",
+                s.heartbeat_ms as f64 / 1000.0,
+                s.agents as f64 * 1000.0 / s.heartbeat_ms.max(1) as f64
+            ),
+            rate(Kind::Heartbeat),
+            p99(Kind::Heartbeat),
+            format!(
+                "{} ({}/s)",
+                ok(Kind::Upload),
+                stat(Kind::Upload)
+                    .and_then(KindStats::peak_second)
+                    .map_or("-".into(), |p| p.to_string())
+            ),
+            p99(Kind::Upload),
+            failed.to_string(),
+            fmt_mib(s.server_rss_kib),
+            pg,
+            format!("{:.0} s", s.setup_secs),
+        ];
+        table(&headers, &[row], true)
     }
 }
 

@@ -1,7 +1,9 @@
 //! What the simulated agents measure: per request kind a latency histogram,
-//! successes per second and errors by kind.
+//! successes per second and errors by kind; sent from the worker
+//! processes to the coordinator as [`WireStats`] and merged there.
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -9,8 +11,10 @@ use vigil_agent::client::ClientError;
 
 /// Latencies above this are recorded as this (the client gives up at 30 s).
 const MAX_MICROS: u64 = 60_000_000;
+/// Times in a worker's report are at most a day after its start.
+const DAY_MICROS: u64 = 24 * 3600 * 1_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
     Enroll,
     Heartbeat,
@@ -79,6 +83,79 @@ impl KindStats {
     pub fn max(&self) -> Option<Duration> {
         (self.ok > 0).then(|| Duration::from_micros(self.latency.max()))
     }
+
+    /// For the coordinator; times as microseconds since `since`.
+    fn to_wire(&self, since: Instant) -> WireStats {
+        let micros = |t: Option<Instant>| {
+            t.map(|t| {
+                u64::try_from(t.saturating_duration_since(since).as_micros()).unwrap_or(u64::MAX)
+            })
+        };
+        WireStats {
+            latency: self
+                .latency
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
+            ok: self.ok,
+            errors: self.errors.clone(),
+            per_second: self.per_second.clone(),
+            first_micros: micros(self.first),
+            last_micros: micros(self.last),
+        }
+    }
+
+    /// Adds a worker's statistics, whose times count from `since`.
+    fn absorb(&mut self, w: WireStats, since: Instant) {
+        for (value, count) in w.latency {
+            self.latency
+                .saturating_record_n(value.clamp(1, MAX_MICROS), count);
+        }
+        self.ok += w.ok;
+        for (kind, (n, first)) in w.errors {
+            self.errors.entry(kind).or_insert((0, first)).0 += n;
+        }
+        let seconds = w.per_second.len().min(24 * 3600);
+        if self.per_second.len() < seconds {
+            self.per_second.resize(seconds, 0);
+        }
+        for (mine, theirs) in self.per_second.iter_mut().zip(w.per_second) {
+            *mine += theirs;
+        }
+        let at = |m: Option<u64>| m.map(|m| since + Duration::from_micros(m.min(DAY_MICROS)));
+        if let Some(first) = at(w.first_micros) {
+            self.first = Some(self.first.map_or(first, |f| f.min(first)));
+        }
+        if let Some(last) = at(w.last_micros) {
+            self.last = Some(self.last.map_or(last, |l| l.max(last)));
+        }
+    }
+}
+
+/// [`KindStats`] as a worker process reports it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireStats {
+    /// (latency in microseconds, count).
+    latency: Vec<(u64, u64)>,
+    ok: u64,
+    errors: BTreeMap<String, (u64, String)>,
+    per_second: Vec<u64>,
+    first_micros: Option<u64>,
+    last_micros: Option<u64>,
+}
+
+/// Statistics of every kind merged from the workers' reports, with times
+/// counted from `since` (when the workers were told to start).
+pub fn merge(since: Instant, reports: Vec<Vec<(Kind, WireStats)>>) -> BTreeMap<Kind, KindStats> {
+    let mut kinds: BTreeMap<Kind, KindStats> =
+        Kind::ALL.iter().map(|k| (*k, KindStats::new())).collect();
+    for (kind, wire) in reports.into_iter().flatten() {
+        kinds
+            .entry(kind)
+            .or_insert_with(KindStats::new)
+            .absorb(wire, since);
+    }
+    kinds
 }
 
 /// Shared by every simulated agent (a mutex is plenty at a few thousand
@@ -129,10 +206,15 @@ impl Recorder {
         }
     }
 
-    pub fn into_kinds(self) -> BTreeMap<Kind, KindStats> {
+    /// Every kind's statistics, for the coordinator.
+    pub fn into_wire(self) -> Vec<(Kind, WireStats)> {
+        let since = self.since;
         self.kinds
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, s)| (*k, s.to_wire(since)))
+            .collect()
     }
 }
 
