@@ -74,6 +74,10 @@ pub(crate) async fn serve_tls(
                 continue;
             }
         };
+        // Answers are small and follow a small write (a TLS session
+        // ticket): without this, Nagle and the client's delayed ACK hold
+        // the first answer on a new connection ~40 ms.
+        let _ = tcp.set_nodelay(true);
         while connections.try_join_next().is_some() {}
         let acceptor = acceptor.clone();
         let service = router.clone().layer(Extension(Peer(peer)));

@@ -81,6 +81,10 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
         .map_err(|e| ServerError::io("creating the data directory", &cfg.data_dir, e))?;
     let notifier = Notifier::new(&cfg.notifier).map_err(|e| ServerError::Config(e.to_string()))?;
     let server_id = store.server_id().await?.to_string();
+    // Each connected agent holds a socket: the usual soft limit (1024)
+    // would refuse agents past about a thousand.
+    let open_files = vigil_scan::raise_nofile_limit();
+    tracing::info!(open_files, "open-file limit (one per connected agent)");
     let api_listener = TcpListener::bind(cfg.api_listen)
         .await
         .map_err(|e| ServerError::Bind(cfg.api_listen, e))?;
