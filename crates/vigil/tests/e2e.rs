@@ -357,8 +357,12 @@ fn server_agents_alerts_and_notifications_end_to_end() {
         .listen(format!("{HOME}:23").parse().unwrap(), None)
         .unwrap();
     scan_and_wait(&api, &home);
-    let alert = find_alert(&api, &home, "unauthorized_open", Some(23), "open")
-        .expect("an unauthorized-port alert for 23");
+    // The result is visible a moment before its evaluation raised the alert.
+    let alert = wait_for(
+        "an unauthorized-port alert for 23",
+        Duration::from_secs(10),
+        || find_alert(&api, &home, "unauthorized_open", Some(23), "open"),
+    );
     assert!(
         alert["title"].as_str().unwrap().contains("23/tcp"),
         "{alert}"
