@@ -1,16 +1,16 @@
 //! What an enrolled agent remembers: who it is, which server manages it and
 //! how to recognise that server. Stored as `identity.json` in the agent's
-//! state directory, readable by its owner only (it holds the credential).
+//! state directory, readable by its owner only (it holds the credential):
+//! mode 0600 on Linux, SYSTEM and Administrators on Windows.
 //!
 //! A replicated server has several URLs, one pin: `server_url` is the
 //! preferred one, as before (files of single-URL agents read unchanged, and
 //! older agents read the new files); `fallback_urls` are the other URLs
 //! given at enrollment and `announced_urls` the replicas the server names.
 
-use crate::AgentError;
+use crate::{sys, AgentError};
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const FILE: &str = "identity.json";
@@ -70,26 +70,16 @@ impl Identity {
         }
     }
 
-    /// Writes the identity atomically with mode 0600.
+    /// Writes the identity atomically, readable only by the agent's account
+    /// and administrators (see [`crate::sys::write_private`]).
     pub fn save(&self, state_dir: &Path) -> Result<(), AgentError> {
         fs::create_dir_all(state_dir).map_err(|e| AgentError::io("creating", state_dir, e))?;
         let path = Self::path(state_dir);
-        let tmp = state_dir.join(format!(".{FILE}.tmp"));
         let body = serde_json::to_vec_pretty(self).map_err(|e| AgentError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let write = || -> std::io::Result<()> {
-            let mut opts = fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| AgentError::io("writing", &path, e))
+        sys::write_private(&path, &body)
     }
 }
 
@@ -112,15 +102,8 @@ mod tests {
         };
         id.save(dir.path()).expect("save");
         assert_eq!(Identity::load(dir.path()).expect("load"), Some(id));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(Identity::path(dir.path()))
-                .expect("meta")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        let protection = sys::private_file_check(&Identity::path(dir.path())).expect("check");
+        assert!(protection.private || sys::under_wine(), "{protection}");
         fs::write(Identity::path(dir.path()), b"{").expect("corrupt");
         assert!(Identity::load(dir.path()).is_err());
     }

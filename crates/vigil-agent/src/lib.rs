@@ -16,6 +16,8 @@
 //!   one says so.
 //! * [`pinning`]: TLS to the server trusting exactly the certificate pinned
 //!   at enrollment.
+//! * [`sys`]: what the agent asks of Linux or Windows (state directory,
+//!   private files, OS facts, listening sockets); nothing else has a `cfg`.
 
 pub mod client;
 mod error;
@@ -26,6 +28,7 @@ pub mod moving;
 pub mod pinning;
 pub mod runner;
 pub mod spool;
+pub mod sys;
 pub mod task;
 #[cfg(test)]
 mod testing;

@@ -59,6 +59,14 @@ struct Args {
     /// The vigil binary (default: next to this one).
     #[arg(long)]
     vigil: Option<PathBuf>,
+    /// Also run this Windows build of vigil (`vigil.exe`) under Wine, beside
+    /// the Linux binary (Wine's overhead is not Windows').
+    #[arg(long)]
+    windows_exe: Option<PathBuf>,
+    /// Compare only the Linux and the Windows (Wine) vigil, without nmap
+    /// and RustScan.
+    #[arg(long, requires = "windows_exe")]
+    vigil_only: bool,
     /// The rustscan binary (default: bench/.tools/bin/rustscan, then PATH).
     #[arg(long)]
     rustscan: Option<PathBuf>,
@@ -97,10 +105,17 @@ fn compare_scanners(args: Args) -> Result<()> {
             vigil.display()
         );
     }
-    let mut tools = vec![Tool::Vigil(vigil), Tool::Nmap];
-    match find_rustscan(args.rustscan.as_deref()) {
-        Some(p) => tools.push(Tool::RustScan(p)),
-        None => println!("RustScan not found: it is left out (bench/run installs it)."),
+    let mut tools = vec![Tool::Vigil(vigil)];
+    if let Some(exe) = &args.windows_exe {
+        let wine = vigil_testwine::Wine::new().context("a Wine prefix for vigil.exe")?;
+        tools.push(Tool::VigilWine(exe.clone(), std::sync::Arc::new(wine)));
+    }
+    if !args.vigil_only {
+        tools.push(Tool::Nmap);
+        match find_rustscan(args.rustscan.as_deref()) {
+            Some(p) => tools.push(Tool::RustScan(p)),
+            None => println!("RustScan not found: it is left out (bench/run installs it)."),
+        }
     }
     print_versions(&tools);
     let names: Vec<&str> = if args.only.is_empty() {
@@ -252,8 +267,13 @@ fn shown_command(tool: &Tool, s: &scenario::Scenario) -> String {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or(bin);
+    // Wine's command names the exe by its path: show its name only.
+    let short = |a: &String| match Path::new(a).file_name() {
+        Some(f) if a.ends_with(".exe") => f.to_string_lossy().into_owned(),
+        _ => a.clone(),
+    };
     std::iter::once(bin)
-        .chain(rest.iter().cloned())
+        .chain(rest.iter().map(short))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -278,6 +298,7 @@ fn print_versions(tools: &[Tool]) {
     for tool in tools {
         let (bin, flag): (PathBuf, &str) = match tool {
             Tool::Vigil(p) => (p.clone(), "--version"),
+            Tool::VigilWine(_, wine) => (wine.loader().to_path_buf(), "--version"),
             Tool::Nmap => ("nmap".into(), "--version"),
             Tool::RustScan(p) => (p.clone(), "--version"),
         };

@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Tool {
     Vigil(PathBuf),
+    /// The Windows build of `vigil scan`, under Wine (its prefix shared).
+    VigilWine(PathBuf, std::sync::Arc<vigil_testwine::Wine>),
     Nmap,
     RustScan(PathBuf),
 }
@@ -27,6 +29,7 @@ impl Tool {
     pub fn name(&self) -> &'static str {
         match self {
             Tool::Vigil(_) => "vigil scan",
+            Tool::VigilWine(..) => "vigil.exe scan (Wine)",
             Tool::Nmap => "nmap -sT -T4",
             Tool::RustScan(_) => "rustscan",
         }
@@ -38,6 +41,13 @@ impl Tool {
             Tool::Vigil(bin) => {
                 let mut c = s.net.scanner_cmd(bin);
                 c.args(["scan", "--no-progress", "--json", "-p", &port_spec(s.ports)]);
+                c
+            }
+            Tool::VigilWine(exe, wine) => {
+                let mut c = s.net.scanner_cmd(wine.loader());
+                wine.configure(&mut c);
+                c.arg(exe)
+                    .args(["scan", "--no-progress", "--json", "-p", &port_spec(s.ports)]);
                 c
             }
             Tool::Nmap => {
@@ -105,7 +115,7 @@ impl Tool {
             bail!("{} failed ({status}): {err}", self.name());
         }
         let open = match self {
-            Tool::Vigil(_) => parse_vigil(&out)?,
+            Tool::Vigil(_) | Tool::VigilWine(..) => parse_vigil(&out)?,
             Tool::Nmap => vigil_testnet::nmap::open_set(&vigil_testnet::nmap::parse_xml(&out)?),
             Tool::RustScan(_) => parse_rustscan(&out)?,
         };

@@ -588,6 +588,26 @@ impl AgentStart {
     }
 }
 
+/// The platform an install command is for: `linux` (default; also other
+/// Unix hosts with a matching `--agent-binary`: `curl … | sh`) or
+/// `windows` (Windows PowerShell 5.1 in an elevated prompt).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentPlatform {
+    #[default]
+    Linux,
+    Windows,
+}
+
+impl AgentPlatform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentPlatform::Linux => "linux",
+            AgentPlatform::Windows => "windows",
+        }
+    }
+}
+
 /// SSH key authentication for a push install. The key is used for that
 /// job only and never stored or sent back.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -647,6 +667,14 @@ pub struct InstallRequest {
     pub unit_dir: Option<String>,
     #[serde(default)]
     pub start: AgentStart,
+    /// Where `vigil.exe` goes on hosts that turn out to run Windows
+    /// (default `%ProgramFiles%\Vigil`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_install_dir: Option<String>,
+    /// The agent's state directory on Windows hosts (default
+    /// `%ProgramData%\Vigil\agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_state_dir: Option<String>,
 }
 
 /// A push-install job (`GET /api/v1/compliance/install/{id}`).
@@ -689,19 +717,28 @@ pub struct InstallCommandRequest {
     /// How long the token stays valid (default 1440 = one day, at most 43200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_minutes: Option<u32>,
+    /// With `platform: windows`, a Windows absolute path (`C:\…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install_dir: Option<String>,
+    /// With `platform: windows`, a Windows absolute path (`C:\…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<String>,
+    /// Linux only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_dir: Option<String>,
+    /// Linux only.
     #[serde(default)]
     pub start: AgentStart,
+    /// Which command: `linux` (default, `curl … | sh`) or `windows`
+    /// (a PowerShell line).
+    #[serde(default)]
+    pub platform: AgentPlatform,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstallCommandView {
-    /// `curl … | sh -s -- 'vge_…'`, to run as root on the host.
+    /// `curl … | sh -s -- 'vge_…'` to run as root on the host, or, for
+    /// Windows, a line for an elevated PowerShell prompt.
     pub command: String,
     /// The single-use enrollment token in the command.
     pub token: String,
@@ -710,4 +747,86 @@ pub struct InstallCommandView {
     pub script_url: String,
     /// curl's `--pinnedpubkey` form of the agent API key: `sha256//<base64>`.
     pub pinned_pubkey: String,
+    /// The platform the command is for.
+    #[serde(default)]
+    pub platform: AgentPlatform,
+    /// The agent API certificate's pin (`sha256:<hex>` of its DER), which
+    /// the PowerShell line and script check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_pin: Option<String>,
+    /// Windows: the hex SHA-256 of the `vigil.exe` the server hands out,
+    /// which the script checks before installing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_sha256: Option<String>,
+}
+
+/// `POST /api/v1/deployment-keys`: a reusable enrollment secret for mass
+/// roll-outs (GPO, MSI), given to `vigil agent enroll --token` like a
+/// single-use token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDeploymentKey {
+    pub name: String,
+    /// How long the key enrolls agents: 1 to 365 days.
+    pub expires_in_days: u32,
+    /// How many agents it may enroll (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u64>,
+    /// The plan of the agents it enrolls (default `community`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+}
+
+/// Whether a deployment key still enrolls agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentKeyState {
+    Active,
+    Expired,
+    Revoked,
+    /// It enrolled its `max_uses` agents.
+    UsedUp,
+}
+
+/// A deployment key, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentKeyView {
+    pub id: String,
+    pub name: String,
+    pub plan: Plan,
+    pub state: DeploymentKeyState,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub max_uses: Option<u64>,
+    /// How many agents it enrolled.
+    pub use_count: u64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// The answer to `POST /api/v1/deployment-keys`: the secret, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentKeyCreated {
+    /// The secret (`vgd_…`); only its hash is kept.
+    pub secret: String,
+    pub key: DeploymentKeyView,
+    /// The agent API URL agents connect to.
+    pub server_url: String,
+    /// The server certificate's pin (`sha256:…`).
+    pub pin: String,
+    /// `vigil agent enroll --server … --token vgd_… --pin …`.
+    pub command: String,
+    /// `msiexec /i vigil-agent.msi SERVER=… TOKEN=vgd_… PIN=… /qn`.
+    pub msiexec: String,
+}
+
+/// `GET /api/v1/deployment-keys/{id}/uses`: one agent the key enrolled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentKeyUseView {
+    pub agent_id: String,
+    pub used_at: i64,
+    /// The address the enrollment came from.
+    pub peer_addr: Option<String>,
+    /// The hostname the agent reported (its name).
+    pub hostname: Option<String>,
 }

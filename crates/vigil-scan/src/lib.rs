@@ -21,16 +21,28 @@
 
 mod engine;
 mod error;
-mod limits;
 mod pacing;
 mod permute;
 mod probe;
 pub mod services;
+mod sys;
 mod targets;
 mod timing;
 
 pub use engine::{BannerConfig, PortResult, Scan, ScanConfig, ScanSummary, Scanner};
 pub use error::ScanError;
-pub use limits::{auto_concurrency, raise_nofile_limit};
 pub use targets::{Family, TargetSet, MAX_HOSTS};
 pub use timing::TimingConfig;
+
+/// How many connects a scan keeps in flight when its config names no
+/// number: from the open-file limit on Unix (raised to the hard limit), a
+/// share of the dynamic port range on Windows.
+pub fn auto_concurrency() -> usize {
+    sys::auto_concurrency()
+}
+
+/// Raises the soft open-file limit to the hard one and returns it (Unix);
+/// `None` where the OS has no such per-process limit (Windows).
+pub fn raise_nofile_limit() -> Option<u64> {
+    sys::open_limit()
+}

@@ -1,5 +1,6 @@
 //! One TCP connect attempt and what it tells us.
 
+use crate::sys::{self, SocketError};
 use crate::timing::Timing;
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -104,8 +105,10 @@ pub async fn connect_once(
             };
             Answer::Open { rtt, banner }
         }
-        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => Answer::Closed { rtt },
-        Err(e) => classify_error(&e),
+        Err(e) => match SocketError::of(&e) {
+            SocketError::Refused => Answer::Closed { rtt },
+            _ => classify_error(&e),
+        },
     }
 }
 
@@ -120,7 +123,9 @@ enum Started {
 ///
 /// Linux lets a TCP socket whose connect failed connect again, so a scan of
 /// mostly closed ports needs no `socket`/`close` per port (a third of the
-/// kernel time of a 0 ms full-range scan). One pool per shard thread.
+/// kernel time of a 0 ms full-range scan). One pool per shard thread; it
+/// stays empty where the OS does not allow it
+/// ([`sys::CONNECT_AGAIN_REPORTS_REFUSAL`]).
 #[derive(Default)]
 pub struct SocketPool {
     v4: RefCell<Vec<socket2::Socket>>,
@@ -143,6 +148,9 @@ impl SocketPool {
     }
 
     fn put(&self, addr: SocketAddr, sock: socket2::Socket) {
+        if !sys::CONNECT_AGAIN_REPORTS_REFUSAL {
+            return;
+        }
         let mut list = self.list(addr).borrow_mut();
         if list.len() < Self::CAP {
             list.push(sock);
@@ -160,25 +168,21 @@ impl SocketPool {
 ///
 /// `tokio::net::TcpSocket::connect` would always register the socket with
 /// the reactor first. On a fast link the RST of a closed port is usually
-/// processed before `connect` returns, so asking again (a second `connect`
-/// reports how the first ended, and resets a refused socket for reuse)
-/// answers most closed ports without touching epoll.
+/// processed before `connect` returns, so on Linux asking again (a second
+/// `connect` reports how the first ended, and resets a refused socket for
+/// reuse) answers most closed ports without touching epoll. Windows
+/// reports refusals only asynchronously: there the first `connect` is all.
 fn start_connect(addr: SocketAddr, pool: &SocketPool) -> std::io::Result<Started> {
     if let Some(sock) = pool.take(addr) {
         match try_connect(addr, sock, pool) {
-            Err(e) if e.raw_os_error() == Some(libc::EISCONN) => {
+            Err(e) if SocketError::of(&e) == SocketError::IsConnected => {
                 // Not reusable after all; fall back to a fresh socket.
                 tracing::debug!("pooled socket refused to reconnect");
             }
             other => return other,
         }
     }
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM.nonblocking().cloexec(),
-        Some(socket2::Protocol::TCP),
-    )?;
-    try_connect(addr, sock, pool)
+    try_connect(addr, sys::tcp_socket(addr)?, pool)
 }
 
 fn try_connect(
@@ -187,27 +191,31 @@ fn try_connect(
     pool: &SocketPool,
 ) -> std::io::Result<Started> {
     let target = addr.into();
-    let errno = |r: &std::io::Result<()>| r.as_ref().err().and_then(|e| e.raw_os_error());
+    let kind = |r: &std::io::Result<()>| r.as_ref().err().map(SocketError::of);
     let first = sock.connect(&target);
-    match errno(&first) {
+    match kind(&first) {
         None => return Ok(Started::Pending(sock)),
-        Some(libc::EINPROGRESS) => {}
-        Some(libc::ECONNREFUSED) => {
+        Some(SocketError::InProgress) if !sys::CONNECT_AGAIN_REPORTS_REFUSAL => {
+            return Ok(Started::Pending(sock))
+        }
+        Some(SocketError::InProgress) => {}
+        Some(SocketError::Refused) => {
             pool.put(addr, sock);
             return Ok(Started::Refused);
         }
         Some(_) => return first.map(|()| Started::Pending(sock)),
     }
     let second = sock.connect(&target);
-    match errno(&second) {
-        Some(libc::ECONNREFUSED) => {
+    match kind(&second) {
+        Some(SocketError::Refused) => {
             pool.put(addr, sock);
             Ok(Started::Refused)
         }
         // Still in progress, or already connected.
-        None | Some(libc::EALREADY) | Some(libc::EINPROGRESS) | Some(libc::EISCONN) => {
-            Ok(Started::Pending(sock))
-        }
+        None
+        | Some(SocketError::Already)
+        | Some(SocketError::InProgress)
+        | Some(SocketError::IsConnected) => Ok(Started::Pending(sock)),
         Some(_) => second.map(|()| Started::Pending(sock)),
     }
 }
@@ -223,19 +231,18 @@ fn connect_result(stream: &TcpStream) -> std::io::Result<()> {
 }
 
 fn classify_error(e: &std::io::Error) -> Answer {
-    match e.raw_os_error() {
-        Some(libc::EHOSTUNREACH) | Some(libc::EHOSTDOWN) => Answer::Unreachable("host-unreach"),
-        Some(libc::ENETUNREACH) | Some(libc::ENETDOWN) => Answer::Unreachable("net-unreach"),
-        Some(libc::EACCES) | Some(libc::EPERM) => Answer::Prohibited,
-        Some(libc::ETIMEDOUT) => Answer::NoResponse,
-        Some(libc::EMFILE)
-        | Some(libc::ENFILE)
-        | Some(libc::ENOBUFS)
-        | Some(libc::ENOMEM)
-        | Some(libc::EADDRNOTAVAIL)
-        | Some(libc::EAGAIN)
-        | Some(libc::EADDRINUSE) => Answer::LocalExhausted,
-        _ => {
+    match SocketError::of(e) {
+        SocketError::HostUnreachable => Answer::Unreachable("host-unreach"),
+        SocketError::NetUnreachable => Answer::Unreachable("net-unreach"),
+        SocketError::Prohibited => Answer::Prohibited,
+        SocketError::LocalExhausted => Answer::LocalExhausted,
+        SocketError::TimedOut => Answer::NoResponse,
+        // A refusal is handled before this; the rest were not expected here.
+        SocketError::Refused
+        | SocketError::InProgress
+        | SocketError::Already
+        | SocketError::IsConnected
+        | SocketError::Other => {
             tracing::debug!(error = %e, "unexpected connect error, counting as no response");
             Answer::NoResponse
         }
@@ -267,8 +274,15 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let open = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                let _ = s.write_all(b"SSH-2.0-test\r\n").await;
+            // Keep accepting after an error: Winsock may fail an accept
+            // whose client already reset (the probes close with RST).
+            loop {
+                match listener.accept().await {
+                    Ok((mut s, _)) => {
+                        let _ = s.write_all(b"SSH-2.0-test\r\n").await;
+                    }
+                    Err(e) => eprintln!("accept: {e}"),
+                }
             }
         });
         // A port we know is closed: bind, learn its number, drop it.
@@ -289,13 +303,13 @@ mod tests {
             connect_once(closed, &timing, None, &cancel, &pool).await,
             Answer::Closed { .. }
         ));
-        // The refused socket is reused, and still tells open from closed.
-        assert_eq!(pool.len(), 1);
+        // The refused socket is reused (where the OS allows it), and still
+        // tells open from closed.
+        let pooled = usize::from(sys::CONNECT_AGAIN_REPORTS_REFUSAL);
+        assert_eq!(pool.len(), pooled);
         for _ in 0..3 {
-            assert!(matches!(
-                connect_once(open, &timing, None, &cancel, &pool).await,
-                Answer::Open { .. }
-            ));
+            let answer = connect_once(open, &timing, None, &cancel, &pool).await;
+            assert!(matches!(answer, Answer::Open { .. }), "{answer:?}");
             assert!(matches!(
                 connect_once(closed, &timing, None, &cancel, &pool).await,
                 Answer::Closed { .. }
@@ -304,31 +318,28 @@ mod tests {
     }
 
     #[test]
-    fn errno_classification() {
-        let e = |n| std::io::Error::from_raw_os_error(n);
-        assert!(matches!(
-            classify_error(&e(libc::EHOSTUNREACH)),
-            Answer::Unreachable("host-unreach")
-        ));
-        assert!(matches!(
-            classify_error(&e(libc::ENETUNREACH)),
-            Answer::Unreachable("net-unreach")
-        ));
-        assert!(matches!(
-            classify_error(&e(libc::EMFILE)),
-            Answer::LocalExhausted
-        ));
-        assert!(matches!(
-            classify_error(&e(libc::EADDRNOTAVAIL)),
-            Answer::LocalExhausted
-        ));
-        assert!(matches!(
-            classify_error(&e(libc::EACCES)),
-            Answer::Prohibited
-        ));
-        assert!(matches!(
-            classify_error(&e(libc::ETIMEDOUT)),
-            Answer::NoResponse
-        ));
+    fn error_classification() {
+        let cases = [
+            (SocketError::HostUnreachable, "unreachable host-unreach"),
+            (SocketError::NetUnreachable, "unreachable net-unreach"),
+            (SocketError::LocalExhausted, "exhausted"),
+            (SocketError::Prohibited, "prohibited"),
+            (SocketError::TimedOut, "no response"),
+        ];
+        let code = |want: SocketError| {
+            (0..20_000)
+                .find(|&n| sys::classify(n) == want)
+                .expect("a code for every kind")
+        };
+        for (kind, want) in cases {
+            let got = match classify_error(&std::io::Error::from_raw_os_error(code(kind))) {
+                Answer::Unreachable(r) => format!("unreachable {r}"),
+                Answer::LocalExhausted => "exhausted".into(),
+                Answer::Prohibited => "prohibited".into(),
+                Answer::NoResponse => "no response".into(),
+                other => format!("{other:?}"),
+            };
+            assert_eq!(got, want, "{kind:?}");
+        }
     }
 }

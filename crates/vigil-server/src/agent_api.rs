@@ -22,7 +22,7 @@ use vigil_proto::agent::{
     ResultUpload, ScanTask, UploadAck, ENROLL_PATH, HEARTBEAT_PATH, MAX_BODY_BYTES, MOVED_PATH,
     RESULTS_PATH,
 };
-use vigil_store::{now_unix, Agent, AgentId, StoreError};
+use vigil_store::{now_unix, Agent, AgentId, KeyUse, StoreError, DEPLOYMENT_KEY_PREFIX};
 
 /// The TCP peer of a connection, put into every request of it.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +41,14 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(
             crate::install::DOWNLOAD_PATH,
             axum::routing::get(crate::install::serve::download),
+        )
+        .route(
+            crate::install::PS1_PATH,
+            axum::routing::get(crate::install::serve::install_ps1),
+        )
+        .route(
+            crate::install::DOWNLOAD_EXE_PATH,
+            axum::routing::get(crate::install::serve::download_exe),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
@@ -153,12 +161,23 @@ async fn enroll(
     let peer = peer.ip().to_canonical().to_string();
     // Refuse bad facts before the single-use token is spent.
     facts_heartbeat(&req.facts, &peer, now).validate()?;
-    let (agent, credential) = match app.store.redeem_enrollment(&req.token, now).await {
+    // The one `token` field takes a single-use token or a deployment key.
+    let (redeemed, unknown) = if req.token.starts_with(DEPLOYMENT_KEY_PREFIX) {
+        let used = KeyUse {
+            now,
+            peer_addr: &peer,
+            hostname: &req.facts.hostname,
+        };
+        let redeemed = app.store.redeem_deployment_key(&req.token, &used).await;
+        (redeemed, "unknown deployment key")
+    } else {
+        let redeemed = app.store.redeem_enrollment(&req.token, now).await;
+        (redeemed, "unknown enrollment token")
+    };
+    let (agent, credential) = match redeemed {
         Ok(x) => x,
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::Forbidden("unknown enrollment token".into()))
-        }
-        // "already used" / "expired"
+        Err(StoreError::NotFound) => return Err(ApiError::Forbidden(unknown.into())),
+        // "already used" / "expired" / "revoked" / "used up"
         Err(StoreError::Invalid(msg)) => return Err(ApiError::Forbidden(msg)),
         Err(e) => return Err(e.into()),
     };

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub sweep_ports: PortList,
     /// The agent binary handed out by agent installs; default: this executable.
     pub agent_binary: Option<PathBuf>,
+    /// The Windows agent (`vigil.exe`) handed out to Windows hosts; without
+    /// it the server installs no Windows agents.
+    pub agent_binary_windows: Option<PathBuf>,
     /// Scan results older than this are pruned (the newest of each agent
     /// target stays); `None`: kept forever.
     pub retention: Option<Duration>,
@@ -110,6 +113,7 @@ impl ServerConfig {
             tick: Duration::from_secs(5),
             sweep_ports: PortList::all(),
             agent_binary: None,
+            agent_binary_windows: None,
             retention: Some(Duration::from_secs(90 * 24 * 3600)),
             metrics_token: None,
             session: TokenExpiry {

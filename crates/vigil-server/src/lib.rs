@@ -84,7 +84,8 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
     // Each connected agent holds a socket: the usual soft limit (1024)
     // would refuse agents past about a thousand.
     let open_files = vigil_scan::raise_nofile_limit();
-    tracing::info!(open_files, "open-file limit (one per connected agent)");
+    let open_files = open_files.map_or_else(|| "none".to_string(), |n| n.to_string());
+    tracing::info!(%open_files, "open-file limit (one per connected agent)");
     let api_listener = TcpListener::bind(cfg.api_listen)
         .await
         .map_err(|e| ServerError::Bind(cfg.api_listen, e))?;
@@ -111,9 +112,14 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
             path.display()
         )));
     }
+    let windows = match &cfg.agent_binary_windows {
+        Some(path) => Some(install::WindowsBinary::load(path).map_err(ServerError::Config)?),
+        None => None,
+    };
     let installer = install::Installer::new(
         install::curl_pin(identity.certificate()).map_err(ServerError::Tls)?,
         cfg.agent_binary.clone(),
+        windows,
     );
     let console_key = store.console_key().await?;
     let app = Arc::new(App::new(

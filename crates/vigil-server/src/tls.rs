@@ -110,6 +110,10 @@ fn write_file(path: &Path, body: &[u8], mode: u32) -> Result<(), ServerError> {
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+        // Windows: the data directory's ACL applies (the server is not
+        // supported there; only the agent and `vigil scan` are).
+        #[cfg(not(unix))]
+        let _ = mode;
         let mut f = opts.open(path)?;
         f.write_all(body)?;
         f.sync_all()

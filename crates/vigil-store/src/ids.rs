@@ -89,6 +89,8 @@ id_type! {
     AssessmentId;
     /// A trusted peer server (another Vigil installation).
     PeerId;
+    /// A reusable deployment key (enrolls many agents).
+    DeploymentKeyId;
 }
 
 #[cfg(test)]

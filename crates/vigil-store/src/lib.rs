@@ -23,7 +23,8 @@
 //! [`Store::claim_due`], [`Store::server_id`], [`Store::agent_count`], ...)
 //! and the authentication entry points that find the account
 //! ([`Store::verify_login`], [`Store::authenticate_token`],
-//! [`Store::authenticate_agent`], [`Store::redeem_enrollment`]).
+//! [`Store::authenticate_agent`], [`Store::redeem_enrollment`],
+//! [`Store::redeem_deployment_key`]).
 //!
 //! # Time
 //!
@@ -36,6 +37,7 @@ mod agent_events;
 mod agents;
 mod alerts;
 mod compliance;
+mod deployment_keys;
 mod error;
 mod ids;
 mod leases;
@@ -57,10 +59,13 @@ pub use agent_events::{AgentEvent, AlertSpan, NewAgentEvent, SYSTEM_ACTOR};
 pub use agents::{AgentQuery, ContactRange};
 pub use alerts::MAX_ACK_NOTE_CHARS;
 pub use compliance::endpoint_key;
+pub use deployment_keys::{
+    DeploymentKey, DeploymentKeyUse, KeyUse, NewDeploymentKey, MAX_DEPLOYMENT_KEY_TTL,
+};
 pub use error::{Result, StoreError};
 pub use ids::{
-    AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, EnrollmentId, OutboxId,
-    PeerId, RuleId, ScanResultId, TaskId, UserId,
+    AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, DeploymentKeyId,
+    EnrollmentId, OutboxId, PeerId, RuleId, ScanResultId, TaskId, UserId,
 };
 pub use leases::{DuePolicy, TaskClaim};
 pub use model::{
@@ -74,7 +79,8 @@ pub use moves::{AgentMove, MoveOrder};
 pub use notify::retry_delay;
 pub use peers::{NewPeer, Peer};
 pub use secret::{
-    PasswordCost, AGENT_CREDENTIAL_PREFIX, API_TOKEN_PREFIX, ENROLLMENT_TOKEN_PREFIX,
+    PasswordCost, AGENT_CREDENTIAL_PREFIX, API_TOKEN_PREFIX, DEPLOYMENT_KEY_PREFIX,
+    ENROLLMENT_TOKEN_PREFIX,
 };
 pub use validate::limits;
 

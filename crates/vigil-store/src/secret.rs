@@ -17,6 +17,8 @@ pub const API_TOKEN_PREFIX: &str = "vgl_";
 pub const ENROLLMENT_TOKEN_PREFIX: &str = "vge_";
 /// Prefix of agent credentials (`vga_<base64url>`).
 pub const AGENT_CREDENTIAL_PREFIX: &str = "vga_";
+/// Prefix of deployment keys (`vgd_<base64url>`), reusable enrollment secrets.
+pub const DEPLOYMENT_KEY_PREFIX: &str = "vgd_";
 
 /// A freshly generated token: the plaintext (shown once) and what is stored.
 pub(crate) struct NewToken {

@@ -2,6 +2,7 @@
 
 mod cmd;
 mod output;
+mod sys;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -45,7 +46,12 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let args = cmd::scan::rewrite_nmap_style_args(std::env::args_os());
     let cli = Cli::parse_from(args);
-    init_tracing(cli.log_format);
+    // The Windows service has no console: its logs go to files.
+    let log_dir = match &cli.command {
+        Command::Agent(args) => cmd::agent::log_dir(args),
+        _ => None,
+    };
+    init_tracing(cli.log_format, log_dir.as_deref());
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(args),
         Command::Agent(args) => cmd::agent::run(args),
@@ -67,12 +73,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// Log lines go to standard error, or to daily files in `log_dir` (a week
+/// of them is kept). Files default to level info: nobody watches them live.
+fn init_tracing(format: LogFormat, log_dir: Option<&std::path::Path>) {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let default_level = if log_dir.is_some() { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let files = log_dir.and_then(|dir| match daily_log_files(dir) {
+        Ok(files) => Some(files),
+        Err(e) => {
+            eprintln!("warning: cannot log to {}: {e}", dir.display());
+            None
+        }
+    });
+    let to_file = files.is_some();
+    let writer = match files {
+        Some(files) => BoxMakeWriter::new(files),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
+    // No colour codes in files (stderr keeps the default, which honours NO_COLOR).
+    let logs = if to_file { logs.with_ansi(false) } else { logs };
     match format {
         LogFormat::Text => logs.init(),
         // {"timestamp":…,"level":"INFO","message":…,<fields>,"target":…}
@@ -83,4 +107,17 @@ fn init_tracing(format: LogFormat) {
             .with_span_list(false)
             .init(),
     }
+}
+
+/// `vigil.YYYY-MM-DD.log` in `dir`, a new file each day, the last 7 kept.
+/// Lines are written as they come (no background writer to flush on exit).
+fn daily_log_files(
+    dir: &std::path::Path,
+) -> Result<tracing_appender::rolling::RollingFileAppender, tracing_appender::rolling::InitError> {
+    tracing_appender::rolling::RollingFileAppender::builder()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("vigil")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(dir)
 }

@@ -5,110 +5,15 @@
 
 mod common;
 
-use common::{can_build_networks, nmap_xml, run_ok, vigil_bin, vigil_xml, Verdicts};
+use common::scenario::{
+    build, ground_truth, hosts_v4, hosts_v6, mismatches, nmap_matching_truth, PORTS,
+};
+use common::{can_build_networks, run_ok, vigil_bin, vigil_xml, Verdicts};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use vigil_testnet::{Listener, NetSpec, TestNet};
-
-const PORTS: &str = "21,22,23,25,53,79,80,81,82,443,445,8080";
-const OPEN: [u16; 4] = [22, 80, 443, 8080];
-const FILTERED: [u16; 2] = [81, 445];
-
-/// The hosts of one address family in the scenario.
-struct Hosts {
-    /// Listens on [`OPEN`], drops [`FILTERED`], refuses the rest.
-    mixed: IpAddr,
-    /// Drops all TCP.
-    firewalled: IpAddr,
-    /// Has an `unreachable` route on the scanner side.
-    unreachable: IpAddr,
-    /// Does not exist: packets to it vanish.
-    absent: IpAddr,
-}
-
-impl Hosts {
-    fn all(&self) -> [IpAddr; 4] {
-        [self.mixed, self.firewalled, self.unreachable, self.absent]
-    }
-}
-
-fn hosts_v4() -> Hosts {
-    let h = |n: u8| IpAddr::from([198, 51, 100, n]);
-    Hosts {
-        mixed: h(2),
-        firewalled: h(3),
-        unreachable: h(4),
-        absent: h(5),
-    }
-}
-
-fn hosts_v6() -> Hosts {
-    let h = |n: u16| IpAddr::from([0x2001, 0xdb8, 1, 0, 0, 0, 0, n]);
-    Hosts {
-        mixed: h(2),
-        firewalled: h(3),
-        unreachable: h(4),
-        absent: h(5),
-    }
-}
-
-/// Builds the scenario; the returned listeners must live as long as the scan.
-fn build(net: &TestNet, hosts: &Hosts) -> Vec<Listener> {
-    for h in [hosts.mixed, hosts.firewalled, hosts.unreachable] {
-        net.add_host(h).expect("add host");
-    }
-    let listeners = OPEN
-        .iter()
-        .map(|&p| {
-            net.listen(SocketAddr::new(hosts.mixed, p), None)
-                .expect("listen")
-        })
-        .collect();
-    for p in FILTERED {
-        net.filter_port(hosts.mixed, p).expect("filter port");
-    }
-    net.filter_host(hosts.firewalled).expect("filter host");
-    net.unreachable_host(hosts.unreachable)
-        .expect("unreachable");
-    listeners
-}
-
-/// What each port really is, by construction (states only: the reason for
-/// an unreachable route differs between IPv4 and IPv6 and is compared
-/// against nmap instead).
-fn ground_truth(hosts: &Hosts) -> Vec<((IpAddr, u16), &'static str)> {
-    let ports = vigil_core::PortList::parse(PORTS).expect("valid list");
-    let mut truth = Vec::new();
-    for p in ports.iter() {
-        let mixed = if OPEN.contains(&p) {
-            "open"
-        } else if FILTERED.contains(&p) {
-            "filtered"
-        } else {
-            "closed"
-        };
-        truth.push(((hosts.mixed, p), mixed));
-        truth.push(((hosts.firewalled, p), "filtered"));
-        truth.push(((hosts.unreachable, p), "filtered"));
-        truth.push(((hosts.absent, p), "filtered"));
-    }
-    truth
-}
-
-/// Ports whose verdict differs from the truth, and extra ports reported.
-fn mismatches(got: &Verdicts, truth: &[((IpAddr, u16), &str)]) -> Vec<String> {
-    let mut wrong: Vec<String> = truth
-        .iter()
-        .filter(|(key, state)| got.get(key).map(|(s, _)| s.as_str()) != Some(*state))
-        .map(|((a, p), state)| format!("{a}:{p} expected {state}, got {:?}", got.get(&(*a, *p))))
-        .collect();
-    if got.len() != truth.len() {
-        wrong.push(format!("{} verdicts for {} ports", got.len(), truth.len()));
-    }
-    wrong
-}
 
 fn accuracy(spec: NetSpec) {
     if !can_build_networks() {
@@ -135,23 +40,7 @@ fn accuracy(spec: NetSpec) {
         "vigil misclassified:\n{}",
         wrong.join("\n")
     );
-    // nmap is the reference, and it sometimes gives up on a whole host when
-    // loss meets a loaded machine (seen in CI: every port of the live host
-    // "filtered", three runs in a row while other builds ran). Such a run
-    // says nothing about Vigil, which was checked against the truth above:
-    // nmap may try three times, and the run that matches the truth is
-    // compared with Vigil; if none does, the comparison is skipped, loudly.
-    let mut matched = None;
-    for attempt in 1..=3 {
-        let run = nmap_xml(&net, &targets, PORTS);
-        let wrong = mismatches(&run, &truth);
-        if wrong.is_empty() {
-            matched = Some(run);
-            break;
-        }
-        eprintln!("nmap run {attempt} missed the truth:\n{}", wrong.join("\n"));
-    }
-    match matched {
+    match nmap_matching_truth(&net, &targets, &truth) {
         Some(nmap) => assert_eq!(vigil, nmap, "vigil and nmap disagree on a state or reason"),
         None => {
             eprintln!("WARNING: nmap missed the truth 3 times; Vigil matched it; no comparison")

@@ -13,8 +13,6 @@ mod common;
 use common::server::{spawn, unix_now, wait_for, webhook_receiver, Api, Proc, API};
 use common::{can_build_networks, smtp_available, vigil_bin};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -43,23 +41,6 @@ fn emails(dir: &Path) -> Vec<Value> {
         }
     }
     out
-}
-
-/// Asks the agent listening on `addr` who it is, from the scanner namespace.
-fn identify(net: &TestNet, addr: SocketAddr) -> vigil_proto::identify::IdentifyReply {
-    let line = net
-        .in_scanner(move || -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(vigil_proto::identify::REQUEST)?;
-            let mut line = String::new();
-            BufReader::new(s).read_line(&mut line)?;
-            Ok(line)
-        })
-        .expect("namespace")
-        .expect("identify exchange");
-    vigil_proto::identify::IdentifyReply::parse(line.as_bytes())
-        .unwrap_or_else(|e| panic!("bad identify reply {line:?}: {e}"))
 }
 
 struct World {
@@ -310,7 +291,7 @@ fn server_agents_alerts_and_notifications_end_to_end() {
         .as_str()
         .expect("server id")
         .to_string();
-    let reply = identify(&net, format!("{HOME}:47760").parse().unwrap());
+    let reply = common::identify_from_scanner(&net, format!("{HOME}:47760").parse().unwrap());
     assert_eq!(reply.agent_id, home);
     assert_eq!(reply.server_id, server_id);
 

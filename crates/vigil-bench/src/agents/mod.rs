@@ -123,6 +123,11 @@ pub struct AgentsArgs {
     /// Leave out the real `vigil agent run` process.
     #[arg(long)]
     no_real_agent: bool,
+    /// Also run this Windows build (`vigil.exe agent run`) under Wine as a
+    /// second real agent, and report its memory beside the Linux agent's
+    /// (Wine's overhead is not Windows').
+    #[arg(long)]
+    windows_agent_exe: Option<PathBuf>,
     /// The vigil binary (default: next to this one).
     #[arg(long)]
     vigil: Option<PathBuf>,
@@ -502,14 +507,15 @@ async fn measure(ctx: Ctx<'_>, replicas: &mut [Replica]) -> Result<report::Repor
     let n = args.agents as usize;
     eprintln!("creating {n} enrollment tokens…");
     let t = Instant::now();
-    let enrollments = create_enrollments(&rest, n + 1, setup_concurrency).await?;
+    let enrollments = create_enrollments(&rest, n + 2, setup_concurrency).await?;
     let tokens_secs = t.elapsed().as_secs_f64();
     let pin: CertPin = enrollments[0]
         .pin
         .parse()
         .map_err(|e| anyhow::anyhow!("server pin: {e}"))?;
     let mut tokens: Vec<String> = enrollments.into_iter().map(|e| e.token).collect();
-    let real_token = tokens.pop().expect("n + 1 tokens");
+    let real_token = tokens.pop().expect("n + 2 tokens");
+    let wine_token = tokens.pop().expect("n + 2 tokens");
     let urls: Vec<String> = replicas.iter().map(|r| r.agent_url.clone()).collect();
 
     // One connection per agent in the workers (see `worker`), unless
@@ -583,7 +589,25 @@ async fn measure(ctx: Ctx<'_>, replicas: &mut [Replica]) -> Result<report::Repor
     let mut real_agent = None;
     if !args.no_real_agent {
         eprintln!("enrolling and starting a real agent…");
-        real_agent = Some(start_real_agent(vigil, dir, &urls[0], &real_token, pin, &rest).await?);
+        let state = dir.join("agent");
+        let cmd = vigil_cmd(vigil);
+        real_agent =
+            Some(start_real_agent(cmd, &state, dir, &urls[0], &real_token, pin, &rest).await?);
+    }
+    // The Windows agent under Wine: the wine64 loader becomes the exe's
+    // process, so its pid is the agent's (the prefix's wineserver is not counted).
+    let mut wine_agent = None;
+    if let Some(exe) = &args.windows_agent_exe {
+        eprintln!("enrolling and starting vigil.exe under Wine…");
+        let wine = vigil_testwine::Wine::new().context("a Wine prefix")?;
+        let mut cmd = Command::new(wine.loader());
+        wine.configure(&mut cmd);
+        cmd.arg(exe);
+        let state = dir.join("wine-agent");
+        let agent = start_real_agent(cmd, &state, dir, &urls[0], &wine_token, pin, &rest).await?;
+        wine_agent = Some((agent, wine));
+    }
+    if real_agent.is_some() || wine_agent.is_some() {
         // Let it start, heartbeat and run its first scan before "before load".
         tokio::time::sleep(REAL_AGENT_WARM_UP).await;
     }
@@ -627,6 +651,12 @@ async fn measure(ctx: Ctx<'_>, replicas: &mut [Replica]) -> Result<report::Repor
     if let Some(agent) = &real_agent {
         rows.push((
             "vigil agent run (1 real agent)".into(),
+            Watched::Pid(agent.pid()),
+        ));
+    }
+    if let Some((agent, _)) = &wine_agent {
+        rows.push((
+            "vigil.exe agent run under Wine (1 real agent)".into(),
             Watched::Pid(agent.pid()),
         ));
     }
@@ -683,6 +713,10 @@ async fn measure(ctx: Ctx<'_>, replicas: &mut [Replica]) -> Result<report::Repor
     let agent_alive = real_agent.as_mut().map(|a| a.check_running().is_ok());
     if let Some(mut agent) = real_agent {
         agent.stop(libc::SIGINT, Duration::from_secs(5));
+    }
+    if let Some((mut agent, wine)) = wine_agent {
+        agent.stop(libc::SIGKILL, Duration::from_secs(5));
+        wine.kill_all();
     }
 
     let procs: Vec<report::ProcRow> = rows
@@ -898,21 +932,33 @@ fn policy(targets: Vec<PolicyTarget>) -> SecurityPolicy {
     }
 }
 
-/// Enrolls a real agent with `vigil agent enroll`, gives it a policy on its
-/// own host (127.0.0.1 here) and starts `vigil agent run`.
+/// Enrolls a real agent with `vigil agent enroll` (`vigil` is the command
+/// that runs the binary: the Linux one, or `wine64 vigil.exe`), gives it a
+/// policy on its own host (127.0.0.1 here) and starts `vigil agent run`.
 async fn start_real_agent(
-    vigil: &Path,
+    vigil: Command,
+    state: &Path,
     dir: &Path,
     url: &str,
     token: &str,
     pin: CertPin,
     rest: &rest::Rest,
 ) -> Result<Child> {
-    let state = dir.join("agent");
-    let out = vigil_cmd(vigil)
+    let again = |c: &Command| {
+        let mut cmd = Command::new(c.get_program());
+        cmd.args(c.get_args());
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    };
+    let out = again(&vigil)
         .arg("agent")
         .arg("--state-dir")
-        .arg(&state)
+        .arg(state)
         .args(["enroll", "--server", url, "--token", token, "--pin"])
         .arg(pin.to_string())
         .output()
@@ -932,13 +978,17 @@ async fn start_real_agent(
         })?;
     rest.put_policy(id, &policy(vec![PolicyTarget::AgentHost]))
         .await?;
-    let mut cmd = vigil_cmd(vigil);
-    cmd.arg("agent").arg("--state-dir").arg(&state).args([
+    let mut cmd = again(&vigil);
+    cmd.arg("agent").arg("--state-dir").arg(state).args([
         "run",
         "--listen",
         &format!("127.0.0.1:{}", procs::free_port()?),
     ]);
-    Child::spawn("vigil agent run", cmd, &dir.join("agent.log"))
+    let name = state
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Child::spawn("vigil agent run", cmd, &dir.join(format!("{name}.log")))
 }
 
 /// SIGINT or SIGTERM.

@@ -1,17 +1,21 @@
 //! Installing agents on endpoints without one: push install over SSH (a
-//! background job per request) and the one-line manual install command.
+//! background job per request) and the one-line manual install command
+//! (`curl … | sh` for Linux, a PowerShell line for Windows).
 
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::Json;
 use crate::app::App;
-use crate::install::{self, InstallError, Layout, Push};
+use crate::install::{self, InstallError, Layout, Push, WinLayout};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_core::Plan;
-use vigil_proto::api::{InstallCommandRequest, InstallCommandView, InstallJobView, InstallRequest};
+use vigil_proto::api::{
+    AgentPlatform, AgentStart, InstallCommandRequest, InstallCommandView, InstallJobView,
+    InstallRequest,
+};
 use vigil_store::{now_unix, AccountId};
 
 const MAX_TTL_MINUTES: u32 = 30 * 24 * 60;
@@ -57,19 +61,58 @@ pub(crate) async fn command(
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
+/// Where the command installs, checked for its platform.
+enum Target {
+    Linux(Layout),
+    Windows(WinLayout),
+}
+
+fn target(req: &InstallCommandRequest) -> Result<Target, ApiError> {
+    match req.platform {
+        AgentPlatform::Linux => Layout::new(
+            req.install_dir.as_deref(),
+            req.state_dir.as_deref(),
+            req.unit_dir.as_deref(),
+            req.start,
+        )
+        .map(Target::Linux)
+        .map_err(invalid),
+        AgentPlatform::Windows => {
+            if req.unit_dir.is_some() {
+                return Err(ApiError::Invalid(
+                    "unit_dir: Windows agents run as the VigilAgent service, not a systemd unit; leave it out with platform windows".into(),
+                ));
+            }
+            if req.start != AgentStart::Auto {
+                return Err(ApiError::Invalid(
+                    "start: Windows agents always run as the VigilAgent service; leave it out with platform windows".into(),
+                ));
+            }
+            WinLayout::new(req.install_dir.as_deref(), req.state_dir.as_deref())
+                .map(Target::Windows)
+                .map_err(invalid)
+        }
+    }
+}
+
 /// A fresh enrollment token of the account in a one-line install command.
 pub(crate) async fn install_command(
     app: &App,
     account: AccountId,
     req: &InstallCommandRequest,
 ) -> Result<InstallCommandView, ApiError> {
-    let layout = Layout::new(
-        req.install_dir.as_deref(),
-        req.state_dir.as_deref(),
-        req.unit_dir.as_deref(),
-        req.start,
-    )
-    .map_err(invalid)?;
+    let target = target(req)?;
+    // No token is created for a command that cannot work.
+    let binary_sha256 = match &target {
+        Target::Windows(_) => Some(
+            app.install
+                .windows()
+                .map_err(|e| ApiError::Invalid(e.to_string()))?
+                .sha256
+                .clone(),
+        ),
+        Target::Linux(_) => None,
+    };
     let minutes = req.ttl_minutes.unwrap_or(DEFAULT_TTL_MINUTES);
     if !(1..=MAX_TTL_MINUTES).contains(&minutes) {
         return Err(ApiError::Invalid(format!(
@@ -85,12 +128,26 @@ pub(crate) async fn install_command(
             Duration::from_secs(u64::from(minutes) * 60),
         )
         .await?;
-    let script_url = install::script_url(&app.agent_url, &layout);
+    let (script_url, command) = match &target {
+        Target::Linux(layout) => {
+            let url = install::script_url(&app.agent_url, layout);
+            let command = install::command(&app.install.curl_pin, &url, &token);
+            (url, command)
+        }
+        Target::Windows(layout) => {
+            let url = install::ps1_url(&app.agent_url, layout);
+            let command = install::windows_command(&app.pin, &url, &token);
+            (url, command)
+        }
+    };
     Ok(InstallCommandView {
-        command: install::command(&app.install.curl_pin, &script_url, &token),
+        command,
         token,
         expires_at: now_unix() + i64::from(minutes) * 60,
         script_url,
         pinned_pubkey: app.install.curl_pin.clone(),
+        platform: req.platform,
+        cert_pin: Some(app.pin.to_string()),
+        binary_sha256,
     })
 }

@@ -7,6 +7,7 @@ pub(crate) mod auth;
 pub(crate) mod compliance;
 mod compliance_schedule;
 pub(crate) mod contacts;
+mod deployment_keys;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod history;
@@ -53,6 +54,15 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/agents/{id}/history", get(history::history))
         .route("/agents/{id}/timeline", get(history::timeline))
         .route("/enrollments", post(agents::enroll))
+        .route(
+            "/deployment-keys",
+            get(deployment_keys::list).post(deployment_keys::create),
+        )
+        .route(
+            "/deployment-keys/{id}",
+            axum::routing::delete(deployment_keys::revoke),
+        )
+        .route("/deployment-keys/{id}/uses", get(deployment_keys::uses))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}", get(alerts::get))
         .route("/alerts/{id}/history", get(alerts::history))

@@ -19,27 +19,37 @@
 //! The binary handed out is the server's own executable (the agent is the
 //! same `vigil` binary), or `--agent-binary` for hosts of another platform.
 //!
+//! **Windows hosts** get `--agent-binary-windows` (`vigil.exe`, its SHA-256
+//! computed once at start): the manual command is a line for an elevated
+//! PowerShell that fetches `install.ps1` ([`ps1`]) over the pinned
+//! connection; the push install first asks the SSH shell what it is
+//! ([`ps1::SHELL_PROBE`]) and, on Windows' OpenSSH server, sends the binary
+//! and the setup to `powershell` instead of `sh`.
+//!
 //! Job state lives in server memory (the last [`KEEP_JOBS`] jobs): a job
 //! is short, its result shows in the agent list and the next assessment,
 //! and a restart interrupts running ones (their unused tokens expire after
 //! an hour).
 
+mod ps1;
 mod script;
 pub(crate) mod serve;
 mod ssh;
 
 use crate::app::App;
 use base64::Engine;
+pub(crate) use ps1::WinLayout;
 use script::sh_quote;
 pub(crate) use script::Layout;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use vigil_core::Plan;
 use vigil_proto::api::{AgentStart, InstallHostView, InstallJobView, InstallRequest};
+use vigil_proto::pin::CertPin;
 use vigil_store::{now_unix, AccountId};
 
 pub(crate) use ssh::Login;
@@ -47,6 +57,9 @@ pub(crate) use ssh::Login;
 /// Where the agent API serves the install script and the binary.
 pub(crate) const SCRIPT_PATH: &str = "/agent/v1/install.sh";
 pub(crate) const DOWNLOAD_PATH: &str = "/agent/v1/download/vigil";
+/// The same for Windows hosts.
+pub(crate) const PS1_PATH: &str = "/agent/v1/install.ps1";
+pub(crate) const DOWNLOAD_EXE_PATH: &str = "/agent/v1/download/vigil.exe";
 
 /// Most addresses in one push-install request.
 pub(crate) const MAX_HOSTS: usize = 256;
@@ -58,6 +71,7 @@ const KEEP_JOBS: usize = 100;
 const PUSH_TOKEN_TTL: Duration = Duration::from_secs(3600);
 const UPLOAD_LIMIT: Duration = Duration::from_secs(600);
 const SETUP_LIMIT: Duration = Duration::from_secs(180);
+const PROBE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Why an install request is refused or a host's install failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +89,55 @@ pub(crate) struct Installer {
     /// curl's `--pinnedpubkey` value for the agent API certificate.
     pub curl_pin: String,
     binary: Option<PathBuf>,
+    /// `--agent-binary-windows`; `None`: no Windows installs.
+    windows: Option<WindowsBinary>,
     jobs: Mutex<Vec<Job>>,
 }
+
+/// The Windows agent handed out, with the SHA-256 its installers check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WindowsBinary {
+    pub path: PathBuf,
+    /// Lower-case hex. Computed at start: a file replaced later fails the
+    /// installers' check (nothing is installed) until the server restarts.
+    pub sha256: String,
+}
+
+impl WindowsBinary {
+    /// Checks `path` is a file and hashes it.
+    pub fn load(path: &Path) -> Result<WindowsBinary, String> {
+        use std::io::Read;
+        let why = |e: std::io::Error| format!("the Windows agent binary {}: {e}", path.display());
+        if !path.is_file() {
+            return Err(format!(
+                "the Windows agent binary {} is not a file",
+                path.display()
+            ));
+        }
+        let mut file = std::fs::File::open(path).map_err(why)?;
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = file.read(&mut buf).map_err(why)?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+        }
+        Ok(WindowsBinary {
+            path: path.to_path_buf(),
+            sha256: hex(&hash.finalize()),
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why there is nothing to install on Windows.
+pub(crate) const NO_WINDOWS_BINARY: &str = "this server has no Windows agent: start it with \
+     --agent-binary-windows PATH (the Windows build of vigil.exe)";
 
 struct Job {
     account: AccountId,
@@ -85,12 +146,25 @@ struct Job {
 
 impl Installer {
     /// `binary`: the agent binary to hand out; `None` for this executable.
-    pub fn new(curl_pin: String, binary: Option<PathBuf>) -> Installer {
+    /// `windows`: the Windows agent, if any.
+    pub fn new(
+        curl_pin: String,
+        binary: Option<PathBuf>,
+        windows: Option<WindowsBinary>,
+    ) -> Installer {
         Installer {
             curl_pin,
             binary,
+            windows,
             jobs: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The Windows agent, or why there is none.
+    pub fn windows(&self) -> Result<&WindowsBinary, InstallError> {
+        self.windows
+            .as_ref()
+            .ok_or_else(|| InstallError::Failed(NO_WINDOWS_BINARY.into()))
     }
 
     /// The agent binary. By default the running executable through
@@ -167,6 +241,7 @@ pub(crate) struct Push {
     login: Login,
     plan: Plan,
     layout: Layout,
+    win_layout: WinLayout,
 }
 
 impl Push {
@@ -210,6 +285,11 @@ impl Push {
                 req.unit_dir.as_deref(),
                 req.start,
             )?,
+            win_layout: WinLayout::new(
+                req.windows_install_dir.as_deref(),
+                req.windows_state_dir.as_deref(),
+            )
+            .map_err(|e| InstallError::Invalid(format!("windows_{e}")))?,
         })
     }
 }
@@ -298,6 +378,35 @@ async fn install_host(
         .await
         .map_err(|e| InstallError::Failed(format!("creating an enrollment token: {e}")))?;
     let session = ssh::Session::new(&push.login, addr)?;
+    let shell = ps1::parse_shell_probe(&session.probe(ps1::SHELL_PROBE, PROBE_LIMIT).await?);
+    let out = if shell.is_windows() {
+        install_windows(app, push, &session, shell, &token).await?
+    } else {
+        install_posix(app, push, &session, &token).await?
+    };
+    let mut notes: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("vigil-install: "))
+        .map(str::to_string)
+        .collect();
+    if let Some(keys) = session.accepted_host_keys().await {
+        notes.push(format!(
+            "host key accepted on first use (no known_hosts given): {keys}"
+        ));
+    }
+    Ok(Installed {
+        message: notes.join("; "),
+        agent_id: enrolled_agent(&out),
+    })
+}
+
+/// Copies the binary with `cat`, runs the setup with `sh`; its stdout.
+async fn install_posix(
+    app: &App,
+    push: &Push,
+    session: &ssh::Session,
+    token: &str,
+) -> Result<String, InstallError> {
     let dir = &push.layout.install_dir;
     let upload = format!(
         "umask 022 && mkdir -p {} && cat > {}",
@@ -314,34 +423,61 @@ async fn install_host(
         )
         .await?;
     let setup = script::setup_script(&push.layout, &app.agent_url, &app.pin.to_string());
-    let out = session
+    session
         .run(
             "the install script",
-            &format!("sh -s -- {}", sh_quote(&token)),
+            &format!("sh -s -- {}", sh_quote(token)),
+            ssh::Input::Text(&setup),
+            SETUP_LIMIT,
+        )
+        .await
+}
+
+/// Windows' OpenSSH server (`shell` cmd or PowerShell): the binary and
+/// then the setup go over stdin to `powershell`; its stdout.
+async fn install_windows(
+    app: &App,
+    push: &Push,
+    session: &ssh::Session,
+    shell: ps1::RemoteShell,
+    token: &str,
+) -> Result<String, InstallError> {
+    let windows = app.install.windows().map_err(|e| {
+        InstallError::Failed(format!(
+            "the host runs Windows ({shell:?} over SSH), but {e}"
+        ))
+    })?;
+    session
+        .run(
+            "copying vigil.exe",
+            &ps1::upload_command(&push.win_layout),
+            ssh::Input::File(&windows.path),
+            UPLOAD_LIMIT,
+        )
+        .await?;
+    let setup = ps1::setup_ps1(
+        &push.win_layout,
+        &app.agent_url,
+        &app.pin.to_string(),
+        &windows.sha256,
+    );
+    let out = session
+        .run(
+            "the PowerShell install",
+            &ps1::run_stdin_command(token),
             ssh::Input::Text(&setup),
             SETUP_LIMIT,
         )
         .await?;
-    let mut notes: Vec<String> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("vigil-install: "))
-        .map(str::to_string)
-        .collect();
-    if let Some(keys) = session.accepted_host_keys().await {
-        notes.push(format!(
-            "host key accepted on first use (no known_hosts given): {keys}"
-        ));
-    }
-    Ok(Installed {
-        message: notes.join("; "),
-        agent_id: enrolled_agent(&out),
-    })
+    Ok(format!(
+        "vigil-install: Windows host ({shell:?} shell over SSH)\n{out}"
+    ))
 }
 
 /// The agent id in `vigil agent enroll`'s "enrolled as agent ID with server …".
 fn enrolled_agent(out: &str) -> Option<String> {
     out.lines().find_map(|l| {
-        let rest = l.strip_prefix("enrolled as agent ")?;
+        let rest = l.trim().strip_prefix("enrolled as agent ")?;
         rest.split_whitespace().next().map(str::to_string)
     })
 }
@@ -373,6 +509,28 @@ pub(crate) fn script_url(agent_url: &str, layout: &Layout) -> String {
     } else {
         format!("{base}?{}", query.join("&"))
     }
+}
+
+/// The URL of the Windows install script for `layout` (defaults left out).
+pub(crate) fn ps1_url(agent_url: &str, layout: &WinLayout) -> String {
+    let query: Vec<String> = [
+        ("install_dir", &layout.install_dir),
+        ("state_dir", &layout.state_dir),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some(format!("{name}={}", percent_encode(value.as_ref()?))))
+    .collect();
+    let base = format!("{}{PS1_PATH}", agent_url.trim_end_matches('/'));
+    if query.is_empty() {
+        base
+    } else {
+        format!("{base}?{}", query.join("&"))
+    }
+}
+
+/// The one-line manual install for an elevated Windows PowerShell.
+pub(crate) fn windows_command(pin: &CertPin, ps1_url: &str, token: &str) -> String {
+    ps1::one_liner(&pin.to_string(), ps1_url, token)
 }
 
 /// The one-line manual install command.
@@ -418,6 +576,8 @@ mod tests {
             state_dir: None,
             unit_dir: None,
             start: AgentStart::Auto,
+            windows_install_dir: None,
+            windows_state_dir: None,
         }
     }
 
@@ -488,6 +648,46 @@ mod tests {
     fn the_enrolled_agent_id_is_read_from_the_output() {
         let out = "vigil-install: x\nenrolled as agent 0b4c1d2e-aa with server 11-22\n";
         assert_eq!(enrolled_agent(out).as_deref(), Some("0b4c1d2e-aa"));
+        let windows = "vigil-install: x\r\nenrolled as agent 0b4c1d2e-bb with server 11\r\n";
+        assert_eq!(enrolled_agent(windows).as_deref(), Some("0b4c1d2e-bb"));
         assert_eq!(enrolled_agent("nothing"), None);
+    }
+
+    #[test]
+    fn windows_push_dirs_are_checked() {
+        let mut req = request(&["198.51.100.7"]);
+        req.windows_install_dir = Some("D:\\Vigil".into());
+        let push = Push::check(&req).expect("valid");
+        assert_eq!(push.win_layout.install_dir.as_deref(), Some("D:\\Vigil"));
+        req.windows_state_dir = Some("/var/lib/x".into());
+        let err = Push::check(&req).expect_err("not Windows").to_string();
+        assert!(err.starts_with("windows_state_dir \"/var/lib/x\""), "{err}");
+    }
+
+    #[test]
+    fn the_windows_binary_is_hashed_and_the_ps1_url_built() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vigil.exe");
+        std::fs::write(&path, b"MZ").expect("write");
+        let bin = WindowsBinary::load(&path).expect("a file");
+        assert_eq!(bin.sha256, hex(&Sha256::digest(b"MZ")));
+        assert_eq!(bin.sha256.len(), 64);
+        let err = WindowsBinary::load(dir.path()).expect_err("a directory");
+        assert!(err.contains("is not a file"), "{err}");
+        let none = Installer::new(String::new(), None, None);
+        assert!(none
+            .windows()
+            .expect_err("none")
+            .to_string()
+            .contains("--agent-binary-windows"));
+        let layout = WinLayout::new(Some("C:\\My Apps\\V&gil"), None).expect("valid");
+        assert_eq!(
+            ps1_url("https://vigil.test:8443/", &layout),
+            "https://vigil.test:8443/agent/v1/install.ps1?install_dir=C%3A%5CMy%20Apps%5CV%26gil"
+        );
+        assert_eq!(
+            ps1_url("https://vigil.test:8443", &WinLayout::default()),
+            "https://vigil.test:8443/agent/v1/install.ps1"
+        );
     }
 }

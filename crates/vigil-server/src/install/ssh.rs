@@ -19,8 +19,9 @@
 //!   into a throwaway file (the fingerprint is reported in the job);
 //! * `ConnectTimeout` and keepalives, and an overall timeout per step.
 //!
-//! The binary is streamed over `ssh`'s stdin (`cat > …`), so neither scp
-//! nor an SFTP subsystem is needed on the host.
+//! The binary is streamed over `ssh`'s stdin (`cat > …`, or on Windows'
+//! OpenSSH server a `powershell` that copies stdin to the file), so
+//! neither scp nor an SFTP subsystem is needed on the host.
 
 use super::InstallError;
 use base64::Engine;
@@ -287,19 +288,10 @@ impl Session {
         .map_err(|_| InstallError::Failed(format!("{what} did not finish within {limit:?}")))?;
         let out = out.map_err(|e| InstallError::Failed(format!("ssh: {e}")))?;
         let stderr = tail(&String::from_utf8_lossy(&out.stderr));
-        let target = format!("{}@{}:{}", self.login.user, self.addr, self.login.port);
+        let target = self.target();
         match out.status.code() {
             Some(0) => {}
-            Some(255) => {
-                return Err(InstallError::Failed(format!(
-                    "SSH to {target} failed: {}",
-                    if stderr.is_empty() {
-                        "no reason given"
-                    } else {
-                        &stderr
-                    }
-                )))
-            }
+            Some(255) => return Err(self.ssh_failed(&stderr)),
             code => {
                 let code = code.map_or("a signal".to_string(), |c| format!("status {c}"));
                 return Err(InstallError::Failed(format!(
@@ -310,6 +302,41 @@ impl Session {
         // A broken pipe with a zero exit means the remote side did not read
         // everything: report it rather than trust a partial upload.
         fed.map_err(|e| InstallError::Failed(format!("{what} on {target}: sending data: {e}")))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn target(&self) -> String {
+        format!("{}@{}:{}", self.login.user, self.addr, self.login.port)
+    }
+
+    fn ssh_failed(&self, stderr: &str) -> InstallError {
+        let why = if stderr.is_empty() {
+            "no reason given"
+        } else {
+            stderr
+        };
+        InstallError::Failed(format!("SSH to {} failed: {why}", self.target()))
+    }
+
+    /// Runs `remote` with nothing on stdin and returns its stdout whatever
+    /// its exit status: a shell that does not understand the command still
+    /// answers. Only SSH's own failure (status 255) is an error.
+    pub async fn probe(&self, remote: &str, limit: Duration) -> Result<String, InstallError> {
+        let mut cmd = self.command(remote);
+        cmd.stdin(Stdio::null());
+        let out = tokio::time::timeout(limit, cmd.output())
+            .await
+            .map_err(|_| InstallError::Failed(format!("SSH did not answer within {limit:?}")))?
+            .map_err(|e| {
+                InstallError::Failed(if e.kind() == std::io::ErrorKind::NotFound {
+                    "the OpenSSH client (`ssh`) is not installed on the server".into()
+                } else {
+                    format!("cannot run ssh: {e}")
+                })
+            })?;
+        if out.status.code() == Some(255) {
+            return Err(self.ssh_failed(&tail(&String::from_utf8_lossy(&out.stderr))));
+        }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 

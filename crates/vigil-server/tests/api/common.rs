@@ -107,12 +107,18 @@ impl Server {
     /// Starts a server on two ephemeral loopback ports with `db` (a fresh
     /// database from `vigil-testdb`, with cheap password hashing).
     pub async fn start(db: TestDb) -> Server {
+        Server::start_with(db, |_| {}).await
+    }
+
+    /// [`Server::start`] with the configuration changed by `configure`.
+    pub async fn start_with(db: TestDb, configure: impl FnOnce(&mut ServerConfig)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = ServerConfig::new(dir.path(), db.url.clone());
         cfg.api_listen = ([127, 0, 0, 1], 0).into();
         cfg.agent_listen = ([127, 0, 0, 1], 0).into();
         // Should a scan ever be scheduled, keep it to one port.
         cfg.sweep_ports = PortList::parse("1").expect("port list");
+        configure(&mut cfg);
         let running = vigil_server::start_with_store(cfg, db.store.clone())
             .await
             .expect("server starts");
@@ -261,6 +267,16 @@ impl Server {
             .as_str()
             .expect("enrollment token")
             .to_string()
+    }
+
+    /// `GET` on the agent API (`path` from `/agent/v1/…`).
+    pub async fn agent_get(&self, path: &str) -> Reply {
+        read(self.agent_http.get(format!("{}{path}", self.agent))).await
+    }
+
+    /// What agents pin: `sha256:<hex>`.
+    pub fn pin(&self) -> String {
+        self.running.pin.to_string()
     }
 
     /// `POST /agent/v1/enroll` with `facts`.

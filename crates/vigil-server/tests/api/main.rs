@@ -38,6 +38,8 @@ mod agent_auth;
 mod alerts;
 mod bad_input;
 mod common;
+mod deployment_keys;
+mod install_windows;
 mod openapi;
 mod roles;
 mod tenancy;

@@ -37,6 +37,7 @@ mod agent_events;
 mod agents;
 mod alerts;
 mod compliance;
+mod deployment_keys;
 mod identity;
 mod input;
 mod isolation;

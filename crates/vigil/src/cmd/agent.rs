@@ -1,5 +1,6 @@
 //! `vigil agent`: enroll this machine with a server, then run the agent.
 
+use super::agent_service::{self, ServiceCommand};
 use super::usage;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -18,12 +19,13 @@ use vigil_proto::identify::{IdentifyReply, DEFAULT_PORT};
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// Where the agent keeps its identity and result spool.
+    /// Where the agent keeps its identity and result spool (Linux:
+    /// /var/lib/vigil-agent, Windows: %ProgramData%\Vigil\agent).
     #[arg(
         long,
         global = true,
         env = "VIGIL_AGENT_DIR",
-        default_value = "/var/lib/vigil-agent"
+        default_value_os_t = vigil_agent::sys::default_state_dir()
     )]
     state_dir: PathBuf,
     #[command(subcommand)]
@@ -32,14 +34,14 @@ pub struct AgentArgs {
 
 #[derive(Debug, Subcommand)]
 enum AgentCommand {
-    /// Enroll with a server using a single-use token (printed by the server).
+    /// Enroll with a server using a single-use token or a deployment key (printed by the server).
     Enroll {
         /// The server's agent URL, e.g. https://vigil.example:8443. A server
         /// with replicas: repeat it (or separate with commas) for each,
         /// preferred first; the agent fails over between them.
         #[arg(long, required = true, value_delimiter = ',', value_name = "URL")]
         server: Vec<String>,
-        /// The single-use enrollment token.
+        /// The single-use enrollment token (vge_…) or a deployment key (vgd_…).
         #[arg(long)]
         token: String,
         /// The server certificate's fingerprint, sha256:… (printed with the token).
@@ -52,24 +54,46 @@ enum AgentCommand {
         #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
         listen: SocketAddr,
     },
-    /// Show this agent's identity (without its credential).
+    /// Show this agent's identity (without its credential) and how its file is protected.
     Status,
+    /// The agent as a Windows service: install, uninstall, start, stop, status.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+    /// What the Windows service runs (started by the service control manager).
+    #[command(hide = true)]
+    ServiceRun {
+        #[arg(long, default_value_t = agent_service::default_listen())]
+        listen: SocketAddr,
+    },
+}
+
+/// Where this command writes its logs, when not on standard error: the
+/// Windows service has no console.
+pub fn log_dir(args: &AgentArgs) -> Option<PathBuf> {
+    match args.command {
+        AgentCommand::ServiceRun { .. } if crate::sys::service::available().is_ok() => {
+            Some(agent_service::log_dir(&args.state_dir))
+        }
+        _ => None,
+    }
 }
 
 pub fn run(args: AgentArgs) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        match args.command {
-            AgentCommand::Enroll { server, token, pin } => {
-                enroll(&args.state_dir, &server, &token, &pin).await
-            }
-            AgentCommand::Run { listen } => run_agent(&args.state_dir, listen).await,
-            AgentCommand::Status => status(&args.state_dir),
+    // The service commands talk to the service control manager, which
+    // starts the service's runtime on its own thread.
+    match args.command {
+        AgentCommand::Enroll { server, token, pin } => {
+            super::runtime()?.block_on(enroll(&args.state_dir, &server, &token, &pin))
         }
-    })
+        AgentCommand::Run { listen } => {
+            super::runtime()?.block_on(run_agent(&args.state_dir, listen))
+        }
+        AgentCommand::Status => status(&args.state_dir),
+        AgentCommand::Service { command } => agent_service::run(&args.state_dir, command),
+        AgentCommand::ServiceRun { listen } => agent_service::service_run(args.state_dir, listen),
+    }
 }
 
 async fn enroll(
@@ -123,6 +147,11 @@ fn status(state_dir: &std::path::Path) -> Result<ExitCode> {
     for url in id.server_urls().iter().skip(1) {
         println!("also:   {url}");
     }
+    let path = Identity::path(state_dir);
+    let protection = vigil_agent::sys::private_file_check(&path)?;
+    println!("file:   {}, {protection}", path.display());
+    let host = vigil_agent::sys::os_facts();
+    println!("host:   {} ({})", host.hostname, host.os);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -208,20 +237,51 @@ async fn server_ip(url: &str) -> Result<IpAddr> {
 
 /// What the server learns about this machine.
 fn facts() -> AgentFacts {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    let os = std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-                .map(|v| v.trim_matches('"').to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::OS.to_string());
+    let os = vigil_agent::sys::os_facts();
     AgentFacts {
-        hostname,
-        os,
+        hostname: os.hostname,
+        os: os.os,
         version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Top,
+    }
+
+    #[derive(Debug, Subcommand)]
+    enum Top {
+        Agent(AgentArgs),
+    }
+
+    #[test]
+    fn the_service_command_line_parses_as_service_run() {
+        let dir = PathBuf::from("/srv/vigil agent");
+        let listen: SocketAddr = "127.0.0.1:47761".parse().expect("addr");
+        let line = agent_service::service_command(std::path::Path::new("vigil"), &dir, listen);
+        let Top::Agent(args) = Cli::try_parse_from(&line).expect("parses").command;
+        assert_eq!(args.state_dir, dir);
+        assert!(
+            matches!(args.command, AgentCommand::ServiceRun { listen: l } if l == listen),
+            "{:?}",
+            args.command
+        );
+    }
+
+    #[test]
+    fn the_state_dir_defaults_per_platform() {
+        let Top::Agent(args) = Cli::try_parse_from(["vigil", "agent", "status"])
+            .expect("parses")
+            .command;
+        if std::env::var_os("VIGIL_AGENT_DIR").is_none() {
+            assert_eq!(args.state_dir, vigil_agent::sys::default_state_dir());
+        }
     }
 }

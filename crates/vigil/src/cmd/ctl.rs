@@ -10,6 +10,7 @@ mod client;
 mod compliance;
 mod compliance_agents;
 mod config;
+mod deployment_keys;
 mod notify;
 mod policy;
 mod table;
@@ -21,6 +22,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use client::{decode, Client};
 use compliance::ComplianceCommand;
+use deployment_keys::DeploymentKeysCommand;
 use notify::{AlertStatusArg, ContactsCommand, RulesCommand};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -79,6 +81,9 @@ enum CtlCommand {
         #[arg(long)]
         ttl_minutes: Option<u32>,
     },
+    /// Reusable, expiring enrollment secrets for mass roll-outs (GPO, MSI).
+    #[command(subcommand)]
+    DeploymentKeys(DeploymentKeysCommand),
     /// Show or change an agent's security-scan policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -376,6 +381,7 @@ impl Ctl {
                 plan,
                 ttl_minutes,
             } => self.enroll(name, plan.into(), ttl_minutes).await,
+            CtlCommand::DeploymentKeys(cmd) => self.deployment_keys(cmd).await,
             CtlCommand::Policy(cmd) => self.policy(cmd).await,
             CtlCommand::Results { agent, limit } => self.results(&agent, limit).await,
             CtlCommand::Alerts { status, agent } => self.alerts(status, agent).await,

@@ -64,6 +64,10 @@ pub struct ServerOpts {
     /// set it when the hosts run another platform).
     #[arg(long)]
     pub agent_binary: Option<PathBuf>,
+    /// The Windows agent (vigil.exe) that installs on Windows hosts use
+    /// (served at /agent/v1/download/vigil.exe; without it no Windows installs).
+    #[arg(long)]
+    pub agent_binary_windows: Option<PathBuf>,
     /// Scan results older than this many days are deleted (the newest of
     /// each agent target is kept); 0 keeps them forever. Below 30 the
     /// console's 30-day timeline knows less.
@@ -152,6 +156,7 @@ impl ServerOpts {
         cfg.sweep_ports = PortList::parse(&self.sweep_ports)
             .map_err(|e| usage(format!("--sweep-ports {:?}: {e}", self.sweep_ports)))?;
         cfg.agent_binary = self.agent_binary.clone();
+        cfg.agent_binary_windows = self.agent_binary_windows.clone();
         cfg.retention = (self.retention_days > 0)
             .then(|| Duration::from_secs(u64::from(self.retention_days) * 24 * 3600));
         cfg.metrics_token = self.metrics_token.clone().filter(|t| !t.is_empty());

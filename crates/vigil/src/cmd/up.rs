@@ -149,11 +149,7 @@ async fn first_login(store: &Store, data_dir: &Path) -> Result<FirstLogin> {
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
+    let mut f = crate::sys::private_file_options()
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(bytes)

@@ -70,6 +70,17 @@ pub fn start_server_with(net: &TestNet, dir: &Path, args: &[&str], env: &[(&str,
             .args(["--kind", "organization", "--email", EMAIL])
             .env("VIGIL_PASSWORD", PASSWORD),
     );
+    run_server(net, dir, args, env, "server.log")
+}
+
+/// Starts the server of [`start_server_with`] again (same data directory
+/// and database; the account exists), logging to `server-restarted.log`.
+pub fn restart_server(net: &TestNet, dir: &Path, args: &[&str]) -> Proc {
+    run_server(net, dir, args, &[], "server-restarted.log")
+}
+
+fn run_server(net: &TestNet, dir: &Path, args: &[&str], env: &[(&str, &str)], log: &str) -> Proc {
+    let db = format!("sqlite://{}", dir.join("vigil.db").display());
     let mut cmd = net.scanner_cmd(vigil_bin());
     cmd.args(["server", "--data-dir"])
         .arg(dir)
@@ -78,7 +89,7 @@ pub fn start_server_with(net: &TestNet, dir: &Path, args: &[&str], env: &[(&str,
         .args(args)
         .env("VIGIL_LOG", "info")
         .envs(env.iter().copied());
-    let p = spawn(cmd, "server", &dir.join("server.log"));
+    let p = spawn(cmd, "server", &dir.join(log));
     let api = Api { net, token: None };
     wait_for("the server", Duration::from_secs(20), || {
         (api.call("GET", "/openapi.json", None).0 == 200).then_some(())

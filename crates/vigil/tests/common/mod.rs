@@ -5,11 +5,16 @@
 pub mod browser;
 pub mod compliance;
 pub mod replica;
+pub mod scenario;
 pub mod server;
 pub mod watch;
+pub mod wine;
 
 use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output};
+use std::time::Duration;
 pub use vigil_testnet::nmap::Verdicts;
 use vigil_testnet::TestNet;
 
@@ -41,6 +46,34 @@ pub fn smtp_available() -> bool {
         eprintln!("SKIPPED: needs python3-aiosmtpd");
     }
     ok
+}
+
+/// Asks the agent listening on `addr` who it is, from the scanner namespace.
+pub fn identify_from_scanner(
+    net: &TestNet,
+    addr: SocketAddr,
+) -> vigil_proto::identify::IdentifyReply {
+    try_identify(net, addr).unwrap_or_else(|e| panic!("identify exchange with {addr}: {e}"))
+}
+
+/// [`identify_from_scanner`], or why the exchange failed.
+pub fn try_identify(
+    net: &TestNet,
+    addr: SocketAddr,
+) -> Result<vigil_proto::identify::IdentifyReply, String> {
+    let line = net
+        .in_scanner(move || -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(vigil_proto::identify::REQUEST)?;
+            let mut line = String::new();
+            BufReader::new(s).read_line(&mut line)?;
+            Ok(line)
+        })
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    vigil_proto::identify::IdentifyReply::parse(line.as_bytes())
+        .map_err(|e| format!("bad identify reply {line:?}: {e}"))
 }
 
 /// Runs a command to completion, failing the test with its output if it fails.

@@ -2,7 +2,9 @@
 //! server here (`POST /compliance/move`, the code of
 //! `POST /api/v1/compliance/move`), and install an agent where there is
 //! none — an SSH push-install job (`/compliance/install`, progress at
-//! `/compliance/install/{id}`) or the one-line manual command.
+//! `/compliance/install/{id}`) or the one-line manual command: `curl … | sh`
+//! for Linux, a PowerShell line for Windows, both when the endpoint's OS is
+//! unknown (`?platform=` from the endpoint list says which).
 
 use super::super::error::ConsoleError;
 use super::super::form::{Form, Post};
@@ -18,7 +20,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use std::sync::Arc;
-use vigil_proto::api::{AgentStart, InstallCommandRequest, InstallRequest, MoveRequest, SshLogin};
+use vigil_proto::api::{
+    AgentPlatform, AgentStart, InstallCommandRequest, InstallRequest, MoveRequest, SshLogin,
+};
 
 /// Reload a running install job this often.
 const JOB_REFRESH_SECS: u32 = 2;
@@ -82,6 +86,10 @@ pub(crate) struct InstallDraft {
     pub state_dir: String,
     pub unit_dir: String,
     pub start: String,
+    pub windows_install_dir: String,
+    pub windows_state_dir: String,
+    /// `linux`, `windows`, or empty (unknown: both are offered).
+    pub platform: String,
 }
 
 impl InstallDraft {
@@ -97,7 +105,18 @@ impl InstallDraft {
             state_dir: text("state_dir"),
             unit_dir: text("unit_dir"),
             start: text("start"),
+            windows_install_dir: text("windows_install_dir"),
+            windows_state_dir: text("windows_state_dir"),
+            platform: platform_hint(f.get("platform").unwrap_or_default()).to_string(),
         }
+    }
+
+    fn offers_linux(&self) -> bool {
+        self.platform != "windows"
+    }
+
+    fn offers_windows(&self) -> bool {
+        self.platform != "linux"
     }
 
     fn start(&self) -> Result<AgentStart, String> {
@@ -141,22 +160,85 @@ impl InstallDraft {
             state_dir: Self::dir(&self.state_dir),
             unit_dir: Self::dir(&self.unit_dir),
             start: self.start()?,
+            windows_install_dir: Self::dir(&self.windows_install_dir),
+            windows_state_dir: Self::dir(&self.windows_state_dir),
         })
     }
 
-    /// The API's manual-command request (same layout).
-    pub(crate) fn to_command_request(&self) -> Result<InstallCommandRequest, String> {
-        Ok(InstallCommandRequest {
-            install_dir: Self::dir(&self.install_dir),
-            state_dir: Self::dir(&self.state_dir),
-            unit_dir: Self::dir(&self.unit_dir),
-            start: self.start()?,
-            ..Default::default()
+    /// The API's manual-command request (same layout) for `platform`.
+    pub(crate) fn to_command_request(
+        &self,
+        platform: AgentPlatform,
+    ) -> Result<InstallCommandRequest, String> {
+        Ok(match platform {
+            AgentPlatform::Linux => InstallCommandRequest {
+                install_dir: Self::dir(&self.install_dir),
+                state_dir: Self::dir(&self.state_dir),
+                unit_dir: Self::dir(&self.unit_dir),
+                start: self.start()?,
+                ..Default::default()
+            },
+            AgentPlatform::Windows => InstallCommandRequest {
+                install_dir: Self::dir(&self.windows_install_dir),
+                state_dir: Self::dir(&self.windows_state_dir),
+                platform,
+                ..Default::default()
+            },
         })
     }
 }
 
+/// `windows`, `linux` or empty, from a `platform` field.
+fn platform_hint(text: &str) -> &'static str {
+    match text.trim() {
+        "windows" => "windows",
+        "linux" => "linux",
+        _ => "",
+    }
+}
+
+/// The platform an endpoint's OS (AD `operatingSystem`) points to: empty
+/// when unknown, so the install page offers both commands.
+pub(crate) fn platform_of_os(os: Option<&str>) -> &'static str {
+    match os.map(str::trim).filter(|o| !o.is_empty()) {
+        None => "",
+        Some(o) if o.to_ascii_lowercase().contains("windows") => "windows",
+        Some(_) => "linux",
+    }
+}
+
 fn layout_fields(d: &InstallDraft) -> Markup {
+    html! {
+        @if d.offers_linux() { (linux_fields(d)) } @else { (linux_hidden(d)) }
+        @if d.offers_windows() {
+            label for="windows_install_dir" { "Windows install directory" }
+            input #windows_install_dir type="text" name="windows_install_dir" value=(d.windows_install_dir) placeholder="%ProgramFiles%\\Vigil";
+            label for="windows_state_dir" { "Windows state directory" }
+            input #windows_state_dir type="text" name="windows_state_dir" value=(d.windows_state_dir) placeholder="%ProgramData%\\Vigil\\agent";
+        } @else {
+            (windows_hidden(d))
+        }
+        input type="hidden" name="platform" value=(d.platform);
+    }
+}
+
+fn linux_hidden(d: &InstallDraft) -> Markup {
+    html! {
+        input type="hidden" name="install_dir" value=(d.install_dir);
+        input type="hidden" name="state_dir" value=(d.state_dir);
+        input type="hidden" name="unit_dir" value=(d.unit_dir);
+        input type="hidden" name="start" value=(d.start);
+    }
+}
+
+fn windows_hidden(d: &InstallDraft) -> Markup {
+    html! {
+        input type="hidden" name="windows_install_dir" value=(d.windows_install_dir);
+        input type="hidden" name="windows_state_dir" value=(d.windows_state_dir);
+    }
+}
+
+fn linux_fields(d: &InstallDraft) -> Markup {
     html! {
         label for="install_dir" { "Install directory" }
         input #install_dir type="text" name="install_dir" value=(d.install_dir) placeholder="/opt/vigil";
@@ -173,11 +255,17 @@ fn layout_fields(d: &InstallDraft) -> Markup {
     }
 }
 
+/// A created command and the platform it is for.
+struct Created<'a> {
+    command: &'a str,
+    platform: AgentPlatform,
+}
+
 fn install_page(
     session: &Session,
     d: &InstallDraft,
     error: Option<&str>,
-    command: Option<&str>,
+    command: Option<Created<'_>>,
 ) -> Markup {
     let body = html! {
         h1 { "Install agents" }
@@ -204,17 +292,35 @@ fn install_page(
         section.section aria-labelledby="manual-h" {
             h2 #manual-h { "Or run a command on the host" }
             @if let Some(c) = command {
-                p.flash.ok role="status" { "A single-use token valid for one day is in this command. Run it as root on the host:" }
-                pre.command #install-command { (c) }
+                @if c.platform == AgentPlatform::Windows {
+                    p.flash.ok role="status" { "A single-use token valid for one day is in this command. Run it on the Windows host in PowerShell started with Run as Administrator:" }
+                } @else {
+                    p.flash.ok role="status" { "A single-use token valid for one day is in this command. Run it as root on the host:" }
+                }
+                pre.command #install-command { (c.command) }
                 button type="button" data-copy="install-command" hidden { "Copy command" }
             } @else {
-                form.stack method="post" action="/compliance/install-command" {
-                    (session.csrf_field())
-                    input type="hidden" name="install_dir" value=(d.install_dir);
-                    input type="hidden" name="state_dir" value=(d.state_dir);
-                    input type="hidden" name="unit_dir" value=(d.unit_dir);
-                    input type="hidden" name="start" value=(d.start);
-                    button type="submit" { "Create install command" }
+                @if d.offers_linux() {
+                    form.stack method="post" action="/compliance/install-command" {
+                        (session.csrf_field())
+                        (linux_hidden(d))
+                        (windows_hidden(d))
+                        input type="hidden" name="platform" value=(d.platform);
+                        input type="hidden" name="command_platform" value="linux";
+                        @if d.offers_windows() { p.hint { "Linux: a curl line to run as root." } }
+                        button type="submit" { "Create install command" }
+                    }
+                }
+                @if d.offers_windows() {
+                    form.stack method="post" action="/compliance/install-command" {
+                        (session.csrf_field())
+                        (linux_hidden(d))
+                        (windows_hidden(d))
+                        input type="hidden" name="platform" value=(d.platform);
+                        input type="hidden" name="command_platform" value="windows";
+                        p.hint { "Windows: a line for PowerShell run as Administrator (Windows PowerShell 5.1 or later)." }
+                        button type="submit" { "Create PowerShell install command" }
+                    }
                 }
             }
         }
@@ -231,6 +337,7 @@ pub(crate) async fn install_form(
     let query = Form::query(query)?;
     let draft = InstallDraft {
         addresses: query.all("addr").join("\n"),
+        platform: platform_hint(query.get("platform").unwrap_or_default()).to_string(),
         ..Default::default()
     };
     Ok(install_page(&session, &draft, None, None).into_response())
@@ -265,7 +372,11 @@ pub(crate) async fn command(
 ) -> Result<Response, ConsoleError> {
     session.require_write()?;
     let draft = InstallDraft::from_form(&form);
-    let req = match draft.to_command_request() {
+    let platform = match form.get("command_platform").unwrap_or_default() {
+        "windows" => AgentPlatform::Windows,
+        _ => AgentPlatform::Linux,
+    };
+    let req = match draft.to_command_request(platform) {
         Ok(r) => r,
         Err(m) => {
             let page = install_page(&session, &draft, Some(&m), None);
@@ -273,7 +384,13 @@ pub(crate) async fn command(
         }
     };
     match install_command(&app, session.account.id, &req).await {
-        Ok(view) => Ok(install_page(&session, &draft, None, Some(&view.command)).into_response()),
+        Ok(view) => {
+            let created = Created {
+                command: &view.command,
+                platform,
+            };
+            Ok(install_page(&session, &draft, None, Some(created)).into_response())
+        }
         Err(crate::api::error::ApiError::Invalid(m)) => {
             let page = install_page(&session, &draft, Some(&m), None);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
@@ -350,8 +467,50 @@ mod tests {
             .starts_with("SSH port:"));
         let bad = Form::parse(b"start=later").unwrap();
         assert!(InstallDraft::from_form(&bad)
-            .to_command_request()
+            .to_command_request(AgentPlatform::Linux)
             .unwrap_err()
             .starts_with("start:"));
+    }
+
+    #[test]
+    fn windows_fields_become_windows_requests() {
+        let form = Form::parse(
+            b"install_dir=%2Fopt%2Fv&windows_install_dir=D%3A%5CVigil&windows_state_dir=\
+              &platform=windows&start=later",
+        )
+        .unwrap();
+        let d = InstallDraft::from_form(&form);
+        assert!(d.offers_windows() && !d.offers_linux());
+        let r = d.to_command_request(AgentPlatform::Windows).unwrap();
+        assert_eq!(r.platform, AgentPlatform::Windows);
+        assert_eq!(r.install_dir.as_deref(), Some("D:\\Vigil"));
+        assert_eq!(
+            (r.state_dir, r.unit_dir, r.start),
+            (None, None, AgentStart::Auto)
+        );
+        let push = d.to_request();
+        assert!(
+            push.is_err(),
+            "the Linux start field is still checked for a push"
+        );
+        let form = Form::parse(b"addresses=x&windows_install_dir=D%3A%5CVigil").unwrap();
+        let push = InstallDraft::from_form(&form).to_request().unwrap();
+        assert_eq!(push.windows_install_dir.as_deref(), Some("D:\\Vigil"));
+        let odd = Form::parse(b"platform=beos").unwrap();
+        let d = InstallDraft::from_form(&odd);
+        assert!(d.offers_linux() && d.offers_windows(), "unknown: both");
+    }
+
+    #[test]
+    fn the_os_tells_the_platform() {
+        for (os, platform) in [
+            (None, ""),
+            (Some(" "), ""),
+            (Some("Windows Server 2022 Standard"), "windows"),
+            (Some("windows 10 pro"), "windows"),
+            (Some("Ubuntu"), "linux"),
+        ] {
+            assert_eq!(platform_of_os(os), platform, "{os:?}");
+        }
     }
 }

@@ -103,12 +103,22 @@ fn actions(e: &Endpoint, session: &Session) -> Markup {
                 }
             }
             (EndpointStatus::NoAgent, _) if !e.addrs.is_empty() => {
-                @let q = serde_urlencoded::to_string(e.addrs.iter().map(|a| ("addr", a.to_string())).collect::<Vec<_>>()).unwrap_or_default();
-                a href={ "/compliance/install?" (q) } aria-label={ "Install agent on " (e.name) } { "Install agent" }
+                a href={ "/compliance/install?" (install_query(e)) } aria-label={ "Install agent on " (e.name) } { "Install agent" }
             }
             _ => {}
         }
     }
+}
+
+/// The install page's query: the addresses, and the platform the OS
+/// points to (left out when unknown: the page offers both commands).
+fn install_query(e: &Endpoint) -> String {
+    let mut pairs: Vec<(&str, String)> = e.addrs.iter().map(|a| ("addr", a.to_string())).collect();
+    let platform = super::actions::platform_of_os(e.os.as_deref());
+    if !platform.is_empty() {
+        pairs.push(("platform", platform.to_string()));
+    }
+    serde_urlencoded::to_string(&pairs).unwrap_or_default()
 }
 
 fn table(endpoints: &[Endpoint], session: &Session) -> Markup {

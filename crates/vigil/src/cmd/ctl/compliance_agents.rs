@@ -10,8 +10,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 use vigil_proto::api::{
-    AgentStart, InstallCommandRequest, InstallCommandView, InstallJobView, InstallRequest,
-    MoveRequest, MoveResponse, NewPeer, PeerView, SshLogin,
+    AgentPlatform, AgentStart, InstallCommandRequest, InstallCommandView, InstallJobView,
+    InstallRequest, MoveRequest, MoveResponse, NewPeer, PeerView, SshLogin,
 };
 
 /// Where `peers add` reads the peer's API token from unless `--token-stdin`.
@@ -103,6 +103,12 @@ pub(super) struct InstallArgs {
     known_hosts: Option<PathBuf>,
     #[command(flatten)]
     placement: Placement,
+    /// Where vigil.exe goes on hosts that run Windows (server default: %ProgramFiles%\Vigil).
+    #[arg(long)]
+    windows_install_dir: Option<String>,
+    /// The agent's state directory on Windows hosts (server default: %ProgramData%\Vigil\agent).
+    #[arg(long)]
+    windows_state_dir: Option<String>,
     /// Wait until every host is done and exit non-zero if one failed.
     #[arg(long)]
     wait: bool,
@@ -116,6 +122,10 @@ pub(super) struct InstallCommandArgs {
     /// How long the token stays valid, in minutes.
     #[arg(long)]
     ttl_minutes: Option<u32>,
+    /// A line for an elevated Windows PowerShell instead of curl | sh
+    /// (--install-dir and --state-dir are then Windows paths, C:\…).
+    #[arg(long)]
+    windows: bool,
     #[command(flatten)]
     placement: Placement,
 }
@@ -197,6 +207,8 @@ impl Ctl {
             state_dir: args.placement.state_dir,
             unit_dir: args.placement.unit_dir,
             start: args.placement.start.into(),
+            windows_install_dir: args.windows_install_dir,
+            windows_state_dir: args.windows_state_dir,
         };
         let mut answer = self.api.post("/compliance/install", &body).await?;
         if args.wait {
@@ -237,11 +249,20 @@ impl Ctl {
             state_dir: args.placement.state_dir,
             unit_dir: args.placement.unit_dir,
             start: args.placement.start.into(),
+            platform: if args.windows {
+                AgentPlatform::Windows
+            } else {
+                AgentPlatform::Linux
+            },
         };
         let answer = self.api.post("/compliance/install-command", &body).await?;
         self.show(answer, |v: InstallCommandView| {
+            let place = match v.platform {
+                AgentPlatform::Windows => "in PowerShell run as Administrator on the Windows host",
+                AgentPlatform::Linux => "as root on the host",
+            };
             format!(
-                "Run as root on the host (the token is single-use, valid until {}):\n{}\n",
+                "Run {place} (the token is single-use, valid until {}):\n{}\n",
                 time(v.expires_at),
                 v.command
             )

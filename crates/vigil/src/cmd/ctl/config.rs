@@ -5,7 +5,6 @@ use crate::cmd::usage;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,11 +52,7 @@ pub fn save(path: &Path, saved: &Saved) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     let _ = std::fs::remove_file(&tmp);
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut file = crate::sys::private_file_options().open(&tmp)?;
         let mut text = serde_json::to_vec_pretty(saved).map_err(std::io::Error::other)?;
         text.push(b'\n');
         file.write_all(&text)?;

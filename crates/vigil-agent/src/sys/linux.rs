@@ -1,0 +1,277 @@
+//! Linux (and other Unixes, where `/proc` may be missing): state under
+//! `/var/lib`, mode 0600 for private files, facts and listeners from `/proc`.
+
+use super::{FileProtection, ListeningSocket, OsFacts};
+use crate::AgentError;
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+pub fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/vigil-agent")
+}
+
+/// Creates (or truncates) `path` with mode 0600. The mode applies when the
+/// file is created; a leftover temporary file is removed first so it
+/// cannot keep a wider mode.
+pub(super) fn create_private(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Only the Windows build can run under Wine.
+pub fn under_wine() -> bool {
+    false
+}
+
+/// The file's permission bits: private when group and others have none.
+pub fn private_file_check(path: &Path) -> Result<FileProtection, AgentError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)
+        .map_err(|e| AgentError::io("checking", path, e))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    Ok(FileProtection {
+        private: mode & 0o077 == 0,
+        detail: format!("mode {mode:04o}"),
+    })
+}
+
+pub fn os_facts() -> OsFacts {
+    let hostname = fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let os = fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_string());
+    OsFacts { hostname, os }
+}
+
+/// LISTEN sockets from `/proc/net/tcp{,6}`, each owner found by the socket
+/// inode its `/proc/PID/fd/*` link names. Without root only this user's
+/// processes can be looked into; the others' sockets come without a pid.
+pub fn listening_sockets() -> Result<Vec<ListeningSocket>, AgentError> {
+    let mut found = Vec::new();
+    for (file, optional) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        match fs::read_to_string(file) {
+            Ok(text) => found.extend(parse_proc_net_tcp(&text)),
+            // A kernel without IPv6 has no tcp6 table.
+            Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(AgentError::io("reading", file, e)),
+        }
+    }
+    let wanted: HashSet<u64> = found.iter().map(|(_, inode)| *inode).collect();
+    let owners = socket_owners(&wanted);
+    let mut names: HashMap<u32, Option<String>> = HashMap::new();
+    Ok(found
+        .into_iter()
+        .map(|(addr, inode)| {
+            let pid = owners.get(&inode).copied();
+            let process =
+                pid.and_then(|p| names.entry(p).or_insert_with(|| process_name(p)).clone());
+            ListeningSocket { addr, pid, process }
+        })
+        .collect())
+}
+
+/// The LISTEN rows of a `/proc/net/tcp` or `tcp6` table: local address and
+/// socket inode. Lines that do not parse are skipped.
+fn parse_proc_net_tcp(text: &str) -> Vec<(SocketAddr, u64)> {
+    const LISTEN: &str = "0A";
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+            if *state != LISTEN {
+                return None;
+            }
+            Some((parse_hex_addr(local)?, inode.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `0100007F:1F90` → 127.0.0.1:8080. The kernel prints each 32-bit word of
+/// the address as a native-endian number, the port as a plain number.
+fn parse_hex_addr(text: &str) -> Option<SocketAddr> {
+    let (addr, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |i: usize| -> Option<[u8; 4]> {
+        let hex = addr.get(i * 8..i * 8 + 8)?;
+        Some(u32::from_str_radix(hex, 16).ok()?.to_ne_bytes())
+    };
+    let ip = match addr.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(word(0)?)),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for i in 0..4 {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Which process holds each of the `wanted` socket inodes (the lowest pid
+/// when a socket is shared after a fork).
+fn socket_owners(wanted: &HashSet<u64>) -> HashMap<u64, u32> {
+    let mut owners = HashMap::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return owners;
+    };
+    let mut pids: Vec<u32> = procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        // Processes come and go, and others' fds need privileges: skip.
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            let inode = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u64>().ok());
+            if let Some(inode) = inode.filter(|i| wanted.contains(i)) {
+                owners.entry(inode).or_insert(pid);
+            }
+        }
+    }
+    owners
+}
+
+/// The executable's path, or the process name when the path is hidden.
+fn process_name(pid: u32) -> Option<String> {
+    if let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe")) {
+        return Some(exe.to_string_lossy().into_owned());
+    }
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(comm.trim().to_string()).filter(|c| !c.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured on x86_64, so the addresses are little-endian words.
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 48213 1 0000000000000000 100 0 0 10 0
+   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20117 1 0000000000000000 100 0 0 10 0
+   2: 0F02000A:0016 0202000A:C350 01 00000000:00000000 02:0009A7C4 00000000     0        0 51622 2 0000000000000000 20 4 30 10 -1
+   3: garbage
+";
+    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000001000000:0277 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 21508 1 0000000000000000 100 0 0 10 0
+   1: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 48999 1 0000000000000000 100 0 0 10 0
+   2: B80D0120000000000000000001000000:01BB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7 1 0000000000000000 100 0 0 10 0
+";
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn parses_listen_rows_only() {
+        let v4 = parse_proc_net_tcp(TCP);
+        assert_eq!(
+            v4,
+            [
+                ("127.0.0.1:8080".parse().expect("addr"), 48213),
+                ("0.0.0.0:22".parse().expect("addr"), 20117),
+            ]
+        );
+        let v6 = parse_proc_net_tcp(TCP6);
+        assert_eq!(
+            v6,
+            [
+                ("[::1]:631".parse().expect("addr"), 21508),
+                ("[::]:8080".parse().expect("addr"), 48999),
+                ("[2001:db8::1]:443".parse().expect("addr"), 7),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_addresses_are_skipped() {
+        for text in [
+            "",
+            "0100007F",
+            "0100007F:",
+            "0100007G:0016",
+            "01007F:0016",
+            "0100007F:10000",
+        ] {
+            assert_eq!(parse_hex_addr(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn finds_this_process_listening() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").expect("bind v4");
+        let v6 = std::net::TcpListener::bind("[::1]:0").ok(); // no IPv6 in some sandboxes
+        let sockets = listening_sockets().expect("list");
+        let mine = |addr: SocketAddr| {
+            sockets
+                .iter()
+                .find(|s| s.addr == addr)
+                .unwrap_or_else(|| panic!("{addr} not in {sockets:?}"))
+        };
+        let found = mine(v4.local_addr().expect("addr"));
+        assert_eq!(found.pid, Some(std::process::id()));
+        let exe = std::env::current_exe().expect("exe");
+        assert_eq!(found.process.as_deref(), exe.to_str());
+        if let Some(v6) = v6 {
+            assert_eq!(
+                mine(v6.local_addr().expect("addr")).pid,
+                Some(std::process::id())
+            );
+        }
+    }
+
+    #[test]
+    fn private_files_have_mode_0600() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        fs::write(&path, b"x").expect("write");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+        let open = private_file_check(&path).expect("check");
+        assert_eq!(
+            open,
+            FileProtection {
+                private: false,
+                detail: "mode 0644".into()
+            }
+        );
+        super::super::write_private(&path, b"y").expect("write private");
+        let closed = private_file_check(&path).expect("check");
+        assert_eq!(
+            closed,
+            FileProtection {
+                private: true,
+                detail: "mode 0600".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! Windows: state under `%ProgramData%`, private files by a protected DACL,
+//! facts from the computer name and the registry, listeners from the IP
+//! helper's TCP tables.
+//!
+//! How the identity file's protection is checked: [`private_file_check`]
+//! reads the file's DACL back (`GetNamedSecurityInfoW`), turns it into SDDL
+//! (`ConvertSecurityDescriptorToStringSecurityDescriptorW`) and calls it
+//! private when every allow entry names SYSTEM or Administrators. What
+//! [`create_private`] sets reads back as `D:P(A;;FA;;;SY)(A;;FA;;;BA)`.
+//!
+//! Wine (8) accepts the DACL but does not keep it: it reads back one made
+//! from the Unix mode bits, so under Wine the check says "NOT private" and
+//! says why. Wine's TCP table also names no owner (pid 0).
+
+use super::{FileProtection, ListeningSocket, OsFacts};
+use crate::AgentError;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::windows::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::ptr;
+use windows_sys::Win32::Foundation::{
+    CloseHandle, LocalFree, ERROR_INSUFFICIENT_BUFFER, ERROR_MORE_DATA, ERROR_SUCCESS, HLOCAL,
+    NO_ERROR,
+};
+use windows_sys::Win32::NetworkManagement::IpHelper::{
+    GetExtendedTcpTable, MIB_TCP6ROW_OWNER_PID, MIB_TCPROW_OWNER_PID, TCP_TABLE_OWNER_PID_LISTENER,
+};
+use windows_sys::Win32::Networking::WinSock::{AF_INET, AF_INET6};
+use windows_sys::Win32::Security::Authorization::{
+    ConvertSecurityDescriptorToStringSecurityDescriptorW,
+    ConvertStringSecurityDescriptorToSecurityDescriptorW, GetNamedSecurityInfoW,
+    SetNamedSecurityInfoW, SDDL_REVISION_1, SE_FILE_OBJECT,
+};
+use windows_sys::Win32::Security::{
+    GetSecurityDescriptorDacl, ACL, DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION,
+    PSECURITY_DESCRIPTOR,
+};
+use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+use windows_sys::Win32::System::Registry::{RegGetValueW, HKEY_LOCAL_MACHINE, RRF_RT_REG_SZ};
+use windows_sys::Win32::System::SystemInformation::{ComputerNameDnsHostname, GetComputerNameExW};
+use windows_sys::Win32::System::Threading::{
+    OpenProcess, QueryFullProcessImageNameW, PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION,
+};
+
+/// SYSTEM and Administrators: full control; nothing inherited from the
+/// directory (P), so users who may list `%ProgramData%` cannot read it.
+const PRIVATE_SDDL: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)";
+
+/// `%ProgramData%\Vigil\agent`.
+pub fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("PROGRAMDATA")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
+    base.join("Vigil").join("agent")
+}
+
+/// Creates (or truncates) `path` and gives it [`PRIVATE_SDDL`] before a
+/// byte is written. The handle stays writable: access is checked when a
+/// file is opened, not on each write.
+pub(super) fn create_private(path: &Path) -> io::Result<fs::File> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    set_private_dacl(path)?;
+    Ok(file)
+}
+
+fn set_private_dacl(path: &Path) -> io::Result<()> {
+    let sddl = wide(PRIVATE_SDDL.as_ref());
+    let name = wide(path.as_os_str());
+    let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    // SAFETY: both strings are NUL-terminated; `sd` is freed with LocalFree below.
+    let ok = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            ptr::null_mut(),
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let _free = LocalMem(sd);
+    let mut present = 0;
+    let mut defaulted = 0;
+    let mut dacl: *mut ACL = ptr::null_mut();
+    // SAFETY: `sd` is a valid descriptor; `dacl` points into it.
+    let ok = unsafe { GetSecurityDescriptorDacl(sd, &mut present, &mut dacl, &mut defaulted) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `name` is NUL-terminated; `dacl` lives as long as `sd`.
+    let rc = unsafe {
+        SetNamedSecurityInfoW(
+            name.as_ptr(),
+            SE_FILE_OBJECT,
+            DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            dacl,
+            ptr::null(),
+        )
+    };
+    win32(rc)
+}
+
+/// The file's DACL in SDDL (see the module doc for what counts as private).
+pub fn private_file_check(path: &Path) -> Result<FileProtection, AgentError> {
+    let sddl = read_dacl_sddl(path).map_err(|e| AgentError::io("checking", path, e))?;
+    let private = super::sddl_dacl_is_private(&sddl);
+    let mut detail = format!("DACL {sddl}");
+    if !private && under_wine() {
+        detail += "; Wine does not keep file ACLs";
+    }
+    Ok(FileProtection { private, detail })
+}
+
+/// Wine's ntdll exports `wine_get_version`; Windows' does not.
+pub fn under_wine() -> bool {
+    let ntdll = wide("ntdll.dll".as_ref());
+    // SAFETY: NUL-terminated names; ntdll is loaded in every process.
+    unsafe {
+        let module = GetModuleHandleW(ntdll.as_ptr());
+        !module.is_null() && GetProcAddress(module, c"wine_get_version".as_ptr().cast()).is_some()
+    }
+}
+
+fn read_dacl_sddl(path: &Path) -> io::Result<String> {
+    let name = wide(path.as_os_str());
+    let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    let mut dacl: *mut ACL = ptr::null_mut();
+    // SAFETY: out-pointers are valid; `sd` is freed with LocalFree below.
+    let rc = unsafe {
+        GetNamedSecurityInfoW(
+            name.as_ptr(),
+            SE_FILE_OBJECT,
+            DACL_SECURITY_INFORMATION,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut dacl,
+            ptr::null_mut(),
+            &mut sd,
+        )
+    };
+    win32(rc)?;
+    let _free_sd = LocalMem(sd);
+    let mut text: *mut u16 = ptr::null_mut();
+    let mut len = 0u32;
+    // SAFETY: `sd` is valid; `text` is freed with LocalFree below.
+    let ok = unsafe {
+        ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            sd,
+            SDDL_REVISION_1,
+            DACL_SECURITY_INFORMATION,
+            &mut text,
+            &mut len,
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let _free_text = LocalMem(text.cast());
+    // SAFETY: the call wrote `len` characters (with the NUL) at `text`.
+    let chars = unsafe { std::slice::from_raw_parts(text, len as usize) };
+    Ok(from_wide(chars))
+}
+
+pub fn os_facts() -> OsFacts {
+    let hostname = computer_name()
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_default();
+    const KEY: &str = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion";
+    let value = |name: &str| registry_string(KEY, name);
+    // Before 20H2 the release was in ReleaseId ("2004") only.
+    let display = value("DisplayVersion").or_else(|| value("ReleaseId"));
+    let os = super::windows_os_name(
+        value("ProductName").as_deref(),
+        display.as_deref(),
+        value("CurrentBuildNumber").as_deref(),
+    );
+    OsFacts { hostname, os }
+}
+
+fn computer_name() -> Option<String> {
+    let mut len = 0u32;
+    // SAFETY: a NULL buffer of size 0 asks for the size.
+    unsafe { GetComputerNameExW(ComputerNameDnsHostname, ptr::null_mut(), &mut len) };
+    let mut buf = vec![0u16; len.max(1) as usize];
+    let mut len = buf.len() as u32;
+    // SAFETY: `buf` holds `len` characters.
+    let ok = unsafe { GetComputerNameExW(ComputerNameDnsHostname, buf.as_mut_ptr(), &mut len) };
+    (ok != 0)
+        .then(|| from_wide(&buf[..len as usize]))
+        .filter(|n| !n.is_empty())
+}
+
+/// A REG_SZ value under HKLM, or `None` when it is missing.
+fn registry_string(key: &str, value: &str) -> Option<String> {
+    let (key, value) = (wide(key.as_ref()), wide(value.as_ref()));
+    let mut bytes = 0u32;
+    // SAFETY: NULL data asks for the size in bytes.
+    let rc = unsafe {
+        RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            key.as_ptr(),
+            value.as_ptr(),
+            RRF_RT_REG_SZ,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut bytes,
+        )
+    };
+    if rc != ERROR_SUCCESS && rc != ERROR_MORE_DATA {
+        return None;
+    }
+    let mut buf = vec![0u16; (bytes as usize).div_ceil(2).max(1)];
+    let mut bytes = (buf.len() * 2) as u32;
+    // SAFETY: `buf` holds `bytes` bytes.
+    let rc = unsafe {
+        RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            key.as_ptr(),
+            value.as_ptr(),
+            RRF_RT_REG_SZ,
+            ptr::null_mut(),
+            buf.as_mut_ptr().cast(),
+            &mut bytes,
+        )
+    };
+    (rc == ERROR_SUCCESS).then(|| from_wide(&buf[..(bytes as usize / 2).min(buf.len())]))
+}
+
+/// The IPv4 and IPv6 listener tables (one call each), with each owner's
+/// executable path where this account may query it (a service running as
+/// SYSTEM may query all).
+pub fn listening_sockets() -> Result<Vec<ListeningSocket>, AgentError> {
+    let table_err = |e| AgentError::io("calling", "GetExtendedTcpTable", e);
+    let mut found: Vec<(SocketAddr, u32)> = Vec::new();
+    let v4 = tcp_table(AF_INET).map_err(table_err)?;
+    // SAFETY: the table holds MIB_TCPROW_OWNER_PID rows (checked length).
+    for row in unsafe { rows::<MIB_TCPROW_OWNER_PID>(&v4) } {
+        let ip = Ipv4Addr::from(row.dwLocalAddr.to_ne_bytes());
+        let addr = SocketAddrV4::new(ip, port(row.dwLocalPort));
+        found.push((addr.into(), row.dwOwningPid));
+    }
+    let v6 = tcp_table(AF_INET6).map_err(table_err)?;
+    // SAFETY: the table holds MIB_TCP6ROW_OWNER_PID rows (checked length).
+    for row in unsafe { rows::<MIB_TCP6ROW_OWNER_PID>(&v6) } {
+        let ip = Ipv6Addr::from(row.ucLocalAddr);
+        let addr = SocketAddrV6::new(ip, port(row.dwLocalPort), 0, row.dwLocalScopeId);
+        found.push((addr.into(), row.dwOwningPid));
+    }
+    let mut names: HashMap<u32, Option<String>> = HashMap::new();
+    Ok(found
+        .into_iter()
+        .map(|(addr, pid)| {
+            let process = names
+                .entry(pid)
+                .or_insert_with(|| process_image(pid))
+                .clone();
+            ListeningSocket {
+                addr,
+                pid: Some(pid),
+                process,
+            }
+        })
+        .collect())
+}
+
+/// The port sits in the low 16 bits, in network byte order.
+fn port(raw: u32) -> u16 {
+    u16::from_be(raw as u16)
+}
+
+/// One `GetExtendedTcpTable` answer, in u32s so the rows are aligned. The
+/// table may grow between the size query and the call: ask again.
+fn tcp_table(family: u16) -> io::Result<Vec<u32>> {
+    let mut bytes = 0u32;
+    for _ in 0..8 {
+        let mut buf = vec![0u32; (bytes as usize).div_ceil(4).max(1)];
+        bytes = (buf.len() * 4) as u32;
+        // SAFETY: `buf` holds `bytes` bytes.
+        let rc = unsafe {
+            GetExtendedTcpTable(
+                buf.as_mut_ptr().cast(),
+                &mut bytes,
+                0,
+                u32::from(family),
+                TCP_TABLE_OWNER_PID_LISTENER,
+                0,
+            )
+        };
+        match rc {
+            NO_ERROR => return Ok(buf),
+            ERROR_INSUFFICIENT_BUFFER => continue,
+            err => return Err(io::Error::from_raw_os_error(err as i32)),
+        }
+    }
+    Err(io::Error::other("the TCP table kept growing"))
+}
+
+/// The rows of a MIB_TCP(6)TABLE_OWNER_PID: a u32 count, then the rows
+/// (4-byte aligned, so they start right after it).
+///
+/// # Safety
+/// `table` must be what GetExtendedTcpTable wrote for rows of type `R`.
+unsafe fn rows<R: Copy>(table: &[u32]) -> &[R] {
+    let count = table.first().copied().unwrap_or(0) as usize;
+    let room = (table.len().saturating_sub(1) * 4) / std::mem::size_of::<R>();
+    // SAFETY: bounded by the buffer; R is plain data with 4-byte alignment.
+    unsafe { std::slice::from_raw_parts(table.as_ptr().add(1).cast(), count.min(room)) }
+}
+
+/// The full path of a process's executable, if this account may ask.
+fn process_image(pid: u32) -> Option<String> {
+    // SAFETY: plain calls; the handle is closed below.
+    let handle = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if handle.is_null() {
+        return None;
+    }
+    let mut buf = vec![0u16; 32768];
+    let mut len = buf.len() as u32;
+    // SAFETY: `buf` holds `len` characters.
+    let ok = unsafe {
+        QueryFullProcessImageNameW(handle, PROCESS_NAME_WIN32, buf.as_mut_ptr(), &mut len)
+    };
+    // SAFETY: `handle` came from OpenProcess.
+    unsafe { CloseHandle(handle) };
+    (ok != 0).then(|| from_wide(&buf[..len as usize]))
+}
+
+/// Frees memory the API allocated with LocalAlloc when dropped.
+struct LocalMem(*mut core::ffi::c_void);
+
+impl Drop for LocalMem {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the pointer came from an API that documents LocalFree.
+            unsafe { LocalFree(self.0 as HLOCAL) };
+        }
+    }
+}
+
+fn win32(rc: u32) -> io::Result<()> {
+    if rc == ERROR_SUCCESS {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc as i32))
+    }
+}
+
+fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
+    s.encode_wide().chain(std::iter::once(0)).collect()
+}
+
+/// Text up to the first NUL.
+fn from_wide(chars: &[u16]) -> String {
+    let end = chars.iter().position(|&c| c == 0).unwrap_or(chars.len());
+    OsString::from_wide(&chars[..end])
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_files_get_a_protected_dacl() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        super::super::write_private(&path, b"x").expect("write");
+        let check = private_file_check(&path).expect("check");
+        if !under_wine() {
+            assert!(check.detail.starts_with("DACL D:P"), "{check}");
+            assert!(check.private, "{check}");
+        }
+    }
+
+    #[test]
+    fn finds_this_process_listening() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let sockets = listening_sockets().expect("list");
+        let found = sockets.iter().find(|s| s.addr == addr).expect("listed");
+        let pid = if under_wine() { 0 } else { std::process::id() };
+        assert_eq!(found.pid, Some(pid));
+    }
+}

@@ -1,0 +1,82 @@
+//! `vigil.exe scan` (the Windows build, under Wine) gives the same verdicts
+//! as the Linux binary, the truth and `nmap -sT -Pn` on the accuracy
+//! scenario: open, closed (WSAECONNREFUSED), filtered (no answer) and
+//! unreachable (WSAEHOSTUNREACH / WSAENETUNREACH) ports, IPv4 and IPv6.
+//!
+//! Wine turns Winsock calls into Linux socket calls inside the exe's own
+//! process, so the exe runs in the scanner namespace while every verdict
+//! goes through the Windows code of `vigil-scan` (`sys/windows.rs`).
+
+mod common;
+
+use common::scenario::{
+    build, ground_truth, hosts_v4, hosts_v6, mismatches, nmap_matching_truth, PORTS,
+};
+use common::wine::{scanner_cmd, vigil_exe_xml, wine_and_exe};
+use common::{can_build_networks, run_ok, vigil_xml};
+use std::time::Duration;
+use vigil_testnet::{NetSpec, TestNet};
+
+fn same_verdicts(spec: NetSpec) {
+    if !can_build_networks() {
+        return;
+    }
+    let Some((wine, exe)) = wine_and_exe() else {
+        return;
+    };
+    let net = TestNet::new(spec).expect("test network");
+    let (v4, v6) = (hosts_v4(), hosts_v6());
+    let _l4 = build(&net, &v4);
+    let _l6 = build(&net, &v6);
+    let targets: Vec<String> = v4
+        .all()
+        .iter()
+        .chain(v6.all().iter())
+        .map(|a| a.to_string())
+        .collect();
+    let mut truth = ground_truth(&v4);
+    truth.extend(ground_truth(&v6));
+
+    let windows = vigil_exe_xml(&net, &wine, &exe, &targets, PORTS);
+    let wrong = mismatches(&windows, &truth);
+    assert!(
+        wrong.is_empty(),
+        "vigil.exe misclassified:\n{}",
+        wrong.join("\n")
+    );
+    // State and reason (conn-refused, syn-ack, host-unreach, no-response)
+    // exactly as the Linux binary says them.
+    let linux = vigil_xml(&net, &targets, PORTS, &[]);
+    assert_eq!(windows, linux, "vigil.exe and the Linux vigil disagree");
+    match nmap_matching_truth(&net, &targets, &truth) {
+        Some(nmap) => assert_eq!(windows, nmap, "vigil.exe and nmap disagree"),
+        None => eprintln!("WARNING: nmap missed the truth 3 times; no comparison with nmap"),
+    }
+
+    // JSON keeps "unreachable" apart from "filtered" on Windows too.
+    let mut cmd = scanner_cmd(&net, &wine, &exe);
+    cmd.args(["scan", "--no-progress", "--json", "--all", "-p", "22"])
+        .args([v4.unreachable.to_string(), v6.unreachable.to_string()]);
+    let out = run_ok(&mut cmd);
+    let states: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            v["state"].as_str().expect("state").to_owned()
+        })
+        .collect();
+    assert_eq!(states, ["unreachable", "unreachable"], "{out}");
+}
+
+#[test]
+fn windows_scan_matches_linux_and_nmap_on_a_clean_link() {
+    same_verdicts(NetSpec::default());
+}
+
+#[test]
+fn windows_scan_matches_linux_and_nmap_at_100ms_rtt() {
+    same_verdicts(NetSpec {
+        rtt: Duration::from_millis(100),
+        loss: 0.0,
+    });
+}
