@@ -20,6 +20,10 @@ pub enum ClientError {
     /// The server refused our credential: re-enroll.
     #[error("server rejected the agent's credential (removed or re-enrolled elsewhere?)")]
     Unauthorized,
+    /// The server refused an enrollment token or deployment key (unknown,
+    /// used, expired, revoked): its own words.
+    #[error("the server refused the enrollment: {0}")]
+    EnrollmentRefused(String),
     /// The server refused the request itself (a bug or a version mismatch).
     #[error("server refused the request ({status}): {body}")]
     Rejected { status: u16, body: String },
@@ -139,12 +143,24 @@ impl ServerClient {
             .collect();
         let code = status.as_u16();
         Err(match code {
+            // At enrollment a refusal is about the token, not a credential.
+            401 | 403 if path == ENROLL_PATH => {
+                ClientError::EnrollmentRefused(server_message(&body))
+            }
             401 | 403 => ClientError::Unauthorized,
             408 | 429 => ClientError::Server { status: code, body },
             400..=499 => ClientError::Rejected { status: code, body },
             _ => ClientError::Server { status: code, body },
         })
     }
+}
+
+/// The `error` of a JSON error body, or the body itself.
+fn server_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.trim().to_string())
 }
 
 /// The full error chain: reqwest's top-level message alone hides the cause.

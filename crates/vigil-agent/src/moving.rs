@@ -163,7 +163,7 @@ mod tests {
             .await
             .expect_err("refused token");
         assert!(
-            matches!(err, EnrollError::Client(ClientError::Unauthorized)),
+            matches!(err, EnrollError::Client(ClientError::EnrollmentRefused(_))),
             "{err}"
         );
         assert!(!err.is_transient());
@@ -273,7 +273,7 @@ mod tests {
             .await
             .expect_err("refused");
         assert!(
-            matches!(err, EnrollError::Client(ClientError::Unauthorized)),
+            matches!(err, EnrollError::Client(ClientError::EnrollmentRefused(_))),
             "{err}"
         );
         let urls = [accepting.url.clone(), "http://127.0.0.1:1".into()];

@@ -90,6 +90,9 @@ impl Wine {
                 detail: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }
+        // Let the first start settle (its services exit): an msiexec run
+        // while they still start fails to reach the service manager.
+        wine.wait_idle();
         let system32 = wine.drive_c().join("windows/system32");
         std::fs::copy(&shim, system32.join("bcryptprimitives.dll"))?;
         Ok(wine)
@@ -138,18 +141,25 @@ impl Wine {
     /// Stops every process of this prefix (`wineserver -k`) and waits for
     /// the server to go.
     pub fn kill_all(&self) {
+        let _ = self.wineserver().arg("-k").output();
+        self.wait_idle();
+    }
+
+    /// Waits until every process of the prefix has exited and its
+    /// `wineserver` with them (`wineserver -w`).
+    pub fn wait_idle(&self) {
+        let _ = self.wineserver().arg("-w").output();
+    }
+
+    fn wineserver(&self) -> Command {
         let server = self.loader.with_file_name("wineserver64");
-        let server = if server.is_file() {
+        let mut cmd = Command::new(if server.is_file() {
             server
         } else {
             PathBuf::from("wineserver")
-        };
-        let mut cmd = Command::new(server);
-        cmd.env("WINEPREFIX", self.prefix.path()).arg("-k");
-        let _ = cmd.output();
-        let mut wait = Command::new(self.loader.with_file_name("wineserver64"));
-        wait.env("WINEPREFIX", self.prefix.path()).arg("-w");
-        let _ = wait.output();
+        });
+        cmd.env("WINEPREFIX", self.prefix.path());
+        cmd
     }
 }
 

@@ -180,7 +180,10 @@ fn the_msi_installs_the_service_and_enrolls_once() {
 
     let service = row(&msi, "ServiceInstall", "Name", "VigilAgent");
     assert_eq!(service["DisplayName"], "Vigil agent");
-    assert_eq!(service["Arguments"], "agent service-run");
+    assert_eq!(
+        service["Arguments"],
+        r#"agent --state-dir "[CommonAppDataFolder]Vigil\agent" service-run"#
+    );
     assert_eq!(number(&service, "ServiceType"), 0x10, "own process");
     assert_eq!(number(&service, "StartType"), 2, "automatic start");
     assert_eq!(service["StartName"], "LocalSystem");
@@ -205,7 +208,7 @@ fn the_msi_installs_the_service_and_enrolls_once() {
     assert_eq!(enroll["Source"], "VigilExe");
     assert_eq!(
         enroll["Target"],
-        r#"agent enroll --server "[SERVER]" --token "[TOKEN]" --pin "[PIN]""#
+        r#"agent --state-dir "[CommonAppDataFolder]Vigil\agent" enroll --server "[SERVER]" --token "[TOKEN]" --pin "[PIN]""#
     );
 
     let sequence: HashMap<String, (String, u32)> = table(&msi, "InstallExecuteSequence")

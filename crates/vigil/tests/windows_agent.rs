@@ -131,6 +131,16 @@ fn windows_agent_against_a_linux_server() {
     let agent = identity["agent_id"].as_str().expect("agent id").to_string();
     let status = run_ok(agent_cmd(&net, &wine, &exe).args(["agent", "status"]));
     assert!(status.contains(&agent), "{status}");
+    // The single-use token is spent: a second enrollment says why in the
+    // server's words.
+    let again = agent_cmd(&net, &wine, &exe)
+        .args(["agent", "--state-dir", "C:\\second"])
+        .args(&words[2..])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "{err}");
+    assert!(err.contains("refused the enrollment"), "{err}");
 
     let run_agent = |log: &str| -> Proc {
         let mut cmd = agent_cmd(&net, &wine, &exe);

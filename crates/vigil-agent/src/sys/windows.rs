@@ -50,13 +50,38 @@ use windows_sys::Win32::System::Threading::{
 /// directory (P), so users who may list `%ProgramData%` cannot read it.
 const PRIVATE_SDDL: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)";
 
-/// `%ProgramData%\Vigil\agent`.
+/// `%ProgramData%\Vigil\agent`, the folder asked of the shell
+/// (`FOLDERID_ProgramData`) rather than the environment: a service's
+/// environment need not have `PROGRAMDATA` (Wine's service manager sets it to
+/// `C:\users\Public`), and the agent run from a console, the service and
+/// the MSI must agree on one directory.
 pub fn default_state_dir() -> PathBuf {
-    let base = std::env::var_os("PROGRAMDATA")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
-    base.join("Vigil").join("agent")
+    program_data()
+        .or_else(|| {
+            std::env::var_os("PROGRAMDATA")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
+        .join("Vigil")
+        .join("agent")
+}
+
+fn program_data() -> Option<PathBuf> {
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, SHGetKnownFolderPath};
+    let mut raw: *mut u16 = ptr::null_mut();
+    // SAFETY: `raw` receives a NUL-terminated string the shell allocated,
+    // read once and freed with CoTaskMemFree (also on failure, as documented).
+    unsafe {
+        let hr = SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, ptr::null_mut(), &mut raw);
+        let path = (hr >= 0 && !raw.is_null()).then(|| {
+            let len = (0..).take_while(|&i| *raw.add(i) != 0).count();
+            PathBuf::from(OsString::from_wide(std::slice::from_raw_parts(raw, len)))
+        });
+        CoTaskMemFree(raw.cast());
+        path
+    }
 }
 
 /// Creates (or truncates) `path` and gives it [`PRIVATE_SDDL`] before a

@@ -223,7 +223,7 @@ fn error_kind(e: &ClientError) -> String {
     match e {
         ClientError::Unreachable(msg) if msg.contains("timed out") => "timeout".into(),
         ClientError::Unreachable(_) => "connection".into(),
-        ClientError::Unauthorized => "HTTP 401/403".into(),
+        ClientError::Unauthorized | ClientError::EnrollmentRefused(_) => "HTTP 401/403".into(),
         ClientError::Rejected { status, .. } | ClientError::Server { status, .. } => {
             format!("HTTP {status}")
         }

@@ -196,6 +196,7 @@ fn not_found(path: &str, message: &str) -> String {
     let id = parts.next().filter(|id| !id.is_empty());
     let kind = match collection {
         "agents" => "agent",
+        "deployment-keys" => "deployment key",
         "contacts" => "contact",
         "rules" => "rule",
         "tokens" => "token",
