@@ -69,7 +69,7 @@ impl Spool {
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
             // Make the rename itself durable.
-            fs::File::open(&self.dir)?.sync_all()
+            crate::sys::sync_dir(&self.dir)
         };
         write().map_err(|e| AgentError::io("writing spooled result", &path, e))?;
         self.next_seq += 1;

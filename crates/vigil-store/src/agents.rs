@@ -97,6 +97,40 @@ macro_rules! agent_cols {
         )
     };
 }
+
+/// Creates an enrolling agent (row and "enrolled" history entry) inside a
+/// redeem's transaction `$tx`: single-use tokens and deployment keys
+/// enroll alike. `$detail` is the history entry's text. Evaluates to the
+/// new [`AgentRow`]; `.await`s inside, so use it in an async fn.
+macro_rules! insert_enrolled_agent {
+    ($tx:expr, $agent_id:expr, $account:expr, $name:expr, $plan:expr, $credential_hash:expr, $now:expr, $detail:expr) => {{
+        let row = sqlx::query_as::<_, $crate::agents::AgentRow>($crate::agents::INSERT_ENROLLED)
+            .bind($agent_id)
+            .bind($account)
+            .bind($name)
+            .bind($plan)
+            .bind($credential_hash)
+            .bind($now)
+            .fetch_one(&mut *$tx)
+            .await?;
+        let event = $crate::NewAgentEvent {
+            at: $now,
+            kind: vigil_core::history::AgentEventKind::Enrolled,
+            actor: $crate::SYSTEM_ACTOR,
+            detail: $detail,
+        };
+        $crate::agent_events::insert_event!(&mut *$tx, $account, $agent_id, &event).await?;
+        row
+    }};
+}
+pub(crate) use insert_enrolled_agent;
+
+/// The agent row an enrollment creates.
+pub(crate) const INSERT_ENROLLED: &str = concat!(
+    "INSERT INTO agents (id, account_id, name, plan, credential_hash, enrolled_at, last_health) \
+     VALUES ($1, $2, $3, $4, $5, $6, 'communicating') RETURNING ",
+    agent_cols!()
+);
 pub(crate) use agent_cols;
 
 #[derive(sqlx::FromRow)]
@@ -193,11 +227,6 @@ impl Store {
         const CLAIM: &str = "UPDATE enrollment_tokens SET used_at = $2, agent_id = $3 \
              WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
              RETURNING account_id, agent_name, plan";
-        const INSERT: &str = concat!(
-            "INSERT INTO agents (id, account_id, name, plan, credential_hash, enrolled_at, last_health) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'communicating') RETURNING ",
-            agent_cols!()
-        );
 
         // SQLite: take the write lock up front (BEGIN IMMEDIATE) so concurrent
         // redeems queue on the busy timeout instead of failing to upgrade.
@@ -218,29 +247,17 @@ impl Store {
                         None
                     }
                     Some(t) => {
-                        let row = sqlx::query_as::<_, AgentRow>(INSERT)
-                            .bind(agent_id.db())
-                            .bind(&t.account_id)
-                            .bind(&t.agent_name)
-                            .bind(&t.plan)
-                            .bind(&credential.hash)
-                            .bind(now)
-                            .fetch_one(&mut *tx)
-                            .await?;
                         let detail = crate::agent_events::enrolled_detail(&t.agent_name, &t.plan);
-                        let event = crate::NewAgentEvent {
-                            at: now,
-                            kind: vigil_core::history::AgentEventKind::Enrolled,
-                            actor: crate::SYSTEM_ACTOR,
-                            detail: &detail,
-                        };
-                        crate::agent_events::insert_event!(
-                            &mut *tx,
-                            &t.account_id,
+                        let row = insert_enrolled_agent!(
+                            tx,
                             agent_id.db(),
-                            &event
-                        )
-                        .await?;
+                            &t.account_id,
+                            &t.agent_name,
+                            &t.plan,
+                            &credential.hash,
+                            now,
+                            &detail
+                        );
                         tx.commit().await?;
                         Some(row)
                     }

@@ -9,7 +9,7 @@
 //! before and after revoking it. Like enrollment tokens, only the SHA-256
 //! of the secret is stored.
 
-use crate::agents::{agent_cols, AgentRow};
+use crate::agents::AgentRow;
 use crate::error::found;
 use crate::ids::{AccountId, AgentId, DeploymentKeyId};
 use crate::model::{parse_plan, plan_str, UnixTime};
@@ -324,11 +324,6 @@ impl Store {
              WHERE key_hash = $1 AND revoked_at IS NULL AND expires_at > $2 \
              AND (max_uses IS NULL OR use_count < max_uses) \
              RETURNING id, account_id, plan";
-        const INSERT: &str = concat!(
-            "INSERT INTO agents (id, account_id, name, plan, credential_hash, enrolled_at, last_health) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'communicating') RETURNING ",
-            agent_cols!()
-        );
         const RECORD: &str = "INSERT INTO deployment_key_uses \
              (agent_id, account_id, key_id, used_at, peer_addr, hostname) \
              VALUES ($1, $2, $3, $4, $5, $6)";
@@ -350,15 +345,20 @@ impl Store {
                         None
                     }
                     Some(k) => {
-                        let row = sqlx::query_as::<_, AgentRow>(INSERT)
-                            .bind(agent_id.db())
-                            .bind(&k.account_id)
-                            .bind(&name)
-                            .bind(&k.plan)
-                            .bind(&credential.hash)
-                            .bind(now)
-                            .fetch_one(&mut *tx)
-                            .await?;
+                        let detail = format!(
+                            "{} with a deployment key",
+                            crate::agent_events::enrolled_detail(&name, &k.plan)
+                        );
+                        let row = crate::agents::insert_enrolled_agent!(
+                            tx,
+                            agent_id.db(),
+                            &k.account_id,
+                            &name,
+                            &k.plan,
+                            &credential.hash,
+                            now,
+                            &detail
+                        );
                         sqlx::query(RECORD)
                             .bind(agent_id.db())
                             .bind(&k.account_id)
@@ -368,23 +368,6 @@ impl Store {
                             .bind(fact(used.hostname))
                             .execute(&mut *tx)
                             .await?;
-                        let detail = format!(
-                            "{} with a deployment key",
-                            crate::agent_events::enrolled_detail(&name, &k.plan)
-                        );
-                        let event = crate::NewAgentEvent {
-                            at: now,
-                            kind: vigil_core::history::AgentEventKind::Enrolled,
-                            actor: crate::SYSTEM_ACTOR,
-                            detail: &detail,
-                        };
-                        crate::agent_events::insert_event!(
-                            &mut *tx,
-                            &k.account_id,
-                            agent_id.db(),
-                            &event
-                        )
-                        .await?;
                         tx.commit().await?;
                         Some(row)
                     }

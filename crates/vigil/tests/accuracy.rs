@@ -6,7 +6,8 @@
 mod common;
 
 use common::scenario::{
-    build, ground_truth, hosts_v4, hosts_v6, mismatches, nmap_matching_truth, PORTS,
+    assert_unreachable_in_json, build, ground_truth, hosts_v4, hosts_v6, mismatches,
+    nmap_matching_truth, PORTS,
 };
 use common::{can_build_networks, run_ok, vigil_bin, vigil_xml, Verdicts};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
@@ -47,19 +48,7 @@ fn accuracy(spec: NetSpec) {
         }
     }
 
-    // JSON keeps "unreachable" apart from "filtered".
-    let mut cmd = net.scanner_cmd(vigil_bin());
-    cmd.args(["scan", "--no-progress", "--json", "--all", "-p", "22"])
-        .args([v4.unreachable.to_string(), v6.unreachable.to_string()]);
-    let out = run_ok(&mut cmd);
-    let states: Vec<String> = out
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
-            v["state"].as_str().expect("state").to_owned()
-        })
-        .collect();
-    assert_eq!(states, ["unreachable", "unreachable"], "{out}");
+    assert_unreachable_in_json(net.scanner_cmd(vigil_bin()), &v4, &v6);
 }
 
 #[test]

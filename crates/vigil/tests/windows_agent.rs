@@ -241,6 +241,10 @@ fn windows_agent_against_a_linux_server() {
     wait_for("the spool to empty", Duration::from_secs(20), || {
         (spooled(&spool) == 0).then_some(())
     });
+    // Spooling itself went without an error (a directory fsync that
+    // Windows refuses once failed every push after its rename).
+    let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    assert!(!log.contains("spooled result"), "{log}");
 
     // Compliance: the Wine host is managed by this server.
     let (code, body) = api.call(

@@ -10,10 +10,11 @@
 mod common;
 
 use common::scenario::{
-    build, ground_truth, hosts_v4, hosts_v6, mismatches, nmap_matching_truth, PORTS,
+    assert_unreachable_in_json, build, ground_truth, hosts_v4, hosts_v6, mismatches,
+    nmap_matching_truth, PORTS,
 };
 use common::wine::{scanner_cmd, vigil_exe_xml, wine_and_exe};
-use common::{can_build_networks, run_ok, vigil_xml};
+use common::{can_build_networks, vigil_xml};
 use std::time::Duration;
 use vigil_testnet::{NetSpec, TestNet};
 
@@ -53,19 +54,7 @@ fn same_verdicts(spec: NetSpec) {
         None => eprintln!("WARNING: nmap missed the truth 3 times; no comparison with nmap"),
     }
 
-    // JSON keeps "unreachable" apart from "filtered" on Windows too.
-    let mut cmd = scanner_cmd(&net, &wine, &exe);
-    cmd.args(["scan", "--no-progress", "--json", "--all", "-p", "22"])
-        .args([v4.unreachable.to_string(), v6.unreachable.to_string()]);
-    let out = run_ok(&mut cmd);
-    let states: Vec<String> = out
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
-            v["state"].as_str().expect("state").to_owned()
-        })
-        .collect();
-    assert_eq!(states, ["unreachable", "unreachable"], "{out}");
+    assert_unreachable_in_json(scanner_cmd(&net, &wine, &exe), &v4, &v6);
 }
 
 #[test]

@@ -55,22 +55,43 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// The test network with the agent's host, and a server in it.
-fn world(dir: &Path) -> (TestNet, Proc) {
-    let net = TestNet::new(NetSpec::default()).expect("test network");
-    net.add_host(HOST.parse().expect("ip")).expect("host");
-    let server = start_server_with(&net, dir, &["--heartbeat-secs", "1"], &[]);
-    (net, server)
+/// What both tests run in: the test network with the agent's host, a
+/// server, a Wine prefix whose services are kept alive, and `vigil.exe`.
+struct World {
+    // Drop order: the Wine anchor, the server, the network, the directory.
+    _alive: Proc,
+    _server: Proc,
+    net: TestNet,
+    wine: Wine,
+    exe: PathBuf,
+    tmp: tempfile::TempDir,
 }
 
-/// A Wine process that lives until dropped (`cmd.exe` reading the stdin
-/// that [`spawn`] holds open), so Wine keeps the prefix's services running.
-fn keep_services_alive(net: &TestNet, wine: &Wine, dir: &Path) -> Proc {
-    spawn(
-        wine_cmd(net, wine, "cmd.exe"),
+/// The [`World`], or `None` (printed why) when it cannot be built here.
+fn world() -> Option<World> {
+    if !can_build_networks() {
+        return None;
+    }
+    let (wine, exe) = wine_and_exe()?;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let net = TestNet::new(NetSpec::default()).expect("test network");
+    net.add_host(HOST.parse().expect("ip")).expect("host");
+    let server = start_server_with(&net, tmp.path(), &["--heartbeat-secs", "1"], &[]);
+    // A Wine process that lives until dropped (`cmd.exe` reading the stdin
+    // that `spawn` holds open), so Wine keeps the prefix's services running.
+    let alive = spawn(
+        wine_cmd(&net, &wine, "cmd.exe"),
         "wine cmd.exe",
-        &dir.join("cmd.log"),
-    )
+        &tmp.path().join("cmd.log"),
+    );
+    Some(World {
+        _alive: alive,
+        _server: server,
+        net,
+        wine,
+        exe,
+        tmp,
+    })
 }
 
 fn last_seen(api: &Api, agent: &str) -> i64 {
@@ -90,22 +111,17 @@ fn wait_heartbeat(api: &Api, agent: &str, since: i64) {
 
 #[test]
 fn service_commands_run_the_agent_under_wines_service_manager() {
-    if !can_build_networks() {
-        return;
-    }
-    let Some((wine, exe)) = wine_and_exe() else {
+    let Some(w) = world() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (net, _server) = world(tmp.path());
-    let _alive = keep_services_alive(&net, &wine, tmp.path());
-    let api = owner_api(&net);
+    let (net, wine, exe) = (&w.net, &w.wine, &w.exe);
+    let api = owner_api(net);
     let server_id = api.get("/server")["server_id"]
         .as_str()
         .expect("server id")
         .to_string();
     let vigil = |args: &[&str]| {
-        let mut cmd = wine_cmd(&net, &wine, &exe);
+        let mut cmd = wine_cmd(net, wine, &exe);
         cmd.args(args);
         output(&mut cmd)
     };
@@ -156,7 +172,7 @@ fn service_commands_run_the_agent_under_wines_service_manager() {
     let reply = wait_for(
         "the service's identify answer",
         Duration::from_secs(30),
-        || try_identify(&net, addr).ok(),
+        || try_identify(net, addr).ok(),
     );
     assert_eq!(reply.agent_id, agent);
     assert_eq!(reply.server_id, server_id);
@@ -178,7 +194,7 @@ fn service_commands_run_the_agent_under_wines_service_manager() {
     wait_for(
         "the identify port to close",
         Duration::from_secs(15),
-        || try_identify(&net, addr).is_err().then_some(()),
+        || try_identify(net, addr).is_err().then_some(()),
     );
     let status = text(&vigil(&["agent", "service", "status"]));
     assert!(status.contains("Stopped"), "{status}");
@@ -226,17 +242,12 @@ fn build_msi(exe: &Path, dir: &Path) -> PathBuf {
 
 #[test]
 fn msi_installs_enrolls_and_starts_the_agent_under_wine() {
-    if !can_build_networks() {
-        return;
-    }
-    let Some((wine, exe)) = wine_and_exe() else {
+    let Some(w) = world() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (net, _server) = world(tmp.path());
-    let _alive = keep_services_alive(&net, &wine, tmp.path());
-    let api = owner_api(&net);
-    let msi = vigil_testwine::windows_path(&build_msi(&exe, tmp.path()));
+    let (net, wine) = (&w.net, &w.wine);
+    let api = owner_api(net);
+    let msi = vigil_testwine::windows_path(&build_msi(&w.exe, w.tmp.path()));
     let key = api.ok(
         "POST",
         "/deployment-keys",
@@ -248,7 +259,7 @@ fn msi_installs_enrolls_and_starts_the_agent_under_wine() {
     let server = key["server_url"].as_str().expect("server url").to_string();
     let installed = wine.unix_path("C:\\Program Files\\Vigil\\vigil.exe");
     let state = wine.unix_path("C:\\ProgramData\\Vigil\\agent");
-    let msiexec = |args: &[String]| output(wine_cmd(&net, &wine, "msiexec").args(args));
+    let msiexec = |args: &[String]| output(wine_cmd(net, wine, "msiexec").args(args));
     let install = |token: &str| {
         msiexec(&[
             "/i".into(),
@@ -265,7 +276,7 @@ fn msi_installs_enrolls_and_starts_the_agent_under_wine() {
     let out = install("vgd_forged");
     assert!(!out.status.success(), "{}", text(&out));
     assert!(!installed.exists(), "rolled back");
-    let sc = output(wine_cmd(&net, &wine, "sc").args(["query", "VigilAgent"]));
+    let sc = output(wine_cmd(net, wine, "sc").args(["query", "VigilAgent"]));
     assert!(!text(&sc).contains("RUNNING"), "{}", text(&sc));
 
     // The real key: installed, enrolled, running.
@@ -280,14 +291,14 @@ fn msi_installs_enrolls_and_starts_the_agent_under_wine() {
     let uses = api.get(&format!("/deployment-keys/{key_id}/uses"));
     assert_eq!(uses.as_array().map(Vec::len), Some(1), "{uses}");
     assert_eq!(uses[0]["agent_id"], agent.as_str(), "{uses}");
-    let sc = output(wine_cmd(&net, &wine, "sc").args(["query", "VigilAgent"]));
+    let sc = output(wine_cmd(net, wine, "sc").args(["query", "VigilAgent"]));
     assert!(text(&sc).contains("RUNNING"), "{}", text(&sc));
     // The service's agent listens on every address (the default).
     let addr: SocketAddr = format!("{HOST}:47760").parse().expect("addr");
     let reply = wait_for(
         "the service's identify answer",
         Duration::from_secs(30),
-        || try_identify(&net, addr).ok(),
+        || try_identify(net, addr).ok(),
     );
     assert_eq!(reply.agent_id, agent, "{}", service_log(&state));
     let since = last_seen(&api, &agent);
@@ -297,12 +308,12 @@ fn msi_installs_enrolls_and_starts_the_agent_under_wine() {
     let out = msiexec(&["/x".into(), msi.clone(), "/qn".into()]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(!installed.exists());
-    let sc = output(wine_cmd(&net, &wine, "sc").args(["query", "VigilAgent"]));
+    let sc = output(wine_cmd(net, wine, "sc").args(["query", "VigilAgent"]));
     assert!(!text(&sc).contains("RUNNING"), "{}", text(&sc));
     assert!(state.join("identity.json").is_file());
     wait_for(
         "the identify port to close",
         Duration::from_secs(15),
-        || try_identify(&net, addr).is_err().then_some(()),
+        || try_identify(net, addr).is_err().then_some(()),
     );
 }

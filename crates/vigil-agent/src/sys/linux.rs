@@ -29,6 +29,11 @@ pub(super) fn create_private(path: &Path) -> std::io::Result<fs::File> {
 }
 
 /// Only the Windows build can run under Wine.
+/// Makes a rename in `dir` durable: fsync of the directory.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
 pub fn under_wine() -> bool {
     false
 }

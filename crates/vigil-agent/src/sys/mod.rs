@@ -7,6 +7,8 @@
 //!   agent's credential, so only the agent's account and administrators may
 //!   read it (mode 0600 on Linux, a protected DACL on Windows); the check
 //!   reads the protection back, for tests and `vigil agent status`.
+//! * [`sync_dir`]: makes a rename durable where the OS lets a directory be
+//!   flushed (Linux).
 //! * [`os_facts`]: the hostname and OS name the server shows.
 //! * [`listening_sockets`]: the TCP listeners of this machine with the
 //!   process that owns each.
@@ -29,7 +31,9 @@ mod imp;
 #[path = "windows.rs"]
 mod imp;
 
-pub use imp::{default_state_dir, listening_sockets, os_facts, private_file_check, under_wine};
+pub use imp::{
+    default_state_dir, listening_sockets, os_facts, private_file_check, sync_dir, under_wine,
+};
 
 /// A TCP socket in the LISTEN state.
 #[derive(Debug, Clone, PartialEq, Eq)]

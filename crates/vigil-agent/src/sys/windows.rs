@@ -149,6 +149,13 @@ pub fn private_file_check(path: &Path) -> Result<FileProtection, AgentError> {
 }
 
 /// Wine's ntdll exports `wine_get_version`; Windows' does not.
+/// Nothing to do: a directory cannot be opened like a file on Windows
+/// (`File::open` of one is "Access denied"), and there is no directory
+/// fsync to ask for; NTFS journals the rename (`MoveFileExW`) itself.
+pub fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
 pub fn under_wine() -> bool {
     let ntdll = wide("ntdll.dll".as_ref());
     // SAFETY: NUL-terminated names; ntdll is loaded in every process.

@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 pub use vigil_testnet::nmap::Verdicts;
 use vigil_testnet::{Listener, TestNet};
 
-use super::nmap_xml;
+use super::{nmap_xml, run_ok};
+use std::process::Command;
 
 pub const PORTS: &str = "21,22,23,25,53,79,80,81,82,443,445,8080";
 pub const OPEN: [u16; 4] = [22, 80, 443, 8080];
@@ -128,4 +129,21 @@ pub fn nmap_matching_truth(
         eprintln!("nmap run {attempt} missed the truth:\n{}", wrong.join("\n"));
     }
     None
+}
+
+/// `CMD scan --json --all -p 22` of both unreachable hosts (`cmd` runs a
+/// vigil binary in the scanner namespace): JSON keeps "unreachable" apart
+/// from "filtered", so both must say it.
+pub fn assert_unreachable_in_json(mut cmd: Command, v4: &Hosts, v6: &Hosts) {
+    cmd.args(["scan", "--no-progress", "--json", "--all", "-p", "22"])
+        .args([v4.unreachable.to_string(), v6.unreachable.to_string()]);
+    let out = run_ok(&mut cmd);
+    let states: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            v["state"].as_str().expect("state").to_owned()
+        })
+        .collect();
+    assert_eq!(states, ["unreachable", "unreachable"], "{out}");
 }
