@@ -121,7 +121,7 @@ fn service_commands_run_the_agent_under_wines_service_manager() {
         .expect("server id")
         .to_string();
     let vigil = |args: &[&str]| {
-        let mut cmd = wine_cmd(net, wine, &exe);
+        let mut cmd = wine_cmd(net, wine, exe);
         cmd.args(args);
         output(&mut cmd)
     };
