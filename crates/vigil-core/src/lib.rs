@@ -6,6 +6,7 @@
 //! compliance scope.
 
 pub mod compliance;
+pub mod csv_cell;
 pub mod evaluate;
 pub mod history;
 pub mod liveness;
@@ -16,6 +17,7 @@ pub mod state;
 pub mod targets;
 pub mod timeline;
 
+pub use csv_cell::csv_cell;
 pub use ports::{PortList, PortSpecError};
 pub use state::PortState;
 pub use targets::{TargetSpec, TargetSpecError};

@@ -103,6 +103,63 @@ impl AdScope {
     }
 }
 
+/// A part of an AD scope that says where and as whom the server binds. A
+/// stored bind password is kept across a scope update only while none of
+/// these changed: otherwise the update must carry the password again, so a
+/// stored password is never sent to a directory it was not entered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdConnectionField {
+    /// The directory URL.
+    Url,
+    /// The bind method or the bind DN.
+    Bind,
+    /// The CA certificate trusted for the directory's TLS certificate.
+    CaCert,
+}
+
+impl AdConnectionField {
+    /// The field's name in the scope (`url`, `bind`, `ca_cert`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdConnectionField::Url => "url",
+            AdConnectionField::Bind => "bind",
+            AdConnectionField::CaCert => "ca_cert",
+        }
+    }
+}
+
+/// The connection fields that differ between the stored AD scope `old` and
+/// the updated `new`, in scope order; empty when the stored bind password
+/// may be kept. Values compare exactly (a URL written differently counts as
+/// changed).
+pub fn ad_connection_changes(old: &AdScope, new: &AdScope) -> Vec<AdConnectionField> {
+    let mut changed = Vec::new();
+    if old.url != new.url {
+        changed.push(AdConnectionField::Url);
+    }
+    if old.bind != new.bind {
+        changed.push(AdConnectionField::Bind);
+    }
+    if old.ca_cert != new.ca_cert {
+        changed.push(AdConnectionField::CaCert);
+    }
+    changed
+}
+
+/// Whether an update from the stored `old` to `new` may keep the stored
+/// bind password (it carries none): refused, naming the changed fields,
+/// when [`ad_connection_changes`] finds any.
+pub fn check_keep_bind_password(old: &AdScope, new: &AdScope) -> Result<(), ComplianceError> {
+    let changed = ad_connection_changes(old, new);
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let fields: Vec<&str> = changed.iter().map(|f| f.as_str()).collect();
+    Err(ComplianceError::AdConnectionChanged {
+        fields: fields.join(", "),
+    })
+}
+
 /// Splits off `ldap://` / `ldaps://` (any case): `(is_ldaps, rest)`.
 fn scheme_rest(url: &str) -> Option<(bool, &str)> {
     for (scheme, ldaps) in [("ldaps://", true), ("ldap://", false)] {
@@ -365,6 +422,114 @@ mod tests {
             let got = scope.validate().map_err(|e| e.to_string());
             assert_eq!(got, want.map_err(str::to_owned), "case {i}: {scope:?}");
         }
+    }
+
+    #[test]
+    fn ad_connection_changes_table() {
+        use AdConnectionField::{Bind, CaCert, Url};
+        let svc = "CN=svc-vigil,OU=Service,DC=example,DC=test";
+        let base = AdScope {
+            ca_cert: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
+            ..ad("ldaps://dc1.example.test", false, simple(svc))
+        };
+        let with = |f: &dyn Fn(&mut AdScope)| {
+            let mut s = base.clone();
+            f(&mut s);
+            s
+        };
+        let cases: Vec<(&str, AdScope, Vec<AdConnectionField>)> = vec![
+            ("unchanged", base.clone(), vec![]),
+            (
+                "base DNs, filter and StartTLS are not connection fields",
+                with(&|s| {
+                    s.base_dns = vec![dn("OU=Servers,DC=example,DC=test")];
+                    s.filter = Some("(operatingSystem=Windows*)".into());
+                    s.start_tls = true;
+                }),
+                vec![],
+            ),
+            (
+                "url",
+                with(&|s| s.url = "ldaps://evil.example.test".into()),
+                vec![Url],
+            ),
+            (
+                "port only",
+                with(&|s| s.url = "ldaps://dc1.example.test:1636".into()),
+                vec![Url],
+            ),
+            (
+                "url spelling",
+                with(&|s| s.url = "LDAPS://dc1.example.test".into()),
+                vec![Url],
+            ),
+            (
+                "bind DN",
+                with(&|s| s.bind = simple("admin@example.test")),
+                vec![Bind],
+            ),
+            (
+                "bind method",
+                with(&|s| s.bind = AdBind::Gssapi),
+                vec![Bind],
+            ),
+            (
+                "CA certificate removed",
+                with(&|s| s.ca_cert = None),
+                vec![CaCert],
+            ),
+            (
+                "CA certificate replaced",
+                with(&|s| {
+                    s.ca_cert = Some(
+                        "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n".into(),
+                    )
+                }),
+                vec![CaCert],
+            ),
+            (
+                "all three",
+                with(&|s| {
+                    s.url = "ldap://10.0.0.66".into();
+                    s.bind = simple("EXAMPLE\\admin");
+                    s.ca_cert = None;
+                }),
+                vec![Url, Bind, CaCert],
+            ),
+        ];
+        for (name, new, want) in cases {
+            assert_eq!(ad_connection_changes(&base, &new), want, "{name}");
+            // The relation is symmetric.
+            assert_eq!(
+                ad_connection_changes(&new, &base),
+                want,
+                "{name} (reversed)"
+            );
+        }
+        assert_eq!(check_keep_bind_password(&base, &base.clone()), Ok(()));
+        assert_eq!(
+            check_keep_bind_password(&base, &with(&|s| s.url = "ldaps://evil".into()))
+                .map_err(|e| e.to_string()),
+            Err("the AD connection changed (url): enter the bind password again".to_owned())
+        );
+        assert_eq!(
+            check_keep_bind_password(
+                &base,
+                &with(&|s| {
+                    s.url = "ldaps://evil".into();
+                    s.ca_cert = None;
+                })
+            )
+            .map_err(|e| e.to_string()),
+            Err(
+                "the AD connection changed (url, ca_cert): enter the bind password again"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            [Url, Bind, CaCert].map(AdConnectionField::as_str),
+            ["url", "bind", "ca_cert"]
+        );
     }
 
     #[test]

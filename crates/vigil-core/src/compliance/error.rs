@@ -62,6 +62,8 @@ pub enum ComplianceError {
     CleartextBind,
     #[error("bind name {name:?} is not valid: {reason}")]
     BindName { name: String, reason: &'static str },
+    #[error("the AD connection changed ({fields}): enter the bind password again")]
+    AdConnectionChanged { fields: String },
     #[error("add at least one base DN or OU to search (e.g. OU=Computers,DC=example,DC=test)")]
     NoBaseDn,
     #[error("{dn:?} is not a valid distinguished name: {reason}")]

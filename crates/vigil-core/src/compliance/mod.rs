@@ -25,7 +25,10 @@ pub mod scope;
 pub mod search;
 pub mod status;
 
-pub use ad::{AdBind, AdScope, COMPUTER_ATTRIBUTES, MAX_CA_CERT_BYTES};
+pub use ad::{
+    ad_connection_changes, check_keep_bind_password, AdBind, AdConnectionField, AdScope,
+    COMPUTER_ATTRIBUTES, MAX_CA_CERT_BYTES,
+};
 pub use dn::Dn;
 pub use endpoint::Endpoint;
 pub use entry::{ad_computer_from_entry, EntryError};

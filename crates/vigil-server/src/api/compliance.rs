@@ -7,8 +7,7 @@ use super::ids;
 use crate::app::App;
 use crate::compliance::StartError;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
 use vigil_core::compliance::{
@@ -21,8 +20,6 @@ use vigil_store::{
 
 /// Largest page of endpoints.
 const MAX_PAGE: u64 = 1000;
-/// Largest CSV export (every address of the largest scope).
-const MAX_EXPORT: u64 = 1 << 20;
 
 pub(crate) async fn get_scope(
     State(app): State<Arc<App>>,
@@ -139,7 +136,11 @@ pub(crate) struct AssessmentQuery {
 }
 
 /// The chosen (default: latest) assessment of the caller's account.
-async fn chosen(app: &App, account: AccountId, id: Option<&str>) -> Result<Assessment, ApiError> {
+pub(crate) async fn chosen(
+    app: &App,
+    account: AccountId,
+    id: Option<&str>,
+) -> Result<Assessment, ApiError> {
     match id {
         Some(id) => Ok(app
             .store
@@ -180,7 +181,7 @@ pub(crate) struct EndpointQuery {
 }
 
 impl EndpointQuery {
-    fn advanced(&self) -> Result<AdvancedQuery, ApiError> {
+    pub(crate) fn advanced(&self) -> Result<AdvancedQuery, ApiError> {
         let invalid =
             |what: &str, e: &dyn std::fmt::Display| ApiError::Invalid(format!("{what}: {e}"));
         let mut q = AdvancedQuery::default();
@@ -253,69 +254,12 @@ pub(crate) async fn endpoints(
     }))
 }
 
-/// The current list (same search as the JSON list, every page) as CSV.
+/// The current list (same search as the JSON list, every page) as CSV,
+/// streamed (`crate::compliance::export`).
 pub(crate) async fn endpoints_csv(
     State(app): State<Arc<App>>,
     caller: Caller,
     Query(q): Query<EndpointQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    csv_export(&app, caller.account.id, &q).await
-}
-
-/// Every endpoint that matches `q` (no paging) as a CSV download.
-pub(crate) async fn csv_export(
-    app: &App,
-    account: AccountId,
-    q: &EndpointQuery,
-) -> Result<impl IntoResponse, ApiError> {
-    let (a, endpoints, _, _) = search(app, account, q, MAX_EXPORT, MAX_EXPORT).await?;
-    let csv = to_csv(&endpoints).map_err(|e| ApiError::Internal(format!("CSV: {e}")))?;
-    let disposition = format!("attachment; filename=\"vigil-endpoints-{}.csv\"", a.id);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        csv,
-    ))
-}
-
-/// One row per endpoint, the columns of the endpoint list.
-fn to_csv(endpoints: &[Endpoint]) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "name",
-        "dns_name",
-        "addresses",
-        "status",
-        "os",
-        "container",
-        "ad_guid",
-        "agent_id",
-        "server_id",
-        "agent_version",
-        "last_seen",
-        "disabled",
-    ])?;
-    for e in endpoints {
-        let addrs: Vec<String> = e.addrs.iter().map(|a| a.to_string()).collect();
-        w.write_record([
-            e.name.clone(),
-            e.dns_name.clone().unwrap_or_default(),
-            addrs.join(" "),
-            e.status.as_str().to_string(),
-            e.os.clone().unwrap_or_default(),
-            e.container
-                .as_ref()
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
-            e.ad_guid.map(|g| g.to_string()).unwrap_or_default(),
-            e.agent_id.clone().unwrap_or_default(),
-            e.server_id.clone().unwrap_or_default(),
-            e.agent_version.clone().unwrap_or_default(),
-            e.last_seen.map(|t| t.to_string()).unwrap_or_default(),
-            e.disabled.to_string(),
-        ])?;
-    }
-    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+) -> Result<axum::response::Response, ApiError> {
+    crate::compliance::export::endpoints_csv(app, caller.account.id, &q).await
 }

@@ -7,6 +7,7 @@
 //! cancels the running one (its rows stay, marked cancelled).
 
 pub(crate) mod ad;
+pub(crate) mod export;
 pub(crate) mod notify;
 pub(crate) mod probe;
 mod resolve;

@@ -141,11 +141,22 @@ fn header_value(text: &str) -> Result<HeaderValue, ConsoleError> {
     HeaderValue::from_str(text).map_err(|e| ConsoleError::Internal(e.to_string()))
 }
 
-/// Where to go after logging in: a path on this site, else the dashboard
-/// (never another site: `//host` and `/\host` are refused).
+/// Where to go after logging in: a path on this site, else the dashboard.
+///
+/// Never another site: browsers read `//host` and `/\host` as another
+/// host, and they delete tabs and newlines from a URL before reading it, so
+/// `/%09/host` (a tab once decoded) would become `//host`. So the path must
+/// start with one `/` and hold no backslash and no control character at all.
 fn local_path(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -320,6 +331,13 @@ mod tests {
             (Some("https://evil.example/"), "/"),
             (Some("agents"), "/"),
             (Some(""), "/"),
+            // Tabs and newlines vanish in the browser: `//evil.example`.
+            (Some("/\t/evil.example"), "/"),
+            (Some("/\n/evil.example"), "/"),
+            (Some("/\r\n/evil.example"), "/"),
+            (Some("/agents\u{7f}"), "/"),
+            (Some("/x\\y"), "/"),
+            (Some("/compliance?name=web*"), "/compliance?name=web*"),
         ];
         for (next, want) in cases {
             assert_eq!(local_path(next), want, "{next:?}");

@@ -38,6 +38,8 @@ mod agent_auth;
 mod alerts;
 mod bad_input;
 mod common;
+mod compliance_csv;
+mod compliance_scope;
 mod deployment_keys;
 mod install_windows;
 mod openapi;

@@ -18,10 +18,12 @@ use crate::error::found;
 use crate::ids::AccountId;
 use crate::model::{from_json, now_unix, to_json, UnixTime};
 use crate::validate::limits;
-use crate::{with_pool, Result, Store, StoreError};
+use crate::{with_pool, Pool, Result, Store, StoreError};
 use std::net::IpAddr;
 use uuid::Uuid;
-use vigil_core::compliance::{AdBind, ComplianceSchedule, ComplianceScope, Dn};
+use vigil_core::compliance::{
+    check_keep_bind_password, AdBind, ComplianceSchedule, ComplianceScope, Dn,
+};
 
 #[derive(sqlx::FromRow)]
 struct ScopeRow {
@@ -70,13 +72,33 @@ fn check_ad_password(password: &str) -> Result<()> {
     Ok(())
 }
 
+/// Keeping the stored bind password (the update carries none) is refused
+/// when the update changes the AD connection it was entered for.
+fn keep_password_check(stored: &ComplianceScope, new: &ComplianceScope) -> Result<()> {
+    match (&stored.ad, &new.ad) {
+        (Some(old), Some(new)) => {
+            check_keep_bind_password(old, new).map_err(|e| StoreError::invalid(e.to_string()))
+        }
+        // A stored password belongs to a stored simple bind, and a kept
+        // password to a new simple bind: neither side can be missing.
+        _ => Err(StoreError::invalid(
+            "the AD connection changed: enter the bind password again",
+        )),
+    }
+}
+
 impl Store {
     /// Saves the account's compliance scope after [`ComplianceScope::validate`]
     /// (a rejected scope is [`StoreError::Invalid`] with its message).
     ///
     /// `ad_password` is the AD simple-bind password: `None` keeps the stored
-    /// one. A scope without a simple bind (no AD scope, or GSSAPI) keeps no
-    /// password: the stored one is dropped, and passing one is invalid.
+    /// one, but only while the AD connection (URL, bind, CA certificate) is
+    /// unchanged: when a password is stored and the update changes the
+    /// connection ([`check_keep_bind_password`]), `None` is
+    /// [`StoreError::Invalid`] and nothing is saved, so a stored password
+    /// never goes to a directory it was not entered for. A scope without a
+    /// simple bind (no AD scope, or GSSAPI) keeps no password: the stored
+    /// one is dropped, and passing one is invalid.
     pub async fn put_compliance_scope(
         &self,
         account: AccountId,
@@ -101,22 +123,64 @@ impl Store {
         }
         let replace_password = ad_password.is_some() || !simple_bind;
         let json = to_json("compliance scope", scope)?;
-        with_pool!(self, pool => sqlx::query(
-            "INSERT INTO compliance_scopes (account_id, scope, ad_password, updated_at) \
+        const STORED: &str = "SELECT scope, ad_password IS NOT NULL AS has_password \
+             FROM compliance_scopes WHERE account_id = $1";
+        const UPSERT: &str = "INSERT INTO compliance_scopes \
+                 (account_id, scope, ad_password, updated_at) \
              VALUES ($1, $2, $3, $4) \
              ON CONFLICT (account_id) DO UPDATE SET scope = excluded.scope, \
                  ad_password = CASE WHEN $5 THEN excluded.ad_password \
                                     ELSE compliance_scopes.ad_password END, \
-                 updated_at = excluded.updated_at",
-        )
-        .bind(account.db())
-        .bind(&json)
-        .bind(ad_password)
-        .bind(now_unix())
-        .bind(replace_password)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+                 updated_at = excluded.updated_at";
+
+        // The stored scope is read and replaced in one transaction, so the
+        // connection the kept password was entered for is the one compared.
+        // SQLite's BEGIN IMMEDIATE takes the write lock; on PostgreSQL the
+        // account row is locked (as when an assessment starts).
+        macro_rules! put {
+            ($begin:expr, $lock:expr) => {
+                async {
+                    let mut tx = $begin.await?;
+                    if let Some(lock) = $lock {
+                        sqlx::query(lock)
+                            .bind(account.db())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    }
+                    if !replace_password {
+                        let stored = sqlx::query_as::<_, ScopeRow>(STORED)
+                            .bind(account.db())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if let Some(ScopeRow {
+                            scope: Some(text),
+                            has_password: true,
+                        }) = stored
+                        {
+                            keep_password_check(&from_json("compliance scope", &text)?, scope)?;
+                        }
+                    }
+                    sqlx::query(UPSERT)
+                        .bind(account.db())
+                        .bind(&json)
+                        .bind(ad_password)
+                        .bind(now_unix())
+                        .bind(replace_password)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok::<(), StoreError>(())
+                }
+                .await
+            };
+        }
+        match &self.inner.pool {
+            Pool::Sqlite(pool) => put!(pool.begin_with("BEGIN IMMEDIATE"), None::<&str>)?,
+            Pool::Postgres(pool) => put!(
+                pool.begin(),
+                Some("SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
+            )?,
+        }
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use EndpointStatus::*;
 
 backend_tests!(
     scope_round_trip_and_password,
+    password_not_kept_when_the_ad_connection_changes,
     schedule_round_trip_and_due,
     start_cancels_the_running_assessment,
     concurrent_starts_leave_one_running,
@@ -134,6 +135,94 @@ async fn scope_round_trip_and_password(db: &TestDb) {
         s.put_compliance_scope(vigil_store::AccountId::random(), &scope, None)
             .await,
     );
+}
+
+/// A stored bind password is kept only for the connection it was entered
+/// for: an update changing the URL, the bind or the CA certificate must carry
+/// it again, else it is refused and nothing changes.
+async fn password_not_kept_when_the_ad_connection_changes(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let a = scope_with_ad(simple_bind());
+    s.put_compliance_scope(org.id, &a, Some("P-password"))
+        .await
+        .unwrap();
+    let edit = |f: &dyn Fn(&mut AdScope)| {
+        let mut scope = a.clone();
+        f(scope.ad.as_mut().unwrap());
+        scope
+    };
+    let b = edit(&|ad| ad.url = "ldaps://attacker.example.test:1636".into());
+
+    let msg = assert_invalid(s.put_compliance_scope(org.id, &b, None).await);
+    assert_eq!(
+        msg,
+        "the AD connection changed (url): enter the bind password again"
+    );
+    // Unchanged: the password is still stored, and tied to URL A.
+    assert_eq!(
+        s.compliance_scope(org.id).await.unwrap(),
+        Some((a.clone(), true))
+    );
+    assert_eq!(
+        s.compliance_ad_password(org.id).await.unwrap().as_deref(),
+        Some("P-password")
+    );
+
+    // The bind DN, the bind method's DN and the CA certificate count too.
+    for (changed, field) in [
+        (
+            edit(&|ad| {
+                ad.bind = AdBind::Simple {
+                    bind_dn: "admin@example.test".into(),
+                }
+            }),
+            "bind",
+        ),
+        (
+            edit(&|ad| {
+                ad.ca_cert =
+                    Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into())
+            }),
+            "ca_cert",
+        ),
+    ] {
+        let msg = assert_invalid(s.put_compliance_scope(org.id, &changed, None).await);
+        assert!(msg.contains(&format!("({field})")), "{msg}");
+        assert_eq!(
+            s.compliance_ad_password(org.id).await.unwrap().as_deref(),
+            Some("P-password")
+        );
+    }
+
+    // Other edits (base DNs, filter, IP ranges) still keep the password.
+    let other = edit(&|ad| ad.filter = Some("(operatingSystem=Windows*)".into()));
+    s.put_compliance_scope(org.id, &other, None).await.unwrap();
+    assert_eq!(
+        s.compliance_ad_password(org.id).await.unwrap().as_deref(),
+        Some("P-password")
+    );
+
+    // With the password entered again the new connection is accepted.
+    s.put_compliance_scope(org.id, &b, Some("Q-password"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.compliance_scope(org.id).await.unwrap(),
+        Some((b.clone(), true))
+    );
+    assert_eq!(
+        s.compliance_ad_password(org.id).await.unwrap().as_deref(),
+        Some("Q-password")
+    );
+
+    // Switching to GSSAPI drops the password (nothing to keep), and going
+    // back to a simple bind without one stores none: nothing to refuse.
+    let gssapi = edit(&|ad| ad.bind = AdBind::Gssapi);
+    s.put_compliance_scope(org.id, &gssapi, None).await.unwrap();
+    s.put_compliance_scope(org.id, &b, None).await.unwrap();
+    assert_eq!(s.compliance_scope(org.id).await.unwrap(), Some((b, false)));
+    assert_eq!(s.compliance_ad_password(org.id).await.unwrap(), None);
 }
 
 async fn schedule_round_trip_and_due(db: &TestDb) {

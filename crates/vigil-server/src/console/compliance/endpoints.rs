@@ -7,9 +7,10 @@ use super::super::form::Form;
 use super::super::layout::{self, Page};
 use super::super::session::Session;
 use super::{status_label, subnav};
-use crate::api::compliance::{csv_export, search, EndpointQuery};
+use crate::api::compliance::{search, EndpointQuery};
 use crate::api::error::ApiError;
 use crate::app::App;
+use crate::compliance::export::endpoints_csv;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -242,7 +243,7 @@ pub(crate) async fn list(
 }
 
 /// `/compliance/endpoints.csv`: the list's search, every match, as CSV
-/// (the writer of `GET /api/v1/compliance/endpoints.csv`).
+/// streamed (the export of `GET /api/v1/compliance/endpoints.csv`).
 pub(crate) async fn csv(
     State(app): State<Arc<App>>,
     session: Session,
@@ -254,9 +255,7 @@ pub(crate) async fn csv(
         .map_err(ConsoleError::BadRequest)?;
     q.offset = None;
     q.limit = None;
-    Ok(csv_export(&app, session.account.id, &q)
-        .await?
-        .into_response())
+    Ok(endpoints_csv(app, session.account.id, &q).await?)
 }
 
 #[cfg(test)]

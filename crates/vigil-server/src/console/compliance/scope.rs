@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use std::sync::Arc;
 use vigil_core::compliance::{AdBind, AdScope, AgentPorts, ComplianceScope, Dn, IpRange, IpScope};
-use vigil_store::AssessmentTrigger;
+use vigil_store::{AssessmentTrigger, StoreError};
 
 /// The editor's fields as text, from the stored scope or the refused form.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -284,7 +284,7 @@ fn editor(session: &Session, d: &Draft, has_password: bool) -> Markup {
                 label for="ad_password" { "Bind password" }
                 input #ad_password type="password" name="ad_password" autocomplete="new-password" aria-describedby="password-hint";
                 p.hint #password-hint {
-                    @if has_password { "A password is stored; leave empty to keep it." }
+                    @if has_password { "A password is stored; leave empty to keep it (enter it again when you change the URL, bind DN or CA certificate)." }
                     @else { "No password stored." }
                 }
                 label for="base_dns" { "Base DNs (one per line)" }
@@ -330,21 +330,28 @@ pub(crate) async fn save(
     let checked = draft
         .to_scope()
         .and_then(|s| check_scope(&s).map(|()| s).map_err(|e| e.to_string()));
-    let scope = match checked {
-        Ok(scope) => scope,
-        Err(message) => {
-            let has_password = app
-                .store
-                .compliance_scope(account)
-                .await?
-                .is_some_and(|(_, p)| p);
-            let page = page(&session, &draft, has_password, Some(&message), None);
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
-        }
+    let saved = match checked {
+        // A refusal by the store (e.g. the AD connection changed and the
+        // password field is empty) is shown on the form too.
+        Ok(scope) => match app
+            .store
+            .put_compliance_scope(account, &scope, draft.password())
+            .await
+        {
+            Err(StoreError::Invalid(message)) => Err(message),
+            other => Ok(other?),
+        },
+        Err(message) => Err(message),
     };
-    app.store
-        .put_compliance_scope(account, &scope, draft.password())
-        .await?;
+    if let Err(message) = saved {
+        let has_password = app
+            .store
+            .compliance_scope(account)
+            .await?
+            .is_some_and(|(_, p)| p);
+        let page = page(&session, &draft, has_password, Some(&message), None);
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
     if form.get("action") == Some("reassess") {
         start(&app, account, AssessmentTrigger::ScopeSaved).await?;
         return Ok(Redirect::to("/compliance?done=started").into_response());
