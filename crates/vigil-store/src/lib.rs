@@ -182,6 +182,37 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Runs `$body` in a transaction that holds the account `$account`
+/// against concurrent writers of its compliance rows, commits, and
+/// evaluates to `$body`'s value (`?` inside returns from the caller):
+/// SQLite's `BEGIN IMMEDIATE` takes the write lock; on PostgreSQL the
+/// account row is locked in a mode that still lets other rows reference it.
+/// `$tx` names the transaction inside `$body`, which is expanded once per
+/// backend.
+macro_rules! in_account_tx {
+    ($store:expr, $account:expr, |$tx:ident| $body:block) => {
+        match &$store.inner.pool {
+            $crate::Pool::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::Pool::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
+                    .bind($account.db())
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+pub(crate) use in_account_tx;
+
 impl Store {
     /// Connects to `url` (`sqlite://path/vigil.db` or `postgres://…`) and
     /// applies pending migrations. A SQLite file (and its directory) is

@@ -5,9 +5,7 @@ use super::{db_count, stored_count};
 use crate::ids::{AccountId, AssessmentId};
 use crate::model::{parse_stored, UnixTime};
 use crate::validate;
-use crate::{
-    with_pool, Assessment, AssessmentState, AssessmentTrigger, Pool, Result, Store, StoreError,
-};
+use crate::{with_pool, Assessment, AssessmentState, AssessmentTrigger, Result, Store, StoreError};
 use vigil_core::compliance::StatusCounts;
 
 #[derive(sqlx::FromRow)]
@@ -79,46 +77,23 @@ impl Store {
              SELECT $1, $2, COALESCE(MAX(serial), 0) + 1, $3, 'running', $4, 0, $5, $6 \
              FROM compliance_assessments WHERE account_id = $2";
 
-        // Concurrent starts of one account queue: SQLite's BEGIN IMMEDIATE
-        // takes the write lock; on PostgreSQL the account row is locked (in a
-        // mode that still lets other rows reference it).
-        macro_rules! start {
-            ($begin:expr, $lock:expr) => {
-                async {
-                    let mut tx = $begin.await?;
-                    if let Some(lock) = $lock {
-                        sqlx::query(lock)
-                            .bind(account.db())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    }
-                    sqlx::query(CANCEL)
-                        .bind(account.db())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(INSERT)
-                        .bind(id.db())
-                        .bind(account.db())
-                        .bind(now)
-                        .bind(total)
-                        .bind(on_demand)
-                        .bind(trigger.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    Ok::<(), StoreError>(())
-                }
-                .await
-            };
-        }
-        match &self.inner.pool {
-            Pool::Sqlite(pool) => start!(pool.begin_with("BEGIN IMMEDIATE"), None::<&str>)?,
-            Pool::Postgres(pool) => start!(
-                pool.begin(),
-                Some("SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
-            )?,
-        }
+        // Concurrent starts of one account queue (see `in_account_tx`).
+        crate::in_account_tx!(self, account, |tx| {
+            sqlx::query(CANCEL)
+                .bind(account.db())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT)
+                .bind(id.db())
+                .bind(account.db())
+                .bind(now)
+                .bind(total)
+                .bind(on_demand)
+                .bind(trigger.as_str())
+                .execute(&mut *tx)
+                .await?;
+        });
         Ok(id)
     }
 

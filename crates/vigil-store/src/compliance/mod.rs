@@ -18,7 +18,7 @@ use crate::error::found;
 use crate::ids::AccountId;
 use crate::model::{from_json, now_unix, to_json, UnixTime};
 use crate::validate::limits;
-use crate::{with_pool, Pool, Result, Store, StoreError};
+use crate::{with_pool, Result, Store, StoreError};
 use std::net::IpAddr;
 use uuid::Uuid;
 use vigil_core::compliance::{
@@ -135,52 +135,29 @@ impl Store {
 
         // The stored scope is read and replaced in one transaction, so the
         // connection the kept password was entered for is the one compared.
-        // SQLite's BEGIN IMMEDIATE takes the write lock; on PostgreSQL the
-        // account row is locked (as when an assessment starts).
-        macro_rules! put {
-            ($begin:expr, $lock:expr) => {
-                async {
-                    let mut tx = $begin.await?;
-                    if let Some(lock) = $lock {
-                        sqlx::query(lock)
-                            .bind(account.db())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    }
-                    if !replace_password {
-                        let stored = sqlx::query_as::<_, ScopeRow>(STORED)
-                            .bind(account.db())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if let Some(ScopeRow {
-                            scope: Some(text),
-                            has_password: true,
-                        }) = stored
-                        {
-                            keep_password_check(&from_json("compliance scope", &text)?, scope)?;
-                        }
-                    }
-                    sqlx::query(UPSERT)
-                        .bind(account.db())
-                        .bind(&json)
-                        .bind(ad_password)
-                        .bind(now_unix())
-                        .bind(replace_password)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    Ok::<(), StoreError>(())
+        crate::in_account_tx!(self, account, |tx| {
+            if !replace_password {
+                let stored = sqlx::query_as::<_, ScopeRow>(STORED)
+                    .bind(account.db())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(ScopeRow {
+                    scope: Some(text),
+                    has_password: true,
+                }) = stored
+                {
+                    keep_password_check(&from_json("compliance scope", &text)?, scope)?;
                 }
-                .await
-            };
-        }
-        match &self.inner.pool {
-            Pool::Sqlite(pool) => put!(pool.begin_with("BEGIN IMMEDIATE"), None::<&str>)?,
-            Pool::Postgres(pool) => put!(
-                pool.begin(),
-                Some("SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
-            )?,
-        }
+            }
+            sqlx::query(UPSERT)
+                .bind(account.db())
+                .bind(&json)
+                .bind(ad_password)
+                .bind(now_unix())
+                .bind(replace_password)
+                .execute(&mut *tx)
+                .await?;
+        });
         Ok(())
     }
 
