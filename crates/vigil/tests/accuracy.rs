@@ -6,8 +6,8 @@
 mod common;
 
 use common::scenario::{
-    assert_unreachable_in_json, build, ground_truth, hosts_v4, hosts_v6, mismatches,
-    nmap_matching_truth, PORTS,
+    assert_unreachable_in_json, build_both, hosts_v4, hosts_v6, mismatches, nmap_matching_truth,
+    Built, PORTS,
 };
 use common::{can_build_networks, run_ok, vigil_bin, vigil_xml, Verdicts};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
@@ -21,34 +21,30 @@ fn accuracy(spec: NetSpec) {
         return;
     }
     let net = TestNet::new(spec).expect("test network");
-    let (v4, v6) = (hosts_v4(), hosts_v6());
-    let _l4 = build(&net, &v4);
-    let _l6 = build(&net, &v6);
-    let targets: Vec<String> = v4
-        .all()
-        .iter()
-        .chain(v6.all().iter())
-        .map(|a| a.to_string())
-        .collect();
-    let mut truth = ground_truth(&v4);
-    truth.extend(ground_truth(&v6));
+    let Built {
+        v4,
+        v6,
+        targets,
+        truth,
+        ..
+    } = &build_both(&net);
 
     // Vigil gets one try.
-    let vigil = vigil_xml(&net, &targets, PORTS, &[]);
-    let wrong = mismatches(&vigil, &truth);
+    let vigil = vigil_xml(&net, targets, PORTS, &[]);
+    let wrong = mismatches(&vigil, truth);
     assert!(
         wrong.is_empty(),
         "vigil misclassified:\n{}",
         wrong.join("\n")
     );
-    match nmap_matching_truth(&net, &targets, &truth) {
+    match nmap_matching_truth(&net, targets, truth) {
         Some(nmap) => assert_eq!(vigil, nmap, "vigil and nmap disagree on a state or reason"),
         None => {
             eprintln!("WARNING: nmap missed the truth 3 times; Vigil matched it; no comparison")
         }
     }
 
-    assert_unreachable_in_json(net.scanner_cmd(vigil_bin()), &v4, &v6);
+    assert_unreachable_in_json(net.scanner_cmd(vigil_bin()), v4, v6);
 }
 
 #[test]

@@ -10,8 +10,7 @@
 mod common;
 
 use common::scenario::{
-    assert_unreachable_in_json, build, ground_truth, hosts_v4, hosts_v6, mismatches,
-    nmap_matching_truth, PORTS,
+    assert_unreachable_in_json, build_both, mismatches, nmap_matching_truth, Built, PORTS,
 };
 use common::wine::{scanner_cmd, vigil_exe_xml, wine_and_exe};
 use common::{can_build_networks, vigil_xml};
@@ -26,20 +25,16 @@ fn same_verdicts(spec: NetSpec) {
         return;
     };
     let net = TestNet::new(spec).expect("test network");
-    let (v4, v6) = (hosts_v4(), hosts_v6());
-    let _l4 = build(&net, &v4);
-    let _l6 = build(&net, &v6);
-    let targets: Vec<String> = v4
-        .all()
-        .iter()
-        .chain(v6.all().iter())
-        .map(|a| a.to_string())
-        .collect();
-    let mut truth = ground_truth(&v4);
-    truth.extend(ground_truth(&v6));
+    let Built {
+        v4,
+        v6,
+        targets,
+        truth,
+        ..
+    } = &build_both(&net);
 
-    let windows = vigil_exe_xml(&net, &wine, &exe, &targets, PORTS);
-    let wrong = mismatches(&windows, &truth);
+    let windows = vigil_exe_xml(&net, &wine, &exe, targets, PORTS);
+    let wrong = mismatches(&windows, truth);
     assert!(
         wrong.is_empty(),
         "vigil.exe misclassified:\n{}",
@@ -47,14 +42,14 @@ fn same_verdicts(spec: NetSpec) {
     );
     // State and reason (conn-refused, syn-ack, host-unreach, no-response)
     // exactly as the Linux binary says them.
-    let linux = vigil_xml(&net, &targets, PORTS, &[]);
+    let linux = vigil_xml(&net, targets, PORTS, &[]);
     assert_eq!(windows, linux, "vigil.exe and the Linux vigil disagree");
-    match nmap_matching_truth(&net, &targets, &truth) {
+    match nmap_matching_truth(&net, targets, truth) {
         Some(nmap) => assert_eq!(windows, nmap, "vigil.exe and nmap disagree"),
         None => eprintln!("WARNING: nmap missed the truth 3 times; no comparison with nmap"),
     }
 
-    assert_unreachable_in_json(scanner_cmd(&net, &wine, &exe), &v4, &v6);
+    assert_unreachable_in_json(scanner_cmd(&net, &wine, &exe), v4, v6);
 }
 
 #[test]

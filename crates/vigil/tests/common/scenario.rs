@@ -147,3 +147,36 @@ pub fn assert_unreachable_in_json(mut cmd: Command, v4: &Hosts, v6: &Hosts) {
         .collect();
     assert_eq!(states, ["unreachable", "unreachable"], "{out}");
 }
+
+/// Both families' hosts built on `net`, what the scan is given and what
+/// each port really is. Keep it alive as long as the scans run (it holds
+/// the listeners).
+pub struct Built {
+    pub v4: Hosts,
+    pub v6: Hosts,
+    pub targets: Vec<String>,
+    pub truth: Vec<((IpAddr, u16), &'static str)>,
+    _listeners: Vec<Listener>,
+}
+
+/// Builds the whole scenario, IPv4 and IPv6, on `net`.
+pub fn build_both(net: &TestNet) -> Built {
+    let (v4, v6) = (hosts_v4(), hosts_v6());
+    let mut listeners = build(net, &v4);
+    listeners.extend(build(net, &v6));
+    let targets = v4
+        .all()
+        .iter()
+        .chain(v6.all().iter())
+        .map(|a| a.to_string())
+        .collect();
+    let mut truth = ground_truth(&v4);
+    truth.extend(ground_truth(&v6));
+    Built {
+        v4,
+        v6,
+        targets,
+        truth,
+        _listeners: listeners,
+    }
+}

@@ -222,6 +222,28 @@ fn layout_fields(d: &InstallDraft) -> Markup {
     }
 }
 
+/// A form that asks for the one-line install command of `command_platform`,
+/// carrying the draft's directories.
+fn command_form(
+    session: &Session,
+    d: &InstallDraft,
+    command_platform: &str,
+    hint: Option<&str>,
+    label: &str,
+) -> Markup {
+    html! {
+        form.stack method="post" action="/compliance/install-command" {
+            (session.csrf_field())
+            (linux_hidden(d))
+            (windows_hidden(d))
+            input type="hidden" name="platform" value=(d.platform);
+            input type="hidden" name="command_platform" value=(command_platform);
+            @if let Some(hint) = hint { p.hint { (hint) } }
+            button type="submit" { (label) }
+        }
+    }
+}
+
 fn linux_hidden(d: &InstallDraft) -> Markup {
     html! {
         input type="hidden" name="install_dir" value=(d.install_dir);
@@ -301,26 +323,14 @@ fn install_page(
                 button type="button" data-copy="install-command" hidden { "Copy command" }
             } @else {
                 @if d.offers_linux() {
-                    form.stack method="post" action="/compliance/install-command" {
-                        (session.csrf_field())
-                        (linux_hidden(d))
-                        (windows_hidden(d))
-                        input type="hidden" name="platform" value=(d.platform);
-                        input type="hidden" name="command_platform" value="linux";
-                        @if d.offers_windows() { p.hint { "Linux: a curl line to run as root." } }
-                        button type="submit" { "Create install command" }
-                    }
+                    (command_form(session, d, "linux",
+                        d.offers_windows().then_some("Linux: a curl line to run as root."),
+                        "Create install command"))
                 }
                 @if d.offers_windows() {
-                    form.stack method="post" action="/compliance/install-command" {
-                        (session.csrf_field())
-                        (linux_hidden(d))
-                        (windows_hidden(d))
-                        input type="hidden" name="platform" value=(d.platform);
-                        input type="hidden" name="command_platform" value="windows";
-                        p.hint { "Windows: a line for PowerShell run as Administrator (Windows PowerShell 5.1 or later)." }
-                        button type="submit" { "Create PowerShell install command" }
-                    }
+                    (command_form(session, d, "windows",
+                        Some("Windows: a line for PowerShell run as Administrator (Windows PowerShell 5.1 or later)."),
+                        "Create PowerShell install command"))
                 }
             }
         }
