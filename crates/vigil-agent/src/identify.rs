@@ -1,23 +1,25 @@
 //! Answering identify requests on the agent's communication port
-//! (protocol: [`vigil_proto::identify`]).
+//! (protocol: [`vigil_proto::identify`]). The asking side is the server's
+//! compliance sweep (`vigil-server`'s `compliance::identify`).
 
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
-use vigil_proto::identify::{IdentifyReply, REQUEST};
+use vigil_proto::identify::{Request, Responder, MAX_REQUEST_BYTES};
 
 /// Connections answered at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 256;
 /// A client gets this long to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves identify requests until `shutdown` becomes true. The reply is
-/// read from `reply` for each request, so enrollment changes show at once.
+/// Serves identify requests until `shutdown` becomes true. The responder
+/// (ids and key) is read from `responder` for each request, so enrollment
+/// changes show at once.
 pub async fn serve(
     listener: TcpListener,
-    reply: watch::Receiver<IdentifyReply>,
+    responder: watch::Receiver<Responder>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -35,9 +37,9 @@ pub async fn serve(
         };
         match conn {
             Ok((stream, _)) => {
-                let answer = reply.borrow().to_line();
+                let me = responder.borrow().clone();
                 tokio::spawn(async move {
-                    answer_one(stream, &answer).await;
+                    answer_one(stream, &me).await;
                     drop(permit);
                 });
             }
@@ -50,107 +52,85 @@ pub async fn serve(
     }
 }
 
-async fn answer_one(mut stream: TcpStream, answer: &[u8]) {
-    let mut buf = [0u8; REQUEST.len()];
-    let read = tokio::time::timeout(READ_TIMEOUT, stream.read_exact(&mut buf)).await;
-    if matches!(read, Ok(Ok(_))) && buf == REQUEST {
-        let _ = stream.write_all(answer).await;
+/// Reads one request line (at most [`MAX_REQUEST_BYTES`]) and answers it;
+/// anything else gets no answer.
+async fn answer_one(mut stream: TcpStream, me: &Responder) {
+    let mut line = Vec::with_capacity(MAX_REQUEST_BYTES);
+    let mut reader = BufReader::new(&mut stream).take(MAX_REQUEST_BYTES as u64);
+    let read = tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
+    if matches!(read, Ok(Ok(_))) && line.ends_with(b"\n") {
+        if let Ok(request) = Request::parse(&line) {
+            let _ = stream.write_all(&me.answer(&request).to_line()).await;
+        }
     }
     let _ = stream.shutdown().await;
-}
-
-/// Asks `addr` who it is (the compliance sweep's side of the protocol).
-pub async fn ask(
-    addr: std::net::SocketAddr,
-    timeout: Duration,
-) -> Result<IdentifyReply, IdentifyError> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        // A service that is not an agent may talk first and hang up, so
-        // neither a failed write nor a reset after some bytes is final:
-        // whatever arrived is judged by its content.
-        let _ = stream.write_all(REQUEST).await;
-        let mut reply = Vec::new();
-        let limit = vigil_proto::identify::MAX_REPLY_BYTES as u64 + 1;
-        match (&mut stream).take(limit).read_to_end(&mut reply).await {
-            Err(e) if reply.is_empty() => Err(e),
-            _ => Ok(reply),
-        }
-    };
-    let reply = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| IdentifyError::Timeout)?
-        .map_err(IdentifyError::Io)?;
-    IdentifyReply::parse(&reply).map_err(IdentifyError::NotAnAgent)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum IdentifyError {
-    #[error("no answer in time")]
-    Timeout,
-    #[error("connection failed: {0}")]
-    Io(#[source] std::io::Error),
-    #[error("{0}")]
-    NotAnAgent(#[source] vigil_proto::ProtoError),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_proto::identify::{IdentifyKey, IdentifyReply, Nonce, REQUEST_V1};
 
-    #[tokio::test]
-    async fn answers_the_request_and_ignores_other_talk() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let me = IdentifyReply {
-            agent_id: "agent-1".into(),
-            server_id: "server-1".into(),
-            version: "0.1.0".into(),
-        };
-        let (set_reply, reply) = watch::channel(me.clone());
-        let (stop, shutdown) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, reply, shutdown));
+    const CREDENTIAL: &str = "vga_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 
-        let got = ask(addr, Duration::from_secs(2)).await.expect("identify");
-        assert_eq!(got, me);
-
-        // The reply follows changes (e.g. after re-enrollment).
-        let moved = IdentifyReply {
-            server_id: "server-2".into(),
-            ..me
-        };
-        set_reply.send(moved.clone()).expect("update");
-        assert_eq!(
-            ask(addr, Duration::from_secs(2)).await.expect("identify"),
-            moved
-        );
-
-        // Anything else gets no answer.
+    /// Sends `request` and reads everything the listener answers.
+    async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
         let mut s = TcpStream::connect(addr).await.expect("connect");
-        s.write_all(b"GET / HTTP/1.0\r\n\r\n").await.expect("write");
+        s.write_all(request).await.expect("write");
+        // A reset after an unread request is no answer either.
         let mut out = Vec::new();
-        s.read_to_end(&mut out).await.expect("read");
-        assert!(out.is_empty());
-
-        stop.send(true).expect("stop");
-        server.await.expect("server task");
+        let _ = s.read_to_end(&mut out).await;
+        out
     }
 
     #[tokio::test]
-    async fn a_non_agent_port_is_not_an_agent() {
+    async fn answers_each_version_and_ignores_other_talk() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            if let Ok((mut s, _)) = listener.accept().await {
-                // Like sshd: greet, read the peer's line, hang up.
-                let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
-                let mut line = [0u8; 64];
-                let _ = s.read(&mut line).await;
-            }
-        });
-        assert!(matches!(
-            ask(addr, Duration::from_secs(2)).await,
-            Err(IdentifyError::NotAnAgent(_))
-        ));
+        let me = Responder::new("agent-1", "server-1", "0.1.0", CREDENTIAL);
+        let key = IdentifyKey::from_credential(CREDENTIAL).expect("key");
+        let (set_me, responder) = watch::channel(me.clone());
+        let (stop, shutdown) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, responder, shutdown));
+
+        // Version 2: the MAC of the request's nonce.
+        let nonce = Nonce::from_bytes([9; 32]);
+        let line = exchange(addr, &Request::V2(nonce).to_line()).await;
+        let got = IdentifyReply::parse(&line).expect("reply");
+        assert_eq!(
+            (got.agent_id.as_str(), got.server_id.as_str()),
+            ("agent-1", "server-1")
+        );
+        assert!(key.verify(&nonce, &got), "{got:?}");
+        assert!(!key.verify(&Nonce::from_bytes([8; 32]), &got));
+
+        // Version 1 (older servers): the ids, no MAC.
+        let got = IdentifyReply::parse(&exchange(addr, REQUEST_V1).await).expect("reply");
+        assert_eq!(got, me.answer(&Request::V1));
+        assert_eq!(got.mac, None);
+
+        // The reply follows changes (e.g. after re-enrollment).
+        let moved = Responder {
+            server_id: "server-2".into(),
+            ..me
+        };
+        set_me.send(moved.clone()).expect("update");
+        let line = exchange(addr, &Request::V2(nonce).to_line()).await;
+        let got = IdentifyReply::parse(&line).expect("reply");
+        assert_eq!(got, moved.answer(&Request::V2(nonce)));
+        assert!(key.verify(&nonce, &got));
+
+        // Anything else gets no answer.
+        for other in [
+            &b"GET / HTTP/1.0\r\n\r\n"[..],
+            b"VIGIL-IDENTIFY 2 00\n",
+            b"VIGIL-IDENTIFY 3\n",
+            &[b'V'; 200][..],
+        ] {
+            assert!(exchange(addr, other).await.is_empty(), "{other:?}");
+        }
+
+        stop.send(true).expect("stop");
+        server.await.expect("server task");
     }
 }

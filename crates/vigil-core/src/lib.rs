@@ -8,14 +8,18 @@
 pub mod compliance;
 pub mod csv_cell;
 pub mod evaluate;
+pub mod fair_share;
 pub mod history;
 pub mod liveness;
+pub mod netpolicy;
 pub mod plan;
 pub mod policy;
 pub mod ports;
 pub mod state;
 pub mod targets;
+pub mod throttle;
 pub mod timeline;
+pub mod totp;
 
 pub use csv_cell::csv_cell;
 pub use ports::{PortList, PortSpecError};

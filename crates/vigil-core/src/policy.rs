@@ -18,6 +18,8 @@ pub enum PolicyError {
     InvalidHost { host: String, reason: String },
     #[error("target {target} is listed more than once")]
     DuplicateTarget { target: String },
+    #[error("a policy may list at most {MAX_TARGETS} targets ({count} given)")]
+    TooManyTargets { count: usize },
     #[error(transparent)]
     Interval(#[from] IntervalError),
     #[error("security scans need the Extended plan (this agent is on the {plan} plan)")]
@@ -113,6 +115,10 @@ const KEY_HOST_PREFIX: &str = "host:";
 /// Longest accepted hostname, in characters (the DNS limit).
 pub const MAX_HOST_LEN: usize = 253;
 
+/// The most targets one policy may list: each is a scan task per run, and a
+/// location has a handful of hosts worth a security scan, not thousands.
+pub const MAX_TARGETS: usize = 256;
+
 fn normalize_host(host: &str) -> Result<String, PolicyError> {
     let invalid = |reason: &str| PolicyError::InvalidHost {
         host: host.into(),
@@ -184,13 +190,19 @@ impl SecurityPolicy {
 
     /// Checks the policy for an account of the given kind: at least one
     /// target, every explicit host valid and in normal form (see
-    /// [`PolicyTarget::host`]), no target twice, and an interval the account
-    /// may choose.
+    /// [`PolicyTarget::host`]), no target twice, at most [`MAX_TARGETS`],
+    /// and an interval the account may choose.
     pub fn validate(&self, account: AccountKind) -> Result<(), PolicyError> {
         if self.targets.is_empty() {
             return Err(PolicyError::NoTargets);
         }
-        for (i, target) in self.targets.iter().enumerate() {
+        if self.targets.len() > MAX_TARGETS {
+            return Err(PolicyError::TooManyTargets {
+                count: self.targets.len(),
+            });
+        }
+        let mut seen = std::collections::HashSet::with_capacity(self.targets.len());
+        for target in &self.targets {
             if let PolicyTarget::Host(h) = target {
                 let normal = normalize_host(h)?;
                 if &normal != h {
@@ -200,7 +212,7 @@ impl SecurityPolicy {
                     });
                 }
             }
-            if self.targets[..i].contains(target) {
+            if !seen.insert(target) {
                 return Err(PolicyError::DuplicateTarget {
                     target: target.to_string(),
                 });
@@ -407,6 +419,18 @@ mod tests {
             (
                 vec![host("nas.lan"), ObservedAddress, host("nas.lan")],
                 Err("\"nas.lan\" is listed more than once"),
+            ),
+            (
+                (0..MAX_TARGETS)
+                    .map(|i| host(&format!("h{i}.lan")))
+                    .collect(),
+                Ok(()),
+            ),
+            (
+                (0..=MAX_TARGETS)
+                    .map(|i| host(&format!("h{i}.lan")))
+                    .collect(),
+                Err("at most 256 targets (257 given)"),
             ),
         ];
         for (targets, want) in cases {

@@ -106,6 +106,11 @@ pub struct HttpConfig {
     /// webhook receivers behind a private CA).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_root_ca_pem: Option<String>,
+    /// The operator's network policy: the addresses webhook URLs may reach
+    /// (checked on every connection). Default: no loopback, link-local,
+    /// metadata or private addresses.
+    #[serde(skip)]
+    pub policy: std::sync::Arc<vigil_core::netpolicy::NetPolicy>,
 }
 
 impl Default for HttpConfig {
@@ -114,6 +119,7 @@ impl Default for HttpConfig {
             timeout: Duration::from_secs(10),
             user_agent: concat!("vigil/", env!("CARGO_PKG_VERSION")).to_owned(),
             extra_root_ca_pem: None,
+            policy: Default::default(),
         }
     }
 }

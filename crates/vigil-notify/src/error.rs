@@ -58,6 +58,10 @@ pub enum SendError {
         /// The server's `Retry-After`, when it gave one in seconds.
         retry_after: Option<Duration>,
     },
+    /// The operator's network policy refuses the address (permanent: the
+    /// URL or the policy must change). The message names the rule.
+    #[error("{endpoint}: {reason}")]
+    Refused { endpoint: String, reason: String },
     /// The HTTP exchange failed after connecting (reset, malformed response) (transient).
     #[error("HTTP request to {endpoint} failed: {reason}")]
     Http { endpoint: String, reason: String },
@@ -79,7 +83,8 @@ impl SendError {
             SendError::InvalidDestination(_)
             | SendError::NotConfigured(_)
             | SendError::Message(_)
-            | SendError::Tls { .. } => false,
+            | SendError::Tls { .. }
+            | SendError::Refused { .. } => false,
             SendError::Connect { .. } | SendError::Timeout { .. } | SendError::Http { .. } => true,
             SendError::SmtpRejected { code, .. } => (400..500).contains(code),
             SendError::Smtp { transient, .. } => *transient,

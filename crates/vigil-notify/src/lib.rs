@@ -14,6 +14,7 @@ pub mod backoff;
 pub mod config;
 pub mod destination;
 pub mod error;
+pub mod guard;
 pub mod notification;
 mod notifier;
 pub mod render;

@@ -32,6 +32,10 @@ pub struct LoginRequest {
     /// Name of the token to create (default "login").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_name: Option<String>,
+    /// The current code of the user's authenticator app, or one of their
+    /// recovery codes: needed when the user has two-factor login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

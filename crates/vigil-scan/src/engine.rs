@@ -1,6 +1,7 @@
 //! The scan loop: permute, pace, probe, retry, report.
 
 use crate::pacing::Pacer;
+use crate::permits::{Permit, PermitFuture, Permits};
 use crate::permute::Permutation;
 pub use crate::probe::BannerConfig;
 use crate::probe::{self, Answer, SocketPool};
@@ -30,6 +31,10 @@ pub struct ScanConfig {
     pub banner: Option<BannerConfig>,
     /// Seed of the probe order; random when `None`.
     pub seed: Option<u64>,
+    /// A bound shared with other scans: a permit is taken before each
+    /// port is probed (see [`Permits`]); `None`: only `concurrency` bounds
+    /// this scan.
+    pub permits: Option<Permits>,
 }
 
 /// One port's verdict.
@@ -105,6 +110,7 @@ impl Scanner {
             pacer: self.cfg.max_rate.map(Pacer::new),
             banner: self.cfg.banner,
             cancel: cancel.clone(),
+            permits: self.cfg.permits.clone(),
         });
         let shards = shard_count(total, self.concurrency);
         let plan = Arc::new(Plan {
@@ -164,6 +170,7 @@ struct Ctx {
     pacer: Option<Pacer>,
     banner: Option<BannerConfig>,
     cancel: CancellationToken,
+    permits: Option<Permits>,
 }
 
 /// What every shard needs to know about the whole scan.
@@ -199,22 +206,57 @@ async fn drive(ctx: Arc<Ctx>, plan: Arc<Plan>, shard: usize, tx: mpsc::Sender<Ve
     let mut inflight = FuturesUnordered::new();
     let mut batch = Vec::with_capacity(BATCH);
     let mut flush_at: Option<Instant> = None;
+    // With outside permits: the next probe, waiting for its permit.
+    let mut waiting: Option<(SocketAddr, PermitFuture)> = None;
     loop {
         while inflight.len() < plan.slots {
-            let Some(pos) = positions.next() else { break };
-            if let Some(addr) = plan.probe(pos) {
-                inflight.push(probe_port(&ctx, &pool, addr));
+            let (addr, pending) = match waiting.take() {
+                Some((addr, permit)) => (addr, Some(permit)),
+                None => {
+                    let Some(pos) = positions.next() else { break };
+                    let Some(addr) = plan.probe(pos) else {
+                        continue;
+                    };
+                    (addr, None)
+                }
+            };
+            let Some(permits) = &ctx.permits else {
+                inflight.push(probe_port(&ctx, &pool, addr, None));
+                continue;
+            };
+            let mut permit = pending.unwrap_or_else(|| permits.acquire());
+            match futures::FutureExt::now_or_never(&mut permit) {
+                Some(Some(p)) => inflight.push(probe_port(&ctx, &pool, addr, Some(p))),
+                Some(None) => return, // the source closed: no more probes
+                None => {
+                    waiting = Some((addr, permit));
+                    break;
+                }
             }
         }
-        if inflight.is_empty() {
+        if inflight.is_empty() && waiting.is_none() {
             break;
         }
         let flush_timer = sleep_until(flush_at.unwrap_or_else(Instant::now));
+        let has_waiting = waiting.is_some();
+        let permit_ready = async {
+            match waiting.as_mut() {
+                Some((_, permit)) => permit.await,
+                None => std::future::pending::<Option<Permit>>().await,
+            }
+        };
         tokio::select! {
-            done = inflight.next() => {
+            done = inflight.next(), if !inflight.is_empty() => {
                 if let Some(Some(r)) = done {
                     batch.push(r);
                     flush_at.get_or_insert_with(|| Instant::now() + FLUSH_EVERY);
+                }
+            }
+            permit = permit_ready, if has_waiting => {
+                let Some((addr, _)) = waiting.take() else { continue };
+                match permit {
+                    Some(p) => inflight.push(probe_port(&ctx, &pool, addr, Some(p))),
+                    None => return,
                 }
             }
             _ = flush_timer, if flush_at.is_some() => {}
@@ -233,8 +275,14 @@ async fn drive(ctx: Arc<Ctx>, plan: Arc<Plan>, shard: usize, tx: mpsc::Sender<Ve
     }
 }
 
-/// Probes one port until it answers or its retries are spent.
-async fn probe_port(ctx: &Ctx, pool: &SocketPool, addr: SocketAddr) -> Option<PortResult> {
+/// Probes one port until it answers or its retries are spent, holding
+/// `_permit` (if the scan has outside permits) until then.
+async fn probe_port(
+    ctx: &Ctx,
+    pool: &SocketPool,
+    addr: SocketAddr,
+    _permit: Option<Permit>,
+) -> Option<PortResult> {
     let ip = addr.ip();
     let mut tryno: u8 = 0;
     let mut backoff = Duration::from_millis(2);
@@ -528,6 +576,100 @@ mod tests {
             n += 1;
         }
         assert!(n < 10, "{n} results after cancel");
+    }
+
+    /// A source of `limit` permits that records the most ever held at once.
+    struct Counted {
+        slots: Arc<tokio::sync::Semaphore>,
+        held: Arc<std::sync::atomic::AtomicUsize>,
+        peak: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    struct Held(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl crate::PermitSource for Counted {
+        fn acquire(&self) -> PermitFuture {
+            let (slots, held, peak) = (self.slots.clone(), self.held.clone(), self.peak.clone());
+            Box::pin(async move {
+                let permit = slots.acquire_owned().await.ok()?;
+                let now = held.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                // Counted down before the slot is given back (fields drop in order).
+                Some(Permit::new((Held(held), permit)))
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outside_permits_bound_the_connects_in_flight() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap().port();
+        let mut ports: Vec<u16> = (1..=3000).collect();
+        ports.push(open);
+        let ports = PortList::from_ports(ports);
+        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let source = Counted {
+            slots: Arc::new(tokio::sync::Semaphore::new(3)),
+            held: Default::default(),
+            peak: peak.clone(),
+        };
+        let targets = TargetSet::resolve(
+            &["127.0.0.1".parse::<TargetSpec>().unwrap()],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let cfg = ScanConfig {
+            concurrency: Some(500),
+            permits: Some(crate::Permits::new(source)),
+            ..Default::default()
+        };
+        let mut scan = Scanner::new(cfg)
+            .unwrap()
+            .start(targets, ports.clone())
+            .unwrap();
+        let mut out = Vec::new();
+        while let Some(r) = scan.next().await {
+            out.push(r);
+        }
+        assert_eq!(out.len(), ports.len(), "every port reported");
+        let r = out.iter().find(|r| r.port == open).unwrap();
+        assert_eq!(r.state, PortState::Open);
+        let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=3).contains(&peak), "{peak} permits held at once");
+    }
+
+    #[tokio::test]
+    async fn a_closed_permit_source_ends_the_scan() {
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        slots.close();
+        let source = Counted {
+            slots,
+            held: Default::default(),
+            peak: Default::default(),
+        };
+        let targets = TargetSet::resolve(
+            &["127.0.0.1".parse::<TargetSpec>().unwrap()],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let cfg = ScanConfig {
+            permits: Some(crate::Permits::new(source)),
+            ..Default::default()
+        };
+        let mut scan = Scanner::new(cfg)
+            .unwrap()
+            .start(targets, PortList::all())
+            .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), scan.next()).await;
+        assert!(matches!(ended, Ok(None)), "no results, and the stream ends");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 mod engine;
 mod error;
 mod pacing;
+mod permits;
 mod permute;
 mod probe;
 pub mod services;
@@ -31,6 +32,7 @@ mod timing;
 
 pub use engine::{BannerConfig, PortResult, Scan, ScanConfig, ScanSummary, Scanner};
 pub use error::ScanError;
+pub use permits::{Permit, PermitFuture, PermitSource, Permits};
 pub use targets::{Family, TargetSet, MAX_HOSTS};
 pub use timing::TimingConfig;
 

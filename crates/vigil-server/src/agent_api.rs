@@ -2,6 +2,7 @@
 //! server's self-signed certificate (agents pin it at enrollment).
 //!
 //! Agents authenticate with `Authorization: Bearer <agent id>:<credential>`.
+//! Connections are served (TLS, caps, timeouts) by [`crate::listen`].
 
 use crate::api::error::ApiError;
 use crate::api::extract::Json;
@@ -11,12 +12,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::post;
 use axum::{Extension, Router};
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 use vigil_proto::agent::{
     EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, MoveInstruction, MovedNotice,
     ResultUpload, ScanTask, UploadAck, ENROLL_PATH, HEARTBEAT_PATH, MAX_BODY_BYTES, MOVED_PATH,
@@ -24,9 +20,7 @@ use vigil_proto::agent::{
 };
 use vigil_store::{now_unix, Agent, AgentId, KeyUse, StoreError, DEPLOYMENT_KEY_PREFIX};
 
-/// The TCP peer of a connection, put into every request of it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer(pub SocketAddr);
+pub(crate) use crate::listen::Peer;
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -56,68 +50,6 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             crate::metrics::track_agent,
         ))
         .with_state(app)
-}
-
-/// Serves `router` over TLS on `listener` until `shutdown`; connections
-/// still open then get a moment to finish.
-pub(crate) async fn serve_tls(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    router: Router,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: pause, do not spin.
-                tracing::warn!(error = %e, "agent API accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        // Answers are small and follow a small write (a TLS session
-        // ticket): without this, Nagle and the client's delayed ACK hold
-        // the first answer on a new connection ~40 ms.
-        let _ = tcp.set_nodelay(true);
-        while connections.try_join_next().is_some() {}
-        let acceptor = acceptor.clone();
-        let service = router.clone().layer(Extension(Peer(peer)));
-        connections.spawn(async move {
-            let stream =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let service = hyper_util::service::TowerToHyperService::new(service);
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "agent connection ended with an error");
-            }
-        });
-    }
-    let grace = tokio::time::sleep(Duration::from_secs(2));
-    tokio::pin!(grace);
-    loop {
-        tokio::select! {
-            next = connections.join_next() => if next.is_none() { break },
-            _ = &mut grace => { connections.abort_all(); break }
-        }
-    }
 }
 
 /// An authenticated agent.

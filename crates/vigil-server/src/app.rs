@@ -35,6 +35,10 @@ pub(crate) struct App {
     pub install: crate::install::Installer,
     /// Signs the web console's forms (the same in every replica).
     pub console_key: [u8; 32],
+    /// The sockets server-side scans and assessments of all accounts share.
+    pub scan_budget: crate::budget::ScanBudget,
+    /// The login throttle (this replica's counts).
+    pub logins: crate::login::Logins,
     /// Serializes evaluations of one agent target: the read-evaluate-write
     /// of its damping state must not interleave. (One server process; with
     /// several replicas this becomes a row lock — issue 6.)
@@ -51,6 +55,7 @@ impl App {
         install: crate::install::Installer,
         console_key: [u8; 32],
     ) -> Self {
+        let scan_budget = crate::budget::ScanBudget::from_config(cfg.scan_sockets);
         App {
             store,
             cfg,
@@ -64,6 +69,8 @@ impl App {
             compliance: Default::default(),
             install,
             console_key,
+            scan_budget,
+            logins: Default::default(),
             target_locks: Mutex::new(HashMap::new()),
         }
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vigil_core::{DampingConfig, LivenessConfig, PortList};
 use vigil_notify::NotifierConfig;
-use vigil_store::TokenExpiry;
+use vigil_store::{PasswordWork, TokenExpiry};
 
 /// Everything `vigil server` can be told. [`ServerConfig::new`] gives the
 /// defaults of a real deployment; tests shorten the timings.
@@ -53,6 +53,38 @@ pub struct ServerConfig {
     pub session: TokenExpiry,
     /// How long this replica's claims on shared work last.
     pub leases: Leases,
+    /// Sockets this replica's server-side scans and compliance assessments
+    /// of all accounts may hold at once, shared fairly between accounts;
+    /// `None`: from the open-file limit (half of what is left after 1024
+    /// for everything else, at most 10,000).
+    pub scan_sockets: Option<usize>,
+    /// An account's cap on notifications waiting to be sent: past it, its
+    /// oldest waiting one is dropped (kept as failed, with the reason).
+    pub max_queued_notifications: u32,
+    /// Connection caps and timeouts of both listeners.
+    pub http: crate::listen::HttpLimits,
+    /// How many password checks run at once and may wait (used by
+    /// [`crate::start`], which opens the store).
+    pub password_work: PasswordWork,
+    /// The operator's network policy: where tenant-named destinations may
+    /// connect (`--allow-targets` / `--deny-targets`).
+    pub net_policy: std::sync::Arc<vigil_core::netpolicy::NetPolicy>,
+    /// The accounts whose compliance scopes may bind to AD with GSSAPI,
+    /// that is with this server's own Kerberos ticket (`--gssapi-account`).
+    pub gssapi_accounts: GssapiAccounts,
+    /// The key that seals secrets at rest (AD password, peer tokens).
+    pub secrets_key: crate::SecretsKey,
+}
+
+/// Who may use the server's Kerberos ticket. Default: nobody.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum GssapiAccounts {
+    #[default]
+    None,
+    /// These accounts.
+    Some(Vec<vigil_store::AccountId>),
+    /// Every account (a single-tenant installation).
+    All,
 }
 
 /// How long a replica holds a piece of work it claimed (a lease in the
@@ -121,6 +153,22 @@ impl ServerConfig {
                 idle: Some(Duration::from_secs(3600)),
             },
             leases: Leases::default(),
+            scan_sockets: None,
+            max_queued_notifications: vigil_store::MAX_QUEUED_NOTIFICATIONS,
+            http: crate::listen::HttpLimits::default(),
+            password_work: PasswordWork::default(),
+            net_policy: Default::default(),
+            gssapi_accounts: GssapiAccounts::None,
+            secrets_key: Default::default(),
+        }
+    }
+
+    /// Whether `account` may bind to AD with the server's Kerberos ticket.
+    pub fn gssapi_allowed(&self, account: vigil_store::AccountId) -> bool {
+        match &self.gssapi_accounts {
+            GssapiAccounts::None => false,
+            GssapiAccounts::Some(ids) => ids.contains(&account),
+            GssapiAccounts::All => true,
         }
     }
 }

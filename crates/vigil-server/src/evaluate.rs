@@ -4,7 +4,7 @@
 use crate::app::App;
 use vigil_core::{evaluate, Change, Event, Observation, PolicyTarget, PortState, SecurityPolicy};
 use vigil_proto::agent::{ResultUpload, UploadStatus};
-use vigil_store::{Agent, NewScanResult, PortResult, StoreError, TaskId, UnixTime};
+use vigil_store::{Agent, NewScanResult, PortResult, ScanTask, StoreError, TaskId, UnixTime};
 
 /// Why an upload was refused.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +14,22 @@ pub(crate) enum IngestError {
     Rejected(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How long after its expiry a task still takes its result: the scan that
+/// was running when the task expired (a slow target, a long sweep) reports
+/// after it.
+const UPLOAD_GRACE: i64 = 15 * 60;
+
+/// Why a task takes no new result (`None`: it is open).
+fn closed(task: &ScanTask, now: UnixTime) -> Option<&'static str> {
+    if task.completed_at.is_some() {
+        Some("completed")
+    } else if now > task.expires_at.saturating_add(UPLOAD_GRACE) {
+        Some("expired")
+    } else {
+        None
+    }
 }
 
 impl App {
@@ -39,6 +55,20 @@ impl App {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(why) = closed(&task, now) {
+            // A re-send of what was stored is still acknowledged.
+            if self
+                .store
+                .has_upload(agent.account_id, agent.id, &upload.upload_id)
+                .await?
+            {
+                return Ok(UploadStatus::Duplicate);
+            }
+            return Err(IngestError::Rejected(format!(
+                "task {} is {why}: results are accepted only for open tasks",
+                upload.task_id
+            )));
+        }
         let ports: Vec<PortResult> = upload
             .ports
             .iter()

@@ -25,6 +25,8 @@ mod agent_api;
 mod alert;
 pub mod api;
 mod app;
+mod audit;
+mod budget;
 mod compliance;
 mod config;
 mod console;
@@ -32,16 +34,22 @@ mod error;
 mod evaluate;
 mod health;
 mod install;
+mod listen;
 mod liveness;
+mod login;
 mod metrics;
+mod netguard;
 mod outbox;
 mod peers;
 mod retention;
 mod scan;
+mod secrets_key;
 pub mod tls;
 
-pub use config::{Leases, ServerConfig};
+pub use config::{GssapiAccounts, Leases, ServerConfig};
 pub use error::ServerError;
+pub use listen::HttpLimits;
+pub use secrets_key::{load as load_secrets_key, SecretsKey, KEY_FILE as SECRETS_KEY_FILE};
 
 use app::App;
 use std::net::SocketAddr;
@@ -71,7 +79,11 @@ pub struct Running {
 /// Opens the store, loads (or creates) the TLS identity, binds both
 /// listeners and starts the background jobs.
 pub async fn start(cfg: ServerConfig) -> Result<Running, ServerError> {
-    let store = Store::connect(&cfg.db_url).await?;
+    let options = vigil_store::StoreOptions {
+        password_work: cfg.password_work,
+        ..Default::default()
+    };
+    let store = Store::connect_with(&cfg.db_url, options).await?;
     start_with_store(cfg, store).await
 }
 
@@ -79,11 +91,28 @@ pub async fn start(cfg: ServerConfig) -> Result<Running, ServerError> {
 pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running, ServerError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| ServerError::io("creating the data directory", &cfg.data_dir, e))?;
-    let notifier = Notifier::new(&cfg.notifier).map_err(|e| ServerError::Config(e.to_string()))?;
+    let keyring = secrets_key::load(&cfg.secrets_key, &cfg.data_dir)?;
+    tracing::info!(key = %keyring.current_id(), source = %cfg.secrets_key, "secrets at rest are sealed");
+    store
+        .use_keyring(keyring)
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let mut notifier_cfg = cfg.notifier.clone();
+    notifier_cfg.http.policy = cfg.net_policy.clone();
+    let notifier = Notifier::new(&notifier_cfg).map_err(|e| ServerError::Config(e.to_string()))?;
+    let rules = cfg.net_policy.operator_rules();
+    tracing::info!(rules = ?rules, "network policy for tenant destinations (besides the defaults)");
     let server_id = store.server_id().await?.to_string();
     // Each connected agent holds a socket: the usual soft limit (1024)
     // would refuse agents past about a thousand.
     let open_files = vigil_scan::raise_nofile_limit();
+    let mut limits = cfg.http;
+    if limits.fit_to_open_files(open_files) {
+        tracing::warn!(
+            rest = limits.max_connections,
+            agent = limits.agent_max_connections,
+            "connection caps lowered to half the open-file limit"
+        );
+    }
     let open_files = open_files.map_or_else(|| "none".to_string(), |n| n.to_string());
     tracing::info!(%open_files, "open-file limit (one per connected agent)");
     let api_listener = TcpListener::bind(cfg.api_listen)
@@ -122,6 +151,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
         windows,
     );
     let console_key = store.console_key().await?;
+    store.set_max_queued_notifications(cfg.max_queued_notifications);
     let app = Arc::new(App::new(
         store.clone(),
         cfg,
@@ -133,19 +163,25 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
     ));
     let (stop, stopped) = watch::channel(false);
     let mut jobs = JoinSet::new();
-    let api = api::router(app.clone());
-    let mut api_stop = stopped.clone();
-    jobs.spawn(async move {
-        let serve = axum::serve(api_listener, api).with_graceful_shutdown(async move {
-            let _ = api_stop.wait_for(|s| *s).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "REST API server failed");
-        }
-    });
-    jobs.spawn(agent_api::serve_tls(
+    // Both listeners: connection caps and timeouts ([`listen`]). Every
+    // request carries its peer as `ConnectInfo<SocketAddr>` (the login
+    // throttle counts attempts per client address).
+    let listener = |name, cap, tls| listen::Listener {
+        name,
+        cap,
+        tls,
+        limits,
+        metrics: app.metrics.connections.listener(name),
+    };
+    jobs.spawn(listen::serve(
+        api_listener,
+        listener("rest", limits.max_connections, None),
+        api::router(app.clone()),
+        stopped.clone(),
+    ));
+    jobs.spawn(listen::serve(
         agent_listener,
-        tls_config,
+        listener("agent", limits.agent_max_connections, Some(tls_config)),
         agent_api::router(app.clone()),
         stopped.clone(),
     ));

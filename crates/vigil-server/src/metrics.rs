@@ -100,6 +100,11 @@ struct TableLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScanSocketLabels {
+    what: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -123,9 +128,13 @@ pub(crate) struct Metrics {
     http_seconds: HistogramFamily<RouteLabels>,
     pruned: Family<TableLabels, Counter>,
     outbox_pending: Gauge,
+    outbox_dropped: Gauge,
+    scan_sockets: Family<ScanSocketLabels, Gauge>,
     tasks_open: Gauge,
     agents: Family<HealthLabels, Gauge>,
     database_up: Gauge,
+    /// Per listener: its cap, open connections, refusals and timeouts.
+    pub(crate) connections: crate::listen::ConnectionMetrics,
 }
 
 impl Default for Metrics {
@@ -148,9 +157,12 @@ impl Metrics {
             http_seconds: Family::new_with_constructor(latency_histogram),
             pruned: Family::default(),
             outbox_pending: Gauge::default(),
+            outbox_dropped: Gauge::default(),
+            scan_sockets: Family::default(),
             tasks_open: Gauge::default(),
             agents: Family::default(),
             database_up: Gauge::default(),
+            connections: Default::default(),
         };
         m.register();
         m.zero_series();
@@ -203,6 +215,7 @@ impl Metrics {
 
     fn register(&mut self) {
         let registry = &mut self.registry;
+        self.connections.register(registry);
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -266,6 +279,18 @@ impl Metrics {
             "outbox_pending",
             "Notifications waiting for delivery (read from the database at scrape time)",
             self.outbox_pending.clone(),
+        );
+        registry.register(
+            "outbox_dropped",
+            "Notifications dropped unsent because their account had too many waiting \
+             (rows still kept; read from the database at scrape time)",
+            self.outbox_dropped.clone(),
+        );
+        registry.register(
+            "scan_sockets",
+            "The scan budget of this server: sockets its scans and assessments may hold \
+             (budget), hold now (in_use), held at most at once (peak); accounts scanning (accounts)",
+            self.scan_sockets.clone(),
         );
         registry.register(
             "scan_tasks_open",
@@ -352,6 +377,20 @@ impl Metrics {
             .inc();
     }
 
+    /// The scan budget's use now (set when scraped).
+    pub(crate) fn scan_budget(&self, usage: crate::budget::BudgetUse) {
+        for (what, n) in [
+            ("budget", usage.total),
+            ("in_use", usage.in_use),
+            ("peak", usage.peak),
+            ("accounts", usage.accounts),
+        ] {
+            self.scan_sockets
+                .get_or_create(&ScanSocketLabels { what })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     pub(crate) fn pruned(&self, table: &'static str, rows: u64) {
         self.pruned
             .get_or_create(&TableLabels { table })
@@ -383,6 +422,7 @@ impl Metrics {
         match counts {
             Ok(Ok(c)) => {
                 self.outbox_pending.set(gauge_value(c.outbox_pending));
+                self.outbox_dropped.set(gauge_value(c.outbox_dropped));
                 self.tasks_open.set(gauge_value(c.tasks_open));
                 for (health, n) in c.agents {
                     self.agents
@@ -427,6 +467,7 @@ impl Metrics {
 
 struct Counts {
     outbox_pending: u64,
+    outbox_dropped: u64,
     tasks_open: u64,
     agents: Vec<(AgentHealth, u64)>,
 }
@@ -439,6 +480,7 @@ async fn counts(
     let agents = crate::app::agents_by_health(store, None, liveness, now).await?;
     Ok(Counts {
         outbox_pending: store.pending_count().await?,
+        outbox_dropped: store.dropped_count().await?,
         tasks_open: store.open_task_count(now).await?,
         agents,
     })
@@ -549,6 +591,7 @@ pub(crate) async fn serve(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
             .into_response();
     }
     app.metrics.refresh(&app.store, &app.cfg.liveness).await;
+    app.metrics.scan_budget(app.scan_budget.usage());
     let openmetrics = wants_openmetrics(&headers);
     let content_type = if openmetrics {
         OPENMETRICS_TYPE
@@ -686,6 +729,12 @@ mod tests {
         m.notification_failed(Channel::Webhook, true);
         m.notification_failed(Channel::Webhook, false);
         m.pruned("scan_results", 3);
+        m.scan_budget(crate::budget::BudgetUse {
+            total: 64,
+            in_use: 3,
+            peak: 9,
+            accounts: 2,
+        });
         m.request(
             "agent",
             &Method::POST,
@@ -710,6 +759,10 @@ mod tests {
             "vigil_http_request_duration_seconds_count{api=\"agent\",method=\"POST\",route=\"/agent/v1/heartbeat\"} 1",
             "# TYPE vigil_http_requests_total counter",
             "# TYPE vigil_outbox_pending gauge",
+            "# TYPE vigil_outbox_dropped gauge",
+            "vigil_scan_sockets{what=\"budget\"} 64",
+            "vigil_scan_sockets{what=\"in_use\"} 3",
+            "vigil_scan_sockets{what=\"peak\"} 9",
             "# TYPE vigil_agents gauge",
             "vigil_agents{health=\"abandoned\"} 0",
             "vigil_alerts_raised_total{condition=\"agent_not_communicating\"} 0",
@@ -734,6 +787,7 @@ mod tests {
         for line in [
             "vigil_database_up 1",
             "vigil_outbox_pending 0",
+            "vigil_outbox_dropped 0",
             "vigil_scan_tasks_open 0",
             "vigil_agents{health=\"communicating\"} 0",
         ] {

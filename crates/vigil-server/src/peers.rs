@@ -3,7 +3,10 @@
 //! its agents here.
 
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
+use vigil_core::netpolicy::{Destination, NetPolicy, Refusal};
+use vigil_notify::guard::{check_url, find_refusal};
 use vigil_proto::api::{
     AgentMoveOrder, AgentMoveView, AgentView, ErrorBody, ServerInfo, API_PREFIX,
 };
@@ -30,11 +33,16 @@ pub(crate) enum PeerError {
     },
     #[error("the peer at {url} sent an unexpected answer: {reason}")]
     Garbled { url: String, reason: String },
+    #[error(transparent)]
+    Policy(#[from] Refusal),
 }
 
 /// The REST API of one peer.
 pub(crate) struct PeerClient {
     http: reqwest::Client,
+    /// Checked before each call for IP-literal URLs (names are checked by
+    /// the client's resolver).
+    policy: Arc<NetPolicy>,
     /// `…/api/v1`.
     base: String,
     token: String,
@@ -42,16 +50,19 @@ pub(crate) struct PeerClient {
 
 impl PeerClient {
     /// `api_url` is the peer's REST API base URL (without `/api/v1`).
-    pub(crate) fn new(api_url: &str, token: &str) -> Result<Self, PeerError> {
+    pub(crate) fn new(
+        api_url: &str,
+        token: &str,
+        policy: &Arc<NetPolicy>,
+    ) -> Result<Self, PeerError> {
         let url = reqwest::Url::parse(api_url).map_err(|_| PeerError::Url(api_url.into()))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(PeerError::Url(api_url.into()));
         }
-        let http = reqwest::Client::builder()
+        // No redirects: the token goes to this URL and nowhere else.
+        let http = crate::netguard::http_client(policy, Destination::Peer)
             .timeout(CALL_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
-            // The token goes to this URL and nowhere else.
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("vigil-server/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| PeerError::Unreachable {
@@ -60,6 +71,7 @@ impl PeerClient {
             })?;
         Ok(PeerClient {
             http,
+            policy: Arc::clone(policy),
             base: format!("{}{API_PREFIX}", api_url.trim_end_matches('/')),
             token: token.to_string(),
         })
@@ -105,13 +117,19 @@ impl PeerClient {
         req: reqwest::RequestBuilder,
     ) -> Result<R, PeerError> {
         let url = self.base.clone();
+        if let Ok(parsed) = reqwest::Url::parse(&url) {
+            check_url(&self.policy, Destination::Peer, &parsed)?;
+        }
         let resp =
             req.bearer_auth(&self.token)
                 .send()
                 .await
-                .map_err(|e| PeerError::Unreachable {
-                    url: url.clone(),
-                    reason: describe(&e),
+                .map_err(|e| match find_refusal(&e) {
+                    Some(r) => PeerError::Policy(r.clone()),
+                    None => PeerError::Unreachable {
+                        url: url.clone(),
+                        reason: describe(&e),
+                    },
                 })?;
         let status = resp.status();
         if status.is_success() {
@@ -155,6 +173,32 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    fn loopback_allowed() -> Arc<NetPolicy> {
+        let mut p = NetPolicy::default();
+        p.add(vigil_core::netpolicy::Verdict::Allow, "peer=loopback")
+            .expect("rule");
+        Arc::new(p)
+    }
+
+    /// With the default policy a peer on loopback is refused, by address
+    /// and by a name resolving to it, and the message names the rule.
+    #[tokio::test]
+    async fn the_default_policy_refuses_a_loopback_peer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let strict = Arc::new(NetPolicy::default());
+        for host in ["127.0.0.1", "localhost"] {
+            let url = format!("http://{host}:{port}");
+            let err = PeerClient::new(&url, "t", &strict)
+                .expect("client")
+                .server_info()
+                .await
+                .expect_err("refused");
+            assert!(matches!(err, PeerError::Policy(_)), "{url}: {err}");
+            assert!(err.to_string().contains("loopback"), "{err}");
+        }
+    }
+
     #[test]
     fn only_http_urls_with_a_host() {
         for bad in [
@@ -165,11 +209,15 @@ mod tests {
             "unix:/run/vigil.sock",
         ] {
             assert!(
-                matches!(PeerClient::new(bad, "t"), Err(PeerError::Url(_))),
+                matches!(
+                    PeerClient::new(bad, "t", &loopback_allowed()),
+                    Err(PeerError::Url(_))
+                ),
                 "{bad}"
             );
         }
-        let c = PeerClient::new("http://127.0.0.1:18080/", "t").expect("client");
+        let c =
+            PeerClient::new("http://127.0.0.1:18080/", "t", &loopback_allowed()).expect("client");
         assert_eq!(c.base, "http://127.0.0.1:18080/api/v1");
         let url = c.agent_url("../../x?y#z", &["move"]).expect("url");
         assert_eq!(
@@ -186,7 +234,7 @@ mod tests {
             .expect("port")
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let err = PeerClient::new(&url, "t")
+        let err = PeerClient::new(&url, "t", &loopback_allowed())
             .expect("client")
             .server_info()
             .await

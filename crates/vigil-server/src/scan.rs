@@ -122,6 +122,7 @@ async fn create_task(
         PolicyTarget::AgentHost => SELF_TARGET.to_string(),
         PolicyTarget::Host(h) => h.clone(),
         PolicyTarget::ObservedAddress => match &agent.public_addr {
+            Some(a) if scan_refused(app, agent, a) => return Ok(false),
             Some(a) => a.clone(),
             None => return Ok(false), // never heard from it yet
         },
@@ -159,7 +160,8 @@ async fn create_task(
     Ok(true)
 }
 
-/// Server-side scans running at once in this replica.
+/// Server-side scans running at once in this replica (their sockets come
+/// from the server's scan budget, shared with assessments).
 const SERVER_SCANS: usize = 4;
 
 /// Runs the scans of agents' observed addresses that this replica claims
@@ -229,6 +231,26 @@ async fn run_claimed(app: Arc<App>, mut claim: TaskClaim) {
     }
 }
 
+/// Whether the operator's network policy refuses scanning `addr` (an
+/// agent's observed address: loopback when the agent runs beside the
+/// server, or whatever a proxy in front of the agent API makes it); logged.
+fn scan_refused(app: &App, agent: &Agent, addr: &str) -> bool {
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    match app
+        .cfg
+        .net_policy
+        .check(vigil_core::netpolicy::Destination::Scan, ip)
+    {
+        Ok(()) => false,
+        Err(refusal) => {
+            tracing::warn!(agent = %agent.id, %refusal, "server-side scan not run");
+            true
+        }
+    }
+}
+
 /// Scans an agent's observed address from the server and ingests the result
 /// like an upload.
 async fn scan_from_server(app: Arc<App>, agent: Agent, task: ScanTask, ports: PortList) {
@@ -236,8 +258,12 @@ async fn scan_from_server(app: Arc<App>, agent: Agent, task: ScanTask, ports: Po
         tracing::warn!(agent = %agent.id, target = %task.target, "observed address is not an IP address");
         return;
     };
+    if scan_refused(&app, &agent, &task.target) {
+        return;
+    }
     let started_at = now_unix();
-    let observed = match scan_address(addr, ports).await {
+    let config = app.scan_budget.scan_config(agent.account_id);
+    let observed = match scan_address(addr, ports, config).await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(agent = %agent.id, %addr, error = %e, "server-side scan failed");
@@ -258,13 +284,16 @@ async fn scan_from_server(app: Arc<App>, agent: Agent, task: ScanTask, ports: Po
     }
 }
 
+/// Scans `ports` of `addr` with `config` (which draws on the server's
+/// scan budget, see [`crate::budget`]).
 async fn scan_address(
     addr: IpAddr,
     ports: PortList,
+    config: ScanConfig,
 ) -> Result<Vec<PortObservation>, vigil_scan::ScanError> {
     let spec = TargetSpec::Range(AddrRange::single(addr));
     let targets = TargetSet::resolve(&[spec], Family::Any).await?;
-    let scanner = Scanner::new(ScanConfig::default())?;
+    let scanner = Scanner::new(config)?;
     let mut scan = scanner.start(targets, ports)?;
     let mut out = Vec::new();
     while let Some(r) = scan.next().await {

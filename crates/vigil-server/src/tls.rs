@@ -104,7 +104,7 @@ fn generate(dir: &Path, names: &[String]) -> Result<(), ServerError> {
     Ok(())
 }
 
-fn write_file(path: &Path, body: &[u8], mode: u32) -> Result<(), ServerError> {
+pub(crate) fn write_file(path: &Path, body: &[u8], mode: u32) -> Result<(), ServerError> {
     let write = || -> std::io::Result<()> {
         let mut opts = fs::OpenOptions::new();
         opts.write(true).create_new(true);

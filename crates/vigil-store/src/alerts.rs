@@ -610,9 +610,11 @@ impl Store {
         let payload = crate::notify::outbox_payload(dedupe_key, payload)?;
         let (id, acc) = (alert.db(), account.db());
         let contact_id = contact.id.db();
+        let outbox_id = crate::OutboxId::random().db();
+        let cap = self.max_queued_notifications();
         // The outbox row first, then the alert (as when marking it sent):
         // one lock order for every writer.
-        let queued = with_pool!(self, pool => async {
+        let (queued, dropped) = with_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "INSERT INTO outbox (id, account_id, contact_id, dedupe_key, payload, attempts, \
@@ -621,7 +623,7 @@ impl Store {
                  WHERE id = $7 AND account_id = $2 \
                  ON CONFLICT (account_id, contact_id, dedupe_key) DO NOTHING",
             )
-            .bind(crate::OutboxId::random().db())
+            .bind(&outbox_id)
             .bind(&acc)
             .bind(&contact_id)
             .bind(dedupe_key)
@@ -639,10 +641,17 @@ impl Store {
                 };
                 record_event!(tx, &id, &acc, &event)?;
             }
+            // Past the account's cap, its oldest waiting notification goes.
+            let dropped = if n > 0 {
+                crate::notify::drop_over_cap!(tx, &acc, &outbox_id, cap, now)?
+            } else {
+                0
+            };
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(n > 0)
+            Ok::<_, sqlx::Error>((n > 0, dropped))
         }
         .await)?;
+        crate::notify::log_dropped(account, dropped, cap);
         if !queued {
             // Another account's (or no) alert queues nothing either.
             self.alert(account, alert).await?;

@@ -18,6 +18,9 @@ pub enum StoreError {
     /// Any other database failure (connection, I/O, corrupt row, ...).
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// Too many password checks are running and waiting: try again shortly.
+    #[error("the server is busy checking other passwords; try again in a moment")]
+    Busy,
     /// Applying the schema migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -36,6 +36,7 @@ mod accounts;
 mod agent_events;
 mod agents;
 mod alerts;
+mod audit;
 mod compliance;
 mod deployment_keys;
 mod error;
@@ -48,17 +49,20 @@ mod peers;
 mod policies;
 mod results;
 mod retention;
+mod sealed;
 mod secret;
 mod server;
 mod stats;
 mod tasks;
+mod two_factor;
 mod validate;
 
 pub use accounts::TokenExpiry;
 pub use agent_events::{AgentEvent, AlertSpan, NewAgentEvent, SYSTEM_ACTOR};
 pub use agents::{AgentQuery, ContactRange};
 pub use alerts::MAX_ACK_NOTE_CHARS;
-pub use compliance::endpoint_key;
+pub use audit::{AuditEntry, NewAuditEntry};
+pub use compliance::{endpoint_key, AgentIdentifyKey};
 pub use deployment_keys::{
     DeploymentKey, DeploymentKeyUse, KeyUse, NewDeploymentKey, MAX_DEPLOYMENT_KEY_TTL,
 };
@@ -76,15 +80,17 @@ pub use model::{
 };
 pub use model::{AckFilter, AckOutcome, AlertEvent, AlertEventKind};
 pub use moves::{AgentMove, MoveOrder};
-pub use notify::retry_delay;
+pub use notify::{retry_delay, OutboxQueue, TestSends, MAX_QUEUED_NOTIFICATIONS, TEST_KEY_PREFIX};
 pub use peers::{NewPeer, Peer};
+pub use sealed::Keyring;
 pub use secret::{
-    PasswordCost, AGENT_CREDENTIAL_PREFIX, API_TOKEN_PREFIX, DEPLOYMENT_KEY_PREFIX,
+    PasswordCost, PasswordWork, AGENT_CREDENTIAL_PREFIX, API_TOKEN_PREFIX, DEPLOYMENT_KEY_PREFIX,
     ENROLLMENT_TOKEN_PREFIX,
 };
+pub use two_factor::{Totp, MAX_RECOVERY_CODES};
 pub use validate::limits;
 
-use secret::PasswordHashing;
+use secret::{PasswordGate, PasswordHashing};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -132,6 +138,9 @@ pub struct StoreOptions {
     pub busy_timeout: Duration,
     /// Cost of new password hashes (default [`PasswordCost::RECOMMENDED`]).
     pub password_cost: PasswordCost,
+    /// How many password hashes run at once and may wait (a flood of
+    /// logins fails fast with [`StoreError::Busy`] instead of queuing).
+    pub password_work: PasswordWork,
 }
 
 impl Default for StoreOptions {
@@ -141,6 +150,7 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(30),
             busy_timeout: Duration::from_secs(10),
             password_cost: PasswordCost::RECOMMENDED,
+            password_work: PasswordWork::default(),
         }
     }
 }
@@ -152,7 +162,13 @@ pub(crate) enum Pool {
 
 struct Inner {
     pool: Pool,
+    /// Seals the secrets the server reads back; unset: stored as given.
+    keyring: std::sync::OnceLock<sealed::Keyring>,
     passwords: PasswordHashing,
+    /// Bounds the blocking threads hashing passwords at any one time.
+    password_gate: PasswordGate,
+    /// The cap on an account's waiting notifications (see `Store::enqueue`).
+    max_queued_notifications: std::sync::atomic::AtomicU32,
 }
 
 /// The repository. Cheap to clone (one shared connection pool).
@@ -224,6 +240,7 @@ impl Store {
     /// [`Store::connect`] with explicit options.
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store> {
         let passwords = PasswordHashing::new(options.password_cost)?;
+        let password_gate = PasswordGate::new(options.password_work)?;
         let pool = match Backend::for_url(url)? {
             Backend::Sqlite => Pool::Sqlite(connect_sqlite(url, &options).await?),
             Backend::Postgres => Pool::Postgres(connect_postgres(url, &options).await?),
@@ -233,7 +250,13 @@ impl Store {
             Pool::Postgres(p) => MIGRATOR.run(p).await?,
         }
         Ok(Store {
-            inner: Arc::new(Inner { pool, passwords }),
+            inner: Arc::new(Inner {
+                pool,
+                keyring: std::sync::OnceLock::new(),
+                passwords,
+                password_gate,
+                max_queued_notifications: notify::MAX_QUEUED_NOTIFICATIONS.into(),
+            }),
         })
     }
 
@@ -244,26 +267,72 @@ impl Store {
         }
     }
 
+    /// Seals the secrets the server reads back (see [`Keyring`]) from now
+    /// on; set once, before serving. Without it they are stored as given.
+    /// Setting the same current key again (a server restarted on the same
+    /// store) is fine.
+    pub fn use_keyring(&self, keyring: Keyring) -> Result<()> {
+        let id = keyring.current_id().to_string();
+        match self.inner.keyring.set(keyring) {
+            Ok(()) => Ok(()),
+            Err(_)
+                if self
+                    .inner
+                    .keyring
+                    .get()
+                    .is_some_and(|k| k.current_id() == id) =>
+            {
+                Ok(())
+            }
+            Err(_) => Err(StoreError::invalid("another secrets key is in use already")),
+        }
+    }
+
+    /// `plain` as stored for `context` (column and owner).
+    pub(crate) fn seal(&self, context: &str, plain: &str) -> Result<String> {
+        match self.inner.keyring.get() {
+            Some(ring) => ring.seal(context, plain),
+            None => Ok(plain.to_string()),
+        }
+    }
+
+    /// What [`seal`](Self::seal) stored, readable again.
+    pub(crate) fn open(&self, context: &str, stored: &str) -> Result<String> {
+        match self.inner.keyring.get() {
+            Some(ring) => ring.open(context, stored),
+            None if stored.starts_with("vgs1:") => Err(StoreError::invalid(format!(
+                "a secret ({context}) is sealed, and no secrets key is configured"
+            ))),
+            None => Ok(stored.to_string()),
+        }
+    }
+
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)
     }
 
-    /// Runs `f` on a blocking thread (password hashing is CPU-heavy).
+    /// Runs `f` on a blocking thread (password hashing is CPU-heavy and
+    /// takes its memory), once [`StoreOptions::password_work`] lets it:
+    /// [`StoreError::Busy`] when too many wait already.
     pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&PasswordHashing) -> T + Send + 'static,
         T: Send + 'static,
     {
+        let permit = self.inner.password_gate.turn().await?;
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner.passwords))
-            .await
-            .map_err(|e| {
-                if e.is_panic() {
-                    std::panic::resume_unwind(e.into_panic())
-                }
-                StoreError::Database(sqlx::Error::WorkerCrashed)
-            })
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&inner.passwords)
+        })
+        .await
+        .map_err(|e| {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic())
+            }
+            StoreError::Database(sqlx::Error::WorkerCrashed)
+        })
     }
 }
 
@@ -342,6 +411,93 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Password work never runs more than `workers` at once; past `queue`
+    /// waiters a caller is told at once that the server is busy, and a
+    /// waiter that gives up frees its place.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn password_work_is_bounded_and_overflow_is_busy() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let options = StoreOptions {
+            password_cost: PasswordCost::INSECURE_FAST_FOR_TESTS,
+            password_work: PasswordWork {
+                workers: 2,
+                queue: 3,
+            },
+            ..StoreOptions::default()
+        };
+        let store = Store::connect_with("sqlite::memory:", options)
+            .await
+            .unwrap();
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let calls = (0..20).map(|_| {
+            let (running, peak, store) = (running.clone(), peak.clone(), store.clone());
+            async move {
+                store
+                    .blocking(move |_| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(200));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+            }
+        });
+        let started = std::time::Instant::now();
+        let results = futures_join_all(calls).await;
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::Busy)))
+            .count();
+        assert_eq!(busy, 15, "2 run, 3 wait, the rest are refused");
+        assert_eq!(results.len() - busy, 5);
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        // 5 ran two at a time: three rounds of 200 ms.
+        assert!(started.elapsed() >= Duration::from_millis(600));
+
+        // Waiters that give up leave the queue.
+        let hold = (0..2)
+            .map(|_| {
+                let store = store.clone();
+                async move {
+                    store
+                        .blocking(|_| std::thread::sleep(Duration::from_millis(300)))
+                        .await
+                }
+            })
+            .collect::<Vec<_>>();
+        let holding = tokio::spawn(futures_join_all(hold));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..10 {
+            let gave_up =
+                tokio::time::timeout(Duration::from_millis(5), store.blocking(|_| ())).await;
+            assert!(gave_up.is_err(), "it waited");
+        }
+        holding.await.unwrap();
+        store.blocking(|_| ()).await.unwrap();
+        // And real password checks go through the same gate.
+        assert!(store
+            .verify_login("nobody@x.test", "pw")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    /// Runs every future to completion together (`futures` is not a
+    /// dependency of the store).
+    async fn futures_join_all<F>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
     }
 
     #[tokio::test]

@@ -187,33 +187,193 @@ pub fn retry_delay(attempts: u32) -> Duration {
     Duration::from_secs((BASE << exp).min(MAX))
 }
 
-/// The claim statement. Both forms re-check the claimable condition on the
-/// row being updated, so a row claimed by a concurrent worker in between is
-/// skipped; PostgreSQL additionally skips rows another claimer has locked.
-const CLAIM_SQLITE: &str = "UPDATE outbox SET claimed_until = $2, attempts = attempts + 1 \
-     WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
-       AND (claimed_until IS NULL OR claimed_until <= $1) \
-       AND id IN (SELECT id FROM outbox \
+/// The claim statement on SQLite, with `$filter` (more conditions on the
+/// row, `""` for none). It re-checks the claimable condition on the row
+/// being updated, so a row claimed by a concurrent worker in between is
+/// skipped.
+macro_rules! claim_sqlite {
+    ($filter:literal) => {
+        concat!(
+            "UPDATE outbox SET claimed_until = $2, attempts = attempts + 1 \
+             WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
+               AND (claimed_until IS NULL OR claimed_until <= $1) ",
+            $filter,
+            " AND id IN (SELECT id FROM outbox \
                   WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
-                    AND (claimed_until IS NULL OR claimed_until <= $1) \
-                  ORDER BY next_attempt_at, created_at, id LIMIT $3) \
-     RETURNING id, account_id, contact_id, dedupe_key, payload, attempts, last_error, \
-         created_at, next_attempt_at";
-/// The rows are picked in a `MATERIALIZED` CTE, run once: PostgreSQL may
-/// run `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` more than once (each
-/// run skipping the rows the previous one locked) and claim more than `n`.
-const CLAIM_POSTGRES: &str = "WITH picked AS MATERIALIZED (\
-         SELECT id FROM outbox \
-         WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
-           AND (claimed_until IS NULL OR claimed_until <= $1) \
-         ORDER BY next_attempt_at, created_at, id LIMIT $3 \
-         FOR UPDATE SKIP LOCKED) \
-     UPDATE outbox SET claimed_until = $2, attempts = attempts + 1 \
-     WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
-       AND (claimed_until IS NULL OR claimed_until <= $1) \
-       AND id IN (SELECT id FROM picked) \
-     RETURNING id, account_id, contact_id, dedupe_key, payload, attempts, last_error, \
-         created_at, next_attempt_at";
+                    AND (claimed_until IS NULL OR claimed_until <= $1) ",
+            $filter,
+            " ORDER BY next_attempt_at, created_at, id LIMIT $3) \
+             RETURNING id, account_id, contact_id, dedupe_key, payload, attempts, last_error, \
+                 created_at, next_attempt_at"
+        )
+    };
+}
+
+/// [`claim_sqlite!`] on PostgreSQL, which also skips rows another claimer
+/// has locked. The rows are picked in a `MATERIALIZED` CTE, run once:
+/// PostgreSQL may run `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` more
+/// than once (each run skipping the rows the previous one locked) and
+/// claim more than `n`.
+macro_rules! claim_postgres {
+    ($filter:literal) => {
+        concat!(
+            "WITH picked AS MATERIALIZED (\
+                 SELECT id FROM outbox \
+                 WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
+                   AND (claimed_until IS NULL OR claimed_until <= $1) ",
+            $filter,
+            " ORDER BY next_attempt_at, created_at, id LIMIT $3 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE outbox SET claimed_until = $2, attempts = attempts + 1 \
+             WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
+               AND (claimed_until IS NULL OR claimed_until <= $1) ",
+            $filter,
+            " AND id IN (SELECT id FROM picked) \
+             RETURNING id, account_id, contact_id, dedupe_key, payload, attempts, last_error, \
+                 created_at, next_attempt_at"
+        )
+    };
+}
+
+/// One contact's notifications as the outbox worker schedules them (see
+/// `vigil_core::fair_share`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxQueue {
+    pub account: AccountId,
+    pub contact: ContactId,
+    /// Due now and not claimed.
+    pub waiting: u64,
+    /// Claimed and not finished: being sent now, by any replica.
+    pub in_flight: u64,
+}
+
+#[derive(sqlx::FromRow)]
+struct QueueRow {
+    account_id: String,
+    contact_id: String,
+    waiting: i64,
+    in_flight: i64,
+}
+
+/// Counts of [`Store::outbox_queues`]. Rows due but not claimed, and rows
+/// claimed, of each contact with either; the longest-waiting first.
+const QUEUES: &str = "SELECT account_id, contact_id, \
+         SUM(CASE WHEN next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
+             THEN 1 ELSE 0 END) AS waiting, \
+         SUM(CASE WHEN claimed_until > $1 THEN 1 ELSE 0 END) AS in_flight \
+     FROM outbox WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL \
+     GROUP BY account_id, contact_id \
+     HAVING SUM(CASE WHEN next_attempt_at <= $1 OR claimed_until > $1 THEN 1 ELSE 0 END) > 0 \
+     ORDER BY MIN(next_attempt_at), account_id, contact_id";
+
+/// The default of [`Store::set_max_queued_notifications`]: far more than a
+/// working account ever has waiting (a channel that works drains in
+/// seconds), few enough that a tenant whose channels all fail cannot grow
+/// the outbox without bound.
+pub const MAX_QUEUED_NOTIFICATIONS: u32 = 5_000;
+
+/// The error kept on a notification dropped to respect the cap.
+pub(crate) fn dropped_error(cap: u32) -> String {
+    format!(
+        "dropped unsent: the account had more than {cap} notifications waiting \
+         (its contacts fail or answer slowly); the oldest made room for the newest"
+    )
+}
+
+/// Drops (gives up, with [`dropped_error`]) the oldest notifications of
+/// account `$account` (its `db()` text) not being sent, until at most
+/// `$cap` wait, never the one just queued (`$keep`, its id text); inside
+/// transaction `$tx`, after the insert. Evaluates to
+/// `Result<u64, sqlx::Error>`: how many were dropped.
+macro_rules! drop_over_cap {
+    ($tx:ident, $account:expr, $keep:expr, $cap:expr, $now:expr) => {
+        async {
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbox \
+                 WHERE account_id = $1 AND sent_at IS NULL AND next_attempt_at IS NOT NULL",
+            )
+            .bind($account)
+            .fetch_one(&mut *$tx)
+            .await?;
+            let over = pending.saturating_sub(i64::from($cap));
+            if over <= 0 {
+                return Ok::<u64, sqlx::Error>(0);
+            }
+            let oldest: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM outbox \
+                 WHERE account_id = $1 AND sent_at IS NULL AND next_attempt_at IS NOT NULL \
+                   AND (claimed_until IS NULL OR claimed_until <= $2) AND id <> $3 \
+                 ORDER BY created_at, id LIMIT $4",
+            )
+            .bind($account)
+            .bind($now)
+            .bind($keep)
+            .bind(over)
+            .fetch_all(&mut *$tx)
+            .await?;
+            let error = $crate::notify::dropped_error($cap);
+            let mut dropped = 0;
+            for id in oldest {
+                let n = sqlx::query(
+                    "UPDATE outbox SET next_attempt_at = NULL, claimed_until = NULL, \
+                         dropped_at = $2, last_error = $3 \
+                     WHERE id = $1 AND sent_at IS NULL AND next_attempt_at IS NOT NULL",
+                )
+                .bind(&id)
+                .bind($now)
+                .bind(&error)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+                if n > 0 {
+                    dropped += 1;
+                    let id = $crate::ids::OutboxId::from_db(&id)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                    let failed = $crate::alerts::NewEvent {
+                        error: Some(&error),
+                        ..$crate::alerts::NewEvent::new(
+                            $crate::AlertEventKind::NotificationFailed,
+                            $now,
+                        )
+                    };
+                    $crate::alerts::record_delivery!($tx, id, failed)?;
+                }
+            }
+            Ok(dropped)
+        }
+        .await
+    };
+}
+pub(crate) use drop_over_cap;
+
+/// Logs what [`drop_over_cap!`] dropped: a notification lost is never silent.
+pub(crate) fn log_dropped(account: AccountId, dropped: u64, cap: u32) {
+    if dropped > 0 {
+        tracing::warn!(
+            %account,
+            dropped,
+            cap,
+            "notifications dropped unsent: the account has too many waiting (oldest first)"
+        );
+    }
+}
+
+/// How many test notifications an account queued lately ([`Store::test_sends_since`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TestSends {
+    pub count: u64,
+    /// When the oldest of them was queued.
+    pub oldest: Option<UnixTime>,
+}
+
+/// The dedupe keys of test notifications start with this.
+pub const TEST_KEY_PREFIX: &str = "test:";
+
+/// When a lease taken at `now` ends (at least a second later).
+fn lease_end(now: UnixTime, lease: Duration) -> UnixTime {
+    let lease = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX).max(1);
+    now.saturating_add(lease)
+}
 
 impl Store {
     // ----- contacts -------------------------------------------------------
@@ -424,7 +584,11 @@ impl Store {
 
     /// Queues a notification for `contact`, due at `now`. Returns `false`
     /// (and queues nothing) if the same `dedupe_key` was already queued for
-    /// this contact. `payload` is at most 64 KiB of JSON.
+    /// this contact. `payload` is at most 64 KiB of JSON. Past the account's
+    /// cap on waiting notifications ([`Store::set_max_queued_notifications`])
+    /// its oldest waiting one is dropped: kept as failed with an error that
+    /// says why, in its alert's history too, and counted by
+    /// [`Store::dropped_count`].
     pub async fn enqueue(
         &self,
         account: AccountId,
@@ -434,22 +598,136 @@ impl Store {
         now: UnixTime,
     ) -> Result<bool> {
         let payload = outbox_payload(dedupe_key, payload)?;
-        let n = with_pool!(self, pool => sqlx::query(
-            "INSERT INTO outbox (id, account_id, contact_id, dedupe_key, payload, attempts, \
-                 next_attempt_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $6) \
-             ON CONFLICT (account_id, contact_id, dedupe_key) DO NOTHING",
+        let id = OutboxId::random().db();
+        let acc = account.db();
+        let cap = self.max_queued_notifications();
+        let (queued, dropped) = with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "INSERT INTO outbox (id, account_id, contact_id, dedupe_key, payload, attempts, \
+                     next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $6) \
+                 ON CONFLICT (account_id, contact_id, dedupe_key) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&acc)
+            .bind(contact.db())
+            .bind(dedupe_key)
+            .bind(&payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let dropped = if n == 1 {
+                drop_over_cap!(tx, &acc, &id, cap, now)?
+            } else {
+                0
+            };
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((n == 1, dropped))
+        }
+        .await)?;
+        log_dropped(account, dropped, cap);
+        Ok(queued)
+    }
+
+    /// The cap on an account's waiting notifications (default
+    /// [`MAX_QUEUED_NOTIFICATIONS`]); see [`Store::enqueue`].
+    pub fn max_queued_notifications(&self) -> u32 {
+        self.inner
+            .max_queued_notifications
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets [`Store::max_queued_notifications`] (at least 1) for every
+    /// clone of this store.
+    pub fn set_max_queued_notifications(&self, cap: u32) {
+        self.inner
+            .max_queued_notifications
+            .store(cap.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Notifications dropped unsent to respect an account's cap (the rows
+    /// still kept).
+    pub async fn dropped_count(&self) -> Result<u64> {
+        let n = with_pool!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM outbox WHERE dropped_at IS NOT NULL",
         )
-        .bind(OutboxId::random().db())
+        .fetch_one(pool)
+        .await)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The test notifications (dedupe keys starting with
+    /// [`TEST_KEY_PREFIX`]) the account queued after `since`.
+    pub async fn test_sends_since(&self, account: AccountId, since: UnixTime) -> Result<TestSends> {
+        let (count, oldest) = with_pool!(self, pool => sqlx::query_as::<_, (i64, Option<i64>)>(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox \
+             WHERE account_id = $1 AND created_at > $2 AND dedupe_key LIKE 'test:%'",
+        )
         .bind(account.db())
-        .bind(contact.db())
-        .bind(dedupe_key)
-        .bind(&payload)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(n == 1)
+        .bind(since)
+        .fetch_one(pool)
+        .await)?;
+        Ok(TestSends {
+            count: u64::try_from(count).unwrap_or(0),
+            oldest,
+        })
+    }
+
+    /// Every contact with notifications due or being sent, the
+    /// longest-waiting first: what the outbox worker shares out fairly.
+    pub async fn outbox_queues(&self, now: UnixTime) -> Result<Vec<OutboxQueue>> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, QueueRow>(QUEUES)
+            .bind(now)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(OutboxQueue {
+                    account: AccountId::from_db(&r.account_id)?,
+                    contact: ContactId::from_db(&r.contact_id)?,
+                    waiting: u64::try_from(r.waiting).unwrap_or(0),
+                    in_flight: u64::try_from(r.in_flight).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// [`Store::claim_due`] for one contact of one account.
+    pub async fn claim_due_for(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+        now: UnixTime,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxItem>> {
+        let limit = validate::limit(limit)?;
+        let until = lease_end(now, lease);
+        let rows: Vec<OutboxRow> = match &self.inner.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(claim_sqlite!("AND account_id = $4 AND contact_id = $5"))
+                    .bind(now)
+                    .bind(until)
+                    .bind(limit)
+                    .bind(account.db())
+                    .bind(contact.db())
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_as(claim_postgres!("AND account_id = $4 AND contact_id = $5"))
+                    .bind(now)
+                    .bind(until)
+                    .bind(limit)
+                    .bind(account.db())
+                    .bind(contact.db())
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        self.outbox_items(rows).await
     }
 
     /// Claims up to `limit` (1 to 1000) notifications due at `now` for
@@ -464,11 +742,10 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<OutboxItem>> {
         let limit = validate::limit(limit)?;
-        let lease = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX).max(1);
-        let until = now.saturating_add(lease);
-        let mut rows: Vec<OutboxRow> = match &self.inner.pool {
+        let until = lease_end(now, lease);
+        let rows: Vec<OutboxRow> = match &self.inner.pool {
             Pool::Sqlite(pool) => {
-                sqlx::query_as(CLAIM_SQLITE)
+                sqlx::query_as(claim_sqlite!(""))
                     .bind(now)
                     .bind(until)
                     .bind(limit)
@@ -476,7 +753,7 @@ impl Store {
                     .await?
             }
             Pool::Postgres(pool) => {
-                sqlx::query_as(CLAIM_POSTGRES)
+                sqlx::query_as(claim_postgres!(""))
                     .bind(now)
                     .bind(until)
                     .bind(limit)
@@ -484,6 +761,12 @@ impl Store {
                     .await?
             }
         };
+        self.outbox_items(rows).await
+    }
+
+    /// Claimed rows as items with their contacts, oldest due first; rows
+    /// whose contact was deleted meanwhile (with its outbox rows) are left out.
+    async fn outbox_items(&self, mut rows: Vec<OutboxRow>) -> Result<Vec<OutboxItem>> {
         rows.sort_by(|a, b| {
             (a.next_attempt_at, a.created_at, &a.id).cmp(&(b.next_attempt_at, b.created_at, &b.id))
         });
@@ -496,7 +779,7 @@ impl Store {
                 let contact = ContactId::from_db(&row.contact_id)?;
                 let found = match self.contact(account, contact).await {
                     Ok(c) => Some(c),
-                    Err(StoreError::NotFound) => None, // deleted meanwhile (with its outbox rows)
+                    Err(StoreError::NotFound) => None,
                     Err(e) => return Err(e),
                 };
                 contacts.insert(key.clone(), found);

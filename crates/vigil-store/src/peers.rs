@@ -79,6 +79,11 @@ impl TryFrom<PeerRow> for Peer {
     }
 }
 
+/// What a sealed peer token is bound to.
+pub(crate) fn token_context(account: AccountId) -> String {
+    format!("compliance_peers.api_token:{account}")
+}
+
 const PEER_COLS: &str = "id, account_id, name, api_url, api_token, server_id, created_at";
 
 impl Store {
@@ -98,11 +103,18 @@ impl Store {
             .bind(account.db())
             .bind(&name)
             .bind(api_url.trim_end_matches('/'))
-            .bind(new.api_token)
+            .bind(self.seal(&token_context(account), new.api_token)?)
             .bind(new.server_id)
             .bind(now_unix())
             .fetch_one(pool)
             .await)?;
+        self.opened(row)
+    }
+
+    /// A peer row with its token opened.
+    fn opened(&self, mut row: PeerRow) -> Result<Peer> {
+        let account = AccountId::from_db(&row.account_id)?;
+        row.api_token = self.open(&token_context(account), &row.api_token)?;
         row.try_into()
     }
 
@@ -115,7 +127,7 @@ impl Store {
             .bind(account.db())
             .fetch_all(pool)
             .await)?;
-        rows.into_iter().map(Peer::try_from).collect()
+        rows.into_iter().map(|r| self.opened(r)).collect()
     }
 
     /// The account's peer whose agents report `server_id`, if trusted.
@@ -132,7 +144,7 @@ impl Store {
             .bind(server_id)
             .fetch_optional(pool)
             .await)?;
-        row.map(Peer::try_from).transpose()
+        row.map(|r| self.opened(r)).transpose()
     }
 
     /// Stops trusting a peer.

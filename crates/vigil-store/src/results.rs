@@ -119,6 +119,26 @@ impl Store {
         }
     }
 
+    /// Whether the agent already uploaded `upload_id` (a re-send after a
+    /// lost answer, which is answered "duplicate" even once its task is
+    /// closed).
+    pub async fn has_upload(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        upload_id: &str,
+    ) -> Result<bool> {
+        let found = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT id FROM scan_results WHERE agent_id = $1 AND upload_id = $2 AND account_id = $3",
+        )
+        .bind(agent.db())
+        .bind(upload_id)
+        .bind(account.db())
+        .fetch_optional(pool)
+        .await)?;
+        Ok(found.is_some())
+    }
+
     /// The account's most recent results over all its agents (by finish
     /// time), at most `limit` (1 to 1000).
     pub async fn recent_results(&self, account: AccountId, limit: u32) -> Result<Vec<ScanResult>> {

@@ -36,7 +36,7 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(buf)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
@@ -161,6 +161,86 @@ impl PasswordHashing {
             self.hash("vigil: no such user \u{1}").unwrap_or_default()
         });
         let _ = self.verify(password, dummy);
+    }
+}
+
+/// How many password hashes or verifications run at once, and how many may
+/// wait for a turn (each running one holds its argon2 memory, 19 MiB at the
+/// recommended cost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordWork {
+    /// At most this many at once (default: the number of CPUs).
+    pub workers: usize,
+    /// At most this many waiting; one more fails at once with
+    /// [`StoreError::Busy`] (default: 8 per worker).
+    pub queue: usize,
+}
+
+impl Default for PasswordWork {
+    fn default() -> Self {
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        PasswordWork {
+            workers,
+            queue: workers.saturating_mul(8),
+        }
+    }
+}
+
+/// The gate in front of the blocking threads that hash passwords: a
+/// semaphore of [`PasswordWork::workers`] permits and a count of waiters.
+pub(crate) struct PasswordGate {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+    queue: usize,
+}
+
+/// One waiter counted for as long as it lives (a caller that gives up
+/// while waiting is no longer counted).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl PasswordGate {
+    pub(crate) fn new(work: PasswordWork) -> Result<Self> {
+        if work.workers == 0 {
+            return Err(StoreError::invalid(
+                "password hashing needs at least one worker",
+            ));
+        }
+        Ok(PasswordGate {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(work.workers)),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            queue: work.queue,
+        })
+    }
+
+    /// A turn: at once if a worker is free, after waiting if fewer than
+    /// `queue` wait already, else [`StoreError::Busy`]. The permit is to be
+    /// held by the blocking work itself, so work whose caller went away
+    /// still counts until it ends.
+    pub(crate) async fn turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        use std::sync::atomic::Ordering;
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(StoreError::Busy),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+                    self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return Err(StoreError::Busy);
+                }
+                let _waiting = Waiting(&self.waiting);
+                self.permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Busy)?
+            }
+        };
+        Ok(permit)
     }
 }
 

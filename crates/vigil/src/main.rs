@@ -31,7 +31,8 @@ enum Command {
     /// The agent: enroll with a server, then run (heartbeat, scans, identify listener).
     Agent(cmd::agent::AgentArgs),
     /// Run a Vigil server (REST API, agent API, scheduler, notifications).
-    Server(cmd::server::ServerOpts),
+    // Boxed: its many options would make every command as large.
+    Server(Box<cmd::server::ServerOpts>),
     /// Offline administration of a server's database (create accounts).
     Admin(cmd::server::AdminArgs),
     /// Everything on this machine: server on embedded SQLite plus a local agent.
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(args),
         Command::Agent(args) => cmd::agent::run(args),
-        Command::Server(opts) => cmd::server::run(opts),
+        Command::Server(opts) => cmd::server::run(*opts),
         Command::Admin(args) => cmd::server::admin(args),
         Command::Up(args) => cmd::up::run(args),
         Command::Ctl(args) => cmd::ctl::run(args),

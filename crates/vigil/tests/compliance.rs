@@ -7,7 +7,9 @@
 mod common;
 
 use common::can_build_networks;
-use common::compliance::{agent_of, names, start_server, wait_done, EMAIL, PASSWORD};
+use common::compliance::{
+    agent_of, enrolled_agent, names, start_server, wait_done, EMAIL, PASSWORD,
+};
 use common::server::{wait_for, Api};
 use serde_json::json;
 use std::time::Duration;
@@ -56,7 +58,8 @@ fn ip_scope_assessment_finds_every_status() {
         .unwrap()
         .to_string();
     let other_server = "0b4c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3";
-    let _ours = agent_of(&net, dir, OURS, &server_id, "ours");
+    // Enrolled for real: a reply naming our server must prove it.
+    let (_ours, ours_id) = enrolled_agent(&net, dir, &api, OURS, "ours");
     let _theirs = agent_of(&net, dir, THEIRS, other_server, "theirs");
     // Wait for both identify listeners.
     std::thread::sleep(Duration::from_secs(1));
@@ -210,9 +213,9 @@ fn ip_scope_assessment_finds_every_status() {
     assert_eq!(second["counts"]["unreachable"], 60);
 
     // Database only: fast, from the last on-demand results plus what the
-    // server knows. The agent claiming our server ID is not enrolled here
-    // (its identity was written by this test), so it no longer counts as
-    // managed here.
+    // server knows. The agent claiming our server ID was removed here
+    // meanwhile, so it no longer counts as managed here.
+    api.ok("DELETE", &format!("/agents/{ours_id}"), None);
     let (status, body) = api.call(
         "PUT",
         "/compliance/scope",

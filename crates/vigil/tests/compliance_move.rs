@@ -93,6 +93,8 @@ fn start<'a>(net: &'a TestNet, dir: &Path, api: &'static str, agent_port: u16) -
         .args(["--db", &db, "--listen", api])
         .args(["--agent-listen", &format!("{SCANNER_V4}:{agent_port}")])
         .args(["--heartbeat-secs", "1", "--tick-ms", "200"])
+        // The two servers reach each other as peers on the namespace's loopback.
+        .args(["--allow-targets", "peer=127.0.0.0/8"])
         .env("VIGIL_LOG", "info");
     let proc = spawn(cmd, "server", &dir.join("server.log"));
     let mut server = Server {

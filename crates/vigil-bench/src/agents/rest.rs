@@ -56,6 +56,7 @@ impl Rest {
             email: email.into(),
             password: password.into(),
             token_name: Some("bench".into()),
+            totp: None,
         };
         let resp: LoginResponse = self.send(reqwest::Method::POST, "/login", &req).await?;
         self.token = Some(resp.token);

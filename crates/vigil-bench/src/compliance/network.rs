@@ -10,7 +10,7 @@ use rand::{seq::SliceRandom, SeedableRng};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use tokio::sync::watch;
-use vigil_proto::identify::IdentifyReply;
+use vigil_proto::identify::Responder;
 use vigil_testnet::{Listener, TestNet};
 
 /// The agents' communication port (identify), as the scope lists it.
@@ -165,7 +165,7 @@ pub struct Listeners {
     _rpc: Vec<Listener>,
     /// Kept so the identify listeners run (they stop when it drops).
     _shutdown: watch::Sender<bool>,
-    _replies: Vec<watch::Sender<IdentifyReply>>,
+    _replies: Vec<watch::Sender<Responder>>,
 }
 
 pub fn listen(tn: &TestNet, range: &Range, rt: &tokio::runtime::Runtime) -> Result<Listeners> {
@@ -181,10 +181,12 @@ pub fn listen(tn: &TestNet, range: &Range, rt: &tokio::runtime::Runtime) -> Resu
             .in_target(move || std::net::TcpListener::bind(sock_addr))?
             .with_context(|| format!("binding {sock_addr} in the target namespace"))?;
         sock.set_nonblocking(true)?;
-        let (reply, reply_rx) = watch::channel(IdentifyReply {
+        // Another server's agent: its MAC could only be checked there.
+        let (reply, reply_rx) = watch::channel(Responder {
             agent_id: agent_id(range.label, i),
             server_id: OTHER_SERVER.to_string(),
             version: "0.0.0-other".to_string(),
+            key: None,
         });
         replies.push(reply);
         let stop = shutdown_rx.clone();

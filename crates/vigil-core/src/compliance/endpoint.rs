@@ -2,6 +2,7 @@
 //! from Active Directory, from an IP range or from both joined into one.
 
 use super::dn::Dn;
+use super::identify::IdentifyCheck;
 use super::status::EndpointStatus;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -37,6 +38,12 @@ pub struct Endpoint {
     pub server_id: Option<String>,
     #[serde(default)]
     pub agent_version: Option<String>,
+    /// The verdict on the identify reply behind `agent_id` and `server_id`
+    /// (`forged`: a host answered in the name of an agent of this server
+    /// without proof, and is counted as having no agent); `None` when no
+    /// identify reply was checked (e.g. an agent known from the database).
+    #[serde(default)]
+    pub identify: Option<IdentifyCheck>,
     /// The latest sign of life: an answer to the assessment, the agent's last
     /// contact with this server, or the AD last logon.
     #[serde(default)]
@@ -47,6 +54,17 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Whether the agent fields may stand for an agent of ours: not taken
+    /// from a reply judged forged, or from a removed agent (an endpoint
+    /// whose reply was never checked, e.g. stored before replies were,
+    /// is taken as it is).
+    pub fn identify_trusted(&self) -> bool {
+        !matches!(
+            self.identify,
+            Some(IdentifyCheck::Forged | IdentifyCheck::Removed)
+        )
+    }
+
     /// A bare endpoint: a name, a status and nothing else known.
     pub fn new(name: impl Into<String>, status: EndpointStatus) -> Self {
         Endpoint {
@@ -60,8 +78,30 @@ impl Endpoint {
             agent_id: None,
             server_id: None,
             agent_version: None,
+            identify: None,
             last_seen: None,
             disabled: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_and_removed_claims_are_not_trusted() {
+        let cases = [
+            (None, true),
+            (Some(IdentifyCheck::Verified), true),
+            (Some(IdentifyCheck::Unverified), true),
+            (Some(IdentifyCheck::Forged), false),
+            (Some(IdentifyCheck::Removed), false),
+        ];
+        for (check, want) in cases {
+            let mut ep = Endpoint::new("pc", EndpointStatus::NoAgent);
+            ep.identify = check;
+            assert_eq!(ep.identify_trusted(), want, "{check:?}");
         }
     }
 }

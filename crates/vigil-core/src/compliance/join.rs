@@ -20,7 +20,8 @@
 //!   that logged on last, else the first listed; the others lose it;
 //! - an AD computer whose GUID our database knows is managed here even when
 //!   it did not answer or answered without an agent (an offline agent is
-//!   still ours); only a live answer from another server's agent overrides;
+//!   still ours); only a live answer from another server's agent, or a
+//!   forged one in the name of ours (see `identify.rs`), overrides;
 //! - an AD computer with no IP result (no dNSHostName, a name that did not
 //!   resolve, or addresses nobody probed) and a GUID our database does not
 //!   know is an unresolved AD assessment;
@@ -32,6 +33,7 @@
 
 use super::dn::Dn;
 use super::endpoint::Endpoint;
+use super::identify::IdentifyCheck;
 use super::scope::IpScope;
 use super::status::{classify, EndpointStatus, Identified, Probe};
 use serde::{Deserialize, Serialize};
@@ -60,6 +62,9 @@ pub struct IpEndpoint {
     pub addr: IpAddr,
     pub status: EndpointStatus,
     pub identify: Option<Identified>,
+    /// The verdict on `identify` (see [`Identified::check`]).
+    #[serde(default)]
+    pub check: Option<IdentifyCheck>,
     /// A name seen for the address (reverse DNS), if any.
     pub name: Option<String>,
     /// When the address last answered.
@@ -75,6 +80,10 @@ impl IpEndpoint {
             addr,
             status,
             seen_at: (status != EndpointStatus::Unreachable).then_some(checked_at),
+            check: probe
+                .identify
+                .as_ref()
+                .and_then(|id| id.check(our_server_id)),
             identify: probe.identify,
             name: None,
         }
@@ -200,10 +209,12 @@ fn ad_endpoint(
 ) -> Endpoint {
     let best = owned.iter().min_by_key(|r| r.status);
     let known = known.get(&computer.guid);
+    let forged = owned.iter().any(|r| r.check == Some(IdentifyCheck::Forged));
     let status = match (best.map(|r| r.status), known) {
-        (Some(EndpointStatus::NoAgent | EndpointStatus::Unreachable) | None, Some(_)) => {
+        (Some(EndpointStatus::NoAgent | EndpointStatus::Unreachable), Some(_)) if !forged => {
             EndpointStatus::ManagedHere
         }
+        (None, Some(_)) => EndpointStatus::ManagedHere,
         (Some(status), _) => status,
         (None, None) => EndpointStatus::UnresolvedAd,
     };
@@ -225,14 +236,23 @@ fn ad_endpoint(
     ep.container = Dn::parse(&computer.dn).ok().and_then(|dn| dn.parent());
     ep.ad_guid = Some(computer.guid);
     ep.disabled = computer.disabled;
-    let live = best.and_then(|r| r.identify.as_ref());
+    // The reply that decided, else a forged one (so the flag shows).
+    let live = best
+        .filter(|r| r.identify.is_some())
+        .or_else(|| {
+            owned
+                .iter()
+                .find(|r| r.check == Some(IdentifyCheck::Forged))
+        })
+        .copied();
+    let live = live.and_then(|r| Some((r.identify.as_ref()?, r.check)));
     match (live, known) {
-        (Some(id), Some(agent))
+        (Some((id, _)), Some(agent))
             if status == EndpointStatus::ManagedHere && id.server_id.is_empty() =>
         {
             set_known(&mut ep, agent)
         }
-        (Some(id), _) => set_identified(&mut ep, id),
+        (Some((id, check)), _) => set_identified(&mut ep, id, check),
         (None, Some(agent)) => set_known(&mut ep, agent),
         (None, None) => {}
     }
@@ -253,16 +273,17 @@ fn ip_endpoint(result: IpEndpoint) -> Endpoint {
     let mut ep = Endpoint::new(name, result.status);
     ep.addrs = vec![result.addr];
     if let Some(id) = &result.identify {
-        set_identified(&mut ep, id);
+        set_identified(&mut ep, id, result.check);
     }
     ep.last_seen = result.seen_at;
     ep
 }
 
-fn set_identified(ep: &mut Endpoint, id: &Identified) {
+fn set_identified(ep: &mut Endpoint, id: &Identified, check: Option<IdentifyCheck>) {
     ep.agent_id = Some(id.agent_id.clone());
     ep.server_id = Some(id.server_id.clone()).filter(|s| !s.is_empty());
     ep.agent_version = Some(id.version.clone());
+    ep.identify = check;
 }
 
 fn set_known(ep: &mut Endpoint, agent: &KnownAgent) {
@@ -309,6 +330,7 @@ fn name_matches(computer: &AdComputer, seen: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compliance::Proof;
     use EndpointStatus::*;
 
     const OURS: &str = "srv-ours";
@@ -333,18 +355,34 @@ mod tests {
         }
     }
 
+    /// A probe result; a reply naming us is proven when `status` is
+    /// managed here.
     fn result(a: &str, status: EndpointStatus, server: Option<&str>) -> IpEndpoint {
+        let identify = server.map(|s| Identified {
+            agent_id: format!("agent@{a}"),
+            server_id: s.into(),
+            version: "0.1.0".into(),
+            proof: if status == ManagedHere {
+                Proof::Valid
+            } else {
+                Proof::Unproven
+            },
+        });
         IpEndpoint {
             addr: addr(a),
             status,
-            identify: server.map(|s| Identified {
-                agent_id: format!("agent@{a}"),
-                server_id: s.into(),
-                version: "0.1.0".into(),
-            }),
+            check: identify.as_ref().and_then(|id| id.check(OURS)),
+            identify,
             name: None,
             seen_at: (status != Unreachable).then_some(1_800_000_000),
         }
+    }
+
+    /// A host answering in the name of an agent of ours, without proof.
+    fn forged(a: &str) -> IpEndpoint {
+        let r = result(a, NoAgent, Some(OURS));
+        assert_eq!(r.check, Some(IdentifyCheck::Forged));
+        r
     }
 
     fn dns(entries: &[(&str, &[&str])]) -> HashMap<String, Vec<IpAddr>> {
@@ -487,6 +525,22 @@ mod tests {
                 dns: dns(&[("pc1.example.test", &["10.0.0.1"])]),
                 known: known(&[1]),
                 want: vec![("PC1", ManagedElsewhere, vec!["10.0.0.1"])],
+            },
+            Case {
+                name: "our GUID but a forged answer in our name: no agent",
+                ad: vec![computer(1, "PC1", Some("pc1.example.test"))],
+                ip: vec![forged("10.0.0.1")],
+                dns: dns(&[("pc1.example.test", &["10.0.0.1"])]),
+                known: known(&[1]),
+                want: vec![("PC1", NoAgent, vec!["10.0.0.1"])],
+            },
+            Case {
+                name: "a forged answer stands alone as no agent",
+                ad: vec![],
+                ip: vec![forged("10.0.0.9")],
+                dns: dns(&[]),
+                known: known(&[]),
+                want: vec![("10.0.0.9", NoAgent, vec!["10.0.0.9"])],
             },
             Case {
                 name: "IP result without AD object stands alone",
@@ -662,7 +716,41 @@ mod tests {
         assert_eq!(ep.agent_id.as_deref(), Some("agent@10.0.0.1"));
         assert_eq!(ep.server_id.as_deref(), Some("srv-other"));
         assert_eq!(ep.agent_version.as_deref(), Some("0.1.0"));
+        assert_eq!(ep.identify, Some(IdentifyCheck::Unverified));
         assert_eq!(ep.last_seen, Some(1_800_000_000));
+    }
+
+    #[test]
+    fn a_forged_answer_is_flagged_and_keeps_what_it_claimed() {
+        // Multi-homed: one address silent, the other answers forged.
+        let pc = computer(1, "PC1", Some("pc1.example.test"));
+        let out = join(
+            vec![pc],
+            vec![result("10.0.0.1", NoAgent, None), forged("10.0.0.2")],
+            &dns(&[("pc1.example.test", &["10.0.0.1", "10.0.0.2"])]),
+            &known(&[1]),
+        );
+        let ep = &out[0];
+        assert_eq!(ep.status, NoAgent);
+        assert_eq!(ep.identify, Some(IdentifyCheck::Forged));
+        assert_eq!(ep.agent_id.as_deref(), Some("agent@10.0.0.2"));
+        assert_eq!(ep.server_id.as_deref(), Some(OURS));
+        let out = join(vec![], vec![forged("10.0.0.9")], &dns(&[]), &known(&[]));
+        assert_eq!(
+            (out[0].status, out[0].identify),
+            (NoAgent, Some(IdentifyCheck::Forged))
+        );
+        // A proven agent of ours is verified.
+        let out = join(
+            vec![],
+            vec![result("10.0.0.3", ManagedHere, Some(OURS))],
+            &dns(&[]),
+            &known(&[]),
+        );
+        assert_eq!(
+            (out[0].status, out[0].identify),
+            (ManagedHere, Some(IdentifyCheck::Verified))
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod entry;
 pub mod error;
 pub mod filter;
 pub mod guid;
+pub mod identify;
 pub mod join;
 pub mod range;
 pub mod schedule;
@@ -38,6 +39,7 @@ pub use guid::{
     ad_guid_filter, ad_guid_from_bytes, ad_guid_to_bytes, filetime_to_unix,
     ldap_filter_escape_bytes, parse_filetime, parse_uac, uac_disabled,
 };
+pub use identify::{check_identify, IdentifyCheck, Proof};
 pub use join::{addresses_to_probe, join, names_to_resolve, AdComputer, IpEndpoint, KnownAgent};
 pub use range::{IpRange, MAX_RANGE_ADDRESSES};
 pub use schedule::{

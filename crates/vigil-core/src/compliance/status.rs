@@ -6,18 +6,22 @@
 //!    **unreachable**, and nothing else counts (the assessment skips the
 //!    other checks for speed; the verdict is the same if it did not). A
 //!    refused connection (RST) is an answer: the host is up.
-//! 2. An agent answered identify with our server ID: **managed here**;
-//!    with another non-empty server ID: **managed elsewhere**.
+//! 2. An agent answered identify with our server ID and proved it (the
+//!    reply's MAC, see `identify.rs`): **managed here**; with another
+//!    non-empty server ID: **managed elsewhere** (unverified: only that
+//!    server could check it).
 //! 3. Anything answered (the unreachable-check port, an agent port, even a
-//!    refusal, or an agent not enrolled anywhere): **no agent**. An agent
-//!    that reports no server protects nothing; its ID and version are kept
-//!    on the endpoint so the list can say so.
+//!    refusal, an agent not enrolled anywhere, or a reply claiming our
+//!    server without proof): **no agent**. An agent that reports no server
+//!    protects nothing; its ID and version are kept on the endpoint so the
+//!    list can say so (and a forged claim is flagged there).
 //! 4. Nothing answered at all: **unreachable**.
 //!
 //! **Unresolved AD** is never the outcome of a probe: it is decided by the
 //! join (see `join.rs`) for AD computers that could not be assessed.
 
 use super::error::ComplianceError;
+use super::identify::{check_identify, IdentifyCheck, Proof};
 use crate::state::PortState;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -29,7 +33,8 @@ use std::str::FromStr;
 pub enum EndpointStatus {
     /// An agent answered with this server's ID (or AD says it is ours).
     ManagedHere,
-    /// An agent of another Vigil server answered.
+    /// An agent of another Vigil server answered (unverified: only that
+    /// server could check its reply).
     ManagedElsewhere,
     /// The host is up but no enrolled agent answered.
     NoAgent,
@@ -64,7 +69,7 @@ impl EndpointStatus {
     pub fn label(self) -> &'static str {
         match self {
             EndpointStatus::ManagedHere => "Managed by this server",
-            EndpointStatus::ManagedElsewhere => "Managed by another server",
+            EndpointStatus::ManagedElsewhere => "Managed by another server (unverified)",
             EndpointStatus::NoAgent => "No agent installed",
             EndpointStatus::Unreachable => "Unreachable",
             EndpointStatus::UnresolvedAd => "Unresolved Active Directory assessment",
@@ -171,6 +176,16 @@ pub struct Identified {
     /// The managing server's ID; empty if the agent is not enrolled.
     pub server_id: String,
     pub version: String,
+    /// What the reply's MAC proved (checked only for replies naming us).
+    #[serde(default)]
+    pub proof: Proof,
+}
+
+impl Identified {
+    /// The verdict on this reply at the server `our_server_id`.
+    pub fn check(&self, our_server_id: &str) -> Option<IdentifyCheck> {
+        check_identify(&self.server_id, our_server_id, self.proof)
+    }
 }
 
 /// What probing one address saw.
@@ -190,12 +205,14 @@ pub fn classify(probe: &Probe, our_server_id: &str) -> EndpointStatus {
     if probe.unreachable_check == Some(Reachability::NoAnswer) {
         return EndpointStatus::Unreachable;
     }
-    match &probe.identify {
-        Some(id) if !id.server_id.is_empty() && id.server_id == our_server_id => {
-            return EndpointStatus::ManagedHere
-        }
-        Some(id) if !id.server_id.is_empty() => return EndpointStatus::ManagedElsewhere,
-        _ => {}
+    match probe
+        .identify
+        .as_ref()
+        .and_then(|id| id.check(our_server_id))
+    {
+        Some(IdentifyCheck::Verified) => return EndpointStatus::ManagedHere,
+        Some(IdentifyCheck::Unverified) => return EndpointStatus::ManagedElsewhere,
+        Some(IdentifyCheck::Forged | IdentifyCheck::Removed) | None => {}
     }
     let answered = probe.unreachable_check == Some(Reachability::Answered)
         || probe.other_answer
@@ -215,11 +232,17 @@ mod tests {
 
     const OURS: &str = "srv-ours";
 
+    /// A reply naming `server_id`, its MAC proven valid.
     fn id(server_id: &str) -> Option<Identified> {
+        proven(server_id, Proof::Valid)
+    }
+
+    fn proven(server_id: &str, proof: Proof) -> Option<Identified> {
         Some(Identified {
             agent_id: "agent-1".into(),
             server_id: server_id.into(),
             version: "0.1.0".into(),
+            proof,
         })
     }
 
@@ -272,6 +295,27 @@ mod tests {
             ),
             ("agent port refused, no check", None, true, None, NoAgent),
             ("agent not enrolled", None, true, id(""), NoAgent),
+            (
+                "our server id without proof: forged",
+                Some(Answered),
+                true,
+                proven(OURS, Proof::Unproven),
+                NoAgent,
+            ),
+            (
+                "our server id, agent removed",
+                None,
+                true,
+                proven(OURS, Proof::RemovedAgent),
+                NoAgent,
+            ),
+            (
+                "other server: nobody can prove it",
+                None,
+                true,
+                proven("srv-other", Proof::Unproven),
+                ManagedElsewhere,
+            ),
             (
                 "check port silent: skip the rest",
                 Some(NoAnswer),
@@ -330,7 +374,7 @@ mod tests {
             (
                 ManagedElsewhere,
                 "managed_elsewhere",
-                "Managed by another server",
+                "Managed by another server (unverified)",
             ),
             (NoAgent, "no_agent", "No agent installed"),
             (Unreachable, "unreachable", "Unreachable"),

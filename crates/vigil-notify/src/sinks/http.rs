@@ -3,13 +3,16 @@
 use crate::config::HttpConfig;
 use crate::destination::{redact_url, Channel};
 use crate::error::{chain_text, find_rustls_error, ConfigError, SendError};
+use crate::guard::{check_url, find_refusal, PolicyResolver};
 use crate::render::{one_line, truncate_chars};
 use crate::sinks::Delivery;
 use reqwest::header::{
     HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER,
 };
 use reqwest::{Client, Url};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vigil_core::netpolicy::{Destination, NetPolicy};
 
 /// How much of an error response's body is kept for the operator.
 const ERROR_BODY_BYTES: usize = 512;
@@ -38,6 +41,7 @@ impl HttpPayload {
 pub(crate) struct HttpClient {
     client: Client,
     timeout: Duration,
+    policy: Arc<NetPolicy>,
 }
 
 impl HttpClient {
@@ -52,7 +56,14 @@ impl HttpClient {
             .user_agent(config.user_agent.clone())
             // A webhook that moved must be fixed in the contact, not followed blindly
             // (a 301/302 would also turn the POST into a GET).
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // Every name is resolved through the network policy (see `guard`);
+            // a proxy would reach the tenant's address unchecked.
+            .dns_resolver(Arc::new(PolicyResolver::new(
+                Arc::clone(&config.policy),
+                Destination::Webhook,
+            )))
+            .no_proxy();
         if let Some(pem) = &config.extra_root_ca_pem {
             for der in crate::notifier::parse_ca_pem("HTTP", pem)? {
                 let cert = reqwest::Certificate::from_der(der.as_ref()).map_err(|e| {
@@ -70,6 +81,7 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             timeout: config.timeout,
+            policy: Arc::clone(&config.policy),
         })
     }
 
@@ -82,6 +94,10 @@ impl HttpClient {
     ) -> Result<Delivery, SendError> {
         let endpoint = redact_url(url.as_str());
         let started = Instant::now();
+        check_url(&self.policy, Destination::Webhook, url).map_err(|r| SendError::Refused {
+            endpoint: endpoint.clone(),
+            reason: r.to_string(),
+        })?;
         let mut request = self
             .client
             .post(url.clone())
@@ -170,6 +186,12 @@ fn classify_reqwest(err: reqwest::Error, endpoint: &str, timeout: Duration) -> S
     let endpoint = endpoint.to_owned();
     if err.is_timeout() {
         return SendError::Timeout { endpoint, timeout };
+    }
+    if let Some(refusal) = find_refusal(&err) {
+        return SendError::Refused {
+            endpoint,
+            reason: refusal.to_string(),
+        };
     }
     if let Some(tls) = find_rustls_error(&err) {
         return SendError::Tls {

@@ -1,10 +1,17 @@
 //! Webhook channels against real HTTP(S) servers (hyper) on 127.0.0.1.
 
 use crate::support::{closed_port, notification, HttpServer, Reply, TestPki};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vigil_core::netpolicy::{NetPolicy, Verdict};
 use vigil_notify::{render, Channel, Destination, HttpConfig, Notifier, NotifierConfig, SendError};
 
-fn notifier_with(http: HttpConfig) -> Notifier {
+/// The receivers listen on 127.0.0.1, which the default network policy
+/// refuses for webhooks: these tests run with loopback allowed.
+fn notifier_with(mut http: HttpConfig) -> Notifier {
+    let mut policy = NetPolicy::default();
+    policy.add(Verdict::Allow, "webhook=loopback").unwrap();
+    http.policy = Arc::new(policy);
     Notifier::new(&NotifierConfig { smtp: None, http }).unwrap()
 }
 
@@ -264,4 +271,30 @@ async fn https_with_private_ca() {
     assert!(matches!(err, SendError::Tls { .. }), "{err:?}");
     assert!(err.is_permanent());
     assert_eq!(server.requests().len(), 1);
+}
+
+/// With the default policy, a webhook on loopback (by address or by a name
+/// resolving to it) is refused before any connection, permanently, and the
+/// message names the rule.
+#[tokio::test]
+async fn the_default_policy_refuses_loopback_webhooks() {
+    let server = HttpServer::start(Reply::status(200)).await;
+    let notifier = Notifier::new(&NotifierConfig {
+        smtp: None,
+        http: HttpConfig::default(),
+    })
+    .unwrap();
+    let by_address = server.url("/hook");
+    let by_name = by_address.replace("127.0.0.1", "localhost");
+    assert_ne!(by_address, by_name);
+    for url in [by_address, by_name] {
+        let dest = Destination::Webhook { url: url.clone() };
+        let err = notifier.send(&dest, &notification()).await.unwrap_err();
+        assert!(matches!(err, SendError::Refused { .. }), "{url}: {err:?}");
+        assert!(err.is_permanent());
+        let text = err.to_string();
+        assert!(text.contains("loopback"), "{text}");
+        assert!(!text.contains("/hook"), "the path is a secret: {text}");
+    }
+    assert!(server.requests().is_empty(), "nothing reached the receiver");
 }

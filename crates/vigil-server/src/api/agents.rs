@@ -69,6 +69,16 @@ pub(crate) async fn patch(
             .set_plan_by(caller.account.id, id, plan, &caller.user.email)
             .await?;
         app.scheduler_wake.notify_one();
+        let detail = serde_json::json!({"plan": plan});
+        crate::audit::record(
+            &app,
+            caller.account.id,
+            &caller,
+            "agent.plan",
+            Some(&agent.name),
+            Some(detail),
+        )
+        .await;
     }
     view(&app, &agent).await
 }
@@ -83,6 +93,15 @@ pub(crate) async fn remove(
     app.store
         .remove_agent_by(caller.account.id, id, now_unix(), &caller.user.email)
         .await?;
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "agent.remove",
+        Some(&id.to_string()),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -114,6 +133,15 @@ pub(crate) async fn scan_now(
     }
     app.store.set_next_run(caller.account.id, id, now).await?;
     app.scheduler_wake.notify_one();
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "agent.scan_now",
+        Some(&agent.name),
+        None,
+    )
+    .await;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -152,6 +180,16 @@ pub(crate) async fn put_policy(
         .put_policy_by(caller.account.id, id, &policy, &caller.user.email)
         .await?;
     app.scheduler_wake.notify_one();
+    let detail = serde_json::to_value(&policy).ok();
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "policy.update",
+        Some(&agent.name),
+        detail,
+    )
+    .await;
     let scan = status_view(app.scan_status(&agent, Some(&policy), now_unix()));
     Ok(axum::Json(PolicyView {
         policy,
@@ -252,6 +290,16 @@ pub(crate) async fn enroll(
         .store
         .create_enrollment(caller.account.id, &req.name, req.plan, ttl)
         .await?;
+    let detail = serde_json::json!({"plan": req.plan, "ttl_minutes": minutes});
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "enrollment.create",
+        Some(&req.name),
+        Some(detail),
+    )
+    .await;
     let pin = app.pin.to_string();
     let command = enroll_command(&app, &token);
     Ok((

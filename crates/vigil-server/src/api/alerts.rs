@@ -90,7 +90,7 @@ pub(crate) async fn ack(
     AckBody(req): AckBody,
 ) -> Result<axum::Json<AlertView>, ApiError> {
     let id: AlertId = ids::parse("alert", &id)?;
-    let alert = acknowledge(&app, &caller.user, id, req.note.as_deref()).await?;
+    let alert = acknowledge(&app, &caller.user, caller.from, id, req.note.as_deref()).await?;
     Ok(axum::Json(view(&app, &alert).await?))
 }
 
@@ -126,6 +126,7 @@ impl<S: Send + Sync> FromRequest<S> for AckBody {
 pub(crate) async fn acknowledge(
     app: &App,
     user: &User,
+    from: Option<std::net::IpAddr>,
     alert: AlertId,
     note: Option<&str>,
 ) -> Result<Alert, ApiError> {
@@ -134,7 +135,23 @@ pub(crate) async fn acknowledge(
         .store
         .acknowledge_alert(user.account_id, alert, user, note, now_unix())
         .await?;
-    ack_answer(outcome, &user.email)
+    let acked = ack_answer(outcome, &user.email)?;
+    let actor = crate::audit::Actor {
+        email: user.email.clone(),
+        user_id: Some(user.id),
+        from,
+    };
+    let detail = serde_json::json!({ "note": note });
+    crate::audit::record(
+        app,
+        user.account_id,
+        actor,
+        "alert.ack",
+        Some(&alert.to_string()),
+        Some(detail),
+    )
+    .await;
+    Ok(acked)
 }
 
 fn may_acknowledge(role: Role) -> Result<(), ApiError> {

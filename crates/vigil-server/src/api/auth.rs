@@ -12,6 +12,8 @@ use vigil_store::{Account, Role, User};
 pub(crate) struct Caller {
     pub user: User,
     pub account: Account,
+    /// The client's address (for the audit log).
+    pub from: Option<std::net::IpAddr>,
 }
 
 impl Caller {
@@ -46,7 +48,11 @@ impl FromRequestParts<Arc<App>> for Caller {
             .await?
             .ok_or(ApiError::Unauthorized)?;
         let account = app.store.account(account).await?;
-        Ok(Caller { user, account })
+        Ok(Caller {
+            user,
+            account,
+            from: crate::login::client_address(&parts.extensions),
+        })
     }
 }
 

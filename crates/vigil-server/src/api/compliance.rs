@@ -13,6 +13,7 @@ use std::sync::Arc;
 use vigil_core::compliance::{
     AdvancedQuery, Dn, Endpoint, EndpointStatus, IpRange, NamePattern, OsPattern,
 };
+use vigil_core::netpolicy::Destination;
 use vigil_proto::api::{AssessmentView, ComplianceScopeUpdate, ComplianceScopeView, EndpointPage};
 use vigil_store::{
     AccountId, Assessment, AssessmentId, AssessmentState, AssessmentTrigger, StoreError,
@@ -37,8 +38,14 @@ pub(crate) async fn get_scope(
 }
 
 /// The checks of a scope before it is saved: the domain's rules, GSSAPI
-/// support in this build, and the AD CA certificate.
-pub(crate) fn check_scope(scope: &vigil_core::compliance::ComplianceScope) -> Result<(), ApiError> {
+/// support in this build and the operator's leave for this account, the AD
+/// CA certificate, and the operator's network policy for the ranges and
+/// the directory's host.
+pub(crate) async fn check_scope(
+    app: &App,
+    account: AccountId,
+    scope: &vigil_core::compliance::ComplianceScope,
+) -> Result<(), ApiError> {
     scope
         .validate()
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
@@ -46,6 +53,11 @@ pub(crate) fn check_scope(scope: &vigil_core::compliance::ComplianceScope) -> Re
         .ad
         .as_ref()
         .is_some_and(|ad| ad.bind == vigil_core::compliance::AdBind::Gssapi);
+    if gssapi && !app.cfg.gssapi_allowed(account) {
+        return Err(ApiError::Forbidden(
+            crate::compliance::ad::AdError::GssapiNotAllowed.to_string(),
+        ));
+    }
     if gssapi && !crate::compliance::ad::GSSAPI_AVAILABLE {
         return Err(ApiError::Invalid(
             crate::compliance::ad::AdError::GssapiUnavailable.to_string(),
@@ -53,6 +65,13 @@ pub(crate) fn check_scope(scope: &vigil_core::compliance::ComplianceScope) -> Re
     }
     if let Some(pem) = scope.ad.as_ref().and_then(|ad| ad.ca_cert.as_deref()) {
         crate::compliance::ad::parse_ca_pem(pem).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    }
+    let policy = &app.cfg.net_policy;
+    for range in scope.ip.ranges.iter().map(|r| r.addr_range()) {
+        policy.check_range(Destination::Compliance, range.start(), range.end())?;
+    }
+    if let Some(ad) = &scope.ad {
+        crate::netguard::check_url_host(policy, Destination::Ldap, &ad.url).await?;
     }
     Ok(())
 }
@@ -64,7 +83,7 @@ pub(crate) async fn put_scope(
     Json(update): Json<ComplianceScopeUpdate>,
 ) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
     caller.can_write()?;
-    check_scope(&update.scope)?;
+    check_scope(&app, caller.account.id, &update.scope).await?;
     app.store
         .put_compliance_scope(
             caller.account.id,
@@ -72,13 +91,27 @@ pub(crate) async fn put_scope(
             update.ad_password.as_deref(),
         )
         .await?;
+    audit_scope(
+        &app,
+        caller.account.id,
+        &caller,
+        &update.scope,
+        update.ad_password.is_some(),
+    )
+    .await;
     if !update.reassess {
         return Ok((
             StatusCode::OK,
             axum::Json(serde_json::json!({"saved": true})),
         ));
     }
-    let id = start(&app, caller.account.id, AssessmentTrigger::ScopeSaved).await?;
+    let id = start(
+        &app,
+        caller.account.id,
+        &caller,
+        AssessmentTrigger::ScopeSaved,
+    )
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(serde_json::json!({"saved": true, "assessment_id": id.to_string()})),
@@ -88,15 +121,35 @@ pub(crate) async fn put_scope(
 pub(crate) async fn start(
     app: &Arc<App>,
     account: AccountId,
+    actor: impl Into<crate::audit::Actor>,
     trigger: AssessmentTrigger,
 ) -> Result<AssessmentId, ApiError> {
-    app.start_assessment(account, trigger)
+    let id = app
+        .start_assessment(account, trigger)
         .await
         .map_err(|e| match e {
             StartError::NoScope => ApiError::Conflict(e.to_string()),
             StartError::Empty => ApiError::Invalid(e.to_string()),
             StartError::Store(e) => e.into(),
-        })
+        })?;
+    let target = id.to_string();
+    crate::audit::record(app, account, actor, "assessment.start", Some(&target), None).await;
+    Ok(id)
+}
+
+/// Records a saved scope (never the password, only whether one was given).
+pub(crate) async fn audit_scope(
+    app: &App,
+    account: AccountId,
+    actor: impl Into<crate::audit::Actor>,
+    scope: &vigil_core::compliance::ComplianceScope,
+    password_given: bool,
+) {
+    let mut detail = serde_json::to_value(scope).unwrap_or_default();
+    if let Some(map) = detail.as_object_mut() {
+        map.insert("ad_password_given".into(), password_given.into());
+    }
+    crate::audit::record(app, account, actor, "scope.update", None, Some(detail)).await;
 }
 
 /// Starts an assessment now (cancelling a running one).
@@ -105,7 +158,7 @@ pub(crate) async fn create_assessment(
     caller: Caller,
 ) -> Result<(StatusCode, axum::Json<AssessmentView>), ApiError> {
     caller.can_write()?;
-    let id = start(&app, caller.account.id, AssessmentTrigger::Manual).await?;
+    let id = start(&app, caller.account.id, &caller, AssessmentTrigger::Manual).await?;
     let a = app.store.assessment(caller.account.id, id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(view(&app, &a).await?)))
 }

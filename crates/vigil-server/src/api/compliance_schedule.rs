@@ -39,6 +39,16 @@ pub(crate) async fn put_schedule(
         .put_compliance_schedule(caller.account.id, &schedule, now_unix())
         .await?;
     tracing::info!(account = %caller.account.id, ?schedule, "compliance schedule saved");
+    let detail = serde_json::to_value(&schedule).ok();
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "schedule.update",
+        None,
+        detail,
+    )
+    .await;
     Ok(axum::Json(view(&app, caller.account.id).await?))
 }
 

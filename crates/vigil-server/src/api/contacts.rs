@@ -5,6 +5,7 @@ use super::error::ApiError;
 use super::extract::Json;
 use super::ids;
 use crate::app::App;
+use crate::audit::Actor;
 use crate::outbox::destination;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,16 +13,29 @@ use std::sync::Arc;
 use vigil_notify::{EventKind, Notification, Severity};
 use vigil_proto::api::{ContactBody, ContactView, RuleBody, RuleView};
 use vigil_store::{
-    now_unix, Account, AccountId, AgentId, Channel, Contact, ContactId, NotificationRule, RuleId,
+    now_unix, Account, AccountId, AgentId, Channel, Contact, ContactId, NotificationRule, Role,
+    RuleId, TestSends, UnixTime, TEST_KEY_PREFIX,
 };
 
-fn contact_view(c: &Contact) -> ContactView {
+fn contact_view(c: &Contact, caller: &Caller) -> ContactView {
     ContactView {
         id: c.id.to_string(),
         name: c.name.clone(),
         channel: c.channel.to_string(),
-        address: c.address.clone(),
+        address: shown_address(c, caller.user.role != Role::Viewer),
         created_at: c.created_at,
+    }
+}
+
+/// A contact's address as a user may see it: in full for those who may
+/// change contacts; for viewers a URL without its path and query, which
+/// hold the hook's secret (Slack, Teams, Discord and most webhooks
+/// authenticate by the URL alone). E-mail addresses are shown to all.
+pub(crate) fn shown_address(c: &Contact, can_write: bool) -> String {
+    if can_write || c.channel == Channel::Email {
+        c.address.clone()
+    } else {
+        vigil_notify::destination::redact_url(&c.address)
     }
 }
 
@@ -66,7 +80,9 @@ pub(crate) async fn list(
     caller: Caller,
 ) -> Result<axum::Json<Vec<ContactView>>, ApiError> {
     let contacts = app.store.contacts(caller.account.id).await?;
-    Ok(axum::Json(contacts.iter().map(contact_view).collect()))
+    Ok(axum::Json(
+        contacts.iter().map(|c| contact_view(c, &caller)).collect(),
+    ))
 }
 
 pub(crate) async fn get(
@@ -76,18 +92,28 @@ pub(crate) async fn get(
 ) -> Result<axum::Json<ContactView>, ApiError> {
     let id: ContactId = ids::parse("contact", &id)?;
     let c = app.store.contact(caller.account.id, id).await?;
-    Ok(axum::Json(contact_view(&c)))
+    Ok(axum::Json(contact_view(&c, &caller)))
 }
 
 /// Creates the contact (`id` `None`) or changes contact `id`, after [`check`].
 pub(crate) async fn save_contact(
     app: &App,
     account: AccountId,
+    actor: impl Into<Actor>,
     id: Option<ContactId>,
     body: &ContactBody,
 ) -> Result<Contact, ApiError> {
     let channel = check(body)?;
     let address = body.address.trim();
+    if channel != Channel::Email {
+        // Every channel but email is a URL the server will POST to.
+        crate::netguard::check_url_host(
+            &app.cfg.net_policy,
+            vigil_core::netpolicy::Destination::Webhook,
+            address,
+        )
+        .await?;
+    }
     let saved = match id {
         None => {
             app.store
@@ -100,6 +126,14 @@ pub(crate) async fn save_contact(
                 .await?
         }
     };
+    let action = if id.is_some() {
+        "contact.update"
+    } else {
+        "contact.create"
+    };
+    // The address may hold a hook's secret: the log names the channel only.
+    let detail = serde_json::json!({"id": saved.id.to_string(), "channel": channel.as_str()});
+    crate::audit::record(app, account, actor, action, Some(&saved.name), Some(detail)).await;
     Ok(saved)
 }
 
@@ -109,8 +143,8 @@ pub(crate) async fn create(
     Json(body): Json<ContactBody>,
 ) -> Result<(StatusCode, axum::Json<ContactView>), ApiError> {
     caller.can_write()?;
-    let c = save_contact(&app, caller.account.id, None, &body).await?;
-    Ok((StatusCode::CREATED, axum::Json(contact_view(&c))))
+    let c = save_contact(&app, caller.account.id, &caller, None, &body).await?;
+    Ok((StatusCode::CREATED, axum::Json(contact_view(&c, &caller))))
 }
 
 pub(crate) async fn update(
@@ -121,8 +155,8 @@ pub(crate) async fn update(
 ) -> Result<axum::Json<ContactView>, ApiError> {
     caller.can_write()?;
     let id: ContactId = ids::parse("contact", &id)?;
-    let c = save_contact(&app, caller.account.id, Some(id), &body).await?;
-    Ok(axum::Json(contact_view(&c)))
+    let c = save_contact(&app, caller.account.id, &caller, Some(id), &body).await?;
+    Ok(axum::Json(contact_view(&c, &caller)))
 }
 
 pub(crate) async fn delete(
@@ -133,12 +167,47 @@ pub(crate) async fn delete(
     caller.can_write()?;
     let id: ContactId = ids::parse("contact", &id)?;
     app.store.delete_contact(caller.account.id, id).await?;
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "contact.delete",
+        Some(&id.to_string()),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Test notifications an account may queue per [`TEST_WINDOW_SECS`]: a
+/// few to check a contact and fix it, not a way to make the server send
+/// (or hammer a webhook) on a tenant's behalf.
+pub(crate) const TEST_SENDS_PER_WINDOW: u64 = 5;
+/// The sliding window of [`TEST_SENDS_PER_WINDOW`], in seconds.
+pub(crate) const TEST_WINDOW_SECS: i64 = 60;
+
+/// Seconds until an account that queued `recent` test notifications in the
+/// last [`TEST_WINDOW_SECS`] may queue another; `None`: now.
+fn test_send_wait(recent: TestSends, now: UnixTime) -> Option<u64> {
+    if recent.count < TEST_SENDS_PER_WINDOW {
+        return None;
+    }
+    let frees_at = recent
+        .oldest
+        .unwrap_or(now)
+        .saturating_add(TEST_WINDOW_SECS);
+    Some(
+        u64::try_from(frees_at.saturating_sub(now))
+            .unwrap_or(0)
+            .max(1),
+    )
 }
 
 /// Queues a test notification to contact `id` of `account`, asked for by
 /// `sender` (an email address), through the outbox like a real one: each
-/// call queues a new one. The console's button and the REST API share it.
+/// call queues a new one, at most [`TEST_SENDS_PER_WINDOW`] per account a
+/// minute (counted in the database, so across replicas). The console's
+/// button and the REST API share it.
 pub(crate) async fn send_test(
     app: &App,
     account: &Account,
@@ -147,6 +216,19 @@ pub(crate) async fn send_test(
 ) -> Result<(), ApiError> {
     let contact = app.store.contact(account.id, id).await?;
     let now = now_unix();
+    let recent = app
+        .store
+        .test_sends_since(account.id, now - TEST_WINDOW_SECS)
+        .await?;
+    if let Some(retry_after) = test_send_wait(recent, now) {
+        return Err(ApiError::RateLimited {
+            message: format!(
+                "too many test notifications: at most {TEST_SENDS_PER_WINDOW} a minute per \
+                 account; try again in {retry_after} s"
+            ),
+            retry_after,
+        });
+    }
     let notification = Notification {
         event: EventKind::Test,
         severity: Severity::Info,
@@ -164,7 +246,7 @@ pub(crate) async fn send_test(
     };
     let payload = serde_json::to_value(&notification)
         .map_err(|e| ApiError::Internal(format!("cannot encode notification: {e}")))?;
-    let key = format!("test:{}:{}", contact.id, uuid::Uuid::new_v4());
+    let key = format!("{TEST_KEY_PREFIX}{}:{}", contact.id, uuid::Uuid::new_v4());
     app.store
         .enqueue(account.id, contact.id, &key, &payload, now)
         .await?;
@@ -181,6 +263,15 @@ pub(crate) async fn test(
     caller.can_write()?;
     let id: ContactId = ids::parse("contact", &id)?;
     send_test(&app, &caller.account, &caller.user.email, id).await?;
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "contact.test",
+        Some(&id.to_string()),
+        None,
+    )
+    .await;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -226,6 +317,7 @@ pub(crate) fn event_kinds<S: AsRef<str>>(requested: &[S]) -> Result<Vec<String>,
 pub(crate) async fn add_rule<S: AsRef<str>>(
     app: &App,
     account: AccountId,
+    actor: impl Into<Actor>,
     contact: ContactId,
     agent: Option<AgentId>,
     events: &[S],
@@ -236,10 +328,22 @@ pub(crate) async fn add_rule<S: AsRef<str>>(
     if let Some(agent) = agent {
         app.store.agent(account, agent).await?;
     }
-    Ok(app
+    let rule = app
         .store
         .create_rule(account, contact, agent, &events)
-        .await?)
+        .await?;
+    let detail = serde_json::json!({"contact_id": contact.to_string(),
+        "agent_id": agent.map(|a| a.to_string()), "events": events});
+    crate::audit::record(
+        app,
+        account,
+        actor,
+        "rule.create",
+        Some(&rule.id.to_string()),
+        Some(detail),
+    )
+    .await;
+    Ok(rule)
 }
 
 pub(crate) async fn create_rule(
@@ -254,7 +358,15 @@ pub(crate) async fn create_rule(
         .as_deref()
         .map(|a| ids::parse::<AgentId>("agent", a))
         .transpose()?;
-    let rule = add_rule(&app, caller.account.id, contact, agent, &body.events).await?;
+    let rule = add_rule(
+        &app,
+        caller.account.id,
+        &caller,
+        contact,
+        agent,
+        &body.events,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(rule_view(&rule))))
 }
 
@@ -266,6 +378,15 @@ pub(crate) async fn delete_rule(
     caller.can_write()?;
     let id: RuleId = ids::parse("rule", &id)?;
     app.store.delete_rule(caller.account.id, id).await?;
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "rule.delete",
+        Some(&id.to_string()),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -312,6 +433,25 @@ mod tests {
                 }
                 (got, e) => panic!("{channel} {address}: got {got:?}, expected {e:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn test_sends_wait_for_the_oldest_to_leave_the_window() {
+        let now = 1_000;
+        for (count, oldest, want) in [
+            (0, None, None),
+            (4, Some(now - 10), None),
+            (5, Some(now - 10), Some(50)),
+            (5, Some(now - 60), Some(1)),
+            (9, Some(now), Some(60)),
+            (5, None, Some(60)),
+        ] {
+            assert_eq!(
+                test_send_wait(TestSends { count, oldest }, now),
+                want,
+                "{count} since {oldest:?}"
+            );
         }
     }
 }

@@ -96,6 +96,17 @@ pub(crate) async fn create(
         )
         .await?;
     tracing::info!(key = %key.id, name = %key.name, by = %caller.user.email, "deployment key created");
+    let detail = serde_json::json!({"id": key.id.to_string(), "plan": key.plan,
+        "expires_at": key.expires_at, "max_uses": key.max_uses});
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "deployment_key.create",
+        Some(&key.name),
+        Some(detail),
+    )
+    .await;
     let pin = app.pin.to_string();
     Ok((
         StatusCode::CREATED,
@@ -159,6 +170,15 @@ pub(crate) async fn revoke(
         .revoke_deployment_key(caller.account.id, id, now_unix())
         .await?;
     tracing::info!(key = %id, by = %caller.user.email, "deployment key revoked");
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "deployment_key.revoke",
+        Some(&id.to_string()),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -23,7 +23,10 @@ const DEFAULT_TTL_MINUTES: u32 = 24 * 60;
 const DEFAULT_NAME: &str = "installed agent";
 
 fn invalid(e: InstallError) -> ApiError {
-    ApiError::Invalid(e.to_string())
+    match e {
+        InstallError::Busy(m) => ApiError::Busy(m),
+        e => ApiError::Invalid(e.to_string()),
+    }
 }
 
 /// `POST /compliance/install`: starts a push-install job.
@@ -34,7 +37,9 @@ pub(crate) async fn push(
 ) -> Result<(StatusCode, axum::Json<InstallJobView>), ApiError> {
     caller.can_write()?;
     let push = Push::check(&req).map_err(invalid)?;
-    let view = install::start(&app, caller.account.id, push);
+    push.check_policy(&app.cfg.net_policy)?;
+    let view = install::start(&app, caller.account.id, push).map_err(invalid)?;
+    audit_install(&app, caller.account.id, &caller, &view).await;
     Ok((StatusCode::ACCEPTED, axum::Json(view)))
 }
 
@@ -58,7 +63,36 @@ pub(crate) async fn command(
 ) -> Result<(StatusCode, axum::Json<InstallCommandView>), ApiError> {
     caller.can_write()?;
     let view = install_command(&app, caller.account.id, &req).await?;
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "install.command",
+        None,
+        None,
+    )
+    .await;
     Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+/// Records a started install job: the hosts (never the SSH key).
+pub(crate) async fn audit_install(
+    app: &App,
+    account: vigil_store::AccountId,
+    actor: impl Into<crate::audit::Actor>,
+    job: &InstallJobView,
+) {
+    let hosts: Vec<&str> = job.hosts.iter().map(|h| h.address.as_str()).collect();
+    let detail = serde_json::json!({ "hosts": hosts });
+    crate::audit::record(
+        app,
+        account,
+        actor,
+        "install.start",
+        Some(&job.id),
+        Some(detail),
+    )
+    .await;
 }
 
 /// Where the command installs, checked for its platform.

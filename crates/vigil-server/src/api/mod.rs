@@ -3,6 +3,7 @@
 
 pub(crate) mod agents;
 pub(crate) mod alerts;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod compliance;
 mod compliance_schedule;
@@ -40,6 +41,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/users", get(session::users).post(session::create_user))
         .route("/tokens", get(session::tokens).post(session::create_token))
         .route("/tokens/{id}", axum::routing::delete(session::revoke_token))
+        .route("/audit", get(audit::list))
+        .route("/audit.jsonl", get(audit::export))
         .route("/agents", get(agents::list))
         .route(
             "/agents/{id}",
@@ -92,7 +95,12 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             "/compliance/peers/{id}",
             axum::routing::delete(peers::delete),
         )
-        .route("/compliance/move", post(peers::move_agents))
+        .route(
+            "/compliance/move",
+            // Asks peer servers one agent at a time (up to 15 s each).
+            post(peers::move_agents)
+                .route_layer(axum::middleware::from_fn(crate::listen::long_request)),
+        )
         .route(
             "/agents/{id}/move",
             get(peers::get_move).post(peers::order_move),

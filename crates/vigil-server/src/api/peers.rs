@@ -66,7 +66,7 @@ pub(crate) async fn create(
     if req.api_token.is_empty() {
         return Err(ApiError::Invalid("api_token must not be empty".into()));
     }
-    let info = PeerClient::new(&req.api_url, &req.api_token)
+    let info = PeerClient::new(&req.api_url, &req.api_token, &app.cfg.net_policy)
         .map_err(peer_error)?
         .server_info()
         .await
@@ -97,6 +97,16 @@ pub(crate) async fn create(
             e => e.into(),
         })?;
     tracing::info!(peer = %peer.id, server_id = %peer.server_id, url = %peer.api_url, "peer trusted");
+    let detail = serde_json::json!({"id": peer.id.to_string(), "api_url": peer.api_url, "server_id": peer.server_id});
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "peer.create",
+        Some(&peer.name),
+        Some(detail),
+    )
+    .await;
     Ok((StatusCode::CREATED, axum::Json(peer_view(&peer))))
 }
 
@@ -108,13 +118,24 @@ pub(crate) async fn delete(
     caller.can_write()?;
     let id: PeerId = ids::parse("peer", &id)?;
     app.store.delete_peer(caller.account.id, id).await?;
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "peer.delete",
+        Some(&id.to_string()),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// How a failed call to a peer is answered: the token or URL the user gave
-/// is a 422, a peer that fails or is away a 502.
+/// is a 422, an address the network policy refuses a 403, a peer that
+/// fails or is away a 502.
 fn peer_error(e: PeerError) -> ApiError {
     match e {
+        PeerError::Policy(r) => r.into(),
         PeerError::Url(_) | PeerError::Token { .. } => ApiError::Invalid(e.to_string()),
         PeerError::Unreachable { .. } | PeerError::Refused { .. } | PeerError::Garbled { .. } => {
             ApiError::Upstream(e.to_string())
@@ -129,13 +150,16 @@ pub(crate) async fn move_agents(
     Json(req): Json<MoveRequest>,
 ) -> Result<axum::Json<MoveResponse>, ApiError> {
     caller.can_write()?;
-    Ok(axum::Json(move_here(&app, caller.account.id, &req).await?))
+    Ok(axum::Json(
+        move_here(&app, caller.account.id, &caller, &req).await?,
+    ))
 }
 
 /// [`move_agents`] for the account (the caller's write right checked).
 pub(crate) async fn move_here(
     app: &App,
     account: AccountId,
+    actor: impl Into<crate::audit::Actor>,
     req: &MoveRequest,
 ) -> Result<MoveResponse, ApiError> {
     if req.agent_ids.is_empty() || req.agent_ids.len() > MAX_MOVE_AGENTS {
@@ -167,6 +191,8 @@ pub(crate) async fn move_here(
         };
         results.push(outcome);
     }
+    let detail = serde_json::to_value(&results).ok();
+    crate::audit::record(app, account, actor, "agent.move_here", None, detail).await;
     Ok(MoveResponse { results })
 }
 
@@ -228,7 +254,7 @@ async fn move_one(
                 format!("no trusted peer for server {server_id}: add it under /compliance/peers"),
             )
         })?;
-    let client = PeerClient::new(&peer.api_url, &peer.api_token)
+    let client = PeerClient::new(&peer.api_url, &peer.api_token, &app.cfg.net_policy)
         .map_err(|e| MoveFailure::new(known, e.to_string()))?;
     // The agent keeps its name; the peer also confirms it knows the agent
     // before a token is made for it.
@@ -344,6 +370,16 @@ pub(crate) async fn order_move(
         )
         .await?;
     tracing::info!(agent = %id, to = %stored.server_url, "agent move ordered");
+    let detail = serde_json::json!({"to": stored.server_url});
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "agent.move_order",
+        Some(&agent.name),
+        Some(detail),
+    )
+    .await;
     Ok((StatusCode::ACCEPTED, axum::Json(move_view(&stored, now))))
 }
 

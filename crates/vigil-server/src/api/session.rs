@@ -5,12 +5,14 @@ use super::error::ApiError;
 use super::extract::Json;
 use super::ids;
 use crate::app::App;
+use crate::login::{self, ClientAddr, LoginError};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use vigil_proto::api::{
-    AccountView, LoginRequest, LoginResponse, Me, NewToken, NewUser, ServerInfo, TokenView,
-    UserView,
+    AccountView, ErrorBody, LoginRequest, LoginResponse, Me, NewToken, NewUser, ServerInfo,
+    TokenView, UserView,
 };
 use vigil_store::{Account, ApiToken, ApiTokenId, Role, User};
 
@@ -41,21 +43,43 @@ fn token_view(t: &ApiToken, plaintext: Option<String>) -> TokenView {
     }
 }
 
+/// `POST /login`, behind the login throttle ([`crate::login`]): too many
+/// attempts for the email or from the address are answered 429 with
+/// `Retry-After`, at once and without checking the password. A user with
+/// two-factor login also gives `totp`; a user whose account requires it
+/// and who has none is sent to the console to set it up.
 pub(crate) async fn login(
     State(app): State<Arc<App>>,
+    ClientAddr(client): ClientAddr,
     Json(req): Json<LoginRequest>,
-) -> Result<(StatusCode, axum::Json<LoginResponse>), ApiError> {
-    let user = app
+) -> Result<Response, ApiError> {
+    let (user, attempt) =
+        match login::verify_password(&app, &req.email, &req.password, client).await {
+            Ok(checked) => checked,
+            Err(e) => return refused(e),
+        };
+    if let Err(e) = login::verify_second_factor(&app, &user, req.totp.as_deref()).await {
+        if matches!(e, LoginError::WrongCode) {
+            login::audit_failure(&app, &user.email, client, "code").await;
+        }
+        return refused(e);
+    }
+    if app
         .store
-        .verify_login(&req.email, &req.password)
+        .two_factor_status(user.account_id, user.id)
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        == (true, false)
+    {
+        return refused(LoginError::EnrolFirst);
+    }
     let account = app.store.account(user.account_id).await?;
     let name = req.token_name.as_deref().unwrap_or("login");
     let (_, token) = app
         .store
         .create_api_token(user.account_id, user.id, name)
         .await?;
+    app.logins.succeeded(attempt);
+    login::audit_success(&app, &user, client, "api").await;
     Ok((
         StatusCode::CREATED,
         axum::Json(LoginResponse {
@@ -63,7 +87,38 @@ pub(crate) async fn login(
             user: user_view(&user),
             account: account_view(&account),
         }),
-    ))
+    )
+        .into_response())
+}
+
+/// How a failed login is answered: 429 with `Retry-After` (whole seconds)
+/// when throttled, 401 for wrong credentials (saying when a code is
+/// missing or wrong, since the password was right then).
+fn refused(e: LoginError) -> Result<Response, ApiError> {
+    let status = match e {
+        LoginError::TooMany(t) => {
+            return Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, t.retry_after_secs().to_string())],
+                axum::Json(ErrorBody {
+                    error: e.to_string(),
+                }),
+            )
+                .into_response())
+        }
+        LoginError::Wrong => return Err(ApiError::Unauthorized),
+        LoginError::CodeNeeded | LoginError::WrongCode => StatusCode::UNAUTHORIZED,
+        LoginError::EnrolFirst => return Err(ApiError::Forbidden(e.to_string())),
+        LoginError::Store(e) => return Err(e.into()),
+        LoginError::Internal(m) => return Err(ApiError::Internal(m)),
+    };
+    Ok((
+        status,
+        axum::Json(ErrorBody {
+            error: e.to_string(),
+        }),
+    )
+        .into_response())
 }
 
 pub(crate) async fn me(caller: Caller) -> axum::Json<Me> {
@@ -102,18 +157,45 @@ pub(crate) async fn create_user(
         ))
     })?;
     caller.can_grant(role)?;
-    let user = app
+    let created = app
         .store
         .create_user(caller.account.id, &req.email, &req.password, role)
-        .await
-        .map_err(|e| match e {
-            vigil_store::StoreError::Conflict => ApiError::Conflict(format!(
-                "a user with the email {:?} already exists",
-                req.email
-            )),
-            e => e.into(),
-        })?;
+        .await;
+    let user = match created {
+        Err(vigil_store::StoreError::Conflict) => {
+            return Err(email_taken(&app, caller.account.id, &req.email).await)
+        }
+        other => other?,
+    };
+    let detail = serde_json::json!({"role": role.as_str()});
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "user.create",
+        Some(&user.email),
+        Some(detail),
+    )
+    .await;
     Ok((StatusCode::CREATED, axum::Json(user_view(&user))))
+}
+
+/// Emails are unique across the server (they log in). Whether an address
+/// belongs to a user of *another* account is not this caller's business:
+/// only a user of the caller's own account is named as such.
+async fn email_taken(app: &App, account: vigil_store::AccountId, email: &str) -> ApiError {
+    let ours = app.store.users(account).await.is_ok_and(|users| {
+        users
+            .iter()
+            .any(|u| u.email.eq_ignore_ascii_case(email.trim()))
+    });
+    if ours {
+        ApiError::Conflict(format!("{email:?} is already a user of this account"))
+    } else {
+        ApiError::Invalid(format!(
+            "{email:?} cannot be used for a new user; choose another address"
+        ))
+    }
 }
 
 pub(crate) async fn tokens(
@@ -140,6 +222,16 @@ pub(crate) async fn create_token(
         .store
         .create_api_token(caller.account.id, caller.user.id, &req.name)
         .await?;
+    let detail = serde_json::json!({"id": token.id.to_string()});
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "token.create",
+        Some(&token.name),
+        Some(detail),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         axum::Json(token_view(&token, Some(plaintext))),
@@ -166,5 +258,14 @@ pub(crate) async fn revoke_token(
         }
     }
     app.store.revoke_token(caller.account.id, id).await?;
+    crate::audit::record(
+        &app,
+        caller.account.id,
+        &caller,
+        "token.revoke",
+        Some(&id.to_string()),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

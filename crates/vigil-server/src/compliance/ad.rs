@@ -20,7 +20,7 @@
 //! build without it refuses GSSAPI scopes with a message that says so.
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, StdStream};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_core::compliance::{
     ad_computer_from_entry, AdBind, AdComputer, AdScope, COMPUTER_ATTRIBUTES,
 };
+use vigil_core::netpolicy::{Destination, NetPolicy};
 
 /// Entries per page: AD's own limit (MaxPageSize), so no page is cut short.
 const PAGE_SIZE: i32 = 1000;
@@ -49,6 +50,12 @@ pub(crate) enum AdError {
          use a simple bind over LDAPS or StartTLS"
     )]
     GssapiUnavailable,
+    #[error(
+        "Kerberos (GSSAPI) binds use this server's own Kerberos ticket, and the operator \
+         has not allowed them for this account (vigil server --gssapi-account); \
+         use a simple bind over LDAPS or StartTLS"
+    )]
+    GssapiNotAllowed,
     #[error("the CA certificate of the Active Directory scope cannot be used: {0}")]
     CaCert(String),
     #[error("cannot connect to {url}: {reason}")]
@@ -65,24 +72,48 @@ pub(crate) enum AdError {
 pub(crate) async fn read_computers(
     scope: &AdScope,
     password: Option<&str>,
+    policy: &NetPolicy,
     cancel: &CancellationToken,
 ) -> Result<Vec<AdComputer>, AdError> {
     tokio::select! {
-        r = read(scope, password) => r,
+        r = read(scope, password, policy) => r,
         _ = cancel.cancelled() => Err(AdError::Cancelled),
     }
 }
 
-async fn read(scope: &AdScope, password: Option<&str>) -> Result<Vec<AdComputer>, AdError> {
+async fn read(
+    scope: &AdScope,
+    password: Option<&str>,
+    policy: &NetPolicy,
+) -> Result<Vec<AdComputer>, AdError> {
     let password = match &scope.bind {
         AdBind::Simple { .. } => Some(password.ok_or(AdError::NoPassword)?),
         AdBind::Gssapi if !GSSAPI_AVAILABLE => return Err(AdError::GssapiUnavailable),
         AdBind::Gssapi => None,
     };
+    let connect_error = |reason: String| AdError::Connect {
+        url: scope.url.clone(),
+        reason,
+    };
+    // The connection is made here, through the network policy (on the
+    // address connected to); ldap3 runs LDAP (and TLS, checked against the
+    // URL's host name) over it.
+    let tcp = crate::netguard::connect(
+        policy,
+        Destination::Ldap,
+        url_host(&scope.url),
+        url_port(&scope.url),
+        CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| connect_error(e.to_string()))?
+    .into_std()
+    .map_err(|e| connect_error(e.to_string()))?;
     let settings = LdapConnSettings::new()
         .set_conn_timeout(CONNECT_TIMEOUT)
         .set_starttls(scope.start_tls)
-        .set_config(tls_config(scope.ca_cert.as_deref())?);
+        .set_config(tls_config(scope.ca_cert.as_deref())?)
+        .set_std_stream(StdStream::Tcp(tcp));
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &scope.url)
         .await
         .map_err(|e| AdError::Connect {
@@ -140,8 +171,23 @@ async fn gssapi_bind(_: &mut Ldap, _: &str) -> Result<ldap3::LdapResult, AdError
     Err(AdError::GssapiUnavailable)
 }
 
+/// The port of a validated `ldap[s]://host[:port]` URL (389 or 636 when
+/// none is written).
+fn url_port(url: &str) -> u16 {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("ldap", url));
+    let rest = rest.trim_end_matches('/');
+    let after_host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, p)| p),
+        None => rest.split_once(':').map_or("", |(_, p)| p),
+    };
+    match after_host.trim_start_matches(':').parse() {
+        Ok(port) => port,
+        Err(_) if scheme.eq_ignore_ascii_case("ldaps") => 636,
+        Err(_) => 389,
+    }
+}
+
 /// The host part of a validated `ldap[s]://host[:port]` URL.
-#[cfg_attr(not(feature = "gssapi"), allow(dead_code))]
 fn url_host(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.trim_end_matches('/');
@@ -323,6 +369,15 @@ mod tests {
         ] {
             assert_eq!(url_host(url), host, "{url}");
         }
+        for (url, port) in [
+            ("ldap://dc1.example.test", 389),
+            ("LDAPS://dc1.example.test/", 636),
+            ("ldaps://dc1.example.test:3269", 3269),
+            ("ldap://[2001:db8::10]:3268", 3268),
+            ("ldaps://[2001:db8::10]", 636),
+        ] {
+            assert_eq!(url_port(url), port, "{url}");
+        }
     }
 
     #[tokio::test]
@@ -336,9 +391,13 @@ mod tests {
             ca_cert: None,
         };
         let cancel = CancellationToken::new();
+        let mut loopback = NetPolicy::default();
+        loopback
+            .add(vigil_core::netpolicy::Verdict::Allow, "ldap=loopback")
+            .expect("rule");
         if !GSSAPI_AVAILABLE {
             assert!(matches!(
-                read_computers(&scope, Some("pw"), &cancel).await,
+                read_computers(&scope, Some("pw"), &loopback, &cancel).await,
                 Err(AdError::GssapiUnavailable)
             ));
         }
@@ -346,12 +405,12 @@ mod tests {
             bind_dn: "svc@example.test".into(),
         };
         assert!(matches!(
-            read_computers(&scope, None, &cancel).await,
+            read_computers(&scope, None, &loopback, &cancel).await,
             Err(AdError::NoPassword)
         ));
         // Nothing listens on port 1 of the loopback: a connection error
         // naming the URL, not a hang.
-        let err = read_computers(&scope, Some("pw"), &cancel)
+        let err = read_computers(&scope, Some("pw"), &loopback, &cancel)
             .await
             .expect_err("no directory there");
         assert!(

@@ -24,8 +24,9 @@ pub(crate) const MAX_EXPORT: u64 = 1 << 20;
 /// Rows read from the store, and written to the body, at a time.
 pub(crate) const EXPORT_PAGE: u64 = 1000;
 
-/// The columns of the endpoint list.
-const HEADER: [&str; 12] = [
+/// The columns of the endpoint list (`identify`, last: the verdict on the
+/// identify reply, e.g. `forged`; added after the others).
+const HEADER: [&str; 13] = [
     "name",
     "dns_name",
     "addresses",
@@ -38,6 +39,7 @@ const HEADER: [&str; 12] = [
     "agent_version",
     "last_seen",
     "disabled",
+    "identify",
 ];
 
 /// Every endpoint that matches `q` (from `offset`, at most `limit`, by
@@ -184,6 +186,10 @@ fn csv_chunk(header: bool, endpoints: &[Endpoint]) -> Result<Vec<u8>, csv::Error
             e.agent_version.clone().unwrap_or_default(),
             e.last_seen.map(|t| t.to_string()).unwrap_or_default(),
             e.disabled.to_string(),
+            e.identify
+                .map(|c| c.as_str())
+                .unwrap_or_default()
+                .to_string(),
         ];
         w.write_record(row.iter().map(|cell| csv_cell(cell).into_owned()))?;
     }
@@ -201,6 +207,7 @@ mod tests {
         e.addrs = vec!["192.0.2.1".parse().unwrap()];
         e.os = Some("@SUM(A1)".into());
         e.last_seen = Some(-2);
+        e.identify = Some(vigil_core::compliance::IdentifyCheck::Forged);
         let first = String::from_utf8(csv_chunk(true, std::slice::from_ref(&e)).unwrap()).unwrap();
         let mut lines = first.lines();
         assert_eq!(lines.next(), Some(HEADER.join(",").as_str()));
@@ -209,7 +216,7 @@ mod tests {
             row.starts_with("'=1+1,,192.0.2.1,no_agent,'@SUM(A1),"),
             "{row}"
         );
-        assert!(row.ends_with(",'-2,false"), "{row}");
+        assert!(row.ends_with(",'-2,false,forged"), "{row}");
         let next = String::from_utf8(csv_chunk(false, &[e]).unwrap()).unwrap();
         assert_eq!(next, format!("{row}\n"));
     }

@@ -8,6 +8,7 @@
 
 pub(crate) mod ad;
 pub(crate) mod export;
+mod identify;
 pub(crate) mod notify;
 pub(crate) mod probe;
 mod resolve;
@@ -197,8 +198,15 @@ impl App {
         // 1. The AD side: computers, and the addresses of their names.
         let ad_computers = match &scope.ad {
             Some(ad_scope) => {
+                if ad_scope.bind == vigil_core::compliance::AdBind::Gssapi
+                    && !self.cfg.gssapi_allowed(account)
+                {
+                    return Err(AssessError::Directory(
+                        ad::AdError::GssapiNotAllowed.to_string(),
+                    ));
+                }
                 let password = self.store.compliance_ad_password(account).await?;
-                ad::read_computers(ad_scope, password.as_deref(), cancel)
+                ad::read_computers(ad_scope, password.as_deref(), &self.cfg.net_policy, cancel)
                     .await
                     .map_err(|e| match e {
                         ad::AdError::Cancelled => AssessError::Cancelled,
@@ -214,8 +222,10 @@ impl App {
             unreachable_port: scope.unreachable_port,
             agent_ports: scope.agent_ports.as_slice().to_vec(),
             identify_timeout: IDENTIFY_TIMEOUT,
-            scan: Default::default(),
+            // The server's one scan budget, this account's fair share of it.
+            scan: self.scan_budget.scan_config(account),
             our_server_id: self.server_id.clone(),
+            keys: Arc::new(identify::AgentKeys::of_account(&self.store, account).await?),
         };
         // 2. What to probe: the IP scope, plus AD addresses outside it.
         let mut ranges = if scope.ip.enabled {
@@ -228,6 +238,7 @@ impl App {
                 .into_iter()
                 .map(AddrRange::single),
         );
+        let ranges = self.allowed_ranges(account, ranges);
 
         // Progress goes through a watch channel to one writer, so the
         // probe loop never waits for the database.
@@ -319,8 +330,11 @@ impl App {
             )
             .await?;
         for e in &mut endpoints {
+            // A forged claim stays forged: naming one of our agents is
+            // not being it.
             let managed_here = e.agent_id.as_ref().is_some_and(|a| ours.contains(a))
-                && e.server_id.as_deref() == Some(self.server_id.as_str());
+                && e.server_id.as_deref() == Some(self.server_id.as_str())
+                && e.identify_trusted();
             if managed_here {
                 e.status = EndpointStatus::ManagedHere;
             } else if e.status == EndpointStatus::ManagedHere {
@@ -406,4 +420,30 @@ enum AssessError {
     Probe(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl App {
+    /// What the operator's network policy lets a compliance sweep reach of
+    /// `ranges`, checked now (a scope saved under another policy, an AD
+    /// name resolving to loopback); what is cut is logged, not probed.
+    fn allowed_ranges(&self, account: AccountId, ranges: Vec<AddrRange>) -> Vec<AddrRange> {
+        let mut allowed = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            let split = self.cfg.net_policy.split(
+                vigil_core::netpolicy::Destination::Compliance,
+                range.start(),
+                range.end(),
+            );
+            for refusal in &split.refused {
+                tracing::warn!(%account, %refusal, "not probed");
+            }
+            allowed.extend(
+                split
+                    .allowed
+                    .into_iter()
+                    .filter_map(|(a, b)| AddrRange::new(a, b).ok()),
+            );
+        }
+        allowed
+    }
 }

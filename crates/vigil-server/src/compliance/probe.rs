@@ -7,6 +7,9 @@
 //! the addresses that answered, and an identify request to every agent
 //! port that accepted the connection. Without an unreachable port, every
 //! address gets the agent-port pass.
+//!
+//! Each identify request carries a fresh nonce, and a reply naming this
+//! server counts only with a valid MAC over it ([`super::identify`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +22,8 @@ use vigil_core::targets::AddrRange;
 use vigil_core::{PortList, PortState, TargetSpec};
 use vigil_scan::{Family, ScanConfig, ScanError, Scanner, TargetSet};
 
+use super::identify::{self, AgentKeys};
+
 /// Identify exchanges in flight at once.
 const IDENTIFY_CONCURRENCY: usize = 256;
 
@@ -29,8 +34,10 @@ pub(crate) struct ProbePlan {
     pub agent_ports: Vec<u16>,
     pub identify_timeout: Duration,
     pub scan: ScanConfig,
-    /// This server's ID, to count "managed here" in progress reports.
+    /// This server's ID: replies naming it must prove it.
     pub our_server_id: String,
+    /// The identify keys of the assessed account's agents.
+    pub keys: Arc<AgentKeys>,
 }
 
 /// Why probing stopped early.
@@ -114,7 +121,7 @@ pub(crate) async fn probe(
                 open.push(SocketAddr::new(addr, port));
             }
         }
-        for (addr, reply) in identify_all(open, plan.identify_timeout, cancel).await? {
+        for (addr, reply) in identify_all(open, plan, cancel).await? {
             if let Some(p) = probes.get_mut(&addr.ip()) {
                 // The first agent port that answered wins.
                 p.identify.get_or_insert(reply);
@@ -165,10 +172,11 @@ async fn sweep(
     Ok(out)
 }
 
-/// Sends an identify request to every address, a bounded number at a time.
+/// Sends an identify request, with a nonce of its own, to every address, a
+/// bounded number at a time, and checks each reply's proof.
 async fn identify_all(
     addrs: Vec<SocketAddr>,
-    timeout: Duration,
+    plan: &ProbePlan,
     cancel: &CancellationToken,
 ) -> Result<Vec<(SocketAddr, Identified)>, ProbeError> {
     let unique: BTreeSet<SocketAddr> = addrs.into_iter().collect();
@@ -176,17 +184,16 @@ async fn identify_all(
     let mut tasks = tokio::task::JoinSet::new();
     for addr in unique {
         let limit = limit.clone();
+        let (keys, ours, timeout) = (
+            plan.keys.clone(),
+            plan.our_server_id.clone(),
+            plan.identify_timeout,
+        );
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await.ok()?;
-            let reply = vigil_agent::identify::ask(addr, timeout).await.ok()?;
-            Some((
-                addr,
-                Identified {
-                    agent_id: reply.agent_id,
-                    server_id: reply.server_id,
-                    version: reply.version,
-                },
-            ))
+            let nonce = identify::new_nonce();
+            let reply = identify::ask(addr, &nonce, timeout).await.ok()?;
+            Some((addr, keys.identified(reply, &nonce, &ours)))
         });
     }
     let mut out = Vec::new();

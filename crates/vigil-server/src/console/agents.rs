@@ -530,6 +530,16 @@ pub(crate) async fn save_policy(
                 .put_policy_by(session.account.id, id, &policy, &session.user.email)
                 .await?;
             app.scheduler_wake.notify_one();
+            let detail = serde_json::to_value(&policy).ok();
+            crate::audit::record(
+                &app,
+                session.account.id,
+                &session,
+                "policy.update",
+                Some(&agent.name),
+                detail,
+            )
+            .await;
             Ok(Redirect::to(&format!("/agents/{id}?done=saved")).into_response())
         }
         Err(message) => {

@@ -399,7 +399,7 @@ pub(crate) async fn acknowledge(
 ) -> Result<Response, ConsoleError> {
     let id = super::path_id::<AlertId>(&id)?;
     let note = form.get("note").unwrap_or_default();
-    match ack_rules(&app, &session.user, id, Some(note)).await {
+    match ack_rules(&app, &session.user, session.from, id, Some(note)).await {
         Ok(_) => {
             let to = match form.get("back") {
                 Some("list") => {

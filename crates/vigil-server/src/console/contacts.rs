@@ -14,7 +14,7 @@ use super::error::ConsoleError;
 use super::form::{Form, Post};
 use super::layout::{self, Page};
 use super::session::Session;
-use crate::api::contacts::{add_rule, rule_event_kinds, save_contact, send_test};
+use crate::api::contacts::{add_rule, rule_event_kinds, save_contact, send_test, shown_address};
 use crate::api::error::ApiError;
 use crate::app::App;
 use axum::extract::{Path, RawQuery, State};
@@ -301,7 +301,7 @@ fn contacts_table(session: &Session, contacts: &[Contact]) -> Markup {
                         tr {
                             td { a href={ "/contacts/" (c.id) } { (c.name) } }
                             td { (channel_label(c.channel)) }
-                            td.wrap { (c.address) }
+                            td.wrap { (shown_address(c, write)) }
                             @if write { td { (test_button(session, c)) } }
                         }
                     }
@@ -600,11 +600,13 @@ fn deliveries_table(deliveries: &[Delivery]) -> Markup {
     )
 }
 
+/// The contact's page; `done` says what just worked, `refused` what did not.
 async fn contact_page(
     app: &App,
     session: &Session,
     c: &Contact,
     done: Option<&str>,
+    refused: Option<&str>,
 ) -> Result<Markup, ConsoleError> {
     let account = session.account.id;
     let deliveries = app
@@ -626,12 +628,13 @@ async fn contact_page(
         p { a href="/contacts" { "← Contacts" } }
         h1 { "Contact " (c.name) }
         (layout::flash(done))
+        (layout::error(refused))
         @if !write { p.hint { (VIEWER_HINT) } }
         section.section aria-labelledby="facts-h" {
             h2 #facts-h { "Overview" }
             dl.facts {
                 dt { "Channel" } dd { (channel_label(c.channel)) }
-                dt { "Address" } dd #contact-address { (c.address) }
+                dt { "Address" } dd #contact-address { (shown_address(c, write)) }
                 dt { "Added" } dd { (layout::time(c.created_at)) }
             }
             @if write {
@@ -709,7 +712,7 @@ fn edit_page(session: &Session, c: &Contact, d: &ContactDraft, error: Option<&st
 /// A refusal the form shows (422), or a failure of the request.
 fn form_message(e: ApiError) -> Result<String, ConsoleError> {
     match e {
-        ApiError::Invalid(m) | ApiError::Conflict(m) => Ok(m),
+        ApiError::Invalid(m) | ApiError::Conflict(m) | ApiError::Refused(m) => Ok(m),
         e => Err(e.into()),
     }
 }
@@ -744,7 +747,7 @@ pub(crate) async fn create(
 ) -> Result<Response, ConsoleError> {
     session.require_write()?;
     let draft = ContactDraft::from_form(&form);
-    match save_contact(&app, session.account.id, None, &draft.body()).await {
+    match save_contact(&app, session.account.id, &session, None, &draft.body()).await {
         Ok(c) => Ok(Redirect::to(&format!("/contacts/{}?done=added", c.id)).into_response()),
         Err(e) => {
             let forms = ListForms {
@@ -775,7 +778,7 @@ pub(crate) async fn detail(
         Some("test") => Some("Test notification queued; its delivery is listed below."),
         _ => None,
     };
-    contact_page(&app, &session, &c, done).await
+    contact_page(&app, &session, &c, done, None).await
 }
 
 /// `GET /contacts/{id}/edit`.
@@ -804,7 +807,15 @@ pub(crate) async fn save(
         .contact(session.account.id, super::path_id::<ContactId>(&id)?)
         .await?;
     let draft = ContactDraft::from_form(&form);
-    match save_contact(&app, session.account.id, Some(c.id), &draft.body()).await {
+    match save_contact(
+        &app,
+        session.account.id,
+        &session,
+        Some(c.id),
+        &draft.body(),
+    )
+    .await
+    {
         Ok(_) => Ok(Redirect::to(&format!("/contacts/{}?done=saved", c.id)).into_response()),
         Err(e) => {
             let page = edit_page(&session, &c, &draft, Some(&form_message(e)?));
@@ -821,8 +832,28 @@ pub(crate) async fn test(
 ) -> Result<Response, ConsoleError> {
     session.require_write()?;
     let id = super::path_id::<ContactId>(&id)?;
-    send_test(&app, &session.account, &session.user.email, id).await?;
-    Ok(Redirect::to(&format!("/contacts/{id}?done=test")).into_response())
+    match send_test(&app, &session.account, &session.user.email, id).await {
+        Ok(()) => {
+            let target = id.to_string();
+            crate::audit::record(
+                &app,
+                session.account.id,
+                &session,
+                "contact.test",
+                Some(&target),
+                None,
+            )
+            .await;
+            Ok(Redirect::to(&format!("/contacts/{id}?done=test")).into_response())
+        }
+        // Too many tests lately: the contact's page again, saying when to retry.
+        Err(e @ ApiError::RateLimited { .. }) => {
+            let c = app.store.contact(session.account.id, id).await?;
+            let page = contact_page(&app, &session, &c, None, Some(&e.to_string())).await?;
+            Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `POST /contacts/{id}/delete`.
@@ -832,9 +863,18 @@ pub(crate) async fn delete(
     Post { session, .. }: Post,
 ) -> Result<Response, ConsoleError> {
     session.require_write()?;
-    app.store
-        .delete_contact(session.account.id, super::path_id::<ContactId>(&id)?)
-        .await?;
+    let id = super::path_id::<ContactId>(&id)?;
+    app.store.delete_contact(session.account.id, id).await?;
+    let target = id.to_string();
+    crate::audit::record(
+        &app,
+        session.account.id,
+        &session,
+        "contact.delete",
+        Some(&target),
+        None,
+    )
+    .await;
     Ok(Redirect::to("/contacts?done=deleted").into_response())
 }
 
@@ -866,7 +906,7 @@ pub(crate) async fn create_rule(
     let refused = match checked {
         Err(r) => r,
         Ok((contact, agent)) => {
-            match add_rule(&app, account, contact, agent, &draft.events).await {
+            match add_rule(&app, account, &session, contact, agent, &draft.events).await {
                 Ok(_) => return Ok(Redirect::to("/contacts?done=rule#rules").into_response()),
                 Err(ApiError::NotFound) => (
                     "That contact or agent does not exist (any more): pick another.".to_string(),
@@ -896,6 +936,16 @@ pub(crate) async fn delete_rule(
     session.require_write()?;
     let id: RuleId = id.parse().map_err(|_| ConsoleError::NotFound)?;
     app.store.delete_rule(session.account.id, id).await?;
+    let target = id.to_string();
+    crate::audit::record(
+        &app,
+        session.account.id,
+        &session,
+        "rule.delete",
+        Some(&target),
+        None,
+    )
+    .await;
     Ok(Redirect::to("/contacts?done=rule-deleted#rules").into_response())
 }
 

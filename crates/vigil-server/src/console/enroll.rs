@@ -113,6 +113,16 @@ pub(crate) async fn create(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, shell(&session, body)).into_response());
         }
     };
+    let detail = serde_json::json!({"plan": draft.plan, "ttl_minutes": minutes});
+    crate::audit::record(
+        &app,
+        session.account.id,
+        &session,
+        "enrollment.create",
+        Some(draft.name),
+        Some(detail),
+    )
+    .await;
     let command = enroll_command(&app, &token);
     let body = html! {
         p.flash.ok role="status" { "Enrollment token for “" (draft.name) "” created. It works once; it is not shown again." }

@@ -14,6 +14,10 @@ pub(crate) enum ConsoleError {
     /// browser is sent to the login page, and afterwards back to `next`.
     #[error("please log in")]
     LoginRequired { next: Option<String>, expired: bool },
+    /// The account requires two-factor login and the user has none yet:
+    /// the browser is sent to set it up.
+    #[error("this account requires two-factor login; set it up first")]
+    EnrolTwoFactor,
     /// A state-changing form without the session's CSRF token.
     #[error(
         "this form did not come from your current session (it may have expired): \
@@ -31,6 +35,9 @@ pub(crate) enum ConsoleError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too much work of this kind at once (password checks): retry soon.
+    #[error("{0}")]
+    Busy(String),
     /// Our fault; the details go to the log, not to the browser.
     #[error("internal error; the server log has the details")]
     Internal(String),
@@ -39,11 +46,14 @@ pub(crate) enum ConsoleError {
 impl ConsoleError {
     fn status(&self) -> StatusCode {
         match self {
-            ConsoleError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            ConsoleError::LoginRequired { .. } | ConsoleError::EnrolTwoFactor => {
+                StatusCode::SEE_OTHER
+            }
             ConsoleError::Csrf | ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
             ConsoleError::NotFound => StatusCode::NOT_FOUND,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::Conflict(_) => StatusCode::CONFLICT,
+            ConsoleError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,13 +73,16 @@ impl From<ApiError> for ConsoleError {
                 next: None,
                 expired: false,
             },
-            ApiError::Forbidden(m) => ConsoleError::Forbidden(m),
+            ApiError::Forbidden(m) | ApiError::Refused(m) => ConsoleError::Forbidden(m),
             ApiError::NotFound => ConsoleError::NotFound,
             ApiError::Conflict(m) => ConsoleError::Conflict(m),
             ApiError::BadRequest(m) | ApiError::Invalid(m) | ApiError::Upstream(m) => {
                 ConsoleError::BadRequest(m)
             }
-            ApiError::TooLarge => ConsoleError::BadRequest(e.to_string()),
+            ApiError::TooLarge | ApiError::RateLimited { .. } => {
+                ConsoleError::BadRequest(e.to_string())
+            }
+            ApiError::Busy(m) => ConsoleError::Busy(m),
             ApiError::Internal(m) => ConsoleError::Internal(m),
         }
     }
@@ -95,6 +108,10 @@ impl IntoResponse for ConsoleError {
                 Ok(to) => (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response(),
                 Err(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response(),
             };
+        }
+        if let ConsoleError::EnrolTwoFactor = &self {
+            let to = HeaderValue::from_static(super::two_factor::PATH);
+            return (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
         }
         if let ConsoleError::Internal(detail) = &self {
             tracing::error!(error = %detail, "console request failed");

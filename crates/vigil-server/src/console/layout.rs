@@ -80,6 +80,8 @@ pub(crate) fn page(session: &Session, p: Page<'_>, body: Markup) -> Markup {
                         // unique server-wide), so there is no tenant switcher.
                         span.account title="Account" { (session.account.name) " (" (session.account.kind.as_str()) ")" }
                         span.user { (session.user.email) " · " (session.user.role.to_string()) }
+                        @if session.user.role != vigil_store::Role::Viewer { a href="/audit" { "Audit log" } }
+                        a href=(super::two_factor::PATH) { "Two-factor login" }
                         form.inline method="post" action="/logout" {
                             (session.csrf_field())
                             button.link type="submit" { "Log out" }

@@ -8,7 +8,8 @@
 //! apply the same domain rules as the REST API ([`crate::api`]); they do
 //! not call it over HTTP.
 //!
-//! * [`session`]: login, logout, the session cookie; [`csrf`] and [`form`]:
+//! * [`session`]: login (with [`two_factor`] codes), logout, the session
+//!   cookie; [`csrf`] and [`form`]:
 //!   every state-changing POST carries a token bound to the session;
 //! * [`layout`]: the page shell; [`assets`]: stylesheet and script;
 //! * one module per page area: [`dashboard`], [`agents`], [`alerts`],
@@ -18,6 +19,7 @@ mod agent_history;
 mod agents;
 mod alerts;
 mod assets;
+mod audit;
 mod compliance;
 mod contacts;
 mod csrf;
@@ -27,6 +29,7 @@ mod error;
 mod form;
 mod layout;
 mod session;
+mod two_factor;
 
 use crate::app::App;
 use axum::http::{header, HeaderValue};
@@ -57,7 +60,12 @@ pub(crate) fn router() -> Router<Arc<App>> {
         )
         .route("/compliance/endpoints", get(compliance::endpoints::list))
         .route("/compliance/endpoints.csv", get(compliance::endpoints::csv))
-        .route("/compliance/move", post(compliance::actions::move_agents))
+        .route(
+            "/compliance/move",
+            // Asks peer servers one agent at a time (up to 15 s each).
+            post(compliance::actions::move_agents)
+                .route_layer(axum::middleware::from_fn(crate::listen::long_request)),
+        )
         .route(
             "/compliance/install",
             get(compliance::actions::install_form).post(compliance::actions::push),
@@ -84,6 +92,12 @@ pub(crate) fn router() -> Router<Arc<App>> {
         )
         .route("/contacts/{id}/test", post(contacts::test))
         .route("/contacts/{id}/delete", post(contacts::delete))
+        .route("/audit", get(audit::page))
+        .route("/audit.jsonl", get(audit::export))
+        .route(two_factor::PATH, get(two_factor::page))
+        .route("/account/two-factor/start", post(two_factor::start))
+        .route("/account/two-factor/confirm", post(two_factor::confirm))
+        .route("/account/two-factor/require", post(two_factor::require))
         .route("/static/{file}", get(assets::serve))
         .layer(axum::middleware::map_response(security_headers))
 }

@@ -10,6 +10,7 @@ use super::error::ConsoleError;
 use super::form::{Form, Post};
 use super::{csrf, layout};
 use crate::app::App;
+use crate::login::{self, ClientAddr, LoginError, TooManyAttempts};
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
@@ -17,7 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use std::sync::Arc;
-use vigil_store::{now_unix, Account, Role, User};
+use vigil_store::{now_unix, Account, AccountId, Role, StoreError, UnixTime, User, UserId};
 
 pub(crate) const COOKIE: &str = "vigil_session";
 /// The login form's own cookie: a random value its CSRF token is bound to.
@@ -30,8 +31,20 @@ const TOKEN_NAME: &str = "console session";
 pub(crate) struct Session {
     pub user: User,
     pub account: Account,
+    /// The client's address (for the audit log).
+    pub from: Option<std::net::IpAddr>,
     secret: String,
     csrf: String,
+}
+
+impl From<&Session> for crate::audit::Actor {
+    fn from(s: &Session) -> crate::audit::Actor {
+        crate::audit::Actor {
+            email: s.user.email.clone(),
+            user_id: Some(s.user.id),
+            from: s.from,
+        }
+    }
 }
 
 impl Session {
@@ -86,10 +99,17 @@ impl FromRequestParts<Arc<App>> for Session {
                 expired: true,
             });
         };
+        // An account that requires two-factor login sends a user without
+        // it to set it up before anything else.
+        let (required, enabled) = app.store.two_factor_status(account, user.id).await?;
+        if required && !enabled && !super::two_factor::open_without_it(parts.uri.path()) {
+            return Err(ConsoleError::EnrolTwoFactor);
+        }
         let account = app.store.account(account).await?;
         Ok(Session {
             user,
             account,
+            from: crate::login::client_address(&parts.extensions),
             csrf: csrf::token(&app.console_key, secret),
             secret: secret.to_string(),
         })
@@ -214,6 +234,15 @@ fn login_form(
     Ok((status, [(header::SET_COOKIE, header_value(&cookie)?)], page).into_response())
 }
 
+/// "1 second", "42 seconds", "3 minutes".
+fn seconds(secs: u64) -> String {
+    match secs {
+        1 => "1 second".into(),
+        s if s < 120 => format!("{s} seconds"),
+        s => format!("{} minutes", s.div_ceil(60)),
+    }
+}
+
 /// What a login form's CSRF token is bound to (never a session secret,
 /// which starts with `vgl_`).
 fn login_secret(nonce: &str) -> String {
@@ -237,8 +266,14 @@ pub(crate) async fn login_page(
     )
 }
 
+/// `POST /login`: the password form, or (with a `ticket`) the code form
+/// of a user with two-factor login. Both go through the login throttle
+/// ([`crate::login`]); the password step of such a user stays counted until
+/// the code is right too, so knowing the password buys no free code
+/// guesses.
 pub(crate) async fn login(
     State(app): State<Arc<App>>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
@@ -247,9 +282,9 @@ pub(crate) async fn login(
     let password = form.get("password").unwrap_or_default();
     let next = form.get("next");
     let token = form.get(csrf::FIELD).unwrap_or_default();
-    let bound = cookie(&headers, LOGIN_COOKIE)
-        .is_some_and(|nonce| csrf::verify(&app.console_key, &login_secret(nonce), token));
-    if !bound {
+    let nonce = cookie(&headers, LOGIN_COOKIE)
+        .filter(|nonce| csrf::verify(&app.console_key, &login_secret(nonce), token));
+    let Some(nonce) = nonce else {
         let notice = LoginNotice {
             email,
             next,
@@ -257,16 +292,103 @@ pub(crate) async fn login(
             ..Default::default()
         };
         return login_form(&app, StatusCode::FORBIDDEN, notice);
+    };
+    if let Some(ticket) = form.get("ticket") {
+        return second_step(&app, client, nonce, ticket, form.get("code"), next).await;
     }
-    let Some(user) = app.store.verify_login(email, password).await? else {
+    let (user, attempt) = match login::verify_password(&app, email, password, client).await {
+        Ok(checked) => checked,
+        Err(LoginError::TooMany(t)) => {
+            let notice = LoginNotice {
+                email,
+                next,
+                error: Some(&wait_message(&t)),
+                ..Default::default()
+            };
+            let page = login_form(&app, StatusCode::TOO_MANY_REQUESTS, notice)?;
+            return with_retry_after(page, &t);
+        }
+        Err(LoginError::Store(e)) => return Err(e.into()),
+        Err(LoginError::Internal(m)) => return Err(ConsoleError::Internal(m)),
+        Err(_) => {
+            let notice = LoginNotice {
+                email,
+                next,
+                error: Some("Wrong email or password."),
+                ..Default::default()
+            };
+            return login_form(&app, StatusCode::UNAUTHORIZED, notice);
+        }
+    };
+    if app.store.totp(user.account_id, user.id).await?.is_some() {
+        // Counted until the code is right as well.
+        drop(attempt);
+        let ticket = ticket(&app, &user, nonce, now_unix());
+        return code_form(&app, nonce, &ticket, next, None, StatusCode::OK);
+    }
+    start_session(&app, &user, attempt, client, next).await
+}
+
+/// The code step: `ticket` says whose password was right.
+async fn second_step(
+    app: &App,
+    client: Option<std::net::IpAddr>,
+    nonce: &str,
+    ticket: &str,
+    code: Option<&str>,
+    next: Option<&str>,
+) -> Result<Response, ConsoleError> {
+    let Some(user) = ticket_user(app, ticket, nonce, now_unix()).await? else {
         let notice = LoginNotice {
-            email,
             next,
-            error: Some("Wrong email or password."),
+            error: Some("Your login took too long; please enter your password again."),
             ..Default::default()
         };
-        return login_form(&app, StatusCode::UNAUTHORIZED, notice);
+        return login_form(app, StatusCode::FORBIDDEN, notice);
     };
+    let attempt = match app.logins.attempt(&user.email, client) {
+        Ok(attempt) => attempt,
+        Err(t) => {
+            let msg = wait_message(&t);
+            let page = code_form(
+                app,
+                nonce,
+                ticket,
+                next,
+                Some(&msg),
+                StatusCode::TOO_MANY_REQUESTS,
+            )?;
+            return with_retry_after(page, &t);
+        }
+    };
+    match login::verify_second_factor(app, &user, code).await {
+        Ok(()) => start_session(app, &user, attempt, client, next).await,
+        Err(LoginError::Store(e)) => Err(e.into()),
+        Err(LoginError::Internal(m)) => Err(ConsoleError::Internal(m)),
+        Err(_) => {
+            login::audit_failure(app, &user.email, client, "code").await;
+            code_form(
+                app,
+                nonce,
+                ticket,
+                next,
+                Some("Wrong or already used code."),
+                StatusCode::UNAUTHORIZED,
+            )
+        }
+    }
+}
+
+/// Logs `user` in: a new session cookie, the login form's cookie cleared,
+/// and on to `next` (where a user whose account requires two-factor login
+/// and who has none is sent to set it up).
+async fn start_session(
+    app: &App,
+    user: &User,
+    attempt: login::Attempt,
+    client: Option<std::net::IpAddr>,
+    next: Option<&str>,
+) -> Result<Response, ConsoleError> {
     if let Err(e) = app.store.prune_expired_tokens(now_unix()).await {
         tracing::warn!(error = %e, "could not delete expired console sessions");
     }
@@ -274,9 +396,11 @@ pub(crate) async fn login(
         .store
         .create_token_expiring(user.account_id, user.id, TOKEN_NAME, app.cfg.session)
         .await?;
+    app.logins.succeeded(attempt);
+    login::audit_success(app, user, client, "console").await;
     tracing::info!(user = %user.email, expires_at = ?token.expires_at, "console login");
-    let session = set_cookie(&app, COOKIE, Some(&secret), "/", None);
-    let login = set_cookie(&app, LOGIN_COOKIE, None, "/login", None);
+    let session = set_cookie(app, COOKIE, Some(&secret), "/", None);
+    let login = set_cookie(app, LOGIN_COOKIE, None, "/login", None);
     Ok((
         // Two cookies: `AppendHeaders` keeps both (a plain array would
         // keep only the last).
@@ -287,6 +411,113 @@ pub(crate) async fn login(
         Redirect::to(local_path(next)),
     )
         .into_response())
+}
+
+fn wait_message(t: &TooManyAttempts) -> String {
+    format!(
+        "Too many login attempts. Please wait {} before trying again.",
+        seconds(t.retry_after_secs())
+    )
+}
+
+fn with_retry_after(mut page: Response, t: &TooManyAttempts) -> Result<Response, ConsoleError> {
+    page.headers_mut().insert(
+        header::RETRY_AFTER,
+        header_value(&t.retry_after_secs().to_string())?,
+    );
+    Ok(page)
+}
+
+/// How long a right password stays good for entering the code (seconds).
+const TICKET_SECS: i64 = 300;
+
+/// The code form's proof that `user`'s password was right, until
+/// [`TICKET_SECS`] from `now`: `account.user.expiry.mac`, the MAC (the
+/// console key's) bound to the login form's cookie, so it is of no use in
+/// another browser.
+fn ticket(app: &App, user: &User, nonce: &str, now: UnixTime) -> String {
+    let body = format!(
+        "{}.{}.{}",
+        user.account_id,
+        user.id,
+        now.saturating_add(TICKET_SECS)
+    );
+    let mac = csrf::token(&app.console_key, &ticket_secret(&body, nonce));
+    format!("{body}.{mac}")
+}
+
+fn ticket_secret(body: &str, nonce: &str) -> String {
+    format!("two-factor ticket:{body}:{nonce}")
+}
+
+/// The user of a genuine, unexpired `ticket` made for this login form.
+async fn ticket_user(
+    app: &App,
+    ticket: &str,
+    nonce: &str,
+    now: UnixTime,
+) -> Result<Option<User>, ConsoleError> {
+    let Some((body, mac)) = ticket.rsplit_once('.') else {
+        return Ok(None);
+    };
+    if !csrf::verify(&app.console_key, &ticket_secret(body, nonce), mac) {
+        return Ok(None);
+    }
+    let mut parts = body.split('.');
+    let (Some(account), Some(user), Some(expires), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Ok(None);
+    };
+    let (Ok(account), Ok(user), Ok(expires)) = (
+        account.parse::<AccountId>(),
+        user.parse::<UserId>(),
+        expires.parse::<UnixTime>(),
+    ) else {
+        return Ok(None);
+    };
+    if expires <= now {
+        return Ok(None);
+    }
+    match app.store.user(account, user).await {
+        Ok(user) => Ok(Some(user)),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The code form of the two-factor step.
+fn code_form(
+    app: &App,
+    nonce: &str,
+    ticket: &str,
+    next: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, ConsoleError> {
+    let token = csrf::token(&app.console_key, &login_secret(nonce));
+    let next = local_path(next);
+    let page = layout::bare(
+        "Log in",
+        html! {
+            h1 { "Two-factor login" }
+            @if let Some(e) = error {
+                p.flash.error role="alert" { (e) }
+            }
+            form.stack method="post" action="/login" {
+                input type="hidden" name=(csrf::FIELD) value=(token);
+                input type="hidden" name="ticket" value=(ticket);
+                @if next != "/" { input type="hidden" name="next" value=(next); }
+                label for="code" { "Code from your authenticator app" }
+                input #code type="text" name="code" inputmode="numeric" autocomplete="one-time-code"
+                    aria-describedby="code-hint" required autofocus;
+                p.hint #code-hint { "Lost your authenticator? Enter one of your recovery codes instead; each works once." }
+                button type="submit" { "Log in" }
+            }
+            p { a href="/login" { "Start again" } }
+        },
+    );
+    Ok((status, page).into_response())
 }
 
 pub(crate) async fn logout(

@@ -47,6 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use vigil_core::netpolicy::{Destination, NetPolicy, Refusal};
 use vigil_core::Plan;
 use vigil_proto::api::{AgentStart, InstallHostView, InstallJobView, InstallRequest};
 use vigil_proto::pin::CertPin;
@@ -65,8 +66,13 @@ pub(crate) const DOWNLOAD_EXE_PATH: &str = "/agent/v1/download/vigil.exe";
 pub(crate) const MAX_HOSTS: usize = 256;
 /// Hosts installed at the same time by one job.
 const PARALLEL: usize = 8;
-/// Finished jobs kept for `GET /compliance/install/{id}`.
-const KEEP_JOBS: usize = 100;
+/// Finished jobs of one account kept for `GET /compliance/install/{id}`.
+const KEEP_PER_ACCOUNT: usize = 20;
+/// Jobs one account may have running at once.
+const RUNNING_PER_ACCOUNT: usize = 4;
+/// Jobs running at once on the server (each holds up to [`PARALLEL`]
+/// SSH sessions).
+const RUNNING_TOTAL: usize = 32;
 /// How long a push install's enrollment token lives.
 const PUSH_TOKEN_TTL: Duration = Duration::from_secs(3600);
 const UPLOAD_LIMIT: Duration = Duration::from_secs(600);
@@ -79,6 +85,9 @@ pub(crate) enum InstallError {
     /// Bad input, answered with a 4xx.
     #[error("{0}")]
     Invalid(String),
+    /// Too many jobs running (for the account or the server): retry later.
+    #[error("{0}")]
+    Busy(String),
     /// A host's install failed; shown in the job.
     #[error("{0}")]
     Failed(String),
@@ -193,16 +202,36 @@ impl Installer {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn insert(&self, account: AccountId, view: InstallJobView) {
+    /// Adds a running job: at most [`RUNNING_PER_ACCOUNT`] per account and
+    /// [`RUNNING_TOTAL`] in all run at once; each account keeps its last
+    /// [`KEEP_PER_ACCOUNT`] finished jobs (one account's jobs never push
+    /// out another's).
+    fn insert(&self, account: AccountId, view: InstallJobView) -> Result<(), InstallError> {
         let mut jobs = self.lock();
-        while jobs.len() >= KEEP_JOBS {
-            // Forget the oldest finished job; running ones stay.
-            match jobs.iter().position(|j| j.view.finished_at.is_some()) {
-                Some(i) => drop(jobs.remove(i)),
-                None => break,
-            }
+        let running = |j: &&Job| j.view.finished_at.is_none();
+        if jobs.iter().filter(running).count() >= RUNNING_TOTAL {
+            return Err(InstallError::Busy(format!(
+                "{RUNNING_TOTAL} install jobs are running on this server; try again when one has finished"
+            )));
         }
+        let ours = |j: &&Job| j.account == account;
+        if jobs.iter().filter(ours).filter(running).count() >= RUNNING_PER_ACCOUNT {
+            return Err(InstallError::Busy(format!(
+                "{RUNNING_PER_ACCOUNT} install jobs of this account are running; try again when one has finished"
+            )));
+        }
+        let finished = jobs.iter().filter(ours).filter(|j| !running(j)).count();
+        let mut excess = (finished + 1).saturating_sub(KEEP_PER_ACCOUNT);
+        // Oldest first: the list is in insertion order.
+        jobs.retain(|j| {
+            let forget = excess > 0 && j.account == account && j.view.finished_at.is_some();
+            if forget {
+                excess -= 1;
+            }
+            !forget
+        });
         jobs.push(Job { account, view });
+        Ok(())
     }
 
     fn update(&self, id: &str, f: impl FnOnce(&mut InstallJobView)) {
@@ -294,8 +323,22 @@ impl Push {
     }
 }
 
+impl Push {
+    /// Whether the operator's network policy lets the server SSH to every
+    /// address (checked again when connecting).
+    pub fn check_policy(&self, policy: &NetPolicy) -> Result<(), Refusal> {
+        self.addrs
+            .iter()
+            .try_for_each(|a| policy.check(Destination::Ssh, *a))
+    }
+}
+
 /// Starts a push-install job; its view, every host pending.
-pub(crate) fn start(app: &Arc<App>, account: AccountId, push: Push) -> InstallJobView {
+pub(crate) fn start(
+    app: &Arc<App>,
+    account: AccountId,
+    push: Push,
+) -> Result<InstallJobView, InstallError> {
     let view = InstallJobView {
         id: uuid::Uuid::new_v4().to_string(),
         state: "running".into(),
@@ -314,11 +357,11 @@ pub(crate) fn start(app: &Arc<App>, account: AccountId, push: Push) -> InstallJo
             })
             .collect(),
     };
-    app.install.insert(account, view.clone());
+    app.install.insert(account, view.clone())?;
     tracing::info!(job = %view.id, hosts = push.addrs.len(), user = push.login.user(),
         port = push.login.port(), "agent install job started");
     tokio::spawn(run(app.clone(), account, view.id.clone(), push));
-    view
+    Ok(view)
 }
 
 async fn run(app: Arc<App>, account: AccountId, id: String, push: Push) {
@@ -377,6 +420,10 @@ async fn install_host(
         .create_enrollment(account, &addr.to_string(), push.plan, PUSH_TOKEN_TTL)
         .await
         .map_err(|e| InstallError::Failed(format!("creating an enrollment token: {e}")))?;
+    app.cfg
+        .net_policy
+        .check(Destination::Ssh, addr)
+        .map_err(|r| InstallError::Failed(r.to_string()))?;
     let session = ssh::Session::new(&push.login, addr)?;
     let shell = ps1::parse_shell_probe(&session.probe(ps1::SHELL_PROBE, PROBE_LIMIT).await?);
     let out = if shell.is_windows() {
@@ -560,6 +607,64 @@ fn percent_encode(value: &str) -> String {
 mod tests {
     use super::*;
     use vigil_proto::api::SshLogin;
+
+    fn view(id: String, finished: bool) -> InstallJobView {
+        InstallJobView {
+            id,
+            state: if finished { "done" } else { "running" }.into(),
+            created_at: 0,
+            finished_at: finished.then_some(1),
+            hosts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn jobs_are_bounded_per_account_and_in_all() {
+        let installer = Installer::new("pin".into(), None, None);
+        let (a, b) = (AccountId::random(), AccountId::random());
+        // Account B's history survives any number of account A's jobs.
+        installer.insert(b, view("b-0".into(), true)).expect("room");
+        for i in 0..500 {
+            installer
+                .insert(a, view(format!("a-{i}"), true))
+                .expect("finished jobs make room");
+        }
+        assert!(installer.job(b, "b-0").is_some());
+        assert!(installer.job(a, "a-499").is_some());
+        assert!(installer.job(a, "a-479").is_none(), "only the last 20 kept");
+        assert_eq!(installer.lock().len(), KEEP_PER_ACCOUNT + 1);
+        // Running jobs: a per-account cap, then a global one.
+        for i in 0..RUNNING_PER_ACCOUNT {
+            installer
+                .insert(a, view(format!("ra-{i}"), false))
+                .expect("room");
+        }
+        let err = installer.insert(a, view("ra-x".into(), false)).unwrap_err();
+        assert!(matches!(err, InstallError::Busy(_)), "{err}");
+        let mut accounts = 0;
+        loop {
+            let other = AccountId::random();
+            let mut busy = None;
+            for i in 0..RUNNING_PER_ACCOUNT {
+                if let Err(e) = installer.insert(other, view(format!("o-{accounts}-{i}"), false)) {
+                    busy = Some(e);
+                    break;
+                }
+            }
+            accounts += 1;
+            if let Some(e) = busy {
+                assert!(e.to_string().contains("on this server"), "{e}");
+                break;
+            }
+            assert!(accounts < 100, "no global cap");
+        }
+        let running = installer
+            .lock()
+            .iter()
+            .filter(|j| j.view.finished_at.is_none())
+            .count();
+        assert_eq!(running, RUNNING_TOTAL);
+    }
 
     fn request(addresses: &[&str]) -> InstallRequest {
         InstallRequest {

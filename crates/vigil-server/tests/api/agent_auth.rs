@@ -11,7 +11,62 @@ api_tests!(
     heartbeats_need_the_agents_own_credential_and_record_its_facts,
     a_refused_enrollment_creates_no_agent_and_keeps_its_token,
     heartbeat_facts_too_long_are_refused_and_change_nothing,
+    results_are_taken_only_for_open_tasks,
 );
+
+/// A result for a task that is completed, or expired (past a grace for the
+/// scan that was running), is refused; a re-send of what was stored is
+/// still acknowledged as a duplicate.
+async fn results_are_taken_only_for_open_tasks(s: Server) {
+    let a = s.tenant("Account A", AccountKind::Organization).await;
+    let (id, credential) = s.enroll_agent(&a.owner, "edge", "extended").await;
+    let agent: vigil_store::AgentId = id.parse().expect("agent id");
+    let now = vigil_store::now_unix();
+    let task = |created: i64, expires: i64| {
+        s.store().create_task(
+            a.id,
+            agent,
+            "agent_host",
+            "self",
+            "22",
+            created,
+            expires,
+            None,
+        )
+    };
+    let open = task(now, now + 600).await.expect("task");
+    let upload = |task: &vigil_store::ScanTask, upload: &str| {
+        json!({"upload_id": upload, "task_id": task.id.to_string(), "target": "self",
+               "addr": "127.0.0.1", "started_at": now, "finished_at": now,
+               "ports": [{"port": 22, "state": "open"}]})
+    };
+    let first = s
+        .upload(&id, &credential, &upload(&open, "u-1"))
+        .await
+        .ok(200);
+    assert_eq!(first["status"], "stored", "{first}");
+    let again = s
+        .upload(&id, &credential, &upload(&open, "u-1"))
+        .await
+        .ok(200);
+    assert_eq!(again["status"], "duplicate", "{again}");
+    s.upload(&id, &credential, &upload(&open, "u-2"))
+        .await
+        .assert_error(422, &["completed", "only for open tasks"]);
+
+    // Expired 20 minutes ago (the grace is 15): refused.
+    let stale = task(now - 3600, now - 1200).await.expect("task");
+    s.upload(&id, &credential, &upload(&stale, "u-3"))
+        .await
+        .assert_error(422, &["expired", "only for open tasks"]);
+    // Expired a minute ago: the scan that was running still reports.
+    let late = task(now - 3600, now - 60).await.expect("task");
+    s.upload(&id, &credential, &upload(&late, "u-4"))
+        .await
+        .ok(200);
+    let results = s.get_ok(&format!("/agents/{id}/results"), &a.owner).await;
+    assert_eq!(results.as_array().map(Vec::len), Some(2), "{results}");
+}
 
 async fn heartbeats_need_the_agents_own_credential_and_record_its_facts(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;

@@ -643,6 +643,11 @@ async fn enrollments_and_users_are_checked(s: Server) {
     s.send(Method::POST, "/enrollments", token, Some(&gold))
         .await
         .assert_client_error(&["gold"]);
+    let other = s.tenant("Account Other", AccountKind::Member).await;
+    let other_email = s.get_ok("/users", &other.owner).await[0]["email"]
+        .as_str()
+        .expect("email")
+        .to_string();
     let users_before = s.get_ok("/users", &a.owner).await;
     let owner_email = users_before[0]["email"]
         .as_str()
@@ -667,7 +672,13 @@ async fn enrollments_and_users_are_checked(s: Server) {
         (
             json!({"email": owner_email, "password": "long enough password", "role": "viewer"}),
             409,
-            "already exists",
+            "already a user of this account",
+        ),
+        // Another account's user: not named as existing anywhere.
+        (
+            json!({"email": other_email, "password": "long enough password", "role": "viewer"}),
+            422,
+            "cannot be used for a new user",
         ),
     ];
     for (body, status, needle) in &users {

@@ -118,6 +118,13 @@ impl Server {
         cfg.agent_listen = ([127, 0, 0, 1], 0).into();
         // Should a scan ever be scheduled, keep it to one port.
         cfg.sweep_ports = PortList::parse("1").expect("port list");
+        // Every peer of these tests (LDAP listeners, webhooks, peers) is on
+        // loopback, which the default network policy refuses.
+        let mut policy = vigil_core::netpolicy::NetPolicy::default();
+        policy
+            .add(vigil_core::netpolicy::Verdict::Allow, "all=loopback")
+            .expect("rule");
+        cfg.net_policy = std::sync::Arc::new(policy);
         configure(&mut cfg);
         let running = vigil_server::start_with_store(cfg, db.store.clone())
             .await
@@ -308,6 +315,19 @@ impl Server {
         if let Some(auth) = authorization {
             req = req.header(reqwest::header::AUTHORIZATION, auth);
         }
+        read(req).await
+    }
+
+    /// `POST /agent/v1/results` as agent `id` with `credential`.
+    pub async fn upload(&self, id: &str, credential: &str, body: &Value) -> Reply {
+        let req = self
+            .agent_http
+            .post(format!("{}/agent/v1/results", self.agent))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {id}:{credential}"),
+            )
+            .json(body);
         read(req).await
     }
 

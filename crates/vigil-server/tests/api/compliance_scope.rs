@@ -2,6 +2,9 @@
 //! changes the AD connection (URL, bind, CA certificate) must carry the
 //! password again, so the stored one is never sent to a directory of the
 //! caller's choice; an update that leaves the connection alone keeps it.
+//! GSSAPI binds (the server's own Kerberos ticket) only for the accounts
+//! the operator allows; ranges and directory hosts the network policy
+//! refuses are refused when saved.
 
 use crate::common::Server;
 use reqwest::Method;
@@ -9,11 +12,95 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use vigil_core::AccountKind;
+use vigil_server::GssapiAccounts;
+use vigil_store::Role;
 
 api_tests!(
     changing_the_ad_connection_needs_the_password_again,
     no_bind_with_the_stored_password_reaches_a_new_url,
+    refused_networks_are_refused_when_saved,
 );
+
+/// The same AD scope with a GSSAPI bind.
+fn gssapi_scope() -> Value {
+    json!({
+        "ad": {
+            "url": "ldap://dc1.example.test",
+            "bind": {"method": "gssapi"},
+            "base_dns": ["OU=Computers,DC=example,DC=test"],
+        },
+    })
+}
+
+/// Only the accounts the operator names may bind with the server's own
+/// Kerberos ticket; the others are refused before anything is saved.
+#[tokio::test(flavor = "multi_thread")]
+async fn gssapi_binds_need_the_operators_leave() {
+    let db = vigil_testdb::sqlite().await;
+    let allowed = db
+        .store
+        .create_account("Allowed", AccountKind::Organization)
+        .await
+        .expect("account");
+    let s = Server::start_with(db, |cfg| {
+        cfg.gssapi_accounts = GssapiAccounts::Some(vec![allowed.id]);
+    })
+    .await;
+    let other = s.tenant("Other", AccountKind::Organization).await;
+    put_scope(&s, &other.owner, json!({"scope": gssapi_scope()}))
+        .await
+        .assert_error(403, &["own Kerberos ticket", "--gssapi-account"]);
+    assert!(
+        s.store()
+            .compliance_scope(other.id)
+            .await
+            .expect("read")
+            .is_none(),
+        "nothing saved"
+    );
+    let owner = s.user(allowed.id, Role::Owner).await;
+    let reply = put_scope(&s, &owner, json!({"scope": gssapi_scope()})).await;
+    if cfg!(feature = "gssapi") {
+        reply.ok(200);
+    } else {
+        reply.assert_error(422, &["not available in this build"]);
+    }
+}
+
+/// The network policy at save time (the server of these tests allows
+/// loopback for every kind; the rest are the defaults).
+async fn refused_networks_are_refused_when_saved(s: Server) {
+    let t = s.tenant("Acme", AccountKind::Organization).await;
+    for (ranges, needle) in [
+        (json!(["169.254.169.0/24"]), "link-local"),
+        (
+            json!(["198.51.100.0/24", "169.254.169.254"]),
+            "169.254.169.254",
+        ),
+        (json!(["224.0.0.1-224.0.0.9"]), "multicast"),
+        (json!(["fe80::/120"]), "link-local"),
+    ] {
+        let body =
+            json!({"scope": {"ip": {"enabled": true, "ranges": ranges}, "agent_ports": [47760]}});
+        put_scope(&s, &t.owner, body)
+            .await
+            .assert_error(403, &[needle, "refused for compliance destinations"]);
+    }
+    assert!(s
+        .store()
+        .compliance_scope(t.id)
+        .await
+        .expect("read")
+        .is_none());
+    // Private ranges are what compliance scopes are for.
+    let body = json!({"scope": {"ip": {"enabled": true, "ranges": ["10.20.0.0/24", "192.168.1.1"]}, "agent_ports": [47760]}});
+    put_scope(&s, &t.owner, body).await.ok(200);
+    // A directory on a metadata address.
+    let body = json!({"scope": ad_scope("ldaps://169.254.169.254"), "ad_password": "x"});
+    put_scope(&s, &t.owner, body)
+        .await
+        .assert_error(403, &["refused for ldap destinations"]);
+}
 
 /// An AD-only scope (simple bind) on `url`.
 fn ad_scope(url: &str) -> Value {

@@ -36,6 +36,7 @@ macro_rules! api_tests {
 
 mod agent_auth;
 mod alerts;
+mod audit;
 mod bad_input;
 mod common;
 mod compliance_csv;

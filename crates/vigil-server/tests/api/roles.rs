@@ -9,7 +9,33 @@ use vigil_store::Role;
 api_tests!(
     a_viewer_reads_everything_and_writes_nothing,
     admins_make_viewers_but_only_owners_make_owners,
+    viewers_see_hook_urls_without_their_secret,
 );
+
+/// A webhook URL is its own password: viewers see scheme and host only.
+async fn viewers_see_hook_urls_without_their_secret(s: Server) {
+    let a = s.tenant("Account A", AccountKind::Member).await;
+    let viewer = s.user(a.id, Role::Viewer).await;
+    let url = "https://198.51.100.7/services/T000/B000/SECRETPART?token=also-secret";
+    let contact = s
+        .send(
+            Method::POST,
+            "/contacts",
+            Some(&a.owner),
+            Some(&json!({"name": "hook", "channel": "slack", "address": url})),
+        )
+        .await
+        .ok(201);
+    assert_eq!(contact["address"], url, "the owner who wrote it sees it");
+    let path = format!("/contacts/{}", contact["id"].as_str().expect("id"));
+    assert_eq!(s.get_ok(&path, &a.owner).await["address"], url);
+    for seen in [
+        s.get_ok(&path, &viewer).await,
+        s.get_ok("/contacts", &viewer).await[0].clone(),
+    ] {
+        assert_eq!(seen["address"], "https://198.51.100.7/…", "{seen}");
+    }
+}
 
 async fn a_viewer_reads_everything_and_writes_nothing(s: Server) {
     let a = s.tenant("Account A", AccountKind::Member).await;

@@ -25,13 +25,14 @@ pub(super) struct EndpointRow {
     agent_id: Option<String>,
     server_id: Option<String>,
     agent_version: Option<String>,
+    identify: Option<String>,
     last_seen: Option<i64>,
     disabled: bool,
 }
 
 pub(super) const ENDPOINT_COLS: &str =
     "seq, name, dns_name, addrs, status, os, container, ad_guid, \
-     agent_id, server_id, agent_version, last_seen, disabled";
+     agent_id, server_id, agent_version, identify, last_seen, disabled";
 
 impl TryFrom<EndpointRow> for Endpoint {
     type Error = StoreError;
@@ -48,6 +49,11 @@ impl TryFrom<EndpointRow> for Endpoint {
             agent_id: r.agent_id,
             server_id: r.server_id,
             agent_version: r.agent_version,
+            identify: r
+                .identify
+                .as_deref()
+                .map(|c| parse_stored("identify check", c))
+                .transpose()?,
             last_seen: r.last_seen,
             disabled: r.disabled,
         })
@@ -148,8 +154,8 @@ pub(super) fn addr_key(addr: IpAddr) -> String {
 }
 
 /// Values per row of [`insert_endpoints_sql`].
-const VALUES_PER_ROW: usize = 19;
-/// Rows per INSERT: 19,000 values, under SQLite's 32,766 and PostgreSQL's 65,535.
+const VALUES_PER_ROW: usize = 20;
+/// Rows per INSERT: 20,000 values, under SQLite's 32,766 and PostgreSQL's 65,535.
 const ROWS_PER_INSERT: usize = 1000;
 const _: () = assert!(ROWS_PER_INSERT * VALUES_PER_ROW <= 32_766);
 
@@ -160,7 +166,7 @@ fn insert_endpoints_sql(backend: Backend, rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO compliance_endpoints (assessment_id, account_id, seq, name, name_key, \
          dns_name, dns_key, addrs, addr_lo, addr_hi, status, os, container, ad_guid, agent_id, \
-         server_id, agent_version, last_seen, disabled) VALUES ",
+         server_id, agent_version, identify, last_seen, disabled) VALUES ",
     );
     let mut n = 0;
     for row in 0..rows {
@@ -256,6 +262,7 @@ impl Store {
                                 .bind(r.ep.agent_id.as_deref())
                                 .bind(r.ep.server_id.as_deref())
                                 .bind(r.ep.agent_version.as_deref())
+                                .bind(r.ep.identify.map(|c| c.as_str()))
                                 .bind(r.ep.last_seen)
                                 .bind(r.ep.disabled);
                             seq += 1;

@@ -10,9 +10,11 @@
 
 mod assessments;
 mod endpoints;
+mod identify_keys;
 mod search;
 
 pub use endpoints::endpoint_key;
+pub use identify_keys::AgentIdentifyKey;
 
 use crate::error::found;
 use crate::ids::AccountId;
@@ -55,6 +57,11 @@ pub(super) fn stored_count(n: i64) -> Result<u64> {
 
 pub(super) fn db_count(what: &str, n: u64) -> Result<i64> {
     i64::try_from(n).map_err(|_| StoreError::invalid(format!("{what} is too large")))
+}
+
+/// What a sealed AD password is bound to.
+pub(crate) fn ad_password_context(account: AccountId) -> String {
+    format!("compliance_scopes.ad_password:{account}")
 }
 
 fn check_ad_password(password: &str) -> Result<()> {
@@ -122,6 +129,9 @@ impl Store {
             check_ad_password(password)?;
         }
         let replace_password = ad_password.is_some() || !simple_bind;
+        let ad_password = ad_password
+            .map(|p| self.seal(&ad_password_context(account), p))
+            .transpose()?;
         let json = to_json("compliance scope", scope)?;
         const STORED: &str = "SELECT scope, ad_password IS NOT NULL AS has_password \
              FROM compliance_scopes WHERE account_id = $1";
@@ -152,7 +162,7 @@ impl Store {
             sqlx::query(UPSERT)
                 .bind(account.db())
                 .bind(&json)
-                .bind(ad_password)
+                .bind(ad_password.as_deref())
                 .bind(now_unix())
                 .bind(replace_password)
                 .execute(&mut *tx)
@@ -192,7 +202,10 @@ impl Store {
         .bind(account.db())
         .fetch_optional(pool)
         .await)?;
-        Ok(password.flatten())
+        password
+            .flatten()
+            .map(|p| self.open(&ad_password_context(account), &p))
+            .transpose()
     }
 
     /// Saves the account's assessment schedule after

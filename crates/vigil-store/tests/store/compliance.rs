@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use vigil_core::compliance::{
     AdBind, AdScope, AdvancedQuery, ComplianceSchedule, ComplianceScope, Dn, Endpoint,
-    EndpointStatus, IpRange, IpScope, NamePattern, OsPattern, StatusCounts,
+    EndpointStatus, IdentifyCheck, IpRange, IpScope, NamePattern, OsPattern, StatusCounts,
 };
 use vigil_store::{endpoint_key, AssessmentId, AssessmentState, AssessmentTrigger, Store};
 use vigil_testdb::TestDb;
@@ -26,6 +26,7 @@ backend_tests!(
     previous_statuses_by_key,
     compliance_is_tenant_scoped,
     prune_keeps_the_newest_finished,
+    identify_keys_are_the_accounts_agents_digests,
 );
 
 fn scope_with_ad(bind: AdBind) -> ComplianceScope {
@@ -645,6 +646,7 @@ fn many_endpoints() -> Vec<Endpoint> {
                 e.agent_id = Some(format!("agent-{i}"));
                 e.server_id = Some("srv".into());
                 e.agent_version = Some("1.2.3".into());
+                e.identify = Some(IdentifyCheck::ALL[(i / 2 % 4) as usize]);
             }
             e.disabled = i % 7 == 0;
             e
@@ -1106,4 +1108,47 @@ async fn prune_keeps_the_newest_finished(db: &TestDb) {
         .collect();
     assert_eq!(left, [ids[4]]);
     assert!(s.is_assessment_running(org.id, ids[4]).await.unwrap());
+}
+
+/// The identify MAC key of an agent is the digest the store keeps of its
+/// credential's bytes: an account gets its own agents' (removed ones
+/// marked), never another account's.
+async fn identify_keys_are_the_accounts_agents_digests(db: &TestDb) {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let s = &db.store;
+    let acme = account(s, "Acme").await;
+    let other = account(s, "Other").await;
+    let (kept, kept_credential) = agent(s, &acme, "kept").await;
+    let (gone, _) = agent(s, &acme, "gone").await;
+    let (theirs, _) = agent(s, &other, "theirs").await;
+    s.remove_agent(acme.id, gone.id, now()).await.unwrap();
+
+    let keys = s.agent_identify_keys(acme.id).await.unwrap();
+    let mut got: Vec<(String, bool)> = keys
+        .iter()
+        .map(|k| (k.agent_id.clone(), k.removed))
+        .collect();
+    got.sort();
+    let mut want = vec![(kept.id.to_string(), false), (gone.id.to_string(), true)];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(keys.iter().all(|k| k.agent_id != theirs.id.to_string()));
+
+    let body = kept_credential
+        .strip_prefix(vigil_store::AGENT_CREDENTIAL_PREFIX)
+        .unwrap();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .unwrap();
+    let digest: String = Sha256::digest(&raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let key = keys
+        .iter()
+        .find(|k| k.agent_id == kept.id.to_string())
+        .unwrap();
+    assert_eq!(key.credential_digest, digest);
+    assert!(!format!("{key:?}").contains(&digest), "keys are not logged");
 }

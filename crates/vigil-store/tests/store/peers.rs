@@ -3,14 +3,90 @@
 
 use crate::fixtures::*;
 use vigil_core::compliance::{Endpoint, EndpointStatus};
-use vigil_store::{AssessmentTrigger, MoveOrder, NewPeer, PeerId, StoreError};
+use vigil_store::{AssessmentTrigger, Keyring, MoveOrder, NewPeer, PeerId, Store, StoreError};
 use vigil_testdb::TestDb;
 
 backend_tests!(
     peers_round_trip_and_tenancy,
     managed_elsewhere_finds_the_agents_server,
     move_instruction_lifecycle,
+    secrets_are_sealed_at_rest_and_keys_rotate,
 );
+
+/// Peer tokens and the AD bind password are sealed with the key outside
+/// the database: a store without the key cannot read them, one with the
+/// old key after the new one can, and resealing moves them to the new key.
+async fn secrets_are_sealed_at_rest_and_keys_rotate(db: &TestDb) {
+    use vigil_core::compliance::{AdBind, AdScope, ComplianceScope, Dn};
+    let s = &db.store;
+    let old = Keyring::generate_line().unwrap();
+    s.use_keyring(Keyring::parse(&old).unwrap()).unwrap();
+    let org = account(s, "Acme").await;
+    s.create_peer(org.id, &new_peer("A", "srv-a"))
+        .await
+        .unwrap();
+    let scope = ComplianceScope {
+        ad: Some(AdScope {
+            url: "ldaps://dc1.example.test".into(),
+            start_tls: false,
+            bind: AdBind::Simple {
+                bind_dn: "svc@example.test".into(),
+            },
+            base_dns: vec![Dn::parse("DC=example,DC=test").unwrap()],
+            filter: None,
+            ca_cert: None,
+        }),
+        ..ComplianceScope::default()
+    };
+    s.put_compliance_scope(org.id, &scope, Some("P-ssw0rd"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.peers(org.id).await.unwrap()[0].api_token,
+        "vgl_peer-token"
+    );
+    assert_eq!(
+        s.compliance_ad_password(org.id).await.unwrap().as_deref(),
+        Some("P-ssw0rd")
+    );
+
+    // The database alone does not give them away.
+    let keyless = Store::connect(&db.url).await.unwrap();
+    let err = keyless.peers(org.id).await.unwrap_err().to_string();
+    assert!(err.contains("no secrets key"), "{err}");
+    assert!(keyless.compliance_ad_password(org.id).await.is_err());
+
+    // Rotation: a new key first, the old one after it.
+    let new = Keyring::generate_line().unwrap();
+    let rotated = Store::connect(&db.url).await.unwrap();
+    rotated
+        .use_keyring(Keyring::parse(&format!("{new}\n{old}\n")).unwrap())
+        .unwrap();
+    assert_eq!(
+        rotated.peers(org.id).await.unwrap()[0].api_token,
+        "vgl_peer-token"
+    );
+    assert_eq!(rotated.reseal_secrets().await.unwrap(), 2);
+    assert_eq!(rotated.reseal_secrets().await.unwrap(), 0, "all current");
+    let new_only = Store::connect(&db.url).await.unwrap();
+    new_only.use_keyring(Keyring::parse(&new).unwrap()).unwrap();
+    assert_eq!(
+        new_only.peers(org.id).await.unwrap()[0].api_token,
+        "vgl_peer-token"
+    );
+    assert_eq!(
+        new_only
+            .compliance_ad_password(org.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("P-ssw0rd")
+    );
+    // The old key alone no longer opens them.
+    let old_only = Store::connect(&db.url).await.unwrap();
+    old_only.use_keyring(Keyring::parse(&old).unwrap()).unwrap();
+    assert!(old_only.peers(org.id).await.is_err());
+}
 
 fn new_peer<'a>(name: &'a str, server_id: &'a str) -> NewPeer<'a> {
     NewPeer {

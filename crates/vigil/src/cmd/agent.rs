@@ -15,7 +15,7 @@ use vigil_agent::moving::{self, EnrollError};
 use vigil_agent::runner::{RunEnd, Runner};
 use vigil_agent::spool::{Spool, DEFAULT_CAPACITY};
 use vigil_proto::agent::AgentFacts;
-use vigil_proto::identify::{IdentifyReply, DEFAULT_PORT};
+use vigil_proto::identify::{Responder, DEFAULT_PORT};
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
@@ -210,13 +210,15 @@ pub(crate) async fn run_enrolled(
     Ok(())
 }
 
-/// What the identify listener answers for `id`.
-fn identify_reply(id: &Identity) -> IdentifyReply {
-    IdentifyReply {
-        agent_id: id.agent_id.clone(),
-        server_id: id.server_id.clone(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    }
+/// What the identify listener answers with for `id` (its key comes from
+/// the credential: see `vigil_proto::identify::IdentifyKey`).
+fn identify_reply(id: &Identity) -> Responder {
+    Responder::new(
+        &id.agent_id,
+        &id.server_id,
+        env!("CARGO_PKG_VERSION"),
+        &id.credential,
+    )
 }
 
 /// The server's address, for finding the address "self" stands for.

@@ -220,6 +220,7 @@ async fn login(
                 email: email.to_string(),
                 password,
                 token_name: Some("vigil ctl".into()),
+                totp: None,
             },
         )
         .await?;

@@ -241,6 +241,7 @@ fn scan_config(args: &ScanArgs) -> Result<ScanConfig> {
             max_bytes: args.banner_bytes,
         }),
         seed: args.seed,
+        permits: None,
     })
 }
 

@@ -7,9 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use vigil_core::netpolicy::{NetPolicy, Verdict};
 use vigil_core::{AccountKind, LivenessConfig, PortList};
 use vigil_notify::{NotifierConfig, SmtpConfig, SmtpSecurity};
-use vigil_server::{Leases, ServerConfig};
+use vigil_server::HttpLimits;
+use vigil_server::{GssapiAccounts, Leases, SecretsKey, ServerConfig};
 use vigil_store::{Role, Store, TokenExpiry};
 
 /// Options of a server, shared by `vigil server` and `vigil up`.
@@ -77,6 +79,47 @@ pub struct ServerOpts {
     /// open otherwise, like most exporters: keep the REST listener private).
     #[arg(long, env = "VIGIL_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Let tenant-named destinations reach these networks: KINDS=NETWORKS,
+    /// repeatable (or `;`-separated in the variable). Kinds: all, scan,
+    /// compliance, ssh, ldap, webhook, peer; networks: CIDRs, addresses or
+    /// the sets loopback, link-local, metadata, private, multicast. The most
+    /// specific rule wins; these come before the defaults (loopback,
+    /// link-local, metadata and multicast refused everywhere, private
+    /// ranges refused for webhook and peer). Example: webhook=10.20.0.0/16.
+    #[arg(
+        long = "allow-targets",
+        env = "VIGIL_ALLOW_TARGETS",
+        value_delimiter = ';',
+        value_name = "KINDS=NETWORKS"
+    )]
+    pub allow_targets: Vec<String>,
+    /// Refuse tenant-named destinations in these networks (same form as
+    /// --allow-targets). A hosted multi-tenant server: all=private.
+    #[arg(
+        long = "deny-targets",
+        env = "VIGIL_DENY_TARGETS",
+        value_delimiter = ';',
+        value_name = "KINDS=NETWORKS"
+    )]
+    pub deny_targets: Vec<String>,
+    /// An account (ID) whose compliance scope may bind to Active Directory
+    /// with GSSAPI, i.e. with this server's own Kerberos ticket;
+    /// repeatable, or `all` (single-tenant servers). Default: none.
+    #[arg(
+        long = "gssapi-account",
+        env = "VIGIL_GSSAPI_ACCOUNTS",
+        value_delimiter = ',',
+        value_name = "ACCOUNT_ID|all"
+    )]
+    pub gssapi_accounts: Vec<String>,
+    /// The key file that seals secrets at rest (AD bind password, peer
+    /// tokens): one key per line, the first seals, later ones (old keys)
+    /// only open. Default: <data-dir>/secrets.key, created on first start.
+    #[arg(long, value_name = "PATH")]
+    pub secrets_key_file: Option<PathBuf>,
+    /// The key file's text instead of a file (keys separated by commas).
+    #[arg(long, env = "VIGIL_SECRETS_KEY", hide_env_values = true, hide = true)]
+    pub secrets_key: Option<String>,
     /// With replicas: how long a replica holds work it claimed (a due scan,
     /// a server-side scan, a notification, an assessment) before another
     /// one takes it over if it died (seconds). Default: 60 to 120 by kind.
@@ -84,6 +127,48 @@ pub struct ServerOpts {
     /// slow send may be repeated by another replica.
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_secs: Option<u64>,
+    /// Sockets the server's own scans and compliance sweeps of all
+    /// accounts may hold at once, shared fairly between the accounts
+    /// scanning. Default: half the open-file limit left after 1024, at
+    /// most 10000.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub scan_sockets: Option<u64>,
+    /// Notifications an account may have waiting to be sent (its channels
+    /// failing); past it the oldest waiting one is dropped, kept in its
+    /// contact's and alert's history as failed with the reason, and counted
+    /// in /metrics (vigil_outbox_dropped).
+    #[arg(long, default_value_t = vigil_store::MAX_QUEUED_NOTIFICATIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_queued_notifications: u32,
+    /// How many password checks (argon2, 19 MiB each) run at once; default:
+    /// one per CPU. Eight times as many may wait; more logins at once are
+    /// answered 503 "busy, retry".
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub password_workers: Option<u64>,
+    /// Connections the REST listener (API, console, /metrics) serves at
+    /// once; more are closed at once.
+    #[arg(long, default_value_t = HttpLimits::default().max_connections as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Connections the agent listener serves at once (an agent holds about
+    /// one: keep it above the number of agents); more are closed at once.
+    #[arg(long, default_value_t = HttpLimits::default().agent_max_connections as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub agent_max_connections: u64,
+    /// A new connection is closed unless its first request head arrives
+    /// within this many seconds (after the TLS handshake).
+    #[arg(long, default_value_t = HttpLimits::default().header_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_secs: u64,
+    /// A request whose response has not started after this many seconds
+    /// (its upload included) is answered 503; streamed downloads may last longer.
+    #[arg(long, default_value_t = HttpLimits::default().request_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub request_timeout_secs: u64,
+    /// A connection idle this many seconds between requests (or whose
+    /// client stopped reading a response) is closed.
+    #[arg(long, default_value_t = HttpLimits::default().idle_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout_secs: u64,
     /// SMTP server for email notifications.
     #[arg(long, env = "VIGIL_SMTP_HOST")]
     pub smtp_host: Option<String>,
@@ -160,11 +245,73 @@ impl ServerOpts {
         cfg.retention = (self.retention_days > 0)
             .then(|| Duration::from_secs(u64::from(self.retention_days) * 24 * 3600));
         cfg.metrics_token = self.metrics_token.clone().filter(|t| !t.is_empty());
+        if let Some(n) = self.password_workers.and_then(|n| usize::try_from(n).ok()) {
+            cfg.password_work = vigil_store::PasswordWork {
+                workers: n,
+                queue: n.saturating_mul(8),
+            };
+        }
+        cfg.http = HttpLimits {
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            agent_max_connections: usize::try_from(self.agent_max_connections)
+                .unwrap_or(usize::MAX),
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            ..HttpLimits::default()
+        };
         if let Some(secs) = self.lease_secs {
             cfg.leases = Leases::uniform(Duration::from_secs(secs));
         }
+        cfg.scan_sockets = self
+            .scan_sockets
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        cfg.max_queued_notifications = self.max_queued_notifications;
         cfg.notifier = self.notifier()?;
+        cfg.net_policy = std::sync::Arc::new(self.net_policy()?);
+        cfg.gssapi_accounts = self.gssapi_accounts()?;
+        cfg.secrets_key = secrets_key(self.secrets_key_file.as_ref(), self.secrets_key.as_ref());
         Ok(cfg)
+    }
+
+    fn net_policy(&self) -> Result<NetPolicy> {
+        let mut policy = NetPolicy::default();
+        let rules = (self.allow_targets.iter().map(|s| (Verdict::Allow, s)))
+            .chain(self.deny_targets.iter().map(|s| (Verdict::Deny, s)));
+        for (verdict, spec) in rules.filter(|(_, s)| !s.trim().is_empty()) {
+            policy.add(verdict, spec.trim()).map_err(|e| {
+                let flag = match verdict {
+                    Verdict::Allow => "--allow-targets",
+                    Verdict::Deny => "--deny-targets",
+                };
+                usage(format!("{flag} {e}"))
+            })?;
+        }
+        Ok(policy)
+    }
+
+    fn gssapi_accounts(&self) -> Result<GssapiAccounts> {
+        let given: Vec<&str> = self
+            .gssapi_accounts
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if given.is_empty() {
+            return Ok(GssapiAccounts::None);
+        }
+        if given.contains(&"all") {
+            return Ok(GssapiAccounts::All);
+        }
+        let ids = given
+            .iter()
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    usage(format!("--gssapi-account {s:?}: give an account ID or all"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(GssapiAccounts::Some(ids))
     }
 
     fn notifier(&self) -> Result<NotifierConfig> {
@@ -237,6 +384,28 @@ enum AdminCommand {
         #[arg(long, env = "VIGIL_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Seal every stored secret with the current (first) key of the
+    /// secrets key file: after adding a new key first (key rotation), or to
+    /// seal secrets stored before sealing existed. Prints how many changed.
+    ResealSecrets {
+        /// The server's data directory (for <data-dir>/secrets.key).
+        #[arg(long, env = "VIGIL_DATA_DIR", default_value = "vigil-data")]
+        data_dir: PathBuf,
+        /// As for `vigil server --secrets-key-file`.
+        #[arg(long, value_name = "PATH")]
+        secrets_key_file: Option<PathBuf>,
+        #[arg(long, env = "VIGIL_SECRETS_KEY", hide_env_values = true, hide = true)]
+        secrets_key: Option<String>,
+    },
+}
+
+/// Where the secrets key comes from: the variable, a file, or the data dir.
+fn secrets_key(file: Option<&PathBuf>, inline: Option<&String>) -> SecretsKey {
+    match (inline.filter(|s| !s.trim().is_empty()), file) {
+        (Some(text), _) => SecretsKey::Inline(text.clone()),
+        (None, Some(path)) => SecretsKey::File(path.clone()),
+        (None, None) => SecretsKey::DataDir,
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -280,6 +449,26 @@ pub fn admin(args: AdminArgs) -> Result<ExitCode> {
                 if generated {
                     println!("password {password}");
                 }
+            }
+            AdminCommand::ResealSecrets {
+                data_dir,
+                secrets_key_file,
+                secrets_key: inline,
+            } => {
+                let source = secrets_key(secrets_key_file.as_ref(), inline.as_ref());
+                if source == SecretsKey::DataDir
+                    && !data_dir.join(vigil_server::SECRETS_KEY_FILE).exists()
+                {
+                    return Err(usage(format!(
+                        "no secrets key in {}: give --data-dir of the server, or --secrets-key-file",
+                        data_dir.display()
+                    )));
+                }
+                let keyring = vigil_server::load_secrets_key(&source, &data_dir)?;
+                let current = keyring.current_id().to_string();
+                store.use_keyring(keyring)?;
+                let changed = store.reseal_secrets().await?;
+                println!("{changed} secrets sealed with key {current}");
             }
         }
         store.close().await;

@@ -8,5 +8,7 @@ mod common;
 mod identify;
 mod logins;
 mod notifications;
+mod secrets;
 mod slow_clients;
 mod ssrf;
+mod tenancy;

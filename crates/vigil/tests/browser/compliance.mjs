@@ -88,7 +88,7 @@ try {
   assert.equal((await page.locator("#progress-text").textContent()).trim(), "64 of 64");
   for (const [n, label] of [
     [1, "managed here"],
-    [1, "managed elsewhere"],
+    [1, "managed elsewhere (unverified)"],
     [2, "no agent"],
     [60, "unreachable"],
     [0, "unresolved AD"],

@@ -56,16 +56,30 @@ pub fn identify_from_scanner(
     try_identify(net, addr).unwrap_or_else(|e| panic!("identify exchange with {addr}: {e}"))
 }
 
-/// [`identify_from_scanner`], or why the exchange failed.
+/// [`identify_from_scanner`], or why the exchange failed. Sends a version 2
+/// request with a fresh nonce; the reply's MAC is not checked (the test
+/// has no key).
 pub fn try_identify(
     net: &TestNet,
     addr: SocketAddr,
 ) -> Result<vigil_proto::identify::IdentifyReply, String> {
+    let nonce = vigil_proto::identify::Nonce::from_bytes(rand::random());
+    identify_with(net, addr, &vigil_proto::identify::Request::V2(nonce))
+}
+
+/// One identify exchange with `addr` from the scanner namespace: sends
+/// `request`, parses the reply line.
+pub fn identify_with(
+    net: &TestNet,
+    addr: SocketAddr,
+    request: &vigil_proto::identify::Request,
+) -> Result<vigil_proto::identify::IdentifyReply, String> {
+    let request = request.to_line();
     let line = net
         .in_scanner(move || -> std::io::Result<String> {
             let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
             s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(vigil_proto::identify::REQUEST)?;
+            s.write_all(&request)?;
             let mut line = String::new();
             BufReader::new(s).read_line(&mut line)?;
             Ok(line)

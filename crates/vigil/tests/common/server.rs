@@ -167,7 +167,9 @@ impl Api<'_> {
 /// Records every POST body it receives.
 pub fn webhook_receiver(net: &TestNet) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
     let listener = net
-        .in_scanner(|| TcpListener::bind("127.0.0.1:0"))
+        // The scanner's own test address: loopback webhooks are refused
+        // by the server's default network policy.
+        .in_scanner(|| TcpListener::bind((vigil_testnet::SCANNER_V4, 0)))
         .expect("namespace")
         .expect("bind webhook receiver");
     let addr = listener.local_addr().expect("addr");

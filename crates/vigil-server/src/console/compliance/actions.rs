@@ -49,7 +49,7 @@ pub(crate) async fn move_agents(
         agent_ids: form.all("agent_id").into_iter().map(String::from).collect(),
         plan: None,
     };
-    let outcome = move_here(&app, session.account.id, &req).await?;
+    let outcome = move_here(&app, session.account.id, &session, &req).await?;
     let body = html! {
         h1 { "Move agents here" }
         (subnav())
@@ -362,12 +362,23 @@ pub(crate) async fn push(
     let draft = InstallDraft::from_form(&form);
     let checked = draft
         .to_request()
-        .and_then(|r| Push::check(&r).map_err(|e| e.to_string()));
+        .and_then(|r| Push::check(&r).map_err(|e| e.to_string()))
+        .and_then(|p| {
+            p.check_policy(&app.cfg.net_policy)
+                .map(|()| p)
+                .map_err(|e| e.to_string())
+        });
     match checked {
-        Ok(push) => {
-            let job = install::start(&app, session.account.id, push);
-            Ok(Redirect::to(&format!("/compliance/install/{}", job.id)).into_response())
-        }
+        Ok(push) => match install::start(&app, session.account.id, push) {
+            Ok(job) => {
+                crate::api::install::audit_install(&app, session.account.id, &session, &job).await;
+                Ok(Redirect::to(&format!("/compliance/install/{}", job.id)).into_response())
+            }
+            Err(e) => {
+                let page = install_page(&session, &draft, Some(&e.to_string()), None);
+                Ok((StatusCode::SERVICE_UNAVAILABLE, page).into_response())
+            }
+        },
         Err(m) => {
             let page = install_page(&session, &draft, Some(&m), None);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
@@ -395,6 +406,15 @@ pub(crate) async fn command(
     };
     match install_command(&app, session.account.id, &req).await {
         Ok(view) => {
+            crate::audit::record(
+                &app,
+                session.account.id,
+                &session,
+                "install.command",
+                None,
+                None,
+            )
+            .await;
             let created = Created {
                 command: &view.command,
                 platform,

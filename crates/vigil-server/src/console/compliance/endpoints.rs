@@ -149,7 +149,10 @@ fn table(endpoints: &[Endpoint], session: &Session) -> Markup {
                                     (None, _) => { "—" }
                                 }
                                 @if let (Some(s), EndpointStatus::ManagedElsewhere) = (&e.server_id, e.status) {
-                                    br; span.hint { "server " (s) }
+                                    br; span.hint { "server " (s) " (unverified)" }
+                                }
+                                @if let Some(check) = e.identify.filter(|_| !e.identify_trusted()) {
+                                    br; strong.identify-flag data-identify=(check.as_str()) { (check.label()) }
                                 }
                             }
                             td { (layout::maybe_time(e.last_seen)) }

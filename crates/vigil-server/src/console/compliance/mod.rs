@@ -29,7 +29,7 @@ const RUNNING_REFRESH_SECS: u32 = 2;
 pub(crate) fn status_label(s: EndpointStatus) -> &'static str {
     match s {
         EndpointStatus::ManagedHere => "managed here",
-        EndpointStatus::ManagedElsewhere => "managed elsewhere",
+        EndpointStatus::ManagedElsewhere => "managed elsewhere (unverified)",
         EndpointStatus::NoAgent => "no agent",
         EndpointStatus::Unreachable => "unreachable",
         EndpointStatus::UnresolvedAd => "unresolved AD",
@@ -133,6 +133,12 @@ pub(crate) async fn run(
     Post { session, .. }: Post,
 ) -> Result<Response, ConsoleError> {
     session.require_write()?;
-    start(&app, session.account.id, AssessmentTrigger::Manual).await?;
+    start(
+        &app,
+        session.account.id,
+        &session,
+        AssessmentTrigger::Manual,
+    )
+    .await?;
     Ok(Redirect::to("/compliance?done=started").into_response())
 }

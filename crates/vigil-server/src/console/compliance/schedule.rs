@@ -220,6 +220,16 @@ pub(crate) async fn save(
             app.store
                 .put_compliance_schedule(session.account.id, &schedule, now_unix())
                 .await?;
+            let detail = serde_json::to_value(&schedule).ok();
+            crate::audit::record(
+                &app,
+                session.account.id,
+                &session,
+                "schedule.update",
+                None,
+                detail,
+            )
+            .await;
             Ok(Redirect::to("/compliance/schedule?done=saved").into_response())
         }
         Err(m) => {

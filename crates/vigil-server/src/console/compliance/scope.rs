@@ -7,7 +7,7 @@ use super::super::error::ConsoleError;
 use super::super::form::{Form, Post};
 use super::super::layout::{self, Page};
 use super::super::session::Session;
-use crate::api::compliance::{check_scope, start};
+use crate::api::compliance::{audit_scope, check_scope, start};
 use crate::app::App;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -327,9 +327,13 @@ pub(crate) async fn save(
     session.require_write()?;
     let account = session.account.id;
     let draft = Draft::from_form(&form);
-    let checked = draft
-        .to_scope()
-        .and_then(|s| check_scope(&s).map(|()| s).map_err(|e| e.to_string()));
+    let checked = match draft.to_scope() {
+        Ok(s) => check_scope(&app, account, &s)
+            .await
+            .map(|()| s)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
     let saved = match checked {
         // A refusal by the store (e.g. the AD connection changed and the
         // password field is empty) is shown on the form too.
@@ -339,7 +343,11 @@ pub(crate) async fn save(
             .await
         {
             Err(StoreError::Invalid(message)) => Err(message),
-            other => Ok(other?),
+            other => {
+                other?;
+                audit_scope(&app, account, &session, &scope, draft.password().is_some()).await;
+                Ok(())
+            }
         },
         Err(message) => Err(message),
     };
@@ -353,7 +361,7 @@ pub(crate) async fn save(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     if form.get("action") == Some("reassess") {
-        start(&app, account, AssessmentTrigger::ScopeSaved).await?;
+        start(&app, account, &session, AssessmentTrigger::ScopeSaved).await?;
         return Ok(Redirect::to("/compliance?done=started").into_response());
     }
     Ok(Redirect::to("/compliance/scope?done=saved").into_response())
