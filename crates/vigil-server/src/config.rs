@@ -51,6 +51,12 @@ pub struct ServerConfig {
     pub metrics_token: Option<String>,
     /// How long a web console session lasts, and may stay unused.
     pub session: TokenExpiry,
+    /// How long a token from `POST /api/v1/login` lasts (tokens made with
+    /// `POST /api/v1/tokens`, for automation, last until revoked).
+    pub login_token: TokenExpiry,
+    /// Reverse proxies whose `X-Forwarded-Proto` is believed (the console's
+    /// cookies are `Secure` when they say https).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long this replica's claims on shared work last.
     pub leases: Leases,
     /// Sockets this replica's server-side scans and compliance assessments
@@ -152,6 +158,11 @@ impl ServerConfig {
                 lifetime: Some(Duration::from_secs(12 * 3600)),
                 idle: Some(Duration::from_secs(3600)),
             },
+            login_token: TokenExpiry {
+                lifetime: Some(Duration::from_secs(30 * 24 * 3600)),
+                idle: None,
+            },
+            trusted_proxies: Vec::new(),
             leases: Leases::default(),
             scan_sockets: None,
             max_queued_notifications: vigil_store::MAX_QUEUED_NOTIFICATIONS,

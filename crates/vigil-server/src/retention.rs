@@ -19,6 +19,9 @@ const BATCH: u32 = 1000;
 const PAUSE: Duration = Duration::from_millis(200);
 /// Between two runs.
 const EVERY: Duration = Duration::from_secs(3600);
+/// The audit log is kept at least this long (400 days: a year and its
+/// review), longer when scan results are.
+const AUDIT_KEEP_SECS: i64 = 400 * 24 * 3600;
 
 /// Runs until `shutdown` turns true: first one tick after start, then hourly.
 pub(crate) async fn pruner(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
@@ -38,6 +41,15 @@ pub(crate) async fn pruner(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         let cutoff = now_unix().saturating_sub(keep);
         if let Err(e) = prune(&app.store, &app.metrics, cutoff, BATCH, &mut shutdown).await {
             tracing::error!(error = %e, "pruning old scan results failed");
+        }
+        let audit_cutoff = now_unix().saturating_sub(keep.max(AUDIT_KEEP_SECS));
+        match app
+            .store
+            .prune_audit(audit_cutoff.saturating_mul(1000))
+            .await
+        {
+            Ok(n) => app.metrics.pruned("audit_log", n),
+            Err(e) => tracing::error!(error = %e, "pruning the old audit log failed"),
         }
     }
 }

@@ -76,13 +76,32 @@ struct RuleContactRow {
 
 /// The contacts of the rules that list `event_kind`, each once, in the
 /// rows' order.
-fn contacts_for_event(rows: Vec<RuleContactRow>, event_kind: &str) -> Result<Vec<Contact>> {
+/// What a sealed contact address is bound to (webhook URLs carry their
+/// hook's secret; see [`crate::Keyring`]).
+pub(crate) fn address_context(account: AccountId) -> String {
+    format!("contacts.address:{account}")
+}
+
+impl Store {
+    /// A contact row with its address opened.
+    fn contact_from(&self, row: ContactRow) -> Result<Contact> {
+        let mut c = Contact::try_from(row)?;
+        c.address = self.open(&address_context(c.account_id), &c.address)?;
+        Ok(c)
+    }
+}
+
+fn contacts_for_event(
+    store: &Store,
+    rows: Vec<RuleContactRow>,
+    event_kind: &str,
+) -> Result<Vec<Contact>> {
     let mut out: Vec<Contact> = Vec::new();
     for row in rows {
         if !parse_events(&row.events)?.iter().any(|e| e == event_kind) {
             continue;
         }
-        let contact = Contact::try_from(row.contact)?;
+        let contact = store.contact_from(row.contact)?;
         if !out.iter().any(|c| c.id == contact.id) {
             out.push(contact);
         }
@@ -401,7 +420,7 @@ impl Store {
         .bind(account.db())
         .bind(&contact.name)
         .bind(channel.as_str())
-        .bind(&contact.address)
+        .bind(self.seal(&address_context(account), &contact.address)?)
         .bind(contact.created_at)
         .execute(pool)
         .await
@@ -417,7 +436,7 @@ impl Store {
         .bind(account.db())
         .fetch_optional(pool)
         .await)?;
-        row.ok_or(StoreError::NotFound)?.try_into()
+        self.contact_from(row.ok_or(StoreError::NotFound)?)
     }
 
     /// The account's contacts, by name.
@@ -428,7 +447,7 @@ impl Store {
         .bind(account.db())
         .fetch_all(pool)
         .await)?;
-        rows.into_iter().map(Contact::try_from).collect()
+        rows.into_iter().map(|r| self.contact_from(r)).collect()
     }
 
     pub async fn update_contact(
@@ -440,7 +459,7 @@ impl Store {
         address: &str,
     ) -> Result<Contact> {
         let name = validate::name("contact name", name)?;
-        let address = check_address(channel, address)?;
+        let address = self.seal(&address_context(account), &check_address(channel, address)?)?;
         let row = with_pool!(self, pool => sqlx::query_as::<_, ContactRow>(concat!(
             "UPDATE contacts SET name = $3, channel = $4, address = $5 \
              WHERE id = $1 AND account_id = $2 RETURNING ", contact_cols!()
@@ -452,7 +471,7 @@ impl Store {
         .bind(&address)
         .fetch_optional(pool)
         .await)?;
-        row.ok_or(StoreError::NotFound)?.try_into()
+        self.contact_from(row.ok_or(StoreError::NotFound)?)
     }
 
     /// Deletes a contact with its rules and queued notifications.
@@ -554,7 +573,7 @@ impl Store {
         .bind(agent.db())
         .fetch_all(pool)
         .await)?;
-        contacts_for_event(rows, event_kind)
+        contacts_for_event(self, rows, event_kind)
     }
 
     /// The contacts to notify of `event_kind` about the account itself
@@ -577,7 +596,7 @@ impl Store {
         .bind(account.db())
         .fetch_all(pool)
         .await)?;
-        contacts_for_event(rows, event_kind)
+        contacts_for_event(self, rows, event_kind)
     }
 
     // ----- outbox -----------------------------------------------------------

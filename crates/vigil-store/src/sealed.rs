@@ -1,5 +1,6 @@
 //! Secrets the server must be able to read back (the AD bind password, peer
-//! servers' API tokens) are sealed with XChaCha20-Poly1305 under a key kept
+//! servers' API tokens, contact addresses — webhook URLs carry their hook's
+//! secret — and TOTP secrets) are sealed with XChaCha20-Poly1305 under a key kept
 //! outside the database (a file in the data directory, or the environment),
 //! so a copy of the database alone does not give them away.
 //!
@@ -15,7 +16,7 @@
 //! `vigil admin reseal-secrets`.
 
 use crate::error::{Result, StoreError};
-use crate::{with_pool, AccountId, Store};
+use crate::{with_pool, AccountId, Store, UserId};
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -157,6 +158,50 @@ impl Keyring {
     }
 }
 
+/// A column of sealed secrets: how to list its values (as `key, owner,
+/// value`), how to replace one (`$1` new value, `$2` key, `$3` old value:
+/// a value changed meanwhile is left alone), and the context its owner
+/// binds a value to.
+struct SealedColumn {
+    select: &'static str,
+    update: &'static str,
+    context: fn(&str) -> Result<String>,
+}
+
+const SEALED_COLUMNS: [SealedColumn; 5] = [
+    SealedColumn {
+        select: "SELECT account_id, account_id, ad_password FROM compliance_scopes \
+                 WHERE ad_password IS NOT NULL",
+        update: "UPDATE compliance_scopes SET ad_password = $1 \
+                 WHERE account_id = $2 AND ad_password = $3",
+        context: |owner| {
+            Ok(crate::compliance::ad_password_context(AccountId::from_db(
+                owner,
+            )?))
+        },
+    },
+    SealedColumn {
+        select: "SELECT id, account_id, api_token FROM compliance_peers",
+        update: "UPDATE compliance_peers SET api_token = $1 WHERE id = $2 AND api_token = $3",
+        context: |owner| Ok(crate::peers::token_context(AccountId::from_db(owner)?)),
+    },
+    SealedColumn {
+        select: "SELECT id, account_id, address FROM contacts",
+        update: "UPDATE contacts SET address = $1 WHERE id = $2 AND address = $3",
+        context: |owner| Ok(crate::notify::address_context(AccountId::from_db(owner)?)),
+    },
+    SealedColumn {
+        select: "SELECT id, id, totp_secret FROM users WHERE totp_secret IS NOT NULL",
+        update: "UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3",
+        context: |owner| Ok(crate::two_factor::totp_context(UserId::from_db(owner)?)),
+    },
+    SealedColumn {
+        select: "SELECT id, id, totp_pending FROM users WHERE totp_pending IS NOT NULL",
+        update: "UPDATE users SET totp_pending = $1 WHERE id = $2 AND totp_pending = $3",
+        context: |owner| Ok(crate::two_factor::totp_context(UserId::from_db(owner)?)),
+    },
+];
+
 impl Store {
     /// Seals every stored secret with the current key (plain text from
     /// before sealing, or sealed with an older key); returns how many
@@ -165,50 +210,26 @@ impl Store {
         let Some(ring) = self.inner.keyring.get() else {
             return Err(StoreError::invalid("no secrets key is configured"));
         };
-        let mut changed = 0;
-        let scopes = with_pool!(self, pool => sqlx::query_as::<_, (String, String)>(
-            "SELECT account_id, ad_password FROM compliance_scopes WHERE ad_password IS NOT NULL",
-        )
-        .fetch_all(pool)
-        .await)?;
-        for (account, stored) in scopes.into_iter().filter(|(_, s)| !ring.is_current(s)) {
-            let context = format!(
-                "compliance_scopes.ad_password:{}",
-                AccountId::from_db(&account)?
-            );
-            let sealed = ring.seal(&context, &ring.open(&context, &stored)?)?;
-            changed += with_pool!(self, pool => sqlx::query(
-                "UPDATE compliance_scopes SET ad_password = $1 WHERE account_id = $2 AND ad_password = $3",
+        let mut changed = 0u64;
+        for column in &SEALED_COLUMNS {
+            let rows = with_pool!(self, pool => sqlx::query_as::<_, (String, String, String)>(
+                column.select,
             )
-            .bind(&sealed)
-            .bind(&account)
-            .bind(&stored)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))? as usize;
+            .fetch_all(pool)
+            .await)?;
+            for (key, owner, stored) in rows.into_iter().filter(|(_, _, s)| !ring.is_current(s)) {
+                let context = (column.context)(&owner)?;
+                let sealed = ring.seal(&context, &ring.open(&context, &stored)?)?;
+                changed += with_pool!(self, pool => sqlx::query(column.update)
+                    .bind(&sealed)
+                    .bind(&key)
+                    .bind(&stored)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
         }
-        let peers = with_pool!(self, pool => sqlx::query_as::<_, (String, String, String)>(
-            "SELECT id, account_id, api_token FROM compliance_peers",
-        )
-        .fetch_all(pool)
-        .await)?;
-        for (id, account, stored) in peers.into_iter().filter(|(_, _, s)| !ring.is_current(s)) {
-            let context = format!(
-                "compliance_peers.api_token:{}",
-                AccountId::from_db(&account)?
-            );
-            let sealed = ring.seal(&context, &ring.open(&context, &stored)?)?;
-            changed += with_pool!(self, pool => sqlx::query(
-                "UPDATE compliance_peers SET api_token = $1 WHERE id = $2 AND api_token = $3",
-            )
-            .bind(&sealed)
-            .bind(&id)
-            .bind(&stored)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))? as usize;
-        }
-        Ok(changed)
+        Ok(usize::try_from(changed).unwrap_or(usize::MAX))
     }
 }
 

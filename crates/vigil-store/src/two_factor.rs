@@ -39,6 +39,11 @@ impl std::fmt::Debug for Totp {
     }
 }
 
+/// What a sealed TOTP secret (enabled or being enrolled) is bound to.
+pub(crate) fn totp_context(user: UserId) -> String {
+    format!("users.totp:{user}")
+}
+
 /// How a recovery code is stored: SHA-256 hex of its normalized text.
 fn recovery_hash(normalized: &str) -> String {
     sha256_hex(normalized.as_bytes())
@@ -55,10 +60,14 @@ impl Store {
         .fetch_optional(pool)
         .await)?;
         let row = row.ok_or(StoreError::NotFound)?;
-        Ok(row.totp_secret.map(|secret| Totp {
-            secret,
-            last_step: row.totp_last_step,
-        }))
+        row.totp_secret
+            .map(|sealed| {
+                Ok(Totp {
+                    secret: self.open(&totp_context(user), &sealed)?,
+                    last_step: row.totp_last_step,
+                })
+            })
+            .transpose()
     }
 
     /// Keeps `secret` (base32) as the user's TOTP being enrolled, replacing
@@ -70,7 +79,7 @@ impl Store {
         )
         .bind(user.db())
         .bind(account.db())
-        .bind(secret)
+        .bind(self.seal(&totp_context(user), secret)?)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
@@ -86,7 +95,10 @@ impl Store {
         .bind(account.db())
         .fetch_optional(pool)
         .await)?;
-        Ok(row.ok_or(StoreError::NotFound)?.0)
+        row.ok_or(StoreError::NotFound)?
+            .0
+            .map(|sealed| self.open(&totp_context(user), &sealed))
+            .transpose()
     }
 
     /// Enables the secret being enrolled (`pending`, which its first code
@@ -105,6 +117,18 @@ impl Store {
             return Err(StoreError::invalid("too many recovery codes"));
         }
         crate::in_account_tx!(self, account, |tx| {
+            // The pending secret is stored sealed (a fresh nonce each time):
+            // compare what it opens to, then swap that very value.
+            let stored: Option<(Option<String>,)> =
+                sqlx::query_as("SELECT totp_pending FROM users WHERE id = $1 AND account_id = $2")
+                    .bind(user.db())
+                    .bind(account.db())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let sealed = stored.and_then(|r| r.0).ok_or(StoreError::NotFound)?;
+            if self.open(&totp_context(user), &sealed)? != pending {
+                return Err(StoreError::NotFound);
+            }
             let n = sqlx::query(
                 "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, \
                      totp_last_step = $4 \
@@ -112,7 +136,7 @@ impl Store {
             )
             .bind(user.db())
             .bind(account.db())
-            .bind(pending)
+            .bind(&sealed)
             .bind(step)
             .execute(&mut *tx)
             .await?

@@ -120,7 +120,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(crate::health::healthz))
         .route("/readyz", get(crate::health::readyz))
         .route("/metrics", get(crate::metrics::serve))
-        .merge(crate::console::router())
+        .merge(crate::console::router(&app))
         .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -76,7 +76,7 @@ pub(crate) async fn login(
     let name = req.token_name.as_deref().unwrap_or("login");
     let (_, token) = app
         .store
-        .create_api_token(user.account_id, user.id, name)
+        .create_token_expiring(user.account_id, user.id, name, app.cfg.login_token)
         .await?;
     app.logins.succeeded(attempt);
     login::audit_success(&app, &user, client, "api").await;

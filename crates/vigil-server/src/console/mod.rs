@@ -39,7 +39,7 @@ use axum::Router;
 use std::sync::Arc;
 
 /// The console's routes, merged into the REST API's router.
-pub(crate) fn router() -> Router<Arc<App>> {
+pub(crate) fn router(app: &Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/", get(dashboard::page))
         .route("/login", get(session::login_page).post(session::login))
@@ -100,6 +100,10 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/account/two-factor/require", post(two_factor::require))
         .route("/static/{file}", get(assets::serve))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            session::secure_behind_proxy,
+        ))
 }
 
 /// Pages are private and must not be framed (clickjacking) or run anything

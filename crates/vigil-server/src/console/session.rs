@@ -157,6 +157,58 @@ fn set_cookie(
     c
 }
 
+/// Behind a TLS-terminating reverse proxy the console may be served over
+/// plain HTTP to the proxy while browsers use HTTPS: when a proxy the
+/// operator trusts (`--trusted-proxy`) says `X-Forwarded-Proto: https`,
+/// the cookies are marked `Secure` too. The header of anyone else is
+/// ignored (a client could send it).
+pub(crate) async fn secure_behind_proxy(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let https = forwarded_https(&app.cfg.trusted_proxies, &request);
+    let mut response = next.run(request).await;
+    if https {
+        mark_secure(response.headers_mut());
+    }
+    response
+}
+
+fn forwarded_https(trusted: &[ipnet::IpNet], request: &axum::extract::Request) -> bool {
+    let from_proxy = crate::login::client_address(request.extensions())
+        .is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer.to_canonical())));
+    from_proxy
+        && request
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            // The first hop's scheme (a chain of proxies appends).
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+fn mark_secure(headers: &mut HeaderMap) {
+    let cookies: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if cookies.is_empty() {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for cookie in cookies {
+        let secured = match cookie.to_str() {
+            Ok(text) if !text.contains("; Secure") => {
+                HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
+            }
+            _ => cookie,
+        };
+        headers.append(header::SET_COOKIE, secured);
+    }
+}
+
 fn header_value(text: &str) -> Result<HeaderValue, ConsoleError> {
     HeaderValue::from_str(text).map_err(|e| ConsoleError::Internal(e.to_string()))
 }

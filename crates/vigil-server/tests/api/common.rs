@@ -318,6 +318,16 @@ impl Server {
         read(req).await
     }
 
+    /// `GET` of a console page (outside `/api/v1`) with extra headers.
+    pub async fn console_get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let base = self.api.trim_end_matches(vigil_proto::api::API_PREFIX);
+        let mut req = self.http.get(format!("{base}{path}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.expect("console request")
+    }
+
     /// `POST /agent/v1/results` as agent `id` with `credential`.
     pub async fn upload(&self, id: &str, credential: &str, body: &Value) -> Reply {
         let req = self

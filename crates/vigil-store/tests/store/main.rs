@@ -36,6 +36,7 @@ mod fixtures;
 mod agent_events;
 mod agents;
 mod alerts;
+mod audit;
 mod compliance;
 mod deployment_keys;
 mod identity;

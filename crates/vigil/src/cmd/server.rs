@@ -56,6 +56,21 @@ pub struct ServerOpts {
     /// (seconds, kept to within a minute; default 1 hour).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=366 * 24 * 3600))]
     pub session_idle_secs: u64,
+    /// Tokens from `vigil ctl login` / `POST /api/v1/login` end this many
+    /// days after logging in (0: never). Tokens made with `POST /tokens`
+    /// (automation) last until revoked.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3650))]
+    pub login_token_days: u64,
+    /// A reverse proxy (address or CIDR) whose `X-Forwarded-Proto: https`
+    /// is believed: the console's cookies are then `Secure` although the
+    /// console is served over plain HTTP to the proxy. Repeatable.
+    #[arg(
+        long = "trusted-proxy",
+        env = "VIGIL_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<String>,
     /// How often the scheduler, liveness sweeper and outbox look for work (milliseconds).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
     pub tick_ms: u64,
@@ -228,6 +243,27 @@ impl ServerOpts {
         cfg.session = TokenExpiry {
             lifetime: Some(Duration::from_secs(self.session_lifetime_secs)),
             idle: Some(Duration::from_secs(self.session_idle_secs)),
+        };
+        for proxy in self
+            .trusted_proxies
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+        {
+            let net = proxy
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| proxy.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    usage(format!(
+                        "--trusted-proxy {proxy:?}: give an address or a CIDR"
+                    ))
+                })?;
+            cfg.trusted_proxies.push(net);
+        }
+        cfg.login_token = TokenExpiry {
+            lifetime: (self.login_token_days > 0)
+                .then(|| Duration::from_secs(self.login_token_days * 24 * 3600)),
+            idle: None,
         };
         if self.abandoned_after_secs <= self.silent_after_secs {
             return Err(usage(

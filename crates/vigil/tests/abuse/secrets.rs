@@ -1,10 +1,10 @@
 //! A stolen database: the secrets the server reads back (here the AD bind
-//! password) are sealed with the key in `<data-dir>/secrets.key`, so the
+//! password and a webhook URL, whose path is the hook's password) are sealed with the key in `<data-dir>/secrets.key`, so the
 //! database files never hold them in clear; `vigil admin reseal-secrets`
 //! moves them to a new key after a rotation.
 
 use crate::common::can_build_networks;
-use crate::common::compliance::{owner_api, start_server_with};
+use crate::common::compliance::{owner_api, restart_server, start_server_with};
 use crate::common::{run_ok, vigil_bin};
 use serde_json::json;
 use std::process::Command;
@@ -36,7 +36,7 @@ fn stored_secrets_are_sealed_and_keys_rotate() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let net = TestNet::new(NetSpec::default()).unwrap();
-    let _server = start_server_with(&net, dir, &[], &[]);
+    let mut server = start_server_with(&net, dir, &[], &[]);
     let api = owner_api(&net);
     let scope = json!({"scope": {"ad": {"url": "ldaps://198.51.100.9",
                                         "bind": {"method": "simple", "bind_dn": "svc@example.test"},
@@ -50,9 +50,18 @@ fn stored_secrets_are_sealed_and_keys_rotate() {
         true,
         "stored"
     );
+    let hook = "http://198.51.100.20/hook/HOOKSECRET-4711";
+    let contact = json!({"name": "ops", "channel": "webhook", "address": hook});
+    let (status, body) = api.call("POST", "/contacts", Some(contact));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(api.get("/contacts")[0]["address"], hook, "read back whole");
     assert!(
         !database_holds(dir, SECRET),
         "the password is in the database in clear"
+    );
+    assert!(
+        !database_holds(dir, "HOOKSECRET"),
+        "the hook URL is in the database in clear"
     );
     // The check can fail: the bind DN, not a secret, is there in clear.
     assert!(database_holds(dir, "svc@example.test"));
@@ -68,8 +77,17 @@ fn stored_secrets_are_sealed_and_keys_rotate() {
         .map(|i| format!("{:02x}", (i * 7 + 3) as u8))
         .collect();
     std::fs::write(&key_file, format!("{new_key}\n{old}")).unwrap();
-    assert!(reseal(dir).starts_with("1 secrets sealed"));
+    // As the README says: restart with both keys, then reseal.
+    server.kill();
+    let _server = restart_server(&net, dir, &[]);
+    assert!(reseal(dir).starts_with("2 secrets sealed"));
     assert!(!database_holds(dir, SECRET));
+    let api = owner_api(&net);
+    assert_eq!(
+        api.get("/contacts")[0]["address"],
+        hook,
+        "the server opens it"
+    );
 
     // Without the key file, resealing is refused with a reason.
     let bare = tempfile::tempdir().unwrap();
