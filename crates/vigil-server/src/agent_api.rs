@@ -4,10 +4,10 @@
 //! Agents authenticate with `Authorization: Bearer <agent id>:<credential>`.
 //! Connections are served (TLS, caps, timeouts) by [`crate::listen`].
 
-use crate::api::error::ApiError;
-use crate::api::extract::Json;
 use crate::app::App;
 use crate::evaluate::IngestError;
+use crate::http::error::ApiError;
+use crate::http::extract::Json;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::post;
@@ -59,7 +59,7 @@ impl FromRequestParts<Arc<App>> for AuthedAgent {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let header = crate::api::auth::bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let header = crate::http::auth::bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let (id, credential) = header.split_once(':').ok_or(ApiError::Unauthorized)?;
         let id: AgentId = id.parse().map_err(|_| ApiError::Unauthorized)?;
         match app.store.authenticate_agent(id, credential).await? {

@@ -30,8 +30,8 @@ impl Actor {
     }
 }
 
-impl From<&crate::api::auth::Caller> for Actor {
-    fn from(c: &crate::api::auth::Caller) -> Actor {
+impl From<&crate::http::auth::Caller> for Actor {
+    fn from(c: &crate::http::auth::Caller) -> Actor {
         Actor {
             email: c.user.email.clone(),
             user_id: Some(c.user.id),

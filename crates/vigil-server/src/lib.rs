@@ -14,8 +14,10 @@
 //! * the outbox worker ([`outbox`]): queued notifications are delivered;
 //! * the retention job ([`retention`]): old scan results are pruned.
 //!
-//! The REST listener also serves `/metrics` ([`metrics`]), `/healthz` and
-//! `/readyz` ([`health`]).
+//! The REST listener ([`http`]: shared errors, extractors, auth and the
+//! router's assembly) also serves `/metrics` ([`metrics`]), `/healthz` and
+//! `/readyz` ([`health`]); both listeners serve through [`listen`]
+//! (connection caps and timeouts).
 //!
 //! Results flow scan → [`evaluate`] → [`alert`] → [`outbox`] → notifier
 //! (`vigil-notify`); every step writes to the store before the next one
@@ -33,6 +35,7 @@ mod console;
 mod error;
 mod evaluate;
 mod health;
+mod http;
 mod install;
 mod listen;
 mod liveness;
@@ -176,7 +179,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
     jobs.spawn(listen::serve(
         api_listener,
         listener("rest", limits.max_connections, None),
-        api::router(app.clone()),
+        http::router(app.clone()),
         stopped.clone(),
     ));
     jobs.spawn(listen::serve(

@@ -576,7 +576,7 @@ fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
         return true;
     };
     // Comparing digests: the time taken tells nothing about the token.
-    crate::api::auth::bearer(headers)
+    crate::http::auth::bearer(headers)
         .is_some_and(|given| Sha256::digest(given) == Sha256::digest(token))
 }
 

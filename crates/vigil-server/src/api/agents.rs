@@ -1,11 +1,11 @@
 //! Agents, their security-scan policies and results, and enrollment tokens.
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::extract::Json;
-use super::extract::Query;
 use super::ids;
 use crate::app::{status_view, App};
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::Json;
+use crate::http::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;

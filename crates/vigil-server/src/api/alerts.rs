@@ -2,12 +2,12 @@
 //! acknowledging it. [`acknowledge`] holds the acknowledgement rules for
 //! the REST API and the web console alike.
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::extract::{Json, Query};
 use super::ids;
 use crate::alert::title;
 use crate::app::App;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Query};
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::header;
 use serde::Deserialize;

@@ -2,10 +2,10 @@
 //! `GET /audit.jsonl` (all of it as JSON lines, newest first, streamed in
 //! pages). Owners and admins only: the log names users and addresses.
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::extract::Query;
 use crate::app::App;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::Query;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;

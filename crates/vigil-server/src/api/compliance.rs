@@ -1,11 +1,11 @@
 //! The compliance scope, assessments and the endpoints they found.
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::extract::{Json, Query};
 use super::ids;
 use crate::app::App;
 use crate::compliance::StartError;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Query};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;

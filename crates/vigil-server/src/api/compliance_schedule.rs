@@ -2,11 +2,11 @@
 //! ran: the schedule (`/compliance/schedule`) and the history
 //! (`/compliance/history`). The runner is `crate::compliance::schedule`.
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::extract::{Json, Query};
 use crate::app::App;
 use crate::compliance::schedule::HISTORY_KEEP;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Query};
 use axum::extract::State;
 use serde::Deserialize;
 use std::sync::Arc;

@@ -1,11 +1,11 @@
 //! Contacts, notification rules, and test notifications.
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::extract::Json;
 use super::ids;
 use crate::app::App;
 use crate::audit::Actor;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::Json;
 use crate::outbox::destination;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -6,11 +6,11 @@
 //! Admins and owners create and revoke keys; viewers list them. The secret
 //! is answered once, at creation.
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::extract::{Json, Query};
 use super::ids;
 use crate::app::App;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Query};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;

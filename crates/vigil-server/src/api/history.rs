@@ -8,12 +8,12 @@
 //! Each row is known from when its subject could first be seen: the
 //! agent's enrollment, a target's first scan; earlier is "unknown".
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::extract::Query;
 use super::ids;
 use crate::alert::{target_label, AGENT_TARGET};
 use crate::app::App;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::Query;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use std::collections::BTreeSet;

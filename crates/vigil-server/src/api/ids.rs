@@ -1,7 +1,7 @@
 //! Ids in URL paths: malformed is a 400 that names the kind of id; an id
 //! of another tenant is a 404 later, like one that does not exist.
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 use std::str::FromStr;
 
 pub(crate) fn parse<T: FromStr>(kind: &str, text: &str) -> Result<T, ApiError> {

@@ -2,10 +2,10 @@
 //! background job per request) and the one-line manual install command
 //! (`curl … | sh` for Linux, a PowerShell line for Windows).
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::extract::Json;
 use crate::app::App;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::Json;
 use crate::install::{self, InstallError, Layout, Push, WinLayout};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -4,13 +4,10 @@
 pub(crate) mod agents;
 pub(crate) mod alerts;
 pub(crate) mod audit;
-pub(crate) mod auth;
 pub(crate) mod compliance;
 mod compliance_schedule;
 pub(crate) mod contacts;
 mod deployment_keys;
-pub(crate) mod error;
-pub(crate) mod extract;
 pub(crate) mod history;
 mod ids;
 pub(crate) mod install;
@@ -18,13 +15,11 @@ pub(crate) mod peers;
 mod session;
 
 use crate::app::App;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
-use vigil_proto::api::MAX_API_BODY_BYTES;
 
 /// The OpenAPI 3.1 description of this API. Written by hand and kept
 /// honest by a test that calls every documented operation on the real
@@ -32,8 +27,9 @@ use vigil_proto::api::MAX_API_BODY_BYTES;
 /// domain and storage types, which must not depend on the web layer.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-pub(crate) fn router(app: Arc<App>) -> Router {
-    let v1 = Router::new()
+/// The routes under `/api/v1` (mounted by [`crate::http::router`]).
+pub(crate) fn routes() -> Router<Arc<App>> {
+    Router::new()
         .route("/openapi.json", get(openapi))
         .route("/login", post(session::login))
         .route("/me", get(session::me))
@@ -114,19 +110,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         )
         .route("/compliance/history", get(compliance_schedule::history))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    Router::new()
-        .nest(vigil_proto::api::API_PREFIX, v1)
-        .route("/healthz", get(crate::health::healthz))
-        .route("/readyz", get(crate::health::readyz))
-        .route("/metrics", get(crate::metrics::serve))
-        .merge(crate::console::router(&app))
-        .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            crate::metrics::track_rest,
-        ))
-        .with_state(app)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -10,11 +10,11 @@
 //! `agent_api`), enrolls with the destination and reports back, which
 //! removes it here. `GET /agents/{id}/move` shows how far it got.
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::extract::Json;
 use super::ids;
 use crate::app::App;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::Json;
 use crate::peers::{PeerClient, PeerError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -9,8 +9,8 @@
 //! [`vigil_core::csv_cell`] (no spreadsheet formulas from endpoint names).
 
 use crate::api::compliance::{chosen, EndpointQuery};
-use crate::api::error::ApiError;
 use crate::app::App;
+use crate::http::error::ApiError;
 use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

@@ -2,7 +2,7 @@
 //! HTML page with the status and what to do.
 
 use super::layout;
-use crate::api::error::ApiError;
+use crate::http::error::ApiError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use vigil_store::StoreError;

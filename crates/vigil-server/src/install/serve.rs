@@ -5,9 +5,9 @@
 //! reach them over the pinned TLS connection.
 
 use super::{ps1, script, Layout, WinLayout, DOWNLOAD_EXE_PATH, DOWNLOAD_PATH, NO_WINDOWS_BINARY};
-use crate::api::error::ApiError;
-use crate::api::extract::Query;
 use crate::app::App;
+use crate::http::error::ApiError;
+use crate::http::extract::Query;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, StatusCode};

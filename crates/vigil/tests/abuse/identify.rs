@@ -30,11 +30,11 @@ const FAKE_UNKNOWN: &str = "198.51.100.22";
 const OTHER: &str = "198.51.100.30";
 const OTHER_SERVER: &str = "0b4c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3";
 const SCOPE: &str = "198.51.100.0/27";
-const PORT: u16 = 47_760;
+pub(crate) const PORT: u16 = 47_760;
 
 /// A fake agent on `addr`: reads a request line, answers `line`, whatever
 /// was asked, for as long as the test runs.
-fn fake_agent(net: &TestNet, addr: &str, line: Vec<u8>) {
+pub(crate) fn fake_agent(net: &TestNet, addr: &str, line: Vec<u8>) {
     let at: SocketAddr = format!("{addr}:{PORT}").parse().unwrap();
     let listener = net
         .in_target(move || TcpListener::bind(at))

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod csv_injection;
 mod identify;
 mod logins;
 mod notifications;

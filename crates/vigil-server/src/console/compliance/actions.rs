@@ -421,7 +421,7 @@ pub(crate) async fn command(
             };
             Ok(install_page(&session, &draft, None, Some(created)).into_response())
         }
-        Err(crate::api::error::ApiError::Invalid(m)) => {
+        Err(crate::http::error::ApiError::Invalid(m)) => {
             let page = install_page(&session, &draft, Some(&m), None);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
