@@ -47,7 +47,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            crate::metrics::track_agent,
+            crate::http::metrics::track_agent,
         ))
         .with_state(app)
 }

@@ -14,11 +14,7 @@
 //! The exposition is OpenMetrics when the scraper asks for it (Prometheus
 //! does) and the classic Prometheus text format otherwise (curl, promtool).
 
-use crate::app::App;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, Method};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -27,7 +23,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil_core::{AgentHealth, ConditionKind, PolicyTarget};
 use vigil_store::{now_unix, Alert, Channel, Store, StoreError, UnixTime};
@@ -49,8 +44,9 @@ const CONDITION_KINDS: [ConditionKind; 4] = [
     ConditionKind::AgentNotCommunicating,
 ];
 
-const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const OPENMETRICS_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TargetLabels {
@@ -397,7 +393,14 @@ impl Metrics {
             .inc_by(rows);
     }
 
-    fn request(&self, api: &'static str, method: &Method, route: String, status: u16, took: f64) {
+    pub(crate) fn request(
+        &self,
+        api: &'static str,
+        method: &Method,
+        route: String,
+        status: u16,
+        took: f64,
+    ) {
         let method = method_label(method);
         self.http_seconds
             .get_or_create(&RouteLabels {
@@ -417,7 +420,7 @@ impl Metrics {
     }
 
     /// Reads the queue depths and agent counts from the database.
-    async fn refresh(&self, store: &Store, liveness: &vigil_core::LivenessConfig) {
+    pub(crate) async fn refresh(&self, store: &Store, liveness: &vigil_core::LivenessConfig) {
         let counts = tokio::time::timeout(COUNT_TIMEOUT, counts(store, liveness)).await;
         match counts {
             Ok(Ok(c)) => {
@@ -451,7 +454,7 @@ impl Metrics {
     }
 
     /// The exposition: OpenMetrics, or else the Prometheus text format.
-    fn encode(&self, openmetrics: bool) -> String {
+    pub(crate) fn encode(&self, openmetrics: bool) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             // Writing to a String fails only if a metric's encoder does.
@@ -561,7 +564,7 @@ fn prometheus_text(openmetrics: &str) -> String {
 }
 
 /// Whether the scraper takes OpenMetrics (Prometheus asks for it first).
-fn wants_openmetrics(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_openmetrics(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
@@ -571,63 +574,13 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
 
 /// Whether the request may read the metrics: always without a metrics
 /// token, else with `Authorization: Bearer <token>`.
-fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
+pub(crate) fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
     let Some(token) = token else {
         return true;
     };
     // Comparing digests: the time taken tells nothing about the token.
     crate::http::auth::bearer(headers)
         .is_some_and(|given| Sha256::digest(given) == Sha256::digest(token))
-}
-
-/// `GET /metrics`.
-pub(crate) async fn serve(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, app.cfg.metrics_token.as_deref()) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "metrics need the metrics token: Authorization: Bearer <token>\n",
-        )
-            .into_response();
-    }
-    app.metrics.refresh(&app.store, &app.cfg.liveness).await;
-    app.metrics.scan_budget(app.scan_budget.usage());
-    let openmetrics = wants_openmetrics(&headers);
-    let content_type = if openmetrics {
-        OPENMETRICS_TYPE
-    } else {
-        TEXT_TYPE
-    };
-    (
-        [(header::CONTENT_TYPE, content_type)],
-        app.metrics.encode(openmetrics),
-    )
-        .into_response()
-}
-
-/// Middleware of the REST listener: counts and times each request.
-pub(crate) async fn track_rest(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    track(&app, "rest", req, next).await
-}
-
-/// Middleware of the agent listener: counts and times each request.
-pub(crate) async fn track_agent(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    track(&app, "agent", req, next).await
-}
-
-async fn track(app: &App, api: &'static str, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    // The route pattern (`/api/v1/agents/{id}`), never the URL itself.
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let response = next.run(req).await;
-    let took = started.elapsed().as_secs_f64();
-    app.metrics
-        .request(api, &method, route, response.status().as_u16(), took);
-    response
 }
 
 #[cfg(test)]

@@ -12,12 +12,15 @@ mod identify;
 pub(crate) mod notify;
 pub(crate) mod probe;
 mod resolve;
+mod running;
 pub(crate) mod schedule;
+
+pub(crate) use running::Running;
 
 use crate::app::App;
 use probe::{ProbeError, ProbePlan};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -39,30 +42,6 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// The error of an assessment another replica took over.
 const INTERRUPTED: &str =
     "interrupted: the server running it stopped; another server ran the assessment again";
-
-/// The running assessment of each account, to cancel it at once.
-#[derive(Default)]
-pub(crate) struct Running {
-    tokens: Mutex<HashMap<AccountId, (AssessmentId, CancellationToken)>>,
-}
-
-impl Running {
-    fn replace(&self, account: AccountId, id: AssessmentId) -> CancellationToken {
-        let token = CancellationToken::new();
-        let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, old)) = map.insert(account, (id, token.clone())) {
-            old.cancel();
-        }
-        token
-    }
-
-    fn finished(&self, account: AccountId, id: AssessmentId) {
-        let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(&account).is_some_and(|(running, _)| *running == id) {
-            map.remove(&account);
-        }
-    }
-}
 
 /// Why an assessment could not start.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@
 pub(crate) mod auth;
 pub(crate) mod error;
 pub(crate) mod extract;
+pub(crate) mod metrics;
 
 use crate::app::App;
 use axum::extract::DefaultBodyLimit;
@@ -22,12 +23,12 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .nest(vigil_proto::api::API_PREFIX, crate::api::routes())
         .route("/healthz", get(crate::health::healthz))
         .route("/readyz", get(crate::health::readyz))
-        .route("/metrics", get(crate::metrics::serve))
+        .route("/metrics", get(metrics::serve))
         .merge(crate::console::router(&app))
         .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            crate::metrics::track_rest,
+            metrics::track_rest,
         ))
         .with_state(app)
 }

@@ -7,14 +7,14 @@
 //! the senders. And a tenant cannot make the server send test
 //! notifications without limit.
 
-use super::common::compliance::PASSWORD;
+use super::common::compliance::{create_account, enroll, login_as};
 use super::common::server::{spawn, unix_now, wait_for, Api, Proc, API};
-use super::common::{can_build_networks, run_ok, smtp_available, vigil_bin};
+use super::common::{can_build_networks, smtp_available, vigil_bin};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,26 +77,6 @@ fn emails(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn create_account(db: &str, name: &str, email: &str) {
-    run_ok(
-        Command::new(vigil_bin())
-            .args(["admin", "--db", db, "create-account", "--name", name])
-            .args(["--kind", "organization", "--email", email])
-            .env("VIGIL_PASSWORD", PASSWORD),
-    );
-}
-
-fn login<'a>(net: &'a TestNet, email: &str) -> Api<'a> {
-    let mut api = Api { net, token: None };
-    let login = api.ok(
-        "POST",
-        "/login",
-        Some(json!({"email": email, "password": PASSWORD})),
-    );
-    api.token = Some(login["token"].as_str().expect("token").to_string());
-    api
-}
-
 /// A contact told of every event of every agent.
 fn contact(api: &Api, name: &str, channel: &str, address: &str) -> String {
     let c = api.ok(
@@ -110,29 +90,6 @@ fn contact(api: &Api, name: &str, channel: &str, address: &str) -> String {
         Some(json!({"contact_id": c["id"], "events": ["*"]})),
     );
     c["id"].as_str().expect("contact id").to_string()
-}
-
-/// Enrolls an agent that never calls in (so it soon raises "agent not
-/// communicating"); returns its id.
-fn silent_agent(net: &TestNet, dir: &Path, api: &Api, name: &str) -> String {
-    let e = api.ok(
-        "POST",
-        "/enrollments",
-        Some(json!({"name": name, "plan": "extended"})),
-    );
-    let command = e["command"].as_str().expect("command").to_string();
-    let words: Vec<&str> = command.split_whitespace().collect();
-    let state = dir.join(name);
-    run_ok(
-        net.target_cmd(vigil_bin())
-            .args(["agent", "--state-dir"])
-            .arg(&state)
-            .args(&words[2..]),
-    );
-    let identity: Value =
-        serde_json::from_str(&std::fs::read_to_string(state.join("identity.json")).expect("id"))
-            .expect("identity json");
-    identity["agent_id"].as_str().expect("agent id").to_string()
 }
 
 fn silence_alert(api: &Api, agent: &str) -> Option<Value> {
@@ -214,7 +171,7 @@ fn a_blackholed_tenant_does_not_delay_another_tenants_alert_email() {
 
     // A: a thousand contacts, all on the blackholed webhook; one alert
     // queues a notification to each.
-    let a = login(&net, "owner@a.test");
+    let a = login_as(&net, "owner@a.test");
     for i in 0..A_SENDS {
         contact(
             &a,
@@ -223,7 +180,7 @@ fn a_blackholed_tenant_does_not_delay_another_tenants_alert_email() {
             &format!("http://{hole_addr}/hook/{i}"),
         );
     }
-    let a_agent = silent_agent(&net, &dir, &a, "a-office");
+    let a_agent = enroll(&net, &dir, &a, "a-office");
     wait_for("A's alert", Duration::from_secs(30), || {
         silence_alert(&a, &a_agent)
     });
@@ -234,9 +191,9 @@ fn a_blackholed_tenant_does_not_delay_another_tenants_alert_email() {
     );
 
     // B: one e-mail contact and an alert of its own, raised now.
-    let b = login(&net, "owner@b.test");
+    let b = login_as(&net, "owner@b.test");
     contact(&b, "ops mail", "email", "ops@b.test");
-    let b_agent = silent_agent(&net, &dir, &b, "b-office");
+    let b_agent = enroll(&net, &dir, &b, "b-office");
     let alert = wait_for("B's alert", Duration::from_secs(30), || {
         silence_alert(&b, &b_agent)
     });
@@ -308,8 +265,8 @@ fn test_notifications_are_rate_limited_per_account() {
     create_account(&db, "Tenant A", "owner@a.test");
     create_account(&db, "Tenant B", "owner@b.test");
     let _server = start_server(&net, &dir, &db);
-    let a = login(&net, "owner@a.test");
-    let b = login(&net, "owner@b.test");
+    let a = login_as(&net, "owner@a.test");
+    let b = login_as(&net, "owner@b.test");
     let hook = format!("http://{BLACKHOLE}:8080/hook");
     let a_contact = contact(&a, "hook", "webhook", &hook);
     let b_contact = contact(&b, "hook", "webhook", &hook);

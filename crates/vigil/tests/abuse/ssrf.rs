@@ -46,6 +46,15 @@ fn refused(api: &Api<'_>, method: &str, path: &str, body: Value, needles: &[&str
     }
 }
 
+/// A scope whose directory is `localhost:port` (simple bind, with password).
+fn directory_on_loopback(port: u16) -> Value {
+    json!({"scope": {"ad": {"url": format!("ldaps://localhost:{port}"),
+                            "bind": {"method": "simple", "bind_dn": "svc@example.test"},
+                            "base_dns": ["DC=example,DC=test"]},
+                     "agent_ports": [47760]},
+           "ad_password": "secret"})
+}
+
 fn ssh_key(dir: &Path) -> String {
     let path = dir.join("id_ed25519");
     let out = std::process::Command::new("ssh-keygen")
@@ -121,11 +130,7 @@ fn internal_destinations_are_refused_when_saved() {
         scope(json!(["169.254.169.250-169.254.169.255"])),
         &["169.254"],
     );
-    let ad = json!({"scope": {"ad": {"url": format!("ldaps://localhost:{port}"),
-                                     "bind": {"method": "simple", "bind_dn": "svc@example.test"},
-                                     "base_dns": ["DC=example,DC=test"]},
-                              "agent_ports": [47760]},
-                    "ad_password": "secret"});
+    let ad = directory_on_loopback(port);
     refused(&api, "PUT", "/compliance/scope", ad, &["loopback", "ldap"]);
     assert_eq!(api.call("GET", "/compliance/scope", None).0, 404);
 
@@ -171,11 +176,7 @@ fn saved_destinations_are_checked_again_when_connecting() {
                       "address": format!("http://localhost:{port}/hook")});
     let (status, contact) = api.call("POST", "/contacts", Some(hook));
     assert_eq!(status, 201, "{contact}");
-    let ad = json!({"scope": {"ad": {"url": format!("ldaps://localhost:{port}"),
-                                     "bind": {"method": "simple", "bind_dn": "svc@example.test"},
-                                     "base_dns": ["DC=example,DC=test"]},
-                              "agent_ports": [47760]},
-                    "ad_password": "secret"});
+    let ad = directory_on_loopback(port);
     let (status, body) = api.call("PUT", "/compliance/scope", Some(ad));
     assert_eq!(status, 200, "{body}");
     server.kill();

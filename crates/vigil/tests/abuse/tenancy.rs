@@ -5,7 +5,9 @@
 //! covered as soon as it is documented; one this test does not know how to
 //! make a record for (or a body for) fails it until it is taught.
 
-use crate::common::compliance::{enrolled_agent, owner_api, start_server_with, EMAIL, PASSWORD};
+use crate::common::compliance::{
+    create_account, enrolled_agent, owner_api, start_server_with, EMAIL, PASSWORD,
+};
 use crate::common::server::{spawn, wait_for, Api, Proc};
 use crate::common::{can_build_networks, run_ok, vigil_bin};
 use serde_json::{json, Value};
@@ -36,15 +38,6 @@ fn login<'n>(net: &'n TestNet, api: &str, email: &str) -> Api<'n> {
     let body: Value = serde_json::from_str(&body).unwrap();
     client.token = Some(body["token"].as_str().unwrap().to_string());
     client
-}
-
-fn create_account(db: &str, name: &str, email: &str) {
-    run_ok(
-        Command::new(vigil_bin())
-            .args(["admin", "--db", db, "create-account", "--name", name])
-            .args(["--kind", "organization", "--email", email])
-            .env("VIGIL_PASSWORD", PASSWORD),
-    );
 }
 
 fn start_peer(net: &TestNet, dir: &Path) -> Proc {

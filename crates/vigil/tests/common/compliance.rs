@@ -64,13 +64,19 @@ pub fn start_server(net: &TestNet, dir: &Path) -> Proc {
 /// [`start_server`] with extra arguments and environment variables.
 pub fn start_server_with(net: &TestNet, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
     let db = format!("sqlite://{}", dir.join("vigil.db").display());
+    create_account(&db, "Acme", EMAIL);
+    run_server(net, dir, args, env, "server.log")
+}
+
+/// `vigil admin create-account`: an organization whose owner `email` has
+/// the password [`PASSWORD`].
+pub fn create_account(db: &str, name: &str, email: &str) {
     run_ok(
         Command::new(vigil_bin())
-            .args(["admin", "--db", &db, "create-account", "--name", "Acme"])
-            .args(["--kind", "organization", "--email", EMAIL])
+            .args(["admin", "--db", db, "create-account", "--name", name])
+            .args(["--kind", "organization", "--email", email])
             .env("VIGIL_PASSWORD", PASSWORD),
     );
-    run_server(net, dir, args, env, "server.log")
 }
 
 /// Starts the server of [`start_server_with`] again (same data directory
@@ -99,11 +105,16 @@ fn run_server(net: &TestNet, dir: &Path, args: &[&str], env: &[(&str, &str)], lo
 
 /// An API client logged in as the account's owner.
 pub fn owner_api(net: &TestNet) -> Api<'_> {
+    login_as(net, EMAIL)
+}
+
+/// An API client logged in as `email` (password [`PASSWORD`]).
+pub fn login_as<'a>(net: &'a TestNet, email: &str) -> Api<'a> {
     let mut api = Api { net, token: None };
     let login = api.ok(
         "POST",
         "/login",
-        Some(json!({"email": EMAIL, "password": PASSWORD})),
+        Some(json!({"email": email, "password": PASSWORD})),
     );
     api.token = Some(login["token"].as_str().unwrap().to_string());
     api
@@ -136,16 +147,9 @@ pub fn names(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Enrolls a real agent with the server (through `POST /enrollments` and
-/// the command it returns) and runs it with its identify listener on
-/// `addr:47760`. Returns the process and the agent id.
-pub fn enrolled_agent(
-    net: &TestNet,
-    dir: &Path,
-    api: &Api<'_>,
-    addr: &str,
-    name: &'static str,
-) -> (Proc, String) {
+/// Enrolls an agent in `dir/name` through `POST /enrollments` and the
+/// command it returns, without running it; returns its id.
+pub fn enroll(net: &TestNet, dir: &Path, api: &Api<'_>, name: &str) -> String {
     let e = api.ok(
         "POST",
         "/enrollments",
@@ -163,7 +167,21 @@ pub fn enrolled_agent(
     let identity: Value =
         serde_json::from_str(&std::fs::read_to_string(state.join("identity.json")).unwrap())
             .unwrap();
-    let id = identity["agent_id"].as_str().unwrap().to_string();
+    identity["agent_id"].as_str().unwrap().to_string()
+}
+
+/// Enrolls a real agent with the server (through `POST /enrollments` and
+/// the command it returns) and runs it with its identify listener on
+/// `addr:47760`. Returns the process and the agent id.
+pub fn enrolled_agent(
+    net: &TestNet,
+    dir: &Path,
+    api: &Api<'_>,
+    addr: &str,
+    name: &'static str,
+) -> (Proc, String) {
+    let id = enroll(net, dir, api, name);
+    let state = dir.join(name);
     let mut cmd = net.target_cmd(vigil_bin());
     cmd.args(["agent", "--state-dir"])
         .arg(&state)
