@@ -110,8 +110,9 @@ impl Replica {
         for peer in &self.peers {
             cmd.args(["--peer-agent-url", &format!("https://{peer}")]);
         }
-        // The tests' webhook receivers listen on loopback.
-        cmd.args(["--allow-targets", "webhook=127.0.0.0/8"]);
+        // The tests' webhook receivers and scanned "observed addresses"
+        // are on loopback, which the default network policy refuses.
+        cmd.args(["--allow-targets", "webhook,scan=127.0.0.0/8"]);
         cmd.args(&self.args).env("VIGIL_LOG", self.log_filter);
         let proc = spawn(cmd, "server", &log);
         let pin = wait_for(
