@@ -507,21 +507,20 @@ mod tests {
     use super::*;
     use vigil_core::TargetSpec;
 
-    async fn scan_loopback(ports: &PortList, concurrency: usize, seed: u64) -> Vec<PortResult> {
-        let targets = TargetSet::resolve(
+    async fn loopback() -> TargetSet {
+        TargetSet::resolve(
             &["127.0.0.1".parse::<TargetSpec>().unwrap()],
             Default::default(),
         )
         .await
-        .unwrap();
-        let cfg = ScanConfig {
-            concurrency: Some(concurrency),
-            seed: Some(seed),
-            ..Default::default()
-        };
+        .unwrap()
+    }
+
+    /// Every result of a scan of `ports` on 127.0.0.1 with `cfg`, by port.
+    async fn scan_loopback_with(ports: &PortList, cfg: ScanConfig) -> Vec<PortResult> {
         let mut scan = Scanner::new(cfg)
             .unwrap()
-            .start(targets, ports.clone())
+            .start(loopback().await, ports.clone())
             .unwrap();
         let mut out = Vec::new();
         while let Some(r) = scan.next().await {
@@ -529,6 +528,15 @@ mod tests {
         }
         out.sort_by_key(|r| r.port);
         out
+    }
+
+    async fn scan_loopback(ports: &PortList, concurrency: usize, seed: u64) -> Vec<PortResult> {
+        let cfg = ScanConfig {
+            concurrency: Some(concurrency),
+            seed: Some(seed),
+            ..Default::default()
+        };
+        scan_loopback_with(ports, cfg).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -556,19 +564,13 @@ mod tests {
 
     #[tokio::test]
     async fn cancel_stops_the_stream() {
-        let targets = TargetSet::resolve(
-            &["127.0.0.1".parse::<TargetSpec>().unwrap()],
-            Default::default(),
-        )
-        .await
-        .unwrap();
         let mut scan = Scanner::new(ScanConfig {
             concurrency: Some(1),
             max_rate: Some(50.0),
             ..Default::default()
         })
         .unwrap()
-        .start(targets, PortList::all())
+        .start(loopback().await, PortList::all())
         .unwrap();
         scan.cancel();
         let mut n = 0;
@@ -619,25 +621,12 @@ mod tests {
             held: Default::default(),
             peak: peak.clone(),
         };
-        let targets = TargetSet::resolve(
-            &["127.0.0.1".parse::<TargetSpec>().unwrap()],
-            Default::default(),
-        )
-        .await
-        .unwrap();
         let cfg = ScanConfig {
             concurrency: Some(500),
             permits: Some(crate::Permits::new(source)),
             ..Default::default()
         };
-        let mut scan = Scanner::new(cfg)
-            .unwrap()
-            .start(targets, ports.clone())
-            .unwrap();
-        let mut out = Vec::new();
-        while let Some(r) = scan.next().await {
-            out.push(r);
-        }
+        let out = scan_loopback_with(&ports, cfg).await;
         assert_eq!(out.len(), ports.len(), "every port reported");
         let r = out.iter().find(|r| r.port == open).unwrap();
         assert_eq!(r.state, PortState::Open);
@@ -654,19 +643,13 @@ mod tests {
             held: Default::default(),
             peak: Default::default(),
         };
-        let targets = TargetSet::resolve(
-            &["127.0.0.1".parse::<TargetSpec>().unwrap()],
-            Default::default(),
-        )
-        .await
-        .unwrap();
         let cfg = ScanConfig {
             permits: Some(crate::Permits::new(source)),
             ..Default::default()
         };
         let mut scan = Scanner::new(cfg)
             .unwrap()
-            .start(targets, PortList::all())
+            .start(loopback().await, PortList::all())
             .unwrap();
         let ended = tokio::time::timeout(Duration::from_secs(10), scan.next()).await;
         assert!(matches!(ended, Ok(None)), "no results, and the stream ends");

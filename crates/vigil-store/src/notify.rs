@@ -7,7 +7,7 @@ use crate::model::{now_unix, parse_stored, UnixTime};
 use crate::validate::{self, limits};
 use crate::AlertEventKind;
 use crate::{
-    with_pool, Channel, Contact, Delivery, DeliveryState, NotificationRule, OutboxItem, Pool,
+    with_pool, Backend, Channel, Contact, Delivery, DeliveryState, NotificationRule, OutboxItem,
     Result, Store, StoreError,
 };
 use std::collections::HashMap;
@@ -722,31 +722,8 @@ impl Store {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<OutboxItem>> {
-        let limit = validate::limit(limit)?;
-        let until = lease_end(now, lease);
-        let rows: Vec<OutboxRow> = match &self.inner.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_as(claim_sqlite!("AND account_id = $4 AND contact_id = $5"))
-                    .bind(now)
-                    .bind(until)
-                    .bind(limit)
-                    .bind(account.db())
-                    .bind(contact.db())
-                    .fetch_all(pool)
-                    .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_as(claim_postgres!("AND account_id = $4 AND contact_id = $5"))
-                    .bind(now)
-                    .bind(until)
-                    .bind(limit)
-                    .bind(account.db())
-                    .bind(contact.db())
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
-        self.outbox_items(rows).await
+        self.claim(Some((account, contact)), now, limit, lease)
+            .await
     }
 
     /// Claims up to `limit` (1 to 1000) notifications due at `now` for
@@ -760,26 +737,32 @@ impl Store {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<OutboxItem>> {
+        self.claim(None, now, limit, lease).await
+    }
+
+    /// [`Store::claim_due`], of one contact's notifications when `only` names it.
+    async fn claim(
+        &self,
+        only: Option<(AccountId, ContactId)>,
+        now: UnixTime,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxItem>> {
         let limit = validate::limit(limit)?;
         let until = lease_end(now, lease);
-        let rows: Vec<OutboxRow> = match &self.inner.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_as(claim_sqlite!(""))
-                    .bind(now)
-                    .bind(until)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_as(claim_postgres!(""))
-                    .bind(now)
-                    .bind(until)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
+        let sql = match (self.backend(), only.is_some()) {
+            (Backend::Sqlite, true) => claim_sqlite!("AND account_id = $4 AND contact_id = $5"),
+            (Backend::Sqlite, false) => claim_sqlite!(""),
+            (Backend::Postgres, true) => claim_postgres!("AND account_id = $4 AND contact_id = $5"),
+            (Backend::Postgres, false) => claim_postgres!(""),
         };
+        let rows: Vec<OutboxRow> = with_pool!(self, pool => {
+            let mut query = sqlx::query_as(sql).bind(now).bind(until).bind(limit);
+            if let Some((account, contact)) = only {
+                query = query.bind(account.db()).bind(contact.db());
+            }
+            query.fetch_all(pool).await
+        })?;
         self.outbox_items(rows).await
     }
 

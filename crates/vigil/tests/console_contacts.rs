@@ -15,9 +15,8 @@ use common::compliance::{
     add_viewer, enrolled_agent, owner_api, start_server_with, EMAIL, PASSWORD,
 };
 use common::server::{spawn, wait_for, webhook_receiver};
-use common::{can_build_networks, smtp_available};
+use common::{can_build_networks, smtp_available, stored_emails};
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 use vigil_testnet::{NetSpec, TestNet};
 
@@ -28,21 +27,6 @@ const LAB: (&str, &str) = ("198.51.100.11", "alpha-lab");
 const SMTP_PORT: u16 = 2525;
 const MAIL_TO: &str = "ops@acme.test";
 const VIEWER: &str = "viewer@acme.test";
-
-/// Whether python3 can run the SMTP server; `VIGIL_REQUIRE_SMTP=1` turns
-/// its absence into a failure.
-/// Every message the SMTP server stored in `dir` (one JSON file each).
-fn stored_mails(dir: &Path) -> Vec<Value> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|text| serde_json::from_str(&text).ok())
-        .collect()
-}
 
 #[test]
 fn contacts_and_test_notifications_in_a_real_browser() {
@@ -115,7 +99,7 @@ fn contacts_and_test_notifications_in_a_real_browser() {
 
     // The browser saw both deliveries as sent: the SMTP server stored the
     // mail, the receiver got the POST, each exactly once.
-    let tests: Vec<Value> = stored_mails(&mail_dir)
+    let tests: Vec<Value> = stored_emails(&mail_dir)
         .into_iter()
         .filter(|m| {
             m["subject"]

@@ -11,9 +11,9 @@
 mod common;
 
 use common::server::{spawn, unix_now, wait_for, webhook_receiver, Api, Proc, API};
-use common::{can_build_networks, smtp_available, vigil_bin};
+use common::{can_build_networks, smtp_available, stored_emails, vigil_bin};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use vigil_testnet::{NetSpec, TestNet, SCANNER_V4};
@@ -25,23 +25,6 @@ const SHOP: &str = "198.51.100.20";
 const SILENT: &str = "198.51.100.30";
 const SMTP_PORT: u16 = 2525;
 const PASSWORD: &str = "correct horse battery staple";
-
-/// The emails aiosmtpd stored so far.
-fn emails(dir: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.path().extension().is_some_and(|x| x == "json") {
-                if let Ok(text) = std::fs::read_to_string(e.path()) {
-                    if let Ok(v) = serde_json::from_str(&text) {
-                        out.push(v);
-                    }
-                }
-            }
-        }
-    }
-    out
-}
 
 struct World {
     dir: PathBuf,
@@ -482,9 +465,9 @@ fn server_agents_alerts_and_notifications_end_to_end() {
             && m["rcpt_tos"][0] == "ops@acme.test"
     };
     wait_for("the port-23 email", Duration::from_secs(60), || {
-        (count(&emails(&mail_dir), telnet_mail) >= 1).then_some(())
+        (count(&stored_emails(&mail_dir), telnet_mail) >= 1).then_some(())
     });
-    let mails = emails(&mail_dir);
+    let mails = stored_emails(&mail_dir);
     assert_eq!(count(&mails, telnet_mail), 1, "{mails:?}");
     assert_eq!(count(&hooks.lock().unwrap(), is_telnet_hook), 1);
     assert!(

@@ -37,7 +37,7 @@ mod common;
 
 use common::replica::{free_ports, Replica};
 use common::server::{spawn, unix_now, wait_for, Proc};
-use common::smtp_available;
+use common::{smtp_available, stored_emails};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -206,19 +206,6 @@ fn unfinished_deliveries(records: &[Value]) -> HashSet<String> {
         }
     }
     started
-}
-
-/// The emails aiosmtpd stored so far.
-fn emails(dir: &Path) -> Vec<Value> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
-        .collect()
 }
 
 /// The delivery id in an email's `Message-ID: <id.delivery@vigil.invalid>`.
@@ -479,7 +466,7 @@ fn replicas_killed_mid_work_neither_skip_nor_repeat_work() {
         let mails: Vec<&OutboxRow> = rows.iter().filter(|r| r.channel == "email").collect();
         (mails.len() == AGENTS as usize && mails.iter().all(|r| r.failed)).then_some(())
     });
-    assert!(emails(&mail_dir).is_empty());
+    assert!(stored_emails(&mail_dir).is_empty());
     let mut smtp = Command::new("python3");
     smtp.arg(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -502,7 +489,10 @@ fn replicas_killed_mid_work_neither_skip_nor_repeat_work() {
             let tasks = rt.block_on(tasks(&pool));
             let completed = tasks.iter().filter(|t| t.completed_at.is_some()).count();
             let keys: HashSet<String> = webhook.hooks().into_iter().map(|h| h.key).collect();
-            let mails: HashSet<String> = emails(&mail_dir).iter().map(email_delivery).collect();
+            let mails: HashSet<String> = stored_emails(&mail_dir)
+                .iter()
+                .map(email_delivery)
+                .collect();
             (completed >= 2 * AGENTS as usize
                 && keys.len() == AGENTS as usize
                 && mails.len() == AGENTS as usize)
@@ -599,7 +589,7 @@ fn replicas_killed_mid_work_neither_skip_nor_repeat_work() {
     );
     let hooked: HashSet<&String> = hooks.iter().map(|h| &h.agent).collect();
     assert_eq!(hooked.len(), AGENTS as usize);
-    let mails = emails(&mail_dir);
+    let mails = stored_emails(&mail_dir);
     let mail_ids: Vec<String> = mails.iter().map(email_delivery).collect();
     let mail_counts = counts(mail_ids.iter());
     assert_eq!(

@@ -9,7 +9,7 @@
 
 use super::common::compliance::{create_account, enroll, login_as};
 use super::common::server::{spawn, unix_now, wait_for, Api, Proc, API};
-use super::common::{can_build_networks, smtp_available, vigil_bin};
+use super::common::{can_build_networks, smtp_available, stored_emails, vigil_bin};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -62,19 +62,6 @@ impl Blackhole {
         });
         Blackhole { open, peak }
     }
-}
-
-/// The e-mails aiosmtpd stored so far.
-fn emails(dir: &Path) -> Vec<Value> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|text| serde_json::from_str(&text).ok())
-        .collect()
 }
 
 /// A contact told of every event of every agent.
@@ -201,7 +188,7 @@ fn a_blackholed_tenant_does_not_delay_another_tenants_alert_email() {
     // On a server that sends in order, B's e-mail waits behind A's
     // thousand 30-second timeouts: this wait fails.
     let email = wait_for("B's alert e-mail", Duration::from_secs(60), || {
-        emails(&mail)
+        stored_emails(&mail)
             .into_iter()
             .find(|m| m["rcpt_tos"].to_string().contains("ops@b.test"))
     });

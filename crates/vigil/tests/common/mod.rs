@@ -90,6 +90,20 @@ pub fn identify_with(
         .map_err(|e| format!("bad identify reply {line:?}: {e}"))
 }
 
+/// Every message the test SMTP server (aiosmtpd) stored in `dir`, one JSON
+/// file each, so far.
+pub fn stored_emails(dir: &std::path::Path) -> Vec<Value> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|text| serde_json::from_str(&text).ok())
+        .collect()
+}
+
 /// Runs a command to completion, failing the test with its output if it fails.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd
