@@ -452,13 +452,18 @@ fn replicas_killed_mid_work_neither_skip_nor_repeat_work() {
     });
     procs[victim2].take().expect("running").kill();
     eprintln!("killed {} while it sent {key2}", replicas[victim2].name);
-    // Sends in flight when a replica died: what may arrive twice.
+    // Sends in flight when a replica died: each such death may repeat a
+    // send once (the outbox sends in parallel, so one send can be in
+    // flight at both deaths: claimed by the first victim, then by the
+    // second after the first one's lease ran out).
     std::thread::sleep(Duration::from_millis(300));
-    let mut in_flight = HashSet::new();
+    let mut in_flight: HashMap<String, usize> = HashMap::new();
     for v in [victim1, victim2] {
-        in_flight.extend(unfinished_deliveries(&records(&replicas[v].log())));
+        for key in unfinished_deliveries(&records(&replicas[v].log())) {
+            *in_flight.entry(key).or_default() += 1;
+        }
     }
-    assert!(in_flight.contains(&key2), "{in_flight:?}");
+    assert!(in_flight.contains_key(&key2), "{in_flight:?}");
 
     // 3. SMTP stays down until every email has failed once.
     wait_for("every email to fail once", Duration::from_secs(120), || {
@@ -601,12 +606,11 @@ fn replicas_killed_mid_work_neither_skip_nor_repeat_work() {
     );
     assert!(mails.iter().all(|m| m["rcpt_tos"][0] == EMAIL));
     for (key, n) in hook_counts.iter().chain(mail_counts.iter()) {
-        if *n > 1 {
-            assert!(
-                *n == 2 && in_flight.contains(*key),
-                "{key} arrived {n} times and was not in flight when a replica died"
-            );
-        }
+        let deaths = in_flight.get(*key).copied().unwrap_or(0);
+        assert!(
+            *n <= 1 + deaths,
+            "{key} arrived {n} times and was in flight at {deaths} replica deaths"
+        );
     }
     assert_eq!(
         hook_counts[&key2], 2,
