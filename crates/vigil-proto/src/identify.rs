@@ -214,6 +214,10 @@ pub struct IdentifyReply {
     /// replies of agents without a key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// The machine's host name, so that a compliance sweep can name the
+    /// endpoint (not covered by the MAC: a name is shown, never trusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 impl IdentifyReply {
@@ -253,6 +257,8 @@ pub struct Responder {
     /// `None` when the credential is not one the server issued: the agent
     /// answers, but nothing it says can be verified.
     pub key: Option<IdentifyKey>,
+    /// The host name to report, if any.
+    pub hostname: Option<String>,
 }
 
 impl Responder {
@@ -263,6 +269,16 @@ impl Responder {
             server_id: server_id.to_string(),
             version: version.to_string(),
             key: IdentifyKey::from_credential(credential),
+            hostname: None,
+        }
+    }
+
+    /// This responder, reporting `hostname` (an empty one is left out).
+    pub fn with_hostname(self, hostname: &str) -> Self {
+        let hostname = hostname.trim();
+        Responder {
+            hostname: (!hostname.is_empty()).then(|| hostname.to_string()),
+            ..self
         }
     }
 
@@ -279,6 +295,7 @@ impl Responder {
             server_id: self.server_id.clone(),
             version: self.version.clone(),
             mac,
+            hostname: self.hostname.clone(),
         }
     }
 }
@@ -327,6 +344,7 @@ mod tests {
             server_id: "s".into(),
             version: "0.1.0".into(),
             mac: Some("00".repeat(32)),
+            hostname: Some("web01".into()),
         };
         assert_eq!(IdentifyReply::parse(&r.to_line()), Ok(r));
         for bad in [

@@ -1,10 +1,15 @@
 //! Alerts and what they tell people: opening and resolving alert records,
-//! and queueing one notification per interested contact in the outbox.
+//! queueing one notification per interested contact in the outbox,
+//! acknowledging an alert (the rules the REST API and the web console
+//! share) and an alert's title.
 
 use crate::app::App;
+use crate::http::error::ApiError;
 use vigil_core::{Condition, ConditionKind};
 use vigil_notify::{EventKind, Notification, Severity};
-use vigil_store::{Agent, Alert, AlertId, StoreError, UnixTime};
+use vigil_store::{
+    now_unix, AckOutcome, Agent, Alert, AlertId, AlertStatus, Role, StoreError, UnixTime, User,
+};
 
 /// The alert target of conditions about the agent itself (not a scanned host).
 pub(crate) const AGENT_TARGET: &str = "agent";
@@ -272,9 +277,81 @@ impl App {
     }
 }
 
+/// `user` acknowledges `alert` of their account with an optional note.
+///
+/// The rules: owners and admins may, viewers may not (403); only an open
+/// alert can be acknowledged — a resolved one is a conflict (409), as is
+/// one that someone else acknowledged already (the first acknowledgement
+/// stays, with its note). Repeating your own acknowledgement changes
+/// nothing and succeeds, so a retried request is harmless.
+pub(crate) async fn acknowledge(
+    app: &App,
+    user: &User,
+    from: Option<std::net::IpAddr>,
+    alert: AlertId,
+    note: Option<&str>,
+) -> Result<Alert, ApiError> {
+    may_acknowledge(user.role)?;
+    let outcome = app
+        .store
+        .acknowledge_alert(user.account_id, alert, user, note, now_unix())
+        .await?;
+    let acked = ack_answer(outcome, &user.email)?;
+    let actor = crate::audit::Actor {
+        email: user.email.clone(),
+        user_id: Some(user.id),
+        from,
+    };
+    let detail = serde_json::json!({ "note": note });
+    crate::audit::record(
+        app,
+        user.account_id,
+        actor,
+        "alert.ack",
+        Some(&alert.to_string()),
+        Some(detail),
+    )
+    .await;
+    Ok(acked)
+}
+
+fn may_acknowledge(role: Role) -> Result<(), ApiError> {
+    match role {
+        Role::Owner | Role::Admin => Ok(()),
+        Role::Viewer => Err(ApiError::Forbidden(
+            "viewers may only read; ask an admin or owner of the account to acknowledge the alert"
+                .into(),
+        )),
+    }
+}
+
+/// What an acknowledgement outcome means for `actor` (an email).
+fn ack_answer(outcome: AckOutcome, actor: &str) -> Result<Alert, ApiError> {
+    match outcome {
+        AckOutcome::Acknowledged(a) => Ok(a),
+        AckOutcome::AlreadyAcknowledged(a) if a.acknowledged_by.as_deref() == Some(actor) => Ok(a),
+        AckOutcome::AlreadyAcknowledged(a) => Err(ApiError::Conflict(format!(
+            "the alert was already acknowledged by {}; the first acknowledgement stays",
+            a.acknowledged_by.as_deref().unwrap_or("someone else")
+        ))),
+        AckOutcome::Resolved(_) => Err(ApiError::Conflict(
+            "the alert is resolved: only open alerts can be acknowledged".into(),
+        )),
+    }
+}
+
+/// One line for people: "Unauthorized port 23/tcp open on …".
+pub(crate) fn alert_title(a: &Alert, agent: Option<&Agent>) -> String {
+    match agent {
+        Some(agent) => title(agent, &a.target, a.condition, a.status == AlertStatus::Open),
+        None => a.condition.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_store::{AccountId, AgentId};
 
     #[test]
     fn every_condition_has_an_alert_and_a_recovery_event() {
@@ -300,5 +377,72 @@ mod tests {
             event_for(Condition::agent_not_communicating(), false).0,
             EventKind::AgentBack
         );
+    }
+
+    fn alert(by: Option<&str>, status: AlertStatus) -> Alert {
+        Alert {
+            id: AlertId::random(),
+            account_id: AccountId::random(),
+            agent_id: AgentId::random(),
+            target: "agent_host".into(),
+            condition: Condition::unauthorized_open(23),
+            status,
+            flapping: false,
+            raised_at: 1,
+            resolved_at: None,
+            acknowledged_at: by.map(|_| 2),
+            acknowledged_by: by.map(String::from),
+            ack_note: None,
+        }
+    }
+
+    #[test]
+    fn who_may_acknowledge() {
+        for (role, ok) in [
+            (Role::Owner, true),
+            (Role::Admin, true),
+            (Role::Viewer, false),
+        ] {
+            match may_acknowledge(role) {
+                Ok(()) => assert!(ok, "{role}"),
+                Err(ApiError::Forbidden(m)) => assert!(!ok && m.contains("viewers"), "{role}: {m}"),
+                Err(e) => panic!("{role}: {e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn what_an_outcome_means() {
+        let me = "me@acme.example";
+        let open = AlertStatus::Open;
+        for (outcome, want) in [
+            (AckOutcome::Acknowledged(alert(Some(me), open)), Ok(())),
+            // Your own acknowledgement again: harmless.
+            (
+                AckOutcome::AlreadyAcknowledged(alert(Some(me), open)),
+                Ok(()),
+            ),
+            (
+                AckOutcome::AlreadyAcknowledged(alert(Some("bob@acme.example"), open)),
+                Err("already acknowledged by bob@acme.example"),
+            ),
+            (
+                AckOutcome::Resolved(alert(None, AlertStatus::Resolved)),
+                Err("resolved"),
+            ),
+            (
+                AckOutcome::Resolved(alert(Some(me), AlertStatus::Resolved)),
+                Err("only open alerts"),
+            ),
+        ] {
+            let shown = format!("{outcome:?}");
+            match (ack_answer(outcome, me), want) {
+                (Ok(_), Ok(())) => {}
+                (Err(ApiError::Conflict(m)), Err(needle)) => {
+                    assert!(m.contains(needle), "{shown}: {m}")
+                }
+                (got, want) => panic!("{shown}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 }

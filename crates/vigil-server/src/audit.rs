@@ -6,9 +6,16 @@
 //! it describes: the change happened.
 
 use crate::app::App;
+use axum::body::Body;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::net::IpAddr;
+use std::sync::Arc;
 use vigil_store::{AccountId, AuditEntry, NewAuditEntry, UserId};
+
+/// Entries per page unless `?limit=` says otherwise, and per export page.
+pub(crate) const PAGE: u32 = 200;
 
 /// Who acted, from where.
 #[derive(Debug, Clone)]
@@ -68,4 +75,37 @@ pub(crate) fn json_line(e: &AuditEntry) -> String {
     let mut line = serde_json::to_string(e).unwrap_or_default();
     line.push('\n');
     line
+}
+
+/// The whole log as JSON lines, page by page (the REST API's
+/// `GET /audit.jsonl` and the console's export).
+pub(crate) fn jsonl(app: Arc<App>, account: AccountId) -> Response {
+    let pages = futures::stream::unfold(Some(None::<String>), move |cursor| {
+        let app = app.clone();
+        async move {
+            let before = cursor?;
+            match app.store.audit_log(account, before.as_deref(), PAGE).await {
+                Ok(page) if page.is_empty() => None,
+                Ok(page) => {
+                    let next = (page.len() == PAGE as usize)
+                        .then(|| page.last().map(|e| e.id.clone()))
+                        .flatten();
+                    let text: String = page.iter().map(json_line).collect();
+                    Some((Ok::<_, std::io::Error>(text), next.map(Some)))
+                }
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"vigil-audit.jsonl\"",
+            ),
+        ],
+        Body::from_stream(pages),
+    )
+        .into_response()
 }

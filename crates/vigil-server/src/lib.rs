@@ -4,6 +4,9 @@
 //!
 //! * the REST API ([`api`], plain HTTP, tenant-scoped by API token) and,
 //!   on the same listener, the web console ([`console`], HTML pages);
+//!   both call the same concept modules for what they change and show
+//!   ([`agents`], [`alert`], [`audit`], [`compliance`], [`contacts`],
+//!   [`history`], [`install`], [`peers`]), never each other;
 //! * the agent API ([`agent_api`], HTTPS with the self-signed certificate
 //!   of [`tls`], which agents pin at enrollment);
 //! * the scheduler ([`scan`]): due security-scan policies become scan tasks;
@@ -24,6 +27,7 @@
 //! starts, so a restart loses nothing.
 
 mod agent_api;
+mod agents;
 mod alert;
 pub mod api;
 mod app;
@@ -32,10 +36,13 @@ mod budget;
 mod compliance;
 mod config;
 mod console;
+mod contacts;
 mod error;
 mod evaluate;
 mod health;
+mod history;
 mod http;
+mod ids;
 mod install;
 mod listen;
 mod liveness;

@@ -1,21 +1,33 @@
-//! Calls to a trusted peer's REST API: another Vigil server, reached with
-//! an API token of that server, asked who it is and told to move one of
-//! its agents here.
+//! Trusted peers: calls to a peer's REST API (another Vigil server,
+//! reached with an API token of that server, asked who it is and told to
+//! move one of its agents here), and moving agents here ([`move_here`],
+//! for the REST API and the web console alike).
 
+use crate::app::App;
+use crate::http::error::ApiError;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_core::netpolicy::{Destination, NetPolicy, Refusal};
+use vigil_core::Plan;
 use vigil_notify::guard::{check_url, find_refusal};
 use vigil_proto::api::{
-    AgentMoveOrder, AgentMoveView, AgentView, ErrorBody, ServerInfo, API_PREFIX,
+    AgentMoveOrder, AgentMoveView, AgentView, ErrorBody, MoveOutcome, MoveRequest, MoveResponse,
+    ServerInfo, API_PREFIX,
 };
+use vigil_store::{AccountId, AgentId, StoreError};
 
 /// How long one call to a peer may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest error text of a peer kept in a message.
 const MAX_ERROR_CHARS: usize = 300;
+/// Most agents one move request names (each is a call to a peer).
+const MAX_MOVE_AGENTS: usize = 100;
+/// How long a move instruction (and the enrollment token in it) stands.
+pub(crate) const MOVE_TTL_MINUTES: u32 = 60;
+/// Longest agent name the store takes, in characters.
+const MAX_AGENT_NAME_CHARS: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PeerError {
@@ -167,6 +179,151 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// Asks the peers that manage the named agents of `account` to move them
+/// here (`POST /compliance/move` and the console's "Move here"; the
+/// caller checks the write right first).
+pub(crate) async fn move_here(
+    app: &App,
+    account: AccountId,
+    actor: impl Into<crate::audit::Actor>,
+    req: &MoveRequest,
+) -> Result<MoveResponse, ApiError> {
+    if req.agent_ids.is_empty() || req.agent_ids.len() > MAX_MOVE_AGENTS {
+        return Err(ApiError::Invalid(format!(
+            "agent_ids must name 1 to {MAX_MOVE_AGENTS} agents"
+        )));
+    }
+    let assessment = app.store.latest_assessment(account).await?.ok_or_else(|| {
+        ApiError::Conflict(
+            "no assessment has run yet: assess the scope to find agents of other servers".into(),
+        )
+    })?;
+    let plan = req.plan.unwrap_or(Plan::Community);
+    let mut results = Vec::with_capacity(req.agent_ids.len());
+    for agent_id in &req.agent_ids {
+        let outcome = match move_one(app, account, assessment.id, agent_id, plan).await {
+            Ok(server_id) => MoveOutcome {
+                agent_id: agent_id.clone(),
+                status: "requested".into(),
+                server_id: Some(server_id),
+                error: None,
+            },
+            Err(MoveFailure { server_id, error }) => MoveOutcome {
+                agent_id: agent_id.clone(),
+                status: "error".into(),
+                server_id,
+                error: Some(error),
+            },
+        };
+        results.push(outcome);
+    }
+    let detail = serde_json::to_value(&results).ok();
+    crate::audit::record(app, account, actor, "agent.move_here", None, detail).await;
+    Ok(MoveResponse { results })
+}
+
+/// Why one agent could not be moved, and which server manages it if known.
+struct MoveFailure {
+    server_id: Option<String>,
+    error: String,
+}
+
+impl MoveFailure {
+    fn new(server_id: Option<&str>, error: impl Into<String>) -> Self {
+        MoveFailure {
+            server_id: server_id.map(str::to_string),
+            error: error.into(),
+        }
+    }
+}
+
+/// Moves one agent; returns the ID of the server that manages it now.
+async fn move_one(
+    app: &App,
+    account: AccountId,
+    assessment: vigil_store::AssessmentId,
+    agent_id: &str,
+    plan: Plan,
+) -> Result<String, MoveFailure> {
+    let internal = |e: StoreError| {
+        tracing::error!(error = %e, "move request failed");
+        MoveFailure::new(None, "internal error")
+    };
+    if agent_id.parse::<AgentId>().is_err() {
+        return Err(MoveFailure::new(
+            None,
+            format!("invalid agent id {agent_id:?}: expected a UUID"),
+        ));
+    }
+    let (name, server_id) = app
+        .store
+        .managed_elsewhere(account, assessment, agent_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            MoveFailure::new(
+                None,
+                format!(
+                    "agent {agent_id} is not managed by another server in the latest assessment"
+                ),
+            )
+        })?;
+    let known = Some(server_id.as_str());
+    let peer = app
+        .store
+        .peer_by_server(account, &server_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            MoveFailure::new(
+                known,
+                format!("no trusted peer for server {server_id}: add it under /compliance/peers"),
+            )
+        })?;
+    let client = PeerClient::new(&peer.api_url, &peer.api_token, &app.cfg.net_policy)
+        .map_err(|e| MoveFailure::new(known, e.to_string()))?;
+    // The agent keeps its name; the peer also confirms it knows the agent
+    // before a token is made for it.
+    let remote = client
+        .agent(agent_id)
+        .await
+        .map_err(|e| MoveFailure::new(known, e.to_string()))?;
+    if remote.removed_at.is_some() {
+        return Err(MoveFailure::new(
+            known,
+            format!("agent {agent_id} was removed on server {server_id}"),
+        ));
+    }
+    let name = [remote.name.as_str(), name.as_str(), agent_id]
+        .into_iter()
+        .map(|n| {
+            n.trim()
+                .chars()
+                .take(MAX_AGENT_NAME_CHARS)
+                .collect::<String>()
+        })
+        .find(|n| !n.is_empty())
+        .unwrap_or_else(|| agent_id.to_string());
+    let ttl = Duration::from_secs(u64::from(MOVE_TTL_MINUTES) * 60);
+    let token = app
+        .store
+        .create_enrollment(account, &name, plan, ttl)
+        .await
+        .map_err(internal)?;
+    let order = AgentMoveOrder {
+        agent_url: app.agent_url.clone(),
+        pin: app.pin.to_string(),
+        enrollment_token: token,
+        ttl_minutes: Some(MOVE_TTL_MINUTES),
+    };
+    client
+        .order_move(agent_id, &order)
+        .await
+        .map_err(|e| MoveFailure::new(known, e.to_string()))?;
+    tracing::info!(agent = %agent_id, peer = %peer.id, %server_id, "agent move requested");
+    Ok(server_id)
 }
 
 #[cfg(test)]

@@ -93,7 +93,9 @@ fn ip_scope_assessment_finds_every_status() {
     let id = body["assessment_id"].as_str().unwrap().to_string();
     // Progress while it runs: the 60 silent addresses are counted as
     // unreachable once port 135 is swept (they wait out their timeouts,
-    // so that step is seen), everything once probing ends.
+    // so that step is seen), everything once probing ends; at the end,
+    // nothing shows a machine at those silent addresses (no name, never
+    // seen): no host at address.
     let mut seen_running = Vec::new();
     let done = wait_for("the assessment to finish", Duration::from_secs(60), || {
         let a = api.get(&format!("/compliance/assessments?assessment={id}"));
@@ -112,11 +114,16 @@ fn ip_scope_assessment_finds_every_status() {
         assert!(done_n <= total && total == 64, "{a}");
         let counted = &a["counts"];
         let partial = json!({"managed_here": 0, "managed_elsewhere": 0, "no_agent": 0,
-                             "unreachable": 60, "unresolved_ad": 0});
+                             "unreachable": 60, "unresolved_ad": 0, "no_host": 0});
         let nothing = json!({"managed_here": 0, "managed_elsewhere": 0, "no_agent": 0,
-                             "unreachable": 0, "unresolved_ad": 0});
+                             "unreachable": 0, "unresolved_ad": 0, "no_host": 0});
+        let probed = json!({"managed_here": 1, "managed_elsewhere": 1, "no_agent": 2,
+                             "unreachable": 60, "unresolved_ad": 0, "no_host": 0});
         assert!(
-            *counted == nothing || *counted == partial || *counted == done["counts"],
+            *counted == nothing
+                || *counted == partial
+                || *counted == probed
+                || *counted == done["counts"],
             "running counts are what is classified so far: {a}"
         );
     }
@@ -130,7 +137,8 @@ fn ip_scope_assessment_finds_every_status() {
     assert_eq!(counts["managed_here"], 1, "{done}");
     assert_eq!(counts["managed_elsewhere"], 1, "{done}");
     assert_eq!(counts["no_agent"], 2, "{done}");
-    assert_eq!(counts["unreachable"], 60, "{done}");
+    assert_eq!(counts["unreachable"], 0, "{done}");
+    assert_eq!(counts["no_host"], 60, "{done}");
     assert_eq!(counts["unresolved_ad"], 0, "{done}");
 
     // Drill down: each count is a list.
@@ -150,16 +158,22 @@ fn ip_scope_assessment_finds_every_status() {
     assert_eq!(no_agent, [ONLY_135, BARE]);
 
     // Name search: exact, or with `*`; an incomplete name finds nothing.
+    // (The agents' endpoints are named by the host name they report.)
     assert_eq!(
-        names(&api.get(&format!("/compliance/endpoints?name={OURS}"))),
-        [OURS]
+        names(&api.get(&format!("/compliance/endpoints?name={ONLY_135}"))),
+        [ONLY_135]
     );
-    let page = api.get("/compliance/endpoints?name=198.51.100.1");
+    let page = api.get("/compliance/endpoints?name=198.51.100.1&status=no_host");
     assert_eq!(page["total"], 1, "{page}");
     assert_eq!(api.get("/compliance/endpoints?name=198.51.100")["total"], 0);
+    // The empty addresses only when asked for.
     assert_eq!(
         api.get("/compliance/endpoints?name=198.51.100.*")["total"],
-        64
+        2
+    );
+    assert_eq!(
+        api.get("/compliance/endpoints?name=198.51.100.*&status=no_host")["total"],
+        60
     );
     assert_eq!(
         api.get("/compliance/endpoints?name=*100.5*&status=no_agent")["total"],
@@ -167,7 +181,7 @@ fn ip_scope_assessment_finds_every_status() {
     );
     // Advanced search: an IP range and a status together; pagination.
     let page = api.get(
-        "/compliance/endpoints?ip=198.51.100.0-198.51.100.31&status=unreachable&limit=10&offset=10",
+        "/compliance/endpoints?ip=198.51.100.0-198.51.100.31&status=no_host&limit=10&offset=10",
     );
     assert_eq!(page["total"], 29, "{page}");
     assert_eq!(page["endpoints"].as_array().unwrap().len(), 10);
@@ -210,7 +224,7 @@ fn ip_scope_assessment_finds_every_status() {
     let second = wait_done(&api, second["id"].as_str().unwrap());
     assert_eq!(first["state"], "cancelled", "{first}");
     assert_eq!(second["state"], "done", "{second}");
-    assert_eq!(second["counts"]["unreachable"], 60);
+    assert_eq!(second["counts"]["no_host"], 60);
 
     // Database only: fast, from the last on-demand results plus what the
     // server knows. The agent claiming our server ID was removed here
@@ -232,5 +246,5 @@ fn ip_scope_assessment_finds_every_status() {
     assert_eq!(counts["managed_here"], 0, "{db_only}");
     assert_eq!(counts["no_agent"], 3, "{db_only}");
     assert_eq!(counts["managed_elsewhere"], 1, "{db_only}");
-    assert_eq!(counts["unreachable"], 60, "{db_only}");
+    assert_eq!(counts["no_host"], 60, "{db_only}");
 }

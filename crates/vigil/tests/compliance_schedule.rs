@@ -142,7 +142,7 @@ fn scheduled_assessments_keep_history_and_notify_status_changes() {
     let first = &runs[0];
     assert_eq!(first["state"], "done", "{first}");
     assert_eq!(first["counts"]["no_agent"], 1, "{first}");
-    assert_eq!(first["counts"]["unreachable"], 7, "{first}");
+    assert_eq!(first["counts"]["no_host"], 7, "{first}");
 
     // A host comes up (only port 135 open) before the next run.
     net.add_host(LATE.parse().unwrap()).unwrap();
@@ -153,7 +153,7 @@ fn scheduled_assessments_keep_history_and_notify_status_changes() {
     let second = &runs[1];
     assert_eq!(second["state"], "done", "{second}");
     assert_eq!(second["counts"]["no_agent"], 2, "{second}");
-    assert_eq!(second["counts"]["unreachable"], 6, "{second}");
+    assert_eq!(second["counts"]["no_host"], 6, "{second}");
     assert!(
         second["started_at"].as_i64().unwrap() >= first["finished_at"].as_i64().unwrap(),
         "runs do not overlap: {runs:?}"
@@ -178,7 +178,7 @@ fn scheduled_assessments_keep_history_and_notify_status_changes() {
     assert_eq!(n["agent_id"], second["id"], "{n}");
     let details = n["details"].as_str().unwrap();
     assert!(
-        details.contains(&format!("{LATE}: unreachable → no_agent")),
+        details.contains(&format!("{LATE}: no_host → no_agent")),
         "{details}"
     );
     assert!(!details.contains(STEADY), "{details}");

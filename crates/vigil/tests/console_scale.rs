@@ -158,6 +158,7 @@ fn console_pages_stay_usable_at_scale() {
         "no_agent",
         "unreachable",
         "unresolved_ad",
+        "no_host",
     ]
     .iter()
     .map(|k| counts[k].as_u64().unwrap_or(0))
@@ -182,7 +183,7 @@ fn console_pages_stay_usable_at_scale() {
             ("VIGIL_SILENT", seeded.silent.to_string()),
             ("VIGIL_ABANDONED", seeded.abandoned.to_string()),
             ("VIGIL_ENDPOINTS", total.to_string()),
-            ("VIGIL_UNREACHABLE", counts["unreachable"].to_string()),
+            ("VIGIL_NO_HOST", counts["no_host"].to_string()),
             ("VIGIL_NO_AGENT", ANSWERING.join(",")),
         ],
     );

@@ -180,7 +180,7 @@ fn ctl_compliance_scope_assess_search_schedule_history() {
             .unwrap_or_default()
     };
     assert_eq!(counts_line("no_agent"), "2", "{out}");
-    assert_eq!(counts_line("unreachable"), "6", "{out}");
+    assert_eq!(counts_line("no_host"), "6", "{out}");
     assert_eq!(counts_line("managed_here"), "0", "{out}");
     assert!(!out.contains('\u{1b}'), "no terminal escapes: {out:?}");
 
@@ -203,7 +203,20 @@ fn ctl_compliance_scope_assess_search_schedule_history() {
             "198.51.100.2*",
         ])
         .json();
-    assert_eq!(page["total"], 4, "{page}");
+    // The two hosts; the silent addresses only when asked for.
+    assert_eq!(page["total"], 2, "{page}");
+    let page = w
+        .ctl(&[
+            "--json",
+            "compliance",
+            "endpoints",
+            "--name",
+            "198.51.100.2*",
+            "--status",
+            "no_host",
+        ])
+        .json();
+    assert_eq!(page["total"], 2, "{page}");
     let page = w
         .ctl(&[
             "--json",

@@ -187,6 +187,7 @@ pub fn listen(tn: &TestNet, range: &Range, rt: &tokio::runtime::Runtime) -> Resu
             server_id: OTHER_SERVER.to_string(),
             version: "0.0.0-other".to_string(),
             key: None,
+            hostname: None,
         });
         replies.push(reply);
         let stop = shutdown_rx.clone();

@@ -3,6 +3,7 @@
 
 use super::dn::Dn;
 use super::identify::IdentifyCheck;
+use super::names::NameSource;
 use super::status::EndpointStatus;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -11,9 +12,12 @@ use uuid::Uuid;
 /// A machine in the compliance results. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
-    /// The AD `cn`; for a machine known only by address, the name seen at
-    /// the address (e.g. reverse DNS) or else the address itself.
+    /// The AD `cn`; for a machine known only by address, the name found
+    /// for the address (see `names.rs`) or else the address itself.
     pub name: String,
+    /// Where `name` came from; `None` when it is the address itself.
+    #[serde(default)]
+    pub name_source: Option<NameSource>,
     /// The AD `dNSHostName`, if any.
     #[serde(default)]
     pub dns_name: Option<String>,
@@ -69,6 +73,7 @@ impl Endpoint {
     pub fn new(name: impl Into<String>, status: EndpointStatus) -> Self {
         Endpoint {
             name: name.into(),
+            name_source: None,
             dns_name: None,
             addrs: Vec::new(),
             status,

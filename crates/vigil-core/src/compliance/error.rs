@@ -83,9 +83,11 @@ pub enum ComplianceError {
     LastSeenBounds,
     #[error(
         "unknown status {status:?}: expected managed_here, managed_elsewhere, no_agent, \
-         unreachable or unresolved_ad"
+         unreachable, unresolved_ad or no_host"
     )]
     UnknownStatus { status: String },
+    #[error("unknown name source {given:?}: expected ad, dns, netbios or agent")]
+    UnknownNameSource { given: String },
 }
 
 fn prefix_rule(ipv6: bool) -> &'static str {

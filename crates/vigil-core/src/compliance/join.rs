@@ -4,11 +4,16 @@
 //!
 //! The assessment runs in steps; only the marked ones do IO:
 //! 1. read the computers of the AD scope (IO) into [`AdComputer`]s;
-//! 2. resolve [`names_to_resolve`] (IO, DNS) into a name → addresses map;
+//! 2. resolve [`names_to_resolve`] (IO, DNS) into a name → addresses map
+//!    (a computer without dNSHostName is looked up as `<cn>.<domain>`, as
+//!    AD's own tools do, see [`AdComputer::lookup_name`]);
 //! 3. probe the IP scope plus [`addresses_to_probe`], the AD addresses the
 //!    IP scope does not cover (IO), classifying each with
 //!    [`classify`] into an [`IpEndpoint`];
-//! 4. [`join`] everything, with the agents our database knows by AD GUID.
+//! 4. name the IP results (IO: PTR, NetBIOS; see `names.rs`);
+//! 5. [`join`] everything, with the agents our database knows by AD GUID;
+//! 6. [`settle_silent_addresses`]: silent addresses nothing shows a
+//!    machine uses are *no host at address*, not *unreachable*.
 //!
 //! Join rules:
 //! - an AD computer whose dNSHostName resolves to an address with an IP
@@ -34,6 +39,7 @@
 use super::dn::Dn;
 use super::endpoint::Endpoint;
 use super::identify::IdentifyCheck;
+use super::names::{clean_host_name, NameSource};
 use super::scope::IpScope;
 use super::status::{classify, EndpointStatus, Identified, Probe};
 use serde::{Deserialize, Serialize};
@@ -56,6 +62,34 @@ pub struct AdComputer {
     pub disabled: bool,
 }
 
+impl AdComputer {
+    /// The name to resolve: the dNSHostName, else `<cn>.<domain>` with the
+    /// domain from the DN's `DC=` parts (what AD's own tools try).
+    pub fn lookup_name(&self) -> Option<String> {
+        if let Some(name) = self
+            .dns_host_name
+            .as_deref()
+            .map(host_key)
+            .filter(|n| !n.is_empty())
+        {
+            return Some(name);
+        }
+        let domain: Vec<&str> = self
+            .dn
+            .split(',')
+            .filter_map(|part| {
+                let (key, value) = part.split_once('=')?;
+                key.trim().eq_ignore_ascii_case("dc").then(|| value.trim())
+            })
+            .collect();
+        let cn = clean_host_name(&self.cn).filter(|cn| !cn.contains('.'))?;
+        if domain.is_empty() {
+            return None;
+        }
+        clean_host_name(&format!("{cn}.{}", domain.join("."))).map(|n| host_key(&n))
+    }
+}
+
 /// The assessment result for one address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpEndpoint {
@@ -65,8 +99,11 @@ pub struct IpEndpoint {
     /// The verdict on `identify` (see [`Identified::check`]).
     #[serde(default)]
     pub check: Option<IdentifyCheck>,
-    /// A name seen for the address (reverse DNS), if any.
+    /// The name found for the address (see `names.rs`), if any.
     pub name: Option<String>,
+    /// Where `name` came from.
+    #[serde(default)]
+    pub name_source: Option<NameSource>,
     /// When the address last answered.
     pub seen_at: Option<i64>,
 }
@@ -86,6 +123,7 @@ impl IpEndpoint {
                 .and_then(|id| id.check(our_server_id)),
             identify: probe.identify,
             name: None,
+            name_source: None,
         }
     }
 }
@@ -99,15 +137,10 @@ pub struct KnownAgent {
     pub last_seen: Option<i64>,
 }
 
-/// The distinct dNSHostNames to resolve, normalized (lower case, no
-/// trailing dot), sorted.
+/// The distinct names to resolve ([`AdComputer::lookup_name`]), normalized
+/// (lower case, no trailing dot), sorted.
 pub fn names_to_resolve(ad: &[AdComputer]) -> Vec<String> {
-    let names: BTreeSet<String> = ad
-        .iter()
-        .filter_map(|c| c.dns_host_name.as_deref())
-        .map(host_key)
-        .filter(|n| !n.is_empty())
-        .collect();
+    let names: BTreeSet<String> = ad.iter().filter_map(AdComputer::lookup_name).collect();
     names.into_iter().collect()
 }
 
@@ -227,6 +260,7 @@ fn ad_endpoint(
         computer.cn
     };
     let mut ep = Endpoint::new(name, status);
+    ep.name_source = Some(NameSource::Ad);
     ep.dns_name = computer
         .dns_host_name
         .map(|n| n.trim().trim_end_matches('.').to_owned())
@@ -265,12 +299,14 @@ fn ad_endpoint(
 }
 
 fn ip_endpoint(result: IpEndpoint) -> Endpoint {
-    let name = result
+    let named = result
         .name
         .clone()
         .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| result.addr.to_string());
+        .map(|n| (n, result.name_source));
+    let (name, source) = named.unwrap_or_else(|| (result.addr.to_string(), None));
     let mut ep = Endpoint::new(name, result.status);
+    ep.name_source = source;
     ep.addrs = vec![result.addr];
     if let Some(id) = &result.identify {
         set_identified(&mut ep, id, result.check);
@@ -312,11 +348,30 @@ fn normalize(resolved: &HashMap<String, Vec<IpAddr>>) -> HashMap<String, Vec<IpA
 /// A computer's resolved addresses, each once, in resolver order.
 fn addrs_of(computer: &AdComputer, resolved: &HashMap<String, Vec<IpAddr>>) -> Vec<IpAddr> {
     computer
-        .dns_host_name
-        .as_deref()
-        .and_then(|n| resolved.get(&host_key(n)))
+        .lookup_name()
+        .and_then(|n| resolved.get(&n))
         .cloned()
         .unwrap_or_default()
+}
+
+/// Decides *unreachable* against *no host at address* for the silent
+/// endpoints of a join: an endpoint keeps *unreachable* when something
+/// shows a machine uses it — it is an AD computer, it has a name, or one
+/// of its addresses answered an earlier assessment (`seen_before`: when
+/// each address last answered; its time becomes the endpoint's last
+/// seen); the others are *no host at address*.
+pub fn settle_silent_addresses(endpoints: &mut [Endpoint], seen_before: &HashMap<IpAddr, i64>) {
+    for ep in endpoints
+        .iter_mut()
+        .filter(|ep| ep.status == EndpointStatus::Unreachable && ep.ad_guid.is_none())
+    {
+        let seen = ep.addrs.iter().filter_map(|a| seen_before.get(a)).max();
+        if let Some(&at) = seen {
+            ep.last_seen = ep.last_seen.max(Some(at));
+        } else if ep.name_source.is_none() && ep.last_seen.is_none() {
+            ep.status = EndpointStatus::NoHost;
+        }
+    }
 }
 
 /// Whether the name seen at an address (a host key) names this computer:
@@ -367,6 +422,7 @@ mod tests {
             } else {
                 Proof::Unproven
             },
+            hostname: None,
         });
         IpEndpoint {
             addr: addr(a),
@@ -374,6 +430,7 @@ mod tests {
             check: identify.as_ref().and_then(|id| id.check(OURS)),
             identify,
             name: None,
+            name_source: None,
             seen_at: (status != Unreachable).then_some(1_800_000_000),
         }
     }
@@ -804,7 +861,16 @@ mod tests {
             computer(4, "A2", Some("a.example.test")),
             computer(5, "E", Some("")),
         ];
-        assert_eq!(names_to_resolve(&ad), ["a.example.test", "b.example.test"]);
+        // C and E have no dNSHostName: looked up as <cn>.<domain>.
+        assert_eq!(
+            names_to_resolve(&ad),
+            [
+                "a.example.test",
+                "b.example.test",
+                "c.example.test",
+                "e.example.test"
+            ]
+        );
         let resolved = dns(&[
             ("a.example.test", &["10.0.0.1", "192.0.2.1"]),
             ("b.example.test", &["192.0.2.1", "2001:db8::1"]),
@@ -823,5 +889,88 @@ mod tests {
             ..scope
         };
         assert_eq!(addresses_to_probe(&ad, &resolved, &off).len(), 3);
+    }
+
+    #[test]
+    fn computers_without_dns_host_name_are_looked_up_as_cn_dot_domain() {
+        let cases = [
+            (
+                computer(1, "WEB01", Some("Web01.Example.Test.")),
+                Some("web01.example.test"),
+            ),
+            (
+                computer(2, "PRESTAGED", None),
+                Some("prestaged.example.test"),
+            ),
+            (computer(3, "bad name", None), None),
+            (computer(4, "", None), None),
+            (
+                AdComputer {
+                    dn: "CN=NODOMAIN,OU=Servers".into(),
+                    ..computer(5, "NODOMAIN", None)
+                },
+                None,
+            ),
+        ];
+        for (c, want) in cases {
+            assert_eq!(c.lookup_name().as_deref(), want, "{c:?}");
+        }
+        let ad = vec![computer(2, "PRESTAGED", None)];
+        assert_eq!(names_to_resolve(&ad), ["prestaged.example.test"]);
+        let out = join(
+            ad,
+            vec![result("10.0.0.7", NoAgent, None)],
+            &dns(&[("prestaged.example.test", &["10.0.0.7"])]),
+            &known(&[]),
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].status, out[0].addrs.clone()),
+            (NoAgent, vec![addr("10.0.0.7")])
+        );
+        assert_eq!(
+            out[0].dns_name, None,
+            "AD's own attribute stays as AD has it"
+        );
+        assert_eq!(out[0].name_source, Some(NameSource::Ad));
+    }
+
+    #[test]
+    fn silent_addresses_are_no_host_unless_something_shows_a_machine() {
+        let named = IpEndpoint {
+            name: Some("web01.example.test".into()),
+            name_source: Some(NameSource::Dns),
+            ..result("10.0.0.2", Unreachable, None)
+        };
+        let mut out = join(
+            vec![computer(1, "OFFLINE", Some("offline.example.test"))],
+            vec![
+                result("10.0.0.1", Unreachable, None),
+                named,
+                result("10.0.0.3", Unreachable, None),
+                result("10.0.0.4", NoAgent, None),
+                result("10.0.0.5", Unreachable, None),
+            ],
+            &dns(&[("offline.example.test", &["10.0.0.5"])]),
+            &known(&[]),
+        );
+        let seen_before = HashMap::from([(addr("10.0.0.3"), 1_700_000_000)]);
+        settle_silent_addresses(&mut out, &seen_before);
+        let got: Vec<(&str, EndpointStatus, Option<i64>)> = out
+            .iter()
+            .map(|e| (e.name.as_str(), e.status, e.last_seen))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // An AD computer that did not answer exists.
+                ("OFFLINE", Unreachable, Some(1_700_000_001)),
+                ("10.0.0.1", NoHost, None),
+                ("web01.example.test", Unreachable, None),
+                // Answered an earlier assessment: when is kept.
+                ("10.0.0.3", Unreachable, Some(1_700_000_000)),
+                ("10.0.0.4", NoAgent, Some(1_800_000_000)),
+            ]
+        );
     }
 }

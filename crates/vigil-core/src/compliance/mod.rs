@@ -20,6 +20,8 @@ pub mod filter;
 pub mod guid;
 pub mod identify;
 pub mod join;
+pub mod names;
+pub mod netbios;
 pub mod range;
 pub mod schedule;
 pub mod scope;
@@ -40,7 +42,14 @@ pub use guid::{
     ldap_filter_escape_bytes, parse_filetime, parse_uac, uac_disabled,
 };
 pub use identify::{check_identify, IdentifyCheck, Proof};
-pub use join::{addresses_to_probe, join, names_to_resolve, AdComputer, IpEndpoint, KnownAgent};
+pub use join::{
+    addresses_to_probe, join, names_to_resolve, settle_silent_addresses, AdComputer, IpEndpoint,
+    KnownAgent,
+};
+pub use names::{clean_host_name, pick_name, NameSource, SeenNames};
+pub use netbios::{
+    node_status_request, parse_node_status, NbstatError, NodeStatus, NETBIOS_NAME_PORT,
+};
 pub use range::{IpRange, MAX_RANGE_ADDRESSES};
 pub use schedule::{
     ComplianceSchedule, ScheduleError, MAX_EVERY_MINUTES, MIN_EVERY_MINUTES, WEEKDAYS,

@@ -176,7 +176,8 @@ pub struct AdvancedQuery {
     /// Endpoints with at least one address in the range.
     #[serde(default)]
     pub ip_range: Option<IpRange>,
-    /// Any of these statuses; empty means any status.
+    /// Any of these statuses; empty means any status shown by default
+    /// ([`EndpointStatus::SHOWN`]: not *no host at address*).
     #[serde(default)]
     pub statuses: Vec<EndpointStatus>,
     #[serde(default)]
@@ -201,6 +202,24 @@ impl AdvancedQuery {
         }
     }
 
+    /// Every endpoint of an assessment, whatever its status.
+    pub fn everything() -> Self {
+        AdvancedQuery {
+            statuses: EndpointStatus::ALL.to_vec(),
+            ..AdvancedQuery::default()
+        }
+    }
+
+    /// The statuses asked for: `statuses`, or when empty the ones shown by
+    /// default.
+    pub fn wanted_statuses(&self) -> &[EndpointStatus] {
+        if self.statuses.is_empty() {
+            &EndpointStatus::SHOWN
+        } else {
+            &self.statuses
+        }
+    }
+
     /// Refuses a time window that can match nothing.
     pub fn validate(&self) -> Result<(), ComplianceError> {
         match (self.last_seen_after, self.last_seen_before) {
@@ -215,7 +234,7 @@ impl AdvancedQuery {
                 .ip_range
                 .as_ref()
                 .is_none_or(|r| ep.addrs.iter().any(|a| r.contains(*a)))
-            && (self.statuses.is_empty() || self.statuses.contains(&ep.status))
+            && self.wanted_statuses().contains(&ep.status)
             && self
                 .os
                 .as_ref()

@@ -17,8 +17,9 @@
 //!    list can say so (and a forged claim is flagged there).
 //! 4. Nothing answered at all: **unreachable**.
 //!
-//! **Unresolved AD** is never the outcome of a probe: it is decided by the
-//! join (see `join.rs`) for AD computers that could not be assessed.
+//! **Unresolved AD** and **no host at address** are never the outcome of a
+//! probe: the join (see `join.rs`) decides them, for AD computers that could
+//! not be assessed and for silent addresses nothing shows a machine uses.
 
 use super::error::ComplianceError;
 use super::identify::{check_identify, IdentifyCheck, Proof};
@@ -38,15 +39,32 @@ pub enum EndpointStatus {
     ManagedElsewhere,
     /// The host is up but no enrolled agent answered.
     NoAgent,
-    /// The host did not answer.
+    /// A machine that exists (known from AD, named, or seen answering
+    /// before) did not answer.
     Unreachable,
     /// An AD computer not in our database whose address is unknown.
     UnresolvedAd,
+    /// An address of an IP range where nothing answered, now or ever
+    /// before, and that has no name: most likely no machine uses it (see
+    /// `join::settle_silent_addresses`). Collapsed in lists by default.
+    NoHost,
 }
 
 impl EndpointStatus {
     /// Every status, in display order.
-    pub const ALL: [EndpointStatus; 5] = [
+    pub const ALL: [EndpointStatus; 6] = [
+        EndpointStatus::ManagedHere,
+        EndpointStatus::ManagedElsewhere,
+        EndpointStatus::NoAgent,
+        EndpointStatus::Unreachable,
+        EndpointStatus::UnresolvedAd,
+        EndpointStatus::NoHost,
+    ];
+
+    /// The statuses lists, searches and exports show unless asked for
+    /// others: every one but [`EndpointStatus::NoHost`] (a sparse range
+    /// has tens of thousands of those).
+    pub const SHOWN: [EndpointStatus; 5] = [
         EndpointStatus::ManagedHere,
         EndpointStatus::ManagedElsewhere,
         EndpointStatus::NoAgent,
@@ -62,6 +80,7 @@ impl EndpointStatus {
             EndpointStatus::NoAgent => "no_agent",
             EndpointStatus::Unreachable => "unreachable",
             EndpointStatus::UnresolvedAd => "unresolved_ad",
+            EndpointStatus::NoHost => "no_host",
         }
     }
 
@@ -73,6 +92,7 @@ impl EndpointStatus {
             EndpointStatus::NoAgent => "No agent installed",
             EndpointStatus::Unreachable => "Unreachable",
             EndpointStatus::UnresolvedAd => "Unresolved Active Directory assessment",
+            EndpointStatus::NoHost => "No host at address",
         }
     }
 
@@ -110,6 +130,9 @@ pub struct StatusCounts {
     pub no_agent: u64,
     pub unreachable: u64,
     pub unresolved_ad: u64,
+    /// Absent from counts stored before the status existed.
+    #[serde(default)]
+    pub no_host: u64,
 }
 
 impl StatusCounts {
@@ -120,6 +143,7 @@ impl StatusCounts {
             EndpointStatus::NoAgent => self.no_agent,
             EndpointStatus::Unreachable => self.unreachable,
             EndpointStatus::UnresolvedAd => self.unresolved_ad,
+            EndpointStatus::NoHost => self.no_host,
         }
     }
 
@@ -130,6 +154,7 @@ impl StatusCounts {
             EndpointStatus::NoAgent => &mut self.no_agent,
             EndpointStatus::Unreachable => &mut self.unreachable,
             EndpointStatus::UnresolvedAd => &mut self.unresolved_ad,
+            EndpointStatus::NoHost => &mut self.no_host,
         };
         *n += 1;
     }
@@ -179,6 +204,10 @@ pub struct Identified {
     /// What the reply's MAC proved (checked only for replies naming us).
     #[serde(default)]
     pub proof: Proof,
+    /// The host name the agent reported (any host can claim any name, so
+    /// it only names the endpoint; see `names.rs`).
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 impl Identified {
@@ -243,6 +272,7 @@ mod tests {
             server_id: server_id.into(),
             version: "0.1.0".into(),
             proof,
+            hostname: None,
         })
     }
 

@@ -1,11 +1,14 @@
-//! Agents, their security-scan policies and results, and enrollment tokens.
+//! Agents, their security-scan policies and results, and enrollment tokens
+//! (the policy rules and the enroll command are in [`crate::agents`],
+//! shared with the console).
 
-use super::ids;
+use crate::agents::{checked_policy, enroll_command, DEFAULT_TTL_MINUTES, MAX_TTL_MINUTES};
 use crate::app::{status_view, App};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::extract::Json;
 use crate::http::extract::Query;
+use crate::ids;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -16,10 +19,6 @@ use vigil_proto::api::{
     AgentPatch, AgentView, EnrollmentView, NewEnrollment, PolicyView, PortView, ResultView,
 };
 use vigil_store::{now_unix, Agent, AgentId, ScanResult};
-
-/// Longest an enrollment token may live: 30 days.
-pub(crate) const MAX_TTL_MINUTES: u32 = 30 * 24 * 60;
-pub(crate) const DEFAULT_TTL_MINUTES: u32 = 24 * 60;
 
 pub(crate) async fn list(
     State(app): State<Arc<App>>,
@@ -196,39 +195,6 @@ pub(crate) async fn put_policy(
         scan,
         next_run_at: None,
     }))
-}
-
-/// The rules a policy a user sends must pass (the REST API and the web
-/// console): the agent is not removed, the policy is valid for the account
-/// (normalized), and it is enabled only on a plan with security scans.
-pub(crate) fn checked_policy(
-    agent: &Agent,
-    kind: vigil_core::AccountKind,
-    policy: SecurityPolicy,
-) -> Result<SecurityPolicy, ApiError> {
-    if agent.is_removed() {
-        return Err(ApiError::Conflict(
-            "the agent was removed; enroll it again to scan it".into(),
-        ));
-    }
-    let policy = policy
-        .validated(kind)
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
-    // Enabling a scan on a plan without one is refused, with the reason;
-    // a disabled policy may be prepared on any plan.
-    if policy.enabled {
-        vigil_core::policy::can_run(agent.plan).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    }
-    Ok(policy)
-}
-
-/// The command that enrolls an agent with `token` (it names this server's
-/// agent API and pin).
-pub(crate) fn enroll_command(app: &App, token: &str) -> String {
-    format!(
-        "vigil agent enroll --server {} --token {token} --pin {}",
-        app.agent_url, app.pin
-    )
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,13 +1,13 @@
 //! Alerts of the account: the list, one alert, its history, and
-//! acknowledging it. [`acknowledge`] holds the acknowledgement rules for
-//! the REST API and the web console alike.
+//! acknowledging it ([`crate::alert::acknowledge`] holds the
+//! acknowledgement rules for the REST API and the web console alike).
 
-use super::ids;
-use crate::alert::title;
+use crate::alert::{acknowledge, alert_title};
 use crate::app::App;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Query};
+use crate::ids;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::header;
 use serde::Deserialize;
@@ -15,8 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use vigil_proto::api::{AckRequest, AlertEventView, AlertView};
 use vigil_store::{
-    now_unix, AckOutcome, Agent, AgentId, Alert, AlertEvent, AlertFilter, AlertId, AlertStatus,
-    Role, StoreError, User,
+    Agent, AgentId, Alert, AlertEvent, AlertFilter, AlertId, AlertStatus, StoreError,
 };
 
 #[derive(Debug, Deserialize)]
@@ -116,69 +115,6 @@ impl<S: Send + Sync> FromRequest<S> for AckBody {
     }
 }
 
-/// `user` acknowledges `alert` of their account with an optional note.
-///
-/// The rules: owners and admins may, viewers may not (403); only an open
-/// alert can be acknowledged — a resolved one is a conflict (409), as is
-/// one that someone else acknowledged already (the first acknowledgement
-/// stays, with its note). Repeating your own acknowledgement changes
-/// nothing and succeeds, so a retried request is harmless.
-pub(crate) async fn acknowledge(
-    app: &App,
-    user: &User,
-    from: Option<std::net::IpAddr>,
-    alert: AlertId,
-    note: Option<&str>,
-) -> Result<Alert, ApiError> {
-    may_acknowledge(user.role)?;
-    let outcome = app
-        .store
-        .acknowledge_alert(user.account_id, alert, user, note, now_unix())
-        .await?;
-    let acked = ack_answer(outcome, &user.email)?;
-    let actor = crate::audit::Actor {
-        email: user.email.clone(),
-        user_id: Some(user.id),
-        from,
-    };
-    let detail = serde_json::json!({ "note": note });
-    crate::audit::record(
-        app,
-        user.account_id,
-        actor,
-        "alert.ack",
-        Some(&alert.to_string()),
-        Some(detail),
-    )
-    .await;
-    Ok(acked)
-}
-
-fn may_acknowledge(role: Role) -> Result<(), ApiError> {
-    match role {
-        Role::Owner | Role::Admin => Ok(()),
-        Role::Viewer => Err(ApiError::Forbidden(
-            "viewers may only read; ask an admin or owner of the account to acknowledge the alert"
-                .into(),
-        )),
-    }
-}
-
-/// What an acknowledgement outcome means for `actor` (an email).
-fn ack_answer(outcome: AckOutcome, actor: &str) -> Result<Alert, ApiError> {
-    match outcome {
-        AckOutcome::Acknowledged(a) => Ok(a),
-        AckOutcome::AlreadyAcknowledged(a) if a.acknowledged_by.as_deref() == Some(actor) => Ok(a),
-        AckOutcome::AlreadyAcknowledged(a) => Err(ApiError::Conflict(format!(
-            "the alert was already acknowledged by {}; the first acknowledgement stays",
-            a.acknowledged_by.as_deref().unwrap_or("someone else")
-        ))),
-        AckOutcome::Resolved(_) => Err(ApiError::Conflict(
-            "the alert is resolved: only open alerts can be acknowledged".into(),
-        )),
-    }
-}
-
 /// The alert with its title (which names its agent).
 pub(crate) async fn view(app: &App, alert: &Alert) -> Result<AlertView, ApiError> {
     let agent = match app.store.agent(alert.account_id, alert.agent_id).await {
@@ -187,14 +123,6 @@ pub(crate) async fn view(app: &App, alert: &Alert) -> Result<AlertView, ApiError
         Err(e) => return Err(e.into()),
     };
     Ok(alert_view(alert, agent.as_ref()))
-}
-
-/// One line for people: "Unauthorized port 23/tcp open on …".
-pub(crate) fn alert_title(a: &Alert, agent: Option<&Agent>) -> String {
-    match agent {
-        Some(agent) => title(agent, &a.target, a.condition, a.status == AlertStatus::Open),
-        None => a.condition.to_string(),
-    }
 }
 
 fn alert_view(a: &Alert, agent: Option<&Agent>) -> AlertView {
@@ -231,79 +159,5 @@ fn event_view(e: &AlertEvent) -> AlertEventView {
         attempt: e.attempt,
         error: e.error.clone(),
         retry_at: e.retry_at,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vigil_core::Condition;
-    use vigil_store::AccountId;
-
-    fn alert(by: Option<&str>, status: AlertStatus) -> Alert {
-        Alert {
-            id: AlertId::random(),
-            account_id: AccountId::random(),
-            agent_id: AgentId::random(),
-            target: "agent_host".into(),
-            condition: Condition::unauthorized_open(23),
-            status,
-            flapping: false,
-            raised_at: 1,
-            resolved_at: None,
-            acknowledged_at: by.map(|_| 2),
-            acknowledged_by: by.map(String::from),
-            ack_note: None,
-        }
-    }
-
-    #[test]
-    fn who_may_acknowledge() {
-        for (role, ok) in [
-            (Role::Owner, true),
-            (Role::Admin, true),
-            (Role::Viewer, false),
-        ] {
-            match may_acknowledge(role) {
-                Ok(()) => assert!(ok, "{role}"),
-                Err(ApiError::Forbidden(m)) => assert!(!ok && m.contains("viewers"), "{role}: {m}"),
-                Err(e) => panic!("{role}: {e:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn what_an_outcome_means() {
-        let me = "me@acme.example";
-        let open = AlertStatus::Open;
-        for (outcome, want) in [
-            (AckOutcome::Acknowledged(alert(Some(me), open)), Ok(())),
-            // Your own acknowledgement again: harmless.
-            (
-                AckOutcome::AlreadyAcknowledged(alert(Some(me), open)),
-                Ok(()),
-            ),
-            (
-                AckOutcome::AlreadyAcknowledged(alert(Some("bob@acme.example"), open)),
-                Err("already acknowledged by bob@acme.example"),
-            ),
-            (
-                AckOutcome::Resolved(alert(None, AlertStatus::Resolved)),
-                Err("resolved"),
-            ),
-            (
-                AckOutcome::Resolved(alert(Some(me), AlertStatus::Resolved)),
-                Err("only open alerts"),
-            ),
-        ] {
-            let shown = format!("{outcome:?}");
-            match (ack_answer(outcome, me), want) {
-                (Ok(_), Ok(())) => {}
-                (Err(ApiError::Conflict(m)), Err(needle)) => {
-                    assert!(m.contains(needle), "{shown}: {m}")
-                }
-                (got, want) => panic!("{shown}: got {got:?}, want {want:?}"),
-            }
-        }
     }
 }

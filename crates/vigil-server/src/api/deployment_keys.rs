@@ -6,11 +6,11 @@
 //! Admins and owners create and revoke keys; viewers list them. The secret
 //! is answered once, at creation.
 
-use super::ids;
 use crate::app::App;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Query};
+use crate::ids;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -111,7 +111,7 @@ pub(crate) async fn create(
     Ok((
         StatusCode::CREATED,
         axum::Json(DeploymentKeyCreated {
-            command: super::agents::enroll_command(&app, &secret),
+            command: crate::agents::enroll_command(&app, &secret),
             msiexec: format!(
                 "msiexec /i vigil-agent.msi SERVER={} TOKEN={secret} PIN={pin} /qn",
                 app.agent_url

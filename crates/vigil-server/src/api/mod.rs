@@ -1,17 +1,16 @@
 //! The REST API (`/api/v1`), JSON in and out, tenant-scoped by the caller's
 //! API token. Its OpenAPI document is served at `/api/v1/openapi.json`.
 
-pub(crate) mod agents;
-pub(crate) mod alerts;
-pub(crate) mod audit;
-pub(crate) mod compliance;
+mod agents;
+mod alerts;
+mod audit;
+mod compliance;
 mod compliance_schedule;
-pub(crate) mod contacts;
+mod contacts;
 mod deployment_keys;
-pub(crate) mod history;
-mod ids;
-pub(crate) mod install;
-pub(crate) mod peers;
+mod history;
+mod install;
+mod peers;
 mod session;
 
 use crate::app::App;

@@ -3,37 +3,31 @@
 //! On the destination ("this server"): trusted peers (other servers, with
 //! an API token of theirs) and `POST /compliance/move`, which asks the peer
 //! that manages each agent to hand it over, with a fresh single-use
-//! enrollment token of this server.
+//! enrollment token of this server ([`crate::peers::move_here`], shared
+//! with the console).
 //!
 //! On the source (the peer): `POST /agents/{id}/move` stores the
 //! instruction; the agent gets it with its next heartbeat (see
 //! `agent_api`), enrolls with the destination and reports back, which
 //! removes it here. `GET /agents/{id}/move` shows how far it got.
 
-use super::ids;
 use crate::app::App;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::extract::Json;
-use crate::peers::{PeerClient, PeerError};
+use crate::ids;
+use crate::peers::{move_here, PeerClient, PeerError, MOVE_TTL_MINUTES};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use std::sync::Arc;
-use std::time::Duration;
-use vigil_core::Plan;
 use vigil_proto::api::{
-    AgentMoveOrder, AgentMoveView, MoveOutcome, MoveRequest, MoveResponse, NewPeer, PeerView,
+    AgentMoveOrder, AgentMoveView, MoveRequest, MoveResponse, NewPeer, PeerView,
 };
 use vigil_proto::pin::CertPin;
-use vigil_store::{now_unix, AccountId, AgentId, AgentMove, MoveOrder, Peer, PeerId, StoreError};
+use vigil_store::{now_unix, AgentId, AgentMove, MoveOrder, Peer, PeerId, StoreError};
 
-/// Most agents one move request names (each is a call to a peer).
-const MAX_MOVE_AGENTS: usize = 100;
-/// How long a move instruction (and the enrollment token in it) stands.
-const MOVE_TTL_MINUTES: u32 = 60;
+/// Longest a move instruction may stand (an order's `ttl_minutes`).
 const MAX_MOVE_TTL_MINUTES: u32 = 24 * 60;
-/// Longest agent name the store takes, in characters.
-const MAX_AGENT_NAME_CHARS: usize = 200;
 
 fn peer_view(p: &Peer) -> PeerView {
     PeerView {
@@ -153,149 +147,6 @@ pub(crate) async fn move_agents(
     Ok(axum::Json(
         move_here(&app, caller.account.id, &caller, &req).await?,
     ))
-}
-
-/// [`move_agents`] for the account (the caller's write right checked).
-pub(crate) async fn move_here(
-    app: &App,
-    account: AccountId,
-    actor: impl Into<crate::audit::Actor>,
-    req: &MoveRequest,
-) -> Result<MoveResponse, ApiError> {
-    if req.agent_ids.is_empty() || req.agent_ids.len() > MAX_MOVE_AGENTS {
-        return Err(ApiError::Invalid(format!(
-            "agent_ids must name 1 to {MAX_MOVE_AGENTS} agents"
-        )));
-    }
-    let assessment = app.store.latest_assessment(account).await?.ok_or_else(|| {
-        ApiError::Conflict(
-            "no assessment has run yet: assess the scope to find agents of other servers".into(),
-        )
-    })?;
-    let plan = req.plan.unwrap_or(Plan::Community);
-    let mut results = Vec::with_capacity(req.agent_ids.len());
-    for agent_id in &req.agent_ids {
-        let outcome = match move_one(app, account, assessment.id, agent_id, plan).await {
-            Ok(server_id) => MoveOutcome {
-                agent_id: agent_id.clone(),
-                status: "requested".into(),
-                server_id: Some(server_id),
-                error: None,
-            },
-            Err(MoveFailure { server_id, error }) => MoveOutcome {
-                agent_id: agent_id.clone(),
-                status: "error".into(),
-                server_id,
-                error: Some(error),
-            },
-        };
-        results.push(outcome);
-    }
-    let detail = serde_json::to_value(&results).ok();
-    crate::audit::record(app, account, actor, "agent.move_here", None, detail).await;
-    Ok(MoveResponse { results })
-}
-
-/// Why one agent could not be moved, and which server manages it if known.
-struct MoveFailure {
-    server_id: Option<String>,
-    error: String,
-}
-
-impl MoveFailure {
-    fn new(server_id: Option<&str>, error: impl Into<String>) -> Self {
-        MoveFailure {
-            server_id: server_id.map(str::to_string),
-            error: error.into(),
-        }
-    }
-}
-
-/// Moves one agent; returns the ID of the server that manages it now.
-async fn move_one(
-    app: &App,
-    account: AccountId,
-    assessment: vigil_store::AssessmentId,
-    agent_id: &str,
-    plan: Plan,
-) -> Result<String, MoveFailure> {
-    let internal = |e: StoreError| {
-        tracing::error!(error = %e, "move request failed");
-        MoveFailure::new(None, "internal error")
-    };
-    if agent_id.parse::<AgentId>().is_err() {
-        return Err(MoveFailure::new(
-            None,
-            format!("invalid agent id {agent_id:?}: expected a UUID"),
-        ));
-    }
-    let (name, server_id) = app
-        .store
-        .managed_elsewhere(account, assessment, agent_id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            MoveFailure::new(
-                None,
-                format!(
-                    "agent {agent_id} is not managed by another server in the latest assessment"
-                ),
-            )
-        })?;
-    let known = Some(server_id.as_str());
-    let peer = app
-        .store
-        .peer_by_server(account, &server_id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            MoveFailure::new(
-                known,
-                format!("no trusted peer for server {server_id}: add it under /compliance/peers"),
-            )
-        })?;
-    let client = PeerClient::new(&peer.api_url, &peer.api_token, &app.cfg.net_policy)
-        .map_err(|e| MoveFailure::new(known, e.to_string()))?;
-    // The agent keeps its name; the peer also confirms it knows the agent
-    // before a token is made for it.
-    let remote = client
-        .agent(agent_id)
-        .await
-        .map_err(|e| MoveFailure::new(known, e.to_string()))?;
-    if remote.removed_at.is_some() {
-        return Err(MoveFailure::new(
-            known,
-            format!("agent {agent_id} was removed on server {server_id}"),
-        ));
-    }
-    let name = [remote.name.as_str(), name.as_str(), agent_id]
-        .into_iter()
-        .map(|n| {
-            n.trim()
-                .chars()
-                .take(MAX_AGENT_NAME_CHARS)
-                .collect::<String>()
-        })
-        .find(|n| !n.is_empty())
-        .unwrap_or_else(|| agent_id.to_string());
-    let ttl = Duration::from_secs(u64::from(MOVE_TTL_MINUTES) * 60);
-    let token = app
-        .store
-        .create_enrollment(account, &name, plan, ttl)
-        .await
-        .map_err(internal)?;
-    let order = AgentMoveOrder {
-        agent_url: app.agent_url.clone(),
-        pin: app.pin.to_string(),
-        enrollment_token: token,
-        ttl_minutes: Some(MOVE_TTL_MINUTES),
-    };
-    client
-        .order_move(agent_id, &order)
-        .await
-        .map_err(|e| MoveFailure::new(known, e.to_string()))?;
-    tracing::info!(agent = %agent_id, peer = %peer.id, %server_id, "agent move requested");
-    Ok(server_id)
 }
 
 fn move_view(m: &AgentMove, now: i64) -> AgentMoveView {

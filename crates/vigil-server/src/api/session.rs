@@ -1,10 +1,10 @@
 //! Logging in, who am I, users and API tokens.
 
-use super::ids;
 use crate::app::App;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::extract::Json;
+use crate::ids;
 use crate::login::{self, ClientAddr, LoginError};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};

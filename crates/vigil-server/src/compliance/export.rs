@@ -8,7 +8,7 @@
 //! scope never holds every row in memory. Every cell goes through
 //! [`vigil_core::csv_cell`] (no spreadsheet formulas from endpoint names).
 
-use crate::api::compliance::{chosen, EndpointQuery};
+use super::query::{chosen, EndpointQuery};
 use crate::app::App;
 use crate::http::error::ApiError;
 use axum::body::Body;
@@ -24,9 +24,10 @@ pub(crate) const MAX_EXPORT: u64 = 1 << 20;
 /// Rows read from the store, and written to the body, at a time.
 pub(crate) const EXPORT_PAGE: u64 = 1000;
 
-/// The columns of the endpoint list (`identify`, last: the verdict on the
-/// identify reply, e.g. `forged`; added after the others).
-const HEADER: [&str; 13] = [
+/// The columns of the endpoint list (added later, last: `identify`, the
+/// verdict on the identify reply, e.g. `forged`; `name_source`, where the
+/// name came from: `ad`, `dns`, `netbios`, `agent`, empty for an address).
+const HEADER: [&str; 14] = [
     "name",
     "dns_name",
     "addresses",
@@ -40,6 +41,7 @@ const HEADER: [&str; 13] = [
     "last_seen",
     "disabled",
     "identify",
+    "name_source",
 ];
 
 /// Every endpoint that matches `q` (from `offset`, at most `limit`, by
@@ -190,6 +192,10 @@ fn csv_chunk(header: bool, endpoints: &[Endpoint]) -> Result<Vec<u8>, csv::Error
                 .map(|c| c.as_str())
                 .unwrap_or_default()
                 .to_string(),
+            e.name_source
+                .map(|s| s.as_str())
+                .unwrap_or_default()
+                .to_string(),
         ];
         w.write_record(row.iter().map(|cell| csv_cell(cell).into_owned()))?;
     }
@@ -216,7 +222,7 @@ mod tests {
             row.starts_with("'=1+1,,192.0.2.1,no_agent,'@SUM(A1),"),
             "{row}"
         );
-        assert!(row.ends_with(",'-2,false,forged"), "{row}");
+        assert!(row.ends_with(",'-2,false,forged,"), "{row}");
         let next = String::from_utf8(csv_chunk(false, &[e]).unwrap()).unwrap();
         assert_eq!(next, format!("{row}\n"));
     }

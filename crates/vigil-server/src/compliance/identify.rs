@@ -118,6 +118,7 @@ impl AgentKeys {
             server_id: reply.server_id,
             version: reply.version,
             proof,
+            hostname: reply.hostname,
         }
     }
 }

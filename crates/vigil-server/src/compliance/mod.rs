@@ -9,25 +9,29 @@
 pub(crate) mod ad;
 pub(crate) mod export;
 mod identify;
+mod names;
 pub(crate) mod notify;
 pub(crate) mod probe;
+pub(crate) mod query;
 mod resolve;
 mod running;
 pub(crate) mod schedule;
+pub(crate) mod service;
 
 pub(crate) use running::Running;
 
 use crate::app::App;
 use probe::{ProbeError, ProbePlan};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use vigil_core::compliance::{
-    addresses_to_probe, join, names_to_resolve, ComplianceScope, EndpointStatus, IpEndpoint,
-    KnownAgent, StatusCounts, MAX_SCOPE_ADDRESSES,
+    addresses_to_probe, join, names_to_resolve, pick_name, settle_silent_addresses,
+    ComplianceScope, EndpointStatus, IpEndpoint, KnownAgent, StatusCounts, MAX_SCOPE_ADDRESSES,
 };
 use vigil_core::targets::AddrRange;
 use vigil_store::{
@@ -252,12 +256,32 @@ impl App {
         })?;
 
         let now = now_unix();
-        let ip: Vec<IpEndpoint> = probes
+        let mut ip: Vec<IpEndpoint> = probes
             .into_iter()
             .map(|(addr, p)| IpEndpoint::from_probe(addr, p, &self.server_id, now))
             .collect();
+        // 3. Names for the addresses: PTR for all, NetBIOS for the live ones.
+        let all: Vec<IpAddr> = ip.iter().map(|e| e.addr).collect();
+        let live: Vec<IpAddr> = ip
+            .iter()
+            .filter(|e| e.status != EndpointStatus::Unreachable)
+            .map(|e| e.addr)
+            .collect();
+        let seen = names::find_names(&all, &live, cancel)
+            .await
+            .ok_or(AssessError::Cancelled)?;
+        for e in &mut ip {
+            let found = seen.get(&e.addr).cloned().unwrap_or_default();
+            if let Some((name, source)) = pick_name(e.identify.as_ref(), e.check, &found) {
+                e.name = Some(name);
+                e.name_source = Some(source);
+            }
+        }
         let known = self.known_agents(account).await?;
-        let endpoints = join(ad_computers, ip, &resolved, &known);
+        let mut endpoints = join(ad_computers, ip, &resolved, &known);
+        // 4. Silent addresses nothing shows a machine uses: no host there.
+        let seen_before = self.addresses_seen_before(account, id).await?;
+        settle_silent_addresses(&mut endpoints, &seen_before);
         if cancel.is_cancelled() {
             return Err(AssessError::Cancelled);
         }
@@ -297,7 +321,7 @@ impl App {
             .filter(|a| !a.is_removed())
             .map(|a| a.id.to_string())
             .collect();
-        let everything = vigil_core::compliance::AdvancedQuery::default();
+        let everything = vigil_core::compliance::AdvancedQuery::everything();
         let (mut endpoints, _) = self
             .store
             .endpoints(
@@ -330,6 +354,25 @@ impl App {
 }
 
 impl App {
+    /// When each address answered an earlier assessment: the last finished
+    /// one (other than `id`) knows, as it carries the times forward.
+    async fn addresses_seen_before(
+        &self,
+        account: AccountId,
+        id: AssessmentId,
+    ) -> Result<HashMap<IpAddr, i64>, StoreError> {
+        let previous = self
+            .store
+            .assessments(account, 50)
+            .await?
+            .into_iter()
+            .find(|a| a.id != id && a.state == AssessmentState::Done);
+        match previous {
+            Some(p) => self.store.addresses_seen(account, p.id).await,
+            None => Ok(HashMap::new()),
+        }
+    }
+
     /// The agents our database knows by the AD GUID of their machine: the
     /// AD computers the last finished assessment found managed here whose
     /// agent is still enrolled. An AD computer known this way stays

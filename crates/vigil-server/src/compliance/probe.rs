@@ -59,6 +59,12 @@ pub(crate) async fn probe(
     cancel: &CancellationToken,
     progress: &(dyn Fn(u64, u64, &StatusCounts) + Sync),
 ) -> Result<BTreeMap<IpAddr, Probe>, ProbeError> {
+    // Nothing to probe (e.g. an AD-only scope whose computers' names did
+    // not resolve): nothing probed, the join decides from AD alone.
+    if ranges.is_empty() {
+        progress(0, 0, &StatusCounts::default());
+        return Ok(BTreeMap::new());
+    }
     let specs: Vec<TargetSpec> = ranges.into_iter().map(TargetSpec::Range).collect();
     let all = TargetSet::resolve(&specs, Family::Any).await?;
     let total = all.len();

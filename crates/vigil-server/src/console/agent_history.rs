@@ -14,8 +14,8 @@ use super::error::ConsoleError;
 use super::form::Form;
 use super::layout::{self, Page};
 use super::session::Session;
-use crate::api::history::{timeline_rows, Row};
 use crate::app::App;
+use crate::history::{timeline_rows, Row};
 use axum::extract::{Path, RawQuery, State};
 use maud::{html, Markup};
 use std::sync::Arc;
@@ -269,7 +269,7 @@ fn history_list(agent: &Agent, events: &[AgentEvent], total: u64) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::history::RowKind;
+    use crate::history::RowKind;
     use vigil_core::history::AgentEventKind;
     use vigil_core::timeline::{Outage, Timeline};
 

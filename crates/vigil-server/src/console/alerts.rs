@@ -9,7 +9,7 @@ use super::form::{Form, Post};
 use super::layout::{self, Page};
 use super::session::Session;
 use crate::alert::target_label;
-use crate::api::alerts::{acknowledge as ack_rules, alert_title};
+use crate::alert::{acknowledge as ack_rules, alert_title};
 use crate::app::App;
 use crate::http::error::ApiError;
 use axum::extract::{Path, RawQuery, State};

@@ -84,5 +84,5 @@ pub(crate) async fn export(
     session: Session,
 ) -> Result<Response, ConsoleError> {
     may_read(&session)?;
-    Ok(crate::api::audit::jsonl(app, session.account.id))
+    Ok(crate::audit::jsonl(app, session.account.id))
 }

@@ -3,7 +3,7 @@
 //! notification" button and the contact's recent deliveries from the
 //! outbox, so the user sees whether a message arrived. Checks, saving,
 //! rule events and the test go through the same functions as the REST
-//! handlers ([`crate::api::contacts`]).
+//! handlers ([`crate::contacts`]).
 //!
 //! A rule's agent is typed (name, hostname or ID) and resolved here: a
 //! `<select>` of every agent would not survive accounts with thousands.
@@ -14,8 +14,8 @@ use super::error::ConsoleError;
 use super::form::{Form, Post};
 use super::layout::{self, Page};
 use super::session::Session;
-use crate::api::contacts::{add_rule, rule_event_kinds, save_contact, send_test, shown_address};
 use crate::app::App;
+use crate::contacts::{add_rule, rule_event_kinds, save_contact, send_test, shown_address};
 use crate::http::error::ApiError;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;

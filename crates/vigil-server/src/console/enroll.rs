@@ -7,7 +7,7 @@ use super::error::ConsoleError;
 use super::form::Post;
 use super::layout::{self, Page};
 use super::session::Session;
-use crate::api::agents::{enroll_command, DEFAULT_TTL_MINUTES, MAX_TTL_MINUTES};
+use crate::agents::{enroll_command, DEFAULT_TTL_MINUTES, MAX_TTL_MINUTES};
 use crate::app::App;
 use axum::extract::State;
 use axum::http::StatusCode;

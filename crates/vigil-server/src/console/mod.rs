@@ -5,8 +5,10 @@
 //! `maud` (every interpolated value is escaped), one embedded stylesheet
 //! and a tiny optional script: the pages work without JavaScript and need
 //! nothing at run time beyond this binary. The pages read the store and
-//! apply the same domain rules as the REST API ([`crate::api`]); they do
-//! not call it over HTTP.
+//! apply the same domain rules as the REST API: both call the modules
+//! that hold them (e.g. [`crate::agents`], [`crate::contacts`],
+//! [`crate::compliance::service`]); the console neither calls the API over
+//! HTTP nor uses its handlers.
 //!
 //! * [`session`]: login (with [`two_factor`] codes), logout, the session
 //!   cookie; [`csrf`] and [`form`]:

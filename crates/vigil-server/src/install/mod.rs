@@ -35,6 +35,7 @@ mod installer;
 mod ps1;
 mod script;
 pub(crate) mod serve;
+pub(crate) mod service;
 mod ssh;
 
 use crate::app::App;

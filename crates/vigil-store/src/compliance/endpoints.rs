@@ -16,6 +16,7 @@ use vigil_core::compliance::{Dn, Endpoint, EndpointStatus, StatusCounts};
 pub(super) struct EndpointRow {
     pub(super) seq: i64,
     name: String,
+    name_source: Option<String>,
     dns_name: Option<String>,
     addrs: String,
     status: String,
@@ -31,7 +32,7 @@ pub(super) struct EndpointRow {
 }
 
 pub(super) const ENDPOINT_COLS: &str =
-    "seq, name, dns_name, addrs, status, os, container, ad_guid, \
+    "seq, name, name_source, dns_name, addrs, status, os, container, ad_guid, \
      agent_id, server_id, agent_version, identify, last_seen, disabled";
 
 impl TryFrom<EndpointRow> for Endpoint {
@@ -40,6 +41,11 @@ impl TryFrom<EndpointRow> for Endpoint {
     fn try_from(r: EndpointRow) -> Result<Endpoint> {
         Ok(Endpoint {
             name: r.name,
+            name_source: r
+                .name_source
+                .as_deref()
+                .map(|s| parse_stored("name source", s))
+                .transpose()?,
             dns_name: r.dns_name,
             addrs: parse_addrs(&r.addrs)?,
             status: parse_stored("endpoint status", &r.status)?,
@@ -154,8 +160,8 @@ pub(super) fn addr_key(addr: IpAddr) -> String {
 }
 
 /// Values per row of [`insert_endpoints_sql`].
-const VALUES_PER_ROW: usize = 20;
-/// Rows per INSERT: 20,000 values, under SQLite's 32,766 and PostgreSQL's 65,535.
+const VALUES_PER_ROW: usize = 21;
+/// Rows per INSERT: 21,000 values, under SQLite's 32,766 and PostgreSQL's 65,535.
 const ROWS_PER_INSERT: usize = 1000;
 const _: () = assert!(ROWS_PER_INSERT * VALUES_PER_ROW <= 32_766);
 
@@ -165,7 +171,7 @@ const _: () = assert!(ROWS_PER_INSERT * VALUES_PER_ROW <= 32_766);
 fn insert_endpoints_sql(backend: Backend, rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO compliance_endpoints (assessment_id, account_id, seq, name, name_key, \
-         dns_name, dns_key, addrs, addr_lo, addr_hi, status, os, container, ad_guid, agent_id, \
+         name_source, dns_name, dns_key, addrs, addr_lo, addr_hi, status, os, container, ad_guid, agent_id, \
          server_id, agent_version, identify, last_seen, disabled) VALUES ",
     );
     let mut n = 0;
@@ -250,6 +256,7 @@ impl Store {
                                 .bind(seq)
                                 .bind(r.ep.name.as_str())
                                 .bind(r.name_key.as_str())
+                                .bind(r.ep.name_source.map(|s| s.as_str()))
                                 .bind(r.ep.dns_name.as_deref())
                                 .bind(r.dns_key.as_deref())
                                 .bind(r.addrs.as_str())
@@ -317,10 +324,40 @@ impl Store {
                 EndpointStatus::NoAgent => &mut counts.no_agent,
                 EndpointStatus::Unreachable => &mut counts.unreachable,
                 EndpointStatus::UnresolvedAd => &mut counts.unresolved_ad,
+                EndpointStatus::NoHost => &mut counts.no_host,
             };
             *slot = n;
         }
         Ok(counts)
+    }
+
+    /// When each address of an earlier assessment last answered, as far as
+    /// it knows (the endpoints' last seen, of AD computers only when they
+    /// answered: theirs may be a logon time): what
+    /// `vigil_core::compliance::settle_silent_addresses` needs.
+    pub async fn addresses_seen(
+        &self,
+        account: AccountId,
+        previous_assessment: AssessmentId,
+    ) -> Result<HashMap<IpAddr, i64>> {
+        self.assessment(account, previous_assessment).await?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, (String, i64)>(
+            "SELECT addrs, last_seen FROM compliance_endpoints \
+             WHERE assessment_id = $1 AND account_id = $2 AND last_seen IS NOT NULL \
+               AND (ad_guid IS NULL OR status IN ('managed_here', 'managed_elsewhere', 'no_agent'))",
+        )
+        .bind(previous_assessment.db())
+        .bind(account.db())
+        .fetch_all(pool)
+        .await)?;
+        let mut out: HashMap<IpAddr, i64> = HashMap::with_capacity(rows.len());
+        for (addrs, seen) in rows {
+            for addr in parse_addrs(&addrs)? {
+                let at = out.entry(addr).or_insert(seen);
+                *at = (*at).max(seen);
+            }
+        }
+        Ok(out)
     }
 
     /// The status of each endpoint of an earlier assessment, by

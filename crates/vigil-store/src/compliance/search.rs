@@ -102,10 +102,10 @@ impl Filter {
     /// The criteria of `query` SQL decides exactly, plus cheap pre-checks
     /// for the others. Returns the query of what is left for Rust, if any.
     fn add_query(&mut self, query: &AdvancedQuery) -> Result<Option<RustFilter>> {
-        let mut statuses = query.statuses.clone();
+        let mut statuses = query.wanted_statuses().to_vec();
         statuses.sort();
         statuses.dedup();
-        if !statuses.is_empty() {
+        if statuses.len() < EndpointStatus::ALL.len() {
             let list: Vec<String> = statuses
                 .iter()
                 .map(|s| self.arg(Arg::Text(s.as_str().to_owned())))

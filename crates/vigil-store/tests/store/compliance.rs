@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use vigil_core::compliance::{
     AdBind, AdScope, AdvancedQuery, ComplianceSchedule, ComplianceScope, Dn, Endpoint,
-    EndpointStatus, IdentifyCheck, IpRange, IpScope, NamePattern, OsPattern, StatusCounts,
+    EndpointStatus, IdentifyCheck, IpRange, IpScope, NamePattern, NameSource, OsPattern,
+    StatusCounts,
 };
 use vigil_store::{endpoint_key, AssessmentId, AssessmentState, AssessmentTrigger, Store};
 use vigil_testdb::TestDb;
@@ -27,6 +28,7 @@ backend_tests!(
     compliance_is_tenant_scoped,
     prune_keeps_the_newest_finished,
     identify_keys_are_the_accounts_agents_digests,
+    name_sources_no_hosts_and_addresses_seen,
 );
 
 fn scope_with_ad(bind: AdBind) -> ComplianceScope {
@@ -1151,4 +1153,73 @@ async fn identify_keys_are_the_accounts_agents_digests(db: &TestDb) {
         .unwrap();
     assert_eq!(key.credential_digest, digest);
     assert!(!format!("{key:?}").contains(&digest), "keys are not logged");
+}
+
+async fn name_sources_no_hosts_and_addresses_seen(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let id = s
+        .start_assessment(org.id, true, AssessmentTrigger::Manual, 0, now())
+        .await
+        .unwrap();
+    let mut web = ep("web01.example.test", NoAgent, "10.0.0.1");
+    web.name_source = Some(NameSource::Dns);
+    web.last_seen = Some(1_700_000_100);
+    let mut nb = ep("FILES", Unreachable, "10.0.0.2");
+    nb.name_source = Some(NameSource::Netbios);
+    nb.last_seen = Some(1_700_000_050);
+    let mut ad = ep("DC01", Unreachable, "10.0.0.3");
+    ad.ad_guid = Some(uuid::Uuid::from_u128(7));
+    ad.name_source = Some(NameSource::Ad);
+    ad.last_seen = Some(1_700_000_000); // a logon, not an answer
+    let empty: Vec<Endpoint> = (4..=9)
+        .map(|i| ep(&format!("10.0.0.{i}"), NoHost, &format!("10.0.0.{i}")))
+        .collect();
+    let eps: Vec<Endpoint> = [web.clone(), nb.clone(), ad.clone()]
+        .into_iter()
+        .chain(empty)
+        .collect();
+    s.put_endpoints(org.id, id, &eps).await.unwrap();
+
+    // Stored and read back with where the name came from.
+    let (all, total) = s
+        .endpoints(org.id, id, &AdvancedQuery::everything(), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(total, 9);
+    for e in [&web, &nb, &ad] {
+        assert!(all.contains(e), "{e:?} in {all:?}");
+    }
+    // No host at address: counted, left out unless asked for.
+    let counts = s.endpoint_counts(org.id, id).await.unwrap();
+    assert_eq!(
+        (counts.no_host, counts.unreachable, counts.total()),
+        (6, 2, 9)
+    );
+    let (shown, total) = s
+        .endpoints(org.id, id, &AdvancedQuery::default(), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        (names(&shown), total),
+        (vec!["DC01", "FILES", "web01.example.test"], 3)
+    );
+    let only = AdvancedQuery {
+        statuses: vec![NoHost],
+        ..AdvancedQuery::default()
+    };
+    assert_eq!(s.endpoints(org.id, id, &only, 0, 100).await.unwrap().1, 6);
+    // Wildcard name search covers the resolved names.
+    let web_star = AdvancedQuery::by_name(NamePattern::parse("web*").unwrap());
+    let (found, _) = s.endpoints(org.id, id, &web_star, 0, 100).await.unwrap();
+    assert_eq!(names(&found), ["web01.example.test"]);
+
+    // When addresses answered: IP endpoints' last seen, AD ones only when
+    // they answered.
+    let seen = s.addresses_seen(org.id, id).await.unwrap();
+    let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[&ip("10.0.0.1")], 1_700_000_100);
+    assert_eq!(seen[&ip("10.0.0.2")], 1_700_000_050);
+    assert_not_found(s.addresses_seen(org.id, AssessmentId::random()).await);
 }

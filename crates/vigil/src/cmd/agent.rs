@@ -219,6 +219,7 @@ fn identify_reply(id: &Identity) -> Responder {
         env!("CARGO_PKG_VERSION"),
         &id.credential,
     )
+    .with_hostname(&vigil_agent::sys::os_facts().hostname)
 }
 
 /// The server's address, for finding the address "self" stands for.

@@ -28,6 +28,8 @@ fn formulas_from_a_scanned_host_are_inert_in_the_csv_export() {
         server_id: "+cmd|' /C calc'!A0".into(),
         version: "@SUM(1+1)".into(),
         mac: None,
+        // A host name may start with '-' and names the endpoint.
+        hostname: Some("-2-3".into()),
     };
     fake_agent(&net, HOSTILE, formulas.to_line());
 
@@ -55,6 +57,8 @@ fn formulas_from_a_scanned_host_are_inert_in_the_csv_export() {
     assert_eq!(cell("agent_id"), format!("'{}", formulas.agent_id));
     assert_eq!(cell("server_id"), format!("'{}", formulas.server_id));
     assert_eq!(cell("agent_version"), format!("'{}", formulas.version));
+    assert_eq!(cell("name"), "'-2-3");
+    assert_eq!(cell("name_source"), "agent");
     // Every cell of the export: none starts like a formula.
     for record in csv::Reader::from_reader(csv.as_bytes()).records() {
         for value in record.unwrap().iter() {

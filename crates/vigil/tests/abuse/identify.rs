@@ -9,11 +9,11 @@
 //! scanner namespace, a real agent enrolled through the API and the fakes
 //! on test hosts of the target namespace.
 
+use crate::common::compliance::fake_agent as fake_agent_on;
 use crate::common::compliance::{enrolled_agent, owner_api, start_server, wait_done};
 use crate::common::{can_build_networks, identify_with, try_identify};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 use vigil_proto::identify::{IdentifyReply, Nonce, Request};
 use vigil_testnet::{NetSpec, TestNet};
@@ -32,23 +32,9 @@ const OTHER_SERVER: &str = "0b4c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3";
 const SCOPE: &str = "198.51.100.0/27";
 pub(crate) const PORT: u16 = 47_760;
 
-/// A fake agent on `addr`: reads a request line, answers `line`, whatever
-/// was asked, for as long as the test runs.
+/// A fake agent on `addr`, port [`PORT`] (see `common::compliance::fake_agent`).
 pub(crate) fn fake_agent(net: &TestNet, addr: &str, line: Vec<u8>) {
-    let at: SocketAddr = format!("{addr}:{PORT}").parse().unwrap();
-    let listener = net
-        .in_target(move || TcpListener::bind(at))
-        .expect("namespace")
-        .expect("bind the fake agent");
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut request = String::new();
-            let _ = BufReader::new(&conn).read_line(&mut request);
-            let _ = conn.write_all(&line);
-        }
-    });
+    fake_agent_on(net, addr, PORT, line);
 }
 
 /// The endpoint of the latest assessment at `addr`.
@@ -111,6 +97,7 @@ fn forged_and_replayed_identify_replies_are_no_agent_and_flagged() {
         server_id: OTHER_SERVER.into(),
         version: "0.1.0".into(),
         mac: None,
+        hostname: None,
     };
     fake_agent(&net, FAKE_NO_MAC, no_mac.to_line());
     fake_agent(&net, FAKE_REPLAY, captured.to_line());

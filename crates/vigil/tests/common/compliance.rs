@@ -189,3 +189,23 @@ pub fn enrolled_agent(
         .env("VIGIL_LOG", "info");
     (spawn(cmd, "agent", &dir.join(format!("{name}.log"))), id)
 }
+
+/// A fake agent on `addr:port` in the target namespace: reads a request
+/// line, answers `line`, whatever was asked, for as long as the test runs.
+pub fn fake_agent(net: &TestNet, addr: &str, port: u16, line: Vec<u8>) {
+    use std::io::{BufRead, BufReader, Write};
+    let at: std::net::SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    let listener = net
+        .in_target(move || std::net::TcpListener::bind(at))
+        .expect("namespace")
+        .expect("bind the fake agent");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut request = String::new();
+            let _ = BufReader::new(&conn).read_line(&mut request);
+            let _ = conn.write_all(&line);
+        }
+    });
+}

@@ -11,10 +11,10 @@ use super::super::form::{Form, Post};
 use super::super::layout::{self, Page};
 use super::super::session::Session;
 use super::subnav;
-use crate::api::install::install_command;
-use crate::api::peers::move_here;
 use crate::app::App;
+use crate::install::service::{audit_install, install_command};
 use crate::install::{self, Push};
+use crate::peers::move_here;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -371,7 +371,7 @@ pub(crate) async fn push(
     match checked {
         Ok(push) => match install::start(&app, session.account.id, push) {
             Ok(job) => {
-                crate::api::install::audit_install(&app, session.account.id, &session, &job).await;
+                audit_install(&app, session.account.id, &session, &job).await;
                 Ok(Redirect::to(&format!("/compliance/install/{}", job.id)).into_response())
             }
             Err(e) => {

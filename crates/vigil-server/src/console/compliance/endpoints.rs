@@ -7,9 +7,9 @@ use super::super::form::Form;
 use super::super::layout::{self, Page};
 use super::super::session::Session;
 use super::{status_label, subnav};
-use crate::api::compliance::{search, EndpointQuery};
 use crate::app::App;
 use crate::compliance::export::endpoints_csv;
+use crate::compliance::query::{search, EndpointQuery};
 use crate::http::error::ApiError;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -129,7 +129,8 @@ fn table(endpoints: &[Endpoint], session: &Session) -> Markup {
         html! {
             table {
                 thead { tr {
-                    th scope="col" { "Name" } th scope="col" { "Addresses" } th scope="col" { "Status" }
+                    th scope="col" { "Name" } th scope="col" { "Name from" }
+                    th scope="col" { "Addresses" } th scope="col" { "Status" }
                     th scope="col" { "OS" } th scope="col" { "Container" } th scope="col" { "Agent / server" }
                     th scope="col" { "Last seen" } th scope="col" { "Disabled" }
                     @if write { th scope="col" { "Action" } }
@@ -138,6 +139,7 @@ fn table(endpoints: &[Endpoint], session: &Session) -> Markup {
                     @for e in endpoints {
                         tr {
                             td { (e.name) @if let Some(d) = &e.dns_name { br; span.hint { (d) } } }
+                            td { (e.name_source.map(|s| s.label()).unwrap_or("address")) }
                             td.wrap { (e.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")) }
                             td { (layout::badge(status_label(e.status))) }
                             td { (e.os.as_deref().unwrap_or("—")) }
@@ -173,7 +175,7 @@ fn search_form(f: &Filters) -> Markup {
             div {
                 label for="status" { "Status" }
                 select #status name="status" {
-                    option value="" selected[f.status.is_empty()] { "Any" }
+                    option value="" selected[f.status.is_empty()] { "Any but no host at address" }
                     @for s in EndpointStatus::ALL {
                         option value=(s.as_str()) selected[f.status == s.as_str()] { (status_label(s)) }
                     }
@@ -186,7 +188,7 @@ fn search_form(f: &Filters) -> Markup {
             div { label for="before" { "Last seen before" } input #before type="date" name="before" value=(f.before); }
             button type="submit" { "Search" }
         }
-        p.hint { "Names match exactly (any case) or with * wildcards." }
+        p.hint { "Names match exactly (any case) or with * wildcards. Addresses where no machine seems to be (silent now and before, no name, not in AD) are left out unless you pick \"no host at address\"." }
     }
 }
 

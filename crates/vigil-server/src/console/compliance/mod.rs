@@ -1,8 +1,9 @@
 //! Compliance: the overview of the latest assessment (`/compliance`), the
 //! scope editor ([`scope`]), the endpoint list with its CSV export
 //! ([`endpoints`]), moving and installing agents ([`actions`]) and the
-//! schedule ([`schedule`]). The pages use the same
-//! store calls and checks as the REST handlers in `crate::api::compliance`.
+//! schedule ([`schedule`]). The pages use the same store calls and checks
+//! as the REST handlers ([`crate::compliance::service`],
+//! [`crate::compliance::query`]).
 
 pub(crate) mod actions;
 pub(crate) mod endpoints;
@@ -13,8 +14,9 @@ use super::error::ConsoleError;
 use super::form::{Form, Post};
 use super::layout::{self, Page};
 use super::session::Session;
-use crate::api::compliance::{start, view};
 use crate::app::App;
+use crate::compliance::query::view;
+use crate::compliance::service::start;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
@@ -33,6 +35,7 @@ pub(crate) fn status_label(s: EndpointStatus) -> &'static str {
         EndpointStatus::NoAgent => "no agent",
         EndpointStatus::Unreachable => "unreachable",
         EndpointStatus::UnresolvedAd => "unresolved AD",
+        EndpointStatus::NoHost => "no host at address",
     }
 }
 
@@ -41,6 +44,7 @@ fn card_class(s: EndpointStatus) -> &'static str {
         EndpointStatus::ManagedHere => "card good",
         EndpointStatus::ManagedElsewhere | EndpointStatus::Unreachable => "card warn",
         EndpointStatus::NoAgent | EndpointStatus::UnresolvedAd => "card bad",
+        EndpointStatus::NoHost => "card",
     }
 }
 

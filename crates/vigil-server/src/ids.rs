@@ -1,5 +1,6 @@
-//! Ids in URL paths: malformed is a 400 that names the kind of id; an id
-//! of another tenant is a 404 later, like one that does not exist.
+//! Ids in URL paths and queries: malformed is a 400 that names the kind of
+//! id; an id of another tenant is a 404 later, like one that does not
+//! exist.
 
 use crate::http::error::ApiError;
 use std::str::FromStr;
