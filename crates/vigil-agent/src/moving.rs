@@ -57,7 +57,9 @@ pub async fn enroll_any(
     token: &str,
     facts: AgentFacts,
 ) -> Result<Identity, EnrollError> {
-    let pin: CertPin = pin.parse().map_err(EnrollError::Pin)?;
+    let pin: CertPin = pin
+        .parse()
+        .map_err(|e: vigil_proto::pin::PinError| EnrollError::Pin(e.into()))?;
     let urls: Vec<String> = server_urls
         .iter()
         .map(|u| u.trim_end_matches('/').to_string())

@@ -12,6 +12,7 @@ pub mod fair_share;
 pub mod history;
 pub mod liveness;
 pub mod netpolicy;
+pub mod pin;
 pub mod plan;
 pub mod policy;
 pub mod ports;

@@ -374,6 +374,22 @@ pub struct ComplianceScopeView {
     pub has_ad_password: bool,
 }
 
+/// `POST /api/v1/compliance/scope/certificate`: the TLS certificate the
+/// saved AD scope's directory presents (the handshake only; no bind), to
+/// pin it after checking its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdCertificateView {
+    pub url: String,
+    /// `sha256:` and the hex SHA-256 of the certificate (its pin).
+    pub fingerprint: String,
+    /// Whether the saved scope trusts it (by CA and name, or by pin).
+    pub trusted: bool,
+    /// Why not, when it is not.
+    pub problem: Option<String>,
+    /// Whether the scope pins exactly this certificate.
+    pub pinned: bool,
+}
+
 /// `PUT /api/v1/compliance/scope`: "Save only" (`reassess: false`) or
 /// "Save and re-assess" (`reassess: true`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,3 +24,9 @@ pub enum ProtoError {
     #[error("invalid identify reply: {0}")]
     Identify(String),
 }
+
+impl From<pin::PinError> for ProtoError {
+    fn from(e: pin::PinError) -> Self {
+        ProtoError::Pin(e.0)
+    }
+}

@@ -27,6 +27,12 @@ pub struct DcOptions {
     pub admin_password: String,
     /// How long to wait for LDAP to answer after `samba` was started.
     pub startup_timeout: Duration,
+    /// Let Samba generate its own TLS certificate on first start, as a DC
+    /// provisioned the default way has it: the host name only in the
+    /// subject CN, no subjectAltName (so no client can check it by name).
+    /// Default: a test CA's certificate with the DC's name and address as
+    /// SANs ([`SambaDc::ca_cert_pem`]).
+    pub samba_generated_tls: bool,
 }
 
 impl Default for DcOptions {
@@ -34,6 +40,7 @@ impl Default for DcOptions {
         DcOptions {
             admin_password: "Vigil-Test-Pass1".to_string(),
             startup_timeout: Duration::from_secs(120),
+            samba_generated_tls: false,
         }
     }
 }
@@ -97,14 +104,19 @@ impl SambaDc {
 
         let prepared = Instant::now();
         let conf = dir.path().join("etc/smb.conf");
-        std::fs::write(&conf, provision::smb_conf(dir.path(), addr))
+        let own_tls = !opts.samba_generated_tls;
+        std::fs::write(&conf, provision::smb_conf(dir.path(), addr, own_tls))
             .map_err(|e| DirError::io(format!("writing {}", conf.display()), e))?;
         for sub in ["run", "cache"] {
             let path = dir.path().join(sub);
             std::fs::create_dir_all(&path)
                 .map_err(|e| DirError::io(format!("creating {}", path.display()), e))?;
         }
-        let tls = tls::write(&dir.path().join("private/tls"), addr, &host_fqdn())?;
+        let ca_pem = if own_tls {
+            tls::write(&dir.path().join("private/tls"), addr, &host_fqdn())?.ca_pem
+        } else {
+            String::new()
+        };
         let helper = dir.path().join(SAMDB_PY_FILE);
         std::fs::write(&helper, SAMDB_PY)
             .map_err(|e| DirError::io(format!("writing {}", helper.display()), e))?;
@@ -136,7 +148,7 @@ impl SambaDc {
             addr,
             ns: net.target_ns().to_string(),
             password: opts.admin_password.clone(),
-            ca_pem: tls.ca_pem,
+            ca_pem,
             timings: DcTimings {
                 provision,
                 prepare,

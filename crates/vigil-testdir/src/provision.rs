@@ -228,9 +228,19 @@ fn stale_pid(name: &str) -> Option<u32> {
 /// The configuration a DC in `dir` runs with: everything (state, sockets,
 /// pid files, logs) inside `dir`, so DCs never share files with each other
 /// or with a system Samba; listening on `addr` only.
-pub(crate) fn smb_conf(dir: &Path, addr: IpAddr) -> String {
+pub(crate) fn smb_conf(dir: &Path, addr: IpAddr, own_tls: bool) -> String {
     let d = dir.display();
     let realm_lower = REALM.to_ascii_lowercase();
+    // Without these, Samba generates key, certificate and CA in
+    // private/tls on first start (no subjectAltName).
+    let tls_files = if own_tls {
+        format!(
+            "\ttls keyfile = {d}/private/tls/key.pem\n\ttls certfile = {d}/private/tls/cert.pem\n\
+             \ttls cafile = {d}/private/tls/ca.pem\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "\
 # Written by vigil-testdir.
@@ -256,10 +266,7 @@ pub(crate) fn smb_conf(dir: &Path, addr: IpAddr) -> String {
 \tntp signd socket directory = {d}/run/ntp_signd
 \tlog file = {d}/log.%m
 \ttls enabled = yes
-\ttls keyfile = {d}/private/tls/key.pem
-\ttls certfile = {d}/private/tls/cert.pem
-\ttls cafile = {d}/private/tls/ca.pem
-
+{tls_files}
 [sysvol]
 \tpath = {d}/state/sysvol
 \tread only = No
@@ -287,11 +294,18 @@ mod tests {
 
     #[test]
     fn smb_conf_keeps_everything_in_the_directory() {
-        let conf = smb_conf(Path::new("/tmp/dc"), "198.51.100.53".parse().unwrap());
+        let conf = smb_conf(Path::new("/tmp/dc"), "198.51.100.53".parse().unwrap(), true);
         assert!(conf.contains("\tinterfaces = 198.51.100.53\n"));
         assert!(conf.contains("\tbind interfaces only = yes\n"));
         for line in conf.lines().filter(|l| l.contains(" = /")) {
             assert!(line.contains("= /tmp/dc"), "{line}");
         }
+        assert!(conf.contains("\ttls certfile = /tmp/dc/private/tls/cert.pem\n"));
+        let generated = smb_conf(
+            Path::new("/tmp/dc"),
+            "198.51.100.53".parse().unwrap(),
+            false,
+        );
+        assert!(generated.contains("\ttls enabled = yes\n") && !generated.contains("tls certfile"));
     }
 }

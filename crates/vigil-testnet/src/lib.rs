@@ -28,6 +28,7 @@
 //! Requires root (see [`require_root`]); the relay binary must be built
 //! (`cargo build -p vigil-testnet --bins`) when latency or loss is used.
 
+mod dns;
 mod error;
 mod link;
 mod listener;
@@ -43,6 +44,7 @@ use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+pub use dns::{dnsmasq_available, DnsServer, DnsSpec};
 pub use error::TestNetError;
 pub use listener::Listener;
 pub use safety::ALLOWED_RANGES;

@@ -15,7 +15,7 @@
 mod common;
 
 use common::compliance::{
-    agent_of, enrolled_agent, names, owner_api, start_server_with, wait_done,
+    agent_of, enrolled_agent, names, owner_api, save_and_assess, start_server_with, wait_done,
 };
 use common::server::{Api, Proc};
 use serde_json::{json, Value};
@@ -72,17 +72,6 @@ fn scope(dc: &SambaDc, ca_cert: Option<&str>) -> Value {
         "agent_ports": [47760],
         "unreachable_port": 135,
     })
-}
-
-/// Saves the scope with `password` and assesses it; the finished assessment.
-fn save_and_assess(api: &Api<'_>, scope: Value, password: &str) -> Value {
-    let (status, body) = api.call(
-        "PUT",
-        "/compliance/scope",
-        Some(json!({"scope": scope, "ad_password": password, "reassess": true})),
-    );
-    assert_eq!(status, 202, "{body}");
-    wait_done(api, body["assessment_id"].as_str().unwrap())
 }
 
 #[test]
@@ -202,7 +191,7 @@ fn ad_scope_joined_with_ip_scope_finds_every_status() {
     std::thread::sleep(std::time::Duration::from_secs(1));
 
     // The DC's certificate comes from a private CA: without it, no trust.
-    let failed = save_and_assess(&api, scope(&dc, None), dc.password());
+    let failed = save_and_assess(&api, scope(&dc, None), Some(dc.password()));
     assert_eq!(failed["state"], "failed", "{failed}");
     let msg = failed["error"].as_str().unwrap();
     assert!(
@@ -210,7 +199,11 @@ fn ad_scope_joined_with_ip_scope_finds_every_status() {
         "{msg}"
     );
     // A wrong password is named as such.
-    let failed = save_and_assess(&api, scope(&dc, Some(dc.ca_cert_pem())), "wrong password");
+    let failed = save_and_assess(
+        &api,
+        scope(&dc, Some(dc.ca_cert_pem())),
+        Some("wrong password"),
+    );
     assert_eq!(failed["state"], "failed", "{failed}");
     let msg = failed["error"].as_str().unwrap();
     assert!(msg.contains("invalid credentials"), "{msg}");
@@ -222,7 +215,11 @@ fn ad_scope_joined_with_ip_scope_finds_every_status() {
     );
     assert_eq!(status, 422, "{body}");
 
-    let done = save_and_assess(&api, scope(&dc, Some(dc.ca_cert_pem())), dc.password());
+    let done = save_and_assess(
+        &api,
+        scope(&dc, Some(dc.ca_cert_pem())),
+        Some(dc.password()),
+    );
     assert_eq!(done["state"], "done", "{done}");
     // Once done, progress counts endpoints: 7 AD computers and the 29
     // addresses none of them claims (of 32 in the range + 2 outside).

@@ -131,6 +131,7 @@ impl Directory {
             no_agent: n(Role::Rpc) + n(Role::Refusing),
             unreachable: 0,
             unresolved_ad: (self.computers - self.resolving.len()) as u64,
+            no_host: 0,
         }
     }
 

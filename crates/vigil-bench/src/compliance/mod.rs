@@ -13,6 +13,7 @@
 //! fast one. Run it through `bench/compliance`.
 
 mod directory;
+mod names;
 mod network;
 mod peer;
 mod server;
@@ -168,6 +169,15 @@ pub fn run(args: ComplianceArgs) -> Result<()> {
         }
     };
 
+    // Names for the hosts: PTR records (the server resolves through this
+    // dnsmasq, which forwards the AD domain to the DC).
+    let _dns = names::start(
+        &net,
+        dir,
+        &[&v4, &v6],
+        directory.as_ref().map(|d| d.dc.addr()),
+    )?;
+
     let mut server = Server::start(&net, &vigil, dir)?;
     for range in [&v4, &v6] {
         for addr in range.with_role(Role::Ours) {
@@ -278,24 +288,30 @@ struct RangeResult {
     cpu: Vec<(f64, f64)>,
     /// Until progress showed every address probed, per on-demand run.
     probed: Vec<Duration>,
+    /// On demand without name resolution (`resolve_names: false`: what an
+    /// assessment was before names, issue 15).
+    names_off: Vec<Duration>,
     database: Vec<Duration>,
     right: bool,
 }
 
-fn ip_scope(range: &Range, on_demand: bool) -> serde_json::Value {
+fn ip_scope(range: &Range, on_demand: bool, names: bool) -> serde_json::Value {
     json!({
         "scope": {
             "ip": {"enabled": true, "ranges": [range.net.to_string()]},
             "agent_ports": [AGENT_PORT],
             "unreachable_port": network::RPC_PORT,
             "on_demand": on_demand,
+            "resolve_names": names,
         },
         "reassess": true,
     })
 }
 
-/// `runs` on-demand assessments of the range, each followed by a
-/// database-only one, interleaved so drift affects both alike.
+/// `runs` on-demand assessments of the range, each followed by one without
+/// name resolution and a database-only one, interleaved so drift affects
+/// all alike. After each with names, the endpoints named from DNS are
+/// counted (`name=h-*`) against the ground truth.
 fn assess_range(
     server: &Server<'_>,
     range: &Range,
@@ -308,18 +324,19 @@ fn assess_range(
         on_demand: Vec::new(),
         cpu: Vec::new(),
         probed: Vec::new(),
+        names_off: Vec::new(),
         database: Vec::new(),
         right: true,
     };
     for run in 1..=runs {
-        for on_demand in [true, false] {
-            let mode = if on_demand {
-                "on demand"
-            } else {
-                "database only"
+        for (on_demand, names) in [(true, true), (true, false), (false, true)] {
+            let mode = match (on_demand, names) {
+                (true, true) => "on demand",
+                (true, false) => "on demand, names off",
+                _ => "database only",
             };
             let a = server
-                .assess(ip_scope(range, on_demand), limit)
+                .assess(ip_scope(range, on_demand, names), limit)
                 .with_context(|| format!("{} {mode}", range.label))?;
             let counts = a.counts()?;
             eprintln!(
@@ -338,10 +355,30 @@ fn assess_range(
                     range.label, a.view["state"]
                 ));
             }
-            if on_demand {
+            if on_demand && names {
                 r.on_demand.push(a.wall);
                 r.cpu.push((a.server_cpu, a.machine_busy));
                 r.probed.extend(a.until_probed);
+                let named = server.call(
+                    "GET",
+                    &format!(
+                        "/api/v1/compliance/endpoints?name=h-*.{}&limit=1",
+                        names::DOMAIN
+                    ),
+                    None,
+                )?["total"]
+                    .as_u64()
+                    .unwrap_or(0);
+                if named != names::dns_named(range) {
+                    r.right = false;
+                    failures.push(format!(
+                        "{} {mode}: {named} endpoints named from DNS, expected {}",
+                        range.label,
+                        names::dns_named(range)
+                    ));
+                }
+            } else if on_demand {
+                r.names_off.push(a.wall);
             } else {
                 r.database.push(a.wall);
             }
@@ -495,6 +532,22 @@ fn report_ip(results: &[(&Range, RangeResult, peer::NmapRun)]) {
                 range.size
             ));
         }
+        let off = median(&r.names_off).unwrap_or_default().as_secs_f64();
+        println!(
+            "{head}| vigil on demand, names off (before names), {} runs | {} | {right} | {} |",
+            r.names_off.len(),
+            stats(&r.names_off),
+            ratio(off)
+        );
+        cpu_lines.push(format!(
+            "{}: names for {} addresses (PTR for all, NetBIOS for the {} up; {} named from DNS) cost {:+.2}s on demand ({:+.0}%)",
+            range.label,
+            range.size,
+            range.hosts.len(),
+            names::dns_named(range),
+            base - off,
+            if off > 0.0 { 100.0 * (base - off) / off } else { 0.0 }
+        ));
         let db = median(&r.database).unwrap_or_default().as_secs_f64();
         println!(
             "{head}| vigil database only, {} runs | {} | {right} | {} |",

@@ -74,8 +74,10 @@ impl Range {
             managed_here: n(Role::Ours),
             managed_elsewhere: n(Role::Theirs),
             no_agent: n(Role::Rpc) + n(Role::Refusing),
-            unreachable: self.size - self.hosts.len() as u64,
+            // Silent, never seen, no PTR: no host at address.
+            unreachable: 0,
             unresolved_ad: 0,
+            no_host: self.size - self.hosts.len() as u64,
         }
     }
 
@@ -101,18 +103,21 @@ pub struct Counts {
     pub no_agent: u64,
     pub unreachable: u64,
     pub unresolved_ad: u64,
+    #[serde(default)]
+    pub no_host: u64,
 }
 
 impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} here, {} elsewhere, {} no agent, {} unreachable, {} unresolved AD",
+            "{} here, {} elsewhere, {} no agent, {} unreachable, {} unresolved AD, {} no host",
             self.managed_here,
             self.managed_elsewhere,
             self.no_agent,
             self.unreachable,
-            self.unresolved_ad
+            self.unresolved_ad,
+            self.no_host
         )
     }
 }
@@ -239,8 +244,9 @@ mod tests {
                 managed_here: 1,
                 managed_elsewhere: 1,
                 no_agent: 3,
-                unreachable: 65_531,
+                unreachable: 0,
                 unresolved_ad: 0,
+                no_host: 65_531,
             }
         );
     }

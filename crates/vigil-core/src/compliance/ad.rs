@@ -11,6 +11,7 @@
 use super::dn::Dn;
 use super::error::ComplianceError;
 use super::filter::validate_filter;
+use crate::pin::CertPin;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv6Addr;
 
@@ -55,6 +56,11 @@ pub struct AdScope {
     /// certificate services are usually a private CA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<String>,
+    /// The directory's own certificate, pinned by SHA-256 fingerprint: when
+    /// set, it alone is trusted (names, issuer and dates unchecked), for a
+    /// DC whose certificate has no subjectAltName (see `pin.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_pin: Option<CertPin>,
 }
 
 /// Largest CA certificate bundle accepted in a scope.
@@ -86,6 +92,9 @@ impl AdScope {
         if let Some(pem) = &self.ca_cert {
             check_ca_cert(pem)?;
         }
+        if self.tls_pin.is_some() && !ldaps && !self.start_tls {
+            return Err(ComplianceError::PinWithoutTls);
+        }
         Ok(())
     }
 
@@ -115,15 +124,18 @@ pub enum AdConnectionField {
     Bind,
     /// The CA certificate trusted for the directory's TLS certificate.
     CaCert,
+    /// The pinned directory certificate.
+    TlsPin,
 }
 
 impl AdConnectionField {
-    /// The field's name in the scope (`url`, `bind`, `ca_cert`).
+    /// The field's name in the scope (`url`, `bind`, `ca_cert`, `tls_pin`).
     pub fn as_str(self) -> &'static str {
         match self {
             AdConnectionField::Url => "url",
             AdConnectionField::Bind => "bind",
             AdConnectionField::CaCert => "ca_cert",
+            AdConnectionField::TlsPin => "tls_pin",
         }
     }
 }
@@ -142,6 +154,9 @@ pub fn ad_connection_changes(old: &AdScope, new: &AdScope) -> Vec<AdConnectionFi
     }
     if old.ca_cert != new.ca_cert {
         changed.push(AdConnectionField::CaCert);
+    }
+    if old.tls_pin != new.tls_pin {
+        changed.push(AdConnectionField::TlsPin);
     }
     changed
 }
@@ -306,6 +321,7 @@ mod tests {
             base_dns: vec![dn("OU=Computers,DC=example,DC=test")],
             filter: None,
             ca_cert: None,
+            tls_pin: None,
         }
     }
 
@@ -334,6 +350,20 @@ mod tests {
             (ad("ldaps://[2001:db8::10]:636", false, simple(svc)), Ok(())),
             (ad("ldap://dc1.example.test", false, AdBind::Gssapi), Ok(())),
             (with_filter("(operatingSystem=Windows*)"), Ok(())),
+            (
+                AdScope {
+                    tls_pin: Some(crate::pin::CertPin::of_der(b"dc cert")),
+                    ..ad("ldap://dc1.example.test", true, simple(svc))
+                },
+                Ok(()),
+            ),
+            (
+                AdScope {
+                    tls_pin: Some(crate::pin::CertPin::of_der(b"dc cert")),
+                    ..ad("ldap://dc1.example.test", false, AdBind::Gssapi)
+                },
+                Err("a pinned certificate needs TLS: use ldaps:// or StartTLS"),
+            ),
             (with_bases(&["OU=Servers,DC=example,DC=test", "OU=Laptops,DC=example,DC=test"]), Ok(())),
             (
                 ad("ldap://dc1.example.test", false, simple(svc)),
@@ -402,6 +432,7 @@ mod tests {
             (
                 AdScope {
                     ca_cert: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
+                    tls_pin: None,
                     ..ad("ldaps://dc1", false, simple(svc))
                 },
                 Ok(()),
@@ -409,6 +440,7 @@ mod tests {
             (
                 AdScope {
                     ca_cert: Some("MIIB".into()),
+                    tls_pin: None,
                     ..ad("ldaps://dc1", false, simple(svc))
                 },
                 Err("the CA certificate is not valid: paste the CA certificate in PEM form (-----BEGIN CERTIFICATE----- ...)"),
@@ -426,10 +458,11 @@ mod tests {
 
     #[test]
     fn ad_connection_changes_table() {
-        use AdConnectionField::{Bind, CaCert, Url};
+        use AdConnectionField::{Bind, CaCert, TlsPin, Url};
         let svc = "CN=svc-vigil,OU=Service,DC=example,DC=test";
         let base = AdScope {
             ca_cert: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
+            tls_pin: None,
             ..ad("ldaps://dc1.example.test", false, simple(svc))
         };
         let with = |f: &dyn Fn(&mut AdScope)| {
@@ -486,6 +519,11 @@ mod tests {
                     )
                 }),
                 vec![CaCert],
+            ),
+            (
+                "certificate pinned",
+                with(&|s| s.tls_pin = Some(crate::pin::CertPin::of_der(b"dc cert"))),
+                vec![TlsPin],
             ),
             (
                 "all three",

@@ -86,6 +86,8 @@ pub enum ComplianceError {
          unreachable, unresolved_ad or no_host"
     )]
     UnknownStatus { status: String },
+    #[error("a pinned certificate needs TLS: use ldaps:// or StartTLS")]
+    PinWithoutTls,
     #[error("unknown name source {given:?}: expected ad, dns, netbios or agent")]
     UnknownNameSource { given: String },
 }

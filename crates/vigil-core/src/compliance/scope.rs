@@ -203,6 +203,15 @@ pub struct ComplianceScope {
     /// Contact every endpoint live (true) or answer from stored results only.
     #[serde(default = "default_on_demand")]
     pub on_demand: bool,
+    /// Name the endpoints found only by address: reverse DNS (PTR) of every
+    /// address and NetBIOS node status of the live ones (`false`: like
+    /// `nmap -n`, no lookups; the agents' reported host names still count).
+    #[serde(default = "default_resolve_names")]
+    pub resolve_names: bool,
+}
+
+fn default_resolve_names() -> bool {
+    true
 }
 
 fn default_unreachable_port() -> Option<u16> {
@@ -221,6 +230,7 @@ impl Default for ComplianceScope {
             agent_ports: AgentPorts::default(),
             unreachable_port: default_unreachable_port(),
             on_demand: default_on_demand(),
+            resolve_names: default_resolve_names(),
         }
     }
 }
@@ -439,6 +449,7 @@ mod tests {
                 base_dns: vec!["DC=example,DC=test".parse().unwrap()],
                 filter: None,
                 ca_cert: None,
+                tls_pin: None,
             }),
             ..ComplianceScope::default()
         };

@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::compliance::query::{chosen, search, view, EndpointQuery};
-use crate::compliance::service::{audit_scope, check_scope, start};
+use crate::compliance::service::{audit_scope, check_certificate, check_scope, start};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Query};
@@ -12,7 +12,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
-use vigil_proto::api::{AssessmentView, ComplianceScopeUpdate, ComplianceScopeView, EndpointPage};
+use vigil_proto::api::{
+    AdCertificateView, AssessmentView, ComplianceScopeUpdate, ComplianceScopeView, EndpointPage,
+};
 use vigil_store::AssessmentTrigger;
 
 /// Largest page of endpoints.
@@ -31,6 +33,17 @@ pub(crate) async fn get_scope(
         scope,
         has_ad_password,
     }))
+}
+
+/// The certificate the saved AD scope's directory presents (to pin it).
+pub(crate) async fn certificate(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> Result<axum::Json<AdCertificateView>, ApiError> {
+    caller.can_write()?;
+    Ok(axum::Json(
+        check_certificate(&app, caller.account.id).await?,
+    ))
 }
 
 /// "Save only" or "Save and re-assess".

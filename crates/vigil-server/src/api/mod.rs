@@ -80,6 +80,10 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             get(compliance::get_scope).put(compliance::put_scope),
         )
         .route(
+            "/compliance/scope/certificate",
+            post(compliance::certificate),
+        )
+        .route(
             "/compliance/assessments",
             get(compliance::get_assessment).post(compliance::create_assessment),
         )

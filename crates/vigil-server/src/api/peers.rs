@@ -187,7 +187,7 @@ pub(crate) async fn order_move(
     let pin: CertPin = order
         .pin
         .parse()
-        .map_err(|e: vigil_proto::ProtoError| ApiError::Invalid(e.to_string()))?;
+        .map_err(|e: vigil_proto::pin::PinError| ApiError::Invalid(e.to_string()))?;
     if order.enrollment_token.is_empty() {
         return Err(ApiError::Invalid(
             "enrollment_token must not be empty".into(),

@@ -2,7 +2,7 @@
 //!
 //! One connection per assessment: LDAPS, or ldap:// upgraded with StartTLS,
 //! with the certificate checked against the system's roots plus the
-//! scope's own CA; a simple bind with the stored password; then, for each
+//! scope's own CA, or pinned (see [`super::ad_tls`]); a simple bind with the stored password; then, for each
 //! base DN, a subtree search for `(objectCategory=computer)` ANDed with the
 //! scope's filter, in pages of [`PAGE_SIZE`] (AD returns at most 1,000
 //! entries per page and truncates unpaged searches there). Referrals to
@@ -23,13 +23,14 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, StdStream};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use vigil_core::compliance::{
     ad_computer_from_entry, AdBind, AdComputer, AdScope, COMPUTER_ATTRIBUTES,
 };
 use vigil_core::netpolicy::{Destination, NetPolicy};
+
+use super::ad_tls::{self, Mode, Presented, Trust};
 
 /// Entries per page: AD's own limit (MaxPageSize), so no page is cut short.
 const PAGE_SIZE: i32 = 1000;
@@ -64,6 +65,20 @@ pub(crate) enum AdError {
     Bind { who: String, reason: String },
     #[error("searching {base} failed: {reason}")]
     Search { base: String, reason: String },
+    #[error(
+        "cannot connect to {url}: its certificate is not trusted ({problem}); it has SHA-256 \
+         fingerprint {fingerprint}. If that is your domain controller's certificate, pin it \
+         (tls_pin in the scope; the console's scope page and `vigil ctl compliance scope \
+         certificate` show it for you to confirm), or give the DC a certificate whose \
+         subjectAltName holds the URL's host name"
+    )]
+    Untrusted {
+        url: String,
+        problem: String,
+        fingerprint: String,
+    },
+    #[error("the scope's directory URL uses no TLS (ldap:// without StartTLS): there is no certificate to check")]
+    NoTls,
 }
 
 /// Reads every computer object of the scope, in directory order, base DN
@@ -91,37 +106,7 @@ async fn read(
         AdBind::Gssapi if !GSSAPI_AVAILABLE => return Err(AdError::GssapiUnavailable),
         AdBind::Gssapi => None,
     };
-    let connect_error = |reason: String| AdError::Connect {
-        url: scope.url.clone(),
-        reason,
-    };
-    // The connection is made here, through the network policy (on the
-    // address connected to); ldap3 runs LDAP (and TLS, checked against the
-    // URL's host name) over it.
-    let tcp = crate::netguard::connect(
-        policy,
-        Destination::Ldap,
-        url_host(&scope.url),
-        url_port(&scope.url),
-        CONNECT_TIMEOUT,
-    )
-    .await
-    .map_err(|e| connect_error(e.to_string()))?
-    .into_std()
-    .map_err(|e| connect_error(e.to_string()))?;
-    let settings = LdapConnSettings::new()
-        .set_conn_timeout(CONNECT_TIMEOUT)
-        .set_starttls(scope.start_tls)
-        .set_config(tls_config(scope.ca_cert.as_deref())?)
-        .set_std_stream(StdStream::Tcp(tcp));
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &scope.url)
-        .await
-        .map_err(|e| AdError::Connect {
-            url: scope.url.clone(),
-            reason: describe(&e),
-        })?;
-    ldap3::drive!(conn);
-
+    let (mut ldap, _) = connect(scope, policy, Mode::Enforce).await?;
     match (&scope.bind, password) {
         (AdBind::Simple { bind_dn }, Some(password)) => ldap
             .with_timeout(CONNECT_TIMEOUT)
@@ -148,6 +133,73 @@ async fn read(
     // The answer is complete; a failed unbind changes nothing.
     let _ = ldap.unbind().await;
     Ok(computers)
+}
+
+/// Connects to the scope's directory, through the network policy (on the
+/// address connected to); ldap3 runs LDAP and TLS over that connection,
+/// TLS trusting what [`ad_tls`] says. A certificate refused is named by
+/// its fingerprint in the error.
+async fn connect(
+    scope: &AdScope,
+    policy: &NetPolicy,
+    mode: Mode,
+) -> Result<(Ldap, Trust), AdError> {
+    let connect_error = |reason: String| AdError::Connect {
+        url: scope.url.clone(),
+        reason,
+    };
+    let tcp = crate::netguard::connect(
+        policy,
+        Destination::Ldap,
+        url_host(&scope.url),
+        url_port(&scope.url),
+        CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| connect_error(e.to_string()))?
+    .into_std()
+    .map_err(|e| connect_error(e.to_string()))?;
+    let trust = ad_tls::trust(roots(scope.ca_cert.as_deref())?, scope.tls_pin, mode)?;
+    let settings = LdapConnSettings::new()
+        .set_conn_timeout(CONNECT_TIMEOUT)
+        .set_starttls(scope.start_tls)
+        .set_config(trust.config.clone())
+        .set_std_stream(StdStream::Tcp(tcp));
+    let (conn, ldap) = match LdapConnAsync::with_settings(settings, &scope.url).await {
+        Ok(connected) => connected,
+        Err(e) => {
+            return Err(match trust.presented() {
+                Some(Presented {
+                    pin,
+                    problem: Some(problem),
+                }) => AdError::Untrusted {
+                    url: scope.url.clone(),
+                    problem,
+                    fingerprint: pin.to_string(),
+                },
+                _ => connect_error(describe(&e)),
+            })
+        }
+    };
+    ldap3::drive!(conn);
+    Ok((ldap, trust))
+}
+
+/// The certificate the scope's directory presents, and whether this scope
+/// trusts it (the handshake completes either way; nothing else is sent).
+pub(crate) async fn inspect_certificate(
+    scope: &AdScope,
+    policy: &NetPolicy,
+) -> Result<Presented, AdError> {
+    if !scope.is_ldaps() && !scope.start_tls {
+        return Err(AdError::NoTls);
+    }
+    let (mut ldap, trust) = connect(scope, policy, Mode::Inspect).await?;
+    let _ = ldap.unbind().await;
+    trust.presented().ok_or_else(|| AdError::Connect {
+        url: scope.url.clone(),
+        reason: "the directory presented no certificate".into(),
+    })
 }
 
 /// Whether this build can bind with GSSAPI.
@@ -240,7 +292,7 @@ async fn search_base(
 }
 
 /// The system's roots plus the scope's CA certificate(s).
-fn tls_config(ca_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, AdError> {
+fn roots(ca_pem: Option<&str>) -> Result<rustls::RootCertStore, AdError> {
     let mut roots = rustls::RootCertStore::empty();
     // A system without a CA bundle is fine when the scope brings its CA.
     let native = rustls_native_certs::load_native_certs();
@@ -253,14 +305,7 @@ fn tls_config(ca_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, AdError
                 .map_err(|e| AdError::CaCert(e.to_string()))?;
         }
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| AdError::CaCert(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(roots)
 }
 
 /// The certificates of a PEM bundle; an error unless there is at least one
@@ -389,6 +434,7 @@ mod tests {
             base_dns: vec!["DC=example,DC=test".parse().expect("dn")],
             filter: None,
             ca_cert: None,
+            tls_pin: None,
         };
         let cancel = CancellationToken::new();
         let mut loopback = NetPolicy::default();

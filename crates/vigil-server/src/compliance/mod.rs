@@ -7,6 +7,7 @@
 //! cancels the running one (its rows stay, marked cancelled).
 
 pub(crate) mod ad;
+mod ad_tls;
 pub(crate) mod export;
 mod identify;
 mod names;
@@ -260,16 +261,28 @@ impl App {
             .into_iter()
             .map(|(addr, p)| IpEndpoint::from_probe(addr, p, &self.server_id, now))
             .collect();
-        // 3. Names for the addresses: PTR for all, NetBIOS for the live ones.
-        let all: Vec<IpAddr> = ip.iter().map(|e| e.addr).collect();
-        let live: Vec<IpAddr> = ip
-            .iter()
-            .filter(|e| e.status != EndpointStatus::Unreachable)
-            .map(|e| e.addr)
-            .collect();
-        let seen = names::find_names(&all, &live, cancel)
-            .await
-            .ok_or(AssessError::Cancelled)?;
+        // 3. Names for the addresses: PTR of all, NetBIOS of the live ones,
+        // at once. After the probing, not during it: on a small machine
+        // the lookups take CPU the probe's timing needs (measured: running
+        // them alongside made the /16 assessment slower, BENCHMARKS.md).
+        let seen = if scope.resolve_names {
+            let all: Vec<IpAddr> = ip.iter().map(|e| e.addr).collect();
+            let live: Vec<IpAddr> = ip
+                .iter()
+                .filter(|e| e.status != EndpointStatus::Unreachable)
+                .map(|e| e.addr)
+                .collect();
+            let (ptr, netbios) = tokio::join!(
+                names::reverse_dns(&all, cancel),
+                names::node_status(&live, cancel)
+            );
+            names::merge(
+                ptr.ok_or(AssessError::Cancelled)?,
+                netbios.ok_or(AssessError::Cancelled)?,
+            )
+        } else {
+            HashMap::new()
+        };
         for e in &mut ip {
             let found = seen.get(&e.addr).cloned().unwrap_or_default();
             if let Some((name, source)) = pick_name(e.identify.as_ref(), e.check, &found) {

@@ -4,11 +4,13 @@
 
 use crate::app::App;
 use crate::audit::Actor;
+use crate::compliance::ad::AdError;
 use crate::compliance::StartError;
 use crate::http::error::ApiError;
 use std::sync::Arc;
 use vigil_core::compliance::ComplianceScope;
 use vigil_core::netpolicy::Destination;
+use vigil_proto::api::AdCertificateView;
 use vigil_store::{AccountId, AssessmentId, AssessmentTrigger};
 
 /// The checks of a scope before it is saved: the domain's rules, GSSAPI
@@ -48,6 +50,38 @@ pub(crate) async fn check_scope(
         crate::netguard::check_url_host(policy, Destination::Ldap, &ad.url).await?;
     }
     Ok(())
+}
+
+/// The TLS certificate the directory of the account's saved AD scope
+/// presents, and whether the scope trusts it (a handshake, no bind).
+pub(crate) async fn check_certificate(
+    app: &App,
+    account: AccountId,
+) -> Result<AdCertificateView, ApiError> {
+    let (scope, _) = app
+        .store
+        .compliance_scope(account)
+        .await?
+        .ok_or_else(|| ApiError::Conflict("no compliance scope saved yet".into()))?;
+    let ad = scope
+        .ad
+        .ok_or_else(|| ApiError::Conflict("the saved scope has no Active Directory part".into()))?;
+    // A refusal by the network policy is named (403) before connecting;
+    // the connection checks again on the address it connects to.
+    crate::netguard::check_url_host(&app.cfg.net_policy, Destination::Ldap, &ad.url).await?;
+    let presented = crate::compliance::ad::inspect_certificate(&ad, &app.cfg.net_policy)
+        .await
+        .map_err(|e| match e {
+            AdError::NoTls => ApiError::Invalid(e.to_string()),
+            e => ApiError::Upstream(e.to_string()),
+        })?;
+    Ok(AdCertificateView {
+        url: ad.url,
+        fingerprint: presented.pin.to_string(),
+        trusted: presented.problem.is_none(),
+        pinned: ad.tls_pin == Some(presented.pin),
+        problem: presented.problem,
+    })
 }
 
 /// Starts an assessment of the account's saved scope in the background

@@ -60,6 +60,11 @@ pub(crate) fn router(app: &Arc<App>) -> Router<Arc<App>> {
             "/compliance/scope",
             get(compliance::scope::show).post(compliance::scope::save),
         )
+        .route(
+            "/compliance/scope/certificate",
+            post(compliance::scope::certificate),
+        )
+        .route("/compliance/scope/pin", post(compliance::scope::pin))
         .route("/compliance/endpoints", get(compliance::endpoints::list))
         .route("/compliance/endpoints.csv", get(compliance::endpoints::csv))
         .route(

@@ -4,7 +4,8 @@
 //! caller's choice; an update that leaves the connection alone keeps it.
 //! GSSAPI binds (the server's own Kerberos ticket) only for the accounts
 //! the operator allows; ranges and directory hosts the network policy
-//! refuses are refused when saved.
+//! refuses are refused when saved. The certificate check (`POST
+//! /compliance/scope/certificate`) says why it cannot check.
 
 use crate::common::Server;
 use reqwest::Method;
@@ -19,6 +20,7 @@ api_tests!(
     changing_the_ad_connection_needs_the_password_again,
     no_bind_with_the_stored_password_reaches_a_new_url,
     refused_networks_are_refused_when_saved,
+    the_certificate_check_answers_clearly,
 );
 
 /// The same AD scope with a GSSAPI bind.
@@ -239,5 +241,65 @@ async fn no_bind_with_the_stored_password_reaches_a_new_url(s: Server) {
         matches!(accepted, Ok(Ok(_))),
         "the re-assessment never connected: {accepted:?}"
     );
+    s.shutdown().await;
+}
+
+/// `POST /compliance/scope/certificate` before anything can be checked:
+/// no scope, no AD part, no TLS, an unreachable directory, a viewer. (The
+/// handshake itself is tested against a real DC: compliance_ad_pin.)
+async fn the_certificate_check_answers_clearly(s: Server) {
+    let t = s.tenant("Acme", AccountKind::Organization).await;
+    let check = |token: &str| {
+        let token = token.to_string();
+        let s = &s;
+        async move {
+            s.send(
+                Method::POST,
+                "/compliance/scope/certificate",
+                Some(&token),
+                None,
+            )
+            .await
+        }
+    };
+    check(&t.owner)
+        .await
+        .assert_error(409, &["no compliance scope saved yet"]);
+    put_scope(
+        &s,
+        &t.owner,
+        json!({"scope": {"ip": {"enabled": true, "ranges": ["198.51.100.0/30"]}}}),
+    )
+    .await
+    .ok(200);
+    check(&t.owner)
+        .await
+        .assert_error(409, &["no Active Directory part"]);
+    let plain = json!({
+        "ad": {
+            "url": "ldap://dc1.example.test",
+            "bind": {"method": "gssapi"},
+            "base_dns": ["OU=Computers,DC=example,DC=test"],
+        },
+    });
+    put_scope(&s, &t.owner, json!({"scope": plain})).await;
+    let reply = check(&t.owner).await;
+    if cfg!(feature = "gssapi") {
+        reply.assert_error(422, &["uses no TLS", "no certificate to check"]);
+    }
+    // A directory that does not answer: 502, naming it.
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("listener");
+    let url = format!("ldaps://{}", closed.local_addr().unwrap());
+    drop(closed);
+    put_scope(
+        &s,
+        &t.owner,
+        json!({"scope": ad_scope(&url), "ad_password": "P-password"}),
+    )
+    .await
+    .ok(200);
+    check(&t.owner).await.assert_error(502, &[url.as_str()]);
+    let viewer = s.user(t.id, Role::Viewer).await;
+    check(&viewer).await.assert_error(403, &[]);
     s.shutdown().await;
 }

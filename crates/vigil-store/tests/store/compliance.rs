@@ -40,6 +40,7 @@ fn scope_with_ad(bind: AdBind) -> ComplianceScope {
             base_dns: vec![Dn::parse("OU=Computers,DC=example,DC=test").unwrap()],
             filter: None,
             ca_cert: None,
+            tls_pin: None,
         }),
         ip: IpScope {
             enabled: true,

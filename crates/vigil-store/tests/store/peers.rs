@@ -35,6 +35,7 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate(db: &TestDb) {
             base_dns: vec![Dn::parse("DC=example,DC=test").unwrap()],
             filter: None,
             ca_cert: None,
+            tls_pin: None,
         }),
         ..ComplianceScope::default()
     };

@@ -39,7 +39,7 @@ pub(crate) fn fake_agent(net: &TestNet, addr: &str, line: Vec<u8>) {
 
 /// The endpoint of the latest assessment at `addr`.
 fn endpoint(api: &crate::common::server::Api<'_>, addr: &str) -> Value {
-    let page = api.get(&format!("/compliance/endpoints?name={addr}"));
+    let page = api.get(&format!("/compliance/endpoints?ip={addr}"));
     assert_eq!(page["total"], 1, "{addr}: {page}");
     page["endpoints"][0].clone()
 }

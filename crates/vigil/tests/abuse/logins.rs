@@ -6,90 +6,14 @@
 
 use super::common::can_build_networks;
 use super::common::compliance::{start_server_with, EMAIL, PASSWORD};
-use super::common::server::{Proc, API};
+use super::common::http::{
+    console, console_form, console_login, console_session, field, form_body, http, Answer,
+};
+use super::common::server::Proc;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil_testnet::{NetSpec, TestNet};
-
-/// A response as the client saw it, and how long it took.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-    took: Duration,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn retry_after(&self) -> u64 {
-        self.header("retry-after")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no Retry-After in a {} answer", self.status))
-    }
-
-    /// The value of a cookie the answer sets.
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-            .filter_map(|(_, v)| v.split(';').next()?.split_once('='))
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.to_string())
-    }
-}
-
-/// One HTTP/1.1 request to the server's REST listener, from inside the
-/// scanner namespace (so from 127.0.0.1).
-fn http(net: &TestNet, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    let addr: SocketAddr = API.parse().expect("addr");
-    let started = Instant::now();
-    let mut stream = net
-        .in_scanner(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
-        .expect("namespace")
-        .expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let extra: String = headers
-        .iter()
-        .map(|(n, v)| format!("{n}: {v}\r\n"))
-        .collect();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {API}\r\nConnection: close\r\n{extra}\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read");
-    let took = started.elapsed();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_string(),
-        took,
-    }
-}
 
 fn rest_login(net: &TestNet, email: &str, password: &str) -> Answer {
     login_with(net, json!({"email": email, "password": password}))
@@ -184,59 +108,6 @@ fn one_address_trying_many_emails_is_refused_quickly() {
     assert!(from_here.retry_after() >= 1);
 }
 
-/// The console's login form: its CSRF token and the cookie it is bound to.
-fn console_form(net: &TestNet) -> (String, String) {
-    let page = http(net, "GET", "/login", &[], "");
-    assert_eq!(page.status, 200);
-    let nonce = page.cookie("vigil_login").expect("login cookie");
-    let token = page
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("csrf field")
-        .to_string();
-    (nonce, token)
-}
-
-/// `application/x-www-form-urlencoded` of `fields`.
-fn form_body(fields: &[(&str, &str)]) -> String {
-    let enc = |text: &str| -> String {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
-                    char::from(b).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    fields
-        .iter()
-        .map(|(n, v)| format!("{}={}", enc(n), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn console_login(net: &TestNet, form: &(String, String), password: &str) -> Answer {
-    let body = form_body(&[
-        ("csrf", form.1.as_str()),
-        ("email", EMAIL),
-        ("password", password),
-    ]);
-    let cookie = format!("vigil_login={}", form.0);
-    http(
-        net,
-        "POST",
-        "/login",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &cookie),
-        ],
-        &body,
-    )
-}
-
 #[test]
 fn the_console_login_form_is_throttled_alike() {
     let tmp = tempfile::tempdir().unwrap();
@@ -245,7 +116,7 @@ fn the_console_login_form_is_throttled_alike() {
     };
     let form = console_form(&net);
     let flood: Vec<Answer> = (0..30)
-        .map(|n| console_login(&net, &form, &format!("wrong password {n}")))
+        .map(|n| console_login(&net, &form, EMAIL, &format!("wrong password {n}")))
         .collect();
     let statuses: Vec<u16> = flood.iter().map(|a| a.status).collect();
     assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
@@ -262,11 +133,11 @@ fn the_console_login_form_is_throttled_alike() {
     }
     assert_fast(&refused);
 
-    let locked = console_login(&net, &form, PASSWORD);
+    let locked = console_login(&net, &form, EMAIL, PASSWORD);
     assert_eq!(locked.status, 429);
     assert_eq!(locked.cookie("vigil_session"), None);
     std::thread::sleep(Duration::from_secs(locked.retry_after()) + Duration::from_millis(100));
-    let ok = console_login(&net, &form, PASSWORD);
+    let ok = console_login(&net, &form, EMAIL, PASSWORD);
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert!(ok
         .cookie("vigil_session")
@@ -274,55 +145,6 @@ fn the_console_login_form_is_throttled_alike() {
 }
 
 /// The `value` of the first hidden field `name` in a page.
-fn field(page: &str, name: &str) -> String {
-    page.split(&format!("name=\"{name}\" value=\""))
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no {name} field in {page}"))
-        .to_string()
-}
-
-/// A console request of a logged-in browser.
-fn console(
-    net: &TestNet,
-    session: &str,
-    method: &str,
-    path: &str,
-    form: &[(&str, &str)],
-) -> Answer {
-    let cookie = format!("vigil_session={session}");
-    let body = form_body(form);
-    http(
-        net,
-        method,
-        path,
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &cookie),
-        ],
-        &body,
-    )
-}
-
-/// The console session of `email` (a user without two-factor login).
-fn console_session(net: &TestNet, email: &str) -> String {
-    let (nonce, token) = console_form(net);
-    let body = form_body(&[("csrf", &token), ("email", email), ("password", PASSWORD)]);
-    let cookie = format!("vigil_login={nonce}");
-    let ok = http(
-        net,
-        "POST",
-        "/login",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &cookie),
-        ],
-        &body,
-    );
-    assert_eq!(ok.status, 303, "{}", ok.body);
-    ok.cookie("vigil_session").expect("session cookie")
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -8,10 +8,11 @@
 //! notifications without limit.
 
 use super::common::compliance::{create_account, enroll, login_as};
+use super::common::http::http;
 use super::common::server::{spawn, unix_now, wait_for, Api, Proc, API};
 use super::common::{can_build_networks, smtp_available, stored_emails, vigil_bin};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 
@@ -211,33 +212,16 @@ fn a_blackholed_tenant_does_not_delay_another_tenants_alert_email() {
 
 /// Status, `Retry-After` and body of `POST /api/v1{path}` with `token`.
 fn post(net: &TestNet, token: &str, path: &str) -> (u16, Option<u64>, String) {
-    let addr: SocketAddr = API.parse().expect("addr");
-    let mut stream = net
-        .in_scanner(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
-        .expect("namespace")
-        .expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let request = format!(
-        "POST /api/v1{path} HTTP/1.1\r\nHost: {API}\r\nConnection: close\r\n\
-         Authorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+    let auth = format!("Bearer {token}");
+    let answer = http(
+        net,
+        "POST",
+        &format!("/api/v1{path}"),
+        &[("Authorization", &auth)],
+        "",
     );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let retry = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
-        .and_then(|(_, v)| v.trim().parse().ok());
-    (status, retry, body.to_string())
+    let retry = answer.header("retry-after").and_then(|v| v.parse().ok());
+    (answer.status, retry, answer.body)
 }
 
 #[test]

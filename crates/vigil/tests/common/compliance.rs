@@ -129,9 +129,21 @@ pub fn add_viewer(api: &Api<'_>, email: &str) {
     );
 }
 
+/// Saves `scope` (with the AD bind `password`, if any) with *Save and
+/// re-assess*; the finished assessment.
+pub fn save_and_assess(api: &Api<'_>, scope: Value, password: Option<&str>) -> Value {
+    let (status, body) = api.call(
+        "PUT",
+        "/compliance/scope",
+        Some(json!({"scope": scope, "ad_password": password, "reassess": true})),
+    );
+    assert_eq!(status, 202, "{body}");
+    wait_done(api, body["assessment_id"].as_str().unwrap())
+}
+
 /// Polls assessment `id` until it is no longer running.
 pub fn wait_done(api: &Api<'_>, id: &str) -> Value {
-    wait_for("the assessment to finish", Duration::from_secs(60), || {
+    wait_for("the assessment to finish", Duration::from_secs(180), || {
         let a = api.get(&format!("/compliance/assessments?assessment={id}"));
         (a["state"] != "running").then_some(a)
     })

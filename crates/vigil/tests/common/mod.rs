@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod compliance;
+pub mod http;
 pub mod replica;
 pub mod scenario;
 pub mod server;

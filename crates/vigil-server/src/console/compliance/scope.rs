@@ -2,19 +2,26 @@
 //! The form is read into a [`Draft`] (kept as typed when refused), turned
 //! into a [`ComplianceScope`] and checked by the same rules as
 //! `PUT /api/v1/compliance/scope`.
+//!
+//! Trust on first use of a directory certificate no client can check by
+//! name: *Check certificate* shows what the saved scope's directory
+//! presents (a handshake, no bind) and *Pin this certificate* saves its
+//! fingerprint in the scope, with the bind password typed again.
 
 use super::super::error::ConsoleError;
 use super::super::form::{Form, Post};
 use super::super::layout::{self, Page};
 use super::super::session::Session;
 use crate::app::App;
-use crate::compliance::service::{audit_scope, check_scope, start};
+use crate::compliance::service::{audit_scope, check_certificate, check_scope, start};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use std::sync::Arc;
 use vigil_core::compliance::{AdBind, AdScope, AgentPorts, ComplianceScope, Dn, IpRange, IpScope};
+use vigil_core::pin::CertPin;
+use vigil_proto::api::AdCertificateView;
 use vigil_store::{AssessmentTrigger, StoreError};
 
 /// The editor's fields as text, from the stored scope or the refused form.
@@ -28,6 +35,7 @@ pub(crate) struct Draft {
     /// Empty: no unreachable check.
     pub unreachable_port: String,
     pub on_demand: bool,
+    pub resolve_names: bool,
     pub ad_enabled: bool,
     pub ad_url: String,
     pub start_tls: bool,
@@ -40,6 +48,8 @@ pub(crate) struct Draft {
     pub base_dns: String,
     pub filter: String,
     pub ca_cert: String,
+    /// `sha256:…`, or empty.
+    pub tls_pin: String,
 }
 
 impl Draft {
@@ -54,6 +64,7 @@ impl Draft {
                 .map(|p| p.to_string())
                 .unwrap_or_default(),
             on_demand: scope.on_demand,
+            resolve_names: scope.resolve_names,
             ad_enabled: ad.is_some(),
             ad_url: ad.map(|a| a.url.clone()).unwrap_or_default(),
             start_tls: ad.is_some_and(|a| a.start_tls),
@@ -71,6 +82,10 @@ impl Draft {
                 .unwrap_or_default(),
             filter: ad.and_then(|a| a.filter.clone()).unwrap_or_default(),
             ca_cert: ad.and_then(|a| a.ca_cert.clone()).unwrap_or_default(),
+            tls_pin: ad
+                .and_then(|a| a.tls_pin)
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -82,6 +97,7 @@ impl Draft {
             agent_ports: text("agent_ports"),
             unreachable_port: text("unreachable_port"),
             on_demand: f.get("mode") != Some("database"),
+            resolve_names: f.get("resolve_names").is_some(),
             ad_enabled: f.get("ad_enabled").is_some(),
             ad_url: text("ad_url"),
             start_tls: f.get("start_tls").is_some(),
@@ -92,6 +108,7 @@ impl Draft {
             base_dns: text("base_dns"),
             filter: text("filter"),
             ca_cert: text("ca_cert"),
+            tls_pin: text("tls_pin"),
         }
     }
 
@@ -117,6 +134,13 @@ impl Draft {
             let base_dns = lines(&self.base_dns)
                 .map(|d| Dn::parse(d).map_err(|e| format!("base DNs: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
+            let tls_pin = match self.tls_pin.as_str() {
+                "" => None,
+                p => Some(
+                    p.parse::<CertPin>()
+                        .map_err(|e| format!("pinned certificate: {e}"))?,
+                ),
+            };
             Some(AdScope {
                 url: self.ad_url.clone(),
                 start_tls: self.start_tls,
@@ -124,6 +148,7 @@ impl Draft {
                 base_dns,
                 filter: Some(self.filter.clone()).filter(|f| !f.is_empty()),
                 ca_cert: Some(self.ca_cert.clone()).filter(|c| !c.is_empty()),
+                tls_pin,
             })
         } else {
             None
@@ -137,6 +162,7 @@ impl Draft {
             agent_ports,
             unreachable_port,
             on_demand: self.on_demand,
+            resolve_names: self.resolve_names,
         })
     }
 
@@ -182,13 +208,32 @@ fn page(
     error: Option<&str>,
     done: Option<&str>,
 ) -> Markup {
+    page_with(session, draft, has_password, error, done, None)
+}
+
+fn page_with(
+    session: &Session,
+    draft: &Draft,
+    has_password: bool,
+    error: Option<&str>,
+    done: Option<&str>,
+    certificate: Option<&AdCertificateView>,
+) -> Markup {
     let body = html! {
         p { a href="/compliance" { "← Compliance" } }
         h1 { "Compliance scope" }
         (layout::flash(done))
         @if session.can_write() {
             (layout::error(error))
+            @if let Some(c) = certificate { (certificate_section(session, draft, c)) }
             (editor(session, draft, has_password))
+            @if draft.ad_enabled && (draft.ad_url.to_ascii_lowercase().starts_with("ldaps://") || draft.start_tls) {
+                form method="post" action="/compliance/scope/certificate" {
+                    (session.csrf_field())
+                    button type="submit" { "Check the directory's certificate" }
+                    p.hint { "Connects to the saved directory URL and shows the certificate it presents (no bind), to pin it when no CA can vouch for its name." }
+                }
+            }
         } @else {
             p.hint { "Viewers may only read; ask an admin or owner of the account to change the scope." }
             (read_only(draft))
@@ -220,6 +265,7 @@ fn read_only(d: &Draft) -> Markup {
             dt { "Agent ports" } dd { (d.agent_ports) }
             dt { "Unreachable check" } dd { (if d.unreachable_port.is_empty() { "off".to_string() } else { format!("port {}", d.unreachable_port) }) }
             dt { "Mode" } dd { (if d.on_demand { "on demand" } else { "database only" }) }
+            dt { "Names for addresses" } dd { (if d.resolve_names { "reverse DNS and NetBIOS" } else { "off" }) }
             dt { "Active Directory" } dd { (if d.ad_enabled { d.ad_url.as_str() } else { "not used" }) }
             @if d.ad_enabled {
                 dt { "Bind" } dd { (if d.bind == "gssapi" { "Kerberos (GSSAPI)".to_string() } else { format!("simple, as {}", d.bind_dn) }) }
@@ -261,6 +307,10 @@ fn editor(session: &Session, d: &Draft, has_password: bool) -> Markup {
                     input #mode-db type="radio" name="mode" value="database" checked[!d.on_demand];
                     "Database only (from the last on-demand assessment)"
                 }
+                label.check for="resolve_names" {
+                    input #resolve_names type="checkbox" name="resolve_names" value="on" checked[d.resolve_names];
+                    "Find names for addresses (reverse DNS, NetBIOS)"
+                }
             }
             fieldset {
                 legend { "Active Directory" }
@@ -284,7 +334,7 @@ fn editor(session: &Session, d: &Draft, has_password: bool) -> Markup {
                 label for="ad_password" { "Bind password" }
                 input #ad_password type="password" name="ad_password" autocomplete="new-password" aria-describedby="password-hint";
                 p.hint #password-hint {
-                    @if has_password { "A password is stored; leave empty to keep it (enter it again when you change the URL, bind DN or CA certificate)." }
+                    @if has_password { "A password is stored; leave empty to keep it (enter it again when you change the URL, bind DN, CA certificate or pinned certificate)." }
                     @else { "No password stored." }
                 }
                 label for="base_dns" { "Base DNs (one per line)" }
@@ -293,6 +343,9 @@ fn editor(session: &Session, d: &Draft, has_password: bool) -> Markup {
                 input #filter type="text" name="filter" value=(d.filter) placeholder="(!(userAccountControl:1.2.840.113556.1.4.803:=2))";
                 label for="ca_cert" { "CA certificate (PEM, optional)" }
                 textarea #ca_cert name="ca_cert" rows="4" { (d.ca_cert) }
+                label for="tls_pin" { "Pinned certificate (optional)" }
+                input #tls_pin type="text" name="tls_pin" value=(d.tls_pin) placeholder="sha256:…" aria-describedby="pin-hint";
+                p.hint #pin-hint { "The SHA-256 fingerprint of the directory's own certificate: when set, it alone is trusted, whatever its names (e.g. a Samba DC's certificate without subjectAltName)." }
             }
             div.search {
                 button type="submit" name="action" value="save" { "Save only" }
@@ -310,6 +363,9 @@ pub(crate) async fn show(
     let query = Form::query(query)?;
     let done = match query.get("done") {
         Some("saved") => Some("Scope saved."),
+        Some("pinned") => {
+            Some("Certificate pinned: the directory is trusted by this fingerprint only.")
+        }
         _ => None,
     };
     let (scope, has_password) = app
@@ -365,6 +421,118 @@ pub(crate) async fn save(
         return Ok(Redirect::to("/compliance?done=started").into_response());
     }
     Ok(Redirect::to("/compliance/scope?done=saved").into_response())
+}
+
+/// What the directory presented, and the form that pins it.
+fn certificate_section(session: &Session, d: &Draft, c: &AdCertificateView) -> Markup {
+    html! {
+        section aria-label="Directory certificate" {
+            h2 { "Directory certificate" }
+            dl.facts {
+                dt { "URL" } dd { (c.url) }
+                dt { "SHA-256 fingerprint" } dd { code #fingerprint { (c.fingerprint) } }
+                dt { "Trusted" } dd {
+                    @if c.trusted { @if c.pinned { "yes (pinned)" } @else { "yes" } }
+                    @else { "no: " (c.problem.as_deref().unwrap_or("unknown reason")) }
+                }
+            }
+            @if !c.pinned {
+                p.hint { "Compare the fingerprint with the one on the domain controller (e.g. `openssl x509 -in cert.pem -noout -fingerprint -sha256`) before you pin it." }
+                form method="post" action="/compliance/scope/pin" {
+                    (session.csrf_field())
+                    input type="hidden" name="fingerprint" value=(c.fingerprint);
+                    @if d.bind != "gssapi" {
+                        label for="pin_password" { "Bind password (needed again: the directory's trust changes)" }
+                        input #pin_password type="password" name="ad_password" autocomplete="new-password" required;
+                    }
+                    button type="submit" { "Pin this certificate" }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /compliance/scope/certificate`: the scope page with what the
+/// saved directory presents.
+pub(crate) async fn certificate(
+    State(app): State<Arc<App>>,
+    Post { session, .. }: Post,
+) -> Result<Response, ConsoleError> {
+    session.require_write()?;
+    let account = session.account.id;
+    let (scope, has_password) = app
+        .store
+        .compliance_scope(account)
+        .await?
+        .unwrap_or_default();
+    let draft = Draft::of(&scope);
+    let page = match check_certificate(&app, account).await {
+        Ok(c) => page_with(&session, &draft, has_password, None, None, Some(&c)),
+        Err(e) => {
+            let page = page(&session, &draft, has_password, Some(&e.to_string()), None);
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    Ok(page.into_response())
+}
+
+/// `POST /compliance/scope/pin`: pins the fingerprint the admin confirmed
+/// in the saved AD scope (with the bind password again).
+pub(crate) async fn pin(
+    State(app): State<Arc<App>>,
+    Post { session, form }: Post,
+) -> Result<Response, ConsoleError> {
+    session.require_write()?;
+    let account = session.account.id;
+    let (mut scope, has_password) = app
+        .store
+        .compliance_scope(account)
+        .await?
+        .unwrap_or_default();
+    let password = form.get("ad_password").filter(|p| !p.is_empty());
+    let pinned = match (
+        scope.ad.as_mut(),
+        form.get("fingerprint")
+            .unwrap_or_default()
+            .parse::<CertPin>(),
+    ) {
+        (None, _) => Err("the saved scope has no Active Directory part".to_string()),
+        (_, Err(e)) => Err(e.to_string()),
+        (Some(ad), Ok(pin)) => {
+            ad.tls_pin = Some(pin);
+            match check_scope(&app, account, &scope).await {
+                Err(e) => Err(e.to_string()),
+                Ok(()) => match app
+                    .store
+                    .put_compliance_scope(account, &scope, password)
+                    .await
+                {
+                    Err(StoreError::Invalid(message)) => Err(message),
+                    other => {
+                        other?;
+                        audit_scope(&app, account, &session, &scope, password.is_some()).await;
+                        Ok(())
+                    }
+                },
+            }
+        }
+    };
+    if let Err(message) = pinned {
+        let (saved, _) = app
+            .store
+            .compliance_scope(account)
+            .await?
+            .unwrap_or_default();
+        let page = page(
+            &session,
+            &Draft::of(&saved),
+            has_password,
+            Some(&message),
+            None,
+        );
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    Ok(Redirect::to("/compliance/scope?done=pinned").into_response())
 }
 
 #[cfg(test)]

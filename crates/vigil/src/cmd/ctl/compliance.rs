@@ -17,8 +17,8 @@ use vigil_core::compliance::{
     WEEKDAYS,
 };
 use vigil_proto::api::{
-    AssessmentHistoryEntry, AssessmentView, ComplianceScheduleUpdate, ComplianceScheduleView,
-    ComplianceScopeUpdate, ComplianceScopeView, EndpointPage,
+    AdCertificateView, AssessmentHistoryEntry, AssessmentView, ComplianceScheduleUpdate,
+    ComplianceScheduleView, ComplianceScopeUpdate, ComplianceScopeView, EndpointPage,
 };
 
 /// Where `scope set` reads the AD bind password from unless `--ad-password-stdin`.
@@ -72,6 +72,10 @@ pub(super) enum ScopeCommand {
     /// The AD bind password comes from VIGIL_AD_PASSWORD or --ad-password-stdin,
     /// never from the command line.
     Set(Box<ScopeArgs>),
+    /// The TLS certificate the saved scope's directory presents (a handshake,
+    /// no bind): its SHA-256 fingerprint, to pin with `scope set --ad-tls-pin`
+    /// once checked against the domain controller's.
+    Certificate,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +109,12 @@ pub(super) struct ScopeArgs {
     /// Answer from what the server already knows (fast).
     #[arg(long)]
     database_only: bool,
+    /// Do not look up names for addresses (no reverse DNS, no NetBIOS; like nmap -n).
+    #[arg(long, conflicts_with = "resolve_names")]
+    no_resolve_names: bool,
+    /// Look up names for addresses (reverse DNS, NetBIOS node status): the default.
+    #[arg(long)]
+    resolve_names: bool,
     /// The directory: ldap://host[:port] or ldaps://host[:port].
     #[arg(long)]
     ad_url: Option<String>,
@@ -126,6 +136,10 @@ pub(super) struct ScopeArgs {
     /// A PEM file with the CA certificate(s) of the directory's TLS certificate.
     #[arg(long)]
     ad_ca_cert: Option<PathBuf>,
+    /// Trust the directory's certificate with this SHA-256 fingerprint, and
+    /// only it, whatever its names (see `scope certificate`); "" removes the pin.
+    #[arg(long)]
+    ad_tls_pin: Option<String>,
     /// Read the AD bind password from standard input.
     #[arg(long)]
     ad_password_stdin: bool,
@@ -210,6 +224,10 @@ impl Ctl {
             ComplianceCommand::Scope(ScopeCommand::Show) => self.scope_show().await,
             ComplianceCommand::Scope(ScopeCommand::Set(args)) => {
                 self.scope_set(*args, ad_password).await
+            }
+            ComplianceCommand::Scope(ScopeCommand::Certificate) => {
+                let answer = self.api.post_empty("/compliance/scope/certificate").await?;
+                self.show(answer, |c: AdCertificateView| certificate_text(&c))
             }
             ComplianceCommand::Assess { wait } => self.assess(wait).await,
             ComplianceCommand::Status => {
@@ -473,6 +491,12 @@ fn apply_scope_args(current: ComplianceScope, a: &ScopeArgs) -> Result<Complianc
     if a.database_only {
         scope.on_demand = false;
     }
+    if a.resolve_names {
+        scope.resolve_names = true;
+    }
+    if a.no_resolve_names {
+        scope.resolve_names = false;
+    }
     if a.no_ad {
         scope.ad = None;
     } else {
@@ -489,7 +513,8 @@ fn apply_ad_args(current: Option<AdScope>, a: &ScopeArgs) -> Result<Option<AdSco
         || a.ad_gssapi
         || !a.ad_base_dns.is_empty()
         || a.ad_filter.is_some()
-        || a.ad_ca_cert.is_some();
+        || a.ad_ca_cert.is_some()
+        || a.ad_tls_pin.is_some();
     if !touched {
         return Ok(current);
     }
@@ -527,6 +552,7 @@ fn apply_ad_args(current: Option<AdScope>, a: &ScopeArgs) -> Result<Option<AdSco
                 base_dns: Vec::new(),
                 filter: None,
                 ca_cert: None,
+                tls_pin: None,
             }
         }
     };
@@ -547,6 +573,16 @@ fn apply_ad_args(current: Option<AdScope>, a: &ScopeArgs) -> Result<Option<AdSco
     }
     if ca_cert.is_some() {
         ad.ca_cert = ca_cert;
+    }
+    match a.ad_tls_pin.as_deref().map(str::trim) {
+        None => {}
+        Some("") => ad.tls_pin = None,
+        Some(pin) => {
+            ad.tls_pin = Some(
+                pin.parse()
+                    .map_err(|e| usage(format!("--ad-tls-pin: {e}")))?,
+            )
+        }
     }
     Ok(Some(ad))
 }
@@ -754,6 +790,27 @@ fn assessment_text(a: &AssessmentView) -> String {
     format!("{}\n{}", fields(&pairs), counts_table(&a.counts))
 }
 
+fn certificate_text(c: &AdCertificateView) -> String {
+    let trusted = match (&c.problem, c.pinned) {
+        (None, true) => "yes (pinned)".to_string(),
+        (None, false) => "yes".to_string(),
+        (Some(problem), _) => format!("no: {problem}"),
+    };
+    let mut text = fields(&[
+        ("url", c.url.clone()),
+        ("fingerprint", c.fingerprint.clone()),
+        ("trusted", trusted),
+    ]);
+    if !c.pinned {
+        text.push_str(&format!(
+            "\ncompare it with the domain controller's certificate, then pin it:\n  \
+             VIGIL_AD_PASSWORD=… vigil ctl compliance scope set --ad-tls-pin {}\n",
+            c.fingerprint
+        ));
+    }
+    text
+}
+
 fn scope_text(v: &ComplianceScopeView) -> String {
     let s = &v.scope;
     let ranges: Vec<String> = s.ip.ranges.iter().map(|r| r.to_string()).collect();
@@ -791,6 +848,15 @@ fn scope_text(v: &ComplianceScopeView) -> String {
             }
             .to_string(),
         ),
+        (
+            "names for addresses",
+            if s.resolve_names {
+                "reverse DNS and NetBIOS"
+            } else {
+                "off"
+            }
+            .to_string(),
+        ),
     ];
     match &s.ad {
         None => pairs.push(("active directory", "-".into())),
@@ -812,13 +878,25 @@ fn scope_text(v: &ComplianceScopeView) -> String {
             pairs.push(("base DNs", dns.join("; ")));
             pairs.push(("filter", or_dash(ad.filter.clone())));
             pairs.push(("start TLS", ad.start_tls.to_string()));
+            pairs.push((
+                "pinned certificate",
+                or_dash(ad.tls_pin.map(|p| p.to_string())),
+            ));
         }
     }
     fields(&pairs)
 }
 
 fn endpoints_table(p: &EndpointPage) -> String {
-    let mut t = Table::new(&["NAME", "ADDRESSES", "STATUS", "OS", "LAST SEEN", "AGENT"]);
+    let mut t = Table::new(&[
+        "NAME",
+        "FROM",
+        "ADDRESSES",
+        "STATUS",
+        "OS",
+        "LAST SEEN",
+        "AGENT",
+    ]);
     for e in &p.endpoints {
         let addrs: Vec<String> = e.addrs.iter().map(|a| a.to_string()).collect();
         let agent = match (&e.agent_id, &e.agent_version) {
@@ -828,6 +906,7 @@ fn endpoints_table(p: &EndpointPage) -> String {
         };
         t.row(vec![
             e.name.clone(),
+            e.name_source.map_or("-", |s| s.as_str()).to_string(),
             addrs.join(" "),
             e.status.to_string(),
             or_dash(e.os.clone()),
@@ -946,6 +1025,14 @@ mod tests {
         assert_eq!(scope.agent_ports.as_slice(), [47760, 47761]);
         assert_eq!(scope.unreachable_port, None);
         assert!(!scope.on_demand);
+        assert!(scope.resolve_names, "names are looked up by default");
+        let quiet = apply_scope_args(scope.clone(), &args(&["--no-resolve-names"])).unwrap();
+        assert!(!quiet.resolve_names);
+        assert!(
+            apply_scope_args(quiet, &args(&["--resolve-names"]))
+                .unwrap()
+                .resolve_names
+        );
 
         // Later changes keep what they do not name.
         let again = apply_scope_args(scope.clone(), &args(&["--unreachable-port", "445"])).unwrap();
@@ -1008,8 +1095,57 @@ mod tests {
         let changed =
             apply_scope_args(scope.clone(), &args(&["--ad-filter", "(cn=web*)"])).unwrap();
         assert_eq!(changed.ad.unwrap().filter.as_deref(), Some("(cn=web*)"));
+        // A pin as the certificate check prints it, or openssl's colons.
+        let pin = format!("sha256:{}", "ab".repeat(32));
+        let pinned = apply_scope_args(scope.clone(), &args(&["--ad-tls-pin", &pin])).unwrap();
+        assert_eq!(
+            pinned
+                .ad
+                .as_ref()
+                .and_then(|a| a.tls_pin)
+                .map(|p| p.to_string()),
+            Some(pin.clone())
+        );
+        let openssl = format!("SHA256:{}", vec!["AB"; 32].join(":"));
+        let same = apply_scope_args(scope.clone(), &args(&["--ad-tls-pin", &openssl])).unwrap();
+        assert_eq!(same.ad, pinned.ad);
+        let unpinned = apply_scope_args(pinned, &args(&["--ad-tls-pin", ""])).unwrap();
+        assert_eq!(unpinned.ad.and_then(|a| a.tls_pin), None);
+        let e = apply_scope_args(scope.clone(), &args(&["--ad-tls-pin", "sha256:12"])).unwrap_err();
+        assert!(e.to_string().contains("--ad-tls-pin"), "{e}");
         let removed = apply_scope_args(scope, &args(&["--no-ad"])).unwrap();
         assert_eq!(removed.ad, None);
+    }
+
+    #[test]
+    fn certificate_check_says_how_to_pin() {
+        let untrusted = AdCertificateView {
+            url: "ldaps://dc1.example.test".into(),
+            fingerprint: format!("sha256:{}", "ab".repeat(32)),
+            trusted: false,
+            problem: Some("certificate not valid for name".into()),
+            pinned: false,
+        };
+        let text = certificate_text(&untrusted);
+        assert!(
+            text.contains("no: certificate not valid for name"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("--ad-tls-pin {}", untrusted.fingerprint)),
+            "{text}"
+        );
+        let pinned = AdCertificateView {
+            trusted: true,
+            problem: None,
+            pinned: true,
+            ..untrusted
+        };
+        let text = certificate_text(&pinned);
+        assert!(
+            text.contains("yes (pinned)") && !text.contains("--ad-tls-pin"),
+            "{text}"
+        );
     }
 
     #[test]
