@@ -283,17 +283,25 @@ impl App {
         } else {
             HashMap::new()
         };
+        let unnamed = vigil_core::compliance::SeenNames::default();
         for e in &mut ip {
-            let found = seen.get(&e.addr).cloned().unwrap_or_default();
-            if let Some((name, source)) = pick_name(e.identify.as_ref(), e.check, &found) {
+            let found = seen.get(&e.addr).unwrap_or(&unnamed);
+            if let Some((name, source)) = pick_name(e.identify.as_ref(), e.check, found) {
                 e.name = Some(name);
                 e.name_source = Some(source);
             }
         }
-        let known = self.known_agents(account).await?;
+        // What the last finished assessment knew: agents by AD GUID, and
+        // when each address answered.
+        let (known, seen_before) = match self.last_done(account, id).await? {
+            Some(previous) => (
+                self.known_agents(account, previous).await?,
+                self.store.addresses_seen(account, previous).await?,
+            ),
+            None => (HashMap::new(), HashMap::new()),
+        };
         let mut endpoints = join(ad_computers, ip, &resolved, &known);
         // 4. Silent addresses nothing shows a machine uses: no host there.
-        let seen_before = self.addresses_seen_before(account, id).await?;
         settle_silent_addresses(&mut endpoints, &seen_before);
         if cancel.is_cancelled() {
             return Err(AssessError::Cancelled);
@@ -367,43 +375,33 @@ impl App {
 }
 
 impl App {
-    /// When each address answered an earlier assessment: the last finished
-    /// one (other than `id`) knows, as it carries the times forward.
-    async fn addresses_seen_before(
+    /// The last finished assessment of the account other than `id`: what
+    /// an assessment builds on (agents known by GUID, when each address
+    /// answered: it carries the times forward).
+    async fn last_done(
         &self,
         account: AccountId,
         id: AssessmentId,
-    ) -> Result<HashMap<IpAddr, i64>, StoreError> {
-        let previous = self
+    ) -> Result<Option<AssessmentId>, StoreError> {
+        Ok(self
             .store
             .assessments(account, 50)
             .await?
             .into_iter()
-            .find(|a| a.id != id && a.state == AssessmentState::Done);
-        match previous {
-            Some(p) => self.store.addresses_seen(account, p.id).await,
-            None => Ok(HashMap::new()),
-        }
+            .find(|a| a.id != id && a.state == AssessmentState::Done)
+            .map(|a| a.id))
     }
 
     /// The agents our database knows by the AD GUID of their machine: the
-    /// AD computers the last finished assessment found managed here whose
+    /// AD computers the finished assessment `previous` found managed here whose
     /// agent is still enrolled. An AD computer known this way stays
     /// "managed here" while it is offline, instead of turning into an
     /// unresolved AD assessment.
     async fn known_agents(
         &self,
         account: AccountId,
+        previous: AssessmentId,
     ) -> Result<HashMap<Uuid, KnownAgent>, StoreError> {
-        let Some(previous) = self
-            .store
-            .assessments(account, 50)
-            .await?
-            .into_iter()
-            .find(|a| a.state == AssessmentState::Done)
-        else {
-            return Ok(HashMap::new());
-        };
         let agents: HashMap<String, vigil_store::Agent> = self
             .store
             .agents(account)
@@ -420,7 +418,7 @@ impl App {
             .store
             .endpoints(
                 account,
-                previous.id,
+                previous,
                 &managed_here,
                 0,
                 MAX_SCOPE_ADDRESSES as u64,
