@@ -28,7 +28,8 @@ impl Default for LivenessConfig {
     }
 }
 
-/// Whether an agent is talking to the server.
+/// Whether an agent is talking to the server. Ordered by silence: the
+/// lesser of two healths is the less silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentHealth {

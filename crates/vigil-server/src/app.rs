@@ -93,7 +93,19 @@ impl App {
     }
 
     /// The agent's health right now.
+    /// The agent's health: what its last contact says, except that silence
+    /// counts only once the liveness sweeper has held it against the agent
+    /// (its stored health). The sweeper does not judge silence while the
+    /// server could not hear the agent (after a start or a database
+    /// outage), and neither may scans and views: an agent whose calls a
+    /// database outage held up is not suspended when the database is back.
+    /// Coming back counts at once.
     pub fn health_of(&self, agent: &Agent, now: UnixTime) -> AgentHealth {
+        self.contact_health(agent, now).min(agent.last_health)
+    }
+
+    /// What the agent's last contact says, at `now` (the sweeper's view).
+    pub fn contact_health(&self, agent: &Agent, now: UnixTime) -> AgentHealth {
         health(
             agent.last_seen_at.map(unix),
             unix(agent.enrolled_at),

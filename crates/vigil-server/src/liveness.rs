@@ -53,6 +53,19 @@ impl Hearing {
         was != self.deaf
     }
 
+    /// Takes a sweep that took `took` and ended at `now`. One slower than
+    /// the database check's own limit means the database stalled meanwhile
+    /// (a sweep waits for a connection while the database is down, without
+    /// failing): agents' calls stalled with it, so this counts as an
+    /// outage that ended `now`. Returns whether it did.
+    fn swept(&mut self, took: Duration, now: UnixTime) -> bool {
+        let stalled = took > PING_TIMEOUT && !self.deaf;
+        if stalled {
+            self.since = self.since.max(now);
+        }
+        stalled
+    }
+
     /// Whether silence counts at `now`.
     fn judges_silence(&self, now: UnixTime, silent_after: Duration) -> bool {
         let threshold = i64::try_from(silent_after.as_secs()).unwrap_or(i64::MAX);
@@ -81,8 +94,15 @@ pub(crate) async fn sweeper(app: Arc<App>, mut shutdown: watch::Receiver<bool>) 
         }
         if usable.is_ok() {
             let judge = hearing.judges_silence(now, silent_after);
+            let started = std::time::Instant::now();
             if let Err(e) = sweep(&app, now, judge).await {
                 tracing::error!(error = %e, "liveness sweep failed");
+            }
+            if hearing.swept(started.elapsed(), now_unix()) {
+                tracing::warn!(
+                    took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "the database stalled: no agent is counted as silent until it answers promptly for the silence threshold"
+                );
             }
         }
         tokio::select! {
@@ -117,12 +137,12 @@ pub(crate) async fn sweep(
         let full = stale.len() == SWEEP_BATCH as usize;
         let mut progressed = false;
         for agent in stale {
-            let health = app.health_of(&agent, now);
+            let health = app.contact_health(&agent, now);
             let previous = agent.last_health;
             if health == previous {
                 continue; // it called in meanwhile
             }
-            if !judge_silence && silence_rank(health) > silence_rank(previous) {
+            if !judge_silence && health > previous {
                 continue; // the server may not have heard it
             }
             let agent = match app
@@ -147,15 +167,6 @@ pub(crate) async fn sweep(
         if !full || !progressed {
             return Ok(changed);
         }
-    }
-}
-
-/// How long silent the health says an agent is, in order.
-fn silence_rank(health: AgentHealth) -> u8 {
-    match health {
-        AgentHealth::Communicating => 0,
-        AgentHealth::NotCommunicating => 1,
-        AgentHealth::Abandoned => 2,
     }
 }
 
@@ -274,10 +285,25 @@ mod tests {
     }
 
     #[test]
-    fn health_ranks_by_silence() {
-        assert!(
-            silence_rank(AgentHealth::Communicating) < silence_rank(AgentHealth::NotCommunicating)
-        );
-        assert!(silence_rank(AgentHealth::NotCommunicating) < silence_rank(AgentHealth::Abandoned));
+    fn a_stalled_sweep_counts_as_an_outage() {
+        let mut h = Hearing::new(0);
+        assert!(!h.swept(PING_TIMEOUT, 5000), "as slow as a check may be");
+        assert!(h.judges_silence(5000, THRESHOLD));
+        // The sweep waited for a connection while the database was down
+        // and nobody noticed: its end starts the threshold again.
+        assert!(h.swept(PING_TIMEOUT * 5, 5010));
+        assert!(!h.judges_silence(5609, THRESHOLD));
+        assert!(h.judges_silence(5610, THRESHOLD));
+        // During a noticed outage the end of the outage decides.
+        assert!(h.checked(false, 6000));
+        assert!(!h.swept(PING_TIMEOUT * 5, 6010));
+        assert!(h.checked(true, 6020));
+        assert_eq!(h.since, 6020);
+    }
+
+    #[test]
+    fn health_is_ordered_by_silence() {
+        assert!(AgentHealth::Communicating < AgentHealth::NotCommunicating);
+        assert!(AgentHealth::NotCommunicating < AgentHealth::Abandoned);
     }
 }

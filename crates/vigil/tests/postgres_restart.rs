@@ -390,7 +390,7 @@ fn the_server_recovers_from_a_postgresql_restart_by_itself() {
     // The scan that fell due during the outage runs now.
     let scheduled = wait_for(
         "the scan that fell due during the outage",
-        Duration::from_secs(30),
+        Duration::from_secs(15),
         || {
             let results = rest.results(&agent_id);
             (results.len() > results_before).then(|| results[0].clone())

@@ -612,9 +612,14 @@ fn replicas_killed_mid_work_neither_skip_nor_repeat_work() {
             "{key} arrived {n} times and was in flight at {deaths} replica deaths"
         );
     }
-    assert_eq!(
-        hook_counts[&key2], 2,
-        "the send in flight was repeated by another replica"
+    // The send held by the receiver when its sender died came again from
+    // another replica (and once more if it was also in flight at the
+    // first death).
+    let deaths2 = in_flight[&key2];
+    assert!(
+        (2..=1 + deaths2).contains(&hook_counts[&key2]),
+        "the send in flight was repeated by another replica: {} arrivals, in flight at {deaths2} deaths",
+        hook_counts[&key2]
     );
     // Every email failed while SMTP was down, and arrived after.
     assert!(
