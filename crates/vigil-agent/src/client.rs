@@ -4,8 +4,8 @@ use crate::pinning;
 use serde::{de::DeserializeOwned, Serialize};
 use std::time::Duration;
 use vigil_proto::agent::{
-    EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, MovedNotice, ResultUpload,
-    UploadAck, ENROLL_PATH, HEARTBEAT_PATH, MOVED_PATH, RESULTS_PATH,
+    EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, MovedNotice, NetworkUpload,
+    ResultUpload, UploadAck, ENROLL_PATH, HEARTBEAT_PATH, MOVED_PATH, NETWORK_PATH, RESULTS_PATH,
 };
 use vigil_proto::pin::CertPin;
 
@@ -102,6 +102,11 @@ impl ServerClient {
 
     pub async fn upload(&self, result: &ResultUpload) -> Result<UploadAck, ClientError> {
         self.post(RESULTS_PATH, result).await
+    }
+
+    /// Delivers a finished local-network sweep.
+    pub async fn network(&self, sweep: &NetworkUpload) -> Result<UploadAck, ClientError> {
+        self.post(NETWORK_PATH, sweep).await
     }
 
     /// Tells this (the old) server that the agent moved to another one.

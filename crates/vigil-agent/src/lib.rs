@@ -22,9 +22,12 @@
 pub mod client;
 mod error;
 pub mod failover;
+pub mod gateway;
 pub mod identify;
 pub mod identity;
+pub mod lan;
 pub mod moving;
+pub mod network;
 pub mod pinning;
 pub mod runner;
 pub mod spool;

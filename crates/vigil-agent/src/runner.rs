@@ -27,7 +27,7 @@ use crate::client::ClientError;
 use crate::failover::{Failure, Retry, Servers};
 use crate::identity::Identity;
 use crate::moving;
-use crate::spool::Spool;
+use crate::spool::{Spool, Upload};
 use crate::task;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -298,16 +298,21 @@ impl Runner {
         }
         let mut delivered = 0;
         for entry in entries {
-            match self.servers.client().upload(&entry.upload).await {
+            let client = self.servers.client();
+            let sent = match &entry.upload {
+                Upload::Result(r) => client.upload(r).await,
+                Upload::Network { network } => client.network(network).await,
+            };
+            match sent {
                 Ok(ack) => {
                     if ack.status == UploadStatus::Duplicate {
-                        tracing::info!(upload = %entry.upload.upload_id, "server already had this result");
+                        tracing::info!(upload = %entry.upload.upload_id(), "server already had this result");
                     }
                     delivered += 1;
                 }
                 Err(ClientError::Rejected { status, body }) => {
                     // Retrying cannot help; keep it for inspection instead.
-                    tracing::error!(status, %body, upload = %entry.upload.upload_id, "server refused a result");
+                    tracing::error!(status, %body, upload = %entry.upload.upload_id(), "server refused a result");
                     if let Err(e) = self.spool().quarantine_entry(&entry) {
                         tracing::error!(error = %e, "cannot quarantine");
                     }
@@ -347,12 +352,15 @@ async fn scan_worker(
         // Looked up per task: the route to the server may have changed.
         let self_addr = task::own_address(server_addr).unwrap_or(server_addr);
         tracing::info!(task = %t.task_id, target = %t.target, ports = %t.ports, "scan started");
-        let uploads = match task::run(&t, self_addr, cfg.clone()).await {
-            Ok(uploads) => uploads,
-            Err(e) => {
-                tracing::warn!(error = %e, "task refused");
-                continue;
-            }
+        let uploads: Vec<Upload> = match &t.network {
+            Some(sweep) => vec![crate::network::run(&t, sweep, cfg.clone()).await.into()],
+            None => match task::run(&t, self_addr, cfg.clone()).await {
+                Ok(uploads) => uploads.into_iter().map(Upload::from).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "task refused");
+                    continue;
+                }
+            },
         };
         {
             let mut spool = lock(&spool);
@@ -395,6 +403,7 @@ mod tests {
             task_id: id.into(),
             target: "127.0.0.1".into(),
             ports: ports.into(),
+            network: None,
         }
     }
 
@@ -685,7 +694,7 @@ mod tests {
         };
         Spool::open(dir, 100)
             .expect("spool")
-            .push(&upload)
+            .push(&upload.into())
             .expect("push");
     }
 

@@ -9,10 +9,11 @@
 //! so a server that is gone for months cannot fill the disk.
 
 use crate::AgentError;
+use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use vigil_proto::agent::ResultUpload;
+use vigil_proto::agent::{NetworkUpload, ResultUpload};
 
 /// Default number of results kept while the server is unreachable (at one
 /// scan of a few targets every 15 minutes, about a month).
@@ -25,11 +26,42 @@ pub struct Spool {
     next_seq: u64,
 }
 
+/// What the spool holds: the result of one scanned address, or one
+/// local-network sweep. A sweep's file is `{"network": {…}}`; a result's
+/// is the bare upload, as spools written before sweeps existed hold it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Upload {
+    Network { network: NetworkUpload },
+    Result(ResultUpload),
+}
+
+impl Upload {
+    pub fn upload_id(&self) -> &str {
+        match self {
+            Upload::Network { network } => &network.upload_id,
+            Upload::Result(r) => &r.upload_id,
+        }
+    }
+}
+
+impl From<ResultUpload> for Upload {
+    fn from(r: ResultUpload) -> Self {
+        Upload::Result(r)
+    }
+}
+
+impl From<NetworkUpload> for Upload {
+    fn from(network: NetworkUpload) -> Self {
+        Upload::Network { network }
+    }
+}
+
 /// A spooled result and where it lives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub path: PathBuf,
-    pub upload: ResultUpload,
+    pub upload: Upload,
 }
 
 impl Spool {
@@ -55,8 +87,12 @@ impl Spool {
     /// Stores a result durably (written to a temporary file, synced, then
     /// renamed into place). Returns the results dropped to stay within the
     /// capacity, oldest first.
-    pub fn push(&mut self, upload: &ResultUpload) -> Result<Vec<PathBuf>, AgentError> {
-        let name = format!("{:016}-{}.json", self.next_seq, sanitize(&upload.upload_id));
+    pub fn push(&mut self, upload: &Upload) -> Result<Vec<PathBuf>, AgentError> {
+        let name = format!(
+            "{:016}-{}.json",
+            self.next_seq,
+            sanitize(upload.upload_id())
+        );
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let body = serde_json::to_vec(upload).map_err(|e| AgentError::Corrupt {
@@ -190,7 +226,10 @@ mod tests {
     fn ids(spool: &Spool) -> Vec<String> {
         let (entries, bad) = spool.pending().expect("pending");
         assert!(bad.is_empty(), "{bad:?}");
-        entries.into_iter().map(|e| e.upload.upload_id).collect()
+        entries
+            .into_iter()
+            .map(|e| e.upload.upload_id().to_string())
+            .collect()
     }
 
     #[test]
@@ -198,25 +237,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut spool = Spool::open(dir.path(), 100).expect("open");
         for id in ["a", "b", "c"] {
-            spool.push(&upload(id)).expect("push");
+            spool.push(&Upload::from(upload(id))).expect("push");
         }
         let mut spool = Spool::open(dir.path(), 100).expect("reopen");
-        spool.push(&upload("d")).expect("push");
+        spool.push(&Upload::from(upload("d"))).expect("push");
         assert_eq!(ids(&spool), ["a", "b", "c", "d"]);
         let (entries, _) = spool.pending().expect("pending");
         spool.ack(&entries[0]).expect("ack");
         spool.ack(&entries[0]).expect("acking twice is harmless");
         assert_eq!(ids(&spool), ["b", "c", "d"]);
-        assert_eq!(entries[1].upload, upload("b"));
+        assert_eq!(entries[1].upload, Upload::from(upload("b")));
     }
 
     #[test]
     fn drops_the_oldest_beyond_capacity() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut spool = Spool::open(dir.path(), 2).expect("open");
-        spool.push(&upload("a")).expect("push");
-        spool.push(&upload("b")).expect("push");
-        let dropped = spool.push(&upload("c")).expect("push");
+        spool.push(&Upload::from(upload("a"))).expect("push");
+        spool.push(&Upload::from(upload("b"))).expect("push");
+        let dropped = spool.push(&Upload::from(upload("c"))).expect("push");
         assert_eq!(dropped.len(), 1);
         assert_eq!(ids(&spool), ["b", "c"]);
     }
@@ -225,7 +264,7 @@ mod tests {
     fn corrupt_files_are_quarantined_not_fatal() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut spool = Spool::open(dir.path(), 10).expect("open");
-        spool.push(&upload("a")).expect("push");
+        spool.push(&Upload::from(upload("a"))).expect("push");
         fs::write(dir.path().join("0000000000000005-x.json"), b"{not json").expect("write");
         fs::write(dir.path().join(".0000000000000006-y.json.tmp"), b"half").expect("write");
         let (entries, bad) = spool.pending().expect("pending");

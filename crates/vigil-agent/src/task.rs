@@ -136,6 +136,7 @@ mod tests {
             task_id: "t1".into(),
             target: SELF_TARGET.into(),
             ports: format!("{open},1"),
+            network: None,
         };
         let self_addr: IpAddr = "127.0.0.1".parse().expect("ip");
         let uploads = run(&task, self_addr, ScanConfig::default())
@@ -164,6 +165,7 @@ mod tests {
             task_id: "t1".into(),
             target: "127.0.0.1".into(),
             ports: "99999".into(),
+            network: None,
         };
         let err = run(
             &task,

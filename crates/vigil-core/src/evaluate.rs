@@ -473,6 +473,7 @@ mod tests {
             monitored: PortList::from_ports([MONITORED]),
             targets: vec![PolicyTarget::AgentHost],
             interval: ScanInterval::default(),
+            include_interfaces: Vec::new(),
         }
     }
 

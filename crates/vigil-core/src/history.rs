@@ -282,6 +282,7 @@ mod tests {
             monitored: list(monitored),
             targets: targets.to_vec(),
             interval: ScanInterval::try_from(minutes).unwrap(),
+            include_interfaces: Vec::new(),
         }
     }
 

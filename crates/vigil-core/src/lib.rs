@@ -10,6 +10,7 @@ pub mod csv_cell;
 pub mod evaluate;
 pub mod fair_share;
 pub mod history;
+pub mod lan;
 pub mod liveness;
 pub mod netpolicy;
 pub mod pin;

@@ -1,6 +1,7 @@
 //! Security-scan policies: which ports are allowed or expected open, where to
 //! scan and how often.
 
+use crate::lan::scope::{self, ScopeError};
 use crate::plan::{AccountKind, IntervalError, Plan, ScanInterval};
 use crate::ports::PortList;
 use crate::targets::TargetSpec;
@@ -25,15 +26,20 @@ pub enum PolicyError {
     #[error("security scans need the Extended plan (this agent is on the {plan} plan)")]
     NeedsExtendedPlan { plan: Plan },
     #[error(
-        "unknown policy target key {key:?}: expected \"observed_address\", \"agent_host\" \
-         or \"host:<host>\""
+        "unknown policy target key {key:?}: expected \"observed_address\", \"agent_host\", \
+         \"local_network\", \"host:<host>\" or \"net:<network>\""
     )]
     UnknownTargetKey { key: String },
+    #[error(transparent)]
+    Network(#[from] ScopeError),
+    #[error("interface name {name:?} is not valid: {reason}")]
+    InvalidInterface { name: String, reason: String },
 }
 
 /// Where a security scan looks.
 ///
-/// Serialized as `"observed_address"`, `"agent_host"` or `{"host": "nas.example"}`.
+/// Serialized as `"observed_address"`, `"agent_host"`, `"local_network"`,
+/// `{"host": "nas.example"}` or `{"network": "198.51.100.0/24"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyTarget {
@@ -45,6 +51,12 @@ pub enum PolicyTarget {
     ///
     /// Build it with [`PolicyTarget::host`], which validates and normalizes it.
     Host(String),
+    /// The subnets of the agent's own interfaces, swept by the agent for
+    /// devices (see [`crate::lan`]). Never in a policy unless a user adds it.
+    LocalNetwork,
+    /// A CIDR block, range or address the user adds to the local-network
+    /// sweep, in normal form (see [`crate::lan::network_range`]).
+    Network(String),
 }
 
 impl PolicyTarget {
@@ -58,6 +70,17 @@ impl PolicyTarget {
         normalize_host(host).map(PolicyTarget::Host)
     }
 
+    /// Validates a network to sweep and returns it in normal form.
+    pub fn network(network: &str) -> Result<PolicyTarget, PolicyError> {
+        Ok(PolicyTarget::Network(scope::network_range(network)?.0))
+    }
+
+    /// Whether the target is part of the local-network sweep (one task per
+    /// run covers them all, see [`NETWORK_TASK_KEY`]).
+    pub fn is_network(&self) -> bool {
+        matches!(self, PolicyTarget::LocalNetwork | PolicyTarget::Network(_))
+    }
+
     /// A stable machine key for this target, e.g. to name the scan tasks and
     /// evaluation state of one target: `"observed_address"`, `"agent_host"`
     /// or `"host:<host>"` (the host as stored, normally in normal form).
@@ -67,6 +90,8 @@ impl PolicyTarget {
             PolicyTarget::ObservedAddress => KEY_OBSERVED_ADDRESS.to_owned(),
             PolicyTarget::AgentHost => KEY_AGENT_HOST.to_owned(),
             PolicyTarget::Host(h) => format!("{KEY_HOST_PREFIX}{h}"),
+            PolicyTarget::LocalNetwork => KEY_LOCAL_NETWORK.to_owned(),
+            PolicyTarget::Network(n) => format!("{KEY_NETWORK_PREFIX}{n}"),
         }
     }
 
@@ -76,6 +101,15 @@ impl PolicyTarget {
         match key {
             KEY_OBSERVED_ADDRESS => Ok(PolicyTarget::ObservedAddress),
             KEY_AGENT_HOST => Ok(PolicyTarget::AgentHost),
+            KEY_LOCAL_NETWORK => Ok(PolicyTarget::LocalNetwork),
+            _ if key.starts_with(KEY_NETWORK_PREFIX) => {
+                let given = &key[KEY_NETWORK_PREFIX.len()..];
+                let target = PolicyTarget::network(given)?;
+                if target != PolicyTarget::Network(given.into()) {
+                    return Err(PolicyError::UnknownTargetKey { key: key.into() });
+                }
+                Ok(target)
+            }
             _ => {
                 let Some(host) = key.strip_prefix(KEY_HOST_PREFIX) else {
                     return Err(PolicyError::UnknownTargetKey { key: key.into() });
@@ -104,6 +138,8 @@ impl fmt::Display for PolicyTarget {
             PolicyTarget::ObservedAddress => f.write_str("observed address"),
             PolicyTarget::AgentHost => f.write_str("agent host"),
             PolicyTarget::Host(h) => write!(f, "{h:?}"),
+            PolicyTarget::LocalNetwork => f.write_str("local network"),
+            PolicyTarget::Network(n) => write!(f, "network {n}"),
         }
     }
 }
@@ -111,6 +147,17 @@ impl fmt::Display for PolicyTarget {
 const KEY_OBSERVED_ADDRESS: &str = "observed_address";
 const KEY_AGENT_HOST: &str = "agent_host";
 const KEY_HOST_PREFIX: &str = "host:";
+const KEY_LOCAL_NETWORK: &str = "local_network";
+const KEY_NETWORK_PREFIX: &str = "net:";
+
+/// The target key of the one scan task per run that sweeps every network
+/// target of a policy (the local network and the networks added to it).
+pub const NETWORK_TASK_KEY: &str = "network";
+
+/// The longest interface name accepted (Windows adapter names are long).
+pub const MAX_INTERFACE_NAME: usize = 256;
+/// The most interfaces a policy may opt in.
+pub const MAX_INCLUDED_INTERFACES: usize = 64;
 
 /// Longest accepted hostname, in characters (the DNS limit).
 pub const MAX_HOST_LEN: usize = 253;
@@ -172,6 +219,10 @@ pub struct SecurityPolicy {
     pub monitored: PortList,
     pub targets: Vec<PolicyTarget>,
     pub interval: ScanInterval,
+    /// Interfaces left out of the local-network sweep by default (container
+    /// bridges, VPN tunnels, …) that the user includes, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_interfaces: Vec<String>,
 }
 
 impl SecurityPolicy {
@@ -180,10 +231,14 @@ impl SecurityPolicy {
     /// runs. Returns the normalized policy, ready to store.
     pub fn validated(mut self, account: AccountKind) -> Result<SecurityPolicy, PolicyError> {
         for target in &mut self.targets {
-            if let PolicyTarget::Host(h) = target {
-                *h = normalize_host(h)?;
+            match target {
+                PolicyTarget::Host(h) => *h = normalize_host(h)?,
+                PolicyTarget::Network(n) => *n = scope::network_range(n)?.0,
+                _ => {}
             }
         }
+        self.include_interfaces.sort();
+        self.include_interfaces.dedup();
         self.validate(account)?;
         Ok(self)
     }
@@ -202,6 +257,7 @@ impl SecurityPolicy {
             });
         }
         let mut seen = std::collections::HashSet::with_capacity(self.targets.len());
+        let mut networks = Vec::new();
         for target in &self.targets {
             if let PolicyTarget::Host(h) = target {
                 let normal = normalize_host(h)?;
@@ -212,14 +268,65 @@ impl SecurityPolicy {
                     });
                 }
             }
+            if let PolicyTarget::Network(n) = target {
+                let (normal, range) = scope::network_range(n)?;
+                if &normal != n {
+                    return Err(ScopeError::Invalid {
+                        given: n.clone(),
+                        reason: format!("write it as {normal:?}"),
+                    }
+                    .into());
+                }
+                networks.push(range);
+            }
             if !seen.insert(target) {
                 return Err(PolicyError::DuplicateTarget {
                     target: target.to_string(),
                 });
             }
         }
+        scope::check_total(&networks, account)?;
+        self.check_interfaces()?;
         ScanInterval::for_account(account, self.interval.minutes())?;
         Ok(())
+    }
+
+    fn check_interfaces(&self) -> Result<(), PolicyError> {
+        if self.include_interfaces.len() > MAX_INCLUDED_INTERFACES {
+            return Err(PolicyError::InvalidInterface {
+                name: format!("({} names)", self.include_interfaces.len()),
+                reason: format!("at most {MAX_INCLUDED_INTERFACES} interfaces may be included"),
+            });
+        }
+        for name in &self.include_interfaces {
+            let reason = if name.trim().is_empty() {
+                "empty"
+            } else if name.len() > MAX_INTERFACE_NAME {
+                "too long"
+            } else if name.chars().any(char::is_control) {
+                "contains control characters"
+            } else {
+                continue;
+            };
+            return Err(PolicyError::InvalidInterface {
+                name: name.clone(),
+                reason: reason.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the policy sweeps networks (local network or added ones).
+    pub fn sweeps_networks(&self) -> bool {
+        self.targets.iter().any(PolicyTarget::is_network)
+    }
+
+    /// The networks the user added, in normal form.
+    pub fn added_networks(&self) -> impl Iterator<Item = &str> {
+        self.targets.iter().filter_map(|t| match t {
+            PolicyTarget::Network(n) => Some(n.as_str()),
+            _ => None,
+        })
     }
 
     /// Whether `port` may be open without an alert: authorized ∪ monitored.
@@ -284,6 +391,7 @@ mod tests {
             monitored: list(monitored),
             targets,
             interval: ScanInterval::default(),
+            include_interfaces: Vec::new(),
         }
     }
 
@@ -562,5 +670,65 @@ mod tests {
         });
         let err = serde_json::from_value::<SecurityPolicy>(bad).unwrap_err();
         assert!(err.to_string().contains("\"http\""), "{err}");
+    }
+
+    #[test]
+    fn network_targets_have_keys_and_json_forms() {
+        for (target, key, json) in [
+            (
+                PolicyTarget::LocalNetwork,
+                "local_network",
+                "\"local_network\"",
+            ),
+            (
+                PolicyTarget::Network("198.51.100.0/24".into()),
+                "net:198.51.100.0/24",
+                "{\"network\":\"198.51.100.0/24\"}",
+            ),
+        ] {
+            assert_eq!(target.key(), key);
+            assert_eq!(PolicyTarget::from_key(key), Ok(target.clone()));
+            assert_eq!(serde_json::to_string(&target).expect("json"), json);
+            assert!(target.is_network() && target.scanned_by_agent());
+        }
+        assert!(PolicyTarget::from_key("net:198.51.100.7/24").is_err());
+        assert!(PolicyTarget::from_key("net:nas").is_err());
+    }
+
+    #[test]
+    fn networks_are_normalized_and_bounded_by_the_plan() {
+        let mut p = policy("", "", vec![PolicyTarget::LocalNetwork]);
+        p.targets
+            .push(PolicyTarget::Network("2001:DB8::/120".into()));
+        p.include_interfaces = vec!["docker0".into(), "docker0".into()];
+        let p = p.validated(AccountKind::Member).expect("valid");
+        assert_eq!(p.targets[1], PolicyTarget::Network("2001:db8::/120".into()));
+        assert_eq!(p.include_interfaces, vec!["docker0".to_string()]);
+        assert!(p.sweeps_networks());
+        assert_eq!(
+            p.added_networks().collect::<Vec<_>>(),
+            vec!["2001:db8::/120"]
+        );
+
+        let big = policy("", "", vec![PolicyTarget::Network("198.18.0.0/21".into())]);
+        let err = big
+            .clone()
+            .validated(AccountKind::Member)
+            .expect_err("a /21");
+        assert!(err.to_string().contains("at most 1024"), "{err}");
+        assert!(big.validated(AccountKind::Organization).is_ok());
+        let typo = policy(
+            "",
+            "",
+            vec![PolicyTarget::Network("198.51.100.7/24".into())],
+        );
+        let err = typo
+            .validate(AccountKind::Organization)
+            .expect_err("host bits");
+        assert!(err.to_string().contains("198.51.100.0/24"), "{err}");
+        let mut bad = policy("", "", vec![PolicyTarget::LocalNetwork]);
+        bad.include_interfaces = vec!["eth\n0".into()];
+        assert!(bad.validate(AccountKind::Member).is_err());
+        assert!(!policy("", "", vec![PolicyTarget::AgentHost]).sweeps_networks());
     }
 }

@@ -12,10 +12,15 @@ pub const ENROLL_PATH: &str = "/agent/v1/enroll";
 pub const HEARTBEAT_PATH: &str = "/agent/v1/heartbeat";
 pub const RESULTS_PATH: &str = "/agent/v1/results";
 pub const MOVED_PATH: &str = "/agent/v1/moved";
+/// Where a finished local-network sweep goes ([`NetworkUpload`]).
+pub const NETWORK_PATH: &str = "/agent/v1/network";
 
 /// Largest request body the server accepts from an agent (a full-range
 /// result of one target is ~1.5 MB of JSON at most).
 pub const MAX_BODY_BYTES: usize = 4 << 20;
+/// The largest network sweep upload: the devices of an organization's
+/// largest sweep (a /16) with their names and ports.
+pub const MAX_NETWORK_BODY_BYTES: usize = 48 << 20;
 
 /// What the agent knows about the machine it runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,10 +112,120 @@ pub struct ScanTask {
     pub target: String,
     /// Port specification in `vigil scan -p` syntax.
     pub ports: String,
+    /// Set for a local-network sweep (target [`NETWORK_TARGET`]); its
+    /// result goes to `POST /agent/v1/network` as a [`NetworkUpload`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSweep>,
 }
 
 /// The target name that means "the agent's own host".
 pub const SELF_TARGET: &str = "self";
+
+/// The target name of a local-network sweep (see [`NetworkSweep`]).
+pub const NETWORK_TARGET: &str = "network";
+
+/// What a local-network sweep covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSweep {
+    /// Sweep the subnets of the agent's own interfaces.
+    pub local: bool,
+    /// Interfaces left out by default that the user includes, by name.
+    #[serde(default)]
+    pub include_interfaces: Vec<String>,
+    /// Networks the user added (CIDR blocks, ranges, addresses).
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// The most addresses the whole sweep may cover (the account's limit);
+    /// a subnet that would go over is left out and reported.
+    pub max_addresses: u64,
+    /// Ask the gateway (UPnP IGD, NAT-PMP) what it forwards from outside.
+    pub audit_gateway: bool,
+}
+
+/// One interface of the agent's machine, as a network sweep reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceReport {
+    pub name: String,
+    /// "ethernet", "wireless", "loopback", "tunnel", "virtual" or "other".
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Its networks in CIDR form.
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    /// Why it is left out of the sweep by default; `None`: swept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<String>,
+}
+
+/// A network the sweep did not cover, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedNetwork {
+    pub network: String,
+    pub reason: String,
+}
+
+/// A port forward the gateway reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortForward {
+    /// "tcp" or "udp".
+    pub protocol: String,
+    pub external_port: u16,
+    pub internal_client: String,
+    pub internal_port: u16,
+    #[serde(default)]
+    pub description: String,
+    pub enabled: bool,
+    /// The only outside address allowed to use it; empty: anyone.
+    #[serde(default)]
+    pub remote_host: String,
+    /// Seconds left; 0: permanent.
+    #[serde(default)]
+    pub lease_secs: u32,
+    /// How it was learned, e.g. "upnp".
+    pub source: String,
+}
+
+/// What the gateway said about itself and its forwards.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayReport {
+    /// The protocols that answered, e.g. "upnp", "nat-pmp".
+    #[serde(default)]
+    pub answered: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friendly_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_address: Option<String>,
+    #[serde(default)]
+    pub forwards: Vec<PortForward>,
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+/// `POST /agent/v1/network`: one finished local-network sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkUpload {
+    /// As in [`ResultUpload::upload_id`].
+    pub upload_id: String,
+    pub task_id: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceReport>,
+    /// The networks swept (CIDR blocks and ranges).
+    #[serde(default)]
+    pub swept: Vec<String>,
+    #[serde(default)]
+    pub skipped: Vec<SkippedNetwork>,
+    /// Every device that answered or that the neighbour table listed.
+    #[serde(default)]
+    pub devices: Vec<vigil_core::lan::Sighting>,
+    /// `None` when the sweep did not ask the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayReport>,
+}
 
 /// `POST /agent/v1/results`: one finished scan of one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

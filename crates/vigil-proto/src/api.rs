@@ -193,6 +193,46 @@ pub struct ResultView {
     pub ports: Vec<PortView>,
 }
 
+/// A device of the location's inventory (`GET /agents/{id}/devices`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub id: String,
+    /// `None`: known by its address (behind a router).
+    pub mac: Option<String>,
+    /// From the IEEE registry, by the MAC's prefix.
+    pub vendor: Option<String>,
+    /// The first of `addresses`.
+    pub address: Option<String>,
+    pub addresses: Vec<String>,
+    pub name: Option<String>,
+    /// `dns`, `mdns`, `netbios`.
+    pub name_source: Option<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub open_ports: Vec<u16>,
+    /// Seen by the latest sweep.
+    pub present: bool,
+}
+
+/// The latest local-network sweep of an agent's location
+/// (`GET /agents/{id}/network`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkView {
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub received_at: i64,
+    /// The agent's interfaces, each with why it is left out by default.
+    pub interfaces: Vec<crate::agent::InterfaceReport>,
+    /// The networks swept.
+    pub swept: Vec<String>,
+    /// Networks left out, and why.
+    pub skipped: Vec<crate::agent::SkippedNetwork>,
+    /// What the gateway said (`None` when it was not asked).
+    pub gateway: Option<crate::agent::GatewayReport>,
+    pub devices: usize,
+    pub present: usize,
+}
+
 /// One entry of an agent's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentEventView {

@@ -21,6 +21,7 @@
 
 mod engine;
 mod error;
+pub mod names;
 mod pacing;
 mod permits;
 mod permute;

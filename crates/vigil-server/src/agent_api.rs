@@ -15,8 +15,8 @@ use axum::{Extension, Router};
 use std::sync::Arc;
 use vigil_proto::agent::{
     EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, MoveInstruction, MovedNotice,
-    ResultUpload, ScanTask, UploadAck, ENROLL_PATH, HEARTBEAT_PATH, MAX_BODY_BYTES, MOVED_PATH,
-    RESULTS_PATH,
+    NetworkUpload, ResultUpload, ScanTask, UploadAck, ENROLL_PATH, HEARTBEAT_PATH, MAX_BODY_BYTES,
+    MAX_NETWORK_BODY_BYTES, MOVED_PATH, NETWORK_PATH, RESULTS_PATH,
 };
 use vigil_store::{now_unix, Agent, AgentId, KeyUse, StoreError, DEPLOYMENT_KEY_PREFIX};
 
@@ -28,6 +28,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(HEARTBEAT_PATH, post(heartbeat))
         .route(RESULTS_PATH, post(results))
         .route(MOVED_PATH, post(moved))
+        .route(
+            NETWORK_PATH,
+            post(network).layer(DefaultBodyLimit::max(MAX_NETWORK_BODY_BYTES)),
+        )
         .route(
             crate::install::SCRIPT_PATH,
             axum::routing::get(crate::install::serve::install_script),
@@ -147,16 +151,41 @@ async fn heartbeat(
         .await?;
     // The server scans observed addresses itself.
     let server_side = vigil_core::PolicyTarget::ObservedAddress.key();
-    let tasks = app
+    let open: Vec<vigil_store::ScanTask> = app
         .store
         .open_tasks(agent.account_id, agent.id, now)
         .await?
         .into_iter()
         .filter(|t| t.target_key != server_side)
-        .map(|t| ScanTask {
-            task_id: t.id.to_string(),
-            target: t.target,
-            ports: t.ports,
+        .collect();
+    // A network sweep carries what it covers, from the policy as it is now.
+    let sweep = if open
+        .iter()
+        .any(|t| t.target_key == vigil_core::policy::NETWORK_TASK_KEY)
+    {
+        let kind = app.store.account(agent.account_id).await?.kind;
+        app.store
+            .policy(agent.account_id, agent.id)
+            .await?
+            .map(|p| crate::devices::sweep_of(&p, kind))
+    } else {
+        None
+    };
+    let tasks = open
+        .into_iter()
+        .filter_map(|t| {
+            let network = if t.target_key == vigil_core::policy::NETWORK_TASK_KEY {
+                // No policy any more: nothing to sweep.
+                Some(sweep.clone()?)
+            } else {
+                None
+            };
+            Some(ScanTask {
+                task_id: t.id.to_string(),
+                target: t.target,
+                ports: t.ports,
+                network,
+            })
         })
         .collect();
     // A move ordered through the REST API (by the destination server).
@@ -218,6 +247,18 @@ async fn results(
     Json(upload): Json<ResultUpload>,
 ) -> Result<axum::Json<UploadAck>, ApiError> {
     match app.ingest(&agent, &upload, now_unix()).await {
+        Ok(status) => Ok(axum::Json(UploadAck { status })),
+        Err(IngestError::Rejected(msg)) => Err(ApiError::Invalid(msg)),
+        Err(IngestError::Store(e)) => Err(e.into()),
+    }
+}
+
+async fn network(
+    State(app): State<Arc<App>>,
+    AuthedAgent(agent): AuthedAgent,
+    Json(upload): Json<NetworkUpload>,
+) -> Result<axum::Json<UploadAck>, ApiError> {
+    match app.ingest_network(&agent, &upload, now_unix()).await {
         Ok(status) => Ok(axum::Json(UploadAck { status })),
         Err(IngestError::Rejected(msg)) => Err(ApiError::Invalid(msg)),
         Err(IngestError::Store(e)) => Err(e.into()),

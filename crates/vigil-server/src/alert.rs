@@ -94,6 +94,9 @@ pub(crate) fn target_label(key: &str) -> String {
         Ok(vigil_core::PolicyTarget::AgentHost) => "the agent's host".into(),
         Ok(vigil_core::PolicyTarget::ObservedAddress) => "the location's public address".into(),
         Ok(vigil_core::PolicyTarget::Host(h)) => h,
+        Ok(vigil_core::PolicyTarget::LocalNetwork) => "the local network".into(),
+        Ok(vigil_core::PolicyTarget::Network(n)) => format!("network {n}"),
+        Err(_) if key == vigil_core::policy::NETWORK_TASK_KEY => "the local network".into(),
         Err(_) => key.to_string(),
     }
 }

@@ -33,6 +33,39 @@ fn closed(task: &ScanTask, now: UnixTime) -> Option<&'static str> {
 }
 
 impl App {
+    /// The open task an upload is for, or what to answer instead: an upload
+    /// for a closed task is acknowledged as a duplicate when it was stored
+    /// (`stored_before` says), refused otherwise.
+    pub(crate) async fn upload_task<F, Fut>(
+        &self,
+        agent: &Agent,
+        task_id: &str,
+        now: UnixTime,
+        stored_before: F,
+    ) -> Result<Result<(TaskId, ScanTask), UploadStatus>, IngestError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, StoreError>>,
+    {
+        let unknown = || IngestError::Rejected(format!("unknown task {task_id:?}"));
+        let id: TaskId = task_id.parse().map_err(|_| unknown())?;
+        let task = match self.store.task(agent.account_id, agent.id, id).await {
+            Ok(t) => t,
+            Err(StoreError::NotFound) => return Err(unknown()),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(why) = closed(&task, now) {
+            // A re-send of what was stored is still acknowledged.
+            if stored_before().await? {
+                return Ok(Err(UploadStatus::Duplicate));
+            }
+            return Err(IngestError::Rejected(format!(
+                "task {task_id} is {why}: results are accepted only for open tasks"
+            )));
+        }
+        Ok(Ok((id, task)))
+    }
+
     /// Stores an uploaded result exactly once and, the first time, evaluates it.
     pub(crate) async fn ingest(
         &self,
@@ -41,34 +74,16 @@ impl App {
         now: UnixTime,
     ) -> Result<UploadStatus, IngestError> {
         let started = std::time::Instant::now();
-        let task_id: TaskId = upload
-            .task_id
-            .parse()
-            .map_err(|_| IngestError::Rejected(format!("unknown task {:?}", upload.task_id)))?;
-        let task = match self.store.task(agent.account_id, agent.id, task_id).await {
-            Ok(t) => t,
-            Err(StoreError::NotFound) => {
-                return Err(IngestError::Rejected(format!(
-                    "unknown task {:?}",
-                    upload.task_id
-                )))
-            }
-            Err(e) => return Err(e.into()),
+        let (task_id, task) = match self
+            .upload_task(agent, &upload.task_id, now, || {
+                self.store
+                    .has_upload(agent.account_id, agent.id, &upload.upload_id)
+            })
+            .await?
+        {
+            Ok(open) => open,
+            Err(status) => return Ok(status),
         };
-        if let Some(why) = closed(&task, now) {
-            // A re-send of what was stored is still acknowledged.
-            if self
-                .store
-                .has_upload(agent.account_id, agent.id, &upload.upload_id)
-                .await?
-            {
-                return Ok(UploadStatus::Duplicate);
-            }
-            return Err(IngestError::Rejected(format!(
-                "task {} is {why}: results are accepted only for open tasks",
-                upload.task_id
-            )));
-        }
         let ports: Vec<PortResult> = upload
             .ports
             .iter()

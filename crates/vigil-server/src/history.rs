@@ -248,6 +248,7 @@ mod tests {
                 PolicyTarget::Host("nas.lan".into()),
             ],
             interval: Default::default(),
+            include_interfaces: Vec::new(),
         };
         let spans = [
             span(
@@ -349,6 +350,7 @@ mod tests {
             monitored: PortList::parse("1-500").unwrap(),
             targets: vec![PolicyTarget::AgentHost],
             interval: Default::default(),
+            include_interfaces: Vec::new(),
         };
         let (rows, hidden) = rows_of(&agent(0), Some(&policy), &[], &[], 0, 100);
         assert_eq!(rows.len(), MAX_ROWS);

@@ -37,6 +37,7 @@ mod compliance;
 mod config;
 mod console;
 mod contacts;
+mod devices;
 mod error;
 mod evaluate;
 mod health;

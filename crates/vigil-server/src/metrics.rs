@@ -499,6 +499,8 @@ fn target_kind(key: &str) -> &'static str {
         Ok(PolicyTarget::AgentHost) => "agent_host",
         Ok(PolicyTarget::Host(_)) => "host",
         Ok(PolicyTarget::ObservedAddress) => "observed_address",
+        Ok(PolicyTarget::LocalNetwork | PolicyTarget::Network(_)) => "network",
+        Err(_) if key == vigil_core::policy::NETWORK_TASK_KEY => "network",
         Err(_) => "other",
     }
 }

@@ -9,10 +9,11 @@ use crate::app::App;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
+use vigil_core::policy::NETWORK_TASK_KEY;
 use vigil_core::targets::AddrRange;
 use vigil_core::TargetSpec;
 use vigil_core::{PolicyTarget, PortList, ScanStatus};
-use vigil_proto::agent::{PortObservation, ResultUpload, SELF_TARGET};
+use vigil_proto::agent::{PortObservation, ResultUpload, NETWORK_TARGET, SELF_TARGET};
 use vigil_scan::{Family, ScanConfig, Scanner, TargetSet};
 use vigil_store::{now_unix, Agent, DuePolicy, ScanTask, StoreError, TaskClaim, UnixTime};
 
@@ -72,15 +73,19 @@ async fn schedule_one(app: &Arc<App>, due: &DuePolicy, now: UnixTime) -> Result<
     let interval = i64::from(policy.interval.minutes()) * 60;
     let ports = policy.ports_to_scan(&app.cfg.sweep_ports);
     let mut created = 0;
-    for target in &policy.targets {
-        let run = Run {
-            id: &due.run,
-            now,
-            interval,
-        };
-        if create_task(app, agent, target, &ports, run).await? {
+    let run = Run {
+        id: &due.run,
+        now,
+        interval,
+    };
+    for target in policy.targets.iter().filter(|t| !t.is_network()) {
+        if create_task(app, agent, Some(target), &ports, run).await? {
             created += 1;
         }
+    }
+    // One sweep covers the local network and every network added to it.
+    if policy.sweeps_networks() && create_task(app, agent, None, &ports, run).await? {
+        created += 1;
     }
     app.store
         .set_next_run(agent.account_id, agent.id, now + interval)
@@ -98,18 +103,19 @@ struct Run<'a> {
     interval: i64,
 }
 
-/// Creates the run's task for `target`; `false` if there is none to create
-/// (the previous one is still open, no address yet, or a replica that died
-/// before rescheduling created this run's already).
+/// Creates the run's task for `target` (`None`: the local-network sweep,
+/// see [`vigil_core::policy::NETWORK_TASK_KEY`]); `false` if there is none
+/// to create (the previous one is still open, no address yet, or a replica
+/// that died before rescheduling created this run's already).
 async fn create_task(
     app: &Arc<App>,
     agent: &Agent,
-    target: &PolicyTarget,
+    target: Option<&PolicyTarget>,
     ports: &PortList,
     run: Run<'_>,
 ) -> Result<bool, StoreError> {
     let Run { now, interval, .. } = run;
-    let key = target.key();
+    let key = target.map_or_else(|| NETWORK_TASK_KEY.to_string(), PolicyTarget::key);
     // The previous run has not reported yet (agent busy or away): do not pile up.
     if app
         .store
@@ -119,13 +125,16 @@ async fn create_task(
         return Ok(false);
     }
     let scanned = match target {
-        PolicyTarget::AgentHost => SELF_TARGET.to_string(),
-        PolicyTarget::Host(h) => h.clone(),
-        PolicyTarget::ObservedAddress => match &agent.public_addr {
+        Some(PolicyTarget::AgentHost) => SELF_TARGET.to_string(),
+        Some(PolicyTarget::Host(h)) => h.clone(),
+        Some(PolicyTarget::ObservedAddress) => match &agent.public_addr {
             Some(a) if scan_refused(app, agent, a) => return Ok(false),
             Some(a) => a.clone(),
             None => return Ok(false), // never heard from it yet
         },
+        None | Some(PolicyTarget::LocalNetwork | PolicyTarget::Network(_)) => {
+            NETWORK_TARGET.to_string()
+        }
     };
     // A task left unanswered expires with the next run, when a fresh one replaces it.
     let expires = now + interval.max(60);
@@ -152,7 +161,7 @@ async fn create_task(
         Err(e) => return Err(e),
     };
     app.metrics.task_created(&key);
-    if matches!(target, PolicyTarget::ObservedAddress) {
+    if matches!(target, Some(PolicyTarget::ObservedAddress)) {
         // Run by whichever replica claims it (see `server_scans`).
         tracing::debug!(agent = %agent.id, task = %task.id, "server-side scan queued");
         app.server_scan_wake.notify_one();

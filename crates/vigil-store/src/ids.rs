@@ -91,6 +91,7 @@ id_type! {
     PeerId;
     /// A reusable deployment key (enrolls many agents).
     DeploymentKeyId;
+    DeviceId;
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ mod alerts;
 mod audit;
 mod compliance;
 mod deployment_keys;
+mod devices;
 mod error;
 mod ids;
 mod leases;
@@ -66,9 +67,10 @@ pub use compliance::{endpoint_key, AgentIdentifyKey};
 pub use deployment_keys::{
     DeploymentKey, DeploymentKeyUse, KeyUse, NewDeploymentKey, MAX_DEPLOYMENT_KEY_TTL,
 };
+pub use devices::{NewNetworkSweep, StoredSweep, SweepIngest, MAX_SIGHTINGS};
 pub use error::{Result, StoreError};
 pub use ids::{
-    AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, DeploymentKeyId,
+    AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, DeploymentKeyId, DeviceId,
     EnrollmentId, OutboxId, PeerId, RuleId, ScanResultId, TaskId, UserId,
 };
 pub use leases::{DuePolicy, TaskClaim};

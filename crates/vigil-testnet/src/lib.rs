@@ -30,6 +30,7 @@
 
 mod dns;
 mod error;
+mod lan;
 mod link;
 mod listener;
 mod nft;
@@ -46,6 +47,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use dns::{dnsmasq_available, DnsServer, DnsSpec};
 pub use error::TestNetError;
+pub use lan::{LanHost, TestLan};
 pub use listener::Listener;
 pub use safety::ALLOWED_RANGES;
 

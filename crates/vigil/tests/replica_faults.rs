@@ -243,6 +243,7 @@ async fn seed(store: &Store, t0: i64, webhook: SocketAddr) -> (AccountId, Vec<Ag
         monitored: PortList::default(),
         targets: vec![PolicyTarget::ObservedAddress],
         interval: ScanInterval::try_from(1).expect("interval"),
+        include_interfaces: Vec::new(),
     };
     let now = unix_now();
     let mut agents = Vec::new();

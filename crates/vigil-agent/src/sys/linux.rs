@@ -1,7 +1,8 @@
 //! Linux (and other Unixes, where `/proc` may be missing): state under
-//! `/var/lib`, mode 0600 for private files, facts and listeners from `/proc`.
+//! `/var/lib`, mode 0600 for private files, facts and listeners from `/proc`,
+//! IPv4 neighbours from `/proc/net/arp` and IPv6 ones from rtnetlink.
 
-use super::{FileProtection, ListeningSocket, OsFacts};
+use super::{FileProtection, ListeningSocket, Neighbour, OsFacts};
 use crate::AgentError;
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -176,9 +177,264 @@ fn process_name(pid: u32) -> Option<String> {
     Some(comm.trim().to_string()).filter(|c| !c.is_empty())
 }
 
+/// The neighbour table: IPv4 entries from the ARP table in `/proc`, IPv6
+/// entries by an rtnetlink dump (`RTM_GETNEIGH`; the kernel keeps no text
+/// table for NDP). Either half is empty when it cannot be read.
+///
+/// The ARP table is read from `/proc/thread-self/net`, the calling
+/// thread's network namespace (a thread that entered another one with
+/// `setns` sees that one; `/proc/net` follows the process's main thread).
+pub fn neighbours() -> Vec<Neighbour> {
+    // rtnetlink says when each entry was last confirmed; /proc/net/arp
+    // (the fallback) does not.
+    let mut found = match netlink::neighbours(false) {
+        Ok(v4) => v4,
+        Err(e) => {
+            tracing::debug!("reading the IPv4 neighbour table (rtnetlink): {e}");
+            let arp = fs::read_to_string("/proc/thread-self/net/arp")
+                .or_else(|_| fs::read_to_string("/proc/net/arp"));
+            match arp {
+                Ok(text) => parse_proc_net_arp(&text),
+                Err(e) => {
+                    tracing::debug!("reading /proc/net/arp: {e}");
+                    Vec::new()
+                }
+            }
+        }
+    };
+    match netlink::neighbours(true) {
+        Ok(v6) => found.extend(v6),
+        Err(e) => tracing::debug!("reading the IPv6 neighbour table (rtnetlink): {e}"),
+    }
+    found
+}
+
+/// The resolved rows of `/proc/net/arp` (see [`super::Neighbour`]):
+///
+/// ```text
+/// IP address       HW type     Flags       HW address            Mask     Device
+/// 198.51.100.2     0x1         0x2         02:5e:10:00:00:0b     *        eth0
+/// ```
+///
+/// Flags 0x2 (`ATF_COM`) marks a completed entry; an incomplete one has 0x0
+/// and a zero address. Lines that do not parse are skipped.
+fn parse_proc_net_arp(text: &str) -> Vec<Neighbour> {
+    const ATF_COM: u32 = 0x2;
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [ip, _hw_type, flags, mac, _mask, device] = fields[..] else {
+                return None;
+            };
+            let flags = u32::from_str_radix(flags.strip_prefix("0x")?, 16).ok()?;
+            if flags & ATF_COM == 0 {
+                return None;
+            }
+            let mac = mac
+                .split(':')
+                .map(|octet| match octet.len() {
+                    1 | 2 => u8::from_str_radix(octet, 16).ok(),
+                    _ => None,
+                })
+                .collect::<Option<Vec<u8>>>()?;
+            super::neighbour(ip.parse().ok()?, &mac, device)
+        })
+        .collect()
+}
+
+/// IPv6 neighbours by rtnetlink, where there is rtnetlink.
+#[cfg(target_os = "linux")]
+mod netlink {
+    use super::Neighbour;
+    use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
+    use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+    use netlink_packet_route::neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+    };
+    use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+    use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+    use std::collections::HashMap;
+    use std::io;
+    use std::net::IpAddr;
+
+    /// Resolved IPv6 (`v6`) or IPv4 entries of the calling thread's
+    /// network namespace, each with its interface's name (a second dump,
+    /// of the links) and when it was last confirmed.
+    pub(super) fn neighbours(v6: bool) -> io::Result<Vec<Neighbour>> {
+        let mut request = NeighbourMessage::default();
+        request.header.family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        let entries = dump(RouteNetlinkMessage::GetNeighbour(request))?;
+        let names: HashMap<u32, String> =
+            dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?
+                .into_iter()
+                .filter_map(|m| match m {
+                    RouteNetlinkMessage::NewLink(link) => {
+                        let name = link.attributes.into_iter().find_map(|a| match a {
+                            LinkAttribute::IfName(name) => Some(name),
+                            _ => None,
+                        })?;
+                        Some((link.header.index, name))
+                    }
+                    _ => None,
+                })
+                .collect();
+        Ok(entries
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewNeighbour(n) => entry(n, &names),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn entry(n: NeighbourMessage, names: &HashMap<u32, String>) -> Option<Neighbour> {
+        let resolved = matches!(
+            n.header.state,
+            NeighbourState::Reachable
+                | NeighbourState::Stale
+                | NeighbourState::Delay
+                | NeighbourState::Probe
+                | NeighbourState::Permanent
+        );
+        if !resolved {
+            return None;
+        }
+        let mut ip = None;
+        let mut mac = None;
+        let mut confirmed_ago = None;
+        for attribute in n.attributes {
+            match attribute {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                    ip = Some(IpAddr::V6(a))
+                }
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                    ip = Some(IpAddr::V4(a))
+                }
+                NeighbourAttribute::LinkLayerAddress(bytes) => mac = Some(bytes),
+                // In clock ticks (USER_HZ, 100 a second on Linux).
+                NeighbourAttribute::CacheInfo(info) => {
+                    confirmed_ago = Some(std::time::Duration::from_millis(
+                        u64::from(info.confirmed) * 10,
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let interface = names.get(&n.header.ifindex)?;
+        let mut found = super::super::neighbour(ip?, &mac?, interface)?;
+        found.confirmed_ago = confirmed_ago;
+        Some(found)
+    }
+
+    /// Sends one dump request and collects the answers up to `NLMSG_DONE`.
+    fn dump(request: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+        const SEQUENCE: u32 = 1;
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        let mut message = NetlinkMessage::from(request);
+        message.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        message.header.sequence_number = SEQUENCE;
+        message.finalize();
+        let mut buf = vec![0; message.buffer_len()];
+        message.serialize(&mut buf);
+        socket.send(&buf, 0)?;
+        let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+        let mut answers = Vec::new();
+        loop {
+            let (datagram, _) = socket.recv_from_full()?;
+            if datagram.is_empty() {
+                return Err(invalid("rtnetlink closed the dump early".into()));
+            }
+            let mut rest = &datagram[..];
+            while !rest.is_empty() {
+                // Each message starts with its length (u32, native order);
+                // the next starts at the following 4-byte boundary.
+                let len = rest
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(|b| u32::from_ne_bytes(b) as usize)
+                    .filter(|len| (16..=rest.len()).contains(len))
+                    .ok_or_else(|| invalid("a truncated rtnetlink message".into()))?;
+                let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len])
+                    .map_err(|e| invalid(format!("an rtnetlink message: {e}")))?;
+                rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
+                if message.header.sequence_number != SEQUENCE {
+                    continue;
+                }
+                match message.payload {
+                    NetlinkPayload::InnerMessage(inner) => answers.push(inner),
+                    NetlinkPayload::Done(_) => return Ok(answers),
+                    NetlinkPayload::Error(e) => return Err(e.to_io()),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Other Unixes have no rtnetlink: IPv4 neighbours only.
+#[cfg(not(target_os = "linux"))]
+mod netlink {
+    pub(super) fn neighbours(_v6: bool) -> std::io::Result<Vec<super::Neighbour>> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "no rtnetlink on this system",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ARP: &str = "IP address       HW type     Flags       HW address            Mask     Device
+198.51.100.2     0x1         0x2         02:5E:10:00:00:0b     *        eth0
+198.51.100.9     0x1         0x0         00:00:00:00:00:00     *        eth0
+198.51.100.7     0x1         0x6         3c:22:fb:1:a:ff       *        eth0
+203.0.113.1      0x1         0x2         00:1b:63:84:45:e6     *        wlan0
+203.0.113.5      0x1         0x2         00:00:00:00:00:00     *        wlan0
+198.18.0.4       0x20        0x2         80:00:00:48:fe:80:00:00:00:00:00:00:00:02:c9:03:00:0f:5e:a1 *  ib0
+203.0.113.6      0x1         0xZ         00:1b:63:84:45:e7     *        wlan0
+garbage
+203.0.113.7      0x1         0x2         00:1b:63:84:45:e8     *
+";
+
+    #[test]
+    fn arp_rows_resolved_only() {
+        let found = parse_proc_net_arp(ARP);
+        let want = [
+            ("198.51.100.2", "02:5e:10:00:00:0b", "eth0"),
+            ("198.51.100.7", "3c:22:fb:01:0a:ff", "eth0"),
+            ("203.0.113.1", "00:1b:63:84:45:e6", "wlan0"),
+        ]
+        .map(|(ip, mac, interface)| Neighbour {
+            ip: ip.parse().expect("ip"),
+            mac: mac.into(),
+            interface: interface.into(),
+            confirmed_ago: None,
+        });
+        assert_eq!(found, want);
+        assert_eq!(parse_proc_net_arp(""), []);
+        assert_eq!(parse_proc_net_arp(ARP.lines().next().expect("header")), []);
+    }
+
+    #[test]
+    fn reads_this_machines_neighbour_table() {
+        // Whatever this machine's table holds, reading it must not fail,
+        // and every entry must be a real one.
+        for n in neighbours() {
+            assert_eq!(n.mac, n.mac.to_lowercase(), "{n:?}");
+            assert_ne!(n.mac, "00:00:00:00:00:00", "{n:?}");
+            assert!(!n.interface.is_empty(), "{n:?}");
+        }
+        netlink::neighbours(true).expect("an rtnetlink dump");
+    }
 
     // Captured on x86_64, so the addresses are little-endian words.
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

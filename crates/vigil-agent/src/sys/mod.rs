@@ -14,6 +14,9 @@
 //!   process that owns each.
 //! * [`under_wine`]: whether this is Windows as Wine emulates it (which
 //!   lacks some of the above), so tests and `status` can say so.
+//! * [`neighbours`]: the neighbour table (ARP for IPv4, NDP for IPv6): the
+//!   hosts on directly connected links this machine has heard from lately,
+//!   with their MAC addresses. `crate::lan` builds on it.
 //!
 //! The few pure helpers that only one platform calls live here, so their
 //! tests run on every platform.
@@ -21,7 +24,7 @@
 use crate::AgentError;
 use std::fs;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 #[cfg(unix)]
@@ -32,7 +35,8 @@ mod imp;
 mod imp;
 
 pub use imp::{
-    default_state_dir, listening_sockets, os_facts, private_file_check, sync_dir, under_wine,
+    default_state_dir, listening_sockets, neighbours, os_facts, private_file_check, sync_dir,
+    under_wine,
 };
 
 /// A TCP socket in the LISTEN state.
@@ -52,6 +56,27 @@ pub struct OsFacts {
     pub hostname: String,
     /// e.g. "Debian GNU/Linux 12 (bookworm)", "Windows 10 Pro 22H2 (build 19045)".
     pub os: String,
+}
+
+/// A host on a directly connected link, as the OS neighbour table lists it.
+/// Only entries that name a real host are kept: resolved (reachable,
+/// stale, delay, probe or permanent; not incomplete or failed), with a
+/// unicast 6-byte MAC and a unicast IP address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Neighbour {
+    pub ip: IpAddr,
+    /// Lower-case colon form, `02:5e:10:00:00:0b`.
+    pub mac: String,
+    /// The interface's name as [`crate::lan::Interface::name`] gives it
+    /// (`eth0`; on Windows the adapter's alias, `Ethernet 2`).
+    pub interface: String,
+    /// How long ago the OS last confirmed the host reachable (an answer to
+    /// its address resolution, or traffic from it); `None` when the OS
+    /// does not say. An entry stays resolved for up to a minute after the
+    /// host left, so a sweep trusts an entry only if it was confirmed
+    /// during the sweep.
+    #[serde(default)]
+    pub confirmed_ago: Option<std::time::Duration>,
 }
 
 /// How a file is protected, as read back from the file system.
@@ -156,9 +181,62 @@ fn windows_os_name(
     name
 }
 
+/// The lower-case colon form of a 6-byte MAC address.
+pub(crate) fn mac_text(mac: [u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
+/// A neighbour-table entry when it names a real host: a 6-byte MAC that is
+/// neither zero (what an unresolved entry shows) nor a group address
+/// (multicast, broadcast: Windows lists those as permanent entries), and a
+/// unicast IP address (not multicast, broadcast or unspecified).
+fn neighbour(ip: IpAddr, mac: &[u8], interface: &str) -> Option<Neighbour> {
+    let mac: [u8; 6] = mac.try_into().ok()?;
+    let group = mac[0] & 0x01 != 0;
+    if mac == [0; 6] || group {
+        return None;
+    }
+    let unicast = match ip {
+        IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    };
+    unicast.then(|| Neighbour {
+        ip,
+        mac: mac_text(mac),
+        interface: interface.to_string(),
+        confirmed_ago: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbours_are_real_hosts_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let host = [0x02, 0x5E, 0x10, 0, 0, 0x0B];
+        let found = neighbour(ip("198.51.100.2"), &host, "eth0").expect("a host");
+        assert_eq!(found.mac, "02:5e:10:00:00:0b");
+        assert_eq!(found.interface, "eth0");
+        let cases: [(&str, &[u8]); 9] = [
+            ("198.51.100.2", &[0; 6]),                             // unresolved
+            ("198.51.100.2", &[0xff; 6]),                          // broadcast MAC
+            ("224.0.0.22", &[0x01, 0x00, 0x5e, 0x00, 0x00, 0x16]), // multicast
+            ("224.0.0.22", &host),
+            ("255.255.255.255", &host),
+            ("0.0.0.0", &host),
+            ("ff02::1", &host),
+            ("198.51.100.2", &host[..4]), // not EUI-48
+            ("198.51.100.2", &[0x02, 0x5e, 0x10, 0, 0, 0x0b, 0, 0]),
+        ];
+        for (addr, mac) in cases {
+            assert_eq!(neighbour(ip(addr), mac, "eth0"), None, "{addr} {mac:02x?}");
+        }
+        assert!(neighbour(ip("fe80::5e:10ff:fe00:b"), &host, "eth0").is_some());
+        assert!(neighbour(ip("2001:db8::2"), &host, "eth0").is_some());
+    }
 
     #[test]
     fn sddl_private_only_for_system_and_administrators() {

@@ -1,6 +1,7 @@
 //! Windows: state under `%ProgramData%`, private files by a protected DACL,
 //! facts from the computer name and the registry, listeners from the IP
-//! helper's TCP tables.
+//! helper's TCP tables, neighbours from its neighbour table
+//! (`GetIpNetTable2`, IPv4 and IPv6 in one).
 //!
 //! How the identity file's protection is checked: [`private_file_check`]
 //! reads the file's DACL back (`GetNamedSecurityInfoW`), turns it into SDDL
@@ -12,13 +13,13 @@
 //! from the Unix mode bits, so under Wine the check says "NOT private" and
 //! says why. Wine's TCP table also names no owner (pid 0).
 
-use super::{FileProtection, ListeningSocket, OsFacts};
+use super::{FileProtection, ListeningSocket, Neighbour, OsFacts};
 use crate::AgentError;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::windows::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::ptr;
@@ -401,6 +402,117 @@ fn from_wide(chars: &[u16]) -> String {
         .into_owned()
 }
 
+/// The IP helper's neighbour table (`GetIpNetTable2`), asked for IPv4 and
+/// IPv6 one after the other: Wine (8) answers `AF_UNSPEC` with
+/// ERROR_INVALID_FUNCTION, and `AF_INET6` too, so there only IPv4 comes
+/// back. Each entry's interface is named by its alias (what
+/// `Get-NetAdapter` calls the name, and netdev the friendly name):
+/// `ConvertInterfaceLuidToAlias`. A family whose table cannot be read adds
+/// nothing.
+pub fn neighbours() -> Vec<Neighbour> {
+    let mut aliases: HashMap<u32, String> = HashMap::new();
+    let mut found = Vec::new();
+    for family in [AF_INET, AF_INET6] {
+        match ip_net_table(family, &mut aliases) {
+            Ok(entries) => found.extend(entries),
+            Err(e) => tracing::debug!("GetIpNetTable2 (address family {family}): {e}"),
+        }
+    }
+    found
+}
+
+/// The resolved entries of one family's neighbour table, the table freed
+/// with `FreeMibTable`.
+fn ip_net_table(family: u16, aliases: &mut HashMap<u32, String>) -> io::Result<Vec<Neighbour>> {
+    use windows_sys::Win32::NetworkManagement::IpHelper::{
+        FreeMibTable, GetIpNetTable2, MIB_IPNET_ROW2, MIB_IPNET_TABLE2,
+    };
+    use windows_sys::Win32::Networking::WinSock::{
+        NlnsDelay, NlnsPermanent, NlnsProbe, NlnsReachable, NlnsStale,
+    };
+    let mut table: *mut MIB_IPNET_TABLE2 = ptr::null_mut();
+    // SAFETY: on success `table` points to a table the API allocated,
+    // freed with FreeMibTable below.
+    let rc = unsafe { GetIpNetTable2(family, &mut table) };
+    if rc != NO_ERROR || table.is_null() {
+        return Err(io::Error::from_raw_os_error(rc as i32));
+    }
+    // SAFETY: the table holds NumEntries rows from `Table` on; it lives
+    // until FreeMibTable, after the last use of `rows`.
+    let rows: &[MIB_IPNET_ROW2] = unsafe {
+        let count = (*table).NumEntries as usize;
+        std::slice::from_raw_parts(ptr::addr_of!((*table).Table).cast(), count)
+    };
+    let resolved = [
+        NlnsReachable,
+        NlnsStale,
+        NlnsDelay,
+        NlnsProbe,
+        NlnsPermanent,
+    ];
+    let mut found = Vec::new();
+    for row in rows.iter().filter(|row| resolved.contains(&row.State)) {
+        let mac = row
+            .PhysicalAddress
+            .get(..row.PhysicalAddressLength as usize);
+        let (Some(mac), Some(ip)) = (mac, row_ip(row)) else {
+            continue;
+        };
+        let interface = aliases
+            .entry(row.InterfaceIndex)
+            .or_insert_with(|| interface_alias(&row.InterfaceLuid, row.InterfaceIndex));
+        if let Some(mut n) = super::neighbour(ip, mac, interface) {
+            // SAFETY: a plain u32 union; LastReachable is the member the
+            // API fills for a reachable entry (milliseconds since then).
+            // Stale, delay and probe entries were not confirmed lately.
+            n.confirmed_ago = if row.State == NlnsReachable {
+                let ms = unsafe { row.ReachabilityTime.LastReachable };
+                Some(std::time::Duration::from_millis(u64::from(ms)))
+            } else if row.State == NlnsPermanent {
+                None
+            } else {
+                Some(std::time::Duration::MAX)
+            };
+            found.push(n);
+        }
+    }
+    // SAFETY: allocated by GetIpNetTable2; `rows` is not used past here.
+    unsafe { FreeMibTable(table.cast()) };
+    Ok(found)
+}
+
+/// The row's IP address, by its family.
+fn row_ip(row: &windows_sys::Win32::NetworkManagement::IpHelper::MIB_IPNET_ROW2) -> Option<IpAddr> {
+    // SAFETY: `si_family` says which member of the union the API filled.
+    unsafe {
+        match row.Address.si_family {
+            AF_INET => {
+                let raw = row.Address.Ipv4.sin_addr.S_un.S_addr;
+                Some(IpAddr::V4(Ipv4Addr::from(raw.to_ne_bytes())))
+            }
+            AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(
+                row.Address.Ipv6.sin6_addr.u.Byte,
+            ))),
+            _ => None,
+        }
+    }
+}
+
+/// An interface's alias (`Ethernet 2`), or its index when it has none.
+fn interface_alias(
+    luid: &windows_sys::Win32::NetworkManagement::Ndis::NET_LUID_LH,
+    index: u32,
+) -> String {
+    use windows_sys::Win32::NetworkManagement::IpHelper::ConvertInterfaceLuidToAlias;
+    use windows_sys::Win32::NetworkManagement::Ndis::IF_MAX_STRING_SIZE;
+    let mut buf = vec![0u16; IF_MAX_STRING_SIZE as usize + 1];
+    // SAFETY: `buf` holds `buf.len()` characters.
+    let rc = unsafe { ConvertInterfaceLuidToAlias(luid, buf.as_mut_ptr(), buf.len()) };
+    Some(from_wide(&buf))
+        .filter(|alias| rc == NO_ERROR && !alias.is_empty())
+        .unwrap_or_else(|| format!("interface {index}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +526,16 @@ mod tests {
         if !under_wine() {
             assert!(check.detail.starts_with("DACL D:P"), "{check}");
             assert!(check.private, "{check}");
+        }
+    }
+
+    #[test]
+    fn reads_the_neighbour_table() {
+        // Whatever the table holds, reading it must not fail, and every
+        // entry must be a real one.
+        for n in neighbours() {
+            assert_ne!(n.mac, "00:00:00:00:00:00", "{n:?}");
+            assert!(!n.interface.is_empty(), "{n:?}");
         }
     }
 

@@ -929,6 +929,7 @@ fn policy(targets: Vec<PolicyTarget>) -> SecurityPolicy {
         monitored: PortList::from_ports([80]),
         targets,
         interval: ScanInterval::try_from(1).expect("1 minute is a valid interval"),
+        include_interfaces: Vec::new(),
     }
 }
 

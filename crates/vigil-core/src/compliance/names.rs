@@ -29,14 +29,18 @@ pub enum NameSource {
     Netbios,
     /// The host name the agent reported.
     Agent,
+    /// The device's own mDNS responder (devices on a location's network;
+    /// compliance sweeps do not ask).
+    Mdns,
 }
 
 impl NameSource {
-    pub const ALL: [NameSource; 4] = [
+    pub const ALL: [NameSource; 5] = [
         NameSource::Ad,
         NameSource::Dns,
         NameSource::Netbios,
         NameSource::Agent,
+        NameSource::Mdns,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +49,7 @@ impl NameSource {
             NameSource::Dns => "dns",
             NameSource::Netbios => "netbios",
             NameSource::Agent => "agent",
+            NameSource::Mdns => "mdns",
         }
     }
 
@@ -55,6 +60,7 @@ impl NameSource {
             NameSource::Dns => "DNS",
             NameSource::Netbios => "NetBIOS",
             NameSource::Agent => "Agent",
+            NameSource::Mdns => "mDNS",
         }
     }
 }

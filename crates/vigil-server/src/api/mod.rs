@@ -8,6 +8,7 @@ mod compliance;
 mod compliance_schedule;
 mod contacts;
 mod deployment_keys;
+mod devices;
 mod history;
 mod install;
 mod peers;
@@ -49,6 +50,9 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         )
         .route("/agents/{id}/results", get(agents::results))
         .route("/agents/{id}/scan", post(agents::scan_now))
+        .route("/agents/{id}/devices", get(devices::list))
+        .route("/agents/{id}/devices/{device}", get(devices::get))
+        .route("/agents/{id}/network", get(devices::network))
         .route("/agents/{id}/history", get(history::history))
         .route("/agents/{id}/timeline", get(history::timeline))
         .route("/enrollments", post(agents::enroll))

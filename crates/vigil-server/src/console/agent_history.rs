@@ -37,6 +37,7 @@ const MIN_DOWN_WIDTH: f64 = 3.0;
 pub(crate) enum Tab {
     Overview,
     History,
+    Devices,
 }
 
 /// The tabs above an agent's pages.
@@ -52,6 +53,7 @@ pub(crate) fn tabs(agent: AgentId, current: Tab) -> Markup {
         nav.pager aria-label="Agent pages" {
             (tab(Tab::Overview, format!("/agents/{agent}"), "Overview"))
             (tab(Tab::History, format!("/agents/{agent}/history"), "History and reachability"))
+            (tab(Tab::Devices, format!("/agents/{agent}/devices"), "Devices"))
         }
     }
 }

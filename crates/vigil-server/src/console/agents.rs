@@ -189,6 +189,12 @@ pub(crate) struct Draft {
     pub agent_host: bool,
     /// Explicit hosts, one per line.
     pub hosts: String,
+    /// The agent sweeps its own subnets for devices.
+    pub local_network: bool,
+    /// Networks added to the sweep, one per line.
+    pub networks: String,
+    /// Interfaces left out by default that are included, one per line.
+    pub include_interfaces: String,
     pub interval: String,
 }
 
@@ -202,6 +208,9 @@ impl Draft {
                 observed_address: false,
                 agent_host: true,
                 hosts: String::new(),
+                local_network: false,
+                networks: String::new(),
+                include_interfaces: String::new(),
                 interval: "60".into(),
             },
             Some(p) => Draft {
@@ -219,6 +228,9 @@ impl Draft {
                     })
                     .collect::<Vec<_>>()
                     .join("\n"),
+                local_network: p.targets.contains(&PolicyTarget::LocalNetwork),
+                networks: p.added_networks().collect::<Vec<_>>().join("\n"),
+                include_interfaces: p.include_interfaces.join("\n"),
                 interval: p.interval.minutes().to_string(),
             },
         }
@@ -233,6 +245,13 @@ impl Draft {
             observed_address: targets.contains(&"observed_address"),
             agent_host: targets.contains(&"agent_host"),
             hosts: f.get("hosts").unwrap_or_default().trim().into(),
+            local_network: targets.contains(&"local_network"),
+            networks: f.get("networks").unwrap_or_default().trim().into(),
+            include_interfaces: f
+                .get("include_interfaces")
+                .unwrap_or_default()
+                .trim()
+                .into(),
             interval: f.get("interval").unwrap_or_default().trim().into(),
         }
     }
@@ -261,6 +280,24 @@ impl Draft {
         {
             targets.push(PolicyTarget::Host(h.to_string()));
         }
+        if self.local_network {
+            targets.push(PolicyTarget::LocalNetwork);
+        }
+        for n in self
+            .networks
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|n| !n.is_empty())
+        {
+            targets.push(PolicyTarget::Network(n.to_string()));
+        }
+        // Interface names may hold spaces (Windows: "Ethernet 2"): one per line.
+        let include_interfaces = self
+            .include_interfaces
+            .lines()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
         let minutes: u32 = self.interval.parse().map_err(|_| {
             format!(
                 "interval: {:?} is not a whole number of minutes",
@@ -273,6 +310,7 @@ impl Draft {
             monitored: ports("monitored ports", &self.monitored)?,
             targets,
             interval: ScanInterval::try_from(minutes).map_err(|e| format!("interval: {e}"))?,
+            include_interfaces,
         })
     }
 }
@@ -318,7 +356,10 @@ pub(crate) fn editor(
                 dt { "Targets" } dd {
                     @if draft.observed_address { "observed address " }
                     @if draft.agent_host { "agent host " }
+                    @if draft.local_network { "local network " }
                     (draft.hosts.replace('\n', ", "))
+                    " "
+                    (draft.networks.replace('\n', ", "))
                 }
                 dt { "Interval" } dd { (draft.interval) " minutes" }
             }
@@ -358,6 +399,21 @@ pub(crate) fn editor(
                     }
                     label for="hosts" { "Other hosts (one per line, scanned by the agent)" }
                     textarea #hosts name="hosts" rows="3" { (draft.hosts) }
+                    label.check for="t-lan" {
+                        input #t-lan type="checkbox" name="target" value="local_network" checked[draft.local_network]
+                            aria-describedby="lan-hint";
+                        "The local network: the agent sweeps its own subnets for devices"
+                    }
+                    p.hint #lan-hint {
+                        "Every device that answers goes into the location's inventory. "
+                        "Loopback, link-local, container bridges, virtual links and VPN tunnels are left out "
+                        "unless included below; the latest sweep on the agent's Devices page lists each interface and why. "
+                        "At most " (vigil_core::lan::sweep_limit(kind)) " addresses per location."
+                    }
+                    label for="networks" { "Networks added to the sweep (CIDR blocks or ranges, one per line)" }
+                    textarea #networks name="networks" rows="2" placeholder="192.168.20.0/24" { (draft.networks) }
+                    label for="include_interfaces" { "Interfaces to include although left out by default (one per line)" }
+                    textarea #include_interfaces name="include_interfaces" rows="2" placeholder="docker0" { (draft.include_interfaces) }
                 }
                 label for="interval" { "Interval" }
                 @match kind {
@@ -616,6 +672,22 @@ mod tests {
         assert_eq!(p.interval.minutes(), 15);
         assert_eq!(Draft::of(Some(&p)).to_policy().unwrap(), p, "round trip");
 
+        let form = Form::parse(
+            b"target=local_network&networks=198.51.100.0%2F24%0D%0A198.18.0.1-198.18.0.9&include_interfaces=Ethernet+2%0D%0Adocker0&interval=15",
+        )
+        .unwrap();
+        let p = Draft::from_form(&form).to_policy().unwrap();
+        assert_eq!(
+            p.targets,
+            [
+                PolicyTarget::LocalNetwork,
+                PolicyTarget::Network("198.51.100.0/24".into()),
+                PolicyTarget::Network("198.18.0.1-198.18.0.9".into()),
+            ]
+        );
+        assert_eq!(p.include_interfaces, ["Ethernet 2", "docker0"]);
+        assert_eq!(Draft::of(Some(&p)).to_policy().unwrap(), p, "round trip");
+
         let bad = Form::parse(b"authorized=22%2Cssh&target=agent_host&interval=15").unwrap();
         let e = Draft::from_form(&bad).to_policy().unwrap_err();
         assert!(e.starts_with("authorized ports:"), "{e}");
@@ -634,6 +706,7 @@ mod tests {
             monitored: PortList::from_ports([443]),
             targets: vec![PolicyTarget::AgentHost],
             interval: ScanInterval::try_from(15).unwrap(),
+            include_interfaces: Vec::new(),
         };
         assert_eq!(verdict(22, PortState::Open, Some(&p)), "authorized");
         assert_eq!(verdict(23, PortState::Open, Some(&p)), "unauthorized");

@@ -26,6 +26,7 @@ mod compliance;
 mod contacts;
 mod csrf;
 mod dashboard;
+mod devices;
 mod enroll;
 mod error;
 mod form;
@@ -50,6 +51,7 @@ pub(crate) fn router(app: &Arc<App>) -> Router<Arc<App>> {
         .route("/agents/{id}", get(agents::detail))
         .route("/agents/{id}/policy", post(agents::save_policy))
         .route("/agents/{id}/history", get(agent_history::page))
+        .route("/agents/{id}/devices", get(devices::page))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}", get(alerts::detail))
         .route("/alerts/{id}/ack", post(alerts::acknowledge))

@@ -330,9 +330,15 @@ impl Server {
 
     /// `POST /agent/v1/results` as agent `id` with `credential`.
     pub async fn upload(&self, id: &str, credential: &str, body: &Value) -> Reply {
+        self.agent_post(id, credential, "/agent/v1/results", body)
+            .await
+    }
+
+    /// `POST` of `body` to the agent API's `path` as agent `id` with `credential`.
+    pub async fn agent_post(&self, id: &str, credential: &str, path: &str, body: &Value) -> Reply {
         let req = self
             .agent_http
-            .post(format!("{}/agent/v1/results", self.agent))
+            .post(format!("{}{path}", self.agent))
             .header(
                 reqwest::header::AUTHORIZATION,
                 format!("Bearer {id}:{credential}"),
@@ -346,6 +352,27 @@ impl Server {
         let auth = format!("Bearer {id}:{credential}");
         self.heartbeat_as(Some(&auth), &json!({"facts": facts, "spooled": 0}))
             .await
+    }
+}
+
+/// Heartbeats as agent `id` until the server hands out at least `n` tasks
+/// (the scheduler creates them on its next round); fails after 30 s.
+pub async fn wait_tasks(s: &Server, id: &str, credential: &str, n: usize) -> Vec<Value> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = s
+            .heartbeat(id, credential, &facts("h", "o", "v"))
+            .await
+            .ok(200);
+        let tasks = reply["tasks"].as_array().cloned().unwrap_or_default();
+        if tasks.len() >= n {
+            return tasks;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{n} tasks never came: {reply}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

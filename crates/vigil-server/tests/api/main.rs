@@ -43,6 +43,7 @@ mod compliance_csv;
 mod compliance_scope;
 mod console_cookies;
 mod deployment_keys;
+mod devices;
 mod install_windows;
 mod login_tokens;
 mod openapi;

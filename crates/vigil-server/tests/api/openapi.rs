@@ -38,7 +38,9 @@ async fn every_documented_operation_exists_and_asks_for_credentials(s: Server) {
             if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()) {
                 continue;
             }
-            let path = template.replace("{id}", &uuid::Uuid::new_v4().to_string());
+            let path = template
+                .replace("{id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{device}", &uuid::Uuid::new_v4().to_string());
             assert!(!path.contains('{'), "unknown path parameter in {template}");
             let body = matches!(m, Method::POST | Method::PUT | Method::PATCH).then(|| json!({}));
             let reply = s.send(m.clone(), &path, None, body.as_ref()).await;

@@ -35,6 +35,7 @@ pub fn policy() -> SecurityPolicy {
         monitored: PortList::parse("443").expect("ports"),
         targets: vec![PolicyTarget::AgentHost],
         interval: ScanInterval::default(),
+        include_interfaces: Vec::new(),
     }
 }
 

@@ -39,6 +39,7 @@ mod alerts;
 mod audit;
 mod compliance;
 mod deployment_keys;
+mod devices;
 mod identity;
 mod input;
 mod isolation;

@@ -56,6 +56,9 @@ enum AgentCommand {
     },
     /// Show this agent's identity (without its credential) and how its file is protected.
     Status,
+    /// Sweep a network for devices now and print them (what the policy's
+    /// local-network target does, without a server).
+    Sweep(super::agent_sweep::SweepArgs),
     /// The agent as a Windows service: install, uninstall, start, stop, status.
     Service {
         #[command(subcommand)]
@@ -91,6 +94,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             super::runtime()?.block_on(run_agent(&args.state_dir, listen))
         }
         AgentCommand::Status => status(&args.state_dir),
+        AgentCommand::Sweep(sweep) => super::agent_sweep::run(sweep),
         AgentCommand::Service { command } => agent_service::run(&args.state_dir, command),
         AgentCommand::ServiceRun { listen } => agent_service::service_run(args.state_dir, listen),
     }

@@ -11,6 +11,7 @@ mod compliance;
 mod compliance_agents;
 mod config;
 mod deployment_keys;
+mod devices;
 mod notify;
 mod policy;
 mod table;
@@ -23,6 +24,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use client::{decode, Client};
 use compliance::ComplianceCommand;
 use deployment_keys::DeploymentKeysCommand;
+use devices::DevicesCommand;
 use notify::{AlertStatusArg, ContactsCommand, RulesCommand};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -87,6 +89,9 @@ enum CtlCommand {
     /// Show or change an agent's security-scan policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The devices of an agent's location (its local-network sweeps).
+    #[command(subcommand)]
+    Devices(DevicesCommand),
     /// An agent's latest security-scan results.
     Results {
         /// The agent's id.
@@ -384,6 +389,7 @@ impl Ctl {
             } => self.enroll(name, plan.into(), ttl_minutes).await,
             CtlCommand::DeploymentKeys(cmd) => self.deployment_keys(cmd).await,
             CtlCommand::Policy(cmd) => self.policy(cmd).await,
+            CtlCommand::Devices(cmd) => self.devices(cmd).await,
             CtlCommand::Results { agent, limit } => self.results(&agent, limit).await,
             CtlCommand::Alerts { status, agent } => self.alerts(status, agent).await,
             CtlCommand::Contacts(cmd) => self.contacts(cmd).await,

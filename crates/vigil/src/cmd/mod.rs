@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod agent_service;
+pub mod agent_sweep;
 pub mod ctl;
 pub mod scan;
 pub mod server;

@@ -119,6 +119,7 @@ fn example_policy() -> Result<SecurityPolicy> {
         monitored: PortList::from_ports([]),
         targets: vec![PolicyTarget::AgentHost],
         interval: ScanInterval::for_account(AccountKind::Member, 15)?,
+        include_interfaces: Vec::new(),
     }
     .validated(AccountKind::Member)?)
 }

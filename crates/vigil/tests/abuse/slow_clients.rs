@@ -12,7 +12,7 @@
 
 use crate::common::can_build_networks;
 use crate::common::compliance::{enrolled_agent, owner_api, start_server_with};
-use crate::common::server::{wait_for, Api, API};
+use crate::common::server::{wait_for, Api, Ns, API};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -124,12 +124,9 @@ fn unix_now() -> i64 {
 }
 
 /// `GET /metrics` on the REST listener (scanner namespace).
-fn scrape(net: &TestNet) -> String {
+fn scrape(net: &dyn Ns) -> String {
     let addr: SocketAddr = API.parse().expect("addr");
-    let mut stream = net
-        .in_scanner(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
-        .expect("namespace")
-        .expect("connect to the REST listener");
+    let mut stream = net.connect(addr).expect("connect to the REST listener");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");

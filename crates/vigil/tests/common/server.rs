@@ -9,7 +9,27 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use vigil_testnet::TestNet;
+use vigil_testnet::{TestLan, TestNet};
+
+/// A network namespace the test's clients connect from: the scanner
+/// namespace of a [`TestNet`], the agent namespace of a [`TestLan`].
+pub trait Ns: Sync {
+    fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream>;
+}
+
+impl Ns for TestNet {
+    fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        self.in_scanner(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
+            .expect("namespace")
+    }
+}
+
+impl Ns for TestLan {
+    fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        self.in_agent(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
+            .expect("namespace")
+    }
+}
 
 /// Where tests run the server's REST API, inside the scanner namespace
 /// (a fresh namespace: the port is always free).
@@ -74,7 +94,7 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
 /// the socket must be created on a thread inside the namespace, which an
 /// HTTP client library's own connection pool would not do.
 pub struct Api<'a> {
-    pub net: &'a TestNet,
+    pub net: &'a dyn Ns,
     pub token: Option<String>,
 }
 
@@ -109,11 +129,7 @@ impl Api<'_> {
         body: Option<Value>,
     ) -> (u16, String) {
         let addr: SocketAddr = api.parse().expect("addr");
-        let mut stream = match self
-            .net
-            .in_scanner(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
-            .expect("namespace")
-        {
+        let mut stream = match self.net.connect(addr) {
             Ok(s) => s,
             Err(e) => return (0, json!({ "error": e.to_string() }).to_string()),
         };

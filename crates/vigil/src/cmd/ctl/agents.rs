@@ -53,10 +53,17 @@ pub(super) enum PolicyCommand {
         /// Ports expected to be open (alert when one is not; "none" for none).
         #[arg(long)]
         monitored: Option<String>,
-        /// What to scan: agent_host, observed_address or a hostname/IP; repeat for more.
-        /// Replaces the current targets [new policy default: agent_host].
+        /// What to scan: agent_host, observed_address, a hostname/IP,
+        /// local_network (the agent sweeps its own subnets for devices) or a
+        /// CIDR block/range added to that sweep; repeat for more. Replaces
+        /// the current targets [new policy default: agent_host].
         #[arg(long = "target")]
         targets: Vec<String>,
+        /// An interface left out of the local-network sweep by default
+        /// (container bridge, tunnel, ...) to include; repeat for more.
+        /// Replaces the current list ("none" clears it).
+        #[arg(long = "include-interface")]
+        include_interfaces: Vec<String>,
         /// Minutes between scans (members: 15, 30, 60, 120, 360, 720 or 1440).
         #[arg(long)]
         interval: Option<u32>,
@@ -170,6 +177,7 @@ impl Ctl {
                 authorized,
                 monitored,
                 targets,
+                include_interfaces,
                 interval,
             } => {
                 let enabled = match (enable, disable) {
@@ -177,13 +185,14 @@ impl Ctl {
                     (_, true) => Some(false),
                     _ => None,
                 };
-                let changes = policy::Changes::parse(
+                let mut changes = policy::Changes::parse(
                     enabled,
                     authorized.as_deref(),
                     monitored.as_deref(),
                     &targets,
                     interval,
                 )?;
+                changes.include_interfaces(&include_interfaces);
                 self.policy_set(&agent, changes).await
             }
         }

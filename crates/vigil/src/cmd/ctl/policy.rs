@@ -18,6 +18,7 @@ pub struct Changes {
     pub monitored: Option<PortList>,
     pub targets: Option<Vec<PolicyTarget>>,
     pub interval: Option<ScanInterval>,
+    pub include_interfaces: Option<Vec<String>>,
 }
 
 impl Changes {
@@ -41,7 +42,21 @@ impl Changes {
             interval: interval
                 .map(|m| ScanInterval::try_from(m).map_err(|e| usage(format!("--interval: {e}"))))
                 .transpose()?,
+            include_interfaces: None,
         })
+    }
+
+    /// `--include-interface` values: none given keeps the list, `none`
+    /// clears it.
+    pub fn include_interfaces(&mut self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        self.include_interfaces = Some(if names.iter().any(|n| n == "none") {
+            Vec::new()
+        } else {
+            names.to_vec()
+        });
     }
 
     fn is_empty(&self) -> bool {
@@ -56,7 +71,7 @@ impl Changes {
                 if self.is_empty() {
                     return Err(usage(
                         "nothing to change: give --enable, --disable, --authorized, --monitored, \
-                         --target or --interval",
+                         --target, --include-interface or --interval",
                     ));
                 }
                 current
@@ -67,6 +82,7 @@ impl Changes {
                 monitored: PortList::default(),
                 targets: vec![PolicyTarget::AgentHost],
                 interval: self.interval.ok_or_else(|| usage(interval_help()))?,
+                include_interfaces: Vec::new(),
             },
         };
         if let Some(enabled) = self.enabled {
@@ -83,6 +99,9 @@ impl Changes {
         }
         if let Some(interval) = self.interval {
             policy.interval = interval;
+        }
+        if let Some(names) = self.include_interfaces {
+            policy.include_interfaces = names;
         }
         Ok(policy)
     }
@@ -106,11 +125,18 @@ fn ports(flag: &str, spec: &str) -> Result<PortList> {
     PortList::parse(spec).map_err(|e| usage(format!("{flag}: {e}")))
 }
 
-/// `agent_host`, `observed_address`, or a hostname / IP address (`host:` prefix optional).
+/// `agent_host`, `observed_address`, `local_network`, a CIDR block or
+/// range (`net:` prefix optional), or a hostname / IP address (`host:`
+/// prefix optional).
 fn target(text: &str) -> Result<PolicyTarget> {
     match text {
         "agent_host" => Ok(PolicyTarget::AgentHost),
         "observed_address" => Ok(PolicyTarget::ObservedAddress),
+        "local_network" => Ok(PolicyTarget::LocalNetwork),
+        _ if text.starts_with("net:") || looks_like_network(text) => {
+            let net = text.strip_prefix("net:").unwrap_or(text);
+            PolicyTarget::network(net).map_err(|e| usage(format!("--target {text:?}: {e}")))
+        }
         _ => {
             let host = text.strip_prefix("host:").unwrap_or(text);
             PolicyTarget::host(host).map_err(|e| {
@@ -122,10 +148,20 @@ fn target(text: &str) -> Result<PolicyTarget> {
     }
 }
 
-/// `agent_host`, `observed_address`, or the host itself.
+/// A CIDR block or a dash range of addresses (hosts are neither).
+fn looks_like_network(text: &str) -> bool {
+    text.contains('/')
+        || text
+            .split_once('-')
+            .is_some_and(|(a, _)| a.parse::<std::net::IpAddr>().is_ok())
+}
+
+/// `agent_host`, `observed_address`, `local_network`, the host or the
+/// network itself.
 pub fn target_text(t: &PolicyTarget) -> String {
     match t {
         PolicyTarget::Host(h) => h.clone(),
+        PolicyTarget::Network(n) => n.clone(),
         other => other.key(),
     }
 }

@@ -1,0 +1,370 @@
+//! The device inventory of one location, and how a sweep updates it.
+//!
+//! A device is known by its MAC address where the agent saw one (it is on
+//! the agent's own link), so an address the DHCP server moved is the same
+//! device. Behind a router (a range the user added) there is no MAC: such
+//! a device is known by its address. A device first seen without a MAC
+//! and later with one keeps its identity and gains the MAC.
+
+use super::mac::MacAddr;
+use crate::compliance::names::NameSource;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+/// One device as one sweep saw it: it answered on a port (open or
+/// closed), or the neighbour table listed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    pub ip: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    /// The ports that answered open.
+    #[serde(default)]
+    pub open_ports: Vec<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_source: Option<NameSource>,
+}
+
+/// A device of the location's inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Stable, chosen when the device is first seen.
+    pub id: String,
+    pub mac: Option<MacAddr>,
+    /// From the IEEE registry, by the MAC's prefix.
+    pub vendor: Option<String>,
+    /// The addresses of the latest sweep that saw it (IPv4 first); never empty.
+    pub addresses: Vec<IpAddr>,
+    pub name: Option<String>,
+    pub name_source: Option<NameSource>,
+    /// Unix seconds.
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Open ports in the latest sweep that saw it, sorted.
+    pub open_ports: Vec<u16>,
+    /// Seen by the latest sweep.
+    pub present: bool,
+}
+
+impl Device {
+    /// The address shown first.
+    pub fn address(&self) -> Option<IpAddr> {
+        self.addresses.first().copied()
+    }
+}
+
+/// What a sweep changed in the inventory, by device id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InventoryChange {
+    /// Never seen before.
+    Joined { id: String },
+    /// Seen again at other addresses (none of the old ones).
+    Moved {
+        id: String,
+        from: Vec<IpAddr>,
+        to: Vec<IpAddr>,
+    },
+    /// Not seen by this sweep, seen by the one before.
+    Left { id: String },
+    /// Seen again after sweeps that missed it.
+    Returned { id: String },
+}
+
+/// Updates `devices` with one sweep's `sightings` made at `now`. New
+/// devices get an id from `new_id` and a vendor from `vendor_of` (by MAC);
+/// devices not seen are kept, no longer present. Returns what changed.
+pub fn merge(
+    devices: &mut Vec<Device>,
+    sightings: &[Sighting],
+    now: i64,
+    mut new_id: impl FnMut() -> String,
+    vendor_of: impl Fn(MacAddr) -> Option<String>,
+) -> Vec<InventoryChange> {
+    let mut changes = Vec::new();
+    // Per device index: the sightings that matched it.
+    let mut matched: Vec<Vec<&Sighting>> = vec![Vec::new(); devices.len()];
+    for s in sightings {
+        let mac = s.mac.filter(|m| m.is_unicast());
+        let found = match mac {
+            Some(m) => devices.iter().position(|d| d.mac == Some(m)).or_else(|| {
+                // Known by address until now: it gains its MAC.
+                devices
+                    .iter()
+                    .position(|d| d.mac.is_none() && d.addresses.contains(&s.ip))
+            }),
+            None => devices
+                .iter()
+                .position(|d| d.mac.is_none() && d.addresses.contains(&s.ip))
+                .or_else(|| holder_of(devices, s.ip)),
+        };
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let id = new_id();
+                changes.push(InventoryChange::Joined { id: id.clone() });
+                devices.push(Device {
+                    id,
+                    mac,
+                    vendor: mac.and_then(&vendor_of),
+                    addresses: Vec::new(),
+                    name: None,
+                    name_source: None,
+                    first_seen: now,
+                    last_seen: now,
+                    open_ports: Vec::new(),
+                    // Set below; a new device neither left nor returned.
+                    present: true,
+                });
+                matched.push(Vec::new());
+                devices.len() - 1
+            }
+        };
+        if devices[i].mac.is_none() {
+            if let Some(m) = mac {
+                devices[i].mac = Some(m);
+                devices[i].vendor = vendor_of(m);
+            }
+        }
+        matched[i].push(s);
+    }
+    for (device, seen) in devices.iter_mut().zip(matched) {
+        if seen.is_empty() {
+            if device.present {
+                device.present = false;
+                changes.push(InventoryChange::Left {
+                    id: device.id.clone(),
+                });
+            }
+            continue;
+        }
+        let mut addresses: Vec<IpAddr> = seen.iter().map(|s| s.ip).collect();
+        addresses.sort_by_key(|a| (a.is_ipv6(), *a));
+        addresses.dedup();
+        let new = device.addresses.is_empty();
+        if !new && !device.addresses.iter().any(|a| addresses.contains(a)) {
+            changes.push(InventoryChange::Moved {
+                id: device.id.clone(),
+                from: device.addresses.clone(),
+                to: addresses.clone(),
+            });
+        }
+        if !new && !device.present {
+            changes.push(InventoryChange::Returned {
+                id: device.id.clone(),
+            });
+        }
+        let mut ports: Vec<u16> = seen
+            .iter()
+            .flat_map(|s| s.open_ports.iter().copied())
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        if let Some(named) = seen.iter().find(|s| s.name.is_some()) {
+            device.name.clone_from(&named.name);
+            device.name_source = named.name_source;
+        }
+        device.addresses = addresses;
+        device.open_ports = ports;
+        device.last_seen = now;
+        device.present = true;
+    }
+    changes
+}
+
+/// The device with a MAC last seen at `ip`: a sighting without a MAC (the
+/// neighbour table did not list it this time) is most likely the device
+/// that held the address.
+fn holder_of(devices: &[Device], ip: IpAddr) -> Option<usize> {
+    devices
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.mac.is_some() && d.addresses.contains(&ip))
+        .max_by_key(|(_, d)| d.last_seen)
+        .map(|(i, _)| i)
+}
+
+/// The devices of `changes` that joined, as a set of ids.
+pub fn joined(changes: &[InventoryChange]) -> HashSet<&str> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            InventoryChange::Joined { id } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(s: &str) -> MacAddr {
+        s.parse().expect(s)
+    }
+
+    fn seen(ip: &str, m: Option<&str>, ports: &[u16]) -> Sighting {
+        Sighting {
+            ip: ip.parse().expect(ip),
+            mac: m.map(mac),
+            open_ports: ports.to_vec(),
+            name: None,
+            name_source: None,
+        }
+    }
+
+    struct Ids(u32);
+    impl Ids {
+        fn next(&mut self) -> String {
+            self.0 += 1;
+            format!("d{}", self.0)
+        }
+    }
+
+    fn vendor(m: MacAddr) -> Option<String> {
+        (m.octets()[..3] == [0x00, 0x1b, 0x63]).then(|| "Apple, Inc.".to_string())
+    }
+
+    fn sweep(
+        devices: &mut Vec<Device>,
+        ids: &mut Ids,
+        now: i64,
+        s: &[Sighting],
+    ) -> Vec<InventoryChange> {
+        merge(devices, s, now, || ids.next(), vendor)
+    }
+
+    #[test]
+    fn first_sweep_adds_every_device_with_its_vendor() {
+        let (mut inv, mut ids) = (Vec::new(), Ids(0));
+        let changes = sweep(
+            &mut inv,
+            &mut ids,
+            100,
+            &[
+                seen("198.51.100.10", Some("00:1b:63:00:00:01"), &[80, 443]),
+                seen("198.51.100.11", Some("02:00:00:00:00:02"), &[]),
+                seen("198.51.100.12", None, &[22]),
+            ],
+        );
+        assert_eq!(changes.len(), 3);
+        assert_eq!(joined(&changes).len(), 3);
+        assert_eq!(inv[0].vendor.as_deref(), Some("Apple, Inc."));
+        assert_eq!(inv[0].open_ports, vec![80, 443]);
+        assert_eq!(inv[1].vendor, None, "locally administered: no vendor");
+        assert_eq!(inv[2].mac, None);
+        assert!(inv.iter().all(|d| d.present && d.first_seen == 100));
+    }
+
+    #[test]
+    fn a_dhcp_address_change_is_the_same_device() {
+        let (mut inv, mut ids) = (Vec::new(), Ids(0));
+        let m = Some("00:1b:63:00:00:01");
+        sweep(&mut inv, &mut ids, 100, &[seen("198.51.100.10", m, &[80])]);
+        let changes = sweep(&mut inv, &mut ids, 200, &[seen("198.51.100.77", m, &[80])]);
+        assert_eq!(
+            changes,
+            vec![InventoryChange::Moved {
+                id: "d1".into(),
+                from: vec!["198.51.100.10".parse().unwrap()],
+                to: vec!["198.51.100.77".parse().unwrap()],
+            }]
+        );
+        assert_eq!(inv.len(), 1);
+        assert_eq!((inv[0].first_seen, inv[0].last_seen), (100, 200));
+    }
+
+    #[test]
+    fn devices_leave_and_return() {
+        let (mut inv, mut ids) = (Vec::new(), Ids(0));
+        let a = seen("198.51.100.10", Some("00:1b:63:00:00:01"), &[]);
+        let b = seen("198.51.100.11", Some("00:1b:63:00:00:02"), &[]);
+        sweep(&mut inv, &mut ids, 100, &[a.clone(), b.clone()]);
+        let changes = sweep(&mut inv, &mut ids, 200, std::slice::from_ref(&a));
+        assert_eq!(changes, vec![InventoryChange::Left { id: "d2".into() }]);
+        assert!(!inv[1].present);
+        assert_eq!(inv[1].last_seen, 100, "last seen stays when it was");
+        assert!(sweep(&mut inv, &mut ids, 300, std::slice::from_ref(&a)).is_empty());
+        let changes = sweep(&mut inv, &mut ids, 400, &[a, b]);
+        assert_eq!(changes, vec![InventoryChange::Returned { id: "d2".into() }]);
+    }
+
+    #[test]
+    fn a_device_known_by_address_gains_its_mac() {
+        let (mut inv, mut ids) = (Vec::new(), Ids(0));
+        sweep(
+            &mut inv,
+            &mut ids,
+            100,
+            &[seen("198.51.100.10", None, &[22])],
+        );
+        let changes = sweep(
+            &mut inv,
+            &mut ids,
+            200,
+            &[seen("198.51.100.10", Some("00:1b:63:00:00:01"), &[22])],
+        );
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!(inv.len(), 1);
+        assert_eq!(inv[0].vendor.as_deref(), Some("Apple, Inc."));
+        // Missing from the neighbour table once: still that device.
+        let changes = sweep(
+            &mut inv,
+            &mut ids,
+            300,
+            &[seen("198.51.100.10", None, &[22, 80])],
+        );
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!((inv.len(), inv[0].open_ports.clone()), (1, vec![22, 80]));
+    }
+
+    #[test]
+    fn one_mac_with_several_addresses_is_one_device() {
+        let (mut inv, mut ids) = (Vec::new(), Ids(0));
+        let m = Some("00:1b:63:00:00:01");
+        sweep(
+            &mut inv,
+            &mut ids,
+            100,
+            &[
+                seen("2001:db8::10", m, &[443]),
+                seen("198.51.100.10", m, &[80]),
+            ],
+        );
+        assert_eq!(inv.len(), 1);
+        assert_eq!(inv[0].address(), Some("198.51.100.10".parse().unwrap()));
+        assert_eq!(inv[0].open_ports, vec![80, 443]);
+    }
+
+    #[test]
+    fn broadcast_or_zero_macs_do_not_identify() {
+        let (mut inv, mut ids) = (Vec::new(), Ids(0));
+        sweep(
+            &mut inv,
+            &mut ids,
+            100,
+            &[
+                seen("198.51.100.10", Some("00:00:00:00:00:00"), &[]),
+                seen("198.51.100.11", Some("ff:ff:ff:ff:ff:ff"), &[]),
+            ],
+        );
+        assert_eq!(inv.len(), 2);
+        assert!(inv.iter().all(|d| d.mac.is_none()));
+    }
+
+    #[test]
+    fn names_are_kept_until_a_new_one_is_seen() {
+        let (mut inv, mut ids) = (Vec::new(), Ids(0));
+        let mut s = seen("198.51.100.10", Some("00:1b:63:00:00:01"), &[]);
+        s.name = Some("printer.lan".into());
+        s.name_source = Some(NameSource::Dns);
+        sweep(&mut inv, &mut ids, 100, &[s.clone()]);
+        s.name = None;
+        s.name_source = None;
+        sweep(&mut inv, &mut ids, 200, &[s]);
+        assert_eq!(inv[0].name.as_deref(), Some("printer.lan"));
+        assert_eq!(inv[0].name_source, Some(NameSource::Dns));
+    }
+}

@@ -1,0 +1,110 @@
+//! The location's devices and its latest local-network sweep.
+
+use crate::app::App;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::Query;
+use crate::ids;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use std::sync::Arc;
+use vigil_core::lan::Device;
+use vigil_proto::agent::{GatewayReport, InterfaceReport, SkippedNetwork};
+use vigil_proto::api::{DeviceView, NetworkView};
+use vigil_store::{AgentId, DeviceId, StoreError};
+
+pub(crate) fn device_view(d: &Device) -> DeviceView {
+    DeviceView {
+        id: d.id.clone(),
+        mac: d.mac.map(|m| m.to_string()),
+        vendor: d.vendor.clone(),
+        address: d.address().map(|a| a.to_string()),
+        addresses: d.addresses.iter().map(ToString::to_string).collect(),
+        name: d.name.clone(),
+        name_source: d.name_source.map(|s| s.as_str().to_string()),
+        first_seen: d.first_seen,
+        last_seen: d.last_seen,
+        open_ports: d.open_ports.clone(),
+        present: d.present,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeviceQuery {
+    /// Only devices the latest sweep saw (`true`) or missed (`false`).
+    present: Option<bool>,
+    /// Vendor contains this (case-insensitive).
+    vendor: Option<String>,
+}
+
+/// The agent, or 404 for one of another account.
+async fn agent_of(app: &App, caller: &Caller, id: &str) -> Result<AgentId, ApiError> {
+    let id: AgentId = ids::parse("agent", id)?;
+    app.store.agent(caller.account.id, id).await?;
+    Ok(id)
+}
+
+pub(crate) async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<DeviceQuery>,
+) -> Result<axum::Json<Vec<DeviceView>>, ApiError> {
+    let agent = agent_of(&app, &caller, &id).await?;
+    let devices = app.store.devices(caller.account.id, agent).await?;
+    Ok(axum::Json(
+        crate::devices::matching(&devices, q.present, q.vendor.as_deref())
+            .map(device_view)
+            .collect(),
+    ))
+}
+
+pub(crate) async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path((id, device)): Path<(String, String)>,
+) -> Result<axum::Json<DeviceView>, ApiError> {
+    let agent = agent_of(&app, &caller, &id).await?;
+    let device: DeviceId = ids::parse("device", &device)?;
+    let d = app.store.device(caller.account.id, agent, device).await?;
+    Ok(axum::Json(device_view(&d)))
+}
+
+/// The report part of a stored sweep (see `crate::devices`).
+#[derive(Debug, Default, Deserialize)]
+struct StoredReport {
+    #[serde(default)]
+    interfaces: Vec<InterfaceReport>,
+    #[serde(default)]
+    swept: Vec<String>,
+    #[serde(default)]
+    skipped: Vec<SkippedNetwork>,
+    #[serde(default)]
+    gateway: Option<GatewayReport>,
+}
+
+pub(crate) async fn network(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<NetworkView>, ApiError> {
+    let agent = agent_of(&app, &caller, &id).await?;
+    let Some(sweep) = app.store.network_sweep(caller.account.id, agent).await? else {
+        return Err(ApiError::from(StoreError::NotFound));
+    };
+    let report: StoredReport = serde_json::from_str(&sweep.report)
+        .map_err(|e| ApiError::Internal(format!("stored network sweep report: {e}")))?;
+    let devices = app.store.devices(caller.account.id, agent).await?;
+    Ok(axum::Json(NetworkView {
+        started_at: sweep.started_at,
+        finished_at: sweep.finished_at,
+        received_at: sweep.received_at,
+        interfaces: report.interfaces,
+        swept: report.swept,
+        skipped: report.skipped,
+        gateway: report.gateway,
+        devices: devices.len(),
+        present: devices.iter().filter(|d| d.present).count(),
+    }))
+}

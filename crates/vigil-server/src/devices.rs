@@ -1,0 +1,202 @@
+//! The location's whole network: the local-network sweep handed to an
+//! agent, and the inventory its results build (see `vigil_core::lan`).
+
+use crate::app::App;
+use crate::evaluate::IngestError;
+use serde::Serialize;
+use vigil_core::compliance::names::clean_host_name;
+use vigil_core::lan::{scope, Device, InventoryChange, MacAddr, Sighting};
+use vigil_core::policy::NETWORK_TASK_KEY;
+use vigil_core::{AccountKind, PolicyTarget, SecurityPolicy};
+use vigil_proto::agent::{
+    GatewayReport, InterfaceReport, NetworkSweep, NetworkUpload, SkippedNetwork, UploadStatus,
+};
+use vigil_store::{Agent, NewNetworkSweep, StoreError, SweepIngest, UnixTime};
+
+/// What the agent's sweep of its location covers, from its policy.
+pub(crate) fn sweep_of(policy: &SecurityPolicy, kind: AccountKind) -> NetworkSweep {
+    let local = policy.targets.contains(&PolicyTarget::LocalNetwork);
+    NetworkSweep {
+        local,
+        include_interfaces: policy.include_interfaces.clone(),
+        networks: policy.added_networks().map(str::to_string).collect(),
+        max_addresses: u64::try_from(scope::sweep_limit(kind)).unwrap_or(u64::MAX),
+        // The gateway is on the agent's own network.
+        audit_gateway: local,
+    }
+}
+
+/// The devices a list shows: those the latest sweep saw (`present`:
+/// `Some(true)`) or missed (`Some(false)`), whose vendor contains `vendor`
+/// (case-insensitive).
+pub(crate) fn matching<'a>(
+    devices: &'a [Device],
+    present: Option<bool>,
+    vendor: Option<&str>,
+) -> impl Iterator<Item = &'a Device> {
+    let vendor = vendor.map(str::to_lowercase);
+    devices.iter().filter(move |d| {
+        present.is_none_or(|p| d.present == p)
+            && vendor.as_deref().is_none_or(|v| {
+                d.vendor
+                    .as_deref()
+                    .is_some_and(|dv| dv.to_lowercase().contains(v))
+            })
+    })
+}
+
+/// The part of a sweep shown beside the inventory.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    interfaces: &'a [InterfaceReport],
+    swept: &'a [String],
+    skipped: &'a [SkippedNetwork],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateway: Option<&'a GatewayReport>,
+}
+
+/// The vendor of a MAC, from the IEEE registry built into the binary.
+pub(crate) fn vendor_of(mac: MacAddr) -> Option<String> {
+    vigil_oui::vendor(mac.octets()).map(str::to_string)
+}
+
+/// A sighting as stored: names come from the scanned network, so only a
+/// clean one is kept.
+fn cleaned(s: &Sighting) -> Sighting {
+    let mut s = s.clone();
+    s.name = s.name.as_deref().and_then(clean_host_name);
+    if s.name.is_none() {
+        s.name_source = None;
+    }
+    s.open_ports.sort_unstable();
+    s.open_ports.dedup();
+    s
+}
+
+impl App {
+    /// Stores a finished local-network sweep once and merges it into the
+    /// location's inventory.
+    pub(crate) async fn ingest_network(
+        &self,
+        agent: &Agent,
+        upload: &NetworkUpload,
+        now: UnixTime,
+    ) -> Result<UploadStatus, IngestError> {
+        let (task_id, task) = match self
+            .upload_task(agent, &upload.task_id, now, || {
+                self.store
+                    .has_network_upload(agent.account_id, agent.id, &upload.upload_id)
+            })
+            .await?
+        {
+            Ok(open) => open,
+            Err(status) => return Ok(status),
+        };
+        if task.target_key != NETWORK_TASK_KEY {
+            return Err(IngestError::Rejected(format!(
+                "task {} is not a network sweep: its result goes to the results endpoint",
+                upload.task_id
+            )));
+        }
+        let report = Report {
+            interfaces: &upload.interfaces,
+            swept: &upload.swept,
+            skipped: &upload.skipped,
+            gateway: upload.gateway.as_ref(),
+        };
+        let report = serde_json::to_string(&report)
+            .map_err(|e| IngestError::Rejected(format!("unusable sweep report: {e}")))?;
+        let sightings: Vec<Sighting> = upload.devices.iter().map(cleaned).collect();
+        let sweep = NewNetworkSweep {
+            upload_id: &upload.upload_id,
+            task_id: &upload.task_id,
+            started_at: upload.started_at,
+            finished_at: upload.finished_at,
+            report: &report,
+            sightings: &sightings,
+        };
+        let stored = self
+            .store
+            .ingest_network_sweep(agent.account_id, agent.id, &sweep, now, vendor_of)
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid(msg) => IngestError::Rejected(msg),
+                e => IngestError::Store(e),
+            })?;
+        self.metrics
+            .result_ingested(&task.target_key, stored != SweepIngest::Duplicate);
+        let SweepIngest::Stored { changes, devices } = stored else {
+            return Ok(UploadStatus::Duplicate);
+        };
+        self.store
+            .complete_task(agent.account_id, agent.id, task_id, now)
+            .await?;
+        for change in &changes {
+            match change {
+                InventoryChange::Joined { id } => {
+                    tracing::info!(agent = %agent.id, device = %id, "new device on the network");
+                }
+                InventoryChange::Moved { id, from, to } => {
+                    tracing::info!(agent = %agent.id, device = %id, ?from, ?to, "device moved to another address");
+                }
+                InventoryChange::Left { id } | InventoryChange::Returned { id } => {
+                    tracing::debug!(agent = %agent.id, device = %id, ?change, "device presence changed");
+                }
+            }
+        }
+        tracing::info!(
+            agent = %agent.id,
+            devices = devices.len(),
+            present = devices.iter().filter(|d| d.present).count(),
+            changes = changes.len(),
+            "network sweep stored"
+        );
+        Ok(UploadStatus::Stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_core::{PortList, ScanInterval};
+
+    #[test]
+    fn the_sweep_follows_the_policy_and_the_plan() {
+        let policy = SecurityPolicy {
+            enabled: true,
+            authorized: PortList::default(),
+            monitored: PortList::default(),
+            targets: vec![
+                PolicyTarget::LocalNetwork,
+                PolicyTarget::Network("198.51.100.0/24".into()),
+                PolicyTarget::AgentHost,
+            ],
+            interval: ScanInterval::default(),
+            include_interfaces: vec!["docker0".into()],
+        };
+        let sweep = sweep_of(&policy, AccountKind::Member);
+        assert!(sweep.local && sweep.audit_gateway);
+        assert_eq!(sweep.networks, vec!["198.51.100.0/24".to_string()]);
+        assert_eq!(sweep.include_interfaces, vec!["docker0".to_string()]);
+        assert_eq!(sweep.max_addresses, 1024);
+        let mut only_added = policy.clone();
+        only_added.targets.remove(0);
+        let sweep = sweep_of(&only_added, AccountKind::Organization);
+        assert!(!sweep.local && !sweep.audit_gateway);
+        assert_eq!(sweep.max_addresses, 65_536);
+    }
+
+    #[test]
+    fn names_from_the_network_are_cleaned() {
+        let s = Sighting {
+            ip: "198.51.100.9".parse().unwrap(),
+            mac: None,
+            open_ports: vec![80, 22, 80],
+            name: Some("evil\u{1b}[31m".into()),
+            name_source: Some(vigil_core::compliance::names::NameSource::Dns),
+        };
+        let c = cleaned(&s);
+        assert_eq!((c.name, c.name_source), (None, None));
+        assert_eq!(c.open_ports, vec![22, 80]);
+    }
+}

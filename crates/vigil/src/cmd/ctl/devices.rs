@@ -1,0 +1,226 @@
+//! `vigil ctl devices`: the devices of an agent's location, found by its
+//! local-network sweeps, and the latest sweep itself.
+
+use super::table::{ago, fields, now, or_dash, time, Table};
+use super::{query, seg, Ctl};
+use anyhow::Result;
+use clap::Subcommand;
+use vigil_proto::api::{DeviceView, NetworkView};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum DevicesCommand {
+    /// The devices of the agent's location, by address.
+    List {
+        /// The agent's id.
+        agent: String,
+        /// Only devices the latest sweep saw.
+        #[arg(long, conflicts_with = "gone")]
+        present: bool,
+        /// Only devices the latest sweep missed.
+        #[arg(long)]
+        gone: bool,
+        /// Only devices whose vendor contains this (case-insensitive).
+        #[arg(long)]
+        vendor: Option<String>,
+    },
+    /// One device.
+    Show {
+        /// The agent's id.
+        agent: String,
+        /// The device's id.
+        device: String,
+    },
+    /// The latest sweep: interfaces, networks swept and left out, the
+    /// gateway's port forwards.
+    Network {
+        /// The agent's id.
+        agent: String,
+    },
+}
+
+fn ports(d: &DeviceView) -> String {
+    if d.open_ports.is_empty() {
+        return "-".into();
+    }
+    let list: Vec<String> = d.open_ports.iter().map(u16::to_string).collect();
+    list.join(",")
+}
+
+pub(super) fn devices_table(devices: &[DeviceView], now: i64) -> String {
+    if devices.is_empty() {
+        return "no devices\n".into();
+    }
+    let mut t = Table::new(&[
+        "ADDRESS",
+        "MAC",
+        "VENDOR",
+        "NAME",
+        "OPEN PORTS",
+        "SEEN",
+        "ID",
+    ]);
+    for d in devices {
+        let seen = if d.present {
+            "now".to_string()
+        } else {
+            format!("gone, last {}", ago(d.last_seen, now))
+        };
+        t.row(vec![
+            or_dash(d.address.as_ref()),
+            or_dash(d.mac.as_ref()),
+            or_dash(d.vendor.as_ref()),
+            or_dash(d.name.as_ref()),
+            ports(d),
+            seen,
+            d.id.clone(),
+        ]);
+    }
+    t.render()
+}
+
+fn device_text(d: &DeviceView) -> String {
+    fields(&[
+        ("id", d.id.clone()),
+        ("addresses", d.addresses.join(", ")),
+        ("mac", or_dash(d.mac.as_ref())),
+        ("vendor", or_dash(d.vendor.as_ref())),
+        (
+            "name",
+            match (&d.name, &d.name_source) {
+                (Some(n), Some(s)) => format!("{n} (from {s})"),
+                (n, _) => or_dash(n.as_ref()),
+            },
+        ),
+        ("open ports", ports(d)),
+        ("present", d.present.to_string()),
+        ("first seen", time(d.first_seen)),
+        ("last seen", time(d.last_seen)),
+    ])
+}
+
+fn network_text(n: &NetworkView) -> String {
+    let mut out = fields(&[
+        ("swept", time(n.finished_at)),
+        ("networks", n.swept.join(", ")),
+        ("devices", format!("{} ({} present)", n.devices, n.present)),
+    ]);
+    let mut t = Table::new(&["INTERFACE", "KIND", "SUBNETS", "SWEPT"]);
+    for i in &n.interfaces {
+        t.row(vec![
+            i.name.clone(),
+            i.kind.clone(),
+            i.subnets.join(", "),
+            match &i.excluded {
+                None => "yes".into(),
+                Some(why) => format!("no: {why}"),
+            },
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&t.render());
+    for s in &n.skipped {
+        out.push_str(&format!("left out: {} ({})\n", s.network, s.reason));
+    }
+    if let Some(g) = &n.gateway {
+        out.push_str(&format!(
+            "gateway: {} answered {}; external address {}\n",
+            or_dash(g.gateway.as_ref()),
+            if g.answered.is_empty() {
+                "nothing".to_string()
+            } else {
+                g.answered.join(", ")
+            },
+            or_dash(g.external_address.as_ref())
+        ));
+        for f in &g.forwards {
+            out.push_str(&format!(
+                "  forwards {}/{} from outside to {}:{}{}{}\n",
+                f.external_port,
+                f.protocol,
+                f.internal_client,
+                f.internal_port,
+                if f.description.is_empty() {
+                    String::new()
+                } else {
+                    format!(" \"{}\"", f.description)
+                },
+                if f.enabled { "" } else { " (disabled)" }
+            ));
+        }
+        for p in &g.problems {
+            out.push_str(&format!("  problem: {p}\n"));
+        }
+    }
+    out
+}
+
+impl Ctl {
+    pub(super) async fn devices(&self, cmd: DevicesCommand) -> Result<()> {
+        match cmd {
+            DevicesCommand::List {
+                agent,
+                present,
+                gone,
+                vendor,
+            } => {
+                let mut params = Vec::new();
+                if present || gone {
+                    params.push(("present", present.to_string()));
+                }
+                if let Some(v) = vendor {
+                    params.push(("vendor", v));
+                }
+                let answer = self
+                    .api
+                    .get(&format!(
+                        "/agents/{}/devices{}",
+                        seg(&agent),
+                        query(&params)
+                    ))
+                    .await?;
+                self.show(answer, |d: Vec<DeviceView>| devices_table(&d, now()))
+            }
+            DevicesCommand::Show { agent, device } => {
+                let answer = self
+                    .api
+                    .get(&format!("/agents/{}/devices/{}", seg(&agent), seg(&device)))
+                    .await?;
+                self.show(answer, |d: DeviceView| device_text(&d))
+            }
+            DevicesCommand::Network { agent } => {
+                let answer = self
+                    .api
+                    .get(&format!("/agents/{}/network", seg(&agent)))
+                    .await?;
+                self.show(answer, |n: NetworkView| network_text(&n))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_says_what_is_gone() {
+        let d = DeviceView {
+            id: "d1".into(),
+            mac: Some("00:1b:63:00:00:01".into()),
+            vendor: Some("Apple, Inc.".into()),
+            address: Some("198.51.100.10".into()),
+            addresses: vec!["198.51.100.10".into()],
+            name: None,
+            name_source: None,
+            first_seen: 0,
+            last_seen: 1000,
+            open_ports: vec![80, 631],
+            present: false,
+        };
+        let out = devices_table(&[d], 4600);
+        assert!(out.contains("80,631"), "{out}");
+        assert!(out.contains("gone, last 1 h ago"), "{out}");
+        assert!(out.contains("Apple, Inc."), "{out}");
+        assert_eq!(devices_table(&[], 0), "no devices\n");
+    }
+}

@@ -1,0 +1,348 @@
+//! The location's whole network, end to end: a real `vigil server` and a
+//! real enrolled `vigil agent` on a bridged test LAN (network namespaces,
+//! each host with its own MAC), a security policy with the *local network*
+//! target, and the device inventory the agent's sweeps build.
+//!
+//! Ground truth is the LAN the test built: every host's address and MAC,
+//! the ports it listens on, and each MAC's vendor read by the test itself
+//! from the IEEE registry file (Debian's `ieee-data`). Between two sweeps
+//! a host joins, one changes its address (as a DHCP renewal does) and one
+//! leaves: the inventory follows, the moved host keeping its identity.
+//!
+//! Everything runs inside the test's own namespaces on 198.51.100.0/24;
+//! nothing is routed anywhere else.
+
+mod common;
+
+use common::compliance::{create_account, EMAIL, PASSWORD};
+use common::server::{spawn, wait_for, Api, Proc, API};
+use common::{can_build_networks, run_ok, vigil_bin};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+use vigil_testnet::TestLan;
+
+const SUBNET: &str = "198.51.100.0/24";
+const AGENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// The ports every sweep probes.
+const SWEEP_PORTS: &str = "22,80,554,631,9100";
+
+/// A host of the test LAN: name, MAC, address, listening ports.
+struct Host {
+    name: &'static str,
+    mac: [u8; 6],
+    addr: Ipv4Addr,
+    ports: &'static [u16],
+}
+
+const PRINTER: Host = Host {
+    name: "printer",
+    mac: [0x3c, 0xd9, 0x2b, 0x00, 0x00, 0x10],
+    addr: Ipv4Addr::new(198, 51, 100, 10),
+    ports: &[631, 9100],
+};
+const CAMERA: Host = Host {
+    name: "camera",
+    mac: [0xb8, 0x27, 0xeb, 0x00, 0x00, 0x11],
+    addr: Ipv4Addr::new(198, 51, 100, 11),
+    ports: &[554],
+};
+/// Answers every probe with a reset: a device without open ports.
+const NAS: Host = Host {
+    name: "nas",
+    mac: [0x00, 0x00, 0x0c, 0x00, 0x00, 0x12],
+    addr: Ipv4Addr::new(198, 51, 100, 12),
+    ports: &[],
+};
+/// A phone's randomized (locally administered) MAC: no vendor.
+const PHONE: Host = Host {
+    name: "phone",
+    mac: [0x02, 0x42, 0x00, 0x00, 0x00, 0x13],
+    addr: Ipv4Addr::new(198, 51, 100, 13),
+    ports: &[],
+};
+/// Joins between the sweeps.
+const LAPTOP: Host = Host {
+    name: "laptop",
+    mac: [0x00, 0x1b, 0x63, 0x00, 0x00, 0x14],
+    addr: Ipv4Addr::new(198, 51, 100, 14),
+    ports: &[22],
+};
+/// Where the printer's address moves.
+const PRINTER_MOVED: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 50);
+
+fn mac_text(mac: [u8; 6]) -> String {
+    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(":")
+}
+
+/// The vendor of `mac` as the IEEE registry file says (MA-L, 24 bits).
+fn registry_vendor(mac: [u8; 6]) -> Option<String> {
+    if mac[0] & 0x02 != 0 {
+        return None;
+    }
+    let prefix = format!("{:02X}{:02X}{:02X}", mac[0], mac[1], mac[2]);
+    let mut rows = csv::Reader::from_path("/usr/share/ieee-data/oui.csv").expect("oui.csv");
+    rows.records()
+        .map(|r| r.expect("row"))
+        .find(|r| r[1] == prefix)
+        .map(|r| r[2].trim().to_string())
+}
+
+fn add(lan: &mut TestLan, h: &Host) {
+    lan.add_host(h.name, h.mac, h.addr).expect("host");
+    for &p in h.ports {
+        lan.listen(h.name, p).expect("listener");
+    }
+}
+
+fn start_server(lan: &TestLan, dir: &Path) -> Proc {
+    let db = format!("sqlite://{}", dir.join("vigil.db").display());
+    create_account(&db, "Acme", EMAIL);
+    let mut cmd = lan.agent_cmd(vigil_bin());
+    cmd.args(["server", "--data-dir"])
+        .arg(dir)
+        .args(["--db", &db, "--listen", API])
+        .args(["--agent-listen", &format!("{AGENT}:8443")])
+        .args(["--heartbeat-secs", "1", "--tick-ms", "200"])
+        .args(["--sweep-ports", SWEEP_PORTS])
+        .env("VIGIL_LOG", "info");
+    let p = spawn(cmd, "server", &dir.join("server.log"));
+    let api = Api {
+        net: lan,
+        token: None,
+    };
+    wait_for("the server", Duration::from_secs(20), || {
+        (api.call("GET", "/openapi.json", None).0 == 200).then_some(())
+    });
+    p
+}
+
+fn login(lan: &TestLan) -> Api<'_> {
+    let mut api = Api {
+        net: lan,
+        token: None,
+    };
+    let login = api.ok(
+        "POST",
+        "/login",
+        Some(json!({"email": EMAIL, "password": PASSWORD})),
+    );
+    api.token = login["token"].as_str().map(str::to_string);
+    api
+}
+
+/// Enrolls a real agent through the REST API and runs it in the agent
+/// namespace; returns it and its id.
+fn start_agent(lan: &TestLan, dir: &Path, api: &Api<'_>) -> (Proc, String) {
+    let e = api.ok(
+        "POST",
+        "/enrollments",
+        Some(json!({"name": "home", "plan": "extended"})),
+    );
+    let command = e["command"].as_str().expect("command").to_string();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let state = dir.join("agent");
+    run_ok(
+        lan.agent_cmd(vigil_bin())
+            .args(["agent", "--state-dir"])
+            .arg(&state)
+            .args(&words[2..]),
+    );
+    let identity: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("identity.json")).unwrap())
+            .unwrap();
+    let id = identity["agent_id"].as_str().unwrap().to_string();
+    let mut cmd = lan.agent_cmd(vigil_bin());
+    cmd.args(["agent", "--state-dir"])
+        .arg(&state)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .env("VIGIL_LOG", "info");
+    (spawn(cmd, "agent", &dir.join("agent.log")), id)
+}
+
+/// Asks for a sweep now and waits for its report (a newer upload than
+/// `after`, by its receive time and upload).
+fn sweep(api: &Api<'_>, agent: &str, after: Option<&Value>) -> Value {
+    wait_for("the scan to be accepted", Duration::from_secs(30), || {
+        // 409 while the previous sweep's task is still out.
+        (api.call("POST", &format!("/agents/{agent}/scan"), None).0 == 202).then_some(())
+    });
+    wait_for("a network sweep", Duration::from_secs(120), || {
+        let (status, view) = api.call("GET", &format!("/agents/{agent}/network"), None);
+        (status == 200 && Some(&view) != after).then_some(view)
+    })
+}
+
+/// The inventory as `address → (mac, vendor, open ports, present, id)`.
+type Inventory = BTreeMap<String, (Value, Value, Vec<u64>, bool, String)>;
+
+fn inventory(api: &Api<'_>, agent: &str) -> Inventory {
+    let devices = api.get(&format!("/agents/{agent}/devices"));
+    devices
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| {
+            let ports = d["open_ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_u64().unwrap())
+                .collect();
+            (
+                d["address"].as_str().unwrap().to_string(),
+                (
+                    d["mac"].clone(),
+                    d["vendor"].clone(),
+                    ports,
+                    d["present"].as_bool().unwrap(),
+                    d["id"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn expect_host(inv: &Inventory, h: &Host, addr: Ipv4Addr) {
+    let (mac, vendor, ports, present, _) = inv
+        .get(&addr.to_string())
+        .unwrap_or_else(|| panic!("{} ({addr}) missing: {inv:#?}", h.name));
+    assert_eq!(mac, &json!(mac_text(h.mac)), "{}", h.name);
+    assert_eq!(vendor, &json!(registry_vendor(h.mac)), "{}", h.name);
+    let want: Vec<u64> = h.ports.iter().map(|&p| u64::from(p)).collect();
+    assert_eq!(ports, &want, "{}", h.name);
+    assert!(present, "{}", h.name);
+}
+
+#[test]
+fn the_agent_inventories_its_lan_and_follows_changes() {
+    if !can_build_networks() {
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("vigil-lan")
+        .disable_cleanup(std::env::var_os("VIGIL_E2E_KEEP").is_some())
+        .tempdir()
+        .expect("tempdir");
+    let dir = tmp.path();
+    eprintln!("working directory: {}", dir.display());
+    let mut lan = TestLan::new(SUBNET.parse().unwrap(), AGENT).expect("test LAN");
+    for h in [&PRINTER, &CAMERA, &NAS, &PHONE] {
+        add(&mut lan, h);
+    }
+    let _server = start_server(&lan, dir);
+    let token = login(&lan).token;
+    let api = Api {
+        net: &lan,
+        token: token.clone(),
+    };
+    let (_agent, agent) = start_agent(&lan, dir, &api);
+
+    // The local network is never swept unless a user asks.
+    let policy = |include: Vec<String>| {
+        json!({"enabled": true, "authorized": "", "monitored": "",
+               "targets": ["local_network"], "interval": 60,
+               "include_interfaces": include})
+    };
+    api.ok(
+        "PUT",
+        &format!("/agents/{agent}/policy"),
+        Some(policy(vec![])),
+    );
+    let mut report = sweep(&api, &agent, None);
+    // The agent lists its interfaces; the LAN's, if left out by default
+    // (a veth is a virtual link), is included as a user would.
+    let lan_iface = report["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["subnets"].as_array().unwrap().contains(&json!(SUBNET)))
+        .unwrap_or_else(|| panic!("no interface on {SUBNET}: {report:#}"))
+        .clone();
+    assert!(
+        report["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["kind"] == "loopback" && i["excluded"].is_string()),
+        "loopback is listed and left out: {report:#}"
+    );
+    if lan_iface["excluded"].is_string() {
+        assert!(!report["swept"].as_array().unwrap().contains(&json!(SUBNET)));
+        let name = lan_iface["name"].as_str().unwrap().to_string();
+        api.ok(
+            "PUT",
+            &format!("/agents/{agent}/policy"),
+            Some(policy(vec![name])),
+        );
+        report = sweep(&api, &agent, Some(&report));
+    }
+    assert_eq!(report["swept"], json!([SUBNET]), "{report:#}");
+
+    // Every host, with its MAC, vendor and open ports; the agent's own host
+    // too, with the MAC of its interface.
+    let inv = inventory(&api, &agent);
+    for h in [&PRINTER, &CAMERA, &NAS, &PHONE] {
+        expect_host(&inv, h, h.addr);
+    }
+    let own = &inv[&AGENT.to_string()];
+    assert_eq!(own.0, lan_iface["mac"], "the agent's host: {inv:#?}");
+    let truth: BTreeSet<String> = [PRINTER.addr, CAMERA.addr, NAS.addr, PHONE.addr, AGENT]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(inv.keys().cloned().collect::<BTreeSet<_>>(), truth);
+    let printer_id = inv[&PRINTER.addr.to_string()].4.clone();
+    let camera_id = inv[&CAMERA.addr.to_string()].4.clone();
+
+    // A laptop joins, the printer gets a new address, the camera leaves.
+    drop(api);
+    add(&mut lan, &LAPTOP);
+    lan.set_host_addr(PRINTER.name, PRINTER_MOVED)
+        .expect("move");
+    lan.remove_host(CAMERA.name).expect("remove");
+    let api = Api { net: &lan, token };
+    sweep(&api, &agent, Some(&report));
+    let inv = inventory(&api, &agent);
+    expect_host(&inv, &LAPTOP, LAPTOP.addr);
+    expect_host(&inv, &PRINTER, PRINTER_MOVED);
+    assert_eq!(inv[&PRINTER_MOVED.to_string()].4, printer_id, "same device");
+    assert!(
+        !inv.contains_key(&PRINTER.addr.to_string()),
+        "the old address is no device of its own: {inv:#?}"
+    );
+    let camera = &inv[&CAMERA.addr.to_string()];
+    assert_eq!(
+        (camera.3, &camera.4),
+        (false, &camera_id),
+        "the camera left"
+    );
+
+    // One device by id; filters; the CLI shows the same inventory.
+    let one = api.get(&format!("/agents/{agent}/devices/{printer_id}"));
+    assert_eq!(one["addresses"], json!([PRINTER_MOVED.to_string()]));
+    let gone = api.get(&format!("/agents/{agent}/devices?present=false"));
+    assert_eq!(gone.as_array().unwrap().len(), 1, "{gone:#}");
+    let vendor = registry_vendor(LAPTOP.mac).expect("the laptop's vendor");
+    let by_vendor = api.get(&format!(
+        "/agents/{agent}/devices?vendor={}",
+        vendor
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches(',')
+    ));
+    assert!(
+        by_vendor
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["vendor"] == json!(vendor)),
+        "{by_vendor:#}"
+    );
+    let (status, _) = api.call("GET", &format!("/agents/{agent}/devices/nope"), None);
+    assert_eq!(status, 400);
+}
