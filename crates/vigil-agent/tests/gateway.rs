@@ -7,28 +7,20 @@
 //! upnpc or nft are missing — unless `VIGIL_REQUIRE_MINIUPNPD=1`, then
 //! those are failures.
 //!
-//! miniupnpd refuses to forward ports when its WAN address is reserved
-//! (all the test ranges are), unless STUN says the address is public and
-//! unfiltered. So the LAN's "internet" namespace runs a tiny STUN server
-//! that answers every binding request with the address it came from, and
-//! miniupnpd is told to use it (`ext_perform_stun`): its external address
-//! is then the gateway's WAN address, 203.0.113.2.
+//! The gateway is [`vigil_testnet::UpnpGateway`]; its external address is
+//! the gateway's WAN address, 203.0.113.2.
 #![cfg(target_os = "linux")]
 
-use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use vigil_agent::gateway::{self, AuditConfig, GatewayAudit, PortForward};
-use vigil_testnet::{require_root, TestLan};
+use vigil_testnet::{miniupnpd_missing, require_root, upnp_add, upnp_delete, TestLan, UpnpGateway};
 
-const MINIUPNPD: &str = "/usr/sbin/miniupnpd";
 const SUBNET: &str = "198.51.100.0/24";
 const AGENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 const GATEWAY_LAN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
@@ -45,24 +37,7 @@ fn skip(needs_miniupnpd: bool) -> bool {
     let missing = if !require_root() {
         Some("root with `ip` and permission to create network namespaces".to_string())
     } else if needs_miniupnpd {
-        let tools = [
-            (
-                Command::new(MINIUPNPD).arg("--version").output(),
-                "miniupnpd",
-            ),
-            (Command::new("upnpc").output(), "upnpc (miniupnpc)"),
-            (
-                Command::new("nft").arg("--version").output(),
-                "nft (nftables)",
-            ),
-        ];
-        // miniupnpd --version and bare upnpc exit non-zero: only "runs" counts.
-        let absent: Vec<&str> = tools
-            .iter()
-            .filter(|(out, _)| out.is_err())
-            .map(|(_, name)| *name)
-            .collect();
-        (!absent.is_empty()).then(|| absent.join(", "))
+        miniupnpd_missing()
     } else {
         None
     };
@@ -144,170 +119,6 @@ impl Drop for Responder {
     }
 }
 
-/// A STUN binding response (RFC 5389) telling the sender its own address,
-/// as MAPPED-ADDRESS: all miniupnpd's check needs (it sends four requests
-/// and wants four answers, the first from the address it asked, each with
-/// its own port).
-fn stun_answer(request: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
-    let SocketAddr::V4(from) = from else {
-        return None;
-    };
-    if request.len() < 20 || request[..2] != [0, 1] {
-        return None;
-    }
-    let mut out = vec![0x01, 0x01, 0, 12];
-    out.extend_from_slice(&request[4..20]); // magic cookie + transaction id
-    out.extend_from_slice(&[0, 1, 0, 8, 0, 1]);
-    out.extend_from_slice(&from.port().to_be_bytes());
-    out.extend_from_slice(&from.ip().octets());
-    Some(out)
-}
-
-/// miniupnpd running in the LAN's gateway namespace, with its STUN server
-/// in the internet namespace. Dropping it kills miniupnpd.
-struct Miniupnpd {
-    child: Child,
-    log: PathBuf,
-    _stun: Responder,
-    _dir: tempfile::TempDir,
-}
-
-impl Miniupnpd {
-    /// The nftables skeleton miniupnpd adds its rules to (what Debian's
-    /// nft_init.sh makes, in a table of our own): it creates no tables or
-    /// chains itself.
-    const NFT: &'static str = "table inet vigilupnp {
-    chain miniupnpd { }
-    chain prerouting_miniupnpd { }
-    chain postrouting_miniupnpd { }
-    chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
-    chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
-    chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
-}
-";
-
-    fn config(stun: Ipv4Addr) -> String {
-        format!(
-            "ext_ifname={wan}\n\
-             listening_ip={lan}\n\
-             http_port=0\n\
-             enable_upnp=yes\n\
-             enable_natpmp=yes\n\
-             ipv6_disable=yes\n\
-             secure_mode=yes\n\
-             ext_perform_stun=yes\n\
-             ext_stun_host={stun}\n\
-             ext_stun_port=3478\n\
-             upnp_table_name=vigilupnp\n\
-             upnp_nat_table_name=vigilupnp\n\
-             friendly_name=Vigil Test Router\n\
-             system_uptime=no\n\
-             uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b\n\
-             allow 1-65535 {SUBNET} 1-65535\n\
-             deny 0-65535 0.0.0.0/0 0-65535\n",
-            wan = TestLan::GATEWAY_WAN_IF,
-            lan = TestLan::GATEWAY_LAN_IF,
-        )
-    }
-
-    fn start(lan: &TestLan) -> Miniupnpd {
-        let dir = tempfile::tempdir().unwrap();
-        let nft = dir.path().join("miniupnpd.nft");
-        std::fs::write(&nft, Self::NFT).unwrap();
-        let out = lan.gateway_cmd("nft").arg("-f").arg(&nft).output().unwrap();
-        assert!(
-            out.status.success(),
-            "nft: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-
-        let stun_addr = lan.internet_addr().unwrap();
-        let sock = lan
-            .in_internet(move || UdpSocket::bind((stun_addr, 3478)))
-            .unwrap()
-            .unwrap();
-        let stun = Responder::serve(sock, |sock, request, from| {
-            if let Some(answer) = stun_answer(request, from) {
-                let _ = sock.send_to(&answer, from);
-            }
-        });
-
-        let conf = dir.path().join("miniupnpd.conf");
-        std::fs::write(&conf, Self::config(stun_addr)).unwrap();
-        let log = dir.path().join("miniupnpd.log");
-        let out = File::create(&log).unwrap();
-        let child = lan
-            .gateway_cmd(MINIUPNPD)
-            .arg("-d")
-            .arg("-f")
-            .arg(&conf)
-            .arg("-P")
-            .arg(dir.path().join("miniupnpd.pid"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        let mut upnpd = Miniupnpd {
-            child,
-            log,
-            _stun: stun,
-            _dir: dir,
-        };
-        upnpd.wait_ready();
-        upnpd
-    }
-
-    /// Until both the HTTP and the NAT-PMP side listen (after STUN).
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let log = self.log();
-            if log.contains("HTTP listening on port") && log.contains("Listening for NAT-PMP") {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("miniupnpd exited ({status}):\n{log}");
-            }
-            assert!(Instant::now() < deadline, "miniupnpd not ready:\n{log}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Miniupnpd {
-    fn drop(&mut self) {
-        // `ip netns exec` execs miniupnpd: the child is miniupnpd itself.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            eprintln!("the end of miniupnpd's log:\n{}", tail.join("\n"));
-        }
-    }
-}
-
-/// `upnpc -i ARGS` on host `name` (`-i`: use the IGD although its external
-/// address is a reserved one); its output.
-fn upnpc(lan: &TestLan, name: &str, args: &[&str]) -> String {
-    let out = lan
-        .host_cmd(name, "upnpc")
-        .arg("-i")
-        .args(args)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    eprintln!("upnpc {args:?}:\n{text}");
-    text
-}
-
 #[test]
 fn lists_upnp_forwards_and_natpmp_from_miniupnpd() {
     if skip(true) {
@@ -317,7 +128,9 @@ fn lists_upnp_forwards_and_natpmp_from_miniupnpd() {
     lan.add_host("pc", [0x02, 0x00, 0x5e, 0x00, 0x00, 0x20], PC)
         .unwrap();
     lan.add_gateway(GATEWAY_LAN, GATEWAY_WAN).unwrap();
-    let upnpd = Miniupnpd::start(&lan);
+    let dir = tempfile::tempdir().unwrap();
+    let upnpd = UpnpGateway::start(&lan, dir.path()).unwrap();
+    assert_eq!(upnpd.external_addr(), GATEWAY_WAN);
 
     // Nothing forwarded yet.
     let (audit, took) = audit_in_agent(&lan, Some(GATEWAY_LAN), TIMEOUT);
@@ -325,23 +138,8 @@ fn lists_upnp_forwards_and_natpmp_from_miniupnpd() {
     assert_eq!(audit.answered, ["upnp", "nat-pmp"], "{audit:#?}");
     assert!(audit.forwards.is_empty(), "{audit:#?}");
 
-    let out = upnpc(
-        &lan,
-        "pc",
-        &[
-            "-e",
-            "test rdp",
-            "-a",
-            &PC.to_string(),
-            "3389",
-            "3389",
-            "TCP",
-        ],
-    );
-    assert!(
-        out.contains("is redirected to internal 198.51.100.20:3389"),
-        "{out}"
-    );
+    let out = upnp_add(&lan, "pc", PC, 3389, 3389, "TCP", "test rdp").unwrap();
+    eprintln!("upnpc -a:\n{out}");
 
     let (audit, took) = audit_in_agent(&lan, Some(GATEWAY_LAN), TIMEOUT);
     eprintln!("audit in {took:?}: {audit:#?}");
@@ -386,8 +184,12 @@ fn lists_upnp_forwards_and_natpmp_from_miniupnpd() {
     assert_eq!(unleased(&blind.forwards), unleased(&audit.forwards));
     assert_eq!(blind.external_address, audit.external_address);
 
-    let out = upnpc(&lan, "pc", &["-d", "3389", "TCP"]);
-    assert!(!out.contains("failed"), "{out}");
+    let out = upnp_delete(&lan, "pc", 3389, "TCP").unwrap();
+    eprintln!("upnpc -d:\n{out}");
+    // A refusal is an error: secure_mode allows no mapping to another host.
+    let other = Ipv4Addr::new(198, 51, 100, 66);
+    let refused = upnp_add(&lan, "pc", other, 22, 2222, "TCP", "not mine").unwrap_err();
+    eprintln!("mapping another host: {refused}");
     let (after, took) = audit_in_agent(&lan, Some(GATEWAY_LAN), TIMEOUT);
     eprintln!("audit after the delete in {took:?}: {after:#?}");
     assert_eq!(after.answered, ["upnp", "nat-pmp"]);
@@ -419,6 +221,11 @@ fn without_a_gateway_the_audit_is_quick_and_empty() {
     let (audit, took) = audit_in_agent(&lan, Some(GATEWAY_LAN), timeout);
     eprintln!("nobody at the gateway address, {took:?}: {audit:#?}");
     check(&audit, took);
+
+    // No gateway namespace to run miniupnpd in.
+    let dir = tempfile::tempdir().unwrap();
+    let err = UpnpGateway::start(&lan, dir.path()).unwrap_err();
+    assert!(err.to_string().contains("add_gateway"), "{err}");
 
     // A gateway that speaks neither UPnP nor NAT-PMP.
     lan.add_gateway(GATEWAY_LAN, GATEWAY_WAN).unwrap();
@@ -579,20 +386,4 @@ fn natpmp_retries_past_garbage() {
     assert_eq!(audit.external_address.as_deref(), Some("203.0.113.77"));
     assert!(audit.forwards.is_empty());
     assert!(requests.load(Ordering::Relaxed) >= 2);
-}
-
-#[test]
-fn the_stun_answer_is_what_miniupnpd_expects() {
-    let mut request = vec![0, 1, 0, 8, 0x21, 0x12, 0xa4, 0x42];
-    request.extend(1..=12u8);
-    request.extend([0, 3, 0, 4, 0, 0, 0, 6]);
-    let from: SocketAddr = "203.0.113.2:40000".parse().unwrap();
-    let answer = stun_answer(&request, from).unwrap();
-    assert_eq!(&answer[..4], [1, 1, 0, 12]);
-    assert_eq!(&answer[4..20], &request[4..20]);
-    assert_eq!(
-        &answer[20..],
-        [0, 1, 0, 8, 0, 1, 0x9c, 0x40, 203, 0, 113, 2]
-    );
-    assert!(stun_answer(&[0, 1], from).is_none());
 }

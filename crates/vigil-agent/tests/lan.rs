@@ -208,7 +208,9 @@ mod namespaces {
             assert_eq!(found.mac, MAC_B.to_lowercase());
             assert_eq!(found.interface, veth);
             // Just answered the knock: confirmed moments ago (rtnetlink says).
-            let ago = found.confirmed_ago.expect("rtnetlink gives the confirmation time");
+            let ago = found
+                .confirmed_ago
+                .expect("rtnetlink gives the confirmation time");
             assert!(ago < Duration::from_secs(30), "{found:?}");
         }
     }

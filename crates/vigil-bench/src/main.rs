@@ -10,9 +10,13 @@
 //! `vigil-bench compliance` times compliance assessments (sparse /16 and
 //! /112, Active Directory scopes) beside nmap (see [`compliance`]); run it
 //! through `bench/compliance`.
+//!
+//! `vigil-bench lan` times the agent's sweep of a /22 LAN beside
+//! `nmap -sT` (see [`lan`]); run it through `bench/lan`.
 
 mod agents;
 mod compliance;
+mod lan;
 mod scenario;
 mod tools;
 
@@ -43,6 +47,8 @@ enum Command {
     AgentsWorker,
     /// Compliance assessments of sparse ranges and AD scopes, beside nmap.
     Compliance(compliance::ComplianceArgs),
+    /// The agent's sweep of a /22 LAN (50 devices), beside nmap -sT.
+    Lan(lan::LanArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,6 +90,7 @@ fn main() -> Result<()> {
         Some(Command::Agents(args)) => agents::run(args),
         Some(Command::AgentsWorker) => agents::worker(),
         Some(Command::Compliance(args)) => compliance::run(args),
+        Some(Command::Lan(args)) => lan::run(args),
         None => compare_scanners(cli.scanners),
     }
 }

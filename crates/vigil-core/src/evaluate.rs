@@ -474,6 +474,8 @@ mod tests {
             targets: vec![PolicyTarget::AgentHost],
             interval: ScanInterval::default(),
             include_interfaces: Vec::new(),
+            unreviewed_devices: Default::default(),
+            device_kinds: Vec::new(),
         }
     }
 

@@ -283,6 +283,8 @@ mod tests {
             targets: targets.to_vec(),
             interval: ScanInterval::try_from(minutes).unwrap(),
             include_interfaces: Vec::new(),
+            unreviewed_devices: Default::default(),
+            device_kinds: Vec::new(),
         }
     }
 

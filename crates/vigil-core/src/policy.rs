@@ -1,6 +1,7 @@
 //! Security-scan policies: which ports are allowed or expected open, where to
 //! scan and how often.
 
+use crate::lan::policy::{DeviceKind, UnreviewedDevices};
 use crate::lan::scope::{self, ScopeError};
 use crate::plan::{AccountKind, IntervalError, Plan, ScanInterval};
 use crate::ports::PortList;
@@ -34,6 +35,8 @@ pub enum PolicyError {
     Network(#[from] ScopeError),
     #[error("interface name {name:?} is not valid: {reason}")]
     InvalidInterface { name: String, reason: String },
+    #[error("device kind {name:?} is not valid: {reason}")]
+    InvalidDeviceKind { name: String, reason: String },
 }
 
 /// Where a security scan looks.
@@ -158,6 +161,10 @@ pub const NETWORK_TASK_KEY: &str = "network";
 pub const MAX_INTERFACE_NAME: usize = 256;
 /// The most interfaces a policy may opt in.
 pub const MAX_INCLUDED_INTERFACES: usize = 64;
+/// The most device kinds a policy may list.
+pub const MAX_DEVICE_KINDS: usize = 64;
+/// The longest device kind name, in characters.
+pub const MAX_KIND_NAME: usize = 64;
 
 /// Longest accepted hostname, in characters (the DNS limit).
 pub const MAX_HOST_LEN: usize = 253;
@@ -223,6 +230,12 @@ pub struct SecurityPolicy {
     /// bridges, VPN tunnels, …) that the user includes, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include_interfaces: Vec<String>,
+    /// Whether open ports of devices nobody reviewed alert.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub unreviewed_devices: UnreviewedDevices,
+    /// Ports authorized by device kind ("printer": 80, 443, 631, 9100).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_kinds: Vec<DeviceKind>,
 }
 
 impl SecurityPolicy {
@@ -287,7 +300,36 @@ impl SecurityPolicy {
         }
         scope::check_total(&networks, account)?;
         self.check_interfaces()?;
+        self.check_device_kinds()?;
         ScanInterval::for_account(account, self.interval.minutes())?;
+        Ok(())
+    }
+
+    fn check_device_kinds(&self) -> Result<(), PolicyError> {
+        if self.device_kinds.len() > MAX_DEVICE_KINDS {
+            return Err(PolicyError::InvalidDeviceKind {
+                name: format!("({} kinds)", self.device_kinds.len()),
+                reason: format!("at most {MAX_DEVICE_KINDS} device kinds"),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for k in &self.device_kinds {
+            let reason = if k.name.trim().is_empty() {
+                "empty name"
+            } else if k.name.chars().count() > MAX_KIND_NAME {
+                "name too long"
+            } else if k.name.chars().any(char::is_control) {
+                "name contains control characters"
+            } else if !seen.insert(k.name.to_lowercase()) {
+                "listed twice"
+            } else {
+                continue;
+            };
+            return Err(PolicyError::InvalidDeviceKind {
+                name: k.name.clone(),
+                reason: reason.into(),
+            });
+        }
         Ok(())
     }
 
@@ -346,6 +388,10 @@ impl SecurityPolicy {
     }
 }
 
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// Refuses security scans on plans that do not include them.
 pub fn can_run(plan: Plan) -> Result<(), PolicyError> {
     if plan.allows_security_scan() {
@@ -356,7 +402,7 @@ pub fn can_run(plan: Plan) -> Result<(), PolicyError> {
 }
 
 /// `PortList` as its compact string form; `""` is the empty list.
-mod port_list_serde {
+pub(crate) mod port_list_serde {
     use crate::ports::PortList;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
@@ -392,6 +438,8 @@ mod tests {
             targets,
             interval: ScanInterval::default(),
             include_interfaces: Vec::new(),
+            unreviewed_devices: Default::default(),
+            device_kinds: Vec::new(),
         }
     }
 

@@ -212,6 +212,47 @@ pub struct DeviceView {
     pub open_ports: Vec<u16>,
     /// Seen by the latest sweep.
     pub present: bool,
+    /// A user reviewed it.
+    pub approved: bool,
+    /// What a user says it is (`printer`); the policy authorizes ports by kind.
+    pub kind: Option<String>,
+    /// Its own authorized ports (`""`: none); `None`: its kind's.
+    pub authorized: Option<String>,
+    /// Its disappearance alerts.
+    pub monitored: bool,
+}
+
+/// `PATCH /agents/{id}/devices/{device}`: what a user decides; absent
+/// fields keep their value, `null` clears `kind` and `authorized`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePatchBody {
+    #[serde(default)]
+    pub approved: Option<bool>,
+    #[serde(default, with = "double_option")]
+    pub kind: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    pub authorized: Option<Option<String>>,
+    #[serde(default)]
+    pub monitored: Option<bool>,
+}
+
+/// An absent field is `None`, a `null` one `Some(None)`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
 }
 
 /// The latest local-network sweep of an agent's location

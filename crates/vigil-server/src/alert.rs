@@ -90,6 +90,9 @@ pub(crate) fn title(agent: &Agent, target: &str, condition: Condition, raised: b
 
 /// A policy target key for people: `agent_host` → "the agent's host".
 pub(crate) fn target_label(key: &str) -> String {
+    if let Some(label) = vigil_core::lan::policy::target_label(key, crate::devices::vendor_of) {
+        return label;
+    }
     match vigil_core::PolicyTarget::from_key(key) {
         Ok(vigil_core::PolicyTarget::AgentHost) => "the agent's host".into(),
         Ok(vigil_core::PolicyTarget::ObservedAddress) => "the location's public address".into(),

@@ -2,16 +2,24 @@
 //! agent, and the inventory its results build (see `vigil_core::lan`).
 
 use crate::app::App;
+use crate::audit::Actor;
 use crate::evaluate::IngestError;
 use serde::Serialize;
 use vigil_core::compliance::names::clean_host_name;
-use vigil_core::lan::{scope, Device, InventoryChange, MacAddr, Sighting};
+use vigil_core::lan::{
+    authorized_ports, device_target, forward_target, scope, Device, InventoryChange, MacAddr,
+    Sighting,
+};
 use vigil_core::policy::NETWORK_TASK_KEY;
 use vigil_core::{AccountKind, PolicyTarget, SecurityPolicy};
+use vigil_core::{Observation, PortList, PortState};
 use vigil_proto::agent::{
     GatewayReport, InterfaceReport, NetworkSweep, NetworkUpload, SkippedNetwork, UploadStatus,
 };
-use vigil_store::{Agent, NewNetworkSweep, StoreError, SweepIngest, UnixTime};
+use vigil_store::{
+    AccountId, Agent, AgentId, DeviceId, DevicePatch, NewNetworkSweep, StoreError, SweepIngest,
+    UnixTime,
+};
 
 /// What the agent's sweep of its location covers, from its policy.
 pub(crate) fn sweep_of(policy: &SecurityPolicy, kind: AccountKind) -> NetworkSweep {
@@ -43,6 +51,61 @@ pub(crate) fn matching<'a>(
                     .is_some_and(|dv| dv.to_lowercase().contains(v))
             })
     })
+}
+
+/// Applies a user's decisions about a device (REST and console), audited.
+pub(crate) async fn decide(
+    app: &App,
+    account: AccountId,
+    actor: Actor,
+    agent: AgentId,
+    device: DeviceId,
+    patch: &DevicePatch,
+) -> Result<Device, StoreError> {
+    let d = app
+        .store
+        .update_device(account, agent, device, patch)
+        .await?;
+    let detail = serde_json::json!({
+        "approved": patch.approved,
+        "kind": patch.kind,
+        "authorized": patch.authorized.as_ref().map(|a| a.as_ref().map(ToString::to_string)),
+        "monitored": patch.monitored,
+    });
+    let label = d
+        .address()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| d.id.clone());
+    crate::audit::record(
+        app,
+        account,
+        actor,
+        "device.update",
+        Some(&label),
+        Some(detail),
+    )
+    .await;
+    Ok(d)
+}
+
+/// *Approve device*: reviewed, and what it has open now is its own
+/// authorized list (unless it already has one, or its kind's applies).
+pub(crate) async fn approve(
+    app: &App,
+    account: AccountId,
+    actor: Actor,
+    agent: AgentId,
+    device: DeviceId,
+) -> Result<Device, StoreError> {
+    let current = app.store.device(account, agent, device).await?;
+    let authorized = (current.authorized.is_none() && current.kind.is_none())
+        .then(|| Some(PortList::from_ports(current.open_ports.iter().copied())));
+    let patch = DevicePatch {
+        approved: Some(true),
+        authorized,
+        ..DevicePatch::default()
+    };
+    decide(app, account, actor, agent, device, &patch).await
 }
 
 /// The part of a sweep shown beside the inventory.
@@ -151,7 +214,117 @@ impl App {
             changes = changes.len(),
             "network sweep stored"
         );
+        self.evaluate_network(agent, &task.ports, &devices, upload.gateway.as_ref(), now)
+            .await?;
         Ok(UploadStatus::Stored)
+    }
+
+    /// The alerts of a sweep: unauthorized open ports of devices, monitored
+    /// devices gone, and port forwards the policy does not authorize (see
+    /// `vigil_core::lan::policy`), each through the security scan's
+    /// evaluation (damping, flapping, alerts, outbox).
+    async fn evaluate_network(
+        &self,
+        agent: &Agent,
+        task_ports: &str,
+        devices: &[Device],
+        gateway: Option<&GatewayReport>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let Some(policy) = self.store.policy(agent.account_id, agent.id).await? else {
+            return Ok(());
+        };
+        let runs = matches!(
+            self.scan_status(agent, Some(&policy), now),
+            Some(vigil_core::ScanStatus::Active | vigil_core::ScanStatus::Suspended { .. })
+        );
+        if !runs || !policy.sweeps_networks() {
+            return Ok(());
+        }
+        // What the server asked for; the agent's report of it is not trusted further.
+        let scanned = PortList::parse(task_ports).unwrap_or_default();
+        for d in devices {
+            let Some(key) = device_target(d) else {
+                continue;
+            };
+            if d.present {
+                let Some(authorized) =
+                    authorized_ports(d, &policy.device_kinds, policy.unreviewed_devices)
+                else {
+                    continue;
+                };
+                let ports = scanned
+                    .iter()
+                    .map(|p| {
+                        let state = if d.open_ports.contains(&p) {
+                            PortState::Open
+                        } else {
+                            PortState::Closed
+                        };
+                        (p, state)
+                    })
+                    .collect();
+                let rules = rules_with(&policy, authorized);
+                self.evaluate_target(
+                    agent,
+                    &rules,
+                    &key,
+                    &scanned,
+                    &Observation::from_ports(ports),
+                    now,
+                )
+                .await?;
+            } else if d.monitored {
+                let rules = rules_with(&policy, PortList::default());
+                self.evaluate_target(
+                    agent,
+                    &rules,
+                    &key,
+                    &scanned,
+                    &Observation::unreachable(),
+                    now,
+                )
+                .await?;
+            }
+        }
+        // A gateway that did not answer UPnP this time says nothing of its
+        // forwards: keep what was known.
+        let Some(g) = gateway.filter(|g| g.answered.iter().any(|a| a == "upnp")) else {
+            return Ok(());
+        };
+        let allowed = policy.authorized.union(&policy.monitored);
+        for proto in ["tcp", "udp"] {
+            let forwarded: Vec<u16> = g
+                .forwards
+                .iter()
+                .filter(|f| f.enabled && f.protocol.eq_ignore_ascii_case(proto))
+                .map(|f| f.external_port)
+                .collect();
+            let universe = PortList::from_ports(forwarded.iter().copied()).union(&allowed);
+            let observation =
+                Observation::from_ports(forwarded.iter().map(|p| (*p, PortState::Open)).collect());
+            let rules = rules_with(&policy, allowed.clone());
+            self.evaluate_target(
+                agent,
+                &rules,
+                &forward_target(proto),
+                &universe,
+                &observation,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The agent's policy with `authorized` as its only allowed ports and no
+/// monitored ones: how one device (or the gateway's forwards) is judged.
+fn rules_with(policy: &SecurityPolicy, authorized: PortList) -> SecurityPolicy {
+    SecurityPolicy {
+        authorized,
+        monitored: PortList::default(),
+        ..policy.clone()
     }
 }
 
@@ -173,6 +346,8 @@ mod tests {
             ],
             interval: ScanInterval::default(),
             include_interfaces: vec!["docker0".into()],
+            unreviewed_devices: Default::default(),
+            device_kinds: Vec::new(),
         };
         let sweep = sweep_of(&policy, AccountKind::Member);
         assert!(sweep.local && sweep.audit_gateway);

@@ -169,6 +169,23 @@ impl App {
         if !covered || !runs {
             return Ok(());
         }
+        let scanned = policy.ports_to_scan(&self.cfg.sweep_ports);
+        self.evaluate_target(agent, policy, target_key, &scanned, observation, now)
+            .await
+    }
+
+    /// Evaluates one observation of the target `target_key` against
+    /// `policy` (whose authorized and monitored ports apply) and acts on the
+    /// events; conditions of ports outside `scanned` are forgotten.
+    pub(crate) async fn evaluate_target(
+        &self,
+        agent: &Agent,
+        policy: &SecurityPolicy,
+        target_key: &str,
+        scanned: &vigil_core::PortList,
+        observation: &Observation,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
         // In this process the lock orders evaluations of one target; across
         // replicas the state's version does: a write over a state someone
         // else stored meanwhile is refused, and the evaluation runs again on
@@ -181,7 +198,7 @@ impl App {
                 .store
                 .target_state_versioned(agent.account_id, agent.id, target_key)
                 .await?;
-            let mut events = state.retain_ports(&policy.ports_to_scan(&self.cfg.sweep_ports));
+            let mut events = state.retain_ports(scanned);
             events.extend(evaluate(&mut state, policy, observation, &self.cfg.damping));
             if self
                 .store

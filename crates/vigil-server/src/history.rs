@@ -249,6 +249,8 @@ mod tests {
             ],
             interval: Default::default(),
             include_interfaces: Vec::new(),
+            unreviewed_devices: Default::default(),
+            device_kinds: Vec::new(),
         };
         let spans = [
             span(
@@ -351,6 +353,8 @@ mod tests {
             targets: vec![PolicyTarget::AgentHost],
             interval: Default::default(),
             include_interfaces: Vec::new(),
+            unreviewed_devices: Default::default(),
+            device_kinds: Vec::new(),
         };
         let (rows, hidden) = rows_of(&agent(0), Some(&policy), &[], &[], 0, 100);
         assert_eq!(rows.len(), MAX_ROWS);

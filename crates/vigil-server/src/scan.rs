@@ -83,8 +83,10 @@ async fn schedule_one(app: &Arc<App>, due: &DuePolicy, now: UnixTime) -> Result<
             created += 1;
         }
     }
-    // One sweep covers the local network and every network added to it.
-    if policy.sweeps_networks() && create_task(app, agent, None, &ports, run).await? {
+    // One sweep covers the local network and every network added to it,
+    // on the LAN ports (not the observed-address sweep's full range).
+    let lan_ports = policy.ports_to_scan(&vigil_core::lan::scope::lan_ports());
+    if policy.sweeps_networks() && create_task(app, agent, None, &lan_ports, run).await? {
         created += 1;
     }
     app.store

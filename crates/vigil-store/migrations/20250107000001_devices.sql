@@ -19,6 +19,12 @@ CREATE TABLE devices (
     -- "22,80,443"; "" for none.
     open_ports   TEXT     NOT NULL,
     present      BOOLEAN  NOT NULL,
+    -- What users decided: reviewed, its kind, its own authorized ports
+    -- (NULL: its kind's), whether its disappearance alerts.
+    approved     BOOLEAN  NOT NULL DEFAULT FALSE,
+    kind         TEXT,
+    authorized   TEXT,
+    monitored    BOOLEAN  NOT NULL DEFAULT FALSE,
     FOREIGN KEY (agent_id, account_id) REFERENCES agents (id, account_id) ON DELETE CASCADE
 );
 CREATE INDEX devices_agent ON devices (agent_id, account_id);

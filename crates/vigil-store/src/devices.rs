@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use vigil_core::compliance::names::NameSource;
 use vigil_core::lan::{merge, Device, InventoryChange, MacAddr, Sighting};
+use vigil_core::PortList;
 
 /// The most devices one sweep may report (two per address of the largest
 /// sweep an account may run: an IPv4 and an IPv6 neighbour of each).
@@ -63,6 +64,10 @@ struct DeviceRow {
     last_seen: i64,
     open_ports: String,
     present: bool,
+    approved: bool,
+    kind: Option<String>,
+    authorized: Option<String>,
+    monitored: bool,
 }
 
 impl TryFrom<DeviceRow> for Device {
@@ -97,6 +102,17 @@ impl TryFrom<DeviceRow> for Device {
             last_seen: r.last_seen,
             open_ports,
             present: r.present,
+            approved: r.approved,
+            kind: r.kind,
+            authorized: match r.authorized {
+                Some(text) if text.is_empty() => Some(PortList::default()),
+                Some(text) => Some(
+                    PortList::parse(&text)
+                        .map_err(|_| StoreError::corrupt("device authorized ports", &text))?,
+                ),
+                None => None,
+            },
+            monitored: r.monitored,
         })
     }
 }
@@ -154,7 +170,21 @@ fn check(sweep: &NewNetworkSweep<'_>) -> Result<()> {
 }
 
 const DEVICE_COLS: &str = "id, mac, vendor, addresses, name, name_source, first_seen, \
-                           last_seen, open_ports, present";
+                           last_seen, open_ports, present, approved, kind, authorized, monitored";
+
+/// What a user decides about a device; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DevicePatch {
+    pub approved: Option<bool>,
+    /// `Some(None)` clears it.
+    pub kind: Option<Option<String>>,
+    /// `Some(None)`: the ports of its kind.
+    pub authorized: Option<Option<PortList>>,
+    pub monitored: Option<bool>,
+}
+
+/// The longest device kind name, in characters.
+pub const MAX_DEVICE_KIND_CHARS: usize = 64;
 
 impl Store {
     /// Stores a finished local-network sweep once per `(agent, upload_id)`
@@ -282,6 +312,45 @@ impl Store {
             }
         });
         Ok(out)
+    }
+
+    /// Applies a user's decisions to a device; returns it as it is now.
+    pub async fn update_device(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        device: DeviceId,
+        patch: &DevicePatch,
+    ) -> Result<Device> {
+        if let Some(Some(kind)) = &patch.kind {
+            validate::text("device kind", kind, MAX_DEVICE_KIND_CHARS * 4)?;
+            if kind.trim().is_empty() || kind.chars().count() > MAX_DEVICE_KIND_CHARS {
+                return Err(StoreError::invalid(format!(
+                    "a device kind has 1 to {MAX_DEVICE_KIND_CHARS} characters"
+                )));
+            }
+        }
+        let current = self.device(account, agent, device).await?;
+        let approved = patch.approved.unwrap_or(current.approved);
+        let kind = patch.kind.clone().unwrap_or(current.kind);
+        let authorized = patch.authorized.clone().unwrap_or(current.authorized);
+        let monitored = patch.monitored.unwrap_or(current.monitored);
+        let n = with_pool!(self, pool => sqlx::query(
+            "UPDATE devices SET approved = $1, kind = $2, authorized = $3, monitored = $4 \
+             WHERE id = $5 AND agent_id = $6 AND account_id = $7",
+        )
+        .bind(approved)
+        .bind(&kind)
+        .bind(authorized.as_ref().map(ToString::to_string))
+        .bind(monitored)
+        .bind(device.db())
+        .bind(agent.db())
+        .bind(account.db())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        crate::error::found(n)?;
+        self.device(account, agent, device).await
     }
 
     /// Whether the agent already uploaded the network sweep `upload_id`.

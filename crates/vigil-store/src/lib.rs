@@ -67,7 +67,7 @@ pub use compliance::{endpoint_key, AgentIdentifyKey};
 pub use deployment_keys::{
     DeploymentKey, DeploymentKeyUse, KeyUse, NewDeploymentKey, MAX_DEPLOYMENT_KEY_TTL,
 };
-pub use devices::{NewNetworkSweep, StoredSweep, SweepIngest, MAX_SIGHTINGS};
+pub use devices::{DevicePatch, NewNetworkSweep, StoredSweep, SweepIngest, MAX_SIGHTINGS};
 pub use error::{Result, StoreError};
 pub use ids::{
     AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, DeploymentKeyId, DeviceId,

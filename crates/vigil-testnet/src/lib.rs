@@ -37,6 +37,7 @@ mod nft;
 pub mod nmap;
 mod ns;
 mod safety;
+mod upnp;
 
 use std::ffi::OsStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -50,6 +51,7 @@ pub use error::TestNetError;
 pub use lan::{LanHost, TestLan};
 pub use listener::Listener;
 pub use safety::ALLOWED_RANGES;
+pub use upnp::{miniupnpd_missing, upnp_add, upnp_delete, UpnpGateway, MINIUPNPD};
 
 use link::Relay;
 use listener::Hub;

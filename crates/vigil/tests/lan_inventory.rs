@@ -14,28 +14,18 @@
 
 mod common;
 
-use common::compliance::{create_account, EMAIL, PASSWORD};
-use common::server::{spawn, wait_for, Api, Proc, API};
-use common::{can_build_networks, run_ok, vigil_bin};
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use common::can_build_networks;
+use common::lan::{
+    add, expect_host, inventory, login, registry_vendor, start_agent, start_server, sweep, Host,
+};
+use common::server::Api;
+use serde_json::json;
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::path::Path;
-use std::time::Duration;
 use vigil_testnet::TestLan;
 
 const SUBNET: &str = "198.51.100.0/24";
 const AGENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
-/// The ports every sweep probes.
-const SWEEP_PORTS: &str = "22,80,554,631,9100";
-
-/// A host of the test LAN: name, MAC, address, listening ports.
-struct Host {
-    name: &'static str,
-    mac: [u8; 6],
-    addr: Ipv4Addr,
-    ports: &'static [u16],
-}
 
 const PRINTER: Host = Host {
     name: "printer",
@@ -73,150 +63,6 @@ const LAPTOP: Host = Host {
 /// Where the printer's address moves.
 const PRINTER_MOVED: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 50);
 
-fn mac_text(mac: [u8; 6]) -> String {
-    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
-    parts.join(":")
-}
-
-/// The vendor of `mac` as the IEEE registry file says (MA-L, 24 bits).
-fn registry_vendor(mac: [u8; 6]) -> Option<String> {
-    if mac[0] & 0x02 != 0 {
-        return None;
-    }
-    let prefix = format!("{:02X}{:02X}{:02X}", mac[0], mac[1], mac[2]);
-    let mut rows = csv::Reader::from_path("/usr/share/ieee-data/oui.csv").expect("oui.csv");
-    rows.records()
-        .map(|r| r.expect("row"))
-        .find(|r| r[1] == prefix)
-        .map(|r| r[2].trim().to_string())
-}
-
-fn add(lan: &mut TestLan, h: &Host) {
-    lan.add_host(h.name, h.mac, h.addr).expect("host");
-    for &p in h.ports {
-        lan.listen(h.name, p).expect("listener");
-    }
-}
-
-fn start_server(lan: &TestLan, dir: &Path) -> Proc {
-    let db = format!("sqlite://{}", dir.join("vigil.db").display());
-    create_account(&db, "Acme", EMAIL);
-    let mut cmd = lan.agent_cmd(vigil_bin());
-    cmd.args(["server", "--data-dir"])
-        .arg(dir)
-        .args(["--db", &db, "--listen", API])
-        .args(["--agent-listen", &format!("{AGENT}:8443")])
-        .args(["--heartbeat-secs", "1", "--tick-ms", "200"])
-        .args(["--sweep-ports", SWEEP_PORTS])
-        .env("VIGIL_LOG", "info");
-    let p = spawn(cmd, "server", &dir.join("server.log"));
-    let api = Api {
-        net: lan,
-        token: None,
-    };
-    wait_for("the server", Duration::from_secs(20), || {
-        (api.call("GET", "/openapi.json", None).0 == 200).then_some(())
-    });
-    p
-}
-
-fn login(lan: &TestLan) -> Api<'_> {
-    let mut api = Api {
-        net: lan,
-        token: None,
-    };
-    let login = api.ok(
-        "POST",
-        "/login",
-        Some(json!({"email": EMAIL, "password": PASSWORD})),
-    );
-    api.token = login["token"].as_str().map(str::to_string);
-    api
-}
-
-/// Enrolls a real agent through the REST API and runs it in the agent
-/// namespace; returns it and its id.
-fn start_agent(lan: &TestLan, dir: &Path, api: &Api<'_>) -> (Proc, String) {
-    let e = api.ok(
-        "POST",
-        "/enrollments",
-        Some(json!({"name": "home", "plan": "extended"})),
-    );
-    let command = e["command"].as_str().expect("command").to_string();
-    let words: Vec<&str> = command.split_whitespace().collect();
-    let state = dir.join("agent");
-    run_ok(
-        lan.agent_cmd(vigil_bin())
-            .args(["agent", "--state-dir"])
-            .arg(&state)
-            .args(&words[2..]),
-    );
-    let identity: Value =
-        serde_json::from_str(&std::fs::read_to_string(state.join("identity.json")).unwrap())
-            .unwrap();
-    let id = identity["agent_id"].as_str().unwrap().to_string();
-    let mut cmd = lan.agent_cmd(vigil_bin());
-    cmd.args(["agent", "--state-dir"])
-        .arg(&state)
-        .args(["run", "--listen", "127.0.0.1:0"])
-        .env("VIGIL_LOG", "info");
-    (spawn(cmd, "agent", &dir.join("agent.log")), id)
-}
-
-/// Asks for a sweep now and waits for its report (a newer upload than
-/// `after`, by its receive time and upload).
-fn sweep(api: &Api<'_>, agent: &str, after: Option<&Value>) -> Value {
-    wait_for("the scan to be accepted", Duration::from_secs(30), || {
-        // 409 while the previous sweep's task is still out.
-        (api.call("POST", &format!("/agents/{agent}/scan"), None).0 == 202).then_some(())
-    });
-    wait_for("a network sweep", Duration::from_secs(120), || {
-        let (status, view) = api.call("GET", &format!("/agents/{agent}/network"), None);
-        (status == 200 && Some(&view) != after).then_some(view)
-    })
-}
-
-/// The inventory as `address → (mac, vendor, open ports, present, id)`.
-type Inventory = BTreeMap<String, (Value, Value, Vec<u64>, bool, String)>;
-
-fn inventory(api: &Api<'_>, agent: &str) -> Inventory {
-    let devices = api.get(&format!("/agents/{agent}/devices"));
-    devices
-        .as_array()
-        .expect("devices")
-        .iter()
-        .map(|d| {
-            let ports = d["open_ports"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p.as_u64().unwrap())
-                .collect();
-            (
-                d["address"].as_str().unwrap().to_string(),
-                (
-                    d["mac"].clone(),
-                    d["vendor"].clone(),
-                    ports,
-                    d["present"].as_bool().unwrap(),
-                    d["id"].as_str().unwrap().to_string(),
-                ),
-            )
-        })
-        .collect()
-}
-
-fn expect_host(inv: &Inventory, h: &Host, addr: Ipv4Addr) {
-    let (mac, vendor, ports, present, _) = inv
-        .get(&addr.to_string())
-        .unwrap_or_else(|| panic!("{} ({addr}) missing: {inv:#?}", h.name));
-    assert_eq!(mac, &json!(mac_text(h.mac)), "{}", h.name);
-    assert_eq!(vendor, &json!(registry_vendor(h.mac)), "{}", h.name);
-    let want: Vec<u64> = h.ports.iter().map(|&p| u64::from(p)).collect();
-    assert_eq!(ports, &want, "{}", h.name);
-    assert!(present, "{}", h.name);
-}
-
 #[test]
 fn the_agent_inventories_its_lan_and_follows_changes() {
     if !can_build_networks() {
@@ -233,7 +79,7 @@ fn the_agent_inventories_its_lan_and_follows_changes() {
     for h in [&PRINTER, &CAMERA, &NAS, &PHONE] {
         add(&mut lan, h);
     }
-    let _server = start_server(&lan, dir);
+    let _server = start_server(&lan, dir, AGENT);
     let token = login(&lan).token;
     let api = Api {
         net: &lan,

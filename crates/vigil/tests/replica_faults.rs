@@ -244,6 +244,8 @@ async fn seed(store: &Store, t0: i64, webhook: SocketAddr) -> (AccountId, Vec<Ag
         targets: vec![PolicyTarget::ObservedAddress],
         interval: ScanInterval::try_from(1).expect("interval"),
         include_interfaces: Vec::new(),
+        unreviewed_devices: Default::default(),
+        device_kinds: Vec::new(),
     };
     let now = unix_now();
     let mut agents = Vec::new();

@@ -930,6 +930,8 @@ fn policy(targets: Vec<PolicyTarget>) -> SecurityPolicy {
         targets,
         interval: ScanInterval::try_from(1).expect("1 minute is a valid interval"),
         include_interfaces: Vec::new(),
+        unreviewed_devices: Default::default(),
+        device_kinds: Vec::new(),
     }
 }
 

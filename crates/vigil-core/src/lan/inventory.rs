@@ -8,8 +8,9 @@
 
 use super::mac::MacAddr;
 use crate::compliance::names::NameSource;
+use crate::ports::PortList;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 /// One device as one sweep saw it: it answered on a port (open or
@@ -28,8 +29,9 @@ pub struct Sighting {
     pub name_source: Option<NameSource>,
 }
 
-/// A device of the location's inventory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A device of the location's inventory, and what its users decided about
+/// it (a sweep never changes those).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     /// Stable, chosen when the device is first seen.
     pub id: String,
@@ -47,6 +49,15 @@ pub struct Device {
     pub open_ports: Vec<u16>,
     /// Seen by the latest sweep.
     pub present: bool,
+    /// A user reviewed it (*Approve device*).
+    pub approved: bool,
+    /// What a user says it is, e.g. `printer`: the policy's device kinds
+    /// authorize ports by kind.
+    pub kind: Option<String>,
+    /// Ports authorized on it; `None`: those of its kind.
+    pub authorized: Option<PortList>,
+    /// Its disappearance alerts (the alarm panel that must be reachable).
+    pub monitored: bool,
 }
 
 impl Device {
@@ -84,22 +95,19 @@ pub fn merge(
     vendor_of: impl Fn(MacAddr) -> Option<String>,
 ) -> Vec<InventoryChange> {
     let mut changes = Vec::new();
+    let mut index = Index::of(devices);
     // Per device index: the sightings that matched it.
     let mut matched: Vec<Vec<&Sighting>> = vec![Vec::new(); devices.len()];
     for s in sightings {
         let mac = s.mac.filter(|m| m.is_unicast());
         let found = match mac {
-            Some(m) => devices.iter().position(|d| d.mac == Some(m)).or_else(|| {
-                // Known by address until now: it gains its MAC.
-                devices
-                    .iter()
-                    .position(|d| d.mac.is_none() && d.addresses.contains(&s.ip))
-            }),
-            None => devices
-                .iter()
-                .position(|d| d.mac.is_none() && d.addresses.contains(&s.ip))
-                .or_else(|| holder_of(devices, s.ip)),
-        };
+            // Known by address until now, it gains its MAC.
+            Some(m) => index.by_mac.get(&m).or_else(|| index.macless.get(&s.ip)),
+            // Not in the neighbour table this time: most likely the device
+            // that held the address.
+            None => index.macless.get(&s.ip).or_else(|| index.holder.get(&s.ip)),
+        }
+        .copied();
         let i = match found {
             Some(i) => i,
             None => {
@@ -117,15 +125,31 @@ pub fn merge(
                     open_ports: Vec::new(),
                     // Set below; a new device neither left nor returned.
                     present: true,
+                    approved: false,
+                    kind: None,
+                    authorized: None,
+                    monitored: false,
                 });
                 matched.push(Vec::new());
-                devices.len() - 1
+                let i = devices.len() - 1;
+                match mac {
+                    Some(m) => {
+                        index.by_mac.insert(m, i);
+                        index.holder.insert(s.ip, i);
+                    }
+                    None => {
+                        index.macless.insert(s.ip, i);
+                    }
+                }
+                i
             }
         };
         if devices[i].mac.is_none() {
             if let Some(m) = mac {
                 devices[i].mac = Some(m);
                 devices[i].vendor = vendor_of(m);
+                index.macless.retain(|_, d| *d != i);
+                index.by_mac.insert(m, i);
             }
         }
         matched[i].push(s);
@@ -174,16 +198,42 @@ pub fn merge(
     changes
 }
 
-/// The device with a MAC last seen at `ip`: a sighting without a MAC (the
-/// neighbour table did not list it this time) is most likely the device
-/// that held the address.
-fn holder_of(devices: &[Device], ip: IpAddr) -> Option<usize> {
-    devices
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.mac.is_some() && d.addresses.contains(&ip))
-        .max_by_key(|(_, d)| d.last_seen)
-        .map(|(i, _)| i)
+/// Where [`merge`] looks devices up.
+struct Index {
+    by_mac: HashMap<MacAddr, usize>,
+    /// Devices without a MAC, by address (the first listed, if several).
+    macless: HashMap<IpAddr, usize>,
+    /// The device with a MAC last seen at each address.
+    holder: HashMap<IpAddr, usize>,
+}
+
+impl Index {
+    fn of(devices: &[Device]) -> Index {
+        let mut index = Index {
+            by_mac: HashMap::with_capacity(devices.len()),
+            macless: HashMap::new(),
+            holder: HashMap::new(),
+        };
+        for (i, d) in devices.iter().enumerate() {
+            match d.mac {
+                Some(m) => {
+                    index.by_mac.entry(m).or_insert(i);
+                    for a in &d.addresses {
+                        let e = index.holder.entry(*a).or_insert(i);
+                        if devices[*e].last_seen < d.last_seen {
+                            *e = i;
+                        }
+                    }
+                }
+                None => {
+                    for a in &d.addresses {
+                        index.macless.entry(*a).or_insert(i);
+                    }
+                }
+            }
+        }
+        index
+    }
 }
 
 /// The devices of `changes` that joined, as a set of ids.
@@ -366,5 +416,57 @@ mod tests {
         sweep(&mut inv, &mut ids, 200, &[s]);
         assert_eq!(inv[0].name.as_deref(), Some("printer.lan"));
         assert_eq!(inv[0].name_source, Some(NameSource::Dns));
+    }
+
+    #[test]
+    fn one_sweep_seeing_an_address_with_and_without_its_mac_is_one_device() {
+        let (mut inv, mut ids) = (Vec::new(), Ids(0));
+        let changes = sweep(
+            &mut inv,
+            &mut ids,
+            100,
+            &[
+                seen("198.51.100.10", Some("00:1b:63:00:00:01"), &[80]),
+                seen("198.51.100.10", None, &[443]),
+            ],
+        );
+        assert_eq!(joined(&changes).len(), 1);
+        assert_eq!(inv.len(), 1);
+        assert_eq!(inv[0].open_ports, vec![80, 443]);
+    }
+
+    #[test]
+    fn large_inventories_merge_by_index() {
+        // 2^16 devices known, all seen again at new addresses: one pass
+        // (a linear search per sighting would be 2^32 steps).
+        let (mut inv, mut ids) = (Vec::new(), Ids(0));
+        let mac = |i: u32| MacAddr([0, 0x1b, 0x63, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        let first: Vec<Sighting> = (0..1u32 << 16)
+            .map(|i| Sighting {
+                ip: IpAddr::V4((0xc612_0000 + i).into()),
+                mac: Some(mac(i)),
+                open_ports: Vec::new(),
+                name: None,
+                name_source: None,
+            })
+            .collect();
+        sweep(&mut inv, &mut ids, 100, &first);
+        let moved: Vec<Sighting> = first
+            .iter()
+            .map(|s| Sighting {
+                ip: IpAddr::V4(
+                    (u32::from(match s.ip {
+                        IpAddr::V4(a) => a,
+                        IpAddr::V6(_) => unreachable!(),
+                    }) ^ 1)
+                        .into(),
+                ),
+                ..s.clone()
+            })
+            .collect();
+        let changes = sweep(&mut inv, &mut ids, 200, &moved);
+        assert_eq!(inv.len(), 1 << 16);
+        assert_eq!(changes.len(), 1 << 16, "every device moved, none joined");
+        assert!(joined(&changes).is_empty());
     }
 }

@@ -12,8 +12,10 @@
 
 pub mod inventory;
 pub mod mac;
+pub mod policy;
 pub mod scope;
 
 pub use inventory::{merge, Device, InventoryChange, Sighting};
 pub use mac::{MacAddr, MacError};
+pub use policy::{authorized_ports, device_target, forward_target, DeviceKind, UnreviewedDevices};
 pub use scope::{network_range, sweep_limit, ScopeError};

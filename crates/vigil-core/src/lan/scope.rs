@@ -23,6 +23,19 @@ pub enum ScopeError {
     },
 }
 
+/// The ports a local-network sweep probes besides the policy's own: the
+/// services devices of a home or office network expose (remote access, web
+/// consoles, printers, cameras, file sharing, MQTT, VNC). A LAN sweep is
+/// hundreds of addresses, so it probes these rather than the full range an
+/// observed-address scan sweeps.
+pub const LAN_PORTS: &str = "21,22,23,53,80,139,443,445,554,631,1883,3389,5000,5900,8080,8443,9100";
+
+/// [`LAN_PORTS`] as a port list.
+pub fn lan_ports() -> crate::PortList {
+    // A constant of this module, checked by a test below.
+    crate::PortList::parse(LAN_PORTS).unwrap_or_default()
+}
+
 /// How many addresses one location's sweep may cover: a /22 (1,024) for
 /// members, a /16 (65,536) for organizations. It bounds what the user adds
 /// and each of the agent's own subnets (a larger one is left out, and said
@@ -179,6 +192,12 @@ mod tests {
         assert!(check_total(&[r("198.18.0.0/16")], AccountKind::Organization).is_ok());
         assert!(check_total(&[r("198.18.0.0/15")], AccountKind::Organization).is_err());
         assert!(check_total(&[r("2001:db8::/64")], AccountKind::Organization).is_err());
+    }
+
+    #[test]
+    fn the_lan_ports_parse() {
+        assert!(crate::PortList::parse(LAN_PORTS).is_ok());
+        assert!(lan_ports().contains(9100) && lan_ports().contains(22));
     }
 
     #[test]

@@ -3,15 +3,17 @@
 use crate::app::App;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
+use crate::http::extract::Json;
 use crate::http::extract::Query;
 use crate::ids;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use std::sync::Arc;
 use vigil_core::lan::Device;
+use vigil_core::PortList;
 use vigil_proto::agent::{GatewayReport, InterfaceReport, SkippedNetwork};
-use vigil_proto::api::{DeviceView, NetworkView};
-use vigil_store::{AgentId, DeviceId, StoreError};
+use vigil_proto::api::{DevicePatchBody, DeviceView, NetworkView};
+use vigil_store::{AgentId, DeviceId, DevicePatch, StoreError};
 
 pub(crate) fn device_view(d: &Device) -> DeviceView {
     DeviceView {
@@ -26,6 +28,10 @@ pub(crate) fn device_view(d: &Device) -> DeviceView {
         last_seen: d.last_seen,
         open_ports: d.open_ports.clone(),
         present: d.present,
+        approved: d.approved,
+        kind: d.kind.clone(),
+        authorized: d.authorized.as_ref().map(ToString::to_string),
+        monitored: d.monitored,
     }
 }
 
@@ -68,6 +74,56 @@ pub(crate) async fn get(
     let agent = agent_of(&app, &caller, &id).await?;
     let device: DeviceId = ids::parse("device", &device)?;
     let d = app.store.device(caller.account.id, agent, device).await?;
+    Ok(axum::Json(device_view(&d)))
+}
+
+pub(crate) async fn patch(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path((id, device)): Path<(String, String)>,
+    Json(body): Json<DevicePatchBody>,
+) -> Result<axum::Json<DeviceView>, ApiError> {
+    caller.can_write()?;
+    let agent = agent_of(&app, &caller, &id).await?;
+    let device: DeviceId = ids::parse("device", &device)?;
+    let authorized = match body.authorized {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(spec)) if spec.trim().is_empty() => Some(Some(PortList::default())),
+        Some(Some(spec)) => {
+            Some(Some(PortList::parse(&spec).map_err(|e| {
+                ApiError::Invalid(format!("authorized: {e}"))
+            })?))
+        }
+    };
+    let patch = DevicePatch {
+        approved: body.approved,
+        kind: body.kind,
+        authorized,
+        monitored: body.monitored,
+    };
+    let d = crate::devices::decide(
+        &app,
+        caller.account.id,
+        (&caller).into(),
+        agent,
+        device,
+        &patch,
+    )
+    .await?;
+    Ok(axum::Json(device_view(&d)))
+}
+
+pub(crate) async fn approve(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path((id, device)): Path<(String, String)>,
+) -> Result<axum::Json<DeviceView>, ApiError> {
+    caller.can_write()?;
+    let agent = agent_of(&app, &caller, &id).await?;
+    let device: DeviceId = ids::parse("device", &device)?;
+    let d =
+        crate::devices::approve(&app, caller.account.id, (&caller).into(), agent, device).await?;
     Ok(axum::Json(device_view(&d)))
 }
 

@@ -51,7 +51,14 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/agents/{id}/results", get(agents::results))
         .route("/agents/{id}/scan", post(agents::scan_now))
         .route("/agents/{id}/devices", get(devices::list))
-        .route("/agents/{id}/devices/{device}", get(devices::get))
+        .route(
+            "/agents/{id}/devices/{device}",
+            get(devices::get).patch(devices::patch),
+        )
+        .route(
+            "/agents/{id}/devices/{device}/approve",
+            post(devices::approve),
+        )
         .route("/agents/{id}/network", get(devices::network))
         .route("/agents/{id}/history", get(history::history))
         .route("/agents/{id}/timeline", get(history::timeline))

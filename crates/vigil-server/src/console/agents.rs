@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use std::sync::Arc;
+use vigil_core::lan::{DeviceKind, UnreviewedDevices};
 use vigil_core::{
     contact_range, AccountKind, AgentHealth, Plan, PolicyTarget, PortList, PortState, ScanInterval,
     SecurityPolicy, MEMBER_INTERVALS,
@@ -195,6 +196,10 @@ pub(crate) struct Draft {
     pub networks: String,
     /// Interfaces left out by default that are included, one per line.
     pub include_interfaces: String,
+    /// Open ports of unreviewed devices do not alert.
+    pub unreviewed_report_only: bool,
+    /// `kind: ports`, one per line.
+    pub device_kinds: String,
     pub interval: String,
 }
 
@@ -211,6 +216,8 @@ impl Draft {
                 local_network: false,
                 networks: String::new(),
                 include_interfaces: String::new(),
+                unreviewed_report_only: false,
+                device_kinds: String::new(),
                 interval: "60".into(),
             },
             Some(p) => Draft {
@@ -231,6 +238,13 @@ impl Draft {
                 local_network: p.targets.contains(&PolicyTarget::LocalNetwork),
                 networks: p.added_networks().collect::<Vec<_>>().join("\n"),
                 include_interfaces: p.include_interfaces.join("\n"),
+                unreviewed_report_only: p.unreviewed_devices == UnreviewedDevices::ReportOnly,
+                device_kinds: p
+                    .device_kinds
+                    .iter()
+                    .map(|k| format!("{}: {}", k.name, k.authorized))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 interval: p.interval.minutes().to_string(),
             },
         }
@@ -252,6 +266,8 @@ impl Draft {
                 .unwrap_or_default()
                 .trim()
                 .into(),
+            unreviewed_report_only: f.get("unreviewed_report_only").is_some(),
+            device_kinds: f.get("device_kinds").unwrap_or_default().trim().into(),
             interval: f.get("interval").unwrap_or_default().trim().into(),
         }
     }
@@ -311,7 +327,39 @@ impl Draft {
             targets,
             interval: ScanInterval::try_from(minutes).map_err(|e| format!("interval: {e}"))?,
             include_interfaces,
+            unreviewed_devices: if self.unreviewed_report_only {
+                UnreviewedDevices::ReportOnly
+            } else {
+                UnreviewedDevices::OpenPortsAlert
+            },
+            device_kinds: self.kinds()?,
         })
+    }
+
+    /// `printer: 80,443,631,9100` lines.
+    fn kinds(&self) -> Result<Vec<DeviceKind>, String> {
+        self.device_kinds
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let (name, ports) = line.split_once(':').ok_or_else(|| {
+                    format!(
+                        "device kinds: {line:?} is not \"kind: ports\" (e.g. printer: 631,9100)"
+                    )
+                })?;
+                let ports = ports.trim();
+                let authorized = if ports.is_empty() {
+                    PortList::default()
+                } else {
+                    PortList::parse(ports).map_err(|e| format!("device kinds: {e}"))?
+                };
+                Ok(DeviceKind {
+                    name: name.trim().to_string(),
+                    authorized,
+                })
+            })
+            .collect()
     }
 }
 
@@ -414,6 +462,13 @@ pub(crate) fn editor(
                     textarea #networks name="networks" rows="2" placeholder="192.168.20.0/24" { (draft.networks) }
                     label for="include_interfaces" { "Interfaces to include although left out by default (one per line)" }
                     textarea #include_interfaces name="include_interfaces" rows="2" placeholder="docker0" { (draft.include_interfaces) }
+                    label for="device_kinds" { "Ports devices may have open, by kind (one “kind: ports” per line)" }
+                    textarea #device_kinds name="device_kinds" rows="2" placeholder="printer: 80,443,631,9100" { (draft.device_kinds) }
+                    label.check for="unreviewed_report_only" {
+                        input #unreviewed_report_only type="checkbox" name="unreviewed_report_only" value="on"
+                            checked[draft.unreviewed_report_only];
+                        "Devices nobody approved: list them only (otherwise any open port of theirs is unauthorized)"
+                    }
                 }
                 label for="interval" { "Interval" }
                 @match kind {
@@ -686,6 +741,22 @@ mod tests {
             ]
         );
         assert_eq!(p.include_interfaces, ["Ethernet 2", "docker0"]);
+        let form = Form::parse(
+            b"target=local_network&device_kinds=printer%3A+631%2C9100%0D%0Acamera%3A&unreviewed_report_only=on&interval=15",
+        )
+        .unwrap();
+        let p = Draft::from_form(&form).to_policy().unwrap();
+        assert_eq!(p.unreviewed_devices, UnreviewedDevices::ReportOnly);
+        assert_eq!(p.device_kinds.len(), 2);
+        assert_eq!(p.device_kinds[0].authorized.to_string(), "631,9100");
+        assert!(p.device_kinds[1].authorized.is_empty());
+        assert_eq!(Draft::of(Some(&p)).to_policy().unwrap(), p, "round trip");
+        let bad =
+            Form::parse(b"target=local_network&device_kinds=printer+631&interval=15").unwrap();
+        assert!(Draft::from_form(&bad)
+            .to_policy()
+            .unwrap_err()
+            .starts_with("device kinds:"));
         assert_eq!(Draft::of(Some(&p)).to_policy().unwrap(), p, "round trip");
 
         let bad = Form::parse(b"authorized=22%2Cssh&target=agent_host&interval=15").unwrap();
@@ -707,6 +778,8 @@ mod tests {
             targets: vec![PolicyTarget::AgentHost],
             interval: ScanInterval::try_from(15).unwrap(),
             include_interfaces: Vec::new(),
+            unreviewed_devices: Default::default(),
+            device_kinds: Vec::new(),
         };
         assert_eq!(verdict(22, PortState::Open, Some(&p)), "authorized");
         assert_eq!(verdict(23, PortState::Open, Some(&p)), "unauthorized");

@@ -5,16 +5,17 @@
 
 use super::agent_history::{tabs, Tab};
 use super::error::ConsoleError;
-use super::form::Form;
+use super::form::{Form, Post};
 use super::layout::{self, Page};
 use super::session::Session;
 use crate::app::App;
 use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use std::sync::Arc;
 use vigil_core::lan::Device;
 use vigil_proto::agent::{GatewayReport, InterfaceReport, SkippedNetwork};
-use vigil_store::{AgentId, StoredSweep};
+use vigil_store::{AgentId, DeviceId, StoredSweep};
 
 #[derive(Debug, Default, serde::Deserialize)]
 struct Report {
@@ -26,6 +27,19 @@ struct Report {
     skipped: Vec<SkippedNetwork>,
     #[serde(default)]
     gateway: Option<GatewayReport>,
+}
+
+/// `POST /agents/{id}/devices/{device}/approve`.
+pub(crate) async fn approve(
+    State(app): State<Arc<App>>,
+    Path((id, device)): Path<(String, String)>,
+    Post { session, form: _ }: Post,
+) -> Result<Response, ConsoleError> {
+    session.require_write()?;
+    let id = super::path_id::<AgentId>(&id)?;
+    let device = super::path_id::<DeviceId>(&device)?;
+    crate::devices::approve(&app, session.account.id, (&session).into(), id, device).await?;
+    Ok(Redirect::to(&format!("/agents/{id}/devices?done=approved")).into_response())
 }
 
 /// `GET /agents/{id}/devices`.
@@ -48,10 +62,13 @@ pub(crate) async fn page(
     let devices = app.store.devices(account, id).await?;
     let shown: Vec<&Device> = crate::devices::matching(&devices, present, vendor).collect();
     let sweep = app.store.network_sweep(account, id).await?;
+    let can_approve = session.can_write();
+    let done = query.get("done") == Some("approved");
     let body = html! {
         p { a href="/agents" { "← Agents" } }
         h1 { "Agent " (agent.name) }
         (tabs(id, Tab::Devices))
+        (layout::flash(done.then_some("Device approved: its open ports are authorized now.")))
         @match &sweep {
             None => p.hint {
                 "No local-network sweep yet. Add the target “The local network” to the agent's "
@@ -79,9 +96,10 @@ pub(crate) async fn page(
                     thead { tr {
                         th scope="col" { "Address" } th scope="col" { "MAC" } th scope="col" { "Vendor" }
                         th scope="col" { "Name" } th scope="col" { "Open ports" } th scope="col" { "Seen" }
+                        th scope="col" { "Review" }
                     } }
                     tbody {
-                        @for d in &shown { (device_row(d)) }
+                        @for d in &shown { (device_row(&session, id, d, can_approve)) }
                     }
                 }
             }
@@ -98,7 +116,7 @@ pub(crate) async fn page(
     ))
 }
 
-fn device_row(d: &Device) -> Markup {
+fn device_row(session: &Session, agent: AgentId, d: &Device, can_approve: bool) -> Markup {
     let dash = || "–".to_string();
     let ports: Vec<String> = d.open_ports.iter().map(u16::to_string).collect();
     html! {
@@ -116,6 +134,20 @@ fn device_row(d: &Device) -> Markup {
                     "gone; last seen " (layout::time(d.last_seen))
                 }
                 br; span.hint { "first seen " (layout::time(d.first_seen)) }
+            }
+            td {
+                @if d.approved {
+                    "approved"
+                    @if let Some(kind) = &d.kind { br; span.hint { (kind) } }
+                    @if d.monitored { br; span.hint { "monitored" } }
+                } @else if can_approve {
+                    form method="post" action={ "/agents/" (agent) "/devices/" (d.id) "/approve" } {
+                        (session.csrf_field())
+                        button type="submit" aria-label={ "Approve device " (d.address().map(|a| a.to_string()).unwrap_or_default()) } { "Approve device" }
+                    }
+                } @else {
+                    "not reviewed"
+                }
             }
         }
     }

@@ -52,6 +52,10 @@ pub(crate) fn router(app: &Arc<App>) -> Router<Arc<App>> {
         .route("/agents/{id}/policy", post(agents::save_policy))
         .route("/agents/{id}/history", get(agent_history::page))
         .route("/agents/{id}/devices", get(devices::page))
+        .route(
+            "/agents/{id}/devices/{device}/approve",
+            post(devices::approve),
+        )
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}", get(alerts::detail))
         .route("/alerts/{id}/ack", post(alerts::acknowledge))

@@ -36,6 +36,8 @@ pub fn policy() -> SecurityPolicy {
         targets: vec![PolicyTarget::AgentHost],
         interval: ScanInterval::default(),
         include_interfaces: Vec::new(),
+        unreviewed_devices: Default::default(),
+        device_kinds: Vec::new(),
     }
 }
 

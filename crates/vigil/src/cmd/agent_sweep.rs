@@ -16,12 +16,6 @@ use vigil_core::{AccountKind, PortList};
 use vigil_proto::agent::{NetworkSweep, NetworkUpload, ScanTask, NETWORK_TARGET};
 use vigil_scan::ScanConfig;
 
-/// Ports a sweep probes unless told otherwise: the services devices of a
-/// home or office network expose (remote access, web consoles, printers,
-/// cameras, file sharing).
-pub const DEFAULT_SWEEP_PORTS: &str =
-    "21,22,23,53,80,139,443,445,554,631,1883,3389,5000,5900,8080,8443,9100";
-
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// Sweep the subnets of this machine's interfaces (loopback, link-local
@@ -35,7 +29,7 @@ pub struct SweepArgs {
     #[arg(long = "include-interface")]
     include_interfaces: Vec<String>,
     /// Ports to probe (vigil scan -p syntax).
-    #[arg(short = 'p', long, default_value = DEFAULT_SWEEP_PORTS)]
+    #[arg(short = 'p', long, default_value = vigil_core::lan::scope::LAN_PORTS)]
     ports: String,
     /// Ask the gateway (UPnP IGD, NAT-PMP) what it forwards from outside.
     #[arg(long)]

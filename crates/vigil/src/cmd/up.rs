@@ -120,6 +120,8 @@ fn example_policy() -> Result<SecurityPolicy> {
         targets: vec![PolicyTarget::AgentHost],
         interval: ScanInterval::for_account(AccountKind::Member, 15)?,
         include_interfaces: Vec::new(),
+        unreviewed_devices: Default::default(),
+        device_kinds: Vec::new(),
     }
     .validated(AccountKind::Member)?)
 }

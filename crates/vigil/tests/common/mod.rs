@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod compliance;
 pub mod http;
+pub mod lan;
 pub mod replica;
 pub mod scenario;
 pub mod server;

@@ -5,6 +5,7 @@ use super::table::{ago, fields, now, or_dash, time, Table};
 use super::{query, seg, Ctl};
 use anyhow::Result;
 use clap::Subcommand;
+use serde_json::Value;
 use vigil_proto::api::{DeviceView, NetworkView};
 
 #[derive(Debug, Subcommand)]
@@ -35,6 +36,31 @@ pub(super) enum DevicesCommand {
     Network {
         /// The agent's id.
         agent: String,
+    },
+    /// Approve a device: reviewed, its open ports now authorized (unless it
+    /// has its own list or a kind).
+    Approve {
+        /// The agent's id.
+        agent: String,
+        /// The device's id.
+        device: String,
+    },
+    /// Decide about a device.
+    Set {
+        /// The agent's id.
+        agent: String,
+        /// The device's id.
+        device: String,
+        /// What it is, e.g. printer ("none" clears it).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Its own authorized ports, e.g. 80,631 ("none" for none, "kind"
+        /// for its kind's).
+        #[arg(long)]
+        authorized: Option<String>,
+        /// Whether its disappearance alerts.
+        #[arg(long)]
+        monitored: Option<bool>,
     },
 }
 
@@ -93,6 +119,17 @@ fn device_text(d: &DeviceView) -> String {
         ),
         ("open ports", ports(d)),
         ("present", d.present.to_string()),
+        ("approved", d.approved.to_string()),
+        ("kind", or_dash(d.kind.as_ref())),
+        (
+            "authorized",
+            match &d.authorized {
+                Some(a) if a.is_empty() => "none".into(),
+                Some(a) => a.clone(),
+                None => "its kind's".into(),
+            },
+        ),
+        ("monitored", d.monitored.to_string()),
         ("first seen", time(d.first_seen)),
         ("last seen", time(d.last_seen)),
     ])
@@ -187,6 +224,58 @@ impl Ctl {
                     .await?;
                 self.show(answer, |d: DeviceView| device_text(&d))
             }
+            DevicesCommand::Approve { agent, device } => {
+                let answer = self
+                    .api
+                    .post_empty(&format!(
+                        "/agents/{}/devices/{}/approve",
+                        seg(&agent),
+                        seg(&device)
+                    ))
+                    .await?;
+                self.show(answer, |d: DeviceView| device_text(&d))
+            }
+            DevicesCommand::Set {
+                agent,
+                device,
+                kind,
+                authorized,
+                monitored,
+            } => {
+                let mut body = serde_json::Map::new();
+                if let Some(k) = kind {
+                    let v = if k == "none" {
+                        Value::Null
+                    } else {
+                        Value::from(k)
+                    };
+                    body.insert("kind".into(), v);
+                }
+                if let Some(a) = authorized {
+                    let v = match a.as_str() {
+                        "kind" => Value::Null,
+                        "none" => Value::from(""),
+                        _ => Value::from(a),
+                    };
+                    body.insert("authorized".into(), v);
+                }
+                if let Some(m) = monitored {
+                    body.insert("monitored".into(), Value::from(m));
+                }
+                if body.is_empty() {
+                    return Err(super::usage(
+                        "nothing to change: give --kind, --authorized or --monitored",
+                    ));
+                }
+                let answer = self
+                    .api
+                    .patch(
+                        &format!("/agents/{}/devices/{}", seg(&agent), seg(&device)),
+                        &Value::Object(body),
+                    )
+                    .await?;
+                self.show(answer, |d: DeviceView| device_text(&d))
+            }
             DevicesCommand::Network { agent } => {
                 let answer = self
                     .api
@@ -216,6 +305,10 @@ mod tests {
             last_seen: 1000,
             open_ports: vec![80, 631],
             present: false,
+            approved: false,
+            kind: None,
+            authorized: None,
+            monitored: false,
         };
         let out = devices_table(&[d], 4600);
         assert!(out.contains("80,631"), "{out}");

@@ -83,6 +83,8 @@ impl Changes {
                 targets: vec![PolicyTarget::AgentHost],
                 interval: self.interval.ok_or_else(|| usage(interval_help()))?,
                 include_interfaces: Vec::new(),
+                unreviewed_devices: Default::default(),
+                device_kinds: Vec::new(),
             },
         };
         if let Some(enabled) = self.enabled {
