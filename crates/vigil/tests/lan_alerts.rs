@@ -15,6 +15,8 @@
 mod common;
 
 use common::can_build_networks;
+use common::compliance::EMAIL;
+use common::http::{console, console_session, field};
 use common::lan::{add, login, start_agent, start_server, sweep, Host};
 use common::server::{wait_for, Api};
 use serde_json::{json, Value};
@@ -225,14 +227,52 @@ fn devices_and_forwards_alert_and_resolve() {
     };
     let printer_id = id_of(PRINTER.addr);
     let alarm_id = id_of(ALARM.addr);
-    let approved = api.ok(
+    // The console's Devices tab: the inventory, the interfaces, the
+    // gateway's forward, and *Approve device* (a form with its CSRF field).
+    let session = console_session(&lan, EMAIL);
+    let page = console(
+        &lan,
+        &session,
+        "GET",
+        &format!("/agents/{agent}/devices"),
+        &[],
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    for needle in [
+        "Hewlett Packard",
+        "3c:d9:2b:00:00:10",
+        "Forwards TCP 3389 from outside to 198.51.100.30:3389",
+        "remote desktop",
+        "Approve device",
+        lan_iface["name"].as_str().unwrap(),
+    ] {
+        assert!(page.body.contains(needle), "{needle:?} in {}", page.body);
+    }
+    let csrf = field(&page.body, "csrf");
+    let approve = console(
+        &lan,
+        &session,
         "POST",
         &format!("/agents/{agent}/devices/{printer_id}/approve"),
-        None,
+        &[("csrf", &csrf)],
     );
+    assert_eq!(approve.status, 303, "{}", approve.body);
+    let forged = console(
+        &lan,
+        &session,
+        "POST",
+        &format!("/agents/{agent}/devices/{alarm_id}/approve"),
+        &[("csrf", &"0".repeat(64))],
+    );
+    assert_eq!(forged.status, 403, "a forged form is refused");
+    let approved = api.get(&format!("/agents/{agent}/devices/{printer_id}"));
     assert_eq!(
         (&approved["approved"], &approved["authorized"]),
         (&json!(true), &json!("631"))
+    );
+    assert_eq!(
+        api.get(&format!("/agents/{agent}/devices/{alarm_id}"))["approved"],
+        false
     );
     let monitored = api.ok(
         "PATCH",

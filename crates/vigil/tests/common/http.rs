@@ -4,11 +4,10 @@
 #![allow(dead_code)]
 
 use super::compliance::PASSWORD;
-use super::server::API;
+use super::server::{Ns, API};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use vigil_testnet::TestNet;
 
 /// A response as the client saw it, and how long it took.
 pub struct Answer {
@@ -46,7 +45,7 @@ impl Answer {
 /// One HTTP/1.1 request to the server's REST listener, from inside the
 /// scanner namespace (so from 127.0.0.1).
 pub fn http(
-    net: &TestNet,
+    net: &dyn Ns,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -54,10 +53,7 @@ pub fn http(
 ) -> Answer {
     let addr: SocketAddr = API.parse().expect("addr");
     let started = Instant::now();
-    let mut stream = net
-        .in_scanner(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
-        .expect("namespace")
-        .expect("connect");
+    let mut stream = net.connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
@@ -94,7 +90,7 @@ pub fn http(
 }
 
 /// The console's login form: its CSRF token and the cookie it is bound to.
-pub fn console_form(net: &TestNet) -> (String, String) {
+pub fn console_form(net: &dyn Ns) -> (String, String) {
     let page = http(net, "GET", "/login", &[], "");
     assert_eq!(page.status, 200);
     let nonce = page.cookie("vigil_login").expect("login cookie");
@@ -137,7 +133,7 @@ pub fn field(page: &str, name: &str) -> String {
 
 /// A console request of a logged-in browser.
 pub fn console(
-    net: &TestNet,
+    net: &dyn Ns,
     session: &str,
     method: &str,
     path: &str,
@@ -158,12 +154,7 @@ pub fn console(
 }
 
 /// Posts the console's login form (`form` from [`console_form`]).
-pub fn console_login(
-    net: &TestNet,
-    form: &(String, String),
-    email: &str,
-    password: &str,
-) -> Answer {
+pub fn console_login(net: &dyn Ns, form: &(String, String), email: &str, password: &str) -> Answer {
     let body = form_body(&[("csrf", &form.1), ("email", email), ("password", password)]);
     let cookie = format!("vigil_login={}", form.0);
     http(
@@ -179,7 +170,7 @@ pub fn console_login(
 }
 
 /// The console session of `email` (a user without two-factor login).
-pub fn console_session(net: &TestNet, email: &str) -> String {
+pub fn console_session(net: &dyn Ns, email: &str) -> String {
     let ok = console_login(net, &console_form(net), email, PASSWORD);
     assert_eq!(ok.status, 303, "{}", ok.body);
     ok.cookie("vigil_session").expect("session cookie")
