@@ -108,6 +108,20 @@ pub(crate) async fn approve(
     decide(app, account, actor, agent, device, &patch).await
 }
 
+/// The part of a stored sweep shown beside the inventory, as read back
+/// (written by [`App::ingest_network`] as a [`Report`]).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct StoredReport {
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceReport>,
+    #[serde(default)]
+    pub swept: Vec<String>,
+    #[serde(default)]
+    pub skipped: Vec<SkippedNetwork>,
+    #[serde(default)]
+    pub gateway: Option<GatewayReport>,
+}
+
 /// The part of a sweep shown beside the inventory.
 #[derive(Debug, Serialize)]
 struct Report<'a> {

@@ -17,7 +17,7 @@ mod common;
 use common::can_build_networks;
 use common::compliance::EMAIL;
 use common::http::{console, console_session, field};
-use common::lan::{add, login, start_agent, start_server, sweep, Host};
+use common::lan::{add, login, start_agent, start_server, sweep, sweep_including, Host};
 use common::server::{wait_for, Api};
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
@@ -129,28 +129,7 @@ fn devices_and_forwards_alert_and_resolve() {
                "targets": ["local_network"], "interval": 60,
                "include_interfaces": include})
     };
-    api.ok(
-        "PUT",
-        &format!("/agents/{agent}/policy"),
-        Some(policy(vec![])),
-    );
-    let mut report = sweep(&api, &agent, None);
-    let lan_iface = report["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["subnets"].as_array().unwrap().contains(&json!(SUBNET)))
-        .unwrap_or_else(|| panic!("no interface on {SUBNET}: {report:#}"))
-        .clone();
-    if lan_iface["excluded"].is_string() {
-        let name = lan_iface["name"].as_str().unwrap().to_string();
-        api.ok(
-            "PUT",
-            &format!("/agents/{agent}/policy"),
-            Some(policy(vec![name])),
-        );
-        report = sweep(&api, &agent, Some(&report));
-    }
+    let (report, lan_iface) = sweep_including(&api, &agent, SUBNET, policy);
     // The gateway's forward is in the report, as UPnP told it.
     let gateway = &report["gateway"];
     assert!(

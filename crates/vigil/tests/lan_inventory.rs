@@ -16,7 +16,8 @@ mod common;
 
 use common::can_build_networks;
 use common::lan::{
-    add, expect_host, inventory, login, registry_vendor, start_agent, start_server, sweep, Host,
+    add, expect_host, inventory, login, registry_vendor, start_agent, start_server, sweep,
+    sweep_including, Host,
 };
 use common::server::Api;
 use serde_json::json;
@@ -93,21 +94,7 @@ fn the_agent_inventories_its_lan_and_follows_changes() {
                "targets": ["local_network"], "interval": 60,
                "include_interfaces": include})
     };
-    api.ok(
-        "PUT",
-        &format!("/agents/{agent}/policy"),
-        Some(policy(vec![])),
-    );
-    let mut report = sweep(&api, &agent, None);
-    // The agent lists its interfaces; the LAN's, if left out by default
-    // (a veth is a virtual link), is included as a user would.
-    let lan_iface = report["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["subnets"].as_array().unwrap().contains(&json!(SUBNET)))
-        .unwrap_or_else(|| panic!("no interface on {SUBNET}: {report:#}"))
-        .clone();
+    let (report, lan_iface) = sweep_including(&api, &agent, SUBNET, policy);
     assert!(
         report["interfaces"]
             .as_array()
@@ -116,16 +103,6 @@ fn the_agent_inventories_its_lan_and_follows_changes() {
             .any(|i| i["kind"] == "loopback" && i["excluded"].is_string()),
         "loopback is listed and left out: {report:#}"
     );
-    if lan_iface["excluded"].is_string() {
-        assert!(!report["swept"].as_array().unwrap().contains(&json!(SUBNET)));
-        let name = lan_iface["name"].as_str().unwrap().to_string();
-        api.ok(
-            "PUT",
-            &format!("/agents/{agent}/policy"),
-            Some(policy(vec![name])),
-        );
-        report = sweep(&api, &agent, Some(&report));
-    }
     assert_eq!(report["swept"], json!([SUBNET]), "{report:#}");
 
     // Every host, with its MAC, vendor and open ports; the agent's own host

@@ -11,7 +11,6 @@ use serde::Deserialize;
 use std::sync::Arc;
 use vigil_core::lan::Device;
 use vigil_core::PortList;
-use vigil_proto::agent::{GatewayReport, InterfaceReport, SkippedNetwork};
 use vigil_proto::api::{DevicePatchBody, DeviceView, NetworkView};
 use vigil_store::{AgentId, DeviceId, DevicePatch, StoreError};
 
@@ -127,19 +126,6 @@ pub(crate) async fn approve(
     Ok(axum::Json(device_view(&d)))
 }
 
-/// The report part of a stored sweep (see `crate::devices`).
-#[derive(Debug, Default, Deserialize)]
-struct StoredReport {
-    #[serde(default)]
-    interfaces: Vec<InterfaceReport>,
-    #[serde(default)]
-    swept: Vec<String>,
-    #[serde(default)]
-    skipped: Vec<SkippedNetwork>,
-    #[serde(default)]
-    gateway: Option<GatewayReport>,
-}
-
 pub(crate) async fn network(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -149,7 +135,7 @@ pub(crate) async fn network(
     let Some(sweep) = app.store.network_sweep(caller.account.id, agent).await? else {
         return Err(ApiError::from(StoreError::NotFound));
     };
-    let report: StoredReport = serde_json::from_str(&sweep.report)
+    let report: crate::devices::StoredReport = serde_json::from_str(&sweep.report)
         .map_err(|e| ApiError::Internal(format!("stored network sweep report: {e}")))?;
     let devices = app.store.devices(caller.account.id, agent).await?;
     Ok(axum::Json(NetworkView {

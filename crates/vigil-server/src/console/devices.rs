@@ -14,20 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use std::sync::Arc;
 use vigil_core::lan::Device;
-use vigil_proto::agent::{GatewayReport, InterfaceReport, SkippedNetwork};
 use vigil_store::{AgentId, DeviceId, StoredSweep};
-
-#[derive(Debug, Default, serde::Deserialize)]
-struct Report {
-    #[serde(default)]
-    interfaces: Vec<InterfaceReport>,
-    #[serde(default)]
-    swept: Vec<String>,
-    #[serde(default)]
-    skipped: Vec<SkippedNetwork>,
-    #[serde(default)]
-    gateway: Option<GatewayReport>,
-}
 
 /// `POST /agents/{id}/devices/{device}/approve`.
 pub(crate) async fn approve(
@@ -155,7 +142,8 @@ fn device_row(session: &Session, agent: AgentId, d: &Device, can_approve: bool) 
 
 fn sweep_section(sweep: &StoredSweep) -> Markup {
     // Written by this server (devices.rs): unreadable only if tampered with.
-    let report: Report = serde_json::from_str(&sweep.report).unwrap_or_default();
+    let report: crate::devices::StoredReport =
+        serde_json::from_str(&sweep.report).unwrap_or_default();
     html! {
         section.section aria-labelledby="sweep-h" {
             h2 #sweep-h { "Latest sweep" }

@@ -163,3 +163,35 @@ pub fn expect_host(inv: &Inventory, h: &Host, addr: Ipv4Addr) {
     assert_eq!(ports, &want, "{}", h.name);
     assert!(present, "{}", h.name);
 }
+
+/// Sets the agent's policy to `policy(include_interfaces)` and sweeps;
+/// when the interface on `subnet` is left out by default (a veth is a
+/// virtual link), includes it, as a user would, and sweeps again. Returns
+/// the latest sweep's report and that interface.
+pub fn sweep_including(
+    api: &Api<'_>,
+    agent: &str,
+    subnet: &str,
+    policy: impl Fn(Vec<String>) -> Value,
+) -> (Value, Value) {
+    let path = format!("/agents/{agent}/policy");
+    api.ok("PUT", &path, Some(policy(vec![])));
+    let mut report = sweep(api, agent, None);
+    let iface = report["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["subnets"].as_array().unwrap().contains(&json!(subnet)))
+        .unwrap_or_else(|| panic!("no interface on {subnet}: {report:#}"))
+        .clone();
+    if iface["excluded"].is_string() {
+        assert!(
+            !report["swept"].as_array().unwrap().contains(&json!(subnet)),
+            "left out, so not swept: {report:#}"
+        );
+        let name = iface["name"].as_str().unwrap().to_string();
+        api.ok("PUT", &path, Some(policy(vec![name])));
+        report = sweep(api, agent, Some(&report));
+    }
+    (report, iface)
+}
