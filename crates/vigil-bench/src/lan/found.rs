@@ -35,7 +35,9 @@ pub fn nmap(xml: &str) -> Result<Found> {
     let mut found = Found::new();
     for host in xml.split("<host ").skip(1) {
         let host = host.split("</host>").next().unwrap_or_default();
-        let up = tags(host, "status").iter().any(|t| attr(t, "state") == Some("up"));
+        let up = tags(host, "status")
+            .iter()
+            .any(|t| attr(t, "state") == Some("up"));
         if !up {
             continue;
         }
@@ -112,8 +114,12 @@ pub fn open_differences(found: &Found, truth: &Found) -> Vec<String> {
             .collect()
     };
     let (f, t) = (pairs(found), pairs(truth));
-    let missed = t.difference(&f).map(|(ip, p)| format!("{ip}:{p}: open port missed"));
-    let extra = f.difference(&t).map(|(ip, p)| format!("{ip}:{p}: listed open, but closed"));
+    let missed = t
+        .difference(&f)
+        .map(|(ip, p)| format!("{ip}:{p}: open port missed"));
+    let extra = f
+        .difference(&t)
+        .map(|(ip, p)| format!("{ip}:{p}: listed open, but closed"));
     missed.chain(extra).collect()
 }
 

@@ -60,6 +60,11 @@ pub struct LanArgs {
     /// table does to the sweep.
     #[arg(long)]
     device_arp_entries: bool,
+    /// Also sweep again this many seconds after a sweep, without flushing
+    /// the neighbour table in between (what a periodic sweep meets: the
+    /// entries of the previous one); comma-separated, e.g. 0,40.
+    #[arg(long, value_delimiter = ',')]
+    warm_after: Vec<u64>,
     /// Kill a run after this many seconds (the bench then fails).
     #[arg(long, default_value_t = 120)]
     limit_secs: u64,
@@ -192,13 +197,26 @@ pub fn run(args: LanArgs) -> Result<()> {
     for run in 1..=runs {
         for m in measured.iter_mut() {
             let label = format!("run {run}/{runs}");
-            measure_once(&lan, &vigil, m, &label, limit, &mut failures)?;
+            measure_once(&lan, &vigil, m, &label, limit, true, &mut failures)?;
         }
+    }
+    let mut warm = Vec::new();
+    for &after in &args.warm_after {
+        network::flush_neighbours(&lan.lan)?;
+        let mut first = lan.lan.agent_cmd(&vigil);
+        first.args(Tool::Agent.args());
+        process::run(first, limit, false).context("the sweep before the warm one")?;
+        eprintln!("[lan] waiting {after}s");
+        process::sleep(Duration::from_secs(after))?;
+        let mut m = Measured::new(Tool::Agent);
+        let label = format!("warm, {after}s after a sweep:");
+        measure_once(&lan, &vigil, &mut m, &label, limit, false, &mut failures)?;
+        warm.push((after, m));
     }
     // Without host discovery nmap waits out every empty address: once.
     if !args.quick && !args.no_pn {
         let mut m = Measured::new(NMAP_PN);
-        measure_once(&lan, &vigil, &mut m, "once", limit, &mut failures)?;
+        measure_once(&lan, &vigil, &mut m, "once", limit, true, &mut failures)?;
         measured.push(m);
     }
     let engine = if args.quick {
@@ -210,6 +228,9 @@ pub fn run(args: LanArgs) -> Result<()> {
 
     print_header(&vigil, &lan);
     report(&measured, &lan.truth);
+    if !warm.is_empty() {
+        report_warm(&warm, &lan.truth);
+    }
     if let Some(e) = &engine {
         report_engine(e, &lan.truth);
     }
@@ -227,17 +248,20 @@ pub fn run(args: LanArgs) -> Result<()> {
     Ok(())
 }
 
-/// One run of `m`'s tool from a flushed neighbour table, checked against
-/// the ground truth (differences go to `failures`).
+/// One run of `m`'s tool (from a flushed neighbour table if `flush`),
+/// checked against the ground truth (differences go to `failures`).
 fn measure_once(
     lan: &network::Lan,
     vigil: &Path,
     m: &mut Measured,
     label: &str,
     limit: Duration,
+    flush: bool,
     failures: &mut Vec<String>,
 ) -> Result<()> {
-    network::flush_neighbours(&lan.lan)?;
+    if flush {
+        network::flush_neighbours(&lan.lan)?;
+    }
     let bin = match m.tool {
         Tool::Agent => vigil,
         Tool::Nmap(_) => Path::new("nmap"),
@@ -419,7 +443,9 @@ fn report(measured: &[Measured], truth: &Found) {
         }
         report_phases(agent);
     }
-    println!("\nNeighbour table of the agent namespace after the last run of each (entries by state):\n");
+    println!(
+        "\nNeighbour table of the agent namespace after the last run of each (entries by state):\n"
+    );
     for m in measured {
         println!("- {}: {:?}", m.tool.name(), m.neighbours);
     }
@@ -441,9 +467,7 @@ fn report_phases(agent: &Measured) {
         }
     };
     let d = |x: Option<Duration>| x.map(|x| x.as_secs_f64());
-    println!(
-        "\nWhere the agent's time goes (median over the runs; seen from /proc every 5 ms):\n"
-    );
+    println!("\nWhere the agent's time goes (median over the runs; seen from /proc every 5 ms):\n");
     println!("| start until the scan engine's threads run | scan (engine threads alive) | neighbour table settling (no thread, no socket) | name lookups (UDP sockets open) | printing and exit |");
     println!("|---|---|---|---|---|");
     println!(
@@ -454,6 +478,34 @@ fn report_phases(agent: &Measured) {
         span(&|p, _| Some(d(p.names_end)? - d(p.names_start)?)),
         span(&|p, w| Some(w - d(p.names_end)?)),
     );
+}
+
+/// The sweeps that met the previous sweep's neighbour entries.
+fn report_warm(warm: &[(u64, Measured)], truth: &Found) {
+    println!("\n## Warm neighbour table: the agent sweeps again after a sweep (no flush)\n");
+    println!("| after the previous sweep | wall | scan | neighbour table settling | name lookups | devices | open ports | exact |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let d = |x: Option<Duration>| x.map(|x| x.as_secs_f64());
+    let span = |a: Option<Duration>, b: Option<Duration>| match (d(a), d(b)) {
+        (Some(a), Some(b)) => secs(b - a),
+        _ => "-".into(),
+    };
+    for (after, m) in warm {
+        let Some(r) = m.runs.first() else { continue };
+        let p = r.phases.unwrap_or_default();
+        println!(
+            "| {after} s | {} | {} | {} | {} | {}/{} | {}/{} | {} |",
+            secs(r.wall.as_secs_f64()),
+            span(p.scan_start, p.scan_end),
+            span(p.scan_end, p.names_start),
+            span(p.names_start, p.names_end),
+            m.devices,
+            truth.len(),
+            m.open,
+            found::open_ports(truth),
+            if m.exact == 1 { "yes" } else { "NO" },
+        );
+    }
 }
 
 /// One `vigil scan` of the addresses the agent sweeps, with its verdicts.
@@ -469,7 +521,9 @@ struct Engine {
 /// defaults are `ScanConfig::default()`, which the agent uses): how long
 /// the probing takes, and how the probes of empty addresses ended.
 fn engine_alone(lan: &network::Lan, vigil: &Path, limit: Duration) -> Result<Engine> {
-    let dir = tempfile::Builder::new().prefix("vigil-bench-lan").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("vigil-bench-lan")
+        .tempdir()?;
     let xml = dir.path().join("engine.xml");
     let range = "198.18.4.1-198.18.7.254";
     let mut cmd = lan.lan.agent_cmd(vigil);

@@ -38,6 +38,16 @@ pub fn check_interrupted() -> Result<()> {
     Ok(())
 }
 
+/// Sleeps `d`, waking early (with an error) when interrupted.
+pub fn sleep(d: Duration) -> Result<()> {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        check_interrupted()?;
+        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+    }
+    Ok(())
+}
+
 /// What one run cost.
 #[derive(Debug, Clone, Default)]
 pub struct Run {
