@@ -61,6 +61,9 @@ pub enum ConditionKind {
     /// The agent stopped calling in (raised by the liveness sweeper, never by
     /// [`evaluate`]).
     AgentNotCommunicating,
+    /// A device joined the location's network (raised by the network
+    /// sweep, never by [`evaluate`]); over once a user approves it.
+    NewDevice,
 }
 
 /// One alertable condition of a target: a kind and, for port conditions, the port.
@@ -100,6 +103,13 @@ impl Condition {
             port: None,
         }
     }
+
+    pub fn new_device() -> Self {
+        Condition {
+            kind: ConditionKind::NewDevice,
+            port: None,
+        }
+    }
 }
 
 /// `"unauthorized port 8080/tcp open"`, `"service on port 22/tcp down"`,
@@ -115,6 +125,7 @@ impl fmt::Display for Condition {
             (ConditionKind::ServiceDown, None) => f.write_str("service down"),
             (ConditionKind::TargetUnreachable, _) => f.write_str("target unreachable"),
             (ConditionKind::AgentNotCommunicating, _) => f.write_str("agent not communicating"),
+            (ConditionKind::NewDevice, _) => f.write_str("new device on the network"),
         }
     }
 }
@@ -189,7 +200,7 @@ impl DampingConfig {
             ConditionKind::UnauthorizedOpen => self.unauthorized_open_raise_after,
             ConditionKind::ServiceDown => self.service_down_raise_after,
             ConditionKind::TargetUnreachable => self.target_unreachable_raise_after,
-            ConditionKind::AgentNotCommunicating => 1,
+            ConditionKind::AgentNotCommunicating | ConditionKind::NewDevice => 1,
         };
         n.max(1)
     }
@@ -427,8 +438,8 @@ pub fn evaluate(
         (ConditionKind::ServiceDown, Some(p)) => !policy.is_monitored(p),
         (ConditionKind::UnauthorizedOpen, Some(p)) => policy.is_authorized(p),
         (ConditionKind::TargetUnreachable, _) => false,
-        // Not a scan condition: `evaluate` could never update or clear it.
-        (ConditionKind::AgentNotCommunicating, _) => true,
+        // Not scan conditions: `evaluate` could never update or clear them.
+        (ConditionKind::AgentNotCommunicating | ConditionKind::NewDevice, _) => true,
         // Port conditions without a port cannot come from `evaluate`.
         (_, None) => true,
     });
@@ -508,6 +519,7 @@ mod tests {
             ConditionKind::ServiceDown => "down",
             ConditionKind::TargetUnreachable => "unreach",
             ConditionKind::AgentNotCommunicating => "silent",
+            ConditionKind::NewDevice => "new",
         };
         let change = match e.change {
             Change::Raised => "raised",

@@ -16,6 +16,8 @@ pub enum EventKind {
     AgentBack,
     ScanSuspended,
     ScanDisabled,
+    /// A device joined the location's network.
+    NewDevice,
     /// Endpoints of a compliance assessment changed status since the
     /// previous one (one summary per assessment, about the account).
     ComplianceChanged,
@@ -25,7 +27,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::UnauthorizedPortOpen,
         EventKind::ServiceDown,
         EventKind::ServiceRecovered,
@@ -35,6 +37,7 @@ impl EventKind {
         EventKind::AgentBack,
         EventKind::ScanSuspended,
         EventKind::ScanDisabled,
+        EventKind::NewDevice,
         EventKind::ComplianceChanged,
         EventKind::Test,
     ];
@@ -51,6 +54,7 @@ impl EventKind {
             EventKind::AgentBack => "agent_back",
             EventKind::ScanSuspended => "scan_suspended",
             EventKind::ScanDisabled => "scan_disabled",
+            EventKind::NewDevice => "new_device",
             EventKind::ComplianceChanged => "compliance_changed",
             EventKind::Test => "test",
         }
@@ -68,6 +72,7 @@ impl EventKind {
             EventKind::AgentBack => "Agent back",
             EventKind::ScanSuspended => "Scanning suspended",
             EventKind::ScanDisabled => "Scanning disabled",
+            EventKind::NewDevice => "New device on the network",
             EventKind::ComplianceChanged => "Compliance status changed",
             EventKind::Test => "Test notification",
         }

@@ -351,7 +351,8 @@ pub struct AlertView {
     pub id: String,
     pub agent_id: String,
     pub target: String,
-    /// `unauthorized_open`, `service_down`, `target_unreachable`, `agent_not_communicating`.
+    /// `unauthorized_open`, `service_down`, `target_unreachable`, `agent_not_communicating`,
+    /// `new_device`.
     pub kind: String,
     pub port: Option<u16>,
     /// `open` or `resolved`.

@@ -52,6 +52,8 @@ pub(crate) fn event_for(condition: Condition, raised: bool) -> (EventKind, Sever
             (EventKind::AgentNotCommunicating, Severity::Critical)
         }
         (ConditionKind::AgentNotCommunicating, false) => (EventKind::AgentBack, Severity::Recovery),
+        (ConditionKind::NewDevice, true) => (EventKind::NewDevice, Severity::Warning),
+        (ConditionKind::NewDevice, false) => (EventKind::NewDevice, Severity::Recovery),
     }
 }
 
@@ -83,6 +85,8 @@ pub(crate) fn title(agent: &Agent, target: &str, condition: Condition, raised: b
         (ConditionKind::AgentNotCommunicating, _, false) => {
             format!("Agent {:?} communicates again", agent.name)
         }
+        (ConditionKind::NewDevice, _, true) => format!("New {place} on the network"),
+        (ConditionKind::NewDevice, _, false) => format!("New {place} approved"),
         (_, None, true) => format!("{condition} on {place}"),
         (_, None, false) => format!("{condition} over on {place}"),
     }
@@ -122,6 +126,12 @@ fn details(condition: Condition, raised: bool) -> String {
         (ConditionKind::AgentNotCommunicating, true) => {
             "The agent has stopped calling in. The location may have lost power or \
              its connection; its security scan is suspended until it communicates again."
+                .into()
+        }
+        (ConditionKind::NewDevice, true) => {
+            "A device that was not on the location's network before answered the agent's \
+             sweep. If you know it, approve it on the agent's Devices page (its open ports \
+             become its authorized ports); otherwise find it by its address and MAC."
                 .into()
         }
         (_, false) => "The condition is over; no action needed.".into(),

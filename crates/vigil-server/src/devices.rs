@@ -12,13 +12,13 @@ use vigil_core::lan::{
 };
 use vigil_core::policy::NETWORK_TASK_KEY;
 use vigil_core::{AccountKind, PolicyTarget, SecurityPolicy};
-use vigil_core::{Observation, PortList, PortState};
+use vigil_core::{Condition, Observation, PortList, PortState};
 use vigil_proto::agent::{
     GatewayReport, InterfaceReport, NetworkSweep, NetworkUpload, SkippedNetwork, UploadStatus,
 };
 use vigil_store::{
-    AccountId, Agent, AgentId, DeviceId, DevicePatch, NewNetworkSweep, StoreError, SweepIngest,
-    UnixTime,
+    now_unix, AccountId, Agent, AgentId, DeviceId, DevicePatch, NewNetworkSweep, StoreError,
+    SweepIngest, UnixTime,
 };
 
 /// What the agent's sweep of its location covers, from its policy.
@@ -105,7 +105,14 @@ pub(crate) async fn approve(
         authorized,
         ..DevicePatch::default()
     };
-    decide(app, account, actor, agent, device, &patch).await
+    let d = decide(app, account, actor, agent, device, &patch).await?;
+    // Its *new device* alert is over.
+    if let Some(key) = device_target(&d) {
+        let agent = app.store.agent(account, agent).await?;
+        app.clear(&agent, &key, Condition::new_device(), false, now_unix())
+            .await?;
+    }
+    Ok(d)
 }
 
 /// The part of a stored sweep shown beside the inventory, as read back
@@ -184,6 +191,13 @@ impl App {
         let report = serde_json::to_string(&report)
             .map_err(|e| IngestError::Rejected(format!("unusable sweep report: {e}")))?;
         let sightings: Vec<Sighting> = upload.devices.iter().map(cleaned).collect();
+        // The first sweep of a location is its baseline: what is there is
+        // not new.
+        let baseline = self
+            .store
+            .network_sweep(agent.account_id, agent.id)
+            .await?
+            .is_none();
         let sweep = NewNetworkSweep {
             upload_id: &upload.upload_id,
             task_id: &upload.task_id,
@@ -228,8 +242,24 @@ impl App {
             changes = changes.len(),
             "network sweep stored"
         );
-        self.evaluate_network(agent, &task.ports, &devices, upload.gateway.as_ref(), now)
-            .await?;
+        let joined: Vec<&Device> = if baseline {
+            Vec::new()
+        } else {
+            let ids = vigil_core::lan::inventory::joined(&changes);
+            devices
+                .iter()
+                .filter(|d| ids.contains(d.id.as_str()))
+                .collect()
+        };
+        self.evaluate_network(
+            agent,
+            &task.ports,
+            &devices,
+            &joined,
+            upload.gateway.as_ref(),
+            now,
+        )
+        .await?;
         Ok(UploadStatus::Stored)
     }
 
@@ -242,6 +272,7 @@ impl App {
         agent: &Agent,
         task_ports: &str,
         devices: &[Device],
+        joined: &[&Device],
         gateway: Option<&GatewayReport>,
         now: UnixTime,
     ) -> Result<(), StoreError> {
@@ -254,6 +285,12 @@ impl App {
         );
         if !runs || !policy.sweeps_networks() {
             return Ok(());
+        }
+        for d in joined {
+            if let Some(key) = device_target(d) {
+                self.raise(agent, &key, Condition::new_device(), now)
+                    .await?;
+            }
         }
         // What the server asked for; the agent's report of it is not trusted further.
         let scanned = PortList::parse(task_ports).unwrap_or_default();

@@ -35,13 +35,14 @@ const LATENCY_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-const TARGET_KINDS: [&str; 3] = ["agent_host", "host", "observed_address"];
+const TARGET_KINDS: [&str; 4] = ["agent_host", "host", "observed_address", "network"];
 
-const CONDITION_KINDS: [ConditionKind; 4] = [
+const CONDITION_KINDS: [ConditionKind; 5] = [
     ConditionKind::UnauthorizedOpen,
     ConditionKind::ServiceDown,
     ConditionKind::TargetUnreachable,
     ConditionKind::AgentNotCommunicating,
+    ConditionKind::NewDevice,
 ];
 
 pub(crate) const OPENMETRICS_TYPE: &str =
@@ -511,6 +512,7 @@ fn condition_kind(kind: ConditionKind) -> &'static str {
         ConditionKind::ServiceDown => "service_down",
         ConditionKind::TargetUnreachable => "target_unreachable",
         ConditionKind::AgentNotCommunicating => "agent_not_communicating",
+        ConditionKind::NewDevice => "new_device",
     }
 }
 
@@ -596,6 +598,9 @@ mod tests {
             ("observed_address", "observed_address"),
             ("host:nas.lan", "host"),
             ("host:192.0.2.7", "host"),
+            ("network", "network"),
+            ("local_network", "network"),
+            ("net:198.51.100.0/24", "network"),
             ("nonsense", "other"),
             ("", "other"),
         ] {

@@ -50,6 +50,7 @@ mod peers;
 mod policies;
 mod results;
 mod retention;
+mod schema;
 mod sealed;
 mod secret;
 mod server;
@@ -100,10 +101,6 @@ use sqlx::sqlite::{
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The schema, embedded at build time. The SQL is portable, so one set of
-/// migrations serves both databases.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,16 +238,20 @@ impl Store {
 
     /// [`Store::connect`] with explicit options.
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store> {
+        Store::connect_migrated_to(url, options, i64::MAX).await
+    }
+
+    /// A store whose schema is migrated up to version `last` only: for
+    /// tests of a migration on data written by the schema before it.
+    #[doc(hidden)]
+    pub async fn connect_migrated_to(url: &str, options: StoreOptions, last: i64) -> Result<Store> {
         let passwords = PasswordHashing::new(options.password_cost)?;
         let password_gate = PasswordGate::new(options.password_work)?;
         let pool = match Backend::for_url(url)? {
             Backend::Sqlite => Pool::Sqlite(connect_sqlite(url, &options).await?),
             Backend::Postgres => Pool::Postgres(connect_postgres(url, &options).await?),
         };
-        match &pool {
-            Pool::Sqlite(p) => MIGRATOR.run(p).await?,
-            Pool::Postgres(p) => MIGRATOR.run(p).await?,
-        }
+        schema::migrate(&pool, last).await?;
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,

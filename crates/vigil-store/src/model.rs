@@ -194,6 +194,7 @@ pub(crate) fn condition_kind_str(k: ConditionKind) -> &'static str {
         ConditionKind::ServiceDown => "service_down",
         ConditionKind::TargetUnreachable => "target_unreachable",
         ConditionKind::AgentNotCommunicating => "agent_not_communicating",
+        ConditionKind::NewDevice => "new_device",
     }
 }
 
@@ -203,6 +204,7 @@ pub(crate) fn parse_condition(kind: &str, port: Option<i64>) -> Result<Condition
         "service_down" => ConditionKind::ServiceDown,
         "target_unreachable" => ConditionKind::TargetUnreachable,
         "agent_not_communicating" => ConditionKind::AgentNotCommunicating,
+        "new_device" => ConditionKind::NewDevice,
         _ => return Err(StoreError::corrupt("alert kind", kind)),
     };
     let port = match port {

@@ -16,11 +16,11 @@ mod common;
 
 use common::can_build_networks;
 use common::lan::{
-    add, expect_host, inventory, login, registry_vendor, start_agent, start_server, sweep,
-    sweep_including, Host,
+    add, expect_host, inventory, login, mac_text, registry_vendor, start_agent, start_server,
+    sweep, sweep_including, Host,
 };
 use common::server::Api;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use vigil_testnet::TestLan;
@@ -143,6 +143,36 @@ fn the_agent_inventories_its_lan_and_follows_changes() {
         (false, &camera_id),
         "the camera left"
     );
+
+    // The laptop is new: the first sweep was the baseline, so it is the
+    // only *new device* alert, until someone approves it.
+    let alerts = api.get(&format!("/alerts?status=all&agent={agent}"));
+    let new_devices: Vec<&Value> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "new_device")
+        .collect();
+    assert_eq!(new_devices.len(), 1, "{alerts:#}");
+    let laptop_target = format!("device:{}", mac_text(LAPTOP.mac));
+    assert_eq!(new_devices[0]["target"], json!(laptop_target));
+    assert_eq!(new_devices[0]["status"], "open");
+    let title = new_devices[0]["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("New device 00:1b:63:00:00:14 (Apple, Inc.)"),
+        "{title}"
+    );
+    let laptop_id = inv[&LAPTOP.addr.to_string()].4.clone();
+    api.ok(
+        "POST",
+        &format!("/agents/{agent}/devices/{laptop_id}/approve"),
+        None,
+    );
+    let alert = api.get(&format!(
+        "/alerts/{}",
+        new_devices[0]["id"].as_str().unwrap()
+    ));
+    assert_eq!(alert["status"], "resolved", "{alert:#}");
 
     // One device by id; filters; the CLI shows the same inventory.
     let one = api.get(&format!("/agents/{agent}/devices/{printer_id}"));

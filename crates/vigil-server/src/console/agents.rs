@@ -467,7 +467,7 @@ pub(crate) fn editor(
                     label.check for="unreviewed_report_only" {
                         input #unreviewed_report_only type="checkbox" name="unreviewed_report_only" value="on"
                             checked[draft.unreviewed_report_only];
-                        "Devices nobody approved: list them only (otherwise any open port of theirs is unauthorized)"
+                        "Devices nobody approved: do not alert on their open ports (otherwise any open port of theirs is unauthorized)"
                     }
                 }
                 label for="interval" { "Interval" }

@@ -1022,7 +1022,7 @@ mod tests {
                 all[1..].to_vec(),
                 "Service down, Service recovered, Target unreachable, Target reachable again, \
                  Agent not communicating, Agent back, Scanning suspended, Scanning disabled, \
-                 Compliance status changed",
+                 New device on the network, Compliance status changed",
             ),
         ] {
             assert_eq!(events_label(&events), label, "{events:?}");

@@ -210,6 +210,10 @@ fn tenant_b_cannot_reach_tenant_a_on_any_id_route() {
         ),
         (("POST", "/alerts/{id}/ack"), json!({"note": "B was here"})),
         (
+            ("PATCH", "/agents/{id}/devices/{device}"),
+            json!({"approved": true, "monitored": true}),
+        ),
+        (
             ("PUT", "/contacts/{id}"),
             json!({"name": "hijacked", "channel": "email", "address": "evil@b.test"}),
         ),
@@ -263,8 +267,14 @@ fn tenant_b_cannot_reach_tenant_a_on_any_id_route() {
             ),
         };
         let nobody = uuid_v4_like(id);
-        let (status, answer) = b.request(method, &path.replace("{id}", id), body.clone());
-        let (status_none, answer_none) = b.request(method, &path.replace("{id}", &nobody), body);
+        // A device of A's agent (the agent is what B must not reach; the
+        // device id is checked under it).
+        let path_of = |agent: &str| {
+            path.replace("{id}", agent)
+                .replace("{device}", "8d6c0c1e-0000-4000-8000-000000000001")
+        };
+        let (status, answer) = b.request(method, &path_of(id), body.clone());
+        let (status_none, answer_none) = b.request(method, &path_of(&nobody), body);
         assert_eq!(status, 404, "B {method} {path} with A's id: {answer}");
         assert_eq!(
             (status, answer),

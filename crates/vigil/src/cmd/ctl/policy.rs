@@ -215,7 +215,11 @@ mod tests {
             (parse(Some("70000"), &[], None), "\"70000\""),
             (parse(Some("22,,80"), &[], None), "--authorized"),
             (parse(None, &["my nas"], None), "\"my nas\""),
-            (parse(None, &["10.0.0.0/24"], None), "range or CIDR"),
+            (
+                parse(None, &["10.0.0.7/24"], None),
+                "write it as 10.0.0.0/24",
+            ),
+            (parse(None, &["10.0.0.9-10.0.0.1"], None), "after its end"),
             (parse(None, &[], Some(0)), "--interval"),
         ];
         for (got, needle) in cases {
