@@ -33,8 +33,18 @@ pub fn agent(json: &str) -> Result<(Found, Vec<String>)> {
 pub fn nmap(xml: &str) -> Result<Found> {
     let open = vigil_testnet::nmap::open_set(&vigil_testnet::nmap::parse_xml(xml)?);
     let mut found = Found::new();
-    for host in xml.split("<host ").skip(1) {
-        let host = host.split("</host>").next().unwrap_or_default();
+    // Each `<host>` element: what precedes its `</host>`, from its last
+    // opening tag (`<hosthint>` elements, which nmap writes during host
+    // discovery, are not hosts).
+    for chunk in xml.split("</host>") {
+        let Some(start) = ["<host ", "<host>"]
+            .iter()
+            .filter_map(|tag| chunk.rfind(tag))
+            .max()
+        else {
+            continue;
+        };
+        let host = &chunk[start..];
         let up = tags(host, "status")
             .iter()
             .any(|t| attr(t, "state") == Some("up"));
@@ -136,7 +146,10 @@ mod tests {
 <host><status state="up" reason="localhost-response" reason_ttl="0"/>
 <address addr="198.18.4.1" addrtype="ipv4"/>
 <ports><extraports state="closed" count="2"><extrareasons reason="conn-refused" count="2" proto="tcp" ports="22,80"/></extraports></ports></host>
-<host><status state="up" reason="arp-response" reason_ttl="0"/>
+<hosthint><status state="up" reason="arp-response" reason_ttl="0"/>
+<address addr="198.18.4.7" addrtype="ipv4"/>
+</hosthint>
+<host starttime="1" endtime="2"><status state="up" reason="arp-response" reason_ttl="0"/>
 <address addr="198.18.4.7" addrtype="ipv4"/>
 <address addr="00:80:77:42:00:02" addrtype="mac" vendor="Brother industries"/>
 <ports><port protocol="tcp" portid="80"><state state="open" reason="syn-ack" reason_ttl="0"/></port>

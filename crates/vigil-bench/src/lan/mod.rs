@@ -17,8 +17,12 @@
 //! Besides the totals, the agent's phases are timed from `/proc` while it
 //! runs (scan, neighbour-table settling, name lookups; see
 //! [`process::Phases`]), and one plain `vigil scan` of the same addresses
-//! and ports shows how the engine's probes to empty addresses ended. Run
-//! it through `bench/lan`.
+//! and ports shows how the engine's probes to empty addresses ended.
+//! `--warm-after` adds sweeps that meet the previous sweep's neighbour
+//! entries (no flush), where the settling wait shows. Every run's
+//! devices and open ports are checked against the ground truth, and the
+//! kernel's neighbour-table overflows are counted (the table is the whole
+//! machine's, and a /22 sweep fills it). Run it through `bench/lan`.
 
 mod found;
 mod network;
@@ -33,9 +37,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// `vigil agent sweep`'s default port list (`DEFAULT_SWEEP_PORTS` in
-/// `crates/vigil/src/cmd/agent_sweep.rs`), given to both tools.
-pub const PORTS: &str = "21,22,23,53,80,139,443,445,554,631,1883,3389,5000,5900,8080,8443,9100";
+/// The ports of a LAN sweep (`vigil agent sweep`'s default), given to
+/// both tools.
+pub const PORTS: &str = vigil_core::lan::scope::LAN_PORTS;
 
 /// Devices on the LAN.
 const HOSTS: usize = 50;
@@ -65,8 +69,9 @@ pub struct LanArgs {
     /// entries of the previous one); comma-separated, e.g. 0,40.
     #[arg(long, value_delimiter = ',')]
     warm_after: Vec<u64>,
-    /// Kill a run after this many seconds (the bench then fails).
-    #[arg(long, default_value_t = 120)]
+    /// Kill a run after this many seconds (the bench then fails; nmap
+    /// -Pn takes 90–115 s on 2 cores).
+    #[arg(long, default_value_t = 300)]
     limit_secs: u64,
     /// The vigil binary (default: next to this one).
     #[arg(long)]
@@ -150,6 +155,8 @@ struct Measured {
     exact: usize,
     /// Neighbour entries by state after the last run.
     neighbours: BTreeMap<String, usize>,
+    /// What went wrong in which run, for the report.
+    notes: Vec<String>,
 }
 
 impl Measured {
@@ -161,6 +168,7 @@ impl Measured {
             open: 0,
             exact: 0,
             neighbours: BTreeMap::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -209,7 +217,7 @@ pub fn run(args: LanArgs) -> Result<()> {
         eprintln!("[lan] waiting {after}s");
         process::sleep(Duration::from_secs(after))?;
         let mut m = Measured::new(Tool::Agent);
-        let label = format!("warm, {after}s after a sweep:");
+        let label = format!("warm ({after}s after a sweep)");
         measure_once(&lan, &vigil, &mut m, &label, limit, false, &mut failures)?;
         warm.push((after, m));
     }
@@ -297,7 +305,7 @@ fn measure_once(
         .map(|p| format!(", phases {p}"))
         .unwrap_or_default();
     eprintln!(
-        "[lan] {label} {}: {:.2}s, CPU {:.2}s, max RSS {:.1} MiB, {} devices, {} open ports, {}{phases}; neighbours after {:?}; kernel table peak {} entries, {} overflows, {} failed resolutions",
+        "[lan] {label} {}: {:.2}s, CPU {:.2}s, max RSS {:.1} MiB, {} devices, {} open ports, {}{phases}; neighbours after {:?}; kernel table {} entries at start, peak {}, {} overflows, {} failed resolutions",
         m.tool.name(),
         r.wall.as_secs_f64(),
         r.cpu(),
@@ -306,6 +314,7 @@ fn measure_once(
         found::open_ports(&found),
         if diff.is_empty() { "exact".to_string() } else { format!("{} differences", diff.len()) },
         m.neighbours,
+        r.arp.entries_before,
         r.arp.peak_entries,
         r.arp.table_fulls,
         r.arp.res_failed,
@@ -313,11 +322,52 @@ fn measure_once(
     for d in &diff {
         failures.push(format!("{} {label}: {d}", m.tool.name()));
     }
+    if !diff.is_empty() {
+        let missed_droppers = lan
+            .droppers
+            .iter()
+            .filter(|a| m.tool.lists_devices() && !found.contains_key(a))
+            .count();
+        m.notes.push(format!(
+            "{label}: {} differences ({}{}); the machine's neighbour table held {} entries at the start, peaked at {} and refused {} new ones (\"neighbor table overflow\")",
+            diff.len(),
+            summarize(&diff),
+            if missed_droppers > 0 {
+                format!(
+                    ", {missed_droppers} of the {} devices that drop everything among them",
+                    lan.droppers.len()
+                )
+            } else {
+                String::new()
+            },
+            r.arp.entries_before,
+            r.arp.peak_entries,
+            r.arp.table_fulls
+        ));
+    }
     m.exact += usize::from(diff.is_empty());
     m.devices = found.len();
     m.open = found::open_ports(&found);
     m.runs.push(r);
     Ok(())
+}
+
+/// "3 devices missed, 2 with open ports missed": the kinds of differences.
+fn summarize(diff: &[String]) -> String {
+    let n = |pat: &str| diff.iter().filter(|d| d.contains(pat)).count();
+    let parts = [
+        (n("device missed"), "devices missed"),
+        (n(": open ports"), "devices with wrong open ports"),
+        (n("no device is there"), "listed where no device is"),
+        (n(": MAC"), "wrong MACs"),
+        (n("open port missed"), "open ports missed"),
+    ];
+    parts
+        .iter()
+        .filter(|(k, _)| *k > 0)
+        .map(|(k, what)| format!("{k} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn version(bin: &Path) -> String {
@@ -380,10 +430,15 @@ fn secs(s: f64) -> String {
 fn report(measured: &[Measured], truth: &Found) {
     let runs = measured.first().map_or(0, |m| m.runs.len());
     println!(
-        "\n## Sweep of {} (median of {runs} runs, interleaved; -Pn once; neighbour table flushed before each)\n",
-        network::SUBNET
+        "\n## Sweep of {} (median of {runs} runs, interleaved{}; neighbour table flushed before each)\n",
+        network::SUBNET,
+        if measured.iter().any(|m| !m.tool.lists_devices()) {
+            "; -Pn once"
+        } else {
+            ""
+        }
     );
-    println!("| tool | command (in the agent namespace) | wall (median, min–max) | CPU user+sys | max RSS | machine busy | neighbour table: peak entries, overflows | devices | open ports | exact |");
+    println!("| tool | command (in the agent namespace) | wall (median, min–max) | CPU user+sys | max RSS | machine busy (all processes) | neighbour table: peak entries, overflows | devices | open ports | exact |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let stat = |m: &Measured, f: &dyn Fn(&Run) -> f64| median(m.runs.iter().map(f).collect());
     for m in measured {
@@ -475,8 +530,9 @@ fn report_phases(agent: &Measured) {
         span(&|p, _| d(p.scan_start)),
         span(&|p, _| Some(d(p.scan_end)? - d(p.scan_start)?)),
         span(&|p, _| Some(d(p.names_start)? - d(p.scan_end)?)),
-        span(&|p, _| Some(d(p.names_end)? - d(p.names_start)?)),
-        span(&|p, w| Some(w - d(p.names_end)?)),
+        // Sockets that close within a sample of the exit: names end there.
+        span(&|p, w| Some(d(p.names_end).unwrap_or(w) - d(p.names_start)?)),
+        span(&|p, w| Some(d(p.names_end).map_or(0.0, |e| w - e))),
     );
 }
 
@@ -492,7 +548,8 @@ fn report_warm(warm: &[(u64, Measured)], truth: &Found) {
     };
     for (after, m) in warm {
         let Some(r) = m.runs.first() else { continue };
-        let p = r.phases.unwrap_or_default();
+        let mut p = r.phases.unwrap_or_default();
+        p.names_end = p.names_end.or(Some(r.wall));
         println!(
             "| {after} s | {} | {} | {} | {} | {}/{} | {}/{} | {} |",
             secs(r.wall.as_secs_f64()),
@@ -505,6 +562,9 @@ fn report_warm(warm: &[(u64, Measured)], truth: &Found) {
             found::open_ports(truth),
             if m.exact == 1 { "yes" } else { "NO" },
         );
+    }
+    for note in warm.iter().flat_map(|(_, m)| &m.notes) {
+        println!("\n- {note}");
     }
 }
 

@@ -72,6 +72,8 @@ pub struct Lan {
     pub serving: usize,
     pub refusing: usize,
     pub dropping: usize,
+    /// The addresses of the devices that drop everything.
+    pub droppers: BTreeSet<IpAddr>,
 }
 
 /// Builds the LAN with `hosts` devices placed by `seed`; `device_entries`:
@@ -88,6 +90,7 @@ pub fn build(hosts: usize, seed: u64, device_entries: bool) -> Result<Lan> {
         },
     );
     let (mut serving, mut refusing, mut dropping) = (0, 0, 0);
+    let mut droppers = BTreeSet::new();
     for (i, addr) in place(subnet, hosts, seed).into_iter().enumerate() {
         let kind = &KINDS[i % KINDS.len()];
         let [a, b, c] = kind.oui;
@@ -100,6 +103,7 @@ pub fn build(hosts: usize, seed: u64, device_entries: bool) -> Result<Lan> {
         if kind.drops {
             drop_everything(&lan, &name)?;
             dropping += 1;
+            droppers.insert(IpAddr::V4(addr));
         } else if kind.ports.is_empty() {
             refusing += 1;
         } else {
@@ -145,6 +149,7 @@ pub fn build(hosts: usize, seed: u64, device_entries: bool) -> Result<Lan> {
         serving,
         refusing,
         dropping,
+        droppers,
     })
 }
 

@@ -93,6 +93,8 @@ pub struct Phases {
 /// everything that ran at the time; the bench runs one tool at a time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ArpStats {
+    /// Entries when the run began (other namespaces' included).
+    pub entries_before: u64,
     /// Most entries seen at once (sampled with the process).
     pub peak_entries: u64,
     /// New entries refused because the table was full ("neighbor table
@@ -195,6 +197,7 @@ pub fn run(mut cmd: Command, limit: Duration, watch: bool) -> Result<Run> {
     };
     let arp_after = arp_counters().unwrap_or_default();
     let arp = ArpStats {
+        entries_before: arp_before.0,
         peak_entries,
         table_fulls: arp_after.1.saturating_sub(arp_before.1),
         res_failed: arp_after.2.saturating_sub(arp_before.2),
