@@ -7,7 +7,7 @@
 //! Safety: the sweep covers only what the task names (its own subnets when
 //! `local` is set, and the networks the server validated), never more than
 //! `max_addresses` in all, and never loopback, link-local or multicast
-//! addresses (see `vigil_core::lan::scope::never_swept`).
+//! addresses (see `vigil_core::lan::scope::touches_never_swept`).
 
 use crate::gateway::{self, AuditConfig};
 use crate::lan::{self, Interface};
@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 use vigil_core::compliance::names::NameSource;
-use vigil_core::lan::scope::never_swept;
+use vigil_core::lan::scope::touches_never_swept;
 use vigil_core::lan::{network_range, MacAddr, Sighting};
 use vigil_core::targets::AddrRange;
 use vigil_core::{PortList, PortState};
@@ -70,7 +70,7 @@ pub fn plan(sweep: &NetworkSweep, subnets: &[IpNet], left_out: &[(IpNet, String)
     }
     let mut total: u128 = 0;
     let mut add = |out: &mut Plan, name: String, range: AddrRange| {
-        if never_swept(range.start()) || never_swept(range.end()) {
+        if touches_never_swept(&range) {
             out.skipped.push(SkippedNetwork {
                 network: name,
                 reason: "loopback, link-local or multicast addresses are never swept".into(),
@@ -423,12 +423,22 @@ mod tests {
     #[test]
     fn nothing_local_unless_asked_and_never_loopback() {
         let p = plan(
-            &sweep(false, &["127.0.0.0/30", "198.51.100.7"], 1024),
+            &sweep(
+                false,
+                &[
+                    "127.0.0.0/30",
+                    "169.253.255.255-169.255.0.0",
+                    "198.51.100.7",
+                ],
+                1 << 20,
+            ),
             &[net("198.51.100.0/24")],
             &[],
         );
         assert_eq!(p.swept, vec!["198.51.100.7"]);
         assert_eq!(p.skipped[0].network, "127.0.0.0/30");
+        // Ordinary ends, link-local inside.
+        assert_eq!(p.skipped[1].network, "169.253.255.255-169.255.0.0");
     }
 
     #[test]

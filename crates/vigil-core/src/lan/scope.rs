@@ -140,9 +140,80 @@ pub fn never_swept(addr: IpAddr) -> bool {
     }
 }
 
+/// Whether any address of `range` is never swept ([`never_swept`]): a
+/// range may start and end on ordinary addresses and still hold loopback
+/// or multicast ones (`126.255.255.0-127.0.0.255`).
+pub fn touches_never_swept(range: &AddrRange) -> bool {
+    const V4: [(u32, u32); 5] = [
+        (0, 0),                     // 0.0.0.0
+        (0x7f00_0000, 0x7fff_ffff), // 127.0.0.0/8
+        (0xa9fe_0000, 0xa9fe_ffff), // 169.254.0.0/16
+        (0xe000_0000, 0xefff_ffff), // 224.0.0.0/4
+        (0xffff_ffff, 0xffff_ffff), // 255.255.255.255
+    ];
+    const V6: [(u128, u128); 3] = [
+        (0, 1),                               // :: and ::1
+        (0xfe80 << 112, (0xfec0 << 112) - 1), // fe80::/10
+        (0xff00 << 112, u128::MAX),           // ff00::/8
+    ];
+    match (range.start(), range.end()) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let (a, b) = (u32::from(a), u32::from(b));
+            V4.iter().any(|&(lo, hi)| a <= hi && lo <= b)
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let (a, b) = (u128::from(a), u128::from(b));
+            V6.iter().any(|&(lo, hi)| a <= hi && lo <= b)
+        }
+        // An AddrRange is of one family.
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_around_special_addresses_touches_them() {
+        let r = |s: &str| network_range(s).expect(s).1;
+        for s in [
+            "126.255.255.0-127.0.0.255",
+            "169.253.255.250-169.254.0.5",
+            "223.255.255.0-224.0.0.10",
+            "0.0.0.0/30",
+            "127.0.0.1",
+            "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ff00-fe80::10",
+            "::/127",
+            "ff02::1",
+        ] {
+            assert!(touches_never_swept(&r(s)), "{s}");
+        }
+        for s in [
+            "198.51.100.0/24",
+            "2001:db8::/112",
+            "126.0.0.0/30",
+            "fec0::/120",
+        ] {
+            assert!(!touches_never_swept(&r(s)), "{s}");
+        }
+        // One address: the same verdict as never_swept.
+        for a in [
+            "127.0.0.1",
+            "169.254.1.1",
+            "224.0.0.251",
+            "fe80::1",
+            "::1",
+            "198.51.100.7",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(
+                touches_never_swept(&AddrRange::single(ip)),
+                never_swept(ip),
+                "{a}"
+            );
+        }
+    }
 
     #[test]
     fn accepts_blocks_ranges_and_addresses_in_normal_form() {
