@@ -19,6 +19,7 @@
 //! * [`sys`]: what the agent asks of Linux or Windows (state directory,
 //!   private files, OS facts, listening sockets); nothing else has a `cfg`.
 
+pub mod arp;
 pub mod client;
 mod error;
 pub mod failover;

@@ -9,8 +9,10 @@
 //! `max_addresses` in all, and never loopback, link-local or multicast
 //! addresses (see `vigil_core::lan::scope::touches_never_swept`).
 
+use crate::arp::{self, ArpJob, ArpTiming};
 use crate::gateway::{self, AuditConfig};
 use crate::lan::{self, Interface};
+use crate::sys;
 use crate::task::unix_now;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
@@ -30,8 +32,12 @@ use vigil_scan::{ScanConfig, Scanner, TargetSet};
 
 /// How long the gateway audit may take.
 const GATEWAY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long name lookups may wait for answers.
+/// How long a PTR lookup may take.
 const NAME_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long mDNS and NetBIOS answers are awaited after the last question:
+/// a responder on the LAN answers in milliseconds (a Wi-Fi client in
+/// power save in a few hundred).
+const NAME_REPLY_WAIT: Duration = Duration::from_millis(750);
 /// How long after the scan the agent waits for neighbour entries the sweep
 /// put to the test: the OS checks an entry it has not confirmed lately
 /// about 5 s after the sweep first used it (Linux: DELAY, then three
@@ -240,11 +246,34 @@ fn gateway_report(audit: gateway::GatewayAudit) -> GatewayReport {
     }
 }
 
+/// How a sweep finds the hosts of on-link IPv4 ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    /// By ARP where the OS lets the agent (see [`crate::arp`]), by connect
+    /// probes elsewhere.
+    Arp,
+    /// By connect probes only (`vigil agent sweep --no-arp`), as an agent
+    /// without `CAP_NET_RAW` does.
+    Connect,
+}
+
 /// Runs the sweep of `task` and returns its upload. Never fails: what
 /// could not be swept is in `skipped`, a scan error is logged and leaves
 /// the neighbour table as the only source.
-pub async fn run(task: &ScanTask, sweep: &NetworkSweep, cfg: ScanConfig) -> NetworkUpload {
+///
+/// On-link IPv4 ranges are searched by ARP first ([`crate::arp`]) and only
+/// the hosts that answered are probed for ports; where ARP cannot be used,
+/// on-link ranges are probed in windows the neighbour table has room for
+/// ([`connect_batches`]). Routed ranges need no neighbour entries and are
+/// probed whole.
+pub async fn run(
+    task: &ScanTask,
+    sweep: &NetworkSweep,
+    cfg: ScanConfig,
+    discovery: Discovery,
+) -> NetworkUpload {
     let started_at = unix_now();
+    let overflows_before = sys::neighbour_overflows();
     let ifaces = lan::interfaces();
     let (subnets, left_out) = if sweep.local {
         lan::sweep_subnets(&ifaces, &sweep.include_interfaces)
@@ -253,18 +282,64 @@ pub async fn run(task: &ScanTask, sweep: &NetworkSweep, cfg: ScanConfig) -> Netw
     };
     let plan = plan(sweep, &subnets, &left_out);
     let sweep_began = std::time::Instant::now();
+    let (jobs, mut connect) = match discovery {
+        Discovery::Arp => arp_plan(&plan.ranges, &ifaces),
+        Discovery::Connect => (Vec::new(), plan.ranges.clone()),
+    };
+    let mut by_arp: Vec<Seen> = Vec::new();
+    let mut arp_covered: Vec<AddrRange> = Vec::new();
+    for (range, job) in jobs {
+        match discover(job).await {
+            Ok(found) => {
+                arp_covered.push(range);
+                by_arp.extend(found.into_iter().map(|(ip, mac)| Seen {
+                    ip: IpAddr::V4(ip),
+                    mac,
+                    fresh: true,
+                }));
+            }
+            Err(e) => {
+                tracing::info!(range = %range, error = %e, "ARP discovery unavailable; probing every address");
+                connect.push(range);
+            }
+        }
+    }
+    // The hosts ARP found, and this machine itself (it does not ask for
+    // its own address).
+    let hosts: Vec<AddrRange> = by_arp
+        .iter()
+        .map(|n| n.ip)
+        .chain(ifaces.iter().flat_map(|i| i.addresses.iter().copied()))
+        .filter(|ip| arp_covered.iter().any(|r| r.contains(*ip)))
+        .collect::<std::collections::BTreeSet<IpAddr>>()
+        .into_iter()
+        .map(AddrRange::single)
+        .collect();
+    let batches = connect_batches(&hosts, &connect, &ifaces, sys::neighbour_room());
     let verdicts = match PortList::parse(&task.ports) {
-        Ok(ports) => scan(&plan.ranges, ports, cfg).await,
+        Ok(ports) => {
+            let mut all = BTreeMap::new();
+            for batch in &batches {
+                all.append(&mut scan(batch, ports.clone(), cfg.clone()).await);
+            }
+            all
+        }
         Err(e) => {
             tracing::warn!(task = %task.task_id, error = %e, "network sweep ports refused; neighbour table only");
             BTreeMap::new()
         }
     };
-    let neighbours = settled_neighbours(&plan.ranges, &verdicts, sweep_began).await;
+    let mut neighbours: Vec<Seen> = settled_neighbours(&connect, &verdicts, sweep_began)
+        .await
+        .into_iter()
+        .filter(|n| !arp_covered.iter().any(|r| r.contains(n.ip)))
+        .collect();
+    neighbours.extend(by_arp);
     let mut devices = sightings(&plan.ranges, &verdicts, &neighbours, &own_macs(&ifaces));
     let addrs: Vec<IpAddr> = devices.iter().map(|d| d.ip).collect();
     let lookup = NameLookup {
         timeout: NAME_TIMEOUT,
+        reply_wait: NAME_REPLY_WAIT,
         ..NameLookup::default()
     };
     let names = lookup_names(&addrs, &lookup).await;
@@ -287,10 +362,14 @@ pub async fn run(task: &ScanTask, sweep: &NetworkSweep, cfg: ScanConfig) -> Netw
     } else {
         None
     };
+    let incomplete = incomplete(overflows_before, sys::neighbour_overflows());
     tracing::info!(
         task = %task.task_id,
         swept = ?plan.swept,
+        by_arp = arp_covered.len(),
+        batches = batches.len(),
         devices = devices.len(),
+        incomplete = incomplete.as_deref().unwrap_or("no"),
         "network sweep finished"
     );
     NetworkUpload {
@@ -303,7 +382,123 @@ pub async fn run(task: &ScanTask, sweep: &NetworkSweep, cfg: ScanConfig) -> Netw
         skipped: plan.skipped,
         devices,
         gateway,
+        incomplete,
     }
+}
+
+/// Runs one ARP discovery on a blocking thread.
+async fn discover(job: ArpJob) -> std::io::Result<BTreeMap<std::net::Ipv4Addr, MacAddr>> {
+    tokio::task::spawn_blocking(move || arp::discover(&job, ArpTiming::default()))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Why the sweep may have missed devices, from the neighbour-table
+/// overflow counters before and after it.
+fn incomplete(before: Option<u64>, after: Option<u64>) -> Option<String> {
+    let refused = after?.checked_sub(before?)?;
+    (refused > 0).then(|| {
+        format!(
+            "the neighbour table was full {refused} times during the sweep, so some probes were \
+             not sent and devices may be missing (raise net.ipv4.neigh.default.gc_thresh3, or \
+             run the agent with CAP_NET_RAW so it finds hosts by ARP)"
+        )
+    })
+}
+
+/// The interface subnet (IPv4) holding all of `range`, with the
+/// interface and its own address there.
+fn on_link<'a>(range: &AddrRange, ifaces: &'a [Interface]) -> Option<(&'a Interface, IpNet)> {
+    ifaces.iter().find_map(|i| {
+        i.subnets
+            .iter()
+            .find(|s| s.contains(&range.start()) && s.contains(&range.end()))
+            .map(|s| (i, *s))
+    })
+}
+
+/// Splits the ranges into ARP discoveries (IPv4 ranges inside the subnet
+/// of an interface with a MAC and an address there) and the rest.
+pub fn arp_plan(
+    ranges: &[AddrRange],
+    ifaces: &[Interface],
+) -> (Vec<(AddrRange, ArpJob)>, Vec<AddrRange>) {
+    let mut jobs = Vec::new();
+    let mut rest = Vec::new();
+    for range in ranges {
+        let job = on_link(range, ifaces).and_then(|(iface, subnet)| {
+            let own_mac = iface
+                .mac
+                .as_deref()?
+                .parse::<MacAddr>()
+                .ok()
+                .filter(|m| m.is_unicast())?;
+            let own_ip = iface.addresses.iter().find_map(|a| match a {
+                IpAddr::V4(v4) if subnet.contains(a) => Some(*v4),
+                _ => None,
+            })?;
+            let targets = (0..range.len())
+                .filter_map(|i| match range.nth(i) {
+                    Some(IpAddr::V4(v4)) => Some(v4),
+                    _ => None,
+                })
+                .collect();
+            Some(ArpJob {
+                interface: iface.name.clone(),
+                own_mac,
+                own_ip,
+                targets,
+            })
+        });
+        match job {
+            Some(job) => jobs.push((*range, job)),
+            None => rest.push(*range),
+        }
+    }
+    (jobs, rest)
+}
+
+/// The scans of a sweep, run one after another: the first takes the hosts
+/// ARP found, the routed ranges and the first window of the on-link ones;
+/// each further one the next window. An on-link address the connect
+/// probes go to takes a neighbour-table entry until it resolves or fails
+/// (3 s), so a window is a third of the room the table has left (`room`;
+/// 256 addresses when unknown), never fewer than 16.
+pub fn connect_batches(
+    hosts: &[AddrRange],
+    connect: &[AddrRange],
+    ifaces: &[Interface],
+    room: Option<usize>,
+) -> Vec<Vec<AddrRange>> {
+    let window = room.map_or(256, |r| r / 3).max(16) as u128;
+    let mut first: Vec<AddrRange> = hosts.to_vec();
+    let mut windows: Vec<AddrRange> = Vec::new();
+    for range in connect {
+        if on_link(range, ifaces).is_none() {
+            first.push(*range);
+            continue;
+        }
+        let mut at = 0u128;
+        while at < range.len() {
+            let last = (at + window).min(range.len()) - 1;
+            if let (Some(a), Some(b)) = (range.nth(at), range.nth(last)) {
+                if let Ok(w) = AddrRange::new(a, b) {
+                    windows.push(w);
+                }
+            }
+            at = last + 1;
+        }
+    }
+    let mut windows = windows.into_iter();
+    if let Some(w) = windows.next() {
+        first.push(w);
+    }
+    let mut out = Vec::new();
+    if !first.is_empty() {
+        out.push(first);
+    }
+    out.extend(windows.map(|w| vec![w]));
+    out
 }
 
 /// The neighbour table once the entries of addresses that did not answer
@@ -501,5 +696,90 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    fn iface(name: &str, mac: Option<&str>, addrs: &[&str], subnets: &[&str]) -> Interface {
+        Interface {
+            name: name.into(),
+            kind: "ethernet".into(),
+            mac: mac.map(str::to_string),
+            subnets: subnets.iter().map(|s| net(s)).collect(),
+            addresses: addrs.iter().map(|a| a.parse().expect(a)).collect(),
+            gateway: None,
+            excluded: None,
+        }
+    }
+
+    fn range(s: &str) -> AddrRange {
+        network_range(s).expect(s).1
+    }
+
+    #[test]
+    fn arp_asks_on_link_ipv4_ranges_from_the_interface_that_holds_them() {
+        let ifaces = [
+            iface("tun0", None, &["198.18.0.1"], &["198.18.0.0/24"]),
+            iface(
+                "eth0",
+                Some("02:5e:10:00:00:01"),
+                &["2001:db8::1", "198.51.100.1"],
+                &["198.51.100.0/24", "2001:db8::/120"],
+            ),
+        ];
+        let ranges = [
+            range("198.51.100.10-198.51.100.12"),
+            range("198.51.100.250-198.51.101.5"), // leaves the subnet
+            range("2001:db8::/124"),              // no ARP for IPv6
+            range("198.18.0.0/28"),               // no MAC: no ARP
+            range("203.0.113.0/30"),              // routed
+        ];
+        let (jobs, rest) = arp_plan(&ranges, &ifaces);
+        assert_eq!(jobs.len(), 1);
+        let (r, job) = &jobs[0];
+        assert_eq!(*r, ranges[0]);
+        assert_eq!(job.interface, "eth0");
+        assert_eq!(job.own_ip.to_string(), "198.51.100.1");
+        assert_eq!(job.own_mac.to_string(), "02:5e:10:00:00:01");
+        let targets: Vec<String> = job.targets.iter().map(|t| t.to_string()).collect();
+        assert_eq!(targets, ["198.51.100.10", "198.51.100.11", "198.51.100.12"]);
+        assert_eq!(rest, ranges[1..].to_vec());
+    }
+
+    #[test]
+    fn on_link_ranges_are_probed_in_windows_the_neighbour_table_has_room_for() {
+        let ifaces = [iface(
+            "eth0",
+            Some("02:5e:10:00:00:01"),
+            &["198.18.4.1"],
+            &["198.18.4.0/22"],
+        )];
+        let hosts = [AddrRange::single("198.51.100.7".parse().expect("ip"))];
+        let connect = [range("198.18.4.1-198.18.7.254"), range("203.0.113.0/24")];
+        let batches = connect_batches(&hosts, &connect, &ifaces, Some(900));
+        let sizes: Vec<Vec<u128>> = batches
+            .iter()
+            .map(|b| b.iter().map(|r| r.len()).collect())
+            .collect();
+        // 1,022 on-link addresses in windows of 300; the host and the
+        // routed /24 go with the first.
+        assert_eq!(sizes, [vec![1, 256, 300], vec![300], vec![300], vec![122]]);
+        let covered: u128 = batches.iter().flatten().map(|r| r.len()).sum();
+        assert_eq!(covered, 1 + 256 + 1022);
+        assert_eq!(batches[3][0].end().to_string(), "198.18.7.254");
+        // Unknown room: 256 at a time; almost none: 16 at a time.
+        assert_eq!(connect_batches(&[], &connect[..1], &ifaces, None).len(), 4);
+        assert_eq!(
+            connect_batches(&[], &connect[..1], &ifaces, Some(5)).len(),
+            64
+        );
+        assert!(connect_batches(&[], &[], &ifaces, None).is_empty());
+    }
+
+    #[test]
+    fn a_sweep_is_incomplete_when_the_table_overflowed_during_it() {
+        assert_eq!(incomplete(Some(7), Some(7)), None);
+        assert_eq!(incomplete(None, Some(9)), None);
+        assert_eq!(incomplete(Some(9), None), None);
+        let why = incomplete(Some(7), Some(19)).expect("overflowed");
+        assert!(why.contains("full 12 times"), "{why}");
     }
 }

@@ -353,7 +353,13 @@ async fn scan_worker(
         let self_addr = task::own_address(server_addr).unwrap_or(server_addr);
         tracing::info!(task = %t.task_id, target = %t.target, ports = %t.ports, "scan started");
         let uploads: Vec<Upload> = match &t.network {
-            Some(sweep) => vec![crate::network::run(&t, sweep, cfg.clone()).await.into()],
+            Some(sweep) => {
+                vec![
+                    crate::network::run(&t, sweep, cfg.clone(), crate::network::Discovery::Arp)
+                        .await
+                        .into(),
+                ]
+            }
             None => match task::run(&t, self_addr, cfg.clone()).await {
                 Ok(uploads) => uploads.into_iter().map(Upload::from).collect(),
                 Err(e) => {

@@ -153,6 +153,7 @@ mod namespaces {
         let veth = std::env::var(ENV).expect("started by the test that builds the namespaces");
         let peer_v4: IpAddr = "198.51.100.2".parse().expect("ip");
         let peer_v6: IpAddr = "2001:db8:52::2".parse().expect("ip");
+        arp_finds_the_peer_and_leaves_no_entries(&veth);
         for peer in [peer_v4, peer_v6] {
             knock(peer);
         }
@@ -213,6 +214,57 @@ mod namespaces {
                 .expect("rtnetlink gives the confirmation time");
             assert!(ago < Duration::from_secs(30), "{found:?}");
         }
+    }
+
+    /// ARP over the /24 finds B (and nobody else), and asking 253
+    /// addresses left no neighbour entry behind: the kernel neither
+    /// created entries for the requests nor learned from the answer.
+    fn arp_finds_the_peer_and_leaves_no_entries(veth: &str) {
+        use std::net::Ipv4Addr;
+        use vigil_agent::arp::{discover, ArpJob, ArpTiming};
+        let job = ArpJob {
+            interface: veth.to_string(),
+            own_mac: MAC_A.parse().expect("mac"),
+            own_ip: Ipv4Addr::new(198, 51, 100, 1),
+            targets: (1..=254).map(|h| Ipv4Addr::new(198, 51, 100, h)).collect(),
+        };
+        // The link may still be coming up: ask until B answers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let found = loop {
+            let found = discover(&job, ArpTiming::default()).expect("ARP as root");
+            if !found.is_empty() || Instant::now() > deadline {
+                break found;
+            }
+        };
+        let got: Vec<(String, String)> = found
+            .iter()
+            .map(|(ip, mac)| (ip.to_string(), mac.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [("198.51.100.2".to_string(), MAC_B.to_lowercase())],
+            "ARP answers"
+        );
+        let out = Command::new("ip")
+            .args(["-4", "neigh", "show", "dev", veth])
+            .output()
+            .expect("ip neigh");
+        let table = String::from_utf8_lossy(&out.stdout);
+        println!("IPv4 neighbours after ARP discovery:\n{table}");
+        let others: Vec<&str> = table
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("198.51.100.2 "))
+            .collect();
+        assert!(
+            others.is_empty(),
+            "entries left by the discovery: {others:?}"
+        );
+        // Without a packet socket on this interface: a clear error.
+        let missing = ArpJob {
+            interface: "vigil-none0".into(),
+            ..job
+        };
+        assert!(discover(&missing, ArpTiming::default()).is_err());
     }
 
     /// A TCP connect to a closed port: the peer's refusal fills the

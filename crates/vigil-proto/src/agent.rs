@@ -225,6 +225,11 @@ pub struct NetworkUpload {
     /// `None` when the sweep did not ask the gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayReport>,
+    /// Why devices may be missing from `devices` (the OS dropped probes):
+    /// the server then takes no device for gone because this sweep missed
+    /// it. `None`: the sweep saw everything it asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
 }
 
 /// `POST /agent/v1/results`: one finished scan of one target.

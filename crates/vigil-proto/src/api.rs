@@ -270,6 +270,10 @@ pub struct NetworkView {
     pub skipped: Vec<crate::agent::SkippedNetwork>,
     /// What the gateway said (`None` when it was not asked).
     pub gateway: Option<crate::agent::GatewayReport>,
+    /// Why devices may be missing from this sweep (the agent's OS dropped
+    /// probes); such a sweep took no device for gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
     pub devices: usize,
     pub present: usize,
 }

@@ -324,6 +324,7 @@ fn ptr_and_netbios_name_hosts_in_that_order() {
     let how = NameLookup {
         mdns: false,
         timeout: Duration::from_millis(500),
+        reply_wait: Duration::from_millis(500),
         name_servers: vec![SocketAddr::new(ip(DNS), 53)],
         ..NameLookup::default()
     };
@@ -455,6 +456,7 @@ fn lookup_names_prefers_ptr_then_mdns_then_netbios() {
             mdns,
             netbios: true,
             timeout: Duration::from_millis(500),
+            reply_wait: Duration::from_millis(500),
             name_servers: vec![SocketAddr::new(ip(DNS), 53)],
         };
         let found = in_scanner(&lan.net, || async move { lookup_names(addrs, &how).await });

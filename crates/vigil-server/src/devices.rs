@@ -1,5 +1,10 @@
 //! The location's whole network: the local-network sweep handed to an
-//! agent, and the inventory its results build (see `vigil_core::lan`).
+//! agent, and the inventory its results build (see `vigil_core::lan`);
+//! [`location`]: the inventory as lists and pages show it.
+
+mod location;
+
+pub(crate) use location::{Location, Reviewer};
 
 use crate::app::App;
 use crate::audit::Actor;
@@ -7,8 +12,8 @@ use crate::evaluate::IngestError;
 use serde::Serialize;
 use vigil_core::compliance::names::clean_host_name;
 use vigil_core::lan::{
-    authorized_ports, device_target, forward_target, scope, Device, InventoryChange, MacAddr,
-    Sighting,
+    device_target, forward_target, review, scope, Arrival, Coverage, Device, InventoryChange,
+    MacAddr, Review, Sighting, UnreviewedDevices,
 };
 use vigil_core::policy::NETWORK_TASK_KEY;
 use vigil_core::{AccountKind, PolicyTarget, SecurityPolicy};
@@ -34,26 +39,23 @@ pub(crate) fn sweep_of(policy: &SecurityPolicy, kind: AccountKind) -> NetworkSwe
     }
 }
 
-/// The devices a list shows: those the latest sweep saw (`present`:
-/// `Some(true)`) or missed (`Some(false)`), whose vendor contains `vendor`
-/// (case-insensitive).
-pub(crate) fn matching<'a>(
-    devices: &'a [Device],
-    present: Option<bool>,
-    vendor: Option<&str>,
-) -> impl Iterator<Item = &'a Device> {
-    let vendor = vendor.map(str::to_lowercase);
-    devices.iter().filter(move |d| {
-        present.is_none_or(|p| d.present == p)
-            && vendor.as_deref().is_none_or(|v| {
-                d.vendor
-                    .as_deref()
-                    .is_some_and(|dv| dv.to_lowercase().contains(v))
-            })
-    })
+/// How `device` looks under `policy` (`None`: the defaults of a new
+/// policy — no device kinds, unreviewed devices' open ports unauthorized)
+/// and how it `arrival`ed (see `vigil_core::lan::review`). The one rule
+/// the sweep's alerts, the REST API and the console share.
+pub(crate) fn review_of(
+    device: &Device,
+    policy: Option<&SecurityPolicy>,
+    arrival: Arrival,
+) -> Review {
+    match policy {
+        Some(p) => review(device, &p.device_kinds, p.unreviewed_devices, arrival),
+        None => review(device, &[], UnreviewedDevices::default(), arrival),
+    }
 }
 
 /// Applies a user's decisions about a device (REST and console), audited.
+/// Approving it ends its *new device* alert.
 pub(crate) async fn decide(
     app: &App,
     account: AccountId,
@@ -85,6 +87,13 @@ pub(crate) async fn decide(
         Some(detail),
     )
     .await;
+    if patch.approved == Some(true) {
+        if let Some(key) = device_target(&d) {
+            let agent = app.store.agent(account, agent).await?;
+            app.clear(&agent, &key, Condition::new_device(), false, now_unix())
+                .await?;
+        }
+    }
     Ok(d)
 }
 
@@ -105,14 +114,7 @@ pub(crate) async fn approve(
         authorized,
         ..DevicePatch::default()
     };
-    let d = decide(app, account, actor, agent, device, &patch).await?;
-    // Its *new device* alert is over.
-    if let Some(key) = device_target(&d) {
-        let agent = app.store.agent(account, agent).await?;
-        app.clear(&agent, &key, Condition::new_device(), false, now_unix())
-            .await?;
-    }
-    Ok(d)
+    decide(app, account, actor, agent, device, &patch).await
 }
 
 /// The part of a stored sweep shown beside the inventory, as read back
@@ -127,6 +129,8 @@ pub(crate) struct StoredReport {
     pub skipped: Vec<SkippedNetwork>,
     #[serde(default)]
     pub gateway: Option<GatewayReport>,
+    #[serde(default)]
+    pub incomplete: Option<String>,
 }
 
 /// The part of a sweep shown beside the inventory.
@@ -137,6 +141,8 @@ struct Report<'a> {
     skipped: &'a [SkippedNetwork],
     #[serde(skip_serializing_if = "Option::is_none")]
     gateway: Option<&'a GatewayReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incomplete: Option<&'a str>,
 }
 
 /// The vendor of a MAC, from the IEEE registry built into the binary.
@@ -187,6 +193,7 @@ impl App {
             swept: &upload.swept,
             skipped: &upload.skipped,
             gateway: upload.gateway.as_ref(),
+            incomplete: upload.incomplete.as_deref(),
         };
         let report = serde_json::to_string(&report)
             .map_err(|e| IngestError::Rejected(format!("unusable sweep report: {e}")))?;
@@ -205,6 +212,12 @@ impl App {
             finished_at: upload.finished_at,
             report: &report,
             sightings: &sightings,
+            // A sweep that may have missed devices takes none for gone.
+            coverage: if upload.incomplete.is_some() {
+                Coverage::Partial
+            } else {
+                Coverage::Complete
+            },
         };
         let stored = self
             .store
@@ -299,8 +312,7 @@ impl App {
                 continue;
             };
             if d.present {
-                let Some(authorized) =
-                    authorized_ports(d, &policy.device_kinds, policy.unreviewed_devices)
+                let Some(authorized) = review_of(d, Some(&policy), Arrival::default()).authorized
                 else {
                     continue;
                 };

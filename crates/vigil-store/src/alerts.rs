@@ -520,6 +520,54 @@ impl Store {
         rows.into_iter().map(Alert::try_from).collect()
     }
 
+    /// The agent's alerts on `target` (e.g. a device's `device:<mac>`),
+    /// open and resolved, newest first: at most `limit` (1 to 1000).
+    pub async fn target_alerts(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        target: &str,
+        limit: u32,
+    ) -> Result<Vec<Alert>> {
+        let limit = validate::limit(limit)?;
+        validate::target(target)?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, AlertRow>(concat!(
+            "SELECT ", alert_cols!(), " FROM alerts \
+             WHERE agent_id = $1 AND target = $2 AND account_id = $3 \
+             ORDER BY raised_at DESC, id LIMIT $4"
+        ))
+        .bind(agent.db())
+        .bind(target)
+        .bind(account.db())
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(Alert::try_from).collect()
+    }
+
+    /// The targets of the agent that have an open alert for `condition`
+    /// (e.g. the devices with an open *new device* alert), sorted.
+    pub async fn open_alert_targets(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        condition: Condition,
+    ) -> Result<Vec<String>> {
+        let targets = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT target FROM alerts \
+             WHERE account_id = $1 AND agent_id = $2 AND kind = $3 \
+                 AND COALESCE(port, -1) = $4 AND status = 'open' \
+             ORDER BY target",
+        )
+        .bind(account.db())
+        .bind(agent.db())
+        .bind(condition_kind_str(condition.kind))
+        .bind(port_key(&condition))
+        .fetch_all(pool)
+        .await)?;
+        Ok(targets)
+    }
+
     /// One page of the account's alerts matching `filter` and `ack`,
     /// newest first: `limit` (1 to 1000) alerts from `offset`, and how many
     /// match in all. Paged in the database, so lists of any length are cheap

@@ -1,6 +1,7 @@
 //! The device inventory of each agent's location and its latest
 //! local-network sweep (see `vigil_core::lan`).
 
+use crate::device_events::record_device_event;
 use crate::ids::{AccountId, AgentId, DeviceId};
 use crate::model::{from_json, to_json, UnixTime};
 use crate::validate::{self, limits};
@@ -8,7 +9,9 @@ use crate::{with_pool, Result, Store, StoreError};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use vigil_core::compliance::names::NameSource;
-use vigil_core::lan::{merge, Device, InventoryChange, MacAddr, Sighting};
+use vigil_core::lan::{
+    merge_sweep, Coverage, Device, DeviceEvent, InventoryChange, MacAddr, Sighting,
+};
 use vigil_core::PortList;
 
 /// The most devices one sweep may report (two per address of the largest
@@ -26,6 +29,9 @@ pub struct NewNetworkSweep<'a> {
     /// left out, the gateway), as JSON.
     pub report: &'a str,
     pub sightings: &'a [Sighting],
+    /// Whether the agent saw everything it asked (see
+    /// [`vigil_core::lan::merge_sweep`]).
+    pub coverage: Coverage,
 }
 
 /// What storing a sweep did.
@@ -191,7 +197,8 @@ impl Store {
     /// and merges its sightings into the agent's inventory
     /// ([`vigil_core::lan::merge`]; `vendor_of` names the vendor of a new
     /// MAC). The sweep becomes the agent's latest. Devices the merge did
-    /// not change are not written.
+    /// not change are not written; each change is added to its device's
+    /// history ([`Store::device_history`]) in the same transaction.
     pub async fn ingest_network_sweep(
         &self,
         account: AccountId,
@@ -243,10 +250,11 @@ impl Store {
                     .collect::<Result<Vec<_>>>()?;
                 let before: HashMap<String, Device> =
                     devices.iter().map(|d| (d.id.clone(), d.clone())).collect();
-                let changes = merge(
+                let changes = merge_sweep(
                     &mut devices,
                     sweep.sightings,
                     now,
+                    sweep.coverage,
                     || DeviceId::random().to_string(),
                     vendor_of,
                 );
@@ -307,6 +315,14 @@ impl Store {
                 .bind(sweep.report)
                 .execute(&mut *tx)
                 .await?;
+                for change in &changes {
+                    let event = DeviceEvent::of(change, now);
+                    let device: DeviceId = event
+                        .device_id
+                        .parse()
+                        .map_err(|_| StoreError::corrupt("device id", &event.device_id))?;
+                    record_device_event!(tx, account, agent, device, &event);
+                }
                 sort_devices(&mut devices);
                 SweepIngest::Stored { changes, devices }
             }
@@ -406,6 +422,23 @@ impl Store {
         .fetch_optional(pool)
         .await)?;
         row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// When the agent's first local-network sweep was stored (the
+    /// location's baseline: its devices are not new), if any.
+    pub async fn network_baseline(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+    ) -> Result<Option<UnixTime>> {
+        let first = with_pool!(self, pool => sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(received_at) FROM network_uploads WHERE agent_id = $1 AND account_id = $2",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .fetch_one(pool)
+        .await)?;
+        Ok(first)
     }
 
     /// The agent's latest local-network sweep, if any.

@@ -39,6 +39,7 @@ mod alerts;
 mod audit;
 mod compliance;
 mod deployment_keys;
+mod device_events;
 mod devices;
 mod error;
 mod ids;
@@ -68,6 +69,7 @@ pub use compliance::{endpoint_key, AgentIdentifyKey};
 pub use deployment_keys::{
     DeploymentKey, DeploymentKeyUse, KeyUse, NewDeploymentKey, MAX_DEPLOYMENT_KEY_TTL,
 };
+pub use device_events::DEVICE_EVENTS_KEPT;
 pub use devices::{DevicePatch, NewNetworkSweep, StoredSweep, SweepIngest, MAX_SIGHTINGS};
 pub use error::{Result, StoreError};
 pub use ids::{

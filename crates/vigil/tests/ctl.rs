@@ -485,6 +485,190 @@ fn member_accounts_get_member_intervals() {
     assert!(set.contains("30 min"), "{set}");
 }
 
+/// Stores two sweeps of `agent`'s location straight into the server's
+/// database (the agent API needs a real sweep; the store is what it
+/// feeds): a baseline with a printer (631 and 9100 open) and a Raspberry
+/// Pi, then the printer moved by DHCP, the Pi gone and a laptop (22 open)
+/// joined. Returns the ids of the printer, the Pi and the laptop.
+fn seed_devices(server: &Server, agent: &str) -> (String, String, String) {
+    use vigil_core::lan::Sighting;
+    use vigil_store::{NewNetworkSweep, Store};
+    let seen = |ip: &str, mac: &str, ports: &[u16]| Sighting {
+        ip: ip.parse().expect("ip"),
+        mac: Some(mac.parse().expect("mac")),
+        open_ports: ports.to_vec(),
+        name: None,
+        name_source: None,
+    };
+    let vendor = |m: vigil_core::lan::MacAddr| vigil_oui::vendor(m.octets()).map(str::to_string);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", server.path("vigil.db").display());
+        let store = Store::connect(&url).await.expect("the server's database");
+        let agent = store
+            .agents_all_accounts()
+            .await
+            .expect("agents")
+            .into_iter()
+            .find(|a| a.id.to_string() == agent)
+            .expect("the enrolled agent");
+        let now = vigil_store::now_unix();
+        let sweeps = [
+            (
+                "u1",
+                now - 100,
+                vec![
+                    seen("198.51.100.10", "3c:d9:2b:00:00:10", &[631, 9100]),
+                    seen("198.51.100.20", "b8:27:eb:00:00:20", &[]),
+                ],
+            ),
+            (
+                "u2",
+                now - 50,
+                vec![
+                    seen("198.51.100.77", "3c:d9:2b:00:00:10", &[631, 9100]),
+                    seen("198.51.100.30", "00:1b:63:00:00:30", &[22]),
+                ],
+            ),
+        ];
+        for (upload, at, sightings) in &sweeps {
+            let sweep = NewNetworkSweep {
+                upload_id: upload,
+                task_id: "seeded",
+                started_at: at - 10,
+                finished_at: *at,
+                report: "{}",
+                sightings,
+                coverage: vigil_core::lan::Coverage::Complete,
+            };
+            store
+                .ingest_network_sweep(agent.account_id, agent.id, &sweep, *at, vendor)
+                .await
+                .expect("sweep stored");
+        }
+        let devices = store
+            .devices(agent.account_id, agent.id)
+            .await
+            .expect("devices");
+        let id = |ip: &str| {
+            devices
+                .iter()
+                .find(|d| d.address().map(|a| a.to_string()).as_deref() == Some(ip))
+                .map(|d| d.id.clone())
+                .unwrap_or_else(|| panic!("{ip} in {devices:?}"))
+        };
+        store.close().await;
+        (
+            id("198.51.100.77"),
+            id("198.51.100.20"),
+            id("198.51.100.30"),
+        )
+    })
+}
+
+/// The addresses of a `devices list` table, sorted.
+fn listed(table: &str) -> Vec<String> {
+    let mut out: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn devices_list_filters_and_history() {
+    let server = Server::start(&[("Acme", "organization", "owner@acme.test")]);
+    let cfg = "owner.json";
+    server.login(cfg, "owner@acme.test", OWNER_PASSWORD);
+    let agent = server.enroll_agent(cfg, "home");
+    let (printer, pi, laptop) = seed_devices(&server, &agent);
+    let list = |flags: &[&str]| {
+        let mut args = vec!["devices", "list", agent.as_str()];
+        args.extend_from_slice(flags);
+        server.ctl(cfg, &args).ok()
+    };
+
+    // The filters, alone and combined.
+    let all = list(&[]);
+    assert_eq!(
+        listed(&all),
+        ["198.51.100.20", "198.51.100.30", "198.51.100.77"],
+        "{all}"
+    );
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--new"], &["198.51.100.30"]),
+        (
+            &["--unreviewed"],
+            &["198.51.100.20", "198.51.100.30", "198.51.100.77"],
+        ),
+        // Unreviewed, no policy: any open port is unauthorized; the gone
+        // Pi exposes nothing.
+        (&["--unauthorized"], &["198.51.100.30", "198.51.100.77"]),
+        (&["--gone"], &["198.51.100.20"]),
+        (&["--vendor", "HEWLETT"], &["198.51.100.77"]),
+        (&["--unauthorized", "--vendor", "apple"], &["198.51.100.30"]),
+        (&["--new", "--gone"], &[]),
+    ];
+    for (flags, want) in cases {
+        let out = list(flags);
+        assert_eq!(listed(&out), *want, "{flags:?}:\n{out}");
+    }
+    assert!(list(&["--approved"]).contains("no devices"));
+    let json = server
+        .ctl(cfg, &["devices", "list", &agent, "--new", "--json"])
+        .json();
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(json[0]["id"], laptop.as_str());
+    server
+        .ctl(
+            cfg,
+            &["devices", "list", &agent, "--approved", "--unreviewed"],
+        )
+        .fails(2, "cannot be used with");
+
+    // The history, newest first.
+    let history = |device: &str, flags: &[&str]| {
+        let mut args = vec!["devices", "history", agent.as_str(), device];
+        args.extend_from_slice(flags);
+        server.ctl(cfg, &args)
+    };
+    let text = history(&printer, &[]).ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two events:\n{text}");
+    assert!(
+        lines[1].contains("moved")
+            && lines[1].contains("moved from 198.51.100.10 to 198.51.100.77"),
+        "{text}"
+    );
+    assert!(lines[2].contains("joined the network"), "{text}");
+    let text = history(&pi, &["--limit", "1"]).ok();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("left the network"), "{text}");
+    let json = history(&pi, &["--json"]).json();
+    let kinds: Vec<&str> = json["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["left", "joined"], "{json}");
+    history(&pi, &["--limit", "0"]).fails(2, "limit must be between 1 and 1000");
+    let nobody = "00000000-0000-4000-8000-000000000000";
+    history(nobody, &[]).fails(2, &format!("no device {nobody} of agent {agent}"));
+
+    // Approved: no longer new.
+    server
+        .ctl(cfg, &["devices", "approve", &agent, &laptop])
+        .ok();
+    assert!(list(&["--new"]).contains("no devices"));
+    assert_eq!(listed(&list(&["--approved"])), ["198.51.100.30"]);
+    // Its open port is its own now: only the printer is exposed.
+    assert_eq!(listed(&list(&["--unauthorized"])), ["198.51.100.77"]);
+}
+
 #[test]
 fn unreachable_server_and_missing_login() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -14,12 +14,12 @@
 
 mod common;
 
-use common::can_build_networks;
 use common::lan::{
     add, expect_host, inventory, login, mac_text, registry_vendor, start_agent, start_server,
     sweep, sweep_including, Host,
 };
 use common::server::Api;
+use common::{can_build_networks, run_ok};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -54,6 +54,13 @@ const PHONE: Host = Host {
     addr: Ipv4Addr::new(198, 51, 100, 13),
     ports: &[],
 };
+/// Drops every TCP packet: no port answers, only ARP finds it.
+const ALARM: Host = Host {
+    name: "alarm",
+    mac: [0x00, 0x1b, 0x63, 0x00, 0x00, 0x15],
+    addr: Ipv4Addr::new(198, 51, 100, 15),
+    ports: &[],
+};
 /// Joins between the sweeps.
 const LAPTOP: Host = Host {
     name: "laptop",
@@ -77,9 +84,13 @@ fn the_agent_inventories_its_lan_and_follows_changes() {
     let dir = tmp.path();
     eprintln!("working directory: {}", dir.display());
     let mut lan = TestLan::new(SUBNET.parse().unwrap(), AGENT).expect("test LAN");
-    for h in [&PRINTER, &CAMERA, &NAS, &PHONE] {
+    for h in [&PRINTER, &CAMERA, &NAS, &PHONE, &ALARM] {
         add(&mut lan, h);
     }
+    run_ok(lan.host_cmd(ALARM.name, "nft").args([
+        "add table inet alarm { chain input { type filter hook input priority 0; \
+         meta l4proto tcp drop; }; }",
+    ]));
     let _server = start_server(&lan, dir, AGENT);
     let token = login(&lan).token;
     let api = Api {
@@ -108,15 +119,22 @@ fn the_agent_inventories_its_lan_and_follows_changes() {
     // Every host, with its MAC, vendor and open ports; the agent's own host
     // too, with the MAC of its interface.
     let inv = inventory(&api, &agent);
-    for h in [&PRINTER, &CAMERA, &NAS, &PHONE] {
+    for h in [&PRINTER, &CAMERA, &NAS, &PHONE, &ALARM] {
         expect_host(&inv, h, h.addr);
     }
     let own = &inv[&AGENT.to_string()];
     assert_eq!(own.0, lan_iface["mac"], "the agent's host: {inv:#?}");
-    let truth: BTreeSet<String> = [PRINTER.addr, CAMERA.addr, NAS.addr, PHONE.addr, AGENT]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let truth: BTreeSet<String> = [
+        PRINTER.addr,
+        CAMERA.addr,
+        NAS.addr,
+        PHONE.addr,
+        ALARM.addr,
+        AGENT,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
     assert_eq!(inv.keys().cloned().collect::<BTreeSet<_>>(), truth);
     let printer_id = inv[&PRINTER.addr.to_string()].4.clone();
     let camera_id = inv[&CAMERA.addr.to_string()].4.clone();
@@ -198,4 +216,41 @@ fn the_agent_inventories_its_lan_and_follows_changes() {
     );
     let (status, _) = api.call("GET", &format!("/agents/{agent}/devices/nope"), None);
     assert_eq!(status, 400);
+
+    // `vigil agent sweep` by hand finds what the agent reported, whether
+    // it finds hosts by ARP or, as without CAP_NET_RAW, by connect probes
+    // alone (from a cold neighbour table: only entries the sweep itself
+    // confirmed count, and the alarm panel answers nothing but ARP).
+    let present: BTreeSet<(String, String, Vec<u64>)> = inv
+        .iter()
+        .filter(|(_, d)| d.3)
+        .map(|(ip, d)| (ip.clone(), d.0.to_string(), d.2.clone()))
+        .collect();
+    assert_eq!(present.len(), 6, "{inv:#?}");
+    for how in [None, Some("--no-arp")] {
+        if how.is_some() {
+            run_ok(lan.agent_cmd("ip").args(["neigh", "flush", "all"]));
+        }
+        let mut cmd = lan.agent_cmd(common::vigil_bin());
+        cmd.args(["agent", "sweep", "--network", SUBNET, "--json"])
+            .args(how);
+        let out: Value = serde_json::from_str(&run_ok(&mut cmd)).expect("JSON");
+        assert!(out["incomplete"].is_null(), "{out:#}");
+        let got: BTreeSet<(String, String, Vec<u64>)> = out["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .map(|d| {
+                let ports = d["open_ports"]
+                    .as_array()
+                    .map_or(Vec::new(), |p| p.iter().filter_map(Value::as_u64).collect());
+                (
+                    d["ip"].as_str().unwrap().to_string(),
+                    d["mac"].to_string(),
+                    ports,
+                )
+            })
+            .collect();
+        assert_eq!(got, present, "vigil agent sweep {how:?}");
+    }
 }

@@ -243,6 +243,41 @@ fn parse_proc_net_arp(text: &str) -> Vec<Neighbour> {
         .collect()
 }
 
+#[cfg(target_os = "linux")]
+#[path = "arp_linux.rs"]
+mod arp;
+#[cfg(target_os = "linux")]
+pub use arp::{neighbour_overflows, neighbour_room, ArpSocket};
+
+/// Other Unixes: no packet sockets here, no neighbour-table counters.
+#[cfg(not(target_os = "linux"))]
+mod arp {
+    pub struct ArpSocket;
+    impl ArpSocket {
+        pub fn open(_interface: &str) -> std::io::Result<ArpSocket> {
+            Err(std::io::ErrorKind::Unsupported.into())
+        }
+        pub fn send(&self, _packet: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+        pub fn recv(
+            &self,
+            _buf: &mut [u8],
+            _timeout: std::time::Duration,
+        ) -> std::io::Result<Option<usize>> {
+            Ok(None)
+        }
+    }
+    pub fn neighbour_room() -> Option<usize> {
+        None
+    }
+    pub fn neighbour_overflows() -> Option<u64> {
+        None
+    }
+}
+#[cfg(not(target_os = "linux"))]
+pub use arp::{neighbour_overflows, neighbour_room, ArpSocket};
+
 /// IPv6 neighbours by rtnetlink, where there is rtnetlink.
 #[cfg(target_os = "linux")]
 mod netlink {

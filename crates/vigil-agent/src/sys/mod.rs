@@ -17,6 +17,9 @@
 //! * [`neighbours`]: the neighbour table (ARP for IPv4, NDP for IPv6): the
 //!   hosts on directly connected links this machine has heard from lately,
 //!   with their MAC addresses. `crate::lan` builds on it.
+//! * [`ArpSocket`], [`neighbour_room`], [`neighbour_overflows`]: ARP
+//!   requests on a packet socket (Linux), and how full the neighbour table
+//!   is, for `crate::arp` and the sweep's windows.
 //!
 //! The few pure helpers that only one platform calls live here, so their
 //! tests run on every platform.
@@ -35,8 +38,8 @@ mod imp;
 mod imp;
 
 pub use imp::{
-    default_state_dir, listening_sockets, neighbours, os_facts, private_file_check, sync_dir,
-    under_wine,
+    default_state_dir, listening_sockets, neighbour_overflows, neighbour_room, neighbours,
+    os_facts, private_file_check, sync_dir, under_wine, ArpSocket,
 };
 
 /// A TCP socket in the LISTEN state.

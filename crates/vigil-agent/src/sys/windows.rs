@@ -513,6 +513,39 @@ fn interface_alias(
         .unwrap_or_else(|| format!("interface {index}"))
 }
 
+/// ARP requests need a raw socket Windows does not give; a sweep probes
+/// with connects instead (Windows sizes its neighbour cache by memory, so
+/// it needs no windows either).
+pub struct ArpSocket;
+
+impl ArpSocket {
+    pub fn open(_interface: &str) -> io::Result<ArpSocket> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    pub fn send(&self, _packet: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
+    pub fn recv(
+        &self,
+        _buf: &mut [u8],
+        _timeout: std::time::Duration,
+    ) -> io::Result<Option<usize>> {
+        Ok(None)
+    }
+}
+
+/// Windows does not publish a neighbour-table limit.
+pub fn neighbour_room() -> Option<usize> {
+    None
+}
+
+/// Nor counts refusals.
+pub fn neighbour_overflows() -> Option<u64> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,7 +84,9 @@ pub struct LanArgs {
 /// A tool under comparison.
 #[derive(Debug, Clone)]
 enum Tool {
-    Agent,
+    /// `vigil agent sweep`; with `--no-arp` when `arp` is false (hosts
+    /// found by connect probes, as without CAP_NET_RAW).
+    Agent { arp: bool },
     /// nmap with these options before `-p PORTS -oX - RANGE`.
     Nmap(&'static [&'static str]),
 }
@@ -92,16 +94,22 @@ enum Tool {
 impl Tool {
     fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = match self {
-            Tool::Agent => [
-                "agent",
-                "sweep",
-                "--local",
-                "--include-interface",
-                vigil_testnet::TestLan::HOST_IF,
-                "--json",
-            ]
-            .map(String::from)
-            .to_vec(),
+            Tool::Agent { arp } => {
+                let mut a: Vec<String> = [
+                    "agent",
+                    "sweep",
+                    "--local",
+                    "--include-interface",
+                    vigil_testnet::TestLan::HOST_IF,
+                    "--json",
+                ]
+                .map(String::from)
+                .to_vec();
+                if !arp {
+                    a.push("--no-arp".into());
+                }
+                a
+            }
             Tool::Nmap(opts) => opts.iter().map(|s| s.to_string()).collect(),
         };
         a.extend(["-p".into(), PORTS.into()]);
@@ -114,7 +122,7 @@ impl Tool {
     /// The command as typed in the agent namespace.
     fn shown(&self) -> String {
         let bin = match self {
-            Tool::Agent => "vigil",
+            Tool::Agent { .. } => "vigil",
             Tool::Nmap(_) => "nmap",
         };
         format!("{bin} {}", self.args().join(" "))
@@ -124,7 +132,7 @@ impl Tool {
     /// `-Pn` reports every address as up.
     fn lists_devices(&self) -> bool {
         match self {
-            Tool::Agent => true,
+            Tool::Agent { .. } => true,
             Tool::Nmap(opts) => !opts.contains(&"-Pn"),
         }
     }
@@ -132,7 +140,8 @@ impl Tool {
     /// Short name for the tables.
     fn name(&self) -> String {
         match self {
-            Tool::Agent => "vigil agent sweep".into(),
+            Tool::Agent { arp: true } => "vigil agent sweep".into(),
+            Tool::Agent { arp: false } => "vigil agent sweep --no-arp".into(),
             Tool::Nmap(opts) => {
                 let o: Vec<&str> = opts.iter().copied().filter(|o| *o != "-n").collect();
                 format!("nmap {}", o.join(" "))
@@ -141,6 +150,7 @@ impl Tool {
     }
 }
 
+const AGENT: Tool = Tool::Agent { arp: true };
 const NMAP_T4: Tool = Tool::Nmap(&["-sT", "-T4", "-n"]);
 const NMAP_T3: Tool = Tool::Nmap(&["-sT", "-n"]);
 const NMAP_PN: Tool = Tool::Nmap(&["-sT", "-T4", "-n", "-Pn"]);
@@ -193,7 +203,7 @@ pub fn run(args: LanArgs) -> Result<()> {
     process::watch_signals();
     let runs = if args.quick { 1 } else { args.runs };
     let limit = Duration::from_secs(args.limit_secs);
-    let mut tools = vec![Tool::Agent, NMAP_T4];
+    let mut tools = vec![AGENT, Tool::Agent { arp: false }, NMAP_T4];
     if !args.quick {
         tools.push(NMAP_T3);
     }
@@ -212,11 +222,11 @@ pub fn run(args: LanArgs) -> Result<()> {
     for &after in &args.warm_after {
         network::flush_neighbours(&lan.lan)?;
         let mut first = lan.lan.agent_cmd(&vigil);
-        first.args(Tool::Agent.args());
+        first.args(AGENT.args());
         process::run(first, limit, false).context("the sweep before the warm one")?;
         eprintln!("[lan] waiting {after}s");
         process::sleep(Duration::from_secs(after))?;
-        let mut m = Measured::new(Tool::Agent);
+        let mut m = Measured::new(AGENT);
         let label = format!("warm ({after}s after a sweep)");
         measure_once(&lan, &vigil, &mut m, &label, limit, false, &mut failures)?;
         warm.push((after, m));
@@ -271,15 +281,15 @@ fn measure_once(
         network::flush_neighbours(&lan.lan)?;
     }
     let bin = match m.tool {
-        Tool::Agent => vigil,
+        Tool::Agent { .. } => vigil,
         Tool::Nmap(_) => Path::new("nmap"),
     };
     let mut cmd = lan.lan.agent_cmd(bin);
     cmd.args(m.tool.args());
-    let r = process::run(cmd, limit, matches!(m.tool, Tool::Agent))
+    let r = process::run(cmd, limit, matches!(m.tool, Tool::Agent { .. }))
         .with_context(|| format!("{} ({label})", m.tool.name()))?;
     let found: Found = match m.tool {
-        Tool::Agent => {
+        Tool::Agent { .. } => {
             let (found, swept) = found::agent(&r.stdout)?;
             if swept != [network::SUBNET] {
                 failures.push(format!(
@@ -523,7 +533,7 @@ fn report_phases(agent: &Measured) {
     };
     let d = |x: Option<Duration>| x.map(|x| x.as_secs_f64());
     println!("\nWhere the agent's time goes (median over the runs; seen from /proc every 5 ms):\n");
-    println!("| start until the scan engine's threads run | scan (engine threads alive) | neighbour table settling (no thread, no socket) | name lookups (UDP sockets open) | printing and exit |");
+    println!("| start until the scan engine's threads run (interfaces, ARP discovery) | scan (engine threads alive) | neighbour table settling (no thread, no socket) | name lookups (UDP sockets open) | printing and exit |");
     println!("|---|---|---|---|---|");
     println!(
         "| {} | {} | {} | {} | {} |",

@@ -84,13 +84,45 @@ pub enum InventoryChange {
     Returned { id: String },
 }
 
-/// Updates `devices` with one sweep's `sightings` made at `now`. New
-/// devices get an id from `new_id` and a vendor from `vendor_of` (by MAC);
-/// devices not seen are kept, no longer present. Returns what changed.
+/// Whether a sweep saw everything it asked: only a complete sweep's
+/// silence says a device left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    Complete,
+    /// The OS dropped probes (see `NetworkUpload::incomplete`): devices it
+    /// did not see keep their presence.
+    Partial,
+}
+
+/// Updates `devices` with one complete sweep's `sightings` (see
+/// [`merge_sweep`]).
 pub fn merge(
     devices: &mut Vec<Device>,
     sightings: &[Sighting],
     now: i64,
+    new_id: impl FnMut() -> String,
+    vendor_of: impl Fn(MacAddr) -> Option<String>,
+) -> Vec<InventoryChange> {
+    merge_sweep(
+        devices,
+        sightings,
+        now,
+        Coverage::Complete,
+        new_id,
+        vendor_of,
+    )
+}
+
+/// Updates `devices` with one sweep's `sightings` made at `now`. New
+/// devices get an id from `new_id` and a vendor from `vendor_of` (by MAC);
+/// devices not seen are kept, no longer present after a
+/// [`Coverage::Complete`] sweep, unchanged after a partial one. Returns
+/// what changed.
+pub fn merge_sweep(
+    devices: &mut Vec<Device>,
+    sightings: &[Sighting],
+    now: i64,
+    coverage: Coverage,
     mut new_id: impl FnMut() -> String,
     vendor_of: impl Fn(MacAddr) -> Option<String>,
 ) -> Vec<InventoryChange> {
@@ -156,7 +188,7 @@ pub fn merge(
     }
     for (device, seen) in devices.iter_mut().zip(matched) {
         if seen.is_empty() {
-            if device.present {
+            if device.present && coverage == Coverage::Complete {
                 device.present = false;
                 changes.push(InventoryChange::Left {
                     id: device.id.clone(),
@@ -339,6 +371,26 @@ mod tests {
         assert!(sweep(&mut inv, &mut ids, 300, std::slice::from_ref(&a)).is_empty());
         let changes = sweep(&mut inv, &mut ids, 400, &[a, b]);
         assert_eq!(changes, vec![InventoryChange::Returned { id: "d2".into() }]);
+    }
+
+    #[test]
+    fn a_partial_sweep_takes_nobody_for_gone() {
+        let (mut inv, mut ids) = (Vec::new(), Ids(0));
+        let a = seen("198.51.100.10", Some("00:1b:63:00:00:01"), &[]);
+        let b = seen("198.51.100.11", Some("00:1b:63:00:00:02"), &[]);
+        let c = seen("198.51.100.12", Some("00:1b:63:00:00:03"), &[]);
+        sweep(&mut inv, &mut ids, 100, &[a.clone(), b]);
+        let changes = merge_sweep(
+            &mut inv,
+            &[a, c],
+            200,
+            Coverage::Partial,
+            || ids.next(),
+            |_| None,
+        );
+        assert_eq!(changes, vec![InventoryChange::Joined { id: "d3".into() }]);
+        assert!(inv.iter().all(|d| d.present), "{inv:?}");
+        assert_eq!(inv[1].last_seen, 100, "not seen, so not seen again");
     }
 
     #[test]

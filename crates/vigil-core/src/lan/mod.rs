@@ -8,14 +8,20 @@
 //! user names. Every device that answers, or that the agent's neighbour
 //! table lists after the sweep, goes into the location's inventory
 //! ([`inventory`]), known by its MAC address where there is one, so a
-//! DHCP address change is the same device.
+//! DHCP address change is the same device. Each device keeps a
+//! [`history`] of what the sweeps saw change about it; [`review`] says
+//! how it looks under the location's policy (new? unauthorized ports?).
 
+pub mod history;
 pub mod inventory;
 pub mod mac;
 pub mod policy;
+pub mod review;
 pub mod scope;
 
-pub use inventory::{merge, Device, InventoryChange, Sighting};
+pub use history::{DeviceEvent, DeviceEventKind};
+pub use inventory::{merge, merge_sweep, Coverage, Device, InventoryChange, Sighting};
 pub use mac::{MacAddr, MacError};
 pub use policy::{authorized_ports, device_target, forward_target, DeviceKind, UnreviewedDevices};
+pub use review::{review, Arrival, DeviceFilter, Review};
 pub use scope::{network_range, sweep_limit, ScopeError};

@@ -56,22 +56,26 @@ pub struct NameLookup {
     /// A reverse mDNS query to every address's port 5353 (avahi on Linux,
     /// Apple devices, printers, many IoT devices).
     pub mdns: bool,
-    /// Per PTR lookup, and how long mDNS and NetBIOS replies are awaited
-    /// after the last question.
+    /// Per PTR lookup.
     pub timeout: Duration,
+    /// How long mDNS and NetBIOS replies are awaited after the last
+    /// question (all of them have answered: at once). A responder on the
+    /// same link answers in milliseconds; across routers, allow more.
+    pub reply_wait: Duration,
     /// DNS servers for the PTR lookups; empty: the system's (resolv.conf,
     /// or the network adapters' settings on Windows).
     pub name_servers: Vec<SocketAddr>,
 }
 
 impl Default for NameLookup {
-    /// All three lookups, 2 s, the system's DNS servers.
+    /// All three lookups, 2 s each way, the system's DNS servers.
     fn default() -> Self {
         NameLookup {
             ptr: true,
             netbios: true,
             mdns: true,
             timeout: Duration::from_secs(2),
+            reply_wait: Duration::from_secs(2),
             name_servers: Vec::new(),
         }
     }
@@ -107,8 +111,8 @@ impl fmt::Display for NameSource {
 
 /// One name per address that has one, from the first source that named
 /// it in the order PTR, mDNS, NetBIOS. The lookups `how` asks for run at
-/// once, so the whole takes about `how.timeout` (longer for many PTR
-/// lookups, see [`reverse_dns`]).
+/// once, so the whole takes about the longer of `how.timeout` and
+/// `how.reply_wait` (longer for many PTR lookups, see [`reverse_dns`]).
 pub async fn lookup_names(
     addrs: &[IpAddr],
     how: &NameLookup,
@@ -116,8 +120,8 @@ pub async fn lookup_names(
     // A lookup that is off gets no addresses: it returns at once.
     let (dns, mdns, netbios) = tokio::join!(
         reverse_dns(addrs_if(how.ptr, addrs), how.timeout, &how.name_servers),
-        mdns_reverse(addrs_if(how.mdns, addrs), how.timeout),
-        node_status(addrs_if(how.netbios, addrs), how.timeout),
+        mdns_reverse(addrs_if(how.mdns, addrs), how.reply_wait),
+        node_status(addrs_if(how.netbios, addrs), how.reply_wait),
     );
     first_found([
         (NameSource::Dns, dns),

@@ -1,18 +1,19 @@
 //! The location's devices and its latest local-network sweep.
 
 use crate::app::App;
+use crate::devices::Location;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::extract::Json;
 use crate::http::extract::Query;
 use crate::ids;
 use axum::extract::{Path, State};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use vigil_core::lan::Device;
+use vigil_core::lan::{Device, DeviceEventKind, DeviceFilter};
 use vigil_core::PortList;
 use vigil_proto::api::{DevicePatchBody, DeviceView, NetworkView};
-use vigil_store::{AgentId, DeviceId, DevicePatch, StoreError};
+use vigil_store::{AgentId, DeviceId, DevicePatch, StoreError, DEVICE_EVENTS_KEPT};
 
 pub(crate) fn device_view(d: &Device) -> DeviceView {
     DeviceView {
@@ -41,6 +42,51 @@ pub(crate) struct DeviceQuery {
     present: Option<bool>,
     /// Vendor contains this (case-insensitive).
     vendor: Option<String>,
+    /// Only new devices (joined after the first sweep, not approved), or
+    /// only the others.
+    new: Option<bool>,
+    /// Only approved (reviewed) devices, or only unreviewed ones.
+    approved: Option<bool>,
+    /// Only present devices with an open port their policy does not
+    /// authorize, or only the others.
+    unauthorized: Option<bool>,
+}
+
+impl From<DeviceQuery> for DeviceFilter {
+    fn from(q: DeviceQuery) -> DeviceFilter {
+        DeviceFilter {
+            present: q.present,
+            vendor: q.vendor,
+            new: q.new,
+            approved: q.approved,
+            unauthorized: q.unauthorized,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryQuery {
+    /// The newest this many events (1 to 1000; default all kept).
+    limit: Option<u32>,
+}
+
+/// One entry of a device's history (`GET …/devices/{device}/history`).
+#[derive(Debug, Serialize)]
+pub(crate) struct DeviceEventView {
+    pub at: i64,
+    pub kind: DeviceEventKind,
+    /// A move's addresses before and after it (empty otherwise).
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    /// For people, e.g. "moved from 198.51.100.10 to 198.51.100.77".
+    pub detail: String,
+}
+
+/// A device's history, newest first.
+#[derive(Debug, Serialize)]
+pub(crate) struct DeviceHistoryView {
+    pub events: Vec<DeviceEventView>,
 }
 
 /// The agent, or 404 for one of another account.
@@ -57,12 +103,45 @@ pub(crate) async fn list(
     Query(q): Query<DeviceQuery>,
 ) -> Result<axum::Json<Vec<DeviceView>>, ApiError> {
     let agent = agent_of(&app, &caller, &id).await?;
-    let devices = app.store.devices(caller.account.id, agent).await?;
+    let location = Location::load(&app, caller.account.id, agent).await?;
     Ok(axum::Json(
-        crate::devices::matching(&devices, q.present, q.vendor.as_deref())
-            .map(device_view)
+        location
+            .shown(&q.into())
+            .into_iter()
+            .map(|(d, _)| device_view(d))
             .collect(),
     ))
+}
+
+/// `GET /agents/{id}/devices/{device}/history`.
+pub(crate) async fn history(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path((id, device)): Path<(String, String)>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<axum::Json<DeviceHistoryView>, ApiError> {
+    let agent = agent_of(&app, &caller, &id).await?;
+    let device: DeviceId = ids::parse("device", &device)?;
+    let limit = q
+        .limit
+        .unwrap_or(u32::try_from(DEVICE_EVENTS_KEPT).unwrap_or(100));
+    let events = app
+        .store
+        .device_history(caller.account.id, agent, device, limit)
+        .await?;
+    let text = |a: &[std::net::IpAddr]| a.iter().map(ToString::to_string).collect();
+    Ok(axum::Json(DeviceHistoryView {
+        events: events
+            .iter()
+            .map(|e| DeviceEventView {
+                at: e.at,
+                kind: e.kind,
+                from: text(&e.from),
+                to: text(&e.to),
+                detail: e.summary(),
+            })
+            .collect(),
+    }))
 }
 
 pub(crate) async fn get(
@@ -146,6 +225,7 @@ pub(crate) async fn network(
         swept: report.swept,
         skipped: report.skipped,
         gateway: report.gateway,
+        incomplete: report.incomplete,
         devices: devices.len(),
         present: devices.iter().filter(|d| d.present).count(),
     }))

@@ -59,6 +59,10 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             "/agents/{id}/devices/{device}/approve",
             post(devices::approve),
         )
+        .route(
+            "/agents/{id}/devices/{device}/history",
+            get(devices::history),
+        )
         .route("/agents/{id}/network", get(devices::network))
         .route("/agents/{id}/history", get(history::history))
         .route("/agents/{id}/timeline", get(history::timeline))

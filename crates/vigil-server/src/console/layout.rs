@@ -152,12 +152,13 @@ pub(crate) fn error(message: Option<&str>) -> Markup {
 /// A badge for an agent's health or a scan state.
 pub(crate) fn badge(text: &str) -> Markup {
     let class = match text {
-        "communicating" | "active" | "open port ok" | "resolved" | "done" | "managed here" => {
-            "badge good"
-        }
+        "communicating" | "active" | "open port ok" | "resolved" | "done" | "managed here"
+        | "authorized" | "present" => "badge good",
         "not communicating" | "suspended" | "open" | "running" | "managed elsewhere"
-        | "unreachable" => "badge warn",
-        "abandoned" | "disabled" | "failed" | "no agent" | "unresolved AD" => "badge bad",
+        | "unreachable" | "new" | "gone" => "badge warn",
+        "abandoned" | "disabled" | "failed" | "no agent" | "unresolved AD" | "unauthorized" => {
+            "badge bad"
+        }
         _ => "badge",
     };
     html! { span class=(class) { (text) } }

@@ -15,7 +15,8 @@
 //!   every state-changing POST carries a token bound to the session;
 //! * [`layout`]: the page shell; [`assets`]: stylesheet and script;
 //! * one module per page area: [`dashboard`], [`agents`], [`alerts`],
-//!   [`enroll`], [`compliance`], [`contacts`].
+//!   [`enroll`], [`compliance`], [`contacts`], [`devices`] (an agent's
+//!   inventory) and [`device`] (one device).
 
 mod agent_history;
 mod agents;
@@ -26,6 +27,7 @@ mod compliance;
 mod contacts;
 mod csrf;
 mod dashboard;
+mod device;
 mod devices;
 mod enroll;
 mod error;
@@ -52,10 +54,12 @@ pub(crate) fn router(app: &Arc<App>) -> Router<Arc<App>> {
         .route("/agents/{id}/policy", post(agents::save_policy))
         .route("/agents/{id}/history", get(agent_history::page))
         .route("/agents/{id}/devices", get(devices::page))
+        .route("/agents/{id}/devices/{device}", get(device::page))
         .route(
             "/agents/{id}/devices/{device}/approve",
             post(devices::approve),
         )
+        .route("/agents/{id}/devices/{device}/policy", post(device::save))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}", get(alerts::detail))
         .route("/alerts/{id}/ack", post(alerts::acknowledge))

@@ -318,6 +318,12 @@ impl Server {
         read(req).await
     }
 
+    /// The URL of a console page (outside `/api/v1`).
+    pub fn console_url(&self, path: &str) -> String {
+        let base = self.api.trim_end_matches(vigil_proto::api::API_PREFIX);
+        format!("{base}{path}")
+    }
+
     /// `GET` of a console page (outside `/api/v1`) with extra headers.
     pub async fn console_get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let base = self.api.trim_end_matches(vigil_proto::api::API_PREFIX);

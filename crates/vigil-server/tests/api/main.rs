@@ -42,6 +42,7 @@ mod common;
 mod compliance_csv;
 mod compliance_scope;
 mod console_cookies;
+mod console_devices;
 mod deployment_keys;
 mod devices;
 mod install_windows;

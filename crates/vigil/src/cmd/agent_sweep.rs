@@ -34,6 +34,10 @@ pub struct SweepArgs {
     /// Ask the gateway (UPnP IGD, NAT-PMP) what it forwards from outside.
     #[arg(long)]
     gateway: bool,
+    /// Find hosts by connect probes only, never by ARP (as an agent
+    /// without CAP_NET_RAW does).
+    #[arg(long)]
+    no_arp: bool,
     /// Print the whole result as JSON.
     #[arg(long)]
     json: bool,
@@ -59,6 +63,9 @@ fn render(up: &NetworkUpload) -> String {
     );
     for s in &up.skipped {
         out.push_str(&format!("left out: {} ({})\n", s.network, s.reason));
+    }
+    if let Some(why) = &up.incomplete {
+        out.push_str(&format!("incomplete: {why}\n"));
     }
     for d in &up.devices {
         let ports: Vec<String> = d.open_ports.iter().map(u16::to_string).collect();
@@ -117,8 +124,13 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
         max_addresses: u64::try_from(sweep_limit(AccountKind::Organization)).unwrap_or(u64::MAX),
         audit_gateway: args.gateway,
     };
+    let discovery = if args.no_arp {
+        network::Discovery::Connect
+    } else {
+        network::Discovery::Arp
+    };
     let up = super::runtime()?
-        .block_on(async { network::run(&task, &sweep, ScanConfig::default()).await });
+        .block_on(async { network::run(&task, &sweep, ScanConfig::default(), discovery).await });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&up)?);
     } else {

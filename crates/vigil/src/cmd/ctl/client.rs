@@ -191,7 +191,8 @@ pub fn normalize_server(server: &str) -> Result<String> {
 /// path asked for (another tenant's ids look the same as missing ones, on
 /// purpose). Any other message (an unknown endpoint) is the server's.
 fn not_found(path: &str, message: &str) -> String {
-    let mut parts = path.trim_start_matches('/').split(['/', '?']);
+    let route = path.split('?').next().unwrap_or(path);
+    let mut parts = route.trim_start_matches('/').split('/');
     let collection = parts.next().unwrap_or("");
     let id = parts.next().filter(|id| !id.is_empty());
     let kind = match collection {
@@ -203,14 +204,22 @@ fn not_found(path: &str, message: &str) -> String {
         "users" => "user",
         _ => "",
     };
-    match (message, kind, id) {
-        ("not found", "", _) => format!("{API_PREFIX}{path} was not found on the server"),
-        ("not found", _, Some(id)) => format!("no {kind} {id} in this account"),
+    // A device is asked for under its agent: either may be missing.
+    let device = match (parts.next(), parts.next()) {
+        (Some("devices"), Some(d)) if kind == "agent" && !d.is_empty() => Some(d),
+        _ => None,
+    };
+    match (message, kind, id, device) {
+        ("not found", "", _, _) => format!("{API_PREFIX}{path} was not found on the server"),
+        ("not found", _, Some(id), Some(device)) => {
+            format!("no device {device} of agent {id} in this account")
+        }
+        ("not found", _, Some(id), None) => format!("no {kind} {id} in this account"),
         // A creation that names another record (a rule's contact or agent).
-        ("not found", _, None) => {
+        ("not found", _, None, _) => {
             format!("a {kind} refers to a contact or agent that is not in this account")
         }
-        (other, _, _) => format!("{other} ({API_PREFIX}{path})"),
+        (other, _, _, _) => format!("{other} ({API_PREFIX}{path})"),
     }
 }
 
@@ -275,6 +284,14 @@ mod tests {
             (
                 format!("/rules/{id}"),
                 format!("no rule {id} in this account"),
+            ),
+            (
+                format!("/agents/{id}/devices/d-1/history?limit=2"),
+                format!("no device d-1 of agent {id} in this account"),
+            ),
+            (
+                format!("/agents/{id}/devices?new=true"),
+                format!("no agent {id} in this account"),
             ),
             (
                 "/bogus".into(),

@@ -1,10 +1,12 @@
 //! `vigil ctl devices`: the devices of an agent's location, found by its
-//! local-network sweeps, and the latest sweep itself.
+//! local-network sweeps (with the REST API's filters), each device's
+//! history, and the latest sweep itself.
 
 use super::table::{ago, fields, now, or_dash, time, Table};
 use super::{query, seg, Ctl};
 use anyhow::Result;
 use clap::Subcommand;
+use serde::Deserialize;
 use serde_json::Value;
 use vigil_proto::api::{DeviceView, NetworkView};
 
@@ -23,6 +25,20 @@ pub(super) enum DevicesCommand {
         /// Only devices whose vendor contains this (case-insensitive).
         #[arg(long)]
         vendor: Option<String>,
+        /// Only new devices: joined after the location's first sweep and
+        /// not approved yet.
+        #[arg(long)]
+        new: bool,
+        /// Only devices nobody approved yet.
+        #[arg(long, conflicts_with = "approved")]
+        unreviewed: bool,
+        /// Only approved devices.
+        #[arg(long)]
+        approved: bool,
+        /// Only present devices with an open port their policy does not
+        /// authorize.
+        #[arg(long)]
+        unauthorized: bool,
     },
     /// One device.
     Show {
@@ -30,6 +46,17 @@ pub(super) enum DevicesCommand {
         agent: String,
         /// The device's id.
         device: String,
+    },
+    /// A device's history, newest first: when it joined, moved to other
+    /// addresses, left and returned.
+    History {
+        /// The agent's id.
+        agent: String,
+        /// The device's id.
+        device: String,
+        /// The newest this many events (server default: all kept, 100).
+        #[arg(long)]
+        limit: Option<u32>,
     },
     /// The latest sweep: interfaces, networks swept and left out, the
     /// gateway's port forwards.
@@ -135,6 +162,30 @@ fn device_text(d: &DeviceView) -> String {
     ])
 }
 
+/// One entry of `GET …/devices/{device}/history`.
+#[derive(Debug, Deserialize)]
+struct DeviceEventView {
+    at: i64,
+    kind: String,
+    detail: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceHistoryView {
+    events: Vec<DeviceEventView>,
+}
+
+fn history_text(h: &DeviceHistoryView) -> String {
+    if h.events.is_empty() {
+        return "no changes recorded\n".into();
+    }
+    let mut t = Table::new(&["WHEN", "EVENT", "DETAIL"]);
+    for e in &h.events {
+        t.row(vec![time(e.at), e.kind.clone(), e.detail.clone()]);
+    }
+    t.render()
+}
+
 fn network_text(n: &NetworkView) -> String {
     let mut out = fields(&[
         ("swept", time(n.finished_at)),
@@ -157,6 +208,9 @@ fn network_text(n: &NetworkView) -> String {
     out.push_str(&t.render());
     for s in &n.skipped {
         out.push_str(&format!("left out: {} ({})\n", s.network, s.reason));
+    }
+    if let Some(why) = &n.incomplete {
+        out.push_str(&format!("incomplete: {why}\n"));
     }
     if let Some(g) = &n.gateway {
         out.push_str(&format!(
@@ -199,6 +253,10 @@ impl Ctl {
                 present,
                 gone,
                 vendor,
+                new,
+                unreviewed,
+                approved,
+                unauthorized,
             } => {
                 let mut params = Vec::new();
                 if present || gone {
@@ -206,6 +264,15 @@ impl Ctl {
                 }
                 if let Some(v) = vendor {
                     params.push(("vendor", v));
+                }
+                if new {
+                    params.push(("new", "true".to_string()));
+                }
+                if unreviewed || approved {
+                    params.push(("approved", approved.to_string()));
+                }
+                if unauthorized {
+                    params.push(("unauthorized", "true".to_string()));
                 }
                 let answer = self
                     .api
@@ -276,6 +343,26 @@ impl Ctl {
                     .await?;
                 self.show(answer, |d: DeviceView| device_text(&d))
             }
+            DevicesCommand::History {
+                agent,
+                device,
+                limit,
+            } => {
+                let params: Vec<(&str, String)> = limit
+                    .map(|l| ("limit", l.to_string()))
+                    .into_iter()
+                    .collect();
+                let answer = self
+                    .api
+                    .get(&format!(
+                        "/agents/{}/devices/{}/history{}",
+                        seg(&agent),
+                        seg(&device),
+                        query(&params)
+                    ))
+                    .await?;
+                self.show(answer, |h: DeviceHistoryView| history_text(&h))
+            }
             DevicesCommand::Network { agent } => {
                 let answer = self
                     .api
@@ -315,5 +402,25 @@ mod tests {
         assert!(out.contains("gone, last 1 h ago"), "{out}");
         assert!(out.contains("Apple, Inc."), "{out}");
         assert_eq!(devices_table(&[], 0), "no devices\n");
+    }
+
+    #[test]
+    fn the_history_lists_each_change() {
+        let h: DeviceHistoryView = serde_json::from_value(serde_json::json!({"events": [
+            {"at": 3600, "kind": "moved", "from": ["198.51.100.10"], "to": ["198.51.100.77"],
+             "detail": "moved from 198.51.100.10 to 198.51.100.77"},
+            {"at": 0, "kind": "joined", "from": [], "to": [], "detail": "joined the network"},
+        ]}))
+        .unwrap();
+        let out = history_text(&h);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(
+            lines[1].contains("moved") && lines[1].contains("to 198.51.100.77"),
+            "{out}"
+        );
+        assert!(lines[2].contains("joined the network"), "{out}");
+        let none: DeviceHistoryView = serde_json::from_str(r#"{"events": []}"#).unwrap();
+        assert_eq!(history_text(&none), "no changes recorded\n");
     }
 }
