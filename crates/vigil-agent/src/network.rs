@@ -44,6 +44,13 @@ const NAME_REPLY_WAIT: Duration = Duration::from_millis(750);
 /// PROBEs a second apart), and confirms it or drops it.
 const SETTLE: Duration = Duration::from_secs(9);
 
+/// The least time between the starts of two connect windows (see
+/// [`connect_batches`]): an entry the probes created for an address
+/// nobody holds stays until its resolution fails, 3 s on Linux (3
+/// solicitations a second apart), so at most four windows' entries are in
+/// the table at once (three, and the next one's while the oldest fail).
+const WINDOW_SPACING: Duration = Duration::from_secs(1);
+
 /// A neighbour-table entry as the sweep judges it: `fresh` when the OS
 /// confirmed the host during the sweep (or cannot say when).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,7 +326,12 @@ pub async fn run(
     let verdicts = match PortList::parse(&task.ports) {
         Ok(ports) => {
             let mut all = BTreeMap::new();
+            let mut began: Option<tokio::time::Instant> = None;
             for batch in &batches {
+                if let Some(at) = began {
+                    tokio::time::sleep_until(at + WINDOW_SPACING).await;
+                }
+                began = Some(tokio::time::Instant::now());
                 all.append(&mut scan(batch, ports.clone(), cfg.clone()).await);
             }
             all
@@ -458,19 +470,21 @@ pub fn arp_plan(
     (jobs, rest)
 }
 
-/// The scans of a sweep, run one after another: the first takes the hosts
-/// ARP found, the routed ranges and the first window of the on-link ones;
-/// each further one the next window. An on-link address the connect
-/// probes go to takes a neighbour-table entry until it resolves or fails
-/// (3 s), so a window is a third of the room the table has left (`room`;
-/// 256 addresses when unknown), never fewer than 16.
+/// The scans of a sweep, run one after another and started at least
+/// [`WINDOW_SPACING`] apart: the first takes the hosts ARP found, the
+/// routed ranges and the first window of the on-link ones; each further
+/// one the next window. An on-link address the connect probes go to takes
+/// a neighbour-table entry until it resolves or fails (3 s), so a window
+/// is a quarter of the room the table has left (`room`; 200 addresses
+/// when unknown: the Linux default limit is 1,024 for the whole machine),
+/// never fewer than 16.
 pub fn connect_batches(
     hosts: &[AddrRange],
     connect: &[AddrRange],
     ifaces: &[Interface],
     room: Option<usize>,
 ) -> Vec<Vec<AddrRange>> {
-    let window = room.map_or(256, |r| r / 3).max(16) as u128;
+    let window = room.map_or(200, |r| r / 4).max(16) as u128;
     let mut first: Vec<AddrRange> = hosts.to_vec();
     let mut windows: Vec<AddrRange> = Vec::new();
     for range in connect {
@@ -754,7 +768,7 @@ mod tests {
         )];
         let hosts = [AddrRange::single("198.51.100.7".parse().expect("ip"))];
         let connect = [range("198.18.4.1-198.18.7.254"), range("203.0.113.0/24")];
-        let batches = connect_batches(&hosts, &connect, &ifaces, Some(900));
+        let batches = connect_batches(&hosts, &connect, &ifaces, Some(1200));
         let sizes: Vec<Vec<u128>> = batches
             .iter()
             .map(|b| b.iter().map(|r| r.len()).collect())
@@ -765,8 +779,8 @@ mod tests {
         let covered: u128 = batches.iter().flatten().map(|r| r.len()).sum();
         assert_eq!(covered, 1 + 256 + 1022);
         assert_eq!(batches[3][0].end().to_string(), "198.18.7.254");
-        // Unknown room: 256 at a time; almost none: 16 at a time.
-        assert_eq!(connect_batches(&[], &connect[..1], &ifaces, None).len(), 4);
+        // Unknown room: 200 at a time; almost none: 16 at a time.
+        assert_eq!(connect_batches(&[], &connect[..1], &ifaces, None).len(), 6);
         assert_eq!(
             connect_batches(&[], &connect[..1], &ifaces, Some(5)).len(),
             64

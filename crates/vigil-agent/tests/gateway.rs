@@ -135,7 +135,7 @@ fn lists_upnp_forwards_and_natpmp_from_miniupnpd() {
     // Nothing forwarded yet.
     let (audit, took) = audit_in_agent(&lan, Some(GATEWAY_LAN), TIMEOUT);
     eprintln!("empty audit in {took:?}: {audit:#?}");
-    assert_eq!(audit.answered, ["upnp", "nat-pmp"], "{audit:#?}");
+    assert_eq!(audit.answered, ["upnp", "nat-pmp", "pcp"], "{audit:#?}");
     assert!(audit.forwards.is_empty(), "{audit:#?}");
 
     let out = upnp_add(&lan, "pc", PC, 3389, 3389, "TCP", "test rdp").unwrap();
@@ -144,7 +144,7 @@ fn lists_upnp_forwards_and_natpmp_from_miniupnpd() {
     let (audit, took) = audit_in_agent(&lan, Some(GATEWAY_LAN), TIMEOUT);
     eprintln!("audit in {took:?}: {audit:#?}");
     assert!(took < TIMEOUT + SLACK, "{took:?}");
-    assert_eq!(audit.answered, ["upnp", "nat-pmp"], "{audit:#?}");
+    assert_eq!(audit.answered, ["upnp", "nat-pmp", "pcp"], "{audit:#?}");
     assert_eq!(audit.gateway.as_deref(), Some("198.51.100.1"));
     assert_eq!(audit.friendly_name.as_deref(), Some("Vigil Test Router"));
     assert_eq!(audit.external_address.as_deref(), Some("203.0.113.2"));
@@ -192,7 +192,7 @@ fn lists_upnp_forwards_and_natpmp_from_miniupnpd() {
     eprintln!("mapping another host: {refused}");
     let (after, took) = audit_in_agent(&lan, Some(GATEWAY_LAN), TIMEOUT);
     eprintln!("audit after the delete in {took:?}: {after:#?}");
-    assert_eq!(after.answered, ["upnp", "nat-pmp"]);
+    assert_eq!(after.answered, ["upnp", "nat-pmp", "pcp"]);
     assert!(after.forwards.is_empty(), "{after:#?}");
     assert!(after.problems.is_empty(), "{after:#?}");
     drop(upnpd);
@@ -362,10 +362,15 @@ fn natpmp_retries_past_garbage() {
         .unwrap()
         .unwrap();
     // First request: answered with junk (too short, PCP, a mapping answer);
-    // the retransmission gets the real answer.
+    // the retransmission gets the real answer. A PCP request gets what a
+    // NAT-PMP-only gateway answers: "unsupported version".
     let requests = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&requests);
     let _natpmp = Responder::serve(sock, move |sock, request, from| {
+        if request.first() == Some(&2) {
+            let _ = sock.send_to(&[0, 0x80, 0, 1, 0, 0, 0, 5], from);
+            return;
+        }
         assert_eq!(request, [0, 0]);
         if count.fetch_add(1, Ordering::Relaxed) == 0 {
             for junk in [

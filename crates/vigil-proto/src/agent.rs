@@ -189,7 +189,7 @@ pub struct PortForward {
 /// What the gateway said about itself and its forwards.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GatewayReport {
-    /// The protocols that answered, e.g. "upnp", "nat-pmp".
+    /// The protocols that answered: "upnp", "nat-pmp", "pcp".
     #[serde(default)]
     pub answered: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

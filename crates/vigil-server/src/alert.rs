@@ -7,6 +7,7 @@ use crate::app::App;
 use crate::http::error::ApiError;
 use vigil_core::{Condition, ConditionKind};
 use vigil_notify::{EventKind, Notification, Severity};
+use vigil_proto::agent::PortForward;
 use vigil_store::{
     now_unix, AckOutcome, Agent, Alert, AlertId, AlertStatus, Role, StoreError, UnixTime, User,
 };
@@ -59,6 +60,24 @@ pub(crate) fn event_for(condition: Condition, raised: bool) -> (EventKind, Sever
 
 /// A one-line title for an alert or its recovery.
 pub(crate) fn title(agent: &Agent, target: &str, condition: Condition, raised: bool) -> String {
+    if let (Some(proto), Some(p), ConditionKind::UnauthorizedOpen) = (
+        vigil_core::lan::policy::forward_protocol(target),
+        condition.port,
+        condition.kind,
+    ) {
+        let proto = proto.to_uppercase();
+        return if raised {
+            format!(
+                "Router forwards {proto} {p} from outside, not authorized (agent {:?})",
+                agent.name
+            )
+        } else {
+            format!(
+                "Router no longer forwards {proto} {p} from outside (agent {:?})",
+                agent.name
+            )
+        };
+    }
     let place = if target == AGENT_TARGET {
         format!("agent {:?}", agent.name)
     } else {
@@ -138,6 +157,37 @@ fn details(condition: Condition, raised: bool) -> String {
     }
 }
 
+/// What the gateway said of the forward behind a raised forward alert
+/// (`forward:<proto>`, port `port`), from the location's latest sweep:
+/// where it goes and who added it.
+pub(crate) fn forward_details(forwards: &[PortForward], proto: &str, port: u16) -> Option<String> {
+    let f = forwards
+        .iter()
+        .find(|f| f.protocol.eq_ignore_ascii_case(proto) && f.external_port == port)?;
+    let by = match f.source.as_str() {
+        "upnp" => "added by UPnP".to_string(),
+        other => format!("learned by {other}"),
+    };
+    let what = if f.description.is_empty() {
+        String::new()
+    } else {
+        format!(" as {:?}", f.description)
+    };
+    let from = if f.remote_host.is_empty() {
+        "anyone on the Internet".to_string()
+    } else {
+        f.remote_host.clone()
+    };
+    Some(format!(
+        "The router forwards {} {port} from {from} to {}:{} ({by}{what}). Remove the \
+         forward (or stop the program that asked for it), or add {port} to the authorized \
+         ports of the security scan if it should be reachable.",
+        proto.to_uppercase(),
+        f.internal_client,
+        f.internal_port
+    ))
+}
+
 /// The key receivers group an alert and its recovery under.
 pub(crate) fn group_key(agent: &Agent, target: &str, condition: Condition) -> String {
     match condition.port {
@@ -207,6 +257,16 @@ impl App {
     ) -> Result<usize, StoreError> {
         let (event, severity) = event_for(alert.condition, raised);
         let phase = if raised { "raised" } else { "cleared" };
+        let mut details = details(alert.condition, raised);
+        if let (true, Some(proto), Some(port)) = (
+            raised,
+            vigil_core::lan::policy::forward_protocol(target),
+            alert.condition.port,
+        ) {
+            if let Some(text) = self.forward_details(agent, proto, port).await? {
+                details = text;
+            }
+        }
         self.queue(
             Occurrence {
                 agent,
@@ -215,7 +275,7 @@ impl App {
                 target: (target != AGENT_TARGET).then(|| target_label(target)),
                 port: alert.condition.port,
                 title: title(agent, target, alert.condition, raised),
-                details: details(alert.condition, raised),
+                details,
                 group_key: group_key(agent, target, alert.condition),
                 outbox_key: format!("alert:{}:{phase}", alert.id),
                 at: now,
@@ -223,6 +283,24 @@ impl App {
             Some(alert.id),
         )
         .await
+    }
+
+    /// [`forward_details`] of the agent's latest sweep.
+    async fn forward_details(
+        &self,
+        agent: &Agent,
+        proto: &str,
+        port: u16,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(sweep) = self.store.network_sweep(agent.account_id, agent.id).await? else {
+            return Ok(None);
+        };
+        // Written by this server; unreadable only if tampered with.
+        let report: crate::devices::StoredReport =
+            serde_json::from_str(&sweep.report).unwrap_or_default();
+        Ok(report
+            .gateway
+            .and_then(|g| forward_details(&g.forwards, proto, port)))
     }
 
     /// Queues the occurrence for every contact whose rules ask for its
@@ -410,6 +488,57 @@ mod tests {
             acknowledged_by: by.map(String::from),
             ack_note: None,
         }
+    }
+
+    #[test]
+    fn forward_alerts_say_what_is_forwarded_and_by_whom() {
+        let forward = PortForward {
+            protocol: "UDP".into(),
+            external_port: 3389,
+            internal_client: "198.51.100.23".into(),
+            internal_port: 3390,
+            description: "Remote Desktop".into(),
+            enabled: true,
+            remote_host: String::new(),
+            lease_secs: 0,
+            source: "upnp".into(),
+        };
+        let text = forward_details(std::slice::from_ref(&forward), "udp", 3389).expect("found");
+        assert!(
+            text.starts_with(
+                "The router forwards UDP 3389 from anyone on the Internet to \
+                 198.51.100.23:3390 (added by UPnP as \"Remote Desktop\")"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            forward_details(std::slice::from_ref(&forward), "tcp", 3389),
+            None
+        );
+        assert_eq!(forward_details(&[forward], "udp", 3390), None);
+        let agent_row = vigil_store::Agent {
+            id: AgentId::random(),
+            account_id: AccountId::random(),
+            name: "home".into(),
+            plan: vigil_core::Plan::Extended,
+            enrolled_at: 0,
+            last_seen_at: None,
+            public_addr: None,
+            version: None,
+            os: None,
+            hostname: None,
+            removed_at: None,
+            last_health: vigil_core::AgentHealth::Communicating,
+        };
+        let c = Condition::unauthorized_open(3389);
+        assert_eq!(
+            title(&agent_row, "forward:udp", c, true),
+            "Router forwards UDP 3389 from outside, not authorized (agent \"home\")"
+        );
+        assert_eq!(
+            title(&agent_row, "forward:tcp", c, false),
+            "Router no longer forwards TCP 3389 from outside (agent \"home\")"
+        );
     }
 
     #[test]

@@ -406,6 +406,23 @@ impl Store {
         Ok(devices)
     }
 
+    /// How many devices the agent's inventory holds, and how many of them
+    /// the latest sweep saw.
+    pub async fn device_counts(&self, account: AccountId, agent: AgentId) -> Result<(u64, u64)> {
+        let (all, present) = with_pool!(self, pool => sqlx::query_as::<_, (i64, i64)>(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN present THEN 1 ELSE 0 END), 0) \
+             FROM devices WHERE agent_id = $1 AND account_id = $2",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .fetch_one(pool)
+        .await)?;
+        Ok((
+            u64::try_from(all).unwrap_or_default(),
+            u64::try_from(present).unwrap_or_default(),
+        ))
+    }
+
     /// One device of the agent's inventory.
     pub async fn device(
         &self,

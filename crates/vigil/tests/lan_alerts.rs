@@ -183,7 +183,7 @@ fn devices_and_forwards_alert_and_resolve() {
     assert!(
         titles
             .iter()
-            .any(|t| t.contains("3389/tcp") && t.contains("the gateway's TCP port forwards")),
+            .any(|t| t.starts_with("Router forwards TCP 3389 from outside, not authorized")),
         "{titles:#?}"
     );
     // Nothing about the alarm and the PC: no open ports.
@@ -226,6 +226,20 @@ fn devices_and_forwards_alert_and_resolve() {
         lan_iface["name"].as_str().unwrap(),
     ] {
         assert!(page.body.contains(needle), "{needle:?} in {}", page.body);
+    }
+    // The agent's overview shows the forward beside the outside scan.
+    let overview = console(&lan, &session, "GET", &format!("/agents/{agent}"), &[]);
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    for needle in [
+        "The router's port forwards",
+        "Forwards TCP 3389 from outside to 198.51.100.30:3389",
+        "added by UPnP",
+    ] {
+        assert!(
+            overview.body.contains(needle),
+            "{needle:?} in {}",
+            overview.body
+        );
     }
     let csrf = field(&page.body, "csrf");
     let approve = console(

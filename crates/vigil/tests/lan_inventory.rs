@@ -16,7 +16,7 @@ mod common;
 
 use common::lan::{
     add, expect_host, inventory, login, mac_text, registry_vendor, start_agent, start_server,
-    sweep, sweep_including, Host,
+    sweep, sweep_including, swept_devices, Host, SweptDevices,
 };
 use common::server::Api;
 use common::{can_build_networks, run_ok};
@@ -221,10 +221,10 @@ fn the_agent_inventories_its_lan_and_follows_changes() {
     // it finds hosts by ARP or, as without CAP_NET_RAW, by connect probes
     // alone (from a cold neighbour table: only entries the sweep itself
     // confirmed count, and the alarm panel answers nothing but ARP).
-    let present: BTreeSet<(String, String, Vec<u64>)> = inv
+    let present: SweptDevices = inv
         .iter()
         .filter(|(_, d)| d.3)
-        .map(|(ip, d)| (ip.clone(), d.0.to_string(), d.2.clone()))
+        .map(|(ip, d)| (ip.clone(), d.0.as_str().map(str::to_string), d.2.clone()))
         .collect();
     assert_eq!(present.len(), 6, "{inv:#?}");
     for how in [None, Some("--no-arp")] {
@@ -234,23 +234,7 @@ fn the_agent_inventories_its_lan_and_follows_changes() {
         let mut cmd = lan.agent_cmd(common::vigil_bin());
         cmd.args(["agent", "sweep", "--network", SUBNET, "--json"])
             .args(how);
-        let out: Value = serde_json::from_str(&run_ok(&mut cmd)).expect("JSON");
-        assert!(out["incomplete"].is_null(), "{out:#}");
-        let got: BTreeSet<(String, String, Vec<u64>)> = out["devices"]
-            .as_array()
-            .expect("devices")
-            .iter()
-            .map(|d| {
-                let ports = d["open_ports"]
-                    .as_array()
-                    .map_or(Vec::new(), |p| p.iter().filter_map(Value::as_u64).collect());
-                (
-                    d["ip"].as_str().unwrap().to_string(),
-                    d["mac"].to_string(),
-                    ports,
-                )
-            })
-            .collect();
+        let got = swept_devices(&run_ok(&mut cmd));
         assert_eq!(got, present, "vigil agent sweep {how:?}");
     }
 }

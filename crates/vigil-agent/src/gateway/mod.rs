@@ -10,9 +10,10 @@
 //!   (`description.rs`), then SOAP calls (`soap.rs`) for the external
 //!   address and every port mapping, one `GetGenericPortMappingEntry` at a
 //!   time.
-//! * `natpmp.rs`: the external address request of RFC 6886. NAT-PMP (and
-//!   PCP) cannot list mappings, so it only tells whether the gateway offers
-//!   it and what its external address is.
+//! * `natpmp.rs`: the external address request of RFC 6886; `pcp.rs`: a
+//!   PCP ANNOUNCE (RFC 6887). Neither protocol can list mappings, so they
+//!   only tell whether the gateway offers them (and NAT-PMP its external
+//!   address).
 //!
 //! Everything the gateway (or anything else on the LAN) sends is treated as
 //! hostile input: parsers are pure functions with bounds (`xml.rs`), URLs
@@ -38,6 +39,7 @@
 
 mod description;
 mod natpmp;
+mod pcp;
 mod soap;
 mod ssdp;
 mod upnp;
@@ -97,7 +99,8 @@ pub struct PortForward {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GatewayAudit {
     /// The protocols the gateway answered: `"upnp"` (a usable IGD
-    /// description was found) and/or `"nat-pmp"` (a successful answer).
+    /// description was found), `"nat-pmp"` (a successful answer) and/or
+    /// `"pcp"` (a successful ANNOUNCE).
     /// Each means any LAN device can open ports on the gateway.
     pub answered: Vec<String>,
     /// The audited gateway's address: the device that answered, else the
@@ -148,7 +151,7 @@ async fn run(cfg: &AuditConfig, deadline: Instant) -> GatewayAudit {
     };
     let natpmp_known = async {
         match known_v4 {
-            Some(gw) => Some((gw, natpmp::external_address(gw, deadline).await)),
+            Some(gw) => Some(port_5351(gw, deadline).await),
             None => None,
         }
     };
@@ -158,17 +161,35 @@ async fn run(cfg: &AuditConfig, deadline: Instant) -> GatewayAudit {
     );
     if natpmp.is_none() {
         if let Some(IpAddr::V4(device)) = upnp.device {
-            natpmp = Some((device, natpmp::external_address(device, deadline).await));
+            natpmp = Some(port_5351(device, deadline).await);
         }
     }
     merge(cfg.gateway, upnp, natpmp)
+}
+
+/// How long the PCP question may take: a gateway answers at once (a
+/// NAT-PMP-only one with "unsupported version"); three tries.
+const PCP_MAX: Duration = Duration::from_millis(1750);
+
+/// What `gateway` says on port 5351: NAT-PMP's answer, and whether it
+/// speaks PCP.
+async fn port_5351(
+    gateway: std::net::Ipv4Addr,
+    deadline: Instant,
+) -> (std::net::Ipv4Addr, natpmp::Outcome, bool) {
+    let pcp_until = deadline.min(Instant::now() + PCP_MAX);
+    let (natpmp, pcp) = tokio::join!(
+        natpmp::external_address(gateway, deadline),
+        pcp::speaks_pcp(gateway, pcp_until)
+    );
+    (gateway, natpmp, pcp)
 }
 
 /// One report from both halves.
 fn merge(
     configured: Option<IpAddr>,
     upnp: upnp::Findings,
-    natpmp: Option<(std::net::Ipv4Addr, natpmp::Outcome)>,
+    natpmp: Option<(std::net::Ipv4Addr, natpmp::Outcome, bool)>,
 ) -> GatewayAudit {
     let mut audit = GatewayAudit {
         gateway: upnp.device.or(configured).map(|a| a.to_string()),
@@ -181,9 +202,15 @@ fn merge(
     if upnp.device.is_some() {
         audit.answered.push("upnp".to_string());
     }
+    if let Some((gw, _, true)) = natpmp {
+        audit.answered.push("pcp".to_string());
+        audit.gateway.get_or_insert_with(|| gw.to_string());
+    }
     match natpmp {
-        Some((gw, natpmp::Outcome::Answered(external))) => {
-            audit.answered.push("nat-pmp".to_string());
+        Some((gw, natpmp::Outcome::Answered(external), _)) => {
+            audit
+                .answered
+                .insert(usize::from(upnp.device.is_some()), "nat-pmp".to_string());
             audit.gateway.get_or_insert_with(|| gw.to_string());
             if let Some(external) = external.map(|a| a.to_string()) {
                 match &audit.external_address {
@@ -196,8 +223,8 @@ fn merge(
                 }
             }
         }
-        Some((_, natpmp::Outcome::Problem(why))) => audit.problems.push(why),
-        Some((_, natpmp::Outcome::Silent)) | None => {}
+        Some((_, natpmp::Outcome::Problem(why), _)) => audit.problems.push(why),
+        Some((_, natpmp::Outcome::Silent, _)) | None => {}
     }
     audit
 }
@@ -221,9 +248,9 @@ mod tests {
         let both = merge(
             Some(gw.into()),
             findings(Some("198.51.100.1"), Some("203.0.113.2")),
-            Some((gw, natpmp::Outcome::Answered(ext))),
+            Some((gw, natpmp::Outcome::Answered(ext), true)),
         );
-        assert_eq!(both.answered, ["upnp", "nat-pmp"]);
+        assert_eq!(both.answered, ["upnp", "nat-pmp", "pcp"]);
         assert_eq!(both.gateway.as_deref(), Some("198.51.100.1"));
         assert_eq!(both.external_address.as_deref(), Some("203.0.113.2"));
         assert!(both.problems.is_empty());
@@ -231,7 +258,7 @@ mod tests {
         let natpmp_only = merge(
             None,
             findings(None, None),
-            Some((gw, natpmp::Outcome::Answered(ext))),
+            Some((gw, natpmp::Outcome::Answered(ext), false)),
         );
         assert_eq!(natpmp_only.answered, ["nat-pmp"]);
         assert_eq!(natpmp_only.gateway.as_deref(), Some("198.51.100.1"));
@@ -240,7 +267,7 @@ mod tests {
         let disagree = merge(
             None,
             findings(Some("198.51.100.1"), Some("203.0.113.9")),
-            Some((gw, natpmp::Outcome::Answered(ext))),
+            Some((gw, natpmp::Outcome::Answered(ext), false)),
         );
         assert_eq!(disagree.external_address.as_deref(), Some("203.0.113.9"));
         assert_eq!(disagree.problems.len(), 1);
@@ -248,7 +275,7 @@ mod tests {
         let nothing = merge(
             Some(gw.into()),
             findings(None, None),
-            Some((gw, natpmp::Outcome::Silent)),
+            Some((gw, natpmp::Outcome::Silent, false)),
         );
         assert!(nothing.answered.is_empty() && nothing.problems.is_empty());
         assert_eq!(nothing.gateway.as_deref(), Some("198.51.100.1"));

@@ -86,6 +86,12 @@ pub fn forward_target(protocol: &str) -> String {
     format!("{FORWARD_PREFIX}{}", protocol.to_ascii_lowercase())
 }
 
+/// The protocol (`tcp`, `udp`) of a [`forward_target`]; `None` for other
+/// targets.
+pub fn forward_protocol(key: &str) -> Option<&str> {
+    key.strip_prefix(FORWARD_PREFIX)
+}
+
 const DEVICE_PREFIX: &str = "device:";
 const FORWARD_PREFIX: &str = "forward:";
 

@@ -216,7 +216,7 @@ pub(crate) async fn network(
     };
     let report: crate::devices::StoredReport = serde_json::from_str(&sweep.report)
         .map_err(|e| ApiError::Internal(format!("stored network sweep report: {e}")))?;
-    let devices = app.store.devices(caller.account.id, agent).await?;
+    let (devices, present) = app.store.device_counts(caller.account.id, agent).await?;
     Ok(axum::Json(NetworkView {
         started_at: sweep.started_at,
         finished_at: sweep.finished_at,
@@ -226,7 +226,7 @@ pub(crate) async fn network(
         skipped: report.skipped,
         gateway: report.gateway,
         incomplete: report.incomplete,
-        devices: devices.len(),
-        present: devices.iter().filter(|d| d.present).count(),
+        devices: usize::try_from(devices).unwrap_or(usize::MAX),
+        present: usize::try_from(present).unwrap_or(usize::MAX),
     }))
 }

@@ -559,6 +559,15 @@ async fn detail_page(
     let now = now_unix();
     let scan = status_view(app.scan_status(agent, policy.as_ref(), now));
     let results = app.store.results(account, agent.id, 20).await?;
+    // The router's forwards, as the agent's latest LAN sweep asked them
+    // from inside: shown beside the outside scan.
+    let sweep = app.store.network_sweep(account, agent.id).await?;
+    let gateway = sweep.as_ref().and_then(|s| {
+        serde_json::from_str::<crate::devices::StoredReport>(&s.report)
+            .ok()
+            .and_then(|r| r.gateway)
+            .map(|g| (s.finished_at, g))
+    });
     let next_run = app.store.next_run(account, agent.id).await?;
     let draft = draft.unwrap_or_else(|| Draft::of(policy.as_ref()));
     let body = html! {
@@ -592,6 +601,11 @@ async fn detail_page(
         section.section aria-labelledby="results-h" {
             h2 #results-h { "Last results" }
             (results_table(&results, policy.as_ref()))
+            @if let Some((at, g)) = &gateway {
+                h3 { "The router's port forwards" }
+                p.hint { "Asked from inside by the agent's local-network sweep, " (layout::time(*at)) "." }
+                (super::devices::gateway_forwards(g))
+            }
         }
     };
     Ok(layout::page(

@@ -275,27 +275,35 @@ fn sweep_section(sweep: &StoredSweep) -> Markup {
             }
             @if let Some(g) = &report.gateway {
                 h3 { "The gateway's port forwards" }
-                @if g.answered.is_empty() {
-                    p.hint { "The gateway did not answer UPnP or NAT-PMP." }
-                } @else {
-                    p { "Answered: " (g.answered.join(", "))
-                        @if let Some(ext) = &g.external_address { "; external address " (ext) } }
-                    @if g.forwards.is_empty() {
-                        p { "No port forwards." }
-                    } @else {
-                        ul {
-                            @for f in &g.forwards {
-                                li { "Forwards " (f.protocol.to_uppercase()) " " (f.external_port)
-                                     " from outside to " (f.internal_client) ":" (f.internal_port)
-                                     @if !f.description.is_empty() { " — “" (f.description) "”" }
-                                     " (added by " (f.source) ")"
-                                     @if !f.enabled { " (disabled)" } }
-                            }
-                        }
-                    }
-                }
-                @for p in &g.problems { p.hint { (p) } }
+                (gateway_forwards(g))
             }
         }
+    }
+}
+
+/// What the gateway said of its port forwards (the sweep's audit), shown
+/// with the sweep and beside the outside scan's results.
+pub(crate) fn gateway_forwards(g: &vigil_proto::agent::GatewayReport) -> Markup {
+    html! {
+        @if g.answered.is_empty() {
+            p.hint { "The gateway did not answer UPnP, NAT-PMP or PCP." }
+        } @else {
+            p { "Answered: " (g.answered.join(", "))
+                @if let Some(ext) = &g.external_address { "; external address " (ext) } }
+            @if g.forwards.is_empty() {
+                p { "No port forwards." }
+            } @else {
+                ul {
+                    @for f in &g.forwards {
+                        li { "Forwards " (f.protocol.to_uppercase()) " " (f.external_port)
+                             " from outside to " (f.internal_client) ":" (f.internal_port)
+                             @if !f.description.is_empty() { " — “" (f.description) "”" }
+                             " (added by " (if f.source == "upnp" { "UPnP" } else { f.source.as_str() }) ")"
+                             @if !f.enabled { " (disabled)" } }
+                    }
+                }
+            }
+        }
+        @for p in &g.problems { p.hint { (p) } }
     }
 }

@@ -111,6 +111,7 @@ async fn sweeps_build_the_inventory_once_per_upload(db: &TestDb) {
     }));
     // Listed by address: the one that left (.11) before the printer (.77).
     let now = s.devices(acme.id, agent.id).await.unwrap();
+    assert_eq!(s.device_counts(acme.id, agent.id).await.unwrap(), (2, 1));
     assert_eq!(now.len(), 2);
     assert_eq!(now[1].address(), Some("198.51.100.77".parse().unwrap()));
     assert_eq!((now[1].first_seen, now[1].last_seen), (100, 200));
@@ -144,6 +145,7 @@ async fn devices_belong_to_their_account(db: &TestDb) {
         .await
         .unwrap();
     assert!(s.devices(other.id, agent.id).await.unwrap().is_empty());
+    assert_eq!(s.device_counts(other.id, agent.id).await.unwrap(), (0, 0));
     assert!(s.network_sweep(other.id, agent.id).await.unwrap().is_none());
     let id = s.devices(acme.id, agent.id).await.unwrap()[0]
         .id

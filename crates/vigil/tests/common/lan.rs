@@ -195,3 +195,27 @@ pub fn sweep_including(
     }
     (report, iface)
 }
+
+/// What `vigil agent sweep --json` printed: each device as (address, MAC,
+/// open ports). Fails on an incomplete sweep.
+pub type SweptDevices = std::collections::BTreeSet<(String, Option<String>, Vec<u64>)>;
+
+pub fn swept_devices(json: &str) -> SweptDevices {
+    let out: Value = serde_json::from_str(json).expect("sweep JSON");
+    assert!(out["incomplete"].is_null(), "{out:#}");
+    out["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| {
+            let ports = d["open_ports"]
+                .as_array()
+                .map_or(Vec::new(), |p| p.iter().filter_map(Value::as_u64).collect());
+            (
+                d["ip"].as_str().expect("ip").to_string(),
+                d["mac"].as_str().map(str::to_string),
+                ports,
+            )
+        })
+        .collect()
+}
