@@ -30,11 +30,14 @@
 //!   [`Event::active`].
 //! * **Policy changes**: a `ServiceDown` condition whose port is no longer
 //!   monitored, or an `UnauthorizedOpen` condition whose port is now
-//!   authorized, is removed from the state. If the user had been told about
-//!   it (it was raised, or flapping) a [`Change::Dropped`] event is returned
-//!   so the server can close its record; it is not a recovery and should not
-//!   be notified as one. Use [`TargetState::retain_ports`] when ports stop
-//!   being scanned altogether (e.g. the sweep list shrank).
+//!   authorized, is removed from the state ([`TargetState::apply_policy`],
+//!   which `evaluate` runs first). If the user had been told about it (it
+//!   was raised, or flapping) a [`Change::Dropped`] event with
+//!   [`Resolution::PolicyChanged`] is returned so the server can close its
+//!   record — and say so: the port may be as open as before, so this is no
+//!   "port closed" recovery. Use [`TargetState::retain_ports`] when ports
+//!   stop being scanned altogether (e.g. the sweep list shrank); its events
+//!   carry [`Resolution::NotScanned`].
 //! * [`ConditionKind::AgentNotCommunicating`] belongs to the liveness
 //!   sweeper, not to scans: `evaluate` never produces it, and should a
 //!   [`TargetState`] track it anyway, `evaluate` drops it like any other
@@ -43,6 +46,7 @@
 //! Events are sorted by condition (then change), so results are deterministic.
 
 use crate::policy::SecurityPolicy;
+use crate::resolution::Resolution;
 use crate::state::PortState;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -142,8 +146,9 @@ pub enum Change {
     FlappingStarted,
     /// The condition has been stable again; [`Event::active`] tells its state.
     FlappingStopped,
-    /// The policy no longer covers the condition; close its record, do not notify.
-    Dropped,
+    /// The policy no longer covers the condition: close its record with
+    /// the reason, never [`Resolution::Cleared`] (the port may be as it was).
+    Dropped(Resolution),
 }
 
 /// One thing to notify about a target.
@@ -155,6 +160,18 @@ pub struct Event {
     /// `Raised`, false for `Cleared` and `Dropped`, the current state for the
     /// flapping events).
     pub active: bool,
+}
+
+impl Event {
+    /// Why the condition is over, when this event ends it: `Cleared` (also
+    /// flapping that settled into "fine") or the reason it was dropped.
+    pub fn resolution(&self) -> Option<Resolution> {
+        match (self.change, self.active) {
+            (Change::Cleared, _) | (Change::FlappingStopped, false) => Some(Resolution::Cleared),
+            (Change::Dropped(why), _) => Some(why),
+            _ => None,
+        }
+    }
 }
 
 /// Damping thresholds. Counts are in scans (evaluations) of the target.
@@ -371,10 +388,32 @@ impl TargetState {
 
     /// Forgets port conditions for ports outside `scanned` (call it when the
     /// set of scanned ports shrinks, with `policy.ports_to_scan(&sweep)`).
-    /// Returns a [`Change::Dropped`] event for each forgotten condition the
-    /// user had been told about.
+    /// Returns a [`Change::Dropped`] event ([`Resolution::NotScanned`]) for
+    /// each forgotten condition the user had been told about.
     pub fn retain_ports(&mut self, scanned: &crate::ports::PortList) -> Vec<Event> {
-        self.drop_where(|c| c.port.is_some_and(|p| !scanned.contains(p)))
+        self.drop_where(Resolution::NotScanned, |c| {
+            c.port.is_some_and(|p| !scanned.contains(p))
+        })
+    }
+
+    /// Forgets the conditions `policy` no longer makes a problem: an open
+    /// port it now authorizes, a port it no longer monitors (and conditions
+    /// scans never produce). Returns a [`Change::Dropped`] event
+    /// ([`Resolution::PolicyChanged`]) for each one the user had been told
+    /// about, sorted. [`evaluate`] does this first; call it alone when a
+    /// policy is saved, so its alerts end at once, with who saved it.
+    pub fn apply_policy(&mut self, policy: &SecurityPolicy) -> Vec<Event> {
+        let mut events = self.drop_where(Resolution::PolicyChanged, |c| match (c.kind, c.port) {
+            (ConditionKind::ServiceDown, Some(p)) => !policy.is_monitored(p),
+            (ConditionKind::UnauthorizedOpen, Some(p)) => policy.is_authorized(p),
+            (ConditionKind::TargetUnreachable, _) => false,
+            // Not scan conditions: `evaluate` could never update or clear them.
+            (ConditionKind::AgentNotCommunicating | ConditionKind::NewDevice, _) => true,
+            // Port conditions without a port cannot come from `evaluate`.
+            (_, None) => true,
+        });
+        events.sort();
+        events
     }
 
     fn find(&self, condition: &Condition) -> Option<&Tracker> {
@@ -384,7 +423,11 @@ impl TargetState {
             .and_then(|i| self.conditions.get(i))
     }
 
-    fn drop_where(&mut self, mut drop: impl FnMut(&Condition) -> bool) -> Vec<Event> {
+    fn drop_where(
+        &mut self,
+        why: Resolution,
+        mut drop: impl FnMut(&Condition) -> bool,
+    ) -> Vec<Event> {
         let mut events = Vec::new();
         self.conditions.retain(|t| {
             if !drop(&t.condition) {
@@ -393,7 +436,7 @@ impl TargetState {
             if t.visible() {
                 events.push(Event {
                     condition: t.condition,
-                    change: Change::Dropped,
+                    change: Change::Dropped(why),
                     active: false,
                 });
             }
@@ -434,15 +477,7 @@ pub fn evaluate(
     obs: &Observation,
     cfg: &DampingConfig,
 ) -> Vec<Event> {
-    let mut events = state.drop_where(|c| match (c.kind, c.port) {
-        (ConditionKind::ServiceDown, Some(p)) => !policy.is_monitored(p),
-        (ConditionKind::UnauthorizedOpen, Some(p)) => policy.is_authorized(p),
-        (ConditionKind::TargetUnreachable, _) => false,
-        // Not scan conditions: `evaluate` could never update or clear them.
-        (ConditionKind::AgentNotCommunicating | ConditionKind::NewDevice, _) => true,
-        // Port conditions without a port cannot come from `evaluate`.
-        (_, None) => true,
-    });
+    let mut events = state.apply_policy(policy);
 
     events.extend(state.observe(Condition::target_unreachable(), !obs.host_reachable, cfg));
 
@@ -526,7 +561,9 @@ mod tests {
             Change::Cleared => "cleared",
             Change::FlappingStarted => "flap_start",
             Change::FlappingStopped => "flap_stop",
-            Change::Dropped => "dropped",
+            Change::Dropped(Resolution::PolicyChanged) => "dropped",
+            Change::Dropped(Resolution::NotScanned) => "unscanned",
+            Change::Dropped(Resolution::Cleared) => "dropped(cleared)",
         };
         let port = e
             .condition
@@ -876,7 +913,7 @@ mod tests {
         // was already cleared. (presence fed to the tracker, scan, events)
         let dropped = Event {
             condition: silent,
-            change: Change::Dropped,
+            change: Change::Dropped(Resolution::PolicyChanged),
             active: false,
         };
         let cases: &[(&[bool], Observation, &[Event])] = &[
@@ -1037,11 +1074,156 @@ mod tests {
             .iter()
             .map(short)
             .collect();
-        assert_eq!(got, ["unauth:9000 dropped active=false"]);
+        assert_eq!(got, ["unauth:9000 unscanned active=false"]);
         assert_eq!(state, TargetState::new());
 
         // A scan without the monitored port afterwards changes nothing.
         assert!(evaluate(&mut state, &p, &scan(22, '-'), &cfg).is_empty());
+    }
+
+    #[test]
+    fn closing_and_authorizing_are_told_apart() {
+        // (what happens to the open, unauthorized 8080 after its alert, the
+        // events of the scan after that, the resolution they carry)
+        let cfg = DampingConfig {
+            clear_after: 1,
+            ..DampingConfig::default()
+        };
+        let authorized = {
+            let mut p = policy();
+            p.authorized = PortList::from_ports([AUTHORIZED, ROGUE]);
+            p
+        };
+        type Case<'a> = (
+            &'a str,
+            SecurityPolicy,
+            char,
+            &'a [&'a str],
+            Option<Resolution>,
+        );
+        let cases: &[Case<'_>] = &[
+            (
+                "the port closes",
+                policy(),
+                'C',
+                &["unauth:8080 cleared active=false"],
+                Some(Resolution::Cleared),
+            ),
+            (
+                "the port is authorized while still open",
+                authorized.clone(),
+                'O',
+                &["unauth:8080 dropped active=false"],
+                Some(Resolution::PolicyChanged),
+            ),
+            (
+                "authorized, and not even scanned this time",
+                authorized,
+                '-',
+                &["unauth:8080 dropped active=false"],
+                Some(Resolution::PolicyChanged),
+            ),
+            ("still open, still unauthorized", policy(), 'O', &[], None),
+        ];
+        for (name, p, next, want, resolution) in cases {
+            let mut state = TargetState::new();
+            evaluate(&mut state, &policy(), &scan(ROGUE, 'O'), &cfg);
+            assert!(state.is_active(&Condition::unauthorized_open(ROGUE)));
+            let events = evaluate(&mut state, p, &scan(ROGUE, *next), &cfg);
+            let got: Vec<String> = events.iter().map(short).collect();
+            assert_eq!(got, *want, "{name}");
+            assert_eq!(
+                events.first().and_then(Event::resolution),
+                *resolution,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn applying_a_policy_alone_drops_what_it_no_longer_covers() {
+        let cfg = DampingConfig::default();
+        let mut p = policy();
+        p.monitored = PortList::from_ports([22, 25]);
+        let mut state = TargetState::new();
+        // Raised: unauth 8080 and 9000, down 22 (two scans). Pending: down
+        // 25 (one scan of the two it takes).
+        let obs = Observation {
+            host_reachable: true,
+            ports: vec![(22, Closed), (ROGUE, Open), (9000, Open)],
+        };
+        evaluate(&mut state, &p, &obs, &cfg);
+        evaluate(&mut state, &p, &obs, &cfg);
+        let pending = Observation {
+            host_reachable: true,
+            ports: vec![(25, Closed)],
+        };
+        evaluate(&mut state, &p, &pending, &cfg);
+        assert!(state.find(&Condition::service_down(25)).is_some());
+        let before = state.clone();
+
+        // The same policy again changes nothing.
+        assert!(state.apply_policy(&p).is_empty());
+        assert_eq!(state, before);
+
+        // 8080 and 9000 authorized, 22 and 25 no longer monitored: the
+        // raised ones are dropped (sorted), the pending one silently.
+        p.authorized = PortList::from_ports([AUTHORIZED, ROGUE, 9000]);
+        p.monitored = PortList::default();
+        let events = state.apply_policy(&p);
+        let got: Vec<String> = events.iter().map(short).collect();
+        assert_eq!(
+            got,
+            [
+                "unauth:8080 dropped active=false",
+                "unauth:9000 dropped active=false",
+                "down:22 dropped active=false",
+            ]
+        );
+        assert!(events
+            .iter()
+            .all(|e| e.resolution() == Some(Resolution::PolicyChanged)));
+        assert!(state.active_conditions().is_empty());
+        assert!(state.find(&Condition::service_down(25)).is_none());
+        // The next scan with the ports still open raises nothing again.
+        assert!(evaluate(&mut state, &p, &obs, &cfg).is_empty());
+    }
+
+    #[test]
+    fn which_events_end_a_condition() {
+        let c = Condition::unauthorized_open(ROGUE);
+        let event = |change, active| Event {
+            condition: c,
+            change,
+            active,
+        };
+        let cases = [
+            (event(Change::Raised, true), None),
+            (event(Change::FlappingStarted, true), None),
+            (event(Change::FlappingStarted, false), None),
+            (event(Change::FlappingStopped, true), None),
+            (
+                event(Change::FlappingStopped, false),
+                Some(Resolution::Cleared),
+            ),
+            (event(Change::Cleared, false), Some(Resolution::Cleared)),
+            (
+                event(Change::Dropped(Resolution::PolicyChanged), false),
+                Some(Resolution::PolicyChanged),
+            ),
+            (
+                event(Change::Dropped(Resolution::NotScanned), false),
+                Some(Resolution::NotScanned),
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.resolution(), want, "{e:?}");
+        }
+        assert_eq!(
+            serde_json::to_value(event(Change::Dropped(Resolution::NotScanned), false)).unwrap()
+                ["change"],
+            serde_json::json!({"dropped": "not_scanned"})
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod pin;
 pub mod plan;
 pub mod policy;
 pub mod ports;
+pub mod resolution;
 pub mod state;
 pub mod targets;
 pub mod throttle;
@@ -24,7 +25,8 @@ pub mod timeline;
 pub mod totp;
 
 pub use csv_cell::csv_cell;
-pub use ports::{PortList, PortSpecError};
+pub use ports::{probed_summary, PortList, PortSpecError};
+pub use resolution::Resolution;
 pub use state::PortState;
 pub use targets::{TargetSpec, TargetSpecError};
 

@@ -128,6 +128,47 @@ impl fmt::Display for PortList {
     }
 }
 
+/// What a scan result says it probed, for people: `"65,535 ports probed
+/// (1-65535)"`. A result keeps only its ports that were not closed, so
+/// their number (`listed`) is not what was swept; results stored before
+/// Vigil recorded the probed ports (`count` is `None`) say so instead of
+/// passing `listed` off as the sweep.
+pub fn probed_summary(count: Option<u32>, ports: Option<&str>, listed: usize) -> String {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    match (count, ports.filter(|p| !p.is_empty())) {
+        (None, _) => {
+            let n = u64::try_from(listed).unwrap_or(u64::MAX);
+            format!(
+                "{} port{} listed; what was probed was not recorded",
+                thousands(n),
+                plural(n)
+            )
+        }
+        (Some(0), _) => "no port probed".into(),
+        (Some(n), Some(list)) => {
+            format!(
+                "{} port{} probed ({list})",
+                thousands(n.into()),
+                plural(n.into())
+            )
+        }
+        (Some(n), None) => format!("{} port{} probed", thousands(n.into()), plural(n.into())),
+    }
+}
+
+/// `65535` → `"65,535"`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn parse_token(token: &str) -> Result<(u16, u16), PortSpecError> {
     if token == "-" {
         return Ok((1, u16::MAX));
@@ -231,6 +272,49 @@ pub fn builtin_top_ports(n: usize) -> Vec<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probed_summaries_report_the_sweep_not_the_kept_ports() {
+        // (count, port list, ports kept in the result, summary)
+        let cases: &[(Option<u32>, Option<&str>, usize, &str)] = &[
+            (
+                Some(65535),
+                Some("1-65535"),
+                5,
+                "65,535 ports probed (1-65535)",
+            ),
+            (Some(1000), None, 3, "1,000 ports probed"),
+            (Some(3), Some("22,80,443"), 3, "3 ports probed (22,80,443)"),
+            (Some(1), Some("22"), 1, "1 port probed (22)"),
+            (Some(0), Some(""), 0, "no port probed"),
+            (Some(2), Some(""), 0, "2 ports probed"),
+            (
+                None,
+                None,
+                5,
+                "5 ports listed; what was probed was not recorded",
+            ),
+            (
+                None,
+                Some("1-65535"),
+                1,
+                "1 port listed; what was probed was not recorded",
+            ),
+            (
+                None,
+                None,
+                12345,
+                "12,345 ports listed; what was probed was not recorded",
+            ),
+        ];
+        for (count, ports, listed, want) in cases {
+            assert_eq!(probed_summary(*count, *ports, *listed), *want);
+        }
+        for (n, want) in [(0, "0"), (999, "999"), (1000, "1,000"), (65535, "65,535")] {
+            assert_eq!(thousands(n), want);
+        }
+        assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
+    }
 
     #[test]
     fn parses_valid_specs() {

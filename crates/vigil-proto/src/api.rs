@@ -190,7 +190,17 @@ pub struct ResultView {
     pub started_at: i64,
     pub finished_at: i64,
     pub received_at: i64,
+    /// The ports that were not closed (and closed ones the policy
+    /// authorizes): a sweep's closed ports are left out.
     pub ports: Vec<PortView>,
+    /// How many ports the scan probed; `null` for results stored before
+    /// Vigil recorded it (then only `ports` is known).
+    #[serde(default)]
+    pub probed_count: Option<u32>,
+    /// The probed ports as a port list (`1-65535`); `null` when unknown or
+    /// too long to show.
+    #[serde(default)]
+    pub probed_ports: Option<String>,
 }
 
 /// A device of the location's inventory (`GET /agents/{id}/devices`).
@@ -364,7 +374,17 @@ pub struct AlertView {
     pub flapping: bool,
     pub raised_at: i64,
     pub resolved_at: Option<i64>,
-    /// One line for people.
+    /// Why it ended: `cleared` (the condition stopped: the port closed, the
+    /// service answers), `policy_changed` (a policy change made it none:
+    /// the port, maybe still open, is now authorized, or no longer
+    /// monitored), `not_scanned` (its port is no longer probed); `null`
+    /// while open and for alerts resolved before Vigil recorded it.
+    #[serde(default)]
+    pub resolution: Option<String>,
+    /// The email of the user whose change ended it (who saved the policy).
+    #[serde(default)]
+    pub resolved_by: Option<String>,
+    /// One line for people; for an alert that ended, why it did.
     pub title: String,
     /// When someone acknowledged it ("I am on it"); `null` while nobody has.
     #[serde(default)]

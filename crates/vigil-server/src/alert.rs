@@ -4,6 +4,7 @@
 //! share) and an alert's title.
 
 use crate::app::App;
+pub(crate) use crate::ending::Ending;
 use crate::http::error::ApiError;
 use vigil_core::{Condition, ConditionKind};
 use vigil_notify::{EventKind, Notification, Severity};
@@ -58,56 +59,79 @@ pub(crate) fn event_for(condition: Condition, raised: bool) -> (EventKind, Sever
     }
 }
 
-/// A one-line title for an alert or its recovery.
-pub(crate) fn title(agent: &Agent, target: &str, condition: Condition, raised: bool) -> String {
-    if let (Some(proto), Some(p), ConditionKind::UnauthorizedOpen) = (
-        vigil_core::lan::policy::forward_protocol(target),
-        condition.port,
-        condition.kind,
-    ) {
-        let proto = proto.to_uppercase();
-        return if raised {
-            format!(
-                "Router forwards {proto} {p} from outside, not authorized (agent {:?})",
-                agent.name
-            )
-        } else {
-            format!(
-                "Router no longer forwards {proto} {p} from outside (agent {:?})",
-                agent.name
-            )
-        };
+/// Where an alert stands, for its title and notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage<'a> {
+    /// Raised and not over.
+    Open,
+    /// Over, for this reason; `None` for alerts resolved before Vigil
+    /// recorded why.
+    Over(Option<Ending<'a>>),
+}
+
+impl<'a> Stage<'a> {
+    /// Where `alert` stands, as stored.
+    pub(crate) fn of(alert: &'a Alert) -> Stage<'a> {
+        match alert.status {
+            AlertStatus::Open => Stage::Open,
+            AlertStatus::Resolved => Stage::Over(Ending::of(alert)),
+        }
     }
-    let place = if target == AGENT_TARGET {
+}
+
+/// Where an alert is, for people: `agent "home"` or `the agent's host (agent "home")`.
+fn place(agent: &Agent, target: &str) -> String {
+    if target == AGENT_TARGET {
         format!("agent {:?}", agent.name)
     } else {
         format!("{} (agent {:?})", target_label(target), agent.name)
-    };
-    match (condition.kind, condition.port, raised) {
-        (ConditionKind::UnauthorizedOpen, Some(p), true) => {
+    }
+}
+
+/// A one-line title for an alert, or for its end (which says why it ended).
+pub(crate) fn title(agent: &Agent, target: &str, condition: Condition, stage: Stage<'_>) -> String {
+    let forward = vigil_core::lan::policy::forward_protocol(target).map(str::to_uppercase);
+    let place = place(agent, target);
+    match stage {
+        Stage::Open => raised_title(agent, &place, forward.as_deref(), condition),
+        Stage::Over(Some(ending)) => {
+            let at = crate::ending::Place {
+                place: &place,
+                agent: &agent.name,
+                forward: forward.as_deref(),
+            };
+            crate::ending::title(&at, condition, ending)
+        }
+        // Why it ended was not recorded: no claim about how.
+        Stage::Over(None) => format!(
+            "{} (resolved)",
+            raised_title(agent, &place, forward.as_deref(), condition)
+        ),
+    }
+}
+
+fn raised_title(agent: &Agent, place: &str, forward: Option<&str>, condition: Condition) -> String {
+    if let (Some(proto), Some(p), ConditionKind::UnauthorizedOpen) =
+        (forward, condition.port, condition.kind)
+    {
+        return format!(
+            "Router forwards {proto} {p} from outside, not authorized (agent {:?})",
+            agent.name
+        );
+    }
+    match (condition.kind, condition.port) {
+        (ConditionKind::UnauthorizedOpen, Some(p)) => {
             format!("Unauthorized port {p}/tcp open on {place}")
         }
-        (ConditionKind::UnauthorizedOpen, Some(p), false) => {
-            format!("Port {p}/tcp no longer open on {place}")
-        }
-        (ConditionKind::ServiceDown, Some(p), true) => {
+        (ConditionKind::ServiceDown, Some(p)) => {
             format!("Service on port {p}/tcp down on {place}")
         }
-        (ConditionKind::ServiceDown, Some(p), false) => {
-            format!("Service on port {p}/tcp recovered on {place}")
-        }
-        (ConditionKind::TargetUnreachable, _, true) => format!("{place} unreachable"),
-        (ConditionKind::TargetUnreachable, _, false) => format!("{place} reachable again"),
-        (ConditionKind::AgentNotCommunicating, _, true) => {
+        (ConditionKind::TargetUnreachable, _) => format!("{place} unreachable"),
+        (ConditionKind::AgentNotCommunicating, _) => {
             format!("Agent {:?} is not communicating", agent.name)
         }
-        (ConditionKind::AgentNotCommunicating, _, false) => {
-            format!("Agent {:?} communicates again", agent.name)
-        }
-        (ConditionKind::NewDevice, _, true) => format!("New {place} on the network"),
-        (ConditionKind::NewDevice, _, false) => format!("New {place} approved"),
-        (_, None, true) => format!("{condition} on {place}"),
-        (_, None, false) => format!("{condition} over on {place}"),
+        (ConditionKind::NewDevice, _) => format!("New {place} on the network"),
+        (_, None) => format!("{condition} on {place}"),
     }
 }
 
@@ -127,8 +151,14 @@ pub(crate) fn target_label(key: &str) -> String {
     }
 }
 
-/// What to do about it, a few lines.
-fn details(condition: Condition, raised: bool) -> String {
+/// What to do about it, a few lines; for an alert that is over, what ended it.
+fn details(condition: Condition, stage: Stage<'_>) -> String {
+    let raised = match stage {
+        Stage::Open => true,
+        Stage::Over(ending) => {
+            return crate::ending::details(condition, ending.unwrap_or(Ending::CLEARED))
+        }
+    };
     match (condition.kind, raised) {
         (ConditionKind::UnauthorizedOpen, true) => {
             "A port that is not on the authorized list accepts connections. \
@@ -210,18 +240,18 @@ impl App {
             .open_alert(agent.account_id, agent.id, target, condition, false, now)
             .await?;
         self.metrics.alert_opened(&alert, now);
-        self.announce(agent, target, &alert, true, now).await?;
+        self.announce(agent, target, &alert, now).await?;
         Ok(alert)
     }
 
-    /// Resolves the open alert for `condition`, if any, and — unless
-    /// `silently` — sends the recovery notice.
+    /// Resolves the open alert for `condition`, if any, for the reason in
+    /// `ending`, and sends the notice that it is over (which says why).
     pub(crate) async fn clear(
         &self,
         agent: &Agent,
         target: &str,
         condition: Condition,
-        silently: bool,
+        ending: Ending<'_>,
         now: UnixTime,
     ) -> Result<(), StoreError> {
         let Some(open) = self
@@ -233,7 +263,7 @@ impl App {
         };
         let alert = match self
             .store
-            .resolve_alert(agent.account_id, open.id, now)
+            .resolve_alert_as(agent.account_id, open.id, now, ending.why, ending.by)
             .await
         {
             Ok(a) => a,
@@ -241,9 +271,8 @@ impl App {
             Err(e) => return Err(e),
         };
         self.metrics.alert_resolved(alert.condition.kind);
-        if !silently {
-            self.announce(agent, target, &alert, false, now).await?;
-        }
+        // Told as stored: resolved meanwhile by someone else, its first reason.
+        self.announce(agent, target, &alert, now).await?;
         Ok(())
     }
 
@@ -252,12 +281,13 @@ impl App {
         agent: &Agent,
         target: &str,
         alert: &Alert,
-        raised: bool,
         now: UnixTime,
     ) -> Result<usize, StoreError> {
+        let stage = Stage::of(alert);
+        let raised = stage == Stage::Open;
         let (event, severity) = event_for(alert.condition, raised);
         let phase = if raised { "raised" } else { "cleared" };
-        let mut details = details(alert.condition, raised);
+        let mut details = details(alert.condition, stage);
         if let (true, Some(proto), Some(port)) = (
             raised,
             vigil_core::lan::policy::forward_protocol(target),
@@ -274,7 +304,7 @@ impl App {
                 severity,
                 target: (target != AGENT_TARGET).then(|| target_label(target)),
                 port: alert.condition.port,
-                title: title(agent, target, alert.condition, raised),
+                title: title(agent, target, alert.condition, stage),
                 details,
                 group_key: group_key(agent, target, alert.condition),
                 outbox_key: format!("alert:{}:{phase}", alert.id),
@@ -437,7 +467,7 @@ fn ack_answer(outcome: AckOutcome, actor: &str) -> Result<Alert, ApiError> {
 /// One line for people: "Unauthorized port 23/tcp open on …".
 pub(crate) fn alert_title(a: &Alert, agent: Option<&Agent>) -> String {
     match agent {
-        Some(agent) => title(agent, &a.target, a.condition, a.status == AlertStatus::Open),
+        Some(agent) => title(agent, &a.target, a.condition, Stage::of(a)),
         None => a.condition.to_string(),
     }
 }
@@ -445,6 +475,7 @@ pub(crate) fn alert_title(a: &Alert, agent: Option<&Agent>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_core::Resolution;
     use vigil_store::{AccountId, AgentId};
 
     #[test]
@@ -484,6 +515,8 @@ mod tests {
             flapping: false,
             raised_at: 1,
             resolved_at: None,
+            resolution: None,
+            resolved_by: None,
             acknowledged_at: by.map(|_| 2),
             acknowledged_by: by.map(String::from),
             ack_note: None,
@@ -532,12 +565,72 @@ mod tests {
         };
         let c = Condition::unauthorized_open(3389);
         assert_eq!(
-            title(&agent_row, "forward:udp", c, true),
+            title(&agent_row, "forward:udp", c, Stage::Open),
             "Router forwards UDP 3389 from outside, not authorized (agent \"home\")"
         );
         assert_eq!(
-            title(&agent_row, "forward:tcp", c, false),
+            title(
+                &agent_row,
+                "forward:tcp",
+                c,
+                Stage::Over(Some(Ending::CLEARED))
+            ),
             "Router no longer forwards TCP 3389 from outside (agent \"home\")"
+        );
+    }
+
+    #[test]
+    fn a_resolved_alert_is_titled_by_why_it_ended() {
+        let agent = vigil_store::Agent {
+            id: AgentId::random(),
+            account_id: AccountId::random(),
+            name: "home".into(),
+            plan: vigil_core::Plan::Extended,
+            enrolled_at: 0,
+            last_seen_at: None,
+            public_addr: None,
+            version: None,
+            os: None,
+            hostname: None,
+            removed_at: None,
+            last_health: vigil_core::AgentHealth::Communicating,
+        };
+        let place = "the agent's host (agent \"home\")";
+        let resolved = |why, by: Option<&str>| Alert {
+            resolved_at: Some(5),
+            resolution: why,
+            resolved_by: by.map(String::from),
+            ..alert(None, AlertStatus::Resolved)
+        };
+        let cases = [
+            (
+                alert(None, AlertStatus::Open),
+                format!("Unauthorized port 23/tcp open on {place}"),
+            ),
+            (
+                resolved(Some(Resolution::Cleared), None),
+                format!("Port 23/tcp no longer open on {place}"),
+            ),
+            (
+                resolved(Some(Resolution::PolicyChanged), Some("alice@example.com")),
+                format!(
+                    "Port 23/tcp now authorized on {place} (policy changed by alice@example.com)"
+                ),
+            ),
+            // Resolved before the reason was recorded: no claim it closed.
+            (
+                resolved(None, None),
+                format!("Unauthorized port 23/tcp open on {place} (resolved)"),
+            ),
+        ];
+        for (a, want) in cases {
+            assert_eq!(alert_title(&a, Some(&agent)), want, "{a:?}");
+        }
+        let over = resolved(Some(Resolution::PolicyChanged), Some("alice@example.com"));
+        let text = details(over.condition, Stage::of(&over));
+        assert!(
+            text.contains("may still be open") && text.contains("alice@example.com"),
+            "{text}"
         );
     }
 

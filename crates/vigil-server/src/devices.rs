@@ -16,8 +16,10 @@ use vigil_core::lan::{
     MacAddr, Review, Sighting, UnreviewedDevices,
 };
 use vigil_core::policy::NETWORK_TASK_KEY;
+use vigil_core::{
+    evaluate, Change, Condition, Event, Observation, PortList, PortState, Resolution,
+};
 use vigil_core::{AccountKind, PolicyTarget, SecurityPolicy};
-use vigil_core::{Condition, Observation, PortList, PortState};
 use vigil_proto::agent::{
     GatewayReport, InterfaceReport, NetworkSweep, NetworkUpload, SkippedNetwork, UploadStatus,
 };
@@ -78,6 +80,7 @@ pub(crate) async fn decide(
         .address()
         .map(|a| a.to_string())
         .unwrap_or_else(|| d.id.clone());
+    let actor_email = actor.email.clone();
     crate::audit::record(
         app,
         account,
@@ -90,7 +93,11 @@ pub(crate) async fn decide(
     if patch.approved == Some(true) {
         if let Some(key) = device_target(&d) {
             let agent = app.store.agent(account, agent).await?;
-            app.clear(&agent, &key, Condition::new_device(), false, now_unix())
+            let ending = crate::alert::Ending {
+                why: vigil_core::Resolution::Cleared,
+                by: Some(&actor_email),
+            };
+            app.clear(&agent, &key, Condition::new_device(), ending, now_unix())
                 .await?;
         }
     }
@@ -355,7 +362,7 @@ impl App {
         let Some(g) = gateway.filter(|g| g.answered.iter().any(|a| a == "upnp")) else {
             return Ok(());
         };
-        let allowed = policy.authorized.union(&policy.monitored);
+        let rules = forward_rules(&policy);
         for proto in ["tcp", "udp"] {
             let forwarded: Vec<u16> = g
                 .forwards
@@ -363,22 +370,44 @@ impl App {
                 .filter(|f| f.enabled && f.protocol.eq_ignore_ascii_case(proto))
                 .map(|f| f.external_port)
                 .collect();
-            let universe = PortList::from_ports(forwarded.iter().copied()).union(&allowed);
+            let universe = PortList::from_ports(forwarded.iter().copied()).union(&rules.authorized);
             let observation =
                 Observation::from_ports(forwarded.iter().map(|p| (*p, PortState::Open)).collect());
-            let rules = rules_with(&policy, allowed.clone());
-            self.evaluate_target(
-                agent,
-                &rules,
-                &forward_target(proto),
-                &universe,
-                &observation,
-                now,
-            )
-            .await?;
+            let key = forward_target(proto);
+            let events = self
+                .update_target(agent, &key, |state| {
+                    let mut events = state.retain_ports(&universe);
+                    events.extend(evaluate(state, &rules, &observation, &self.cfg.damping));
+                    events
+                })
+                .await?;
+            self.act_all(agent, &key, gone_forwards_cleared(events), None, now)
+                .await?;
         }
         Ok(())
     }
+}
+
+/// A forward that is gone leaves the ports its evaluation looks at, so its
+/// condition is dropped as no longer scanned; but that is the condition
+/// over (the router no longer forwards the port), not a policy change.
+fn gone_forwards_cleared(events: Vec<Event>) -> Vec<Event> {
+    events
+        .into_iter()
+        .map(|e| match e.change {
+            Change::Dropped(Resolution::NotScanned) => Event {
+                change: Change::Cleared,
+                ..e
+            },
+            _ => e,
+        })
+        .collect()
+}
+
+/// How the router's forwards are judged: a forward of a port the policy
+/// authorizes or monitors is allowed.
+pub(crate) fn forward_rules(policy: &SecurityPolicy) -> SecurityPolicy {
+    rules_with(policy, policy.authorized.union(&policy.monitored))
 }
 
 /// The agent's policy with `authorized` as its only allowed ports and no
@@ -422,6 +451,51 @@ mod tests {
         let sweep = sweep_of(&only_added, AccountKind::Organization);
         assert!(!sweep.local && !sweep.audit_gateway);
         assert_eq!(sweep.max_addresses, 65_536);
+    }
+
+    #[test]
+    fn a_forward_that_is_gone_is_over_and_an_authorized_one_is_a_policy_change() {
+        let mut policy = SecurityPolicy {
+            enabled: true,
+            authorized: PortList::from_ports([443]),
+            monitored: PortList::from_ports([22]),
+            targets: vec![PolicyTarget::LocalNetwork],
+            interval: ScanInterval::default(),
+            include_interfaces: Vec::new(),
+            unreviewed_devices: Default::default(),
+            device_kinds: Vec::new(),
+        };
+        let cfg = vigil_core::DampingConfig::default();
+        // As a sweep evaluates the forwards of one protocol.
+        let sweep = |state: &mut vigil_core::TargetState, policy: &SecurityPolicy, fw: &[u16]| {
+            let rules = forward_rules(policy);
+            let universe = PortList::from_ports(fw.iter().copied()).union(&rules.authorized);
+            let obs = Observation::from_ports(fw.iter().map(|p| (*p, PortState::Open)).collect());
+            let mut events = state.retain_ports(&universe);
+            events.extend(evaluate(state, &rules, &obs, &cfg));
+            gone_forwards_cleared(events)
+                .iter()
+                .map(|e| (e.condition.port, e.change))
+                .collect::<Vec<_>>()
+        };
+        let mut state = vigil_core::TargetState::new();
+        // 22 and 443 are allowed (monitored, authorized); 3389 and 8080 not.
+        assert_eq!(
+            sweep(&mut state, &policy, &[22, 443, 3389, 8080]),
+            [(Some(3389), Change::Raised), (Some(8080), Change::Raised)]
+        );
+        // The 3389 forward is removed: over, as the scans saw.
+        assert_eq!(
+            sweep(&mut state, &policy, &[22, 443, 8080]),
+            [(Some(3389), Change::Cleared)]
+        );
+        // 8080 is authorized while still forwarded: a policy change.
+        policy.authorized = PortList::from_ports([443, 8080]);
+        assert_eq!(
+            sweep(&mut state, &policy, &[22, 443, 8080]),
+            [(Some(8080), Change::Dropped(Resolution::PolicyChanged))]
+        );
+        assert!(state.active_conditions().is_empty());
     }
 
     #[test]

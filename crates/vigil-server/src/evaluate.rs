@@ -1,8 +1,11 @@
 //! From an uploaded scan result to alerts: store it once, then run the
 //! domain's evaluation against the agent's policy and act on its events.
 
+use crate::alert::Ending;
 use crate::app::App;
-use vigil_core::{evaluate, Change, Event, Observation, PolicyTarget, PortState, SecurityPolicy};
+use vigil_core::{
+    evaluate, Change, Event, Observation, PolicyTarget, PortState, SecurityPolicy, TargetState,
+};
 use vigil_proto::agent::{ResultUpload, UploadStatus};
 use vigil_store::{Agent, NewScanResult, PortResult, ScanTask, StoreError, TaskId, UnixTime};
 
@@ -103,6 +106,9 @@ impl App {
             })
             .copied()
             .collect();
+        // What was swept, which `kept` no longer shows: an agent (and the
+        // server's own scan) reports every port it probed.
+        let probed = vigil_core::PortList::from_ports(upload.ports.iter().map(|p| p.port));
         let addr = (!upload.addr.is_empty()).then_some(upload.addr.as_str());
         let stored = self
             .store
@@ -117,6 +123,7 @@ impl App {
                     started_at: upload.started_at,
                     finished_at: upload.finished_at,
                     ports: &kept,
+                    probed: Some(&probed),
                 },
             )
             .await
@@ -186,6 +193,24 @@ impl App {
         observation: &Observation,
         now: UnixTime,
     ) -> Result<(), StoreError> {
+        let events = self
+            .update_target(agent, target_key, |state| {
+                let mut events = state.retain_ports(scanned);
+                events.extend(evaluate(state, policy, observation, &self.cfg.damping));
+                events
+            })
+            .await?;
+        self.act_all(agent, target_key, events, None, now).await
+    }
+
+    /// Runs `step` on the stored evaluation state of the target
+    /// `target_key`, stores the result and returns `step`'s events.
+    pub(crate) async fn update_target(
+        &self,
+        agent: &Agent,
+        target_key: &str,
+        mut step: impl FnMut(&mut TargetState) -> Vec<Event>,
+    ) -> Result<Vec<Event>, StoreError> {
         // In this process the lock orders evaluations of one target; across
         // replicas the state's version does: a write over a state someone
         // else stored meanwhile is refused, and the evaluation runs again on
@@ -193,27 +218,38 @@ impl App {
         let lock = self.target_lock(agent.id, target_key);
         let _guard = lock.lock().await;
         let mut attempts = 0;
-        let events = loop {
+        loop {
             let (mut state, version) = self
                 .store
                 .target_state_versioned(agent.account_id, agent.id, target_key)
                 .await?;
-            let mut events = state.retain_ports(scanned);
-            events.extend(evaluate(&mut state, policy, observation, &self.cfg.damping));
+            let events = step(&mut state);
             if self
                 .store
                 .put_target_state_if(agent.account_id, agent.id, target_key, &state, version)
                 .await?
             {
-                break events;
+                return Ok(events);
             }
             attempts += 1;
             if attempts >= 10 {
                 return Err(StoreError::Conflict);
             }
-        };
+        }
+    }
+
+    /// Acts on each of `events` of the target `target`; `by` is the user
+    /// whose change caused them, if one did (who saved the policy).
+    pub(crate) async fn act_all(
+        &self,
+        agent: &Agent,
+        target: &str,
+        events: Vec<Event>,
+        by: Option<&str>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
         for event in events {
-            self.act(agent, target_key, event, now).await?;
+            self.act(agent, target, event, by, now).await?;
         }
         Ok(())
     }
@@ -223,6 +259,7 @@ impl App {
         agent: &Agent,
         target: &str,
         event: Event,
+        by: Option<&str>,
         now: UnixTime,
     ) -> Result<(), StoreError> {
         let condition = event.condition;
@@ -230,8 +267,14 @@ impl App {
             Change::Raised => {
                 self.raise(agent, target, condition, now).await?;
             }
-            Change::Cleared => self.clear(agent, target, condition, false, now).await?,
-            Change::Dropped => self.clear(agent, target, condition, true, now).await?,
+            Change::Cleared => {
+                self.clear(agent, target, condition, Ending::CLEARED, now)
+                    .await?
+            }
+            Change::Dropped(why) => {
+                let ending = Ending { why, by };
+                self.clear(agent, target, condition, ending, now).await?;
+            }
             Change::FlappingStarted | Change::FlappingStopped => {
                 let flapping = event.change == Change::FlappingStarted;
                 let open = self
@@ -252,7 +295,10 @@ impl App {
                             .await?;
                     }
                     // Settled into "fine": close what is open, with a notice.
-                    (Some(_), false) => self.clear(agent, target, condition, false, now).await?,
+                    (Some(_), false) => {
+                        self.clear(agent, target, condition, Ending::CLEARED, now)
+                            .await?
+                    }
                     (None, false) => {}
                 }
             }

@@ -24,7 +24,9 @@
 //!
 //! Results flow scan → [`evaluate`] → [`alert`] → [`outbox`] → notifier
 //! (`vigil-notify`); every step writes to the store before the next one
-//! starts, so a restart loses nothing.
+//! starts, so a restart loses nothing. An alert that ends says why
+//! ([`ending`]): its condition stopped, or a policy change (saved through
+//! [`agents::save_policy`], which ends such alerts at once) made it none.
 
 mod agent_api;
 mod agents;
@@ -38,6 +40,7 @@ mod config;
 mod console;
 mod contacts;
 mod devices;
+mod ending;
 mod error;
 mod evaluate;
 mod health;

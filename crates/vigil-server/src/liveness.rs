@@ -216,7 +216,14 @@ async fn on_event(
             app.raise(agent, AGENT_TARGET, silent, now).await?;
         }
         LivenessEvent::AgentBack => {
-            app.clear(agent, AGENT_TARGET, silent, false, now).await?;
+            app.clear(
+                agent,
+                AGENT_TARGET,
+                silent,
+                crate::alert::Ending::CLEARED,
+                now,
+            )
+            .await?;
         }
         LivenessEvent::AgentAbandoned => {
             // Skipped straight from communicating: still say it went silent.

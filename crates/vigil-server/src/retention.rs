@@ -108,6 +108,7 @@ mod tests {
                 target: "agent_host",
                 addr: None,
                 task_id: None,
+                probed: None,
                 started_at: t - 100 + i,
                 finished_at: t - 100 + i,
                 ports: &[],

@@ -32,7 +32,7 @@ use crate::{
     with_pool, AckFilter, AckOutcome, Alert, AlertEvent, AlertEventKind, AlertFilter, AlertStatus,
     Contact, Result, Store, StoreError, User,
 };
-use vigil_core::Condition;
+use vigil_core::{Condition, Resolution};
 
 /// The longest acknowledgement note, in characters (after trimming).
 pub const MAX_ACK_NOTE_CHARS: usize = 2000;
@@ -49,6 +49,8 @@ struct AlertRow {
     flapping: bool,
     raised_at: i64,
     resolved_at: Option<i64>,
+    resolution: Option<String>,
+    resolved_by: Option<String>,
     acknowledged_at: Option<i64>,
     acknowledged_by: Option<String>,
     ack_note: Option<String>,
@@ -68,6 +70,14 @@ impl TryFrom<AlertRow> for Alert {
             flapping: r.flapping,
             raised_at: r.raised_at,
             resolved_at: r.resolved_at,
+            resolution: r
+                .resolution
+                .as_deref()
+                .map(|text| {
+                    Resolution::parse(text).map_err(|_| StoreError::corrupt("resolution", text))
+                })
+                .transpose()?,
+            resolved_by: r.resolved_by,
             acknowledged_at: r.acknowledged_at,
             acknowledged_by: r.acknowledged_by,
             ack_note: r.ack_note,
@@ -78,7 +88,7 @@ impl TryFrom<AlertRow> for Alert {
 macro_rules! alert_cols {
     () => {
         "id, account_id, agent_id, target, kind, port, status, flapping, raised_at, resolved_at, \
-         acknowledged_at, acknowledged_by, ack_note"
+         resolution, resolved_by, acknowledged_at, acknowledged_by, ack_note"
     };
 }
 
@@ -376,29 +386,55 @@ impl Store {
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
-    /// Resolves an open alert at `now` and records `resolved` in its
-    /// history. Resolving a resolved alert changes nothing.
+    /// Resolves an open alert at `now` because its condition stopped
+    /// ([`Resolution::Cleared`]); see [`Store::resolve_alert_as`].
     pub async fn resolve_alert(
         &self,
         account: AccountId,
         alert: AlertId,
         now: UnixTime,
     ) -> Result<Alert> {
+        self.resolve_alert_as(account, alert, now, Resolution::Cleared, None)
+            .await
+    }
+
+    /// Resolves an open alert at `now` for `why`, `by` a user when one's
+    /// change ended it (an email), and records `resolved` in its history
+    /// (`by` as its actor, `why` as its detail). Resolving a resolved alert
+    /// changes nothing: the first reason stays.
+    pub async fn resolve_alert_as(
+        &self,
+        account: AccountId,
+        alert: AlertId,
+        now: UnixTime,
+        why: Resolution,
+        by: Option<&str>,
+    ) -> Result<Alert> {
+        if let Some(by) = by {
+            validate::text("resolved by", by, crate::limits::MAX_EMAIL_LEN)?;
+        }
         let (id, acc) = (alert.db(), account.db());
         with_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
-                "UPDATE alerts SET status = 'resolved', resolved_at = $3 \
+                "UPDATE alerts SET status = 'resolved', resolved_at = $3, resolution = $4, \
+                     resolved_by = $5 \
                  WHERE id = $1 AND account_id = $2 AND status = 'open'",
             )
             .bind(&id)
             .bind(&acc)
             .bind(now)
+            .bind(why.as_str())
+            .bind(by)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             if n > 0 {
-                let resolved = NewEvent::new(AlertEventKind::Resolved, now);
+                let resolved = NewEvent {
+                    actor: by,
+                    detail: Some(why.as_str()),
+                    ..NewEvent::new(AlertEventKind::Resolved, now)
+                };
                 record_event!(tx, &id, &acc, &resolved)?;
             }
             tx.commit().await

@@ -305,6 +305,10 @@ pub struct NewScanResult<'a> {
     /// The [`ScanTask`] this result answers, as the agent reports it
     /// (printable ASCII, at most 128 bytes); not checked against the tasks.
     pub task_id: Option<&'a str>,
+    /// Every port the scan reported on (`ports` may keep only some of
+    /// them); `None` when unknown. Stored as a count and, when short
+    /// enough, as a port list ([`ScanResult::probed_count`]).
+    pub probed: Option<&'a vigil_core::PortList>,
 }
 
 /// A stored scan result.
@@ -321,6 +325,13 @@ pub struct ScanResult {
     pub received_at: UnixTime,
     pub addr: Option<String>,
     pub task_id: Option<String>,
+    /// How many ports the scan probed (`ports` keeps only some of them: a
+    /// sweep's closed ports are left out); `None` for results stored
+    /// before Vigil recorded it.
+    pub probed_count: Option<u32>,
+    /// The probed ports as a port list (`1-65535`); `None` when unknown or
+    /// longer than [`crate::limits::MAX_PROBED_PORTS_LEN`].
+    pub probed_ports: Option<String>,
 }
 
 /// A scan the server asked an agent to run. Open while not completed and
@@ -375,6 +386,12 @@ pub struct Alert {
     pub flapping: bool,
     pub raised_at: UnixTime,
     pub resolved_at: Option<UnixTime>,
+    /// Why it is over; `None` while open, and for alerts resolved before
+    /// Vigil recorded it.
+    pub resolution: Option<vigil_core::Resolution>,
+    /// The email of the user whose change ended it (e.g. who saved the
+    /// policy that authorizes its port), as it was then.
+    pub resolved_by: Option<String>,
     /// When someone acknowledged it ("I am on it"), see [`crate::Store::acknowledge_alert`].
     pub acknowledged_at: Option<UnixTime>,
     /// The email of the user who acknowledged it, as it was then.

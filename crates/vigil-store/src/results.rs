@@ -20,6 +20,8 @@ struct ResultRow {
     received_at: i64,
     addr: Option<String>,
     task_id: Option<String>,
+    probed_count: Option<i64>,
+    probed_ports: Option<String>,
 }
 
 impl TryFrom<ResultRow> for ScanResult {
@@ -40,8 +42,28 @@ impl TryFrom<ResultRow> for ScanResult {
             received_at: r.received_at,
             addr: r.addr,
             task_id: r.task_id,
+            probed_count: r
+                .probed_count
+                .map(|n| {
+                    u32::try_from(n)
+                        .map_err(|_| StoreError::corrupt("probed count", &n.to_string()))
+                })
+                .transpose()?,
+            probed_ports: r.probed_ports,
         })
     }
+}
+
+/// How the probed ports are stored: their count, and their port list
+/// when it is short enough to show.
+fn probed(result: &NewScanResult<'_>) -> (Option<i64>, Option<String>) {
+    let Some(list) = result.probed else {
+        return (None, None);
+    };
+    let count = i64::try_from(list.len()).unwrap_or(i64::MAX);
+    let text = list.to_string();
+    let text = (text.len() <= limits::MAX_PROBED_PORTS_LEN).then_some(text);
+    (Some(count), text)
 }
 
 fn check(result: &NewScanResult<'_>) -> Result<String> {
@@ -80,11 +102,13 @@ impl Store {
         result: &NewScanResult<'_>,
     ) -> Result<Ingested> {
         let ports = check(result)?;
+        let (probed_count, probed_ports) = probed(result);
         let id = ScanResultId::random();
         let inserted = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
             "INSERT INTO scan_results (id, account_id, agent_id, upload_id, target, \
-                 started_at, finished_at, ports, received_at, addr, task_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 started_at, finished_at, ports, received_at, addr, task_id, probed_count, \
+                 probed_ports) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (agent_id, upload_id) DO NOTHING RETURNING id",
         )
         .bind(id.db())
@@ -98,6 +122,8 @@ impl Store {
         .bind(now_unix())
         .bind(result.addr)
         .bind(result.task_id)
+        .bind(probed_count)
+        .bind(probed_ports.as_deref())
         .fetch_optional(pool)
         .await)?;
         if inserted.is_some() {
@@ -145,7 +171,7 @@ impl Store {
         let limit = validate::limit(limit)?;
         let rows = with_pool!(self, pool => sqlx::query_as::<_, ResultRow>(
             "SELECT id, account_id, agent_id, upload_id, target, started_at, finished_at, \
-                 ports, received_at, addr, task_id \
+                 ports, received_at, addr, task_id, probed_count, probed_ports \
              FROM scan_results WHERE account_id = $1 \
              ORDER BY finished_at DESC, received_at DESC, id LIMIT $2",
         )
@@ -167,7 +193,7 @@ impl Store {
         self.ensure_agent(account, agent).await?;
         let rows = with_pool!(self, pool => sqlx::query_as::<_, ResultRow>(
             "SELECT id, account_id, agent_id, upload_id, target, started_at, finished_at, \
-                 ports, received_at, addr, task_id \
+                 ports, received_at, addr, task_id, probed_count, probed_ports \
              FROM scan_results WHERE agent_id = $1 AND account_id = $2 \
              ORDER BY finished_at DESC, received_at DESC, id LIMIT $3",
         )

@@ -34,6 +34,9 @@ pub mod limits {
     pub const MAX_TASK_PORTS_LEN: usize = 64 * 1024;
     /// Ports in one scan result.
     pub const MAX_PORTS_PER_RESULT: usize = 65_536;
+    /// A scan result's probed ports as a port list, in bytes: a longer one
+    /// (a scattered top-ports list) is stored as its count alone.
+    pub const MAX_PROBED_PORTS_LEN: usize = 256;
     /// What an agent reports about itself (address, version, OS, hostname), in bytes.
     pub const MAX_AGENT_FIELD_LEN: usize = 255;
     /// A webhook / ntfy URL, in bytes.

@@ -175,20 +175,7 @@ pub(crate) async fn put_policy(
     let id: AgentId = ids::parse("agent", &id)?;
     let agent = app.store.agent(caller.account.id, id).await?;
     let policy = checked_policy(&agent, caller.account.kind, policy)?;
-    app.store
-        .put_policy_by(caller.account.id, id, &policy, &caller.user.email)
-        .await?;
-    app.scheduler_wake.notify_one();
-    let detail = serde_json::to_value(&policy).ok();
-    crate::audit::record(
-        &app,
-        caller.account.id,
-        &caller,
-        "policy.update",
-        Some(&agent.name),
-        detail,
-    )
-    .await;
+    crate::agents::save_policy(&app, &agent, &policy, (&caller).into()).await?;
     let scan = status_view(app.scan_status(&agent, Some(&policy), now_unix()));
     Ok(axum::Json(PolicyView {
         policy,
@@ -219,6 +206,8 @@ pub(crate) fn result_view(r: &ScanResult) -> ResultView {
                 state: p.state,
             })
             .collect(),
+        probed_count: r.probed_count,
+        probed_ports: r.probed_ports.clone(),
     }
 }
 

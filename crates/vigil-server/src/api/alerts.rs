@@ -139,6 +139,8 @@ fn alert_view(a: &Alert, agent: Option<&Agent>) -> AlertView {
         flapping: a.flapping,
         raised_at: a.raised_at,
         resolved_at: a.resolved_at,
+        resolution: a.resolution.map(|r| r.as_str().to_string()),
+        resolved_by: a.resolved_by.clone(),
         title: alert_title(a, agent),
         acknowledged_at: a.acknowledged_at,
         acknowledged_by: a.acknowledged_by.clone(),

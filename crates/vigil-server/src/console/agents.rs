@@ -507,7 +507,10 @@ pub(crate) fn results_table(results: &[ScanResult], policy: Option<&SecurityPoli
         }
         @for r in latest {
             h3 { (target_label(&r.target)) @if let Some(a) = &r.addr { " (" (a) ")" } }
-            p.hint { "Finished " (layout::time(r.finished_at)) }
+            p.hint {
+                "Finished " (layout::time(r.finished_at)) " · "
+                (vigil_core::probed_summary(r.probed_count, r.probed_ports.as_deref(), r.ports.len()))
+            }
             @let rows: Vec<(u16, PortState, &str)> = r.ports.iter()
                 .filter(|p| p.state == PortState::Open || policy.is_some_and(|pol| pol.is_monitored(p.port)))
                 .take(MAX_PORT_ROWS)
@@ -651,20 +654,7 @@ pub(crate) async fn save_policy(
         .and_then(|p| checked_policy(&agent, session.account.kind, p).map_err(|e| e.to_string()));
     match checked {
         Ok(policy) => {
-            app.store
-                .put_policy_by(session.account.id, id, &policy, &session.user.email)
-                .await?;
-            app.scheduler_wake.notify_one();
-            let detail = serde_json::to_value(&policy).ok();
-            crate::audit::record(
-                &app,
-                session.account.id,
-                &session,
-                "policy.update",
-                Some(&agent.name),
-                detail,
-            )
-            .await;
+            crate::agents::save_policy(&app, &agent, &policy, (&session).into()).await?;
             Ok(Redirect::to(&format!("/agents/{id}?done=saved")).into_response())
         }
         Err(message) => {

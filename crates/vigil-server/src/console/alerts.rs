@@ -219,7 +219,11 @@ fn event_line(e: &AlertEvent) -> (&'static str, String, String) {
         .unwrap_or_default();
     match e.kind {
         AlertEventKind::Raised => ("Raised", String::new(), String::new()),
-        AlertEventKind::Resolved => ("Resolved", String::new(), "The condition is over.".into()),
+        AlertEventKind::Resolved => (
+            "Resolved",
+            e.actor.clone().unwrap_or_default(),
+            crate::ending::history_line(e.detail.as_deref()).into(),
+        ),
         AlertEventKind::FlappingStarted => (
             "Flapping started",
             String::new(),
@@ -346,6 +350,12 @@ async fn detail_page(
                 dt { "Condition" } dd { (alert.condition) }
                 dt { "Raised" } dd { (layout::time(alert.raised_at)) }
                 dt { "Resolved" } dd { (layout::maybe_time(alert.resolved_at)) }
+                @if let Some(why) = alert.resolution {
+                    dt { "Why it ended" } dd {
+                        (crate::ending::history_line(Some(why.as_str())))
+                        @if let Some(by) = &alert.resolved_by { " By " (by) "." }
+                    }
+                }
                 dt { "Acknowledged" } dd {
                     @match &alert.acknowledged_by {
                         Some(by) => { (by) " at " (layout::maybe_time(alert.acknowledged_at)) }
@@ -500,8 +510,28 @@ mod tests {
             detail: Some("Port 23 open".into()),
             ..to_hook(AlertEventKind::NotificationQueued)
         };
+        let authorized = AlertEvent {
+            actor: Some("alice@acme.test".into()),
+            detail: Some("policy_changed".into()),
+            ..event(AlertEventKind::Resolved)
+        };
+        let closed = AlertEvent {
+            detail: Some("cleared".into()),
+            ..event(AlertEventKind::Resolved)
+        };
         for (e, want) in [
             (event(AlertEventKind::Raised), ("Raised", "", "")),
+            (
+                authorized,
+                (
+                    "Resolved",
+                    "alice@acme.test",
+                    "The policy changed: it no longer makes this an alert.",
+                ),
+            ),
+            (closed, ("Resolved", "", "The condition is over.")),
+            // Resolved before Vigil recorded why: no reason claimed.
+            (event(AlertEventKind::Resolved), ("Resolved", "", "")),
             (acked, ("Acknowledged", "owner@acme.test", "on it")),
             (
                 queued,

@@ -90,7 +90,7 @@ pub(crate) async fn page(
                                     td { (layout::time(a.raised_at)) }
                                     td.wrap {
                                         @match by_id.get(&a.agent_id) {
-                                            Some(agent) => (title(agent, &a.target, a.condition, true)),
+                                            Some(agent) => (title(agent, &a.target, a.condition, crate::alert::Stage::Open)),
                                             None => (a.condition.to_string()),
                                         }
                                     }

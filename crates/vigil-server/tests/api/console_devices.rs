@@ -16,7 +16,7 @@ use vigil_store::Role;
 api_tests!(device_pages_filter_show_and_change_devices);
 
 /// A console session of one user: its cookie and the pages' CSRF token.
-struct Browser<'s> {
+pub(crate) struct Browser<'s> {
     s: &'s Server,
     http: Client,
     cookie: String,
@@ -24,14 +24,14 @@ struct Browser<'s> {
 
 /// A page as the browser got it.
 #[derive(Debug)]
-struct Got {
+pub(crate) struct Got {
     status: u16,
     location: Option<String>,
     body: String,
 }
 
 impl Got {
-    fn page(self) -> String {
+    pub(crate) fn page(self) -> String {
         assert_eq!(self.status, 200, "{self:?}");
         self.body
     }
@@ -58,7 +58,7 @@ fn field(page: &str, name: &str) -> String {
 
 impl<'s> Browser<'s> {
     /// Logs `email` in through the login form.
-    async fn login(s: &'s Server, email: &str) -> Browser<'s> {
+    pub(crate) async fn login(s: &'s Server, email: &str) -> Browser<'s> {
         let http = Client::builder()
             .redirect(redirect::Policy::none())
             .build()
@@ -113,7 +113,7 @@ impl<'s> Browser<'s> {
         }
     }
 
-    async fn get(&self, path: &str) -> Got {
+    pub(crate) async fn get(&self, path: &str) -> Got {
         self.send(Method::GET, path, &[]).await
     }
 

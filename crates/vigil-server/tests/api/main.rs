@@ -35,6 +35,7 @@ macro_rules! api_tests {
 }
 
 mod agent_auth;
+mod alert_endings;
 mod alerts;
 mod audit;
 mod bad_input;

@@ -474,6 +474,7 @@ async fn timeline_alerts_are_those_of_the_window(db: &TestDb) {
                 ports: &ports,
                 addr: None,
                 task_id: None,
+                probed: None,
             },
         )
         .await

@@ -4,7 +4,7 @@
 use crate::fixtures::*;
 use serde_json::json;
 use std::time::Duration;
-use vigil_core::Condition;
+use vigil_core::{Condition, Resolution};
 use vigil_store::{
     AckFilter, AckOutcome, Alert, AlertEvent, AlertEventKind, AlertFilter, AlertId, AlertStatus,
     Channel, Role, Store, User,
@@ -17,6 +17,7 @@ backend_tests!(
     notifications_land_in_the_alert_history,
     pages_and_filters,
     concurrent_changes_keep_one_numbered_history,
+    resolving_records_why_and_by_whom,
 );
 
 async fn user(s: &Store, account: &vigil_store::Account, email: &str, role: Role) -> User {
@@ -102,6 +103,8 @@ async fn history_records_every_change(db: &TestDb) {
     assert_eq!(ack.actor.as_deref(), Some("owner@acme.example"));
     assert_eq!(ack.detail.as_deref(), Some("looking"));
     assert_eq!(h[4].at, t + 20, "resolving twice keeps the first time");
+    assert_eq!(h[4].detail.as_deref(), Some("cleared"));
+    assert_eq!(h[4].actor, None);
 
     // Raised while flapping: both entries. Another alert's history is its own.
     let flappy = s
@@ -650,4 +653,99 @@ async fn concurrent_changes_keep_one_numbered_history(db: &TestDb) {
     assert_eq!(count(AlertEventKind::NotificationQueued), 6);
     assert_eq!(count(AlertEventKind::NotificationDelivered), 6);
     assert!(count(AlertEventKind::FlappingStarted) >= 1);
+}
+
+/// An alert keeps why it ended and whose change ended it; its history's
+/// `resolved` entry says the same; the first resolution stays.
+async fn resolving_records_why_and_by_whom(db: &TestDb) {
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let (a, _) = agent(s, &org, "web").await;
+    let t = now();
+    let alice = "alice@acme.example";
+    // (condition, reason, by)
+    let cases = [
+        (
+            Condition::unauthorized_open(8080),
+            Resolution::Cleared,
+            None,
+        ),
+        (
+            Condition::unauthorized_open(8081),
+            Resolution::PolicyChanged,
+            Some(alice),
+        ),
+        (Condition::service_down(22), Resolution::PolicyChanged, None),
+        (
+            Condition::service_down(25),
+            Resolution::NotScanned,
+            Some(alice),
+        ),
+    ];
+    for (c, why, by) in cases {
+        let open = s
+            .open_alert(org.id, a.id, "agent_host", c, false, t)
+            .await
+            .unwrap();
+        assert_eq!((open.resolution, open.resolved_by.clone()), (None, None));
+        let done = s
+            .resolve_alert_as(org.id, open.id, t + 5, why, by)
+            .await
+            .unwrap();
+        assert_eq!(done.status, AlertStatus::Resolved, "{c:?}");
+        assert_eq!(done.resolution, Some(why), "{c:?}");
+        assert_eq!(done.resolved_by.as_deref(), by, "{c:?}");
+        assert_eq!(s.alert(org.id, open.id).await.unwrap(), done);
+        // Resolving again, for another reason, changes nothing.
+        let again = s
+            .resolve_alert_as(org.id, open.id, t + 9, Resolution::Cleared, Some("bob@x"))
+            .await
+            .unwrap();
+        assert_eq!(again, done, "{c:?}");
+        let h = s.alert_history(org.id, open.id).await.unwrap();
+        assert_eq!(
+            kinds(&h),
+            [AlertEventKind::Raised, AlertEventKind::Resolved],
+            "{c:?}"
+        );
+        assert_eq!(h[1].detail.as_deref(), Some(why.as_str()), "{c:?}");
+        assert_eq!(h[1].actor.as_deref(), by, "{c:?}");
+        assert_eq!(h[1].at, t + 5);
+    }
+    // The list carries them too.
+    let listed = s.alerts(org.id, &AlertFilter::default()).await.unwrap();
+    assert!(listed
+        .iter()
+        .any(|x| x.resolution == Some(Resolution::NotScanned)
+            && x.resolved_by.as_deref() == Some(alice)));
+
+    // Who resolved it must be a short, printable text; nothing changes otherwise.
+    let open = s
+        .open_alert(
+            org.id,
+            a.id,
+            "agent_host",
+            Condition::unauthorized_open(9),
+            false,
+            t,
+        )
+        .await
+        .unwrap();
+    for bad in ["", " alice", "a\nb", &"x".repeat(300)] {
+        assert_invalid(
+            s.resolve_alert_as(org.id, open.id, t, Resolution::PolicyChanged, Some(bad))
+                .await,
+        );
+    }
+    assert_eq!(s.alert(org.id, open.id).await.unwrap(), open);
+    // Another account's alert is not found.
+    let other = account(s, "Other").await;
+    assert_not_found(
+        s.resolve_alert_as(other.id, open.id, t, Resolution::PolicyChanged, None)
+            .await,
+    );
+    assert_eq!(
+        s.alert(org.id, open.id).await.unwrap().status,
+        AlertStatus::Open
+    );
 }

@@ -146,6 +146,7 @@ async fn bad_input_is_invalid(db: &TestDb) {
         ports: &ports,
         addr: None,
         task_id: None,
+        probed: None,
     };
     let long_upload = "u".repeat(limits::MAX_UPLOAD_ID_LEN + 1);
     let long_target = "t".repeat(limits::MAX_TARGET_LEN + 1);

@@ -65,6 +65,7 @@ async fn tenants_are_isolated(db: &TestDb) {
         ports: &ports,
         addr: None,
         task_id: None,
+        probed: None,
     };
     let a_result = s
         .ingest_result(a.id, a_agent.id, &upload)

@@ -4,7 +4,9 @@
 use crate::fixtures::*;
 use serde_json::json;
 use vigil_core::Condition;
-use vigil_store::{Channel, Store, StoreOptions};
+use vigil_store::{
+    AccountId, AgentId, AlertId, AlertStatus, Backend, Channel, Store, StoreOptions,
+};
 
 /// The version before SQLite rebuilds `alerts` for *new device* alerts.
 const BEFORE_NEW_DEVICE: i64 = 20250107000001;
@@ -41,41 +43,71 @@ async fn new_device_alerts_keep_alerts_history_and_notifications(db: &vigil_test
         .create_contact(acme.id, "Hook", Channel::Webhook, "https://hooks.example/x")
         .await
         .unwrap();
-    let alert = old
-        .open_alert(
-            acme.id,
-            a.id,
-            "agent_host",
-            Condition::unauthorized_open(23),
-            false,
-            t,
-        )
-        .await
-        .unwrap();
-    let key = format!("alert:{}:raised", alert.id);
+    // Raised as that version's store did: today's store reads and writes
+    // columns that version does not have yet.
+    let id = AlertId::random();
+    raise_in_old_schema(&url, db.store.backend(), acme.id, a.id, id, t).await;
+    let key = format!("alert:{id}:raised");
     assert!(old
-        .enqueue_for_alert(
-            acme.id,
-            alert.id,
-            &hook,
-            &key,
-            "Port 23 open",
-            &json!({}),
-            t
-        )
+        .enqueue_for_alert(acme.id, id, &hook, &key, "Port 23 open", &json!({}), t)
         .await
         .unwrap());
-    let history_before = old.alert_history(acme.id, alert.id).await.unwrap();
     let queued_before = old.outbox_queues(t + 10).await.unwrap();
     drop(old);
 
     let new = Store::connect_with(&url, opts).await.expect("migrated");
-    assert_eq!(new.alert(acme.id, alert.id).await.unwrap(), alert);
+    let alert = new.alert(acme.id, id).await.unwrap();
     assert_eq!(
-        new.alert_history(acme.id, alert.id).await.unwrap(),
-        history_before
+        (
+            alert.condition,
+            alert.status,
+            alert.raised_at,
+            alert.target.as_str()
+        ),
+        (
+            Condition::unauthorized_open(23),
+            AlertStatus::Open,
+            t,
+            "agent_host"
+        )
+    );
+    assert_eq!(
+        (
+            alert.resolved_at,
+            alert.resolution,
+            alert.resolved_by.clone()
+        ),
+        (None, None, None)
+    );
+    let history = new.alert_history(acme.id, id).await.unwrap();
+    let entries: Vec<_> = history.iter().map(|e| (e.seq, e.at, e.kind)).collect();
+    assert_eq!(
+        entries,
+        [
+            (1, t, vigil_store::AlertEventKind::Raised),
+            (2, t, vigil_store::AlertEventKind::NotificationQueued)
+        ],
+        "{history:?}"
     );
     assert_eq!(new.outbox_queues(t + 10).await.unwrap(), queued_before);
+    // The alert from before resolves with its reason like any other.
+    let resolved = new
+        .resolve_alert_as(
+            acme.id,
+            id,
+            t + 20,
+            vigil_core::Resolution::PolicyChanged,
+            Some("alice@acme.example"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (resolved.resolution, resolved.resolved_by.as_deref()),
+        (
+            Some(vigil_core::Resolution::PolicyChanged),
+            Some("alice@acme.example")
+        )
+    );
     // The new kind is stored, and the old rules hold: one open alert per
     // condition, and removing the agent removes its alerts.
     let device = new
@@ -120,6 +152,62 @@ async fn new_device_alerts_keep_alerts_history_and_notifications(db: &vigil_test
                 !parents.iter().any(|p| p.starts_with("alerts_")),
                 "{child}: {parents:?}"
             );
+        }
+    }
+}
+
+/// An open *unauthorized port 23/tcp* alert with its `raised` history
+/// entry, written with the SQL of the schema before [`BEFORE_NEW_DEVICE`].
+async fn raise_in_old_schema(
+    url: &str,
+    backend: Backend,
+    account: AccountId,
+    agent: AgentId,
+    id: AlertId,
+    t: i64,
+) {
+    let (id, account, agent) = (id.to_string(), account.to_string(), agent.to_string());
+    let alert = "INSERT INTO alerts (id, account_id, agent_id, target, kind, port, status, \
+             flapping, raised_at, last_event_seq) \
+         VALUES ($1, $2, $3, 'agent_host', 'unauthorized_open', 23, 'open', FALSE, $4, 1)";
+    let raised = "INSERT INTO alert_events (alert_id, account_id, seq, occurred_at, kind) \
+         VALUES ($1, $2, 1, $3, 'raised')";
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+            sqlx::query(alert)
+                .bind(&id)
+                .bind(&account)
+                .bind(&agent)
+                .bind(t)
+                .execute(&pool)
+                .await
+                .expect("alert");
+            sqlx::query(raised)
+                .bind(&id)
+                .bind(&account)
+                .bind(t)
+                .execute(&pool)
+                .await
+                .expect("event");
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.expect("connect");
+            sqlx::query(alert)
+                .bind(&id)
+                .bind(&account)
+                .bind(&agent)
+                .bind(t)
+                .execute(&pool)
+                .await
+                .expect("alert");
+            sqlx::query(raised)
+                .bind(&id)
+                .bind(&account)
+                .bind(t)
+                .execute(&pool)
+                .await
+                .expect("event");
         }
     }
 }

@@ -26,6 +26,7 @@ async fn result(s: &Store, account: AccountId, agent: AgentId, target: &str, fin
                 target,
                 addr: Some("127.0.0.1"),
                 task_id: None,
+                probed: None,
                 started_at: finished - 5,
                 finished_at: finished,
                 ports: &[],

@@ -2,8 +2,8 @@
 
 use crate::fixtures::*;
 use vigil_core::{
-    evaluate, AccountKind, Condition, DampingConfig, Observation, PortState, ScanInterval,
-    TargetState,
+    evaluate, AccountKind, Condition, DampingConfig, Observation, PortList, PortState,
+    ScanInterval, TargetState,
 };
 use vigil_store::{
     AgentId, AlertFilter, AlertStatus, Ingested, NewScanResult, PortResult, ScanResultId,
@@ -109,6 +109,7 @@ async fn ingestion_is_idempotent(db: &TestDb) {
         ports: &[],
         addr: None,
         task_id: None,
+        probed: None,
     };
     let t = now();
     let first = NewScanResult {
@@ -157,6 +158,40 @@ async fn ingestion_is_idempotent(db: &TestDb) {
     assert_eq!(s.results(org.id, b.id, 10).await.unwrap().len(), 1);
     assert_not_found(s.results(org.id, AgentId::random(), 10).await);
     assert_not_found(s.ingest_result(org.id, AgentId::random(), &first).await);
+    // Without probed ports, nothing is claimed about what was swept.
+    assert_eq!(
+        (stored.probed_count, stored.probed_ports.clone()),
+        (None, None)
+    );
+
+    // What the scan probed is kept beside the ports it keeps: the count
+    // always, the port list when short. (probed, count, list)
+    let sweep = PortList::parse("1-65535").unwrap();
+    let few = PortList::from_ports([22, 80, 443]);
+    let none = PortList::from_ports([]);
+    // Every other port: 32,768 entries, far too long to show.
+    let scattered = PortList::from_ports((1..=65535).step_by(2));
+    let cases: [(&'static str, &PortList, u32, Option<&str>); 4] = [
+        ("sweep", &sweep, 65535, Some("1-65535")),
+        ("few", &few, 3, Some("22,80,443")),
+        ("none", &none, 0, Some("")),
+        ("scattered", &scattered, 32768, None),
+    ];
+    for (i, (upload_id, probed, count, list)) in cases.into_iter().enumerate() {
+        let new = NewScanResult {
+            ports: &ports,
+            probed: Some(probed),
+            ..upload(upload_id, t + 200 + i as i64)
+        };
+        s.ingest_result(org.id, b.id, &new).await.unwrap();
+        let got = s.results(org.id, b.id, 1).await.unwrap().remove(0);
+        assert_eq!(got.upload_id, upload_id);
+        assert_eq!(got.probed_count, Some(count), "{upload_id}");
+        assert_eq!(got.probed_ports.as_deref(), list, "{upload_id}");
+        assert_eq!(got.ports, ports, "the kept ports are unchanged");
+        let recent = s.recent_results(org.id, 1).await.unwrap().remove(0);
+        assert_eq!(recent, got);
+    }
 }
 
 async fn concurrent_duplicate_uploads_store_once(db: &TestDb) {
@@ -184,6 +219,7 @@ async fn concurrent_duplicate_uploads_store_once(db: &TestDb) {
                             ports: &ports,
                             addr: None,
                             task_id: None,
+                            probed: None,
                         },
                     )
                     .await

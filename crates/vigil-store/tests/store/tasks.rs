@@ -508,6 +508,7 @@ async fn results_keep_addr_and_task_id(db: &TestDb) {
         ports: &ports,
         addr: Some("2001:db8::7"),
         task_id: Some(&task_id),
+        probed: None,
     };
     let without = NewScanResult {
         upload_id: "without",

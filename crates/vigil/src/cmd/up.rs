@@ -1,6 +1,9 @@
 //! `vigil up`: a complete local installation in one command — the server on
 //! embedded SQLite, plus an agent on this machine watching 127.0.0.1 with an
-//! example security-scan policy.
+//! example security-scan policy. That policy authorizes the ports this
+//! `vigil up` listens on itself (console and REST API, agent API, the
+//! agent's identify port), taken from its actual listeners: its own first
+//! scan must not alert on Vigil.
 
 use super::agent::{enroll_with, run_enrolled};
 use super::server::{create_account, random_password};
@@ -60,6 +63,7 @@ async fn up(args: UpArgs) -> Result<ExitCode> {
     cfg.heartbeat = Duration::from_secs(10);
     cfg.console_url = Some(format!("http://{}/", args.listen));
     let running = vigil_server::start_with_store(cfg, store.clone()).await?;
+    let own = OwnPorts::of(running.api_addr, running.agent_addr, args.identify_listen);
 
     let agent_dir = args.data_dir.join("agent");
     let agent = match vigil_agent::identity::Identity::load(&agent_dir)? {
@@ -83,11 +87,13 @@ async fn up(args: UpArgs) -> Result<ExitCode> {
             .context("enrolling the local agent")?;
             let agent_id: AgentId = id.agent_id.parse().context("agent id from the server")?;
             store
-                .put_policy(login.account_id, agent_id, &example_policy()?)
+                .put_policy(login.account_id, agent_id, &example_policy(&own)?)
                 .await?;
             id
         }
     };
+    let agent_id: AgentId = agent.agent_id.parse().context("the local agent's id")?;
+    let policy = store.policy(login.account_id, agent_id).await?;
     let (stop_agent, agent_shutdown) = watch::channel(false);
     let agent_task = tokio::spawn(async move {
         if let Err(e) = run_enrolled(&agent_dir, args.identify_listen, agent_shutdown).await {
@@ -100,10 +106,21 @@ async fn up(args: UpArgs) -> Result<ExitCode> {
     println!("  login:     {}", login.email);
     println!("  password:  {}", login.password);
     println!("  REST API:  http://{}/api/v1", running.api_addr);
-    println!(
-        "  local agent {} scans 127.0.0.1 every 15 minutes (authorized: 22)",
-        agent.agent_id
-    );
+    match &policy {
+        Some(policy) => {
+            println!(
+                "  local agent {} scans 127.0.0.1 every {} minutes (authorized: {})",
+                agent.agent_id,
+                policy.interval.minutes(),
+                policy.authorized
+            );
+            println!("{}", own.policy_line(&policy.authorized));
+        }
+        None => println!(
+            "  local agent {} has no security-scan policy; set one in the console",
+            agent.agent_id
+        ),
+    }
     println!("Press Ctrl-C to stop.");
     running.run_until(super::shutdown_signal()).await;
     let _ = stop_agent.send(true);
@@ -111,11 +128,72 @@ async fn up(args: UpArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The example: the agent's own host, SSH authorized, every 15 minutes.
-fn example_policy() -> Result<SecurityPolicy> {
+/// The ports this `vigil up` listens on itself, each with what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OwnPorts(Vec<(u16, &'static str)>);
+
+impl OwnPorts {
+    /// From the listeners' actual addresses (the server's as bound; the
+    /// identify listener's as asked: port 0 is a port only the agent will
+    /// know, left out). A port listed twice is kept once.
+    fn of(api: SocketAddr, agent_api: SocketAddr, identify: SocketAddr) -> OwnPorts {
+        let mut ports: Vec<(u16, &'static str)> = Vec::new();
+        for (port, what) in [
+            (api.port(), "console and REST API"),
+            (agent_api.port(), "agent API"),
+            (identify.port(), "agent identify"),
+        ] {
+            if port != 0 && !ports.iter().any(|(p, _)| *p == port) {
+                ports.push((port, what));
+            }
+        }
+        OwnPorts(ports)
+    }
+
+    fn list(&self) -> PortList {
+        PortList::from_ports(self.0.iter().map(|(p, _)| *p))
+    }
+
+    /// `8080 (console and REST API), 8443 (agent API), …` for `ports`.
+    fn describe<'a>(ports: impl Iterator<Item = &'a (u16, &'static str)>) -> String {
+        ports
+            .map(|(p, what)| format!("{p} ({what})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The line `vigil up` prints about them under the local agent's
+    /// `authorized` ports: authorized, or which are not (a policy from an
+    /// earlier run with other listen addresses).
+    fn policy_line(&self, authorized: &PortList) -> String {
+        let missing: Vec<&(u16, &str)> = self
+            .0
+            .iter()
+            .filter(|(p, _)| !authorized.contains(*p))
+            .collect();
+        if missing.is_empty() {
+            format!(
+                "Authorized Vigil's own ports {} in the local agent's policy",
+                Self::describe(self.0.iter())
+            )
+        } else {
+            format!(
+                "Note: Vigil's own ports {} are not authorized in the local agent's policy \
+                 (made by an earlier run); its scans alert on them until you authorize them",
+                Self::describe(missing.into_iter())
+            )
+        }
+    }
+}
+
+/// The example: the agent's own host, SSH and Vigil's own ports
+/// authorized, every 15 minutes.
+fn example_policy(own: &OwnPorts) -> Result<SecurityPolicy> {
     Ok(SecurityPolicy {
         enabled: true,
-        authorized: PortList::parse("22").context("example ports")?,
+        authorized: PortList::parse("22")
+            .context("example ports")?
+            .union(&own.list()),
         monitored: PortList::from_ports([]),
         targets: vec![PolicyTarget::AgentHost],
         interval: ScanInterval::for_account(AccountKind::Member, 15)?,
@@ -158,4 +236,68 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("address")
+    }
+
+    #[test]
+    fn the_example_policy_authorizes_exactly_vigils_own_listeners_and_ssh() {
+        // (console, agent API, identify, authorized, line)
+        let cases = [
+            (
+                "127.0.0.1:8080",
+                "127.0.0.1:8443",
+                "127.0.0.1:47760",
+                "22,8080,8443,47760",
+                "Authorized Vigil's own ports 8080 (console and REST API), 8443 (agent API), \
+                 47760 (agent identify) in the local agent's policy",
+            ),
+            (
+                "0.0.0.0:18080",
+                "[::1]:9443",
+                "127.0.0.1:0",
+                "22,9443,18080",
+                "Authorized Vigil's own ports 18080 (console and REST API), 9443 (agent API) \
+                 in the local agent's policy",
+            ),
+            (
+                "127.0.0.1:22",
+                "127.0.0.2:22",
+                "127.0.0.1:47760",
+                "22,47760",
+                "Authorized Vigil's own ports 22 (console and REST API), 47760 (agent identify) \
+                 in the local agent's policy",
+            ),
+        ];
+        for (api, agent, identify, authorized, line) in cases {
+            let own = OwnPorts::of(addr(api), addr(agent), addr(identify));
+            let policy = example_policy(&own).expect("valid policy");
+            assert_eq!(policy.authorized.to_string(), authorized, "{api}");
+            assert!(policy.monitored.is_empty());
+            assert_eq!(policy.targets, [PolicyTarget::AgentHost]);
+            assert_eq!(own.policy_line(&policy.authorized), line, "{api}");
+        }
+    }
+
+    #[test]
+    fn an_earlier_policy_without_the_ports_is_pointed_out() {
+        let own = OwnPorts::of(
+            addr("127.0.0.1:9090"),
+            addr("127.0.0.1:8443"),
+            addr("127.0.0.1:47760"),
+        );
+        let earlier = PortList::parse("22,8080,8443,47760").expect("ports");
+        assert_eq!(
+            own.policy_line(&earlier),
+            "Note: Vigil's own ports 9090 (console and REST API) are not authorized in the \
+             local agent's policy (made by an earlier run); its scans alert on them until you \
+             authorize them"
+        );
+    }
 }

@@ -332,15 +332,16 @@ fn result_text(r: &ResultView) -> String {
         Err(_) => r.target.clone(),
     };
     let mut out = format!(
-        "{}  {}  {}  ({} port{} scanned)\n",
+        "{}  {}  {}  ({})\n",
         time(r.finished_at),
         target,
         or_dash(r.addr.as_ref()),
-        r.ports.len(),
-        if r.ports.len() == 1 { "" } else { "s" }
+        vigil_core::probed_summary(r.probed_count, r.probed_ports.as_deref(), r.ports.len()),
     );
     if shown.is_empty() {
-        out.push_str("  every port closed\n");
+        if r.probed_count != Some(0) {
+            out.push_str("  every port closed\n");
+        }
         return out;
     }
     let w = shown
@@ -379,14 +380,42 @@ mod tests {
                 port(80, PortState::Closed),
                 port(8443, PortState::Filtered),
             ],
+            probed_count: Some(65535),
+            probed_ports: Some("1-65535".into()),
         };
         let text = result_text(&r);
         assert!(
-            text.contains("nas.lan  192.0.2.7  (3 ports scanned)"),
+            text.contains("nas.lan  192.0.2.7  (65,535 ports probed (1-65535))"),
             "{text}"
         );
         assert!(text.contains("\n  22/tcp    open\n"), "{text}");
         assert!(text.contains("\n  8443/tcp  filtered\n"), "{text}");
         assert!(!text.contains("80/tcp"), "{text}");
+
+        // Stored before Vigil recorded what was probed: the kept ports are
+        // not passed off as the sweep.
+        let old = ResultView {
+            probed_count: None,
+            probed_ports: None,
+            ..r.clone()
+        };
+        let text = result_text(&old);
+        assert!(
+            text.contains("(3 ports listed; what was probed was not recorded)"),
+            "{text}"
+        );
+        assert!(!text.contains("scanned"), "{text}");
+
+        // A target that did not resolve: nothing probed, nothing closed.
+        let nothing = ResultView {
+            addr: None,
+            ports: vec![],
+            probed_count: Some(0),
+            probed_ports: Some(String::new()),
+            ..r
+        };
+        let text = result_text(&nothing);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("(no port probed)"), "{text}");
     }
 }
