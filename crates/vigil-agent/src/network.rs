@@ -418,8 +418,8 @@ fn incomplete(before: Option<u64>, after: Option<u64>) -> Option<String> {
     })
 }
 
-/// The interface subnet (IPv4) holding all of `range`, with the
-/// interface and its own address there.
+/// The interface whose subnet holds all of `range` (either family), with
+/// that subnet: the range is on a directly connected link.
 fn on_link<'a>(range: &AddrRange, ifaces: &'a [Interface]) -> Option<(&'a Interface, IpNet)> {
     ifaces.iter().find_map(|i| {
         i.subnets

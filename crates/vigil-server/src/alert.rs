@@ -325,9 +325,7 @@ impl App {
         let Some(sweep) = self.store.network_sweep(agent.account_id, agent.id).await? else {
             return Ok(None);
         };
-        // Written by this server; unreadable only if tampered with.
-        let report: crate::devices::StoredReport =
-            serde_json::from_str(&sweep.report).unwrap_or_default();
+        let report = crate::devices::StoredReport::of(&sweep).unwrap_or_default();
         Ok(report
             .gateway
             .and_then(|g| forward_details(&g.forwards, proto, port)))
@@ -549,20 +547,7 @@ mod tests {
             None
         );
         assert_eq!(forward_details(&[forward], "udp", 3390), None);
-        let agent_row = vigil_store::Agent {
-            id: AgentId::random(),
-            account_id: AccountId::random(),
-            name: "home".into(),
-            plan: vigil_core::Plan::Extended,
-            enrolled_at: 0,
-            last_seen_at: None,
-            public_addr: None,
-            version: None,
-            os: None,
-            hostname: None,
-            removed_at: None,
-            last_health: vigil_core::AgentHealth::Communicating,
-        };
+        let agent_row = crate::testing::agent("home", 0);
         let c = Condition::unauthorized_open(3389);
         assert_eq!(
             title(&agent_row, "forward:udp", c, Stage::Open),
@@ -581,20 +566,7 @@ mod tests {
 
     #[test]
     fn a_resolved_alert_is_titled_by_why_it_ended() {
-        let agent = vigil_store::Agent {
-            id: AgentId::random(),
-            account_id: AccountId::random(),
-            name: "home".into(),
-            plan: vigil_core::Plan::Extended,
-            enrolled_at: 0,
-            last_seen_at: None,
-            public_addr: None,
-            version: None,
-            os: None,
-            hostname: None,
-            removed_at: None,
-            last_health: vigil_core::AgentHealth::Communicating,
-        };
+        let agent = crate::testing::agent("home", 0);
         let place = "the agent's host (agent \"home\")";
         let resolved = |why, by: Option<&str>| Alert {
             resolved_at: Some(5),

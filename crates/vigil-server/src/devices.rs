@@ -140,6 +140,14 @@ pub(crate) struct StoredReport {
     pub incomplete: Option<String>,
 }
 
+impl StoredReport {
+    /// The report of `sweep`. This server wrote it; an error means it was
+    /// tampered with (the API says so, the console shows an empty report).
+    pub(crate) fn of(sweep: &vigil_store::StoredSweep) -> Result<StoredReport, serde_json::Error> {
+        serde_json::from_str(&sweep.report)
+    }
+}
+
 /// The part of a sweep shown beside the inventory.
 #[derive(Debug, Serialize)]
 struct Report<'a> {

@@ -208,24 +208,10 @@ fn rows_of(
 mod tests {
     use super::*;
     use vigil_core::timeline::State::*;
-    use vigil_core::{AgentHealth, Condition, Plan, PolicyTarget, PortList, SecurityPolicy};
-    use vigil_store::AgentId;
+    use vigil_core::{Condition, PolicyTarget, PortList, SecurityPolicy};
 
     fn agent(enrolled_at: i64) -> Agent {
-        Agent {
-            id: AgentId::random(),
-            account_id: vigil_store::AccountId::random(),
-            name: "alpha".into(),
-            plan: Plan::Extended,
-            enrolled_at,
-            last_seen_at: None,
-            public_addr: None,
-            version: None,
-            os: None,
-            hostname: None,
-            removed_at: None,
-            last_health: AgentHealth::Communicating,
-        }
+        crate::testing::agent("alpha", enrolled_at)
     }
 
     fn span(target: &str, condition: Condition, raised: i64, resolved: Option<i64>) -> AlertSpan {

@@ -58,6 +58,8 @@ mod peers;
 mod retention;
 mod scan;
 mod secrets_key;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 
 pub use config::{GssapiAccounts, Leases, ServerConfig};

@@ -214,7 +214,7 @@ pub(crate) async fn network(
     let Some(sweep) = app.store.network_sweep(caller.account.id, agent).await? else {
         return Err(ApiError::from(StoreError::NotFound));
     };
-    let report: crate::devices::StoredReport = serde_json::from_str(&sweep.report)
+    let report = crate::devices::StoredReport::of(&sweep)
         .map_err(|e| ApiError::Internal(format!("stored network sweep report: {e}")))?;
     let (devices, present) = app.store.device_counts(caller.account.id, agent).await?;
     Ok(axum::Json(NetworkView {

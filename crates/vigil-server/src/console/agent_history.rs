@@ -383,20 +383,7 @@ mod tests {
 
     #[test]
     fn history_text_is_escaped() {
-        let agent = Agent {
-            id: AgentId::random(),
-            account_id: vigil_store::AccountId::random(),
-            name: "<b>x</b>".into(),
-            plan: vigil_core::Plan::Extended,
-            enrolled_at: 0,
-            last_seen_at: None,
-            public_addr: None,
-            version: None,
-            os: None,
-            hostname: None,
-            removed_at: None,
-            last_health: vigil_core::AgentHealth::Communicating,
-        };
+        let agent = crate::testing::agent("<b>x</b>", 0);
         let events = [AgentEvent {
             agent_id: agent.id,
             at: 0,

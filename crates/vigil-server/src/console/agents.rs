@@ -566,7 +566,7 @@ async fn detail_page(
     // from inside: shown beside the outside scan.
     let sweep = app.store.network_sweep(account, agent.id).await?;
     let gateway = sweep.as_ref().and_then(|s| {
-        serde_json::from_str::<crate::devices::StoredReport>(&s.report)
+        crate::devices::StoredReport::of(s)
             .ok()
             .and_then(|r| r.gateway)
             .map(|g| (s.finished_at, g))

@@ -240,9 +240,7 @@ fn device_row(
 }
 
 fn sweep_section(sweep: &StoredSweep) -> Markup {
-    // Written by this server (devices.rs): unreadable only if tampered with.
-    let report: crate::devices::StoredReport =
-        serde_json::from_str(&sweep.report).unwrap_or_default();
+    let report = crate::devices::StoredReport::of(sweep).unwrap_or_default();
     html! {
         section.section aria-labelledby="sweep-h" {
             h2 #sweep-h { "Latest sweep" }
