@@ -8,6 +8,8 @@
 //! * [`task`]: running a scan task with `vigil-scan`.
 //! * [`identify`]: answers compliance sweeps on the agent's communication
 //!   port with its GUID and the ID of the server that manages it.
+//! * [`describe`] and [`listeners`]: what listens on an open port (what
+//!   the service announces; the process, on the agent's own host).
 //! * [`client`]: the agent API calls, with errors that say whether to retry.
 //! * [`identity`]: the enrolled agent's GUID, credential and pinned server.
 //! * [`failover`]: which of a replicated server's URLs to call, and when to
@@ -21,12 +23,14 @@
 
 pub mod arp;
 pub mod client;
+pub mod describe;
 mod error;
 pub mod failover;
 pub mod gateway;
 pub mod identify;
 pub mod identity;
 pub mod lan;
+pub mod listeners;
 pub mod moving;
 pub mod network;
 pub mod pinning;

@@ -219,6 +219,7 @@ mod tests {
             ports: vec![PortObservation {
                 port: 22,
                 state: PortState::Open,
+                details: None,
             }],
         }
     }

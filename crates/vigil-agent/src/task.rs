@@ -1,12 +1,19 @@
 //! Running one scan task with `vigil-scan` and turning it into uploads.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
+use crate::describe::{self, DescribeConfig};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+use vigil_core::listener::PortDetails;
 use vigil_core::targets::AddrRange;
-use vigil_core::{PortList, TargetSpec};
+use vigil_core::{PortList, PortState, TargetSpec};
 use vigil_proto::agent::{PortObservation, ResultUpload, ScanTask, SELF_TARGET};
-use vigil_scan::{Family, ScanConfig, Scanner, TargetSet};
+use vigil_scan::services::ServiceNames;
+use vigil_scan::{BannerConfig, Family, ScanConfig, Scanner, TargetSet};
+
+/// How many open ports of one scan are described at once.
+const DESCRIBE_AT_ONCE: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -44,8 +51,10 @@ pub fn own_address(peer: IpAddr) -> Option<IpAddr> {
 pub async fn run(
     task: &ScanTask,
     self_addr: IpAddr,
-    cfg: ScanConfig,
+    mut cfg: ScanConfig,
 ) -> Result<Vec<ResultUpload>, TaskError> {
+    // What a service says first is part of what describes its port.
+    cfg.banner.get_or_insert_with(BannerConfig::default);
     let ports = PortList::parse(&task.ports).map_err(|e| TaskError::Ports {
         task: task.task_id.clone(),
         ports: task.ports.clone(),
@@ -79,19 +88,84 @@ pub async fn run(
         .map_err(|e| target_err(e.to_string()))?;
     let mut by_addr: BTreeMap<IpAddr, Vec<PortObservation>> =
         targets.iter().map(|a| (a, Vec::new())).collect();
+    let mut banners: HashMap<(IpAddr, u16), Vec<u8>> = HashMap::new();
     while let Some(r) = scan.next().await {
+        if let (PortState::Open, Some(b)) = (r.state, r.banner) {
+            banners.insert((r.addr, r.port), b);
+        }
         by_addr.entry(r.addr).or_default().push(PortObservation {
             port: r.port,
             state: r.state,
+            details: None,
         });
     }
-    Ok(by_addr
-        .into_iter()
-        .map(|(addr, mut ports)| {
-            ports.sort_by_key(|p| p.port);
-            upload(task, &addr.to_string(), started_at, ports)
-        })
-        .collect())
+    let own_host = task.target == SELF_TARGET;
+    let mut uploads = Vec::new();
+    for (addr, mut ports) in by_addr {
+        ports.sort_by_key(|p| p.port);
+        describe_open(addr, &mut ports, &mut banners, own_host).await;
+        uploads.push(upload(task, &addr.to_string(), started_at, ports));
+    }
+    Ok(uploads)
+}
+
+/// The service names of this host's tables, read once.
+fn service_names() -> &'static ServiceNames {
+    static NAMES: OnceLock<ServiceNames> = OnceLock::new();
+    NAMES.get_or_init(ServiceNames::load)
+}
+
+/// Fills in what listens on each open port of `addr`: the service name,
+/// what the service announces and, when `addr` is this host (`own_host`),
+/// the listening process (one attribution pass, only if a port is open).
+async fn describe_open(
+    addr: IpAddr,
+    ports: &mut [PortObservation],
+    banners: &mut HashMap<(IpAddr, u16), Vec<u8>>,
+    own_host: bool,
+) {
+    let open: Vec<u16> = ports
+        .iter()
+        .filter(|p| p.state == PortState::Open)
+        .map(|p| p.port)
+        .collect();
+    if open.is_empty() {
+        return;
+    }
+    let mut processes = BTreeMap::new();
+    if own_host {
+        let wanted = open.clone();
+        match tokio::task::spawn_blocking(move || crate::listeners::attribute(addr, &wanted)).await
+        {
+            Ok(Ok(found)) => processes = found,
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot tell which processes listen"),
+            Err(e) => tracing::warn!(error = %e, "process attribution failed"),
+        }
+    }
+    let permits = Arc::new(tokio::sync::Semaphore::new(DESCRIBE_AT_ONCE));
+    let mut probes = tokio::task::JoinSet::new();
+    for &port in &open {
+        let banner = banners.remove(&(addr, port));
+        let permits = permits.clone();
+        probes.spawn(async move {
+            let _permit = permits.acquire_owned().await.ok();
+            let target = SocketAddr::new(addr, port);
+            let details = describe::describe(target, banner.as_deref(), DescribeConfig::default());
+            (port, details.await)
+        });
+    }
+    let mut described: HashMap<u16, PortDetails> = HashMap::new();
+    while let Some(done) = probes.join_next().await {
+        if let Ok((port, details)) = done {
+            described.insert(port, details);
+        }
+    }
+    for p in ports.iter_mut().filter(|p| p.state == PortState::Open) {
+        let mut details = described.remove(&p.port).unwrap_or_default();
+        details.service = service_names().get(p.port).map(str::to_string);
+        details.process = processes.remove(&p.port);
+        p.details = (!details.is_empty()).then(|| Box::new(details));
+    }
 }
 
 fn upload(
@@ -126,7 +200,6 @@ fn new_upload_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_core::PortState;
 
     #[tokio::test]
     async fn scans_loopback_and_reports_every_port() {

@@ -17,6 +17,7 @@
 mod agents;
 mod compliance;
 mod lan;
+mod listeners;
 mod scenario;
 mod tools;
 
@@ -49,6 +50,8 @@ enum Command {
     Compliance(compliance::ComplianceArgs),
     /// The agent's sweep of a /22 LAN (50 devices), beside nmap -sT.
     Lan(lan::LanArgs),
+    /// What attributing open ports to processes costs with 10,000 sockets.
+    Listeners(listeners::ListenersArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +94,7 @@ fn main() -> Result<()> {
         Some(Command::AgentsWorker) => agents::worker(),
         Some(Command::Compliance(args)) => compliance::run(args),
         Some(Command::Lan(args)) => lan::run(args),
+        Some(Command::Listeners(args)) => listeners::run(args),
         None => compare_scanners(cli.scanners),
     }
 }

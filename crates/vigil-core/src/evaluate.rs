@@ -68,6 +68,11 @@ pub enum ConditionKind {
     /// A device joined the location's network (raised by the network
     /// sweep, never by [`evaluate`]); over once a user approves it.
     NewDevice,
+    /// An authorized open port of the agent's host is served by another
+    /// program than in the previous result (raised by the server when the
+    /// policy asks for it, see [`crate::listener::process_changes`]; never
+    /// by [`evaluate`]); over at the next result that shows no change.
+    ProcessChanged,
 }
 
 /// One alertable condition of a target: a kind and, for port conditions, the port.
@@ -114,6 +119,13 @@ impl Condition {
             port: None,
         }
     }
+
+    pub fn process_changed(port: u16) -> Self {
+        Condition {
+            kind: ConditionKind::ProcessChanged,
+            port: Some(port),
+        }
+    }
 }
 
 /// `"unauthorized port 8080/tcp open"`, `"service on port 22/tcp down"`,
@@ -130,6 +142,10 @@ impl fmt::Display for Condition {
             (ConditionKind::TargetUnreachable, _) => f.write_str("target unreachable"),
             (ConditionKind::AgentNotCommunicating, _) => f.write_str("agent not communicating"),
             (ConditionKind::NewDevice, _) => f.write_str("new device on the network"),
+            (ConditionKind::ProcessChanged, Some(p)) => {
+                write!(f, "another program on port {p}/tcp")
+            }
+            (ConditionKind::ProcessChanged, None) => f.write_str("another program on a port"),
         }
     }
 }
@@ -217,7 +233,9 @@ impl DampingConfig {
             ConditionKind::UnauthorizedOpen => self.unauthorized_open_raise_after,
             ConditionKind::ServiceDown => self.service_down_raise_after,
             ConditionKind::TargetUnreachable => self.target_unreachable_raise_after,
-            ConditionKind::AgentNotCommunicating | ConditionKind::NewDevice => 1,
+            ConditionKind::AgentNotCommunicating
+            | ConditionKind::NewDevice
+            | ConditionKind::ProcessChanged => 1,
         };
         n.max(1)
     }
@@ -408,7 +426,12 @@ impl TargetState {
             (ConditionKind::UnauthorizedOpen, Some(p)) => policy.is_authorized(p),
             (ConditionKind::TargetUnreachable, _) => false,
             // Not scan conditions: `evaluate` could never update or clear them.
-            (ConditionKind::AgentNotCommunicating | ConditionKind::NewDevice, _) => true,
+            (
+                ConditionKind::AgentNotCommunicating
+                | ConditionKind::NewDevice
+                | ConditionKind::ProcessChanged,
+                _,
+            ) => true,
             // Port conditions without a port cannot come from `evaluate`.
             (_, None) => true,
         });
@@ -522,6 +545,7 @@ mod tests {
             include_interfaces: Vec::new(),
             unreviewed_devices: Default::default(),
             device_kinds: Vec::new(),
+            process_change_alerts: false,
         }
     }
 
@@ -555,6 +579,7 @@ mod tests {
             ConditionKind::TargetUnreachable => "unreach",
             ConditionKind::AgentNotCommunicating => "silent",
             ConditionKind::NewDevice => "new",
+            ConditionKind::ProcessChanged => "process",
         };
         let change = match e.change {
             Change::Raised => "raised",

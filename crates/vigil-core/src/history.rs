@@ -285,6 +285,7 @@ mod tests {
             include_interfaces: Vec::new(),
             unreviewed_devices: Default::default(),
             device_kinds: Vec::new(),
+            process_change_alerts: false,
         }
     }
 

@@ -36,7 +36,7 @@ pub enum Destination {
     Ssh,
     /// The Active Directory (LDAP) server of a compliance scope.
     Ldap,
-    /// A webhook, Slack, Teams, Discord or ntfy URL.
+    /// A notification channel's URL (webhook, Slack, ntfy, Telegram, PagerDuty, ...).
     Webhook,
     /// Another Vigil server's REST API (moving agents).
     Peer,

@@ -236,6 +236,11 @@ pub struct SecurityPolicy {
     /// Ports authorized by device kind ("printer": 80, 443, 631, 9100).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_kinds: Vec<DeviceKind>,
+    /// Whether an authorized open port of the agent's host that another
+    /// program serves than in the previous result raises a *process
+    /// changed* alert (off by default: updates change paths too).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub process_change_alerts: bool,
 }
 
 impl SecurityPolicy {
@@ -440,6 +445,7 @@ mod tests {
             include_interfaces: Vec::new(),
             unreviewed_devices: Default::default(),
             device_kinds: Vec::new(),
+            process_change_alerts: false,
         }
     }
 

@@ -222,7 +222,7 @@ mod tests {
         .is_permanent());
         assert!(SendError::NotConfigured(Channel::Email).is_permanent());
         assert!(
-            SendError::InvalidDestination(DestinationError::InvalidToken("x".into()))
+            SendError::InvalidDestination(DestinationError::UnknownChannel("x".into()))
                 .is_permanent()
         );
     }

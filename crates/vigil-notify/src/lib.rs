@@ -7,8 +7,10 @@
 //! ones (SMTP 5xx, other HTTP 4xx, TLS trust failures, invalid destinations) are not.
 //!
 //! Channels: email (SMTP via lettre with rustls), a generic JSON webhook, Slack,
-//! Microsoft Teams, Discord and ntfy (HTTP via reqwest with rustls). What each one
-//! sends is built by the pure [`render`] module.
+//! Microsoft Teams, Discord, ntfy, Telegram, PagerDuty, Opsgenie, Pushover,
+//! Gotify, Matrix, Mattermost and SMS through Twilio (HTTP via reqwest with
+//! rustls). Each is one file in [`sinks`], listed once there; [`registry`]
+//! describes their fields.
 
 pub mod backoff;
 pub mod config;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod guard;
 pub mod notification;
 mod notifier;
+pub mod registry;
 pub mod render;
 pub mod sinks;
 
@@ -26,4 +29,5 @@ pub use destination::{Channel, Destination, DestinationError};
 pub use error::{ConfigError, SendError};
 pub use notification::{EventKind, Notification, OccurredAt, Severity};
 pub use notifier::Notifier;
+pub use registry::{ChannelSpec, FieldKind, FieldSpec};
 pub use sinks::{Delivery, Sink};

@@ -21,13 +21,18 @@ pub enum EventKind {
     /// Endpoints of a compliance assessment changed status since the
     /// previous one (one summary per assessment, about the account).
     ComplianceChanged,
+    /// A maintenance window covering the agent started (only windows saved
+    /// with start and end notices).
+    MaintenanceStarted,
+    /// A maintenance window covering the agent ended.
+    MaintenanceEnded,
     /// A test message sent from the console to check a contact.
     Test,
 }
 
 impl EventKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::UnauthorizedPortOpen,
         EventKind::ServiceDown,
         EventKind::ServiceRecovered,
@@ -39,6 +44,8 @@ impl EventKind {
         EventKind::ScanDisabled,
         EventKind::NewDevice,
         EventKind::ComplianceChanged,
+        EventKind::MaintenanceStarted,
+        EventKind::MaintenanceEnded,
         EventKind::Test,
     ];
 
@@ -56,6 +63,8 @@ impl EventKind {
             EventKind::ScanDisabled => "scan_disabled",
             EventKind::NewDevice => "new_device",
             EventKind::ComplianceChanged => "compliance_changed",
+            EventKind::MaintenanceStarted => "maintenance_started",
+            EventKind::MaintenanceEnded => "maintenance_ended",
             EventKind::Test => "test",
         }
     }
@@ -74,6 +83,8 @@ impl EventKind {
             EventKind::ScanDisabled => "Scanning disabled",
             EventKind::NewDevice => "New device on the network",
             EventKind::ComplianceChanged => "Compliance status changed",
+            EventKind::MaintenanceStarted => "Maintenance started",
+            EventKind::MaintenanceEnded => "Maintenance ended",
             EventKind::Test => "Test notification",
         }
     }
@@ -228,6 +239,11 @@ pub struct Notification {
     /// `Idempotency-Key` header and the email's `Message-ID`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_id: Option<String>,
+    /// Acknowledges the alert without logging in: a signed link for this
+    /// contact that expires (a day) and works once. Only on notices of an
+    /// open alert when the server knows its console URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_url: Option<String>,
 }
 
 fn string_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {

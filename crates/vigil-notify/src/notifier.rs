@@ -1,14 +1,13 @@
 //! [`Notifier`]: the configured channels, and the one entry point the outbox worker calls.
 
 use crate::config::NotifierConfig;
-use crate::destination::{parse_email, parse_url, Channel, Destination};
+use crate::destination::Destination;
 use crate::error::{ConfigError, SendError};
 use crate::notification::Notification;
+use crate::registry::{Build, SinkContext};
 use crate::sinks::email::SmtpSender;
 use crate::sinks::http::HttpClient;
-use crate::sinks::{
-    Delivery, DiscordSink, EmailSink, NtfySink, Sink, SlackSink, TeamsSink, WebhookSink,
-};
+use crate::sinks::{Delivery, HttpSink, Sink};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
@@ -16,14 +15,13 @@ use std::sync::Arc;
 /// Sends notifications to destinations. Cheap to clone; share one per server.
 #[derive(Clone)]
 pub struct Notifier {
-    smtp: Option<Arc<SmtpSender>>,
-    http: HttpClient,
+    ctx: Arc<SinkContext>,
 }
 
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Notifier")
-            .field("email", &self.smtp.is_some())
+            .field("email", &self.ctx.smtp.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -36,53 +34,29 @@ impl Notifier {
             None => None,
         };
         Ok(Notifier {
-            smtp,
-            http: HttpClient::new(&config.http)?,
+            ctx: Arc::new(SinkContext {
+                smtp,
+                http: HttpClient::new(&config.http)?,
+            }),
         })
     }
 
     /// Whether the email channel is configured.
     pub fn email_enabled(&self) -> bool {
-        self.smtp.is_some()
+        self.ctx.smtp.is_some()
     }
 
     /// The sink for one destination, after validating it.
     pub fn sink<'a>(&'a self, destination: &Destination) -> Result<Box<dyn Sink + 'a>, SendError> {
-        let channel = destination.channel();
         destination.validate()?;
-        Ok(match destination {
-            Destination::Email { to } => {
-                let smtp = self
-                    .smtp
-                    .as_deref()
-                    .ok_or(SendError::NotConfigured(Channel::Email))?;
-                Box::new(EmailSink {
-                    smtp,
-                    to: parse_email(to)?,
-                })
-            }
-            Destination::Webhook { url } => Box::new(WebhookSink {
-                http: &self.http,
-                url: parse_url(channel, url)?,
-            }),
-            Destination::Slack { url } => Box::new(SlackSink {
-                http: &self.http,
-                url: parse_url(channel, url)?,
-            }),
-            Destination::Teams { url } => Box::new(TeamsSink {
-                http: &self.http,
-                url: parse_url(channel, url)?,
-            }),
-            Destination::Discord { url } => Box::new(DiscordSink {
-                http: &self.http,
-                url: parse_url(channel, url)?,
-            }),
-            Destination::Ntfy { url, token } => Box::new(NtfySink {
-                http: &self.http,
-                url: parse_url(channel, url)?,
-                token: token.clone(),
-            }),
-        })
+        match destination.channel().spec().build {
+            Build::Custom(build) => build(&self.ctx, destination),
+            Build::Http(request) => Ok(Box::new(HttpSink {
+                http: &self.ctx.http,
+                destination: destination.clone(),
+                request,
+            })),
+        }
     }
 
     /// Delivers `notification` to `destination` once. On error, retry later when
@@ -146,18 +120,17 @@ mod tests {
         let notifier = Notifier::new(&NotifierConfig::default()).unwrap();
         assert!(!notifier.email_enabled());
         let n = crate::render::tests::sample();
-        let email = Destination::Email {
-            to: "ops@example.com".into(),
-        };
+        let email = Destination::with_address(crate::Channel::Email, "ops@example.com");
         let fut = notifier.send(&email, &n);
         fn assert_send<T: Send>(_: &T) {}
         assert_send(&fut);
         let err = fut.await.unwrap_err();
-        assert!(matches!(err, SendError::NotConfigured(Channel::Email)));
+        assert!(matches!(
+            err,
+            SendError::NotConfigured(crate::Channel::Email)
+        ));
         assert!(err.is_permanent());
-        let bad = Destination::Slack {
-            url: "gopher://x".into(),
-        };
+        let bad = Destination::with_address(crate::Channel::Slack, "gopher://x");
         let err = notifier.send(&bad, &n).await.unwrap_err();
         assert!(matches!(err, SendError::InvalidDestination(_)));
         assert!(err.is_permanent());

@@ -37,6 +37,11 @@ pub fn email_body(n: &Notification) -> String {
     if let Some(url) = &n.console_url {
         out.push_str(&format!("{:<10} {url}\n", "Console:"));
     }
+    if let Some(url) = &n.ack_url {
+        out.push_str(&format!(
+            "\nAcknowledge (no login needed; works once, for a day):\n{url}\n"
+        ));
+    }
     out.push_str("\n-- \nSent by Vigil security monitoring.\n");
     out.push_str(&format!("Reference: {}\n", one_line(&n.dedupe_key)));
     out
@@ -89,6 +94,9 @@ pub fn slack_json(n: &Notification) -> Value {
             slack_escape(url)
         ));
     }
+    if let Some(url) = &n.ack_url {
+        text.push_str(&format!("\n<{}|Acknowledge>", slack_escape(url)));
+    }
     json!({ "text": text })
 }
 
@@ -131,6 +139,9 @@ pub fn discord_json(n: &Notification) -> Value {
     if let Some(url) = &n.console_url {
         // <...> keeps Discord from unfurling a preview of the console page.
         text.push_str(&format!("\n<{url}>"));
+    }
+    if let Some(url) = &n.ack_url {
+        text.push_str(&format!("\nAcknowledge: <{url}>"));
     }
     json!({
         "content": truncate_chars(&text, DISCORD_MAX_CHARS),
@@ -284,6 +295,7 @@ pub(crate) mod tests {
             dedupe_key: "acme/office-gw/203.0.113.7/unauthorized/23".into(),
             console_url: Some("https://vigil.example/conditions/42".into()),
             delivery_id: None,
+            ack_url: None,
         }
     }
 
@@ -314,6 +326,28 @@ Sent by Vigil security monitoring.
 Reference: acme/office-gw/203.0.113.7/unauthorized/23
 ";
         assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn ack_links_show_where_the_channel_can_carry_them() {
+        let mut n = sample();
+        let link = "https://vigil.example/ack/a.b.c.1.ff";
+        assert!(!email_body(&n).contains("Acknowledge"));
+        n.ack_url = Some(link.into());
+        let body = email_body(&n);
+        assert!(
+            body.contains(&format!(
+                "Acknowledge (no login needed; works once, for a day):\n{link}\n"
+            )),
+            "{body}"
+        );
+        assert_eq!(webhook_json(&n)["ack_url"], link);
+        assert!(slack_json(&n)["text"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(&format!("<{link}|Acknowledge>"))));
+        assert!(discord_json(&n)["content"]
+            .as_str()
+            .is_some_and(|t| t.contains(&format!("Acknowledge: <{link}>"))));
     }
 
     #[test]

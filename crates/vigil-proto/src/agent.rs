@@ -4,6 +4,7 @@
 //! `Authorization: Bearer <agent id>:<credential>`.
 
 use serde::{Deserialize, Serialize};
+use vigil_core::listener::PortDetails;
 use vigil_core::PortState;
 
 /// `POST` path prefix of the agent API.
@@ -248,10 +249,14 @@ pub struct ResultUpload {
     pub ports: Vec<PortObservation>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortObservation {
     pub port: u16,
     pub state: PortState,
+    /// What listens on an open port (service, banner, certificate, HTTP
+    /// server, process); absent from older agents and for other states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Box<PortDetails>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,13 +286,26 @@ mod tests {
             addr: "127.0.0.1".into(),
             started_at: 1,
             finished_at: 2,
-            ports: vec![PortObservation {
-                port: 22,
-                state: PortState::Open,
-            }],
+            ports: vec![
+                PortObservation {
+                    port: 22,
+                    state: PortState::Open,
+                    details: None,
+                },
+                PortObservation {
+                    port: 8080,
+                    state: PortState::Open,
+                    details: Some(Box::new(PortDetails {
+                        service: Some("http-alt".into()),
+                        ..PortDetails::default()
+                    })),
+                },
+            ],
         };
         let json = serde_json::to_string(&up).expect("serialize");
         assert!(json.contains(r#""state":"open""#), "{json}");
+        // No `details` key where there are none: older servers see what they know.
+        assert!(json.contains(r#"{"port":22,"state":"open"}"#), "{json}");
         let back: ResultUpload = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, up);
     }

@@ -131,6 +131,30 @@ pub struct AgentView {
     pub hostname: Option<String>,
     pub removed_at: Option<i64>,
     pub scan: ScanStatusView,
+    /// Labels for choosing agents (maintenance windows, `?tag=` filters).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The maintenance window covering the agent now, if any: its alerts
+    /// are still raised and shown, but nobody is notified until it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<AgentMaintenance>,
+}
+
+/// `GET /api/v1/trends`, `GET /api/v1/agents/{id}/trends`: exposure per
+/// UTC day, oldest first (see `vigil_core::trend`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrendView {
+    pub window: vigil_core::trend::TrendWindow,
+    pub days: Vec<vigil_core::trend::TrendPoint>,
+}
+
+/// The maintenance window an agent is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentMaintenance {
+    pub window_id: String,
+    pub name: String,
+    /// When it ends (Unix seconds); the latest end when several cover the agent.
+    pub until: i64,
 }
 
 /// `PATCH /api/v1/agents/{id}`.
@@ -139,6 +163,26 @@ pub struct AgentView {
 pub struct AgentPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// Replaces the agent's tags (lowercase letters, digits, `-_.:`; at most 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+/// `GET /api/v1/maintenance`, `POST /api/v1/maintenance` (answer): a
+/// maintenance window and when it is open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceView {
+    pub id: String,
+    /// The window as saved (what `POST`/`PUT` take).
+    pub window: vigil_core::maintenance::Window,
+    /// The occurrence open now, if any.
+    pub open: Option<vigil_core::maintenance::Occurrence>,
+    /// The next occurrence that starts later (within a year).
+    pub next: Option<vigil_core::maintenance::Occurrence>,
+    /// How many of the account's agents it covers.
+    pub agents: u64,
+    pub created_at: i64,
+    pub created_by: Option<String>,
 }
 
 /// `GET /api/v1/agents/{id}/policy`: the policy and what it currently does.
@@ -173,10 +217,15 @@ pub struct EnrollmentView {
     pub command: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortView {
     pub port: u16,
     pub state: PortState,
+    /// What listens on an open port: service name, banner, TLS
+    /// certificate, HTTP server and title, and (for the agent's own host)
+    /// the process. Absent when nothing is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<vigil_core::listener::PortDetails>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,6 +435,12 @@ pub struct AlertView {
     pub resolved_by: Option<String>,
     /// One line for people; for an alert that ended, why it did.
     pub title: String,
+    /// What listens on the alert's port, from the target's latest result
+    /// (`python3 -m http.server (pid 1234, user nobody, /usr/bin/python3.11)`,
+    /// else the service and what it announces): only in `GET
+    /// /alerts/{id}`, for open port alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listening: Option<String>,
     /// When someone acknowledged it ("I am on it"); `null` while nobody has.
     #[serde(default)]
     pub acknowledged_at: Option<i64>,
@@ -437,10 +492,17 @@ pub struct AlertEventView {
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
     pub name: String,
-    /// `email`, `webhook`, `slack`, `teams`, `discord`, `ntfy`.
+    /// A registered channel (`email`, `webhook`, `telegram`, ...; see the
+    /// `ChannelFields` schema of `/api/v1/openapi.json`).
     pub channel: String,
-    /// An email address, or the `http(s)://` URL of the webhook / ntfy topic.
+    /// The channel's first field (an email address, a hook URL, a chat id);
+    /// may be left out when `fields` has it.
+    #[serde(default)]
     pub address: String,
+    /// The channel's other fields by name (`bot_token`, `base_url`, ...).
+    /// On a change, a secret left out keeps its stored value.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -448,7 +510,14 @@ pub struct ContactView {
     pub id: String,
     pub name: String,
     pub channel: String,
+    /// The first field, as the caller may see it (URLs without path for viewers).
     pub address: String,
+    /// The fields that are no secret, as the caller may see them.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// The secret fields that are set; their values are never sent back.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     pub created_at: i64,
 }
 
@@ -461,6 +530,12 @@ pub struct RuleBody {
     pub agent_id: Option<String>,
     /// Event kinds (`unauthorized_port_open`, `service_down`, ...); `["*"]` for all.
     pub events: Vec<String>,
+    /// Repeat the notice of an open, unacknowledged alert every N minutes (at least 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_every_minutes: Option<u32>,
+    /// While an alert stays unacknowledged, notify more contacts after N minutes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation: Vec<vigil_core::followup::EscalationStep>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -470,6 +545,10 @@ pub struct RuleView {
     pub agent_id: Option<String>,
     pub events: Vec<String>,
     pub created_at: i64,
+    #[serde(default)]
+    pub remind_every_minutes: Option<u32>,
+    #[serde(default)]
+    pub escalation: Vec<vigil_core::followup::EscalationStep>,
 }
 
 /// `GET /api/v1/compliance/scope`.

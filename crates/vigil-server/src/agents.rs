@@ -111,6 +111,21 @@ pub(crate) async fn end_alerts_it_allows(
         debug_assert!(events.iter().all(|e| e.resolution().is_some()));
         app.act_all(agent, target, events, Some(by), now).await?;
     }
+    // *Process changed* alerts are the server's, not the target state's:
+    // over when the policy no longer asks for them or no longer
+    // authorizes their port.
+    let ending = crate::alert::Ending {
+        why: vigil_core::Resolution::PolicyChanged,
+        by: Some(by),
+    };
+    for a in &open {
+        let asked = policy.process_change_alerts
+            && a.condition.port.is_some_and(|p| policy.is_authorized(p));
+        if a.condition.kind == vigil_core::ConditionKind::ProcessChanged && !asked {
+            app.clear(agent, &a.target, a.condition, ending, now)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 use crate::app::App;
 pub(crate) use crate::ending::Ending;
 use crate::http::error::ApiError;
+use vigil_core::listener::PortDetails;
 use vigil_core::{Condition, ConditionKind};
 use vigil_notify::{EventKind, Notification, Severity};
 use vigil_proto::agent::PortForward;
@@ -56,6 +57,15 @@ pub(crate) fn event_for(condition: Condition, raised: bool) -> (EventKind, Sever
         (ConditionKind::AgentNotCommunicating, false) => (EventKind::AgentBack, Severity::Recovery),
         (ConditionKind::NewDevice, true) => (EventKind::NewDevice, Severity::Warning),
         (ConditionKind::NewDevice, false) => (EventKind::NewDevice, Severity::Recovery),
+        // What listens on a port changed: told to whoever asked to hear
+        // about unauthorized open ports (no event kind of its own, so the
+        // notification rules stay as they are), as a warning.
+        (ConditionKind::ProcessChanged, true) => {
+            (EventKind::UnauthorizedPortOpen, Severity::Warning)
+        }
+        (ConditionKind::ProcessChanged, false) => {
+            (EventKind::UnauthorizedPortOpen, Severity::Recovery)
+        }
     }
 }
 
@@ -131,6 +141,9 @@ fn raised_title(agent: &Agent, place: &str, forward: Option<&str>, condition: Co
             format!("Agent {:?} is not communicating", agent.name)
         }
         (ConditionKind::NewDevice, _) => format!("New {place} on the network"),
+        (ConditionKind::ProcessChanged, Some(p)) => {
+            format!("Port {p}/tcp served by another program on {place}")
+        }
         (_, None) => format!("{condition} on {place}"),
     }
 }
@@ -183,6 +196,12 @@ fn details(condition: Condition, stage: Stage<'_>) -> String {
              become its authorized ports); otherwise find it by its address and MAC."
                 .into()
         }
+        (ConditionKind::ProcessChanged, true) => {
+            "An authorized port is now served by another program than in the previous \
+             scan. If the change was expected (an update, a replaced service), nothing needs \
+             doing; otherwise find out what started the new program."
+                .into()
+        }
         (_, false) => "The condition is over; no action needed.".into(),
     }
 }
@@ -216,6 +235,33 @@ pub(crate) fn forward_details(forwards: &[PortForward], proto: &str, port: u16) 
         f.internal_client,
         f.internal_port
     ))
+}
+
+/// An alert's title and details with what listens on its port: the title
+/// ends with the process (or the service and what it announces), the
+/// details list every fact and then `note` (what changed).
+pub(crate) fn with_listening(
+    title: String,
+    details: String,
+    listening: &PortDetails,
+    note: Option<&str>,
+) -> (String, String) {
+    let title = match listening.summary() {
+        Some(what) => format!("{title}: {what}"),
+        None => title,
+    };
+    let mut lines: Vec<String> = listening
+        .facts()
+        .into_iter()
+        .map(|(label, value)| format!("{label}: {value}"))
+        .collect();
+    if let Some(note) = note {
+        lines.push(note.to_string());
+    }
+    if lines.is_empty() {
+        return (title, details);
+    }
+    (title, format!("{details}\n\n{}", lines.join("\n")))
 }
 
 /// The key receivers group an alert and its recovery under.
@@ -276,6 +322,9 @@ impl App {
         Ok(())
     }
 
+    /// Tells the contacts that `alert` was raised or is over — unless a
+    /// maintenance window covers the agent: then the notice is held
+    /// (see [`crate::maintenance`]).
     async fn announce(
         &self,
         agent: &Agent,
@@ -283,36 +332,116 @@ impl App {
         alert: &Alert,
         now: UnixTime,
     ) -> Result<usize, StoreError> {
+        if self.hold_if_in_maintenance(agent, alert, now).await? {
+            return Ok(0);
+        }
+        self.announce_now(agent, target, alert, now).await
+    }
+
+    /// Tells a notice held during maintenance, now that it is over.
+    pub(crate) async fn announce_released(
+        &self,
+        agent: &Agent,
+        alert: &Alert,
+        now: UnixTime,
+    ) -> Result<usize, StoreError> {
+        self.announce_now(agent, &alert.target, alert, now).await
+    }
+
+    async fn announce_now(
+        &self,
+        agent: &Agent,
+        target: &str,
+        alert: &Alert,
+        now: UnixTime,
+    ) -> Result<usize, StoreError> {
+        let o = self.occurrence_of(agent, target, alert, now).await?;
+        self.queue(o, Some(alert.id)).await
+    }
+
+    /// The notice that `alert` (of `agent`, on `target`) was raised or is
+    /// over, as queued at `now` under `alert:<id>:raised|cleared`.
+    pub(crate) async fn occurrence_of<'a>(
+        &self,
+        agent: &'a Agent,
+        target: &str,
+        alert: &Alert,
+        now: UnixTime,
+    ) -> Result<Occurrence<'a>, StoreError> {
         let stage = Stage::of(alert);
         let raised = stage == Stage::Open;
         let (event, severity) = event_for(alert.condition, raised);
         let phase = if raised { "raised" } else { "cleared" };
         let mut details = details(alert.condition, stage);
-        if let (true, Some(proto), Some(port)) = (
-            raised,
-            vigil_core::lan::policy::forward_protocol(target),
-            alert.condition.port,
-        ) {
+        let mut title = title(agent, target, alert.condition, stage);
+        let forward = vigil_core::lan::policy::forward_protocol(target);
+        if let (true, Some(proto), Some(port)) = (raised, forward, alert.condition.port) {
             if let Some(text) = self.forward_details(agent, proto, port).await? {
                 details = text;
             }
         }
-        self.queue(
-            Occurrence {
-                agent,
-                event,
-                severity,
-                target: (target != AGENT_TARGET).then(|| target_label(target)),
-                port: alert.condition.port,
-                title: title(agent, target, alert.condition, stage),
-                details,
-                group_key: group_key(agent, target, alert.condition),
-                outbox_key: format!("alert:{}:{phase}", alert.id),
-                at: now,
-            },
-            Some(alert.id),
-        )
-        .await
+        // What listens on the port, from the target's latest results.
+        let says_what_listens = matches!(
+            alert.condition.kind,
+            ConditionKind::UnauthorizedOpen | ConditionKind::ProcessChanged
+        );
+        if let (true, true, None, Some(port)) =
+            (raised, says_what_listens, forward, alert.condition.port)
+        {
+            let (listening, note) = self.listening(agent, target, port).await?;
+            if let Some(listening) = listening {
+                let note = note.filter(|_| alert.condition.kind == ConditionKind::ProcessChanged);
+                (title, details) = with_listening(title, details, &listening, note.as_deref());
+            }
+        }
+        Ok(Occurrence {
+            agent,
+            event,
+            severity,
+            target: (target != AGENT_TARGET).then(|| target_label(target)),
+            port: alert.condition.port,
+            title,
+            details,
+            group_key: group_key(agent, target, alert.condition),
+            outbox_key: format!("alert:{}:{phase}", alert.id),
+            at: now,
+        })
+    }
+
+    /// What listens on `port` of `target`, from its latest stored result,
+    /// and, when the program differs from the result before, which it was
+    /// and is (`Program before: …`).
+    pub(crate) async fn listening(
+        &self,
+        agent: &Agent,
+        target: &str,
+        port: u16,
+    ) -> Result<(Option<PortDetails>, Option<String>), StoreError> {
+        let recent = self
+            .store
+            .target_results(agent.account_id, agent.id, target, 2)
+            .await?;
+        let mut on_port = recent.into_iter().map(|r| {
+            r.ports
+                .into_iter()
+                .find(|p| p.port == port)
+                .and_then(|p| p.details)
+                .map(|d| *d)
+        });
+        let latest = on_port.next().flatten();
+        let before = on_port.next().flatten();
+        let program = |d: &Option<PortDetails>| {
+            d.as_ref()
+                .and_then(|d| d.process.as_ref())
+                .map(|p| p.program().to_string())
+        };
+        let note = match (program(&before), program(&latest)) {
+            (Some(was), Some(is)) if was != is => {
+                Some(format!("Program before: {was}\nProgram now: {is}"))
+            }
+            _ => None,
+        };
+        Ok((latest, note))
     }
 
     /// [`forward_details`] of the agent's latest sweep.
@@ -340,16 +469,28 @@ impl App {
     /// [`App::notify`]; notifications about `alert` are linked to it, so
     /// their delivery shows in the alert's history.
     async fn queue(&self, o: Occurrence<'_>, alert: Option<AlertId>) -> Result<usize, StoreError> {
-        let account = o.agent.account_id;
         let contacts = self
             .store
-            .rules_for(account, o.agent.id, o.event.as_str())
+            .rules_for(o.agent.account_id, o.agent.id, o.event.as_str())
             .await?;
+        self.queue_to(o, alert, contacts).await
+    }
+
+    /// Queues the occurrence for `contacts`; returns how many were queued.
+    /// A notice that `alert` is open carries, for each contact, a link that
+    /// acknowledges it (when the server knows its console URL).
+    pub(crate) async fn queue_to(
+        &self,
+        o: Occurrence<'_>,
+        alert: Option<AlertId>,
+        contacts: Vec<vigil_store::Contact>,
+    ) -> Result<usize, StoreError> {
         if contacts.is_empty() {
             return Ok(0);
         }
+        let account = o.agent.account_id;
         let account_name = self.store.account(account).await?.name;
-        let notification = Notification {
+        let mut notification = Notification {
             event: o.event,
             severity: o.severity,
             account: account_name,
@@ -363,11 +504,15 @@ impl App {
             dedupe_key: o.group_key,
             console_url: self.cfg.console_url.clone(),
             delivery_id: None,
+            ack_url: None,
         };
-        let payload = serde_json::to_value(&notification)
-            .map_err(|e| StoreError::Invalid(format!("cannot encode notification: {e}")))?;
+        let acknowledgeable = alert.filter(|_| o.severity != Severity::Recovery);
         let mut queued = 0;
         for contact in contacts {
+            notification.ack_url =
+                acknowledgeable.and_then(|a| self.ack_url(account, a, contact.id, o.at));
+            let payload = serde_json::to_value(&notification)
+                .map_err(|e| StoreError::Invalid(format!("cannot encode notification: {e}")))?;
             let new = match alert {
                 Some(alert) => {
                     self.store
@@ -396,6 +541,26 @@ impl App {
             self.outbox_wake.notify_one();
         }
         Ok(queued)
+    }
+
+    /// The link that acknowledges `alert` for `contact`, valid for a day
+    /// from `at`; `None` when the server does not know its console URL.
+    fn ack_url(
+        &self,
+        account: vigil_store::AccountId,
+        alert: AlertId,
+        contact: vigil_store::ContactId,
+        at: UnixTime,
+    ) -> Option<String> {
+        let base = self.cfg.console_url.as_deref()?;
+        let token = crate::ack_link::token(
+            &self.console_key,
+            account,
+            alert,
+            contact,
+            at + crate::ack_link::VALID_SECS,
+        );
+        Some(format!("{}/ack/{token}", base.trim_end_matches('/')))
     }
 }
 
@@ -483,6 +648,7 @@ mod tests {
             Condition::service_down(443),
             Condition::target_unreachable(),
             Condition::agent_not_communicating(),
+            Condition::process_changed(443),
         ];
         for c in conditions {
             let (up, up_sev) = event_for(c, true);
@@ -500,6 +666,54 @@ mod tests {
             event_for(Condition::agent_not_communicating(), false).0,
             EventKind::AgentBack
         );
+    }
+
+    #[test]
+    fn alerts_say_what_is_listening() {
+        use vigil_core::listener::{HttpSummary, ProcessInfo};
+        let listening = PortDetails {
+            service: Some("http-alt".into()),
+            http: Some(HttpSummary {
+                server: Some("SimpleHTTP/0.6 Python/3.11.2".into()),
+                title: None,
+            }),
+            process: Some(ProcessInfo {
+                name: "python3".into(),
+                pid: 1234,
+                user: Some("www-data".into()),
+                exe: Some("/usr/bin/python3.11".into()),
+                cmdline: Some("python3 -m http.server".into()),
+            }),
+            ..PortDetails::default()
+        };
+        let (title, details) = with_listening(
+            "Unauthorized port 8080/tcp open on the agent's host (agent \"home\")".into(),
+            "Find the service.".into(),
+            &listening,
+            None,
+        );
+        assert_eq!(
+            title,
+            "Unauthorized port 8080/tcp open on the agent's host (agent \"home\"): \
+             python3 -m http.server (pid 1234, user www-data, /usr/bin/python3.11)"
+        );
+        assert_eq!(
+            details,
+            "Find the service.\n\n\
+             Process: python3 -m http.server (pid 1234, user www-data, /usr/bin/python3.11)\n\
+             Service: http-alt\n\
+             HTTP server: SimpleHTTP/0.6 Python/3.11.2"
+        );
+        // Nothing known: as before.
+        let (t, d) = with_listening("T".into(), "D".into(), &PortDetails::default(), None);
+        assert_eq!((t.as_str(), d.as_str()), ("T", "D"));
+        let (_, d) = with_listening(
+            "T".into(),
+            "D".into(),
+            &listening,
+            Some("Program before: x"),
+        );
+        assert!(d.ends_with("\nProgram before: x"), "{d}");
     }
 
     fn alert(by: Option<&str>, status: AlertStatus) -> Alert {

@@ -150,6 +150,8 @@ impl App {
             hostname: agent.hostname.clone(),
             removed_at: agent.removed_at,
             scan: status_view(self.scan_status(agent, policy, now)),
+            tags: agent.tags.clone(),
+            maintenance: None,
         }
     }
 }

@@ -6,8 +6,7 @@
 use crate::app::App;
 use crate::audit::Actor;
 use crate::http::error::ApiError;
-use crate::outbox::destination;
-use vigil_notify::{EventKind, Notification, Severity};
+use vigil_notify::{Destination, DestinationError, EventKind, Notification, Severity};
 use vigil_proto::api::ContactBody;
 use vigil_store::{
     now_unix, Account, AccountId, AgentId, Channel, Contact, ContactId, NotificationRule,
@@ -17,42 +16,52 @@ use vigil_store::{
 /// A contact's address as a user may see it: in full for those who may
 /// change contacts; for viewers a URL without its path and query, which
 /// hold the hook's secret (Slack, Teams, Discord and most webhooks
-/// authenticate by the URL alone). E-mail addresses are shown to all.
+/// authenticate by the URL alone). E-mail addresses are shown to all;
+/// secret fields (tokens, keys) to nobody.
 pub(crate) fn shown_address(c: &Contact, can_write: bool) -> String {
-    if can_write || c.channel == Channel::Email {
-        c.address.clone()
-    } else {
-        vigil_notify::destination::redact_url(&c.address)
+    c.destination()
+        .map(|d| d.shown_address(can_write))
+        .unwrap_or_default()
+}
+
+fn invalid(e: DestinationError) -> ApiError {
+    ApiError::Invalid(e.to_string())
+}
+
+/// The destination a contact body describes, unchecked: `address` is the
+/// channel's first field, `fields` the others.
+fn destination_of(body: &ContactBody) -> Result<Destination, ApiError> {
+    let channel: Channel = body.channel.parse().map_err(invalid)?;
+    let mut d = Destination::new(channel, &body.fields);
+    let primary = channel.spec().primary().name;
+    let address = body.address.trim();
+    if !address.is_empty() {
+        if body
+            .fields
+            .get(primary)
+            .is_some_and(|v| !v.trim().is_empty() && v.trim() != address)
+        {
+            return Err(ApiError::Invalid(format!(
+                "address and fields.{primary} differ: give one of them"
+            )));
+        }
+        d.insert(primary, address);
     }
+    Ok(d)
 }
 
-fn channel(text: &str) -> Result<Channel, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::Invalid(format!(
-            "unknown channel {text:?}: use email, webhook, slack, teams, discord or ntfy"
-        ))
-    })
-}
-
-/// Checks a contact as typed: a known channel, and an address the sender
-/// can use for it (the console and the REST API check through here).
-pub(crate) fn check(body: &ContactBody) -> Result<Channel, ApiError> {
-    let channel = channel(&body.channel)?;
-    let probe = Contact {
-        id: ContactId::random(),
-        account_id: AccountId::random(),
-        name: body.name.clone(),
-        channel,
-        address: body.address.trim().to_string(),
-        created_at: 0,
-    };
-    destination(&probe)
-        .validate()
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
-    Ok(channel)
+/// Checks a contact as typed: a known channel, and fields the sender can
+/// use for it ([`save_contact`] does this after taking over kept secrets).
+#[cfg(test)]
+pub(crate) fn check(body: &ContactBody) -> Result<Destination, ApiError> {
+    let d = destination_of(body)?;
+    d.validate().map_err(invalid)?;
+    Ok(d)
 }
 
 /// Creates the contact (`id` `None`) or changes contact `id`, after [`check`].
+/// A change that leaves a secret out keeps the stored one (secrets are
+/// never shown, so a form cannot send them back).
 pub(crate) async fn save_contact(
     app: &App,
     account: AccountId,
@@ -60,26 +69,35 @@ pub(crate) async fn save_contact(
     id: Option<ContactId>,
     body: &ContactBody,
 ) -> Result<Contact, ApiError> {
-    let channel = check(body)?;
-    let address = body.address.trim();
-    if channel != Channel::Email {
-        // Every channel but email is a URL the server will POST to.
-        crate::netguard::check_url_host(
-            &app.cfg.net_policy,
-            vigil_core::netpolicy::Destination::Webhook,
-            address,
-        )
-        .await?;
+    let mut dest = destination_of(body)?;
+    if let Some(id) = id {
+        if let Ok(stored) = app.store.contact(account, id).await?.destination() {
+            dest.keep_secrets_of(&stored);
+        }
     }
+    dest.validate().map_err(invalid)?;
+    let channel = dest.channel();
+    // Every URL given is one the server will send to.
+    for f in channel.fields().iter().filter(|f| f.kind.is_url()) {
+        if let Some(url) = dest.fields().get(f.name) {
+            crate::netguard::check_url_host(
+                &app.cfg.net_policy,
+                vigil_core::netpolicy::Destination::Webhook,
+                url,
+            )
+            .await?;
+        }
+    }
+    let address = dest.to_address();
     let saved = match id {
         None => {
             app.store
-                .create_contact(account, &body.name, channel, address)
+                .create_contact(account, &body.name, channel, &address)
                 .await?
         }
         Some(id) => {
             app.store
-                .update_contact(account, id, &body.name, channel, address)
+                .update_contact(account, id, &body.name, channel, &address)
                 .await?
         }
     };
@@ -158,6 +176,7 @@ pub(crate) async fn send_test(
         dedupe_key: format!("test:{}", contact.id),
         console_url: app.cfg.console_url.clone(),
         delivery_id: None,
+        ack_url: None,
     };
     let payload = serde_json::to_value(&notification)
         .map_err(|e| ApiError::Internal(format!("cannot encode notification: {e}")))?;
@@ -196,6 +215,56 @@ pub(crate) fn event_kinds<S: AsRef<str>>(requested: &[S]) -> Result<Vec<String>,
         }
     }
     Ok(out)
+}
+
+/// What a rule does while an alert stays unacknowledged.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Followups {
+    pub remind_every_minutes: Option<u32>,
+    pub escalation: Vec<vigil_core::followup::EscalationStep>,
+}
+
+impl Followups {
+    fn is_empty(&self) -> bool {
+        self.remind_every_minutes.is_none() && self.escalation.is_empty()
+    }
+
+    /// Checks the numbers before anything is stored (the contacts are
+    /// checked when they are).
+    pub(crate) fn check(&self) -> Result<(), ApiError> {
+        vigil_core::followup::validate(self.remind_every_minutes, &self.escalation)
+            .map_err(|e| ApiError::Invalid(e.to_string()))
+    }
+}
+
+/// Gives a rule just made by [`add_rule`] its reminders and escalation; a
+/// refused one (an escalation contact not the account's) takes the rule
+/// back out, so nothing half-made stays.
+pub(crate) async fn set_followups(
+    app: &App,
+    account: AccountId,
+    rule: NotificationRule,
+    followups: &Followups,
+) -> Result<NotificationRule, ApiError> {
+    if followups.is_empty() {
+        return Ok(rule);
+    }
+    match app
+        .store
+        .set_rule_followups(
+            account,
+            rule.id,
+            followups.remind_every_minutes,
+            &followups.escalation,
+        )
+        .await
+    {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            app.store.delete_rule(account, rule.id).await?;
+            Err(e.into())
+        }
+    }
 }
 
 /// Sends `events` ([`event_kinds`]) of `agent` (`None`: every agent) to
@@ -253,6 +322,7 @@ mod tests {
             name: "Ops".into(),
             channel: channel.into(),
             address: address.into(),
+            fields: Default::default(),
         };
         for (channel, address, expected) in [
             ("email", "ops@acme.example", Ok(Channel::Email)),
@@ -268,7 +338,10 @@ mod tests {
                 Err("unknown channel \"pager\""),
             ),
         ] {
-            match (check(&body(channel, address)), expected) {
+            match (
+                check(&body(channel, address)).map(|d| d.channel()),
+                expected,
+            ) {
                 (Ok(c), Ok(e)) => assert_eq!(c, e, "{channel} {address}"),
                 (Err(err), Err(e)) => {
                     assert!(err.to_string().contains(e), "{channel} {address}: {err}")
@@ -276,6 +349,32 @@ mod tests {
                 (got, e) => panic!("{channel} {address}: got {got:?}, expected {e:?}"),
             }
         }
+    }
+
+    #[test]
+    fn contacts_with_several_fields() {
+        let mut body = ContactBody {
+            name: "Chat".into(),
+            channel: "telegram".into(),
+            address: "-1001234".into(),
+            fields: [("bot_token".to_string(), "123:abc".to_string())].into(),
+        };
+        let d = check(&body).unwrap();
+        assert_eq!(d.get("chat_id"), Some("-1001234"));
+        assert_eq!(d.get("bot_token"), Some("123:abc"));
+        body.fields.insert("chat_id".into(), "-1009999".into());
+        assert!(check(&body).unwrap_err().to_string().contains("differ"));
+        body.address.clear();
+        assert_eq!(check(&body).unwrap().get("chat_id"), Some("-1009999"));
+        body.fields.remove("bot_token");
+        let err = check(&body).unwrap_err().to_string();
+        assert!(
+            err.contains("telegram needs Bot token (bot_token)"),
+            "{err}"
+        );
+        body.fields.insert("colour".into(), "red".into());
+        let err = check(&body).unwrap_err().to_string();
+        assert!(err.contains("no field \"colour\""), "{err}");
     }
 
     #[test]

@@ -448,6 +448,7 @@ mod tests {
             include_interfaces: vec!["docker0".into()],
             unreviewed_devices: Default::default(),
             device_kinds: Vec::new(),
+            process_change_alerts: false,
         };
         let sweep = sweep_of(&policy, AccountKind::Member);
         assert!(sweep.local && sweep.audit_gateway);
@@ -472,6 +473,7 @@ mod tests {
             include_interfaces: Vec::new(),
             unreviewed_devices: Default::default(),
             device_kinds: Vec::new(),
+            process_change_alerts: false,
         };
         let cfg = vigil_core::DampingConfig::default();
         // As a sweep evaluates the forwards of one protocol.

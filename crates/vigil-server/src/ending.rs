@@ -97,6 +97,9 @@ pub(crate) fn title(at: &Place<'_>, condition: Condition, ending: Ending<'_>) ->
             Some(by) => format!("New {place} approved by {by}"),
             None => format!("New {place} approved"),
         },
+        (Resolution::Cleared, ConditionKind::ProcessChanged, Some(p)) => {
+            format!("Port {p}/tcp steadily served again on {place}")
+        }
         (Resolution::Cleared, _, _) => format!("{condition} over on {place}"),
         (Resolution::PolicyChanged, ConditionKind::UnauthorizedOpen, Some(p)) => {
             format!("Port {p}/tcp now authorized on {place}{by}")

@@ -3,8 +3,11 @@
 
 use crate::alert::Ending;
 use crate::app::App;
+use std::collections::BTreeMap;
+use vigil_core::listener::ProcessInfo;
 use vigil_core::{
-    evaluate, Change, Event, Observation, PolicyTarget, PortState, SecurityPolicy, TargetState,
+    evaluate, Change, Condition, Event, Observation, PolicyTarget, PortState, SecurityPolicy,
+    TargetState,
 };
 use vigil_proto::agent::{ResultUpload, UploadStatus};
 use vigil_store::{Agent, NewScanResult, PortResult, ScanTask, StoreError, TaskId, UnixTime};
@@ -93,6 +96,8 @@ impl App {
             .map(|p| PortResult {
                 port: p.port,
                 state: p.state,
+                // Cleaned and bounded: it came from the network.
+                details: p.details.as_ref().and_then(|d| d.sanitized()).map(Box::new),
             })
             .collect();
         // History keeps what matters, like nmap's "Not shown: N closed
@@ -104,7 +109,7 @@ impl App {
                 p.state != PortState::Closed
                     || policy.as_ref().is_some_and(|pol| pol.is_authorized(p.port))
             })
-            .copied()
+            .cloned()
             .collect();
         // What was swept, which `kept` no longer shows: an agent (and the
         // server's own scan) reports every port it probed.
@@ -147,9 +152,71 @@ impl App {
         if let Some(policy) = &policy {
             self.evaluate(agent, policy, &task.target_key, &observation, now)
                 .await?;
+            if policy.process_change_alerts && policy.enabled {
+                self.check_processes(agent, policy, &task.target_key, stored.id(), &ports, now)
+                    .await?;
+            }
         }
         self.metrics.ingest_done(started);
         Ok(UploadStatus::Stored)
+    }
+
+    /// Compares the listening processes of a new result (`current`, stored
+    /// as `stored`) with the target's previous result: an authorized port
+    /// now served by another program raises a *process changed* alert (the
+    /// policy asked for them); one served by the same program as before
+    /// ends such an alert.
+    async fn check_processes(
+        &self,
+        agent: &Agent,
+        policy: &SecurityPolicy,
+        target_key: &str,
+        stored: vigil_store::ScanResultId,
+        current: &[PortResult],
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let processes = |ports: &[PortResult]| -> BTreeMap<u16, ProcessInfo> {
+            ports
+                .iter()
+                .filter(|p| p.state == PortState::Open)
+                .filter_map(|p| Some((p.port, p.details.as_ref()?.process.clone()?)))
+                .collect()
+        };
+        let now_serving = processes(current);
+        if now_serving.is_empty() {
+            return Ok(());
+        }
+        let recent = self
+            .store
+            .target_results(agent.account_id, agent.id, target_key, 2)
+            .await?;
+        let Some(previous) = recent.into_iter().find(|r| r.id != stored) else {
+            return Ok(());
+        };
+        let before = processes(&previous.ports);
+        let changes = vigil_core::listener::process_changes(&before, &now_serving, |p| {
+            policy.is_authorized(p)
+        });
+        // The alert's details say which program it was and is (see
+        // `App::listening`, which reads the same two results).
+        for change in &changes {
+            self.raise(
+                agent,
+                target_key,
+                Condition::process_changed(change.port),
+                now,
+            )
+            .await?;
+        }
+        let steady = now_serving
+            .keys()
+            .filter(|p| before.contains_key(p) && !changes.iter().any(|c| c.port == **p));
+        for &port in steady {
+            let condition = Condition::process_changed(port);
+            self.clear(agent, target_key, condition, Ending::CLEARED, now)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Evaluates one observation of one policy target against the agent's

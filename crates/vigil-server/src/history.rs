@@ -237,6 +237,7 @@ mod tests {
             include_interfaces: Vec::new(),
             unreviewed_devices: Default::default(),
             device_kinds: Vec::new(),
+            process_change_alerts: false,
         };
         let spans = [
             span(
@@ -341,6 +342,7 @@ mod tests {
             include_interfaces: Vec::new(),
             unreviewed_devices: Default::default(),
             device_kinds: Vec::new(),
+            process_change_alerts: false,
         };
         let (rows, hidden) = rows_of(&agent(0), Some(&policy), &[], &[], 0, 100);
         assert_eq!(rows.len(), MAX_ROWS);

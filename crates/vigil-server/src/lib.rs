@@ -1,6 +1,6 @@
 //! The Vigil server, as a library the `vigil server` command drives.
 //!
-//! One process serves two listeners and runs three background jobs:
+//! One process serves two listeners and runs background jobs:
 //!
 //! * the REST API ([`api`], plain HTTP, tenant-scoped by API token) and,
 //!   on the same listener, the web console ([`console`], HTML pages);
@@ -14,6 +14,9 @@
 //!   suspend their scans;
 //! * the compliance schedule runner ([`compliance::schedule`]): due
 //!   schedules start assessments, whose status changes are notified;
+//! * the alert clock ([`maintenance`]): maintenance windows start and end
+//!   (notices held while they cover an agent are released), reminders and
+//!   escalation steps fall due ([`followup`]);
 //! * the outbox worker ([`outbox`]): queued notifications are delivered;
 //! * the retention job ([`retention`]): old scan results are pruned.
 //!
@@ -28,6 +31,7 @@
 //! ([`ending`]): its condition stopped, or a policy change (saved through
 //! [`agents::save_policy`], which ends such alerts at once) made it none.
 
+mod ack_link;
 mod agent_api;
 mod agents;
 mod alert;
@@ -43,6 +47,7 @@ mod devices;
 mod ending;
 mod error;
 mod evaluate;
+mod followup;
 mod health;
 mod history;
 mod http;
@@ -51,6 +56,7 @@ mod install;
 mod listen;
 mod liveness;
 mod login;
+mod maintenance;
 mod metrics;
 mod netguard;
 mod outbox;
@@ -61,6 +67,7 @@ mod secrets_key;
 #[cfg(test)]
 mod testing;
 pub mod tls;
+mod trends;
 
 pub use config::{GssapiAccounts, Leases, ServerConfig};
 pub use error::ServerError;
@@ -204,6 +211,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
     jobs.spawn(scan::scheduler(app.clone(), stopped.clone()));
     jobs.spawn(scan::server_scans(app.clone(), stopped.clone()));
     jobs.spawn(liveness::sweeper(app.clone(), stopped.clone()));
+    jobs.spawn(maintenance::clock(app.clone(), stopped.clone()));
     jobs.spawn(compliance::schedule::runner(app.clone(), stopped.clone()));
     jobs.spawn(retention::pruner(app.clone(), stopped.clone()));
     jobs.spawn(outbox::worker(app, notifier, stopped));

@@ -37,12 +37,13 @@ const LATENCY_BUCKETS: [f64; 13] = [
 
 const TARGET_KINDS: [&str; 4] = ["agent_host", "host", "observed_address", "network"];
 
-const CONDITION_KINDS: [ConditionKind; 5] = [
+const CONDITION_KINDS: [ConditionKind; 6] = [
     ConditionKind::UnauthorizedOpen,
     ConditionKind::ServiceDown,
     ConditionKind::TargetUnreachable,
     ConditionKind::AgentNotCommunicating,
     ConditionKind::NewDevice,
+    ConditionKind::ProcessChanged,
 ];
 
 pub(crate) const OPENMETRICS_TYPE: &str =
@@ -513,6 +514,7 @@ fn condition_kind(kind: ConditionKind) -> &'static str {
         ConditionKind::TargetUnreachable => "target_unreachable",
         ConditionKind::AgentNotCommunicating => "agent_not_communicating",
         ConditionKind::NewDevice => "new_device",
+        ConditionKind::ProcessChanged => "process_changed",
     }
 }
 

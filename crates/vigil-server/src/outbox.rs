@@ -21,8 +21,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use vigil_core::fair_share::{allot, Limits, Queue};
-use vigil_notify::{Destination, Notification, Notifier};
-use vigil_store::{now_unix, Channel, Contact, OutboxItem, StoreError};
+use vigil_notify::{Notification, Notifier};
+use vigil_store::{now_unix, OutboxItem, StoreError};
 
 /// How many notifications this replica sends at once, and the shares.
 ///
@@ -128,7 +128,13 @@ async fn deliver(app: &App, notifier: &Notifier, item: OutboxItem) -> Result<(),
     // The same on every attempt: a receiver that got it before (a replica
     // died between sending and recording it) can drop the repeat.
     notification.delivery_id = Some(item.id.to_string());
-    let destination = destination(&item.contact);
+    let destination = match item.contact.destination() {
+        Ok(d) => d,
+        Err(e) => {
+            app.metrics.notification_failed(item.contact.channel, false);
+            return app.store.mark_failed(item.id, &e.to_string(), None).await;
+        }
+    };
     tracing::debug!(delivery = %item.id, contact = %item.contact.name, event = %notification.event, "sending notification");
     match notifier.send(&destination, &notification).await {
         Ok(_) => {
@@ -145,9 +151,7 @@ async fn deliver(app: &App, notifier: &Notifier, item: OutboxItem) -> Result<(),
             let retry = (item.attempts < MAX_ATTEMPTS)
                 .then(|| vigil_notify::retry_delay(&e, item.attempts.saturating_sub(1), seed))
                 .flatten();
-            let next = retry.map(|d| {
-                now_unix().saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX).max(1))
-            });
+            let next = retry.map(|d| retry_at(now_unix(), d));
             tracing::warn!(
                 contact = %item.contact.name,
                 attempt = item.attempts,
@@ -162,18 +166,23 @@ async fn deliver(app: &App, notifier: &Notifier, item: OutboxItem) -> Result<(),
     }
 }
 
-/// Where a contact's notifications go.
-pub(crate) fn destination(contact: &Contact) -> Destination {
-    let address = contact.address.clone();
-    match contact.channel {
-        Channel::Email => Destination::Email { to: address },
-        Channel::Webhook => Destination::Webhook { url: address },
-        Channel::Slack => Destination::Slack { url: address },
-        Channel::Teams => Destination::Teams { url: address },
-        Channel::Discord => Destination::Discord { url: address },
-        Channel::Ntfy => Destination::Ntfy {
-            url: address,
-            token: None,
-        },
+/// When a retry `delay` after `now` is due, in whole seconds rounded up:
+/// never before a provider's `Retry-After`, and at least a second later.
+fn retry_at(now: i64, delay: std::time::Duration) -> i64 {
+    let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+    now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX).max(1))
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::retry_at;
+    use std::time::Duration;
+
+    #[test]
+    fn retries_are_never_early() {
+        assert_eq!(retry_at(100, Duration::from_secs(120)), 220);
+        assert_eq!(retry_at(100, Duration::from_millis(1500)), 102);
+        assert_eq!(retry_at(100, Duration::ZERO), 101);
+        assert_eq!(retry_at(i64::MAX - 1, Duration::from_secs(60)), i64::MAX);
     }
 }

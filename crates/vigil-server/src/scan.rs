@@ -311,6 +311,7 @@ async fn scan_address(
         out.push(PortObservation {
             port: r.port,
             state: r.state,
+            details: None,
         });
     }
     out.sort_by_key(|p| p.port);

@@ -19,5 +19,6 @@ pub(crate) fn agent(name: &str, enrolled_at: i64) -> Agent {
         hostname: None,
         removed_at: None,
         last_health: AgentHealth::Communicating,
+        tags: Vec::new(),
     }
 }

@@ -23,6 +23,8 @@ pub struct AgentQuery {
     /// Only agents whose last contact (or, never seen, enrollment) falls in
     /// one of these ranges; `None` for all, an empty list matches nothing.
     pub contact: Option<Vec<ContactRange>>,
+    /// Only agents carrying this tag; `None` for all.
+    pub tag: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -39,6 +41,7 @@ pub(crate) struct AgentRow {
     hostname: Option<String>,
     removed_at: Option<i64>,
     last_health: String,
+    tags: String,
 }
 
 impl TryFrom<AgentRow> for Agent {
@@ -58,6 +61,8 @@ impl TryFrom<AgentRow> for Agent {
             hostname: r.hostname,
             removed_at: r.removed_at,
             last_health: parse_health(&r.last_health)?,
+            tags: serde_json::from_str(&r.tags)
+                .map_err(|_| StoreError::corrupt("agent tags", &r.tags))?,
         })
     }
 }
@@ -66,7 +71,7 @@ impl TryFrom<AgentRow> for Agent {
 macro_rules! agent_cols {
     () => {
         "id, account_id, name, plan, enrolled_at, last_seen_at, public_addr, version, os, \
-         hostname, removed_at, last_health"
+         hostname, removed_at, last_health, tags"
     };
     ($a:literal) => {
         concat!(
@@ -93,7 +98,9 @@ macro_rules! agent_cols {
             $a,
             ".removed_at, ",
             $a,
-            ".last_health"
+            ".last_health, ",
+            $a,
+            ".tags"
         )
     };
 }
@@ -332,6 +339,7 @@ impl Store {
         let query = AgentQuery {
             search: search.to_string(),
             contact: None,
+            tag: None,
         };
         self.agents_query(account, &query, offset, limit).await
     }
@@ -348,23 +356,25 @@ impl Store {
         let offset =
             i64::try_from(offset).map_err(|_| StoreError::invalid("offset is too large"))?;
         let pattern = like_pattern(&query.search);
-        let (contact_sql, bounds) = contact_filter(query.contact.as_deref(), 3)?;
+        let tag = tag_pattern(query.tag.as_deref());
+        let (contact_sql, bounds) = contact_filter(query.contact.as_deref(), 4)?;
         let filter = format!(
             " FROM agents WHERE account_id = $1 AND removed_at IS NULL \
              AND (LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(hostname, '')) LIKE $2 ESCAPE '\\') \
-             AND {contact_sql}"
+             AND tags LIKE $3 ESCAPE '\\' AND {contact_sql}"
         );
         let count_sql = format!("SELECT COUNT(*){filter}");
         let total = with_pool!(self, pool => {
             let mut q = sqlx::query_scalar::<_, i64>(&count_sql)
                 .bind(account.db())
-                .bind(&pattern);
+                .bind(&pattern)
+                .bind(&tag);
             for b in &bounds {
                 q = q.bind(*b);
             }
             q.fetch_one(pool).await
         })?;
-        let n = bounds.len() + 3;
+        let n = bounds.len() + 4;
         let page_sql = format!(
             "SELECT {}{filter} ORDER BY name, id LIMIT ${n} OFFSET ${}",
             agent_cols!(),
@@ -373,7 +383,8 @@ impl Store {
         let rows = with_pool!(self, pool => {
             let mut q = sqlx::query_as::<_, AgentRow>(&page_sql)
                 .bind(account.db())
-                .bind(&pattern);
+                .bind(&pattern)
+                .bind(&tag);
             for b in &bounds {
                 q = q.bind(*b);
             }
@@ -570,6 +581,51 @@ impl Store {
         rows.into_iter().map(Agent::try_from).collect()
     }
 
+    /// Replaces an agent's tags (normalized: trimmed, lower case, sorted,
+    /// once each; see [`vigil_core::maintenance::normalize_tags`]).
+    pub async fn set_tags<S: AsRef<str>>(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        tags: &[S],
+    ) -> Result<Agent> {
+        let tags = vigil_core::maintenance::normalize_tags(tags)
+            .map_err(|e| StoreError::invalid(e.to_string()))?;
+        let json = serde_json::to_string(&tags)
+            .map_err(|e| StoreError::invalid(format!("cannot encode tags: {e}")))?;
+        let sql = format!(
+            "UPDATE agents SET tags = $3 \
+             WHERE id = $1 AND account_id = $2 AND removed_at IS NULL RETURNING {}",
+            agent_cols!()
+        );
+        let row = with_pool!(self, pool => sqlx::query_as::<_, AgentRow>(&sql)
+            .bind(agent.db())
+            .bind(account.db())
+            .bind(&json)
+            .fetch_optional(pool)
+            .await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Every tag the account's agents carry, sorted, once each.
+    pub async fn agent_tags(&self, account: AccountId) -> Result<Vec<String>> {
+        let rows = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT tags FROM agents \
+             WHERE account_id = $1 AND removed_at IS NULL AND tags <> '[]'",
+        )
+        .bind(account.db())
+        .fetch_all(pool)
+        .await)?;
+        let mut all: Vec<String> = rows
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Vec<String>>(r).ok())
+            .flatten()
+            .collect();
+        all.sort();
+        all.dedup();
+        Ok(all)
+    }
+
     async fn update_agent(
         &self,
         account: AccountId,
@@ -653,6 +709,23 @@ fn contact_filter(ranges: Option<&[ContactRange]>, first: usize) -> Result<(Stri
         return Ok(("FALSE".into(), bounds));
     }
     Ok((format!("({})", parts.join(" OR ")), bounds))
+}
+
+/// A `LIKE` pattern matching a stored tag list (a JSON array) that holds
+/// `tag` exactly; `%` (everything) for no tag filter.
+fn tag_pattern(tag: Option<&str>) -> String {
+    let Some(tag) = tag else {
+        return "%".into();
+    };
+    let mut p = String::from("%\"");
+    for c in tag.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\' | '"') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push_str("\"%");
+    p
 }
 
 fn like_pattern(search: &str) -> String {

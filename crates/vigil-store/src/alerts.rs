@@ -498,6 +498,20 @@ impl Store {
         if by.account_id != account {
             return Err(StoreError::NotFound);
         }
+        self.acknowledge_alert_as(account, alert, &by.email, note, now)
+            .await
+    }
+
+    /// [`Store::acknowledge_alert`] by someone who is not a user: `actor`
+    /// names them (e.g. a contact acknowledging from a notification's link).
+    pub async fn acknowledge_alert_as(
+        &self,
+        account: AccountId,
+        alert: AlertId,
+        actor: &str,
+        note: Option<&str>,
+        now: UnixTime,
+    ) -> Result<AckOutcome> {
         let note = ack_note(note)?;
         let (id, acc) = (alert.db(), account.db());
         let acked = with_pool!(self, pool => async {
@@ -511,13 +525,13 @@ impl Store {
             .bind(&id)
             .bind(&acc)
             .bind(now)
-            .bind(&by.email)
+            .bind(actor)
             .bind(note.as_deref())
             .fetch_optional(&mut *tx)
             .await?;
             if row.is_some() {
                 let event = NewEvent {
-                    actor: Some(&by.email),
+                    actor: Some(actor),
                     detail: note.as_deref(),
                     ..NewEvent::new(AlertEventKind::Acknowledged, now)
                 };

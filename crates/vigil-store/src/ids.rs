@@ -92,6 +92,8 @@ id_type! {
     /// A reusable deployment key (enrolls many agents).
     DeploymentKeyId;
     DeviceId;
+    /// A maintenance window of an account.
+    MaintenanceId;
 }
 
 #[cfg(test)]

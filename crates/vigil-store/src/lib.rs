@@ -44,6 +44,7 @@ mod devices;
 mod error;
 mod ids;
 mod leases;
+mod maintenance;
 mod model;
 mod moves;
 mod notify;
@@ -57,6 +58,7 @@ mod secret;
 mod server;
 mod stats;
 mod tasks;
+mod trends;
 mod two_factor;
 mod validate;
 
@@ -74,9 +76,10 @@ pub use devices::{DevicePatch, NewNetworkSweep, StoredSweep, SweepIngest, MAX_SI
 pub use error::{Result, StoreError};
 pub use ids::{
     AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, DeploymentKeyId, DeviceId,
-    EnrollmentId, OutboxId, PeerId, RuleId, ScanResultId, TaskId, UserId,
+    EnrollmentId, MaintenanceId, OutboxId, PeerId, RuleId, ScanResultId, TaskId, UserId,
 };
 pub use leases::{DuePolicy, TaskClaim};
+pub use maintenance::{HeldNotice, HeldPhase, MaintenanceWindow, MAX_WINDOWS};
 pub use model::{
     now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Assessment,
     AssessmentState, AssessmentTrigger, Channel, Contact, Delivery, DeliveryState, Heartbeat,

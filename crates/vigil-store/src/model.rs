@@ -73,17 +73,9 @@ text_enum! {
     }
 }
 
-text_enum! {
-    /// How a contact is notified.
-    Channel {
-        Email = "email",
-        Webhook = "webhook",
-        Slack = "slack",
-        Teams = "teams",
-        Discord = "discord",
-        Ntfy = "ntfy",
-    }
-}
+/// How a contact is notified: one of the channels registered in
+/// `vigil-notify` (the database only checks that it is not empty).
+pub use vigil_notify::Channel;
 
 text_enum! {
     /// What became of a queued notification (see [`Delivery`]).
@@ -195,6 +187,7 @@ pub(crate) fn condition_kind_str(k: ConditionKind) -> &'static str {
         ConditionKind::TargetUnreachable => "target_unreachable",
         ConditionKind::AgentNotCommunicating => "agent_not_communicating",
         ConditionKind::NewDevice => "new_device",
+        ConditionKind::ProcessChanged => "process_changed",
     }
 }
 
@@ -205,6 +198,7 @@ pub(crate) fn parse_condition(kind: &str, port: Option<i64>) -> Result<Condition
         "target_unreachable" => ConditionKind::TargetUnreachable,
         "agent_not_communicating" => ConditionKind::AgentNotCommunicating,
         "new_device" => ConditionKind::NewDevice,
+        "process_changed" => ConditionKind::ProcessChanged,
         _ => return Err(StoreError::corrupt("alert kind", kind)),
     };
     let port = match port {
@@ -265,6 +259,9 @@ pub struct Agent {
     pub removed_at: Option<UnixTime>,
     /// The health the liveness sweeper last recorded.
     pub last_health: AgentHealth,
+    /// Labels for choosing agents (maintenance windows, filters), normalized
+    /// by [`vigil_core::maintenance::normalize_tags`].
+    pub tags: Vec<String>,
 }
 
 impl Agent {
@@ -284,10 +281,14 @@ pub struct Heartbeat<'a> {
 }
 
 /// One probed port in a scan result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PortResult {
     pub port: u16,
     pub state: PortState,
+    /// What listens (stored inside the result's JSON port list, so older
+    /// rows simply have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Box<vigil_core::listener::PortDetails>>,
 }
 
 /// A scan result as uploaded.
@@ -485,9 +486,20 @@ pub struct Contact {
     pub account_id: AccountId,
     pub name: String,
     pub channel: Channel,
-    /// An email address for [`Channel::Email`], an `http(s)://` URL otherwise.
+    /// The destination's stored form ([`vigil_notify::Destination::to_address`]):
+    /// the bare address (an email address, a hook URL) when that is its only
+    /// field, else a JSON object of the channel's fields.
     pub address: String,
     pub created_at: UnixTime,
+}
+
+impl Contact {
+    /// Where this contact's notifications go.
+    pub fn destination(
+        &self,
+    ) -> std::result::Result<vigil_notify::Destination, vigil_notify::DestinationError> {
+        vigil_notify::Destination::from_address(self.channel, &self.address)
+    }
 }
 
 /// Which events go to which contact.
@@ -501,6 +513,10 @@ pub struct NotificationRule {
     /// Event kinds, sorted, without duplicates.
     pub events: Vec<String>,
     pub created_at: UnixTime,
+    /// Repeat the notice of an open, unacknowledged alert this often.
+    pub remind_every_minutes: Option<u32>,
+    /// Notify more contacts while an alert stays unacknowledged.
+    pub escalation: Vec<vigil_core::followup::EscalationStep>,
 }
 
 /// One compliance assessment: a run over the account's compliance scope.
@@ -590,7 +606,7 @@ mod tests {
             "root".parse::<Role>(),
             Err(StoreError::Invalid(_))
         ));
-        assert_eq!(Channel::ALL.len(), 6);
+        assert!(Channel::ALL.len() >= 14);
     }
 
     #[test]

@@ -46,6 +46,8 @@ struct RuleRow {
     agent_id: Option<String>,
     events: String,
     created_at: i64,
+    remind_every_minutes: Option<i64>,
+    escalation: String,
 }
 
 fn parse_events(text: &str) -> Result<Vec<String>> {
@@ -63,6 +65,9 @@ impl TryFrom<RuleRow> for NotificationRule {
             agent_id: r.agent_id.as_deref().map(AgentId::from_db).transpose()?,
             events: parse_events(&r.events)?,
             created_at: r.created_at,
+            remind_every_minutes: r.remind_every_minutes.and_then(|m| u32::try_from(m).ok()),
+            escalation: serde_json::from_str(&r.escalation)
+                .map_err(|_| StoreError::corrupt("escalation", &r.escalation))?,
         })
     }
 }
@@ -171,15 +176,23 @@ macro_rules! contact_cols {
     };
 }
 
-const RULE_COLS: &str = "id, account_id, contact_id, agent_id, events, created_at";
+const RULE_COLS: &str =
+    "id, account_id, contact_id, agent_id, events, created_at, remind_every_minutes, escalation";
 
-/// Checks a contact address for its channel: an email address for
-/// [`Channel::Email`], an `http(s)://` URL for the others.
+/// Checks a contact address (its stored form, see [`Contact::address`])
+/// against its channel's fields as the registry describes them; returns
+/// the form to store (email addresses normalised).
 fn check_address(channel: Channel, address: &str) -> Result<String> {
-    match channel {
-        Channel::Email => validate::email(address),
-        _ => validate::url(address),
+    let invalid = |e: vigil_notify::DestinationError| StoreError::invalid(e.to_string());
+    let mut d =
+        vigil_notify::Destination::from_address(channel, address.trim()).map_err(invalid)?;
+    if channel == Channel::Email {
+        if let Some(to) = d.address().map(str::to_owned) {
+            d.insert("to", &validate::email(&to)?);
+        }
     }
+    d.validate().map_err(invalid)?;
+    Ok(d.to_address())
 }
 
 /// A notification payload as stored: at most 64 KiB of JSON, under a valid
@@ -509,6 +522,8 @@ impl Store {
             agent_id: agent,
             events,
             created_at: now_unix(),
+            remind_every_minutes: None,
+            escalation: Vec::new(),
         };
         // The composite foreign keys refuse another account's contact or agent.
         with_pool!(self, pool => sqlx::query(
@@ -534,6 +549,82 @@ impl Store {
         );
         let rows = with_pool!(self, pool => sqlx::query_as::<_, RuleRow>(&sql)
             .bind(account.db())
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(NotificationRule::try_from).collect()
+    }
+
+    /// Sets what a rule does while an alert stays unacknowledged: reminders
+    /// every `remind_every_minutes`, and escalation `steps` (their contacts
+    /// must be the account's). Checked by [`vigil_core::followup::validate`].
+    pub async fn set_rule_followups(
+        &self,
+        account: AccountId,
+        rule: RuleId,
+        remind_every_minutes: Option<u32>,
+        steps: &[vigil_core::followup::EscalationStep],
+    ) -> Result<NotificationRule> {
+        vigil_core::followup::validate(remind_every_minutes, steps)
+            .map_err(|e| StoreError::invalid(e.to_string()))?;
+        let mine: Vec<String> = self
+            .contacts(account)
+            .await?
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect();
+        for (i, step) in steps.iter().enumerate() {
+            if let Some(c) = step.contacts.iter().find(|c| !mine.contains(c)) {
+                return Err(StoreError::invalid(format!(
+                    "escalation step {}: contact {c:?} is not a contact of this account",
+                    i + 1
+                )));
+            }
+        }
+        let json = serde_json::to_string(steps)
+            .map_err(|e| StoreError::invalid(format!("cannot serialize escalation: {e}")))?;
+        let sql = format!(
+            "UPDATE notification_rules SET remind_every_minutes = $3, escalation = $4 \
+             WHERE id = $1 AND account_id = $2 RETURNING {RULE_COLS}"
+        );
+        let row = with_pool!(self, pool => sqlx::query_as::<_, RuleRow>(&sql)
+            .bind(rule.db())
+            .bind(account.db())
+            .bind(remind_every_minutes.map(i64::from))
+            .bind(&json)
+            .fetch_optional(pool)
+            .await)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Whether a notification with `dedupe_key` was queued for `contact`
+    /// already (sent or not): what [`Store::enqueue`] would refuse.
+    pub async fn is_queued(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+        dedupe_key: &str,
+    ) -> Result<bool> {
+        let n = with_pool!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM outbox \
+             WHERE account_id = $1 AND contact_id = $2 AND dedupe_key = $3",
+        )
+        .bind(account.db())
+        .bind(contact.db())
+        .bind(dedupe_key)
+        .fetch_one(pool)
+        .await)?;
+        Ok(n > 0)
+    }
+
+    /// Every rule with reminders or escalation, of every account (the
+    /// server's follow-up round).
+    pub async fn followup_rules(&self) -> Result<Vec<NotificationRule>> {
+        let sql = format!(
+            "SELECT {RULE_COLS} FROM notification_rules \
+             WHERE remind_every_minutes IS NOT NULL OR escalation <> '[]' \
+             ORDER BY account_id, created_at, id"
+        );
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, RuleRow>(&sql)
             .fetch_all(pool)
             .await)?;
         rows.into_iter().map(NotificationRule::try_from).collect()
@@ -959,6 +1050,11 @@ mod tests {
         assert!(check_address(Channel::Email, "https://x.example").is_err());
         assert!(check_address(Channel::Webhook, "https://x.example/hook").is_ok());
         assert!(check_address(Channel::Ntfy, "ops@example.com").is_err());
+        let tg = r#"{"bot_token":"123:abc","chat_id":"-100123"}"#;
+        assert_eq!(check_address(Channel::Telegram, tg).unwrap(), tg);
+        let err = check_address(Channel::Telegram, r#"{"chat_id":"-100123"}"#).unwrap_err();
+        assert!(err.to_string().contains("Bot token"), "{err}");
+        assert!(check_address(Channel::Telegram, "{bad").is_err());
         for c in Channel::ALL {
             assert!(check_address(*c, "").is_err());
         }

@@ -103,12 +103,20 @@ impl Store {
     ) -> Result<Ingested> {
         let ports = check(result)?;
         let (probed_count, probed_ports) = probed(result);
+        let open_count = i64::try_from(
+            result
+                .ports
+                .iter()
+                .filter(|p| p.state == vigil_core::PortState::Open)
+                .count(),
+        )
+        .unwrap_or(i64::MAX);
         let id = ScanResultId::random();
         let inserted = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
             "INSERT INTO scan_results (id, account_id, agent_id, upload_id, target, \
                  started_at, finished_at, ports, received_at, addr, task_id, probed_count, \
-                 probed_ports) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 probed_ports, open_count) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (agent_id, upload_id) DO NOTHING RETURNING id",
         )
         .bind(id.db())
@@ -124,6 +132,7 @@ impl Store {
         .bind(result.task_id)
         .bind(probed_count)
         .bind(probed_ports.as_deref())
+        .bind(open_count)
         .fetch_optional(pool)
         .await)?;
         if inserted.is_some() {
@@ -199,6 +208,31 @@ impl Store {
         )
         .bind(agent.db())
         .bind(account.db())
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(ScanResult::try_from).collect()
+    }
+
+    /// The agent's most recent results of one target (its policy target
+    /// key, as stored), newest first, at most `limit` (1 to 1000).
+    pub async fn target_results(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        target: &str,
+        limit: u32,
+    ) -> Result<Vec<ScanResult>> {
+        let limit = validate::limit(limit)?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, ResultRow>(
+            "SELECT id, account_id, agent_id, upload_id, target, started_at, finished_at, \
+                 ports, received_at, addr, task_id, probed_count, probed_ports \
+             FROM scan_results WHERE agent_id = $1 AND account_id = $2 AND target = $3 \
+             ORDER BY finished_at DESC, received_at DESC, id LIMIT $4",
+        )
+        .bind(agent.db())
+        .bind(account.db())
+        .bind(target)
         .bind(limit)
         .fetch_all(pool)
         .await)?;

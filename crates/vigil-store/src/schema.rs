@@ -32,12 +32,26 @@ struct Rebuild {
 }
 
 /// Every rebuild, in version order.
-const REBUILDS: &[Rebuild] = &[Rebuild {
-    version: 20250107000002,
-    table: "alerts",
-    done_when: "'new_device'",
-    sql: include_str!("../migrations-sqlite/rebuild/20250107000002_alerts.sql"),
-}];
+const REBUILDS: &[Rebuild] = &[
+    Rebuild {
+        version: 20250107000002,
+        table: "alerts",
+        done_when: "'new_device'",
+        sql: include_str!("../migrations-sqlite/rebuild/20250107000002_alerts.sql"),
+    },
+    Rebuild {
+        version: 20250110000001,
+        table: "contacts",
+        done_when: "channel <> ''",
+        sql: include_str!("../migrations-sqlite/rebuild/20250110000001_contacts.sql"),
+    },
+    Rebuild {
+        version: 20250110000002,
+        table: "alerts",
+        done_when: "'process_changed'",
+        sql: include_str!("../migrations-sqlite/rebuild/20250110000002_alerts.sql"),
+    },
+];
 
 type Resolved<'s> = std::pin::Pin<
     Box<

@@ -372,6 +372,65 @@ fn organization_workflow_end_to_end() {
             ],
         )
         .fails(2, "not an address");
+    // A channel with several fields: the others as --field; secrets never come back.
+    let chat = server
+        .ctl(
+            owner,
+            &[
+                "contacts",
+                "add",
+                "--name",
+                "Chat",
+                "--channel",
+                "telegram",
+                "--address",
+                "-1001234",
+                "--field",
+                "bot_token=123:SECRETTOKEN",
+                "--json",
+            ],
+        )
+        .json();
+    assert!(!chat.to_string().contains("SECRETTOKEN"), "{chat}");
+    assert_eq!(chat["secrets"][0], "bot_token", "{chat}");
+    let chat_id = chat["id"].as_str().expect("contact id").to_string();
+    let updated = server
+        .ctl(owner, &["contacts", "update", &chat_id, "--name", "Chat 2"])
+        .ok();
+    assert!(updated.contains("Chat 2 (telegram -1001234)"), "{updated}");
+    server
+        .ctl(
+            owner,
+            &[
+                "contacts",
+                "add",
+                "--name",
+                "X",
+                "--channel",
+                "telegram",
+                "--address",
+                "-1",
+                "-f",
+                "colour=red",
+            ],
+        )
+        .fails(2, "telegram has no field \"colour\"");
+    server
+        .ctl(
+            owner,
+            &[
+                "contacts",
+                "add",
+                "--name",
+                "X",
+                "--channel",
+                "pager",
+                "--address",
+                "-1",
+            ],
+        )
+        .fails(2, "pager");
+    server.ctl(owner, &["contacts", "remove", &chat_id]).ok();
     let rule = server
         .ctl(
             owner,
@@ -385,6 +444,68 @@ fn organization_workflow_end_to_end() {
         events.iter().any(|e| e == "unauthorized_port_open"),
         "{rules}"
     );
+    // Reminders and escalation: bad numbers named, good ones shown.
+    server
+        .ctl(
+            owner,
+            &[
+                "rules",
+                "add",
+                "--contact",
+                &contact,
+                "--events",
+                "*",
+                "--remind-every",
+                "2",
+            ],
+        )
+        .fails(2, "remind every 5");
+    server
+        .ctl(
+            owner,
+            &[
+                "rules",
+                "add",
+                "--contact",
+                &contact,
+                "--events",
+                "*",
+                "--escalate",
+                "soon",
+            ],
+        )
+        .fails(2, "MINUTES:CONTACT");
+    let escalating = server
+        .ctl(
+            owner,
+            &[
+                "rules",
+                "add",
+                "--contact",
+                &contact,
+                "--events",
+                "service_down",
+                "--remind-every",
+                "10",
+                "--escalate",
+                &format!("30:{contact}"),
+            ],
+        )
+        .ok();
+    assert!(
+        escalating.contains("reminds every 10 min until acknowledged")
+            && escalating.contains(&format!("escalates after 30 min to {contact}")),
+        "{escalating}"
+    );
+    let listed = server.ctl(owner, &["rules", "list"]).ok();
+    assert!(listed.contains("reminds every 10 min"), "{listed}");
+    let id = escalating
+        .split_whitespace()
+        .nth(2)
+        .expect("rule id")
+        .trim_end_matches(':')
+        .to_string();
+    server.ctl(owner, &["rules", "remove", &id]).ok();
     let rules = server.ctl(owner, &["rules", "list"]).ok();
     assert!(
         rules.contains("Ops") && rules.contains("all agents"),
@@ -703,4 +824,110 @@ fn unreachable_server_and_missing_login() {
     ctl(&["whoami"]).fails(1, &format!("cannot reach the Vigil server at {nobody}"));
     ctl(&["--server", "http://127.0.0.1:9", "whoami"])
         .fails(2, "not logged in to http://127.0.0.1:9");
+}
+
+#[test]
+fn tags_and_maintenance_windows() {
+    let server = Server::start(&[("Ops", "organization", "ops@ops.test")]);
+    let cfg = "ops.json";
+    server.login(cfg, "ops@ops.test", OWNER_PASSWORD);
+    let agent = server.enroll_agent(cfg, "branch-1");
+
+    // Tags: added normalized, listed, filtered, removed; bad ones named.
+    let tagged = server
+        .ctl(cfg, &["agents", "tag", &agent, "Office,paris"])
+        .ok();
+    assert!(tagged.contains("tags: office,paris"), "{tagged}");
+    server
+        .ctl(cfg, &["agents", "tag", &agent, "not ok"])
+        .fails(2, "not ok");
+    let list = server.ctl(cfg, &["agents", "list", "--tag", "office"]).ok();
+    assert!(
+        list.contains("branch-1") && list.contains("office,paris"),
+        "{list}"
+    );
+    let none = server
+        .ctl(cfg, &["agents", "list", "--tag", "lab", "--json"])
+        .json();
+    assert_eq!(none, serde_json::json!([]));
+    let left = server
+        .ctl(cfg, &["agents", "tag", &agent, "--remove", "paris"])
+        .ok();
+    assert!(left.contains("tags: office"), "{left}");
+
+    // A weekly range must be a range; a cron window every minute for an
+    // hour is open now.
+    server
+        .ctl(
+            cfg,
+            &[
+                "maintenance",
+                "add",
+                "--name",
+                "always",
+                "--days",
+                "0,1,2,3,4,5,6",
+                "--from",
+                "00:00",
+                "--to",
+                "00:00",
+                "--tag",
+                "office",
+            ],
+        )
+        .fails(2, "a weekly window needs a time range");
+    let added = server
+        .ctl(
+            cfg,
+            &[
+                "maintenance",
+                "add",
+                "--name",
+                "patch night",
+                "--cron",
+                "* * * * *",
+                "--duration",
+                "60",
+                "--time-zone",
+                "Europe/Paris",
+                "--tag",
+                "office",
+            ],
+        )
+        .ok();
+    assert!(
+        added.contains("added maintenance window \"patch night\"")
+            && added.contains("open now")
+            && added.contains("covers 1 agent"),
+        "{added}"
+    );
+    server
+        .ctl(
+            cfg,
+            &[
+                "maintenance",
+                "add",
+                "--name",
+                "x",
+                "--start",
+                "2026-01-01T00:00",
+                "--end",
+                "2026-01-01T01:00",
+                "--time-zone",
+                "Mars/Base",
+            ],
+        )
+        .fails(2, "Mars/Base");
+    server
+        .ctl(cfg, &["maintenance", "add", "--name", "x"])
+        .fails(2, "say when");
+    let windows = server.ctl(cfg, &["maintenance", "list", "--json"]).json();
+    let id = windows[0]["id"].as_str().expect("id").to_string();
+    assert!(windows[0]["open"].is_object(), "{windows}");
+    let shown = server.ctl(cfg, &["agents", "show", &agent]).ok();
+    assert!(shown.contains("\"patch night\" until"), "{shown}");
+    let removed = server.ctl(cfg, &["maintenance", "remove", &id]).ok();
+    assert!(removed.contains("removed maintenance window"), "{removed}");
+    let shown = server.ctl(cfg, &["agents", "show", &agent]).ok();
+    assert!(!shown.contains("patch night"), "{shown}");
 }

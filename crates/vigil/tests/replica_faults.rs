@@ -246,6 +246,7 @@ async fn seed(store: &Store, t0: i64, webhook: SocketAddr) -> (AccountId, Vec<Ag
         include_interfaces: Vec::new(),
         unreviewed_devices: Default::default(),
         device_kinds: Vec::new(),
+        process_change_alerts: false,
     };
     let now = unix_now();
     let mut agents = Vec::new();

@@ -72,13 +72,20 @@ pub fn os_facts() -> OsFacts {
 /// inode its `/proc/PID/fd/*` link names. Without root only this user's
 /// processes can be looked into; the others' sockets come without a pid.
 pub fn listening_sockets() -> Result<Vec<ListeningSocket>, AgentError> {
+    use std::io::BufRead;
     let mut found = Vec::new();
     for (file, optional) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
-        match fs::read_to_string(file) {
-            Ok(text) => found.extend(parse_proc_net_tcp(&text)),
+        // Read a line at a time: with thousands of connected sockets the
+        // table is megabytes of text, of which only the LISTEN rows count.
+        let rows = match fs::File::open(file) {
+            Ok(f) => std::io::BufReader::with_capacity(64 * 1024, f),
             // A kernel without IPv6 has no tcp6 table.
-            Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(AgentError::io("reading", file, e)),
+        };
+        for line in rows.lines().skip(1) {
+            let line = line.map_err(|e| AgentError::io("reading", file, e))?;
+            found.extend(listen_row(&line));
         }
     }
     let wanted: HashSet<u64> = found.iter().map(|(_, inode)| *inode).collect();
@@ -97,19 +104,23 @@ pub fn listening_sockets() -> Result<Vec<ListeningSocket>, AgentError> {
 
 /// The LISTEN rows of a `/proc/net/tcp` or `tcp6` table: local address and
 /// socket inode. Lines that do not parse are skipped.
+#[cfg(test)]
 fn parse_proc_net_tcp(text: &str) -> Vec<(SocketAddr, u64)> {
+    text.lines().skip(1).filter_map(listen_row).collect()
+}
+
+/// One row of the table: its local address and inode if it is a LISTEN
+/// socket (state `0A`).
+fn listen_row(line: &str) -> Option<(SocketAddr, u64)> {
     const LISTEN: &str = "0A";
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
-            if *state != LISTEN {
-                return None;
-            }
-            Some((parse_hex_addr(local)?, inode.parse().ok()?))
-        })
-        .collect()
+    let mut fields = line.split_whitespace();
+    let local = fields.nth(1)?;
+    let state = fields.nth(1)?;
+    if state != LISTEN {
+        return None;
+    }
+    let inode = fields.nth(5)?;
+    Some((parse_hex_addr(local)?, inode.parse().ok()?))
 }
 
 /// `0100007F:1F90` → 127.0.0.1:8080. The kernel prints each 32-bit word of
@@ -242,6 +253,10 @@ fn parse_proc_net_arp(text: &str) -> Vec<Neighbour> {
         })
         .collect()
 }
+
+#[path = "listeners_linux.rs"]
+mod listeners;
+pub use listeners::ProcessLookup;
 
 #[cfg(target_os = "linux")]
 #[path = "arp_linux.rs"]

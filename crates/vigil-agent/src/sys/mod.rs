@@ -11,7 +11,8 @@
 //!   flushed (Linux).
 //! * [`os_facts`]: the hostname and OS name the server shows.
 //! * [`listening_sockets`]: the TCP listeners of this machine with the
-//!   process that owns each.
+//!   process that owns each; [`ProcessLookup`]: that process's name,
+//!   user, executable and command line (`crate::listeners` builds on both).
 //! * [`under_wine`]: whether this is Windows as Wine emulates it (which
 //!   lacks some of the above), so tests and `status` can say so.
 //! * [`neighbours`]: the neighbour table (ARP for IPv4, NDP for IPv6): the
@@ -39,7 +40,7 @@ mod imp;
 
 pub use imp::{
     default_state_dir, listening_sockets, neighbour_overflows, neighbour_room, neighbours,
-    os_facts, private_file_check, sync_dir, under_wine, ArpSocket,
+    os_facts, private_file_check, sync_dir, under_wine, ArpSocket, ProcessLookup,
 };
 
 /// A TCP socket in the LISTEN state.

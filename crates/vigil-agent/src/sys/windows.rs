@@ -352,6 +352,42 @@ unsafe fn rows<R: Copy>(table: &[u32]) -> &[R] {
     unsafe { std::slice::from_raw_parts(table.as_ptr().add(1).cast(), count.min(room)) }
 }
 
+/// Looks processes up, each pid once per pass: the image's path and file
+/// name (`OpenProcess` + `QueryFullProcessImageNameW`). The user and the
+/// command line would need another process's PEB or token: left out.
+#[derive(Debug, Default)]
+pub struct ProcessLookup {
+    seen: HashMap<u32, Option<vigil_core::listener::ProcessInfo>>,
+}
+
+impl ProcessLookup {
+    pub fn new() -> ProcessLookup {
+        ProcessLookup::default()
+    }
+
+    /// The process `pid`, if this account may open it.
+    pub fn info(&mut self, pid: u32) -> Option<vigil_core::listener::ProcessInfo> {
+        self.seen
+            .entry(pid)
+            .or_insert_with(|| {
+                let exe = process_image(pid)?;
+                Some(vigil_core::listener::ProcessInfo {
+                    name: image_name(&exe).to_string(),
+                    pid,
+                    user: None,
+                    exe: Some(exe),
+                    cmdline: None,
+                })
+            })
+            .clone()
+    }
+}
+
+/// `C:\\Windows\\System32\\svchost.exe` → `svchost.exe`.
+fn image_name(path: &str) -> &str {
+    path.rsplit(['\\', '/']).next().unwrap_or(path)
+}
+
 /// The full path of a process's executable, if this account may ask.
 fn process_image(pid: u32) -> Option<String> {
     // SAFETY: plain calls; the handle is closed below.
@@ -580,5 +616,22 @@ mod tests {
         let found = sockets.iter().find(|s| s.addr == addr).expect("listed");
         let pid = if under_wine() { 0 } else { std::process::id() };
         assert_eq!(found.pid, Some(pid));
+    }
+
+    #[test]
+    fn looks_up_this_process() {
+        assert_eq!(
+            image_name(r"C:\Windows\System32\svchost.exe"),
+            "svchost.exe"
+        );
+        assert_eq!(image_name("vigil.exe"), "vigil.exe");
+        let me = ProcessLookup::new()
+            .info(std::process::id())
+            .expect("this process");
+        assert_eq!(me.pid, std::process::id());
+        let exe = std::env::current_exe().expect("exe");
+        let name = exe.file_name().and_then(|n| n.to_str()).expect("name");
+        assert!(me.name.eq_ignore_ascii_case(name), "{me:?}");
+        assert_eq!((me.user, me.cmdline), (None, None));
     }
 }

@@ -317,6 +317,7 @@ fn synthetic_result(task: &ScanTask) -> ResultUpload {
                 } else {
                     PortState::Closed
                 },
+                details: None,
             })
             .collect(),
     }

@@ -137,6 +137,11 @@ pub struct AgentsArgs {
     /// Print the results as Markdown tables, ready to paste.
     #[arg(long)]
     markdown: bool,
+    /// Put every agent in maintenance for the whole run (an account-wide
+    /// window): results are evaluated and alerts raised as usual, and their
+    /// notices held — to compare the throughput with a run without.
+    #[arg(long)]
+    maintenance: bool,
 }
 
 /// `vigil-bench agents-worker`: see [`worker`].
@@ -585,6 +590,10 @@ async fn measure(ctx: Ctx<'_>, replicas: &mut [Replica]) -> Result<report::Repor
     let t = Instant::now();
     set_policies(&rest, ids, sim_policy(args.targets), setup_concurrency).await?;
     let policies_secs = t.elapsed().as_secs_f64();
+    if args.maintenance {
+        eprintln!("opening an account-wide maintenance window…");
+        rest.open_maintenance().await?;
+    }
 
     let mut real_agent = None;
     if !args.no_real_agent {
@@ -932,6 +941,7 @@ fn policy(targets: Vec<PolicyTarget>) -> SecurityPolicy {
         include_interfaces: Vec::new(),
         unreviewed_devices: Default::default(),
         device_kinds: Vec::new(),
+        process_change_alerts: false,
     }
 }
 

@@ -78,6 +78,29 @@ impl Rest {
         Ok(())
     }
 
+    /// An account-wide maintenance window open from a minute ago for a day.
+    pub async fn open_maintenance(&self) -> Result<()> {
+        let at = |minutes: i64| {
+            (chrono::Utc::now() + chrono::Duration::minutes(minutes))
+                .format("%Y-%m-%dT%H:%M")
+                .to_string()
+        };
+        let window = vigil_core::maintenance::Window {
+            name: "bench".into(),
+            schedule: vigil_core::maintenance::Schedule::Once {
+                start: at(-1),
+                end: at(24 * 60),
+                time_zone: "UTC".into(),
+            },
+            scope: vigil_core::maintenance::Scope::Account,
+            notify_start_end: false,
+        };
+        let _: serde_json::Value = self
+            .send(reqwest::Method::POST, "/maintenance", &window)
+            .await?;
+        Ok(())
+    }
+
     async fn send<B: Serialize, R: DeserializeOwned>(
         &self,
         method: reqwest::Method,

@@ -1,24 +1,24 @@
 //! Discord webhook (`{"content": ...}`, mentions disabled).
 
-use crate::destination::Channel;
+use crate::destination::Destination;
+use crate::error::SendError;
 use crate::notification::Notification;
+use crate::registry::{Build, ChannelSpec, FieldKind, FieldSpec};
 use crate::render;
-use crate::sinks::http::{HttpClient, HttpPayload};
-use crate::sinks::{SendFuture, Sink};
-use reqwest::Url;
+use crate::sinks::http::HttpRequest;
 
-pub struct DiscordSink<'a> {
-    pub(crate) http: &'a HttpClient,
-    pub(crate) url: Url,
-}
+pub(crate) const SPEC: ChannelSpec = ChannelSpec {
+    label: "Discord",
+    fields: &[FieldSpec::new(
+        "url",
+        "Webhook URL",
+        FieldKind::SecretUrl,
+        "The webhook URL from the Discord channel's integrations.",
+    )],
+    check: None,
+    build: Build::Http(request),
+};
 
-impl Sink for DiscordSink<'_> {
-    fn channel(&self) -> Channel {
-        Channel::Discord
-    }
-
-    fn send<'a>(&'a self, notification: &'a Notification) -> SendFuture<'a> {
-        let payload = HttpPayload::json(&render::discord_json(notification));
-        Box::pin(self.http.post(Channel::Discord, &self.url, payload))
-    }
+fn request(d: &Destination, n: &Notification) -> Result<HttpRequest, SendError> {
+    Ok(HttpRequest::json(d.url("url")?, &render::discord_json(n)))
 }

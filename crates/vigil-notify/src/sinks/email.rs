@@ -1,9 +1,10 @@
 //! Email over SMTP (lettre, rustls): a plain-text message to one address.
 
 use crate::config::{is_local_host, SmtpConfig, SmtpSecurity};
-use crate::destination::Channel;
+use crate::destination::{parse_email, Channel, Destination};
 use crate::error::{chain_text, find_rustls_error, ConfigError, SendError};
 use crate::notification::Notification;
+use crate::registry::{Build, ChannelSpec, FieldKind, FieldSpec, SinkContext};
 use crate::render;
 use crate::sinks::{Delivery, SendFuture, Sink};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -14,6 +15,29 @@ use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executo
 use std::error::Error as _;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+pub(crate) const SPEC: ChannelSpec = ChannelSpec {
+    label: "Email",
+    fields: &[FieldSpec::new(
+        "to",
+        "Email recipient",
+        FieldKind::Email,
+        "One address (ops@example.com); the server's SMTP relay sends the mail.",
+    )],
+    check: None,
+    build: Build::Custom(build),
+};
+
+fn build<'a>(ctx: &'a SinkContext, d: &Destination) -> Result<Box<dyn Sink + 'a>, SendError> {
+    let smtp = ctx
+        .smtp
+        .as_deref()
+        .ok_or(SendError::NotConfigured(Channel::Email))?;
+    Ok(Box::new(EmailSink {
+        smtp,
+        to: parse_email(d.require("to")?)?,
+    }))
+}
 
 /// The configured relay: one connection per message (no pool), so a relay
 /// restart never leaves a stale connection behind.
@@ -161,7 +185,7 @@ fn delivery_message_id(id: &str) -> String {
     }
 }
 
-fn fnv1a64(s: &str) -> u64 {
+pub(crate) fn fnv1a64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -9,7 +9,7 @@ use crate::sinks::Delivery;
 use reqwest::header::{
     HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER,
 };
-use reqwest::{Client, Url};
+use reqwest::{Client, Method, Url};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil_core::netpolicy::{Destination, NetPolicy};
@@ -18,23 +18,73 @@ use vigil_core::netpolicy::{Destination, NetPolicy};
 const ERROR_BODY_BYTES: usize = 512;
 const ERROR_BODY_CHARS: usize = 200;
 
-/// A POST to make: its content type, extra headers and body.
-pub(crate) struct HttpPayload {
-    pub content_type: &'static str,
-    pub headers: Vec<(&'static str, String)>,
-    pub bearer_token: Option<String>,
-    pub body: Vec<u8>,
+/// One request to make: method, URL, content type, extra headers and body.
+pub struct HttpRequest {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) content_type: &'static str,
+    /// Extra headers; their values are marked sensitive (never logged).
+    pub(crate) headers: Vec<(&'static str, String)>,
+    /// The whole `Authorization` value (`Bearer ...`, `GenieKey ...`, `Basic ...`).
+    pub(crate) authorization: Option<String>,
+    pub(crate) body: Vec<u8>,
 }
 
-impl HttpPayload {
-    pub(crate) fn json(value: &serde_json::Value) -> Self {
-        HttpPayload {
+impl HttpRequest {
+    /// A JSON POST.
+    pub(crate) fn json(url: Url, value: &serde_json::Value) -> Self {
+        HttpRequest {
+            method: Method::POST,
+            url,
             content_type: "application/json",
             headers: Vec::new(),
-            bearer_token: None,
+            authorization: None,
             body: serde_json::to_vec(value).expect("a JSON value always serializes"),
         }
     }
+
+    /// An `application/x-www-form-urlencoded` POST.
+    pub(crate) fn form(url: Url, pairs: &[(&str, &str)]) -> Self {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        HttpRequest {
+            method: Method::POST,
+            url,
+            content_type: "application/x-www-form-urlencoded",
+            headers: Vec::new(),
+            authorization: None,
+            body: body.into_bytes(),
+        }
+    }
+
+    pub(crate) fn bearer(mut self, token: &str) -> Self {
+        self.authorization = Some(format!("Bearer {token}"));
+        self
+    }
+
+    pub(crate) fn basic(mut self, user: &str, password: &str) -> Self {
+        use base64::Engine as _;
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.authorization = Some(format!("Basic {pair}"));
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// `base` with `segments` appended to its path, each percent-encoded (a
+/// base URL may have a path of its own: `https://example.com/gotify/`).
+pub(crate) fn join(base: &Url, segments: &[&str]) -> Result<Url, SendError> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| SendError::Message("the base URL cannot have a path".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
 }
 
 #[derive(Clone)]
@@ -85,40 +135,41 @@ impl HttpClient {
         })
     }
 
-    /// POSTs once; non-2xx answers and failures become [`SendError`]s.
-    pub(crate) async fn post(
+    /// Sends once; non-2xx answers and failures become [`SendError`]s.
+    pub(crate) async fn send(
         &self,
         channel: Channel,
-        url: &Url,
-        payload: HttpPayload,
+        request: HttpRequest,
     ) -> Result<Delivery, SendError> {
+        let url = &request.url;
         let endpoint = redact_url(url.as_str());
         let started = Instant::now();
         check_url(&self.policy, Destination::Webhook, url).map_err(|r| SendError::Refused {
             endpoint: endpoint.clone(),
             reason: r.to_string(),
         })?;
-        let mut request = self
+        let mut builder = self
             .client
-            .post(url.clone())
-            .header(CONTENT_TYPE, payload.content_type);
-        for (name, value) in &payload.headers {
-            let value = HeaderValue::from_str(value).map_err(|_| {
+            .request(request.method.clone(), url.clone())
+            .header(CONTENT_TYPE, request.content_type);
+        for (name, value) in &request.headers {
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
                 SendError::Message(format!("header {name} has characters HTTP cannot carry"))
             })?;
+            value.set_sensitive(true);
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| SendError::Message(format!("invalid header name {name}")))?;
-            request = request.header(name, value);
+            builder = builder.header(name, value);
         }
-        if let Some(token) = &payload.bearer_token {
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        if let Some(auth) = &request.authorization {
+            let mut value = HeaderValue::from_str(auth).map_err(|_| {
                 SendError::Message("the access token is not valid in a header".into())
             })?;
             value.set_sensitive(true);
-            request = request.header(AUTHORIZATION, value);
+            builder = builder.header(AUTHORIZATION, value);
         }
-        let response = request
-            .body(payload.body)
+        let response = builder
+            .body(request.body)
             .send()
             .await
             .map_err(|e| classify_reqwest(e, &endpoint, self.timeout))?;
@@ -170,14 +221,62 @@ async fn read_snippet(mut response: reqwest::Response) -> String {
     truncate_chars(&one_line(&String::from_utf8_lossy(&buf)), ERROR_BODY_CHARS)
 }
 
-/// `Retry-After` in (possibly fractional) seconds; HTTP dates are ignored.
+/// `Retry-After`: (possibly fractional) seconds, or an HTTP date (the time
+/// left until then; zero when it is past).
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let secs: f64 = value.trim().parse().ok()?;
-    if secs.is_finite() && secs >= 0.0 {
-        Duration::try_from_secs_f64(secs).ok()
-    } else {
-        None
+    parse_retry_after_at(value, std::time::SystemTime::now())
+}
+
+fn parse_retry_after_at(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return if secs.is_finite() && secs >= 0.0 {
+            Duration::try_from_secs_f64(secs).ok()
+        } else {
+            None
+        };
     }
+    let at = parse_http_date(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// An IMF-fixdate (`Wed, 21 Oct 2015 07:28:00 GMT`), the form servers send.
+fn parse_http_date(value: &str) -> Option<std::time::SystemTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_, rest) = value.split_once(", ")?;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let day: i64 = day.parse().ok()?;
+    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
+    let year: i64 = year.parse().ok()?;
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&day)
+        || !(0..24).contains(h)
+        || !(0..60).contains(m)
+        || !(0..61).contains(s)
+    {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days * 86_400 + h * 3600 + m * 60 + s).ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 fn classify_reqwest(err: reqwest::Error, endpoint: &str, timeout: Duration) -> SendError {
@@ -225,7 +324,17 @@ mod tests {
             parse_retry_after(" 1.5 "),
             Some(Duration::from_millis(1500))
         );
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_400);
+        assert_eq!(
+            parse_retry_after_at("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(80))
+        );
+        assert_eq!(parse_retry_after("Wed, 21 Foo 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-3"), None);
         assert_eq!(parse_retry_after("inf"), None);
     }

@@ -1,24 +1,24 @@
-//! Slack incoming webhook (`{"text": ...}`); Mattermost and Rocket.Chat take the same body.
+//! Slack incoming webhook (`{"text": ...}`).
 
-use crate::destination::Channel;
+use crate::destination::Destination;
+use crate::error::SendError;
 use crate::notification::Notification;
+use crate::registry::{Build, ChannelSpec, FieldKind, FieldSpec};
 use crate::render;
-use crate::sinks::http::{HttpClient, HttpPayload};
-use crate::sinks::{SendFuture, Sink};
-use reqwest::Url;
+use crate::sinks::http::HttpRequest;
 
-pub struct SlackSink<'a> {
-    pub(crate) http: &'a HttpClient,
-    pub(crate) url: Url,
-}
+pub(crate) const SPEC: ChannelSpec = ChannelSpec {
+    label: "Slack",
+    fields: &[FieldSpec::new(
+        "url",
+        "Webhook URL",
+        FieldKind::SecretUrl,
+        "The incoming webhook URL Slack gives you (https://hooks.slack.com/services/...).",
+    )],
+    check: None,
+    build: Build::Http(request),
+};
 
-impl Sink for SlackSink<'_> {
-    fn channel(&self) -> Channel {
-        Channel::Slack
-    }
-
-    fn send<'a>(&'a self, notification: &'a Notification) -> SendFuture<'a> {
-        let payload = HttpPayload::json(&render::slack_json(notification));
-        Box::pin(self.http.post(Channel::Slack, &self.url, payload))
-    }
+fn request(d: &Destination, n: &Notification) -> Result<HttpRequest, SendError> {
+    Ok(HttpRequest::json(d.url("url")?, &render::slack_json(n)))
 }

@@ -1,24 +1,24 @@
 //! Microsoft Teams incoming webhook (MessageCard).
 
-use crate::destination::Channel;
+use crate::destination::Destination;
+use crate::error::SendError;
 use crate::notification::Notification;
+use crate::registry::{Build, ChannelSpec, FieldKind, FieldSpec};
 use crate::render;
-use crate::sinks::http::{HttpClient, HttpPayload};
-use crate::sinks::{SendFuture, Sink};
-use reqwest::Url;
+use crate::sinks::http::HttpRequest;
 
-pub struct TeamsSink<'a> {
-    pub(crate) http: &'a HttpClient,
-    pub(crate) url: Url,
-}
+pub(crate) const SPEC: ChannelSpec = ChannelSpec {
+    label: "Microsoft Teams",
+    fields: &[FieldSpec::new(
+        "url",
+        "Webhook URL",
+        FieldKind::SecretUrl,
+        "The incoming webhook URL of the Teams channel's connector.",
+    )],
+    check: None,
+    build: Build::Http(request),
+};
 
-impl Sink for TeamsSink<'_> {
-    fn channel(&self) -> Channel {
-        Channel::Teams
-    }
-
-    fn send<'a>(&'a self, notification: &'a Notification) -> SendFuture<'a> {
-        let payload = HttpPayload::json(&render::teams_json(notification));
-        Box::pin(self.http.post(Channel::Teams, &self.url, payload))
-    }
+fn request(d: &Destination, n: &Notification) -> Result<HttpRequest, SendError> {
+    Ok(HttpRequest::json(d.url("url")?, &render::teams_json(n)))
 }

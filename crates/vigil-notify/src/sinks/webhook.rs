@@ -1,35 +1,31 @@
-//! Generic webhook: a JSON POST of the [`Notification`](crate::Notification) itself, with `X-Vigil-Event` and `X-Vigil-Severity` headers for routing,
+//! Generic webhook: a JSON POST of the [`Notification`] itself, with `X-Vigil-Event` and `X-Vigil-Severity` headers for routing,
 //! and `Idempotency-Key` (the delivery id, the same on every retry) so a receiver can drop a repeat.
 
-use crate::destination::Channel;
+use crate::destination::Destination;
+use crate::error::SendError;
 use crate::notification::Notification;
+use crate::registry::{Build, ChannelSpec, FieldKind, FieldSpec};
 use crate::render;
-use crate::sinks::http::{HttpClient, HttpPayload};
-use crate::sinks::{SendFuture, Sink};
-use reqwest::Url;
+use crate::sinks::http::HttpRequest;
 
-pub struct WebhookSink<'a> {
-    pub(crate) http: &'a HttpClient,
-    pub(crate) url: Url,
-}
+pub(crate) const SPEC: ChannelSpec = ChannelSpec {
+    label: "Webhook (JSON POST)",
+    fields: &[FieldSpec::new(
+        "url",
+        "Webhook URL",
+        FieldKind::SecretUrl,
+        "The http(s):// URL the notification is POSTed to as JSON.",
+    )],
+    check: None,
+    build: Build::Http(request),
+};
 
-impl Sink for WebhookSink<'_> {
-    fn channel(&self) -> Channel {
-        Channel::Webhook
+fn request(d: &Destination, n: &Notification) -> Result<HttpRequest, SendError> {
+    let mut r = HttpRequest::json(d.url("url")?, &render::webhook_json(n))
+        .header("X-Vigil-Event", n.event.as_str())
+        .header("X-Vigil-Severity", n.severity.as_str());
+    if let Some(id) = &n.delivery_id {
+        r = r.header("Idempotency-Key", id.clone());
     }
-
-    fn send<'a>(&'a self, notification: &'a Notification) -> SendFuture<'a> {
-        let mut payload = HttpPayload::json(&render::webhook_json(notification));
-        payload.headers = vec![
-            ("X-Vigil-Event", notification.event.as_str().to_owned()),
-            (
-                "X-Vigil-Severity",
-                notification.severity.as_str().to_owned(),
-            ),
-        ];
-        if let Some(id) = &notification.delivery_id {
-            payload.headers.push(("Idempotency-Key", id.clone()));
-        }
-        Box::pin(self.http.post(Channel::Webhook, &self.url, payload))
-    }
+    Ok(r)
 }

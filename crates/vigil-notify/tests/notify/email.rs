@@ -25,7 +25,7 @@ fn notifier(smtp: SmtpConfig) -> Notifier {
 }
 
 fn to(address: &str) -> Destination {
-    Destination::Email { to: address.into() }
+    Destination::with_address(Channel::Email, address)
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //! it they print SKIPPED and pass, unless `VIGIL_REQUIRE_SMTP=1` (as in CI), where
 //! they fail. `VIGIL_PYTHON` picks another interpreter.
 
+mod channels;
 mod email;
 mod support;
 mod webhooks;

@@ -25,6 +25,7 @@ pub fn notification() -> Notification {
         dedupe_key: "acme/office-gw/203.0.113.7/unauthorized/23".into(),
         console_url: Some("https://vigil.example/conditions/42".into()),
         delivery_id: None,
+        ack_url: None,
     }
 }
 

@@ -8,14 +8,14 @@ use vigil_notify::{render, Channel, Destination, HttpConfig, Notifier, NotifierC
 
 /// The receivers listen on 127.0.0.1, which the default network policy
 /// refuses for webhooks: these tests run with loopback allowed.
-fn notifier_with(mut http: HttpConfig) -> Notifier {
+pub(crate) fn notifier_with(mut http: HttpConfig) -> Notifier {
     let mut policy = NetPolicy::default();
     policy.add(Verdict::Allow, "webhook=loopback").unwrap();
     http.policy = Arc::new(policy);
     Notifier::new(&NotifierConfig { smtp: None, http }).unwrap()
 }
 
-fn notifier() -> Notifier {
+pub(crate) fn notifier() -> Notifier {
     notifier_with(HttpConfig {
         timeout: Duration::from_secs(5),
         ..HttpConfig::default()
@@ -30,9 +30,7 @@ fn user_agent() -> String {
 async fn generic_webhook_posts_the_notification() {
     let server = HttpServer::start(Reply::status(200).body("ok")).await;
     let n = notification();
-    let dest = Destination::Webhook {
-        url: server.url("/hooks/vigil?key=abc"),
-    };
+    let dest = Destination::with_address(Channel::Webhook, &server.url("/hooks/vigil?key=abc"));
     let delivery = notifier().send(&dest, &n).await.unwrap();
     assert_eq!(delivery.channel, Channel::Webhook);
     assert_eq!(delivery.response, "HTTP 200 OK");
@@ -56,9 +54,7 @@ async fn generic_webhook_carries_the_delivery_id() {
     let server = HttpServer::start(Reply::status(200)).await;
     let mut n = notification();
     n.delivery_id = Some("4f1c2d9e-0000-4000-8000-00000000002a".into());
-    let dest = Destination::Webhook {
-        url: server.url("/hook"),
-    };
+    let dest = Destination::with_address(Channel::Webhook, &server.url("/hook"));
     for _ in 0..2 {
         notifier().send(&dest, &n).await.unwrap();
     }
@@ -97,11 +93,7 @@ async fn slack_teams_discord_bodies() {
     for (channel, status, path, expected) in cases {
         let server = HttpServer::start(Reply::status(status)).await;
         let url = server.url(path);
-        let dest = match channel {
-            Channel::Slack => Destination::Slack { url },
-            Channel::Teams => Destination::Teams { url },
-            _ => Destination::Discord { url },
-        };
+        let dest = Destination::with_address(channel, &url);
         let delivery = notifier().send(&dest, &n).await.unwrap();
         assert_eq!(delivery.channel, channel);
         let r = server.single_request();
@@ -130,10 +122,13 @@ async fn ntfy_posts_text_with_headers_and_token() {
     let server = HttpServer::start(Reply::status(200).body(r#"{"id":"x1"}"#)).await;
     let mut n = notification();
     n.title = "Büro: Port 23/tcp open".into();
-    let dest = Destination::Ntfy {
-        url: server.url("/vigil-alerts"),
-        token: Some("tk_testtoken".into()),
-    };
+    let dest = Destination::new(
+        Channel::Ntfy,
+        [
+            ("url", server.url("/vigil-alerts")),
+            ("token", "tk_testtoken".into()),
+        ],
+    );
     notifier().send(&dest, &n).await.unwrap();
     let r = server.single_request();
     assert_eq!(r.method, "POST");
@@ -158,9 +153,10 @@ async fn ntfy_posts_text_with_headers_and_token() {
 
 async fn error_for(reply: Reply, timeout: Duration) -> (SendError, HttpServer) {
     let server = HttpServer::start(reply).await;
-    let dest = Destination::Slack {
-        url: server.url("/services/T000/B000/SECRETPATH"),
-    };
+    let dest = Destination::with_address(
+        Channel::Slack,
+        &server.url("/services/T000/B000/SECRETPATH"),
+    );
     let err = notifier_with(HttpConfig {
         timeout,
         ..HttpConfig::default()
@@ -230,9 +226,10 @@ async fn http_status_classification() {
 
 #[tokio::test]
 async fn closed_port_is_transient() {
-    let dest = Destination::Webhook {
-        url: format!("http://127.0.0.1:{}/hooks/SECRETPATH", closed_port()),
-    };
+    let dest = Destination::with_address(
+        Channel::Webhook,
+        &format!("http://127.0.0.1:{}/hooks/SECRETPATH", closed_port()),
+    );
     let err = notifier().send(&dest, &notification()).await.unwrap_err();
     assert!(matches!(err, SendError::Connect { .. }), "{err:?}");
     assert!(err.is_transient());
@@ -256,10 +253,7 @@ async fn slow_server_times_out_transiently() {
 async fn https_with_private_ca() {
     let pki = TestPki::new();
     let server = HttpServer::start_tls(Reply::status(200), &pki).await;
-    let dest = Destination::Ntfy {
-        url: server.url("/alerts"),
-        token: None,
-    };
+    let dest = Destination::with_address(Channel::Ntfy, &server.url("/alerts"));
     let trusting = notifier_with(HttpConfig {
         extra_root_ca_pem: Some(pki.ca_pem.clone()),
         ..HttpConfig::default()
@@ -288,7 +282,7 @@ async fn the_default_policy_refuses_loopback_webhooks() {
     let by_name = by_address.replace("127.0.0.1", "localhost");
     assert_ne!(by_address, by_name);
     for url in [by_address, by_name] {
-        let dest = Destination::Webhook { url: url.clone() };
+        let dest = Destination::with_address(Channel::Webhook, &url);
         let err = notifier.send(&dest, &notification()).await.unwrap_err();
         assert!(matches!(err, SendError::Refused { .. }), "{url}: {err:?}");
         assert!(err.is_permanent());

@@ -20,15 +20,35 @@ use vigil_proto::api::{
 };
 use vigil_store::{now_unix, Agent, AgentId, ScanResult};
 
+/// `GET /agents` filters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    /// Only agents carrying this tag.
+    tag: Option<String>,
+}
+
 pub(crate) async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
+    Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<AgentView>>, ApiError> {
     let now = now_unix();
+    let account = caller.account.id;
+    let tag = q.tag.map(|t| t.trim().to_lowercase());
+    if let Some(t) = &tag {
+        vigil_core::maintenance::check_tag(t).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    }
+    let windows = app.store.windows(account).await?;
     let mut out = Vec::new();
-    for agent in app.store.agents(caller.account.id).await? {
-        let policy = app.store.policy(caller.account.id, agent.id).await?;
-        out.push(app.agent_view(&agent, policy.as_ref(), now));
+    for agent in app.store.agents(account).await? {
+        if tag.as_ref().is_some_and(|t| !agent.tags.contains(t)) {
+            continue;
+        }
+        let policy = app.store.policy(account, agent.id).await?;
+        let mut view = app.agent_view(&agent, policy.as_ref(), now);
+        view.maintenance = crate::maintenance::covering(&windows, &agent, now);
+        out.push(view);
     }
     Ok(axum::Json(out))
 }
@@ -46,11 +66,10 @@ pub(crate) async fn get(
 /// The agent with its scan status (which needs its policy).
 async fn view(app: &App, agent: &Agent) -> Result<axum::Json<AgentView>, ApiError> {
     let policy = app.store.policy(agent.account_id, agent.id).await?;
-    Ok(axum::Json(app.agent_view(
-        agent,
-        policy.as_ref(),
-        now_unix(),
-    )))
+    let now = now_unix();
+    let mut view = app.agent_view(agent, policy.as_ref(), now);
+    view.maintenance = app.maintenance_of(agent, now).await?;
+    Ok(axum::Json(view))
 }
 
 pub(crate) async fn patch(
@@ -74,6 +93,21 @@ pub(crate) async fn patch(
             caller.account.id,
             &caller,
             "agent.plan",
+            Some(&agent.name),
+            Some(detail),
+        )
+        .await;
+    }
+    if let Some(tags) = req.tags {
+        let tags = vigil_core::maintenance::normalize_tags(&tags)
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        agent = app.store.set_tags(caller.account.id, id, &tags).await?;
+        let detail = serde_json::json!({"tags": tags});
+        crate::audit::record(
+            &app,
+            caller.account.id,
+            &caller,
+            "agent.tags",
             Some(&agent.name),
             Some(detail),
         )
@@ -204,6 +238,7 @@ pub(crate) fn result_view(r: &ScanResult) -> ResultView {
             .map(|p| PortView {
                 port: p.port,
                 state: p.state,
+                details: p.details.as_deref().cloned(),
             })
             .collect(),
         probed_count: r.probed_count,

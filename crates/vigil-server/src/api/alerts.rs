@@ -13,6 +13,7 @@ use axum::http::header;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
+use vigil_core::ConditionKind;
 use vigil_proto::api::{AckRequest, AlertEventView, AlertView};
 use vigil_store::{
     Agent, AgentId, Alert, AlertEvent, AlertFilter, AlertId, AlertStatus, StoreError,
@@ -122,7 +123,21 @@ pub(crate) async fn view(app: &App, alert: &Alert) -> Result<AlertView, ApiError
         Err(StoreError::NotFound) => None,
         Err(e) => return Err(e.into()),
     };
-    Ok(alert_view(alert, agent.as_ref()))
+    let mut view = alert_view(alert, agent.as_ref());
+    let says_what_listens = matches!(
+        alert.condition.kind,
+        ConditionKind::UnauthorizedOpen | ConditionKind::ProcessChanged
+    );
+    if let (Some(agent), Some(port), true, AlertStatus::Open) = (
+        &agent,
+        alert.condition.port,
+        says_what_listens,
+        alert.status,
+    ) {
+        let (listening, _) = app.listening(agent, &alert.target, port).await?;
+        view.listening = listening.and_then(|d| d.summary());
+    }
+    Ok(view)
 }
 
 fn alert_view(a: &Alert, agent: Option<&Agent>) -> AlertView {
@@ -142,6 +157,7 @@ fn alert_view(a: &Alert, agent: Option<&Agent>) -> AlertView {
         resolution: a.resolution.map(|r| r.as_str().to_string()),
         resolved_by: a.resolved_by.clone(),
         title: alert_title(a, agent),
+        listening: None,
         acknowledged_at: a.acknowledged_at,
         acknowledged_by: a.acknowledged_by.clone(),
         ack_note: a.ack_note.clone(),

@@ -13,12 +13,21 @@ use std::sync::Arc;
 use vigil_proto::api::{ContactBody, ContactView, RuleBody, RuleView};
 use vigil_store::{AgentId, Contact, ContactId, NotificationRule, Role, RuleId};
 
+/// A contact as the caller may see it: secrets never, hook URLs in full
+/// only to those who may change the contact.
 fn contact_view(c: &Contact, caller: &Caller) -> ContactView {
+    let can_write = caller.user.role != Role::Viewer;
+    let dest = c.destination().ok();
     ContactView {
         id: c.id.to_string(),
         name: c.name.clone(),
         channel: c.channel.to_string(),
-        address: shown_address(c, caller.user.role != Role::Viewer),
+        address: shown_address(c, can_write),
+        fields: dest
+            .as_ref()
+            .map(|d| d.shown_fields(can_write))
+            .unwrap_or_default(),
+        secrets: dest.map(|d| d.secrets_set()).unwrap_or_default(),
         created_at: c.created_at,
     }
 }
@@ -30,6 +39,8 @@ fn rule_view(r: &NotificationRule) -> RuleView {
         agent_id: r.agent_id.map(|a| a.to_string()),
         events: r.events.clone(),
         created_at: r.created_at,
+        remind_every_minutes: r.remind_every_minutes,
+        escalation: r.escalation.clone(),
     }
 }
 
@@ -136,6 +147,11 @@ pub(crate) async fn create_rule(
         .as_deref()
         .map(|a| ids::parse::<AgentId>("agent", a))
         .transpose()?;
+    let followups = crate::contacts::Followups {
+        remind_every_minutes: body.remind_every_minutes,
+        escalation: body.escalation,
+    };
+    followups.check()?;
     let rule = add_rule(
         &app,
         caller.account.id,
@@ -145,6 +161,7 @@ pub(crate) async fn create_rule(
         &body.events,
     )
     .await?;
+    let rule = crate::contacts::set_followups(&app, caller.account.id, rule, &followups).await?;
     Ok((StatusCode::CREATED, axum::Json(rule_view(&rule))))
 }
 

@@ -11,8 +11,10 @@ mod deployment_keys;
 mod devices;
 mod history;
 mod install;
+mod maintenance;
 mod peers;
 mod session;
+mod trends;
 
 use crate::app::App;
 use axum::http::{header, StatusCode};
@@ -26,6 +28,68 @@ use std::sync::Arc;
 /// router: deriving it (utoipa) would put documentation derives on the
 /// domain and storage types, which must not depend on the web layer.
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// [`OPENAPI`] with the notification channels filled in from the registry
+/// in `vigil-notify`: the `ContactBody.channel` enum and a `ChannelFields`
+/// schema (each channel's fields: kind, required, default, help).
+pub fn openapi_document() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc: serde_json::Value = match serde_json::from_str(OPENAPI) {
+            Ok(d) => d,
+            Err(_) => return OPENAPI.to_owned(),
+        };
+        let channels = vigil_notify::Channel::ALL;
+        let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+        let schemas = &mut doc["components"]["schemas"];
+        schemas["ContactBody"]["properties"]["channel"]["enum"] = serde_json::json!(names);
+        let mut per_channel = serde_json::Map::new();
+        for c in channels {
+            let mut props = serde_json::Map::new();
+            for f in c.fields() {
+                let mut p = serde_json::json!({
+                    "type": "string",
+                    "title": f.label,
+                    "description": f.help,
+                    "x-vigil-kind": f.kind.as_str(),
+                });
+                if f.kind.is_url() {
+                    p["format"] = "uri".into();
+                }
+                if f.kind.is_secret() {
+                    p["writeOnly"] = true.into();
+                }
+                if let Some(d) = f.default {
+                    p["default"] = d.into();
+                }
+                props.insert(f.name.to_owned(), p);
+            }
+            let required: Vec<&str> = c
+                .fields()
+                .iter()
+                .filter(|f| f.required)
+                .map(|f| f.name)
+                .collect();
+            per_channel.insert(
+                c.as_str().to_owned(),
+                serde_json::json!({
+                    "type": "object",
+                    "title": c.label(),
+                    "properties": props,
+                    "required": required,
+                    "additionalProperties": false,
+                }),
+            );
+        }
+        schemas["ChannelFields"] = serde_json::json!({
+            "type": "object",
+            "description": "each channel's fields: the first is a contact's address, \
+                            the others go in ContactBody.fields",
+            "properties": per_channel,
+        });
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|_| OPENAPI.to_owned())
+    })
+}
 
 /// The routes under `/api/v1` (mounted by [`crate::http::router`]).
 pub(crate) fn routes() -> Router<Arc<App>> {
@@ -66,6 +130,8 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/agents/{id}/network", get(devices::network))
         .route("/agents/{id}/history", get(history::history))
         .route("/agents/{id}/timeline", get(history::timeline))
+        .route("/agents/{id}/trends", get(trends::agent))
+        .route("/trends", get(trends::account))
         .route("/enrollments", post(agents::enroll))
         .route(
             "/deployment-keys",
@@ -76,6 +142,16 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             axum::routing::delete(deployment_keys::revoke),
         )
         .route("/deployment-keys/{id}/uses", get(deployment_keys::uses))
+        .route(
+            "/maintenance",
+            get(maintenance::list).post(maintenance::create),
+        )
+        .route(
+            "/maintenance/{id}",
+            get(maintenance::get)
+                .put(maintenance::update)
+                .delete(maintenance::remove),
+        )
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}", get(alerts::get))
         .route("/alerts/{id}/history", get(alerts::history))
@@ -132,7 +208,10 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 }
 
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_document(),
+    )
 }
 
 async fn method_not_allowed() -> impl IntoResponse {

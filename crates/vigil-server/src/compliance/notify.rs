@@ -100,6 +100,7 @@ async fn notify_changes(
         dedupe_key: format!("compliance:{account}"),
         console_url: app.cfg.console_url.clone(),
         delivery_id: None,
+        ack_url: None,
     };
     let payload = serde_json::to_value(&notification)
         .map_err(|e| StoreError::Invalid(format!("cannot encode notification: {e}")))?;

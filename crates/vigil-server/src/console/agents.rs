@@ -36,6 +36,7 @@ pub(crate) struct Line {
     pub last_seen_at: Option<i64>,
     pub public_addr: Option<String>,
     pub hostname: Option<String>,
+    pub tags: Vec<String>,
 }
 
 pub(crate) fn table(lines: &[Line]) -> Markup {
@@ -47,6 +48,7 @@ pub(crate) fn table(lines: &[Line]) -> Markup {
                     th scope="col" { "Name" } th scope="col" { "Health" } th scope="col" { "Plan" }
                     th scope="col" { "Security scan" } th scope="col" { "Last seen" }
                     th scope="col" { "Public address" } th scope="col" { "Hostname" }
+                    th scope="col" { "Tags" }
                 } }
                 tbody {
                     @for l in lines {
@@ -58,6 +60,12 @@ pub(crate) fn table(lines: &[Line]) -> Markup {
                             td { (layout::maybe_time(l.last_seen_at)) }
                             td { (l.public_addr.as_deref().unwrap_or("—")) }
                             td { (l.hostname.as_deref().unwrap_or("—")) }
+                            td {
+                                @for (i, t) in l.tags.iter().enumerate() {
+                                    @if i > 0 { " " }
+                                    a.tag href={ "/agents?tag=" (t) } { (t) }
+                                }
+                            }
                         }
                     }
                 }
@@ -74,6 +82,7 @@ pub(crate) async fn list(
     let query = Form::query(query)?;
     let search = query.get("q").unwrap_or_default().trim().to_string();
     let healths = health_filter(&query.all("health"));
+    let tag = query.get("tag").unwrap_or_default().trim().to_lowercase();
     let page = super::page_number(query.get("page"));
     let offset = (page - 1) * u64::from(PAGE_SIZE);
     let account = session.account.id;
@@ -86,6 +95,7 @@ pub(crate) async fn list(
                 .filter_map(|h| contact_range(*h, now, &app.cfg.liveness))
                 .collect()
         }),
+        tag: (!tag.is_empty()).then(|| tag.clone()),
     };
     let (agents, total) = app
         .store
@@ -104,8 +114,10 @@ pub(crate) async fn list(
             last_seen_at: a.last_seen_at,
             public_addr: a.public_addr.clone(),
             hostname: a.hostname.clone(),
+            tags: a.tags.clone(),
         });
     }
+    let known_tags = app.store.agent_tags(account).await?;
     let pages = total.div_ceil(u64::from(PAGE_SIZE)).max(1);
     let link = |p: u64| {
         let mut q = vec![("q", search.clone())];
@@ -114,6 +126,9 @@ pub(crate) async fn list(
                 .iter()
                 .map(|h| ("health", health_key(*h).to_string())),
         );
+        if !tag.is_empty() {
+            q.push(("tag", tag.clone()));
+        }
         q.push(("page", p.to_string()));
         format!(
             "/agents?{}",
@@ -125,6 +140,9 @@ pub(crate) async fn list(
         form.search method="get" action="/agents" role="search" {
             label for="q" { "Search by name or hostname" }
             input #q type="search" name="q" value=(search);
+            label for="tag" { "Tag" }
+            input #tag type="text" name="tag" value=(tag) list="known-tags";
+            datalist #known-tags { @for t in &known_tags { option value=(t) {} } }
             fieldset.inline {
                 legend { "Health" }
                 @for h in AgentHealth::ALL {
@@ -139,6 +157,7 @@ pub(crate) async fn list(
         p aria-live="polite" {
             (total) " agent" (if total == 1 { "" } else { "s" })
             @if !search.is_empty() { (if total == 1 { " matches" } else { " match" }) " “" (search) "”" }
+            @if !tag.is_empty() { " tagged “" (tag) "”" }
             @if !healths.is_empty() {
                 " ("
                 @for (i, h) in healths.iter().enumerate() { @if i > 0 { " or " } (h.as_str()) }
@@ -200,6 +219,8 @@ pub(crate) struct Draft {
     pub unreviewed_report_only: bool,
     /// `kind: ports`, one per line.
     pub device_kinds: String,
+    /// Another program on an authorized port of the agent's host alerts.
+    pub process_change_alerts: bool,
     pub interval: String,
 }
 
@@ -218,6 +239,7 @@ impl Draft {
                 include_interfaces: String::new(),
                 unreviewed_report_only: false,
                 device_kinds: String::new(),
+                process_change_alerts: false,
                 interval: "60".into(),
             },
             Some(p) => Draft {
@@ -245,6 +267,7 @@ impl Draft {
                     .map(|k| format!("{}: {}", k.name, k.authorized))
                     .collect::<Vec<_>>()
                     .join("\n"),
+                process_change_alerts: p.process_change_alerts,
                 interval: p.interval.minutes().to_string(),
             },
         }
@@ -268,6 +291,7 @@ impl Draft {
                 .into(),
             unreviewed_report_only: f.get("unreviewed_report_only").is_some(),
             device_kinds: f.get("device_kinds").unwrap_or_default().trim().into(),
+            process_change_alerts: f.get("process_change_alerts").is_some(),
             interval: f.get("interval").unwrap_or_default().trim().into(),
         }
     }
@@ -333,6 +357,7 @@ impl Draft {
                 UnreviewedDevices::OpenPortsAlert
             },
             device_kinds: self.kinds()?,
+            process_change_alerts: self.process_change_alerts,
         })
     }
 
@@ -470,6 +495,11 @@ pub(crate) fn editor(
                         "Devices nobody approved: do not alert on their open ports (otherwise any open port of theirs is unauthorized)"
                     }
                 }
+                label.check for="process_change_alerts" {
+                    input #process_change_alerts type="checkbox" name="process_change_alerts" value="on"
+                        checked[draft.process_change_alerts];
+                    "Alert when another program serves an authorized port of the agent's host than in the previous scan"
+                }
                 label for="interval" { "Interval" }
                 @match kind {
                     AccountKind::Member => {
@@ -511,26 +541,69 @@ pub(crate) fn results_table(results: &[ScanResult], policy: Option<&SecurityPoli
                 "Finished " (layout::time(r.finished_at)) " · "
                 (vigil_core::probed_summary(r.probed_count, r.probed_ports.as_deref(), r.ports.len()))
             }
-            @let rows: Vec<(u16, PortState, &str)> = r.ports.iter()
+            @let rows: Vec<(u16, PortState, &str, PortFacts)> = r.ports.iter()
                 .filter(|p| p.state == PortState::Open || policy.is_some_and(|pol| pol.is_monitored(p.port)))
                 .take(MAX_PORT_ROWS)
-                .map(|p| (p.port, p.state, verdict(p.port, p.state, policy)))
+                .map(|p| (p.port, p.state, verdict(p.port, p.state, policy), port_facts(p.details.as_deref())))
                 .collect();
             @if rows.is_empty() {
                 p { "No open ports." }
             } @else {
                 (layout::table_wrap(&format!("Ports of {}", target_label(&r.target)), html! {
                     table {
-                        thead { tr { th scope="col" { "Port" } th scope="col" { "State" } th scope="col" { "Verdict" } } }
+                        thead { tr {
+                            th scope="col" { "Port" } th scope="col" { "State" } th scope="col" { "Verdict" }
+                            th scope="col" { "Service" } th scope="col" { "Process" } th scope="col" { "Announces" }
+                        } }
                         tbody {
-                            @for (port, state, v) in &rows {
-                                tr { td { (port) "/tcp" } td { (format!("{state:?}").to_lowercase()) } td { (v) } }
+                            @for (port, state, v, facts) in &rows {
+                                tr {
+                                    td { (port) "/tcp" } td { (format!("{state:?}").to_lowercase()) } td { (v) }
+                                    td { (facts.service) }
+                                    td {
+                                        @if let Some(p) = &facts.process {
+                                            code { (p) }
+                                        }
+                                    }
+                                    td {
+                                        @for (i, line) in facts.announces.iter().enumerate() {
+                                            @if i > 0 { br; }
+                                            (line)
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
                 }))
             }
         }
+    }
+}
+
+/// What listens on a port, for the port table's last three columns.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct PortFacts {
+    pub service: String,
+    /// `python3 -m http.server (pid 1234, user nobody, /usr/bin/python3.11)`.
+    pub process: Option<String>,
+    /// `Banner: …`, `HTTP server: …`, `HTTP title: …`, `TLS certificate: …`.
+    pub announces: Vec<String>,
+}
+
+pub(crate) fn port_facts(details: Option<&vigil_core::listener::PortDetails>) -> PortFacts {
+    let Some(d) = details else {
+        return PortFacts::default();
+    };
+    PortFacts {
+        service: d.service.clone().unwrap_or_default(),
+        process: d.process.as_ref().map(|p| p.summary()),
+        announces: d
+            .facts()
+            .into_iter()
+            .filter(|(label, _)| !matches!(*label, "Service" | "Process"))
+            .map(|(label, value)| format!("{label}: {value}"))
+            .collect(),
     }
 }
 
@@ -572,6 +645,15 @@ async fn detail_page(
             .map(|g| (s.finished_at, g))
     });
     let next_run = app.store.next_run(account, agent.id).await?;
+    let maintenance = app.maintenance_of(agent, now).await?;
+    let trend = crate::trends::trend(
+        app,
+        account,
+        Some(agent.id),
+        vigil_core::trend::TrendWindow::Month,
+        now,
+    )
+    .await?;
     let draft = draft.unwrap_or_else(|| Draft::of(policy.as_ref()));
     let body = html! {
         p { a href="/agents" { "← Agents" } }
@@ -588,6 +670,24 @@ async fn detail_page(
                     @if let Some(r) = &scan.reason { " " (r) }
                 }
                 dt { "Next scan" } dd { (layout::maybe_time(next_run)) }
+                @if let Some(m) = &maintenance {
+                    dt { "Maintenance" } dd {
+                        (layout::badge("in maintenance")) " “" (m.name) "” until " (layout::time(m.until))
+                        " — alerts still show; notifications wait until it ends."
+                    }
+                }
+                dt { "Tags" } dd {
+                    @if session.can_write() {
+                        form.inline method="post" action={ "/agents/" (agent.id) "/tags" } {
+                            (session.csrf_field())
+                            input #tags type="text" name="tags" value=(agent.tags.join(", "))
+                                aria-label="Tags, separated by commas" placeholder="office, paris";
+                            button.secondary type="submit" { "Save tags" }
+                        }
+                    } @else {
+                        @if agent.tags.is_empty() { "—" } @else { (agent.tags.join(", ")) }
+                    }
+                }
                 dt { "Last seen" } dd { (layout::maybe_time(agent.last_seen_at)) }
                 dt { "Enrolled" } dd { (layout::time(agent.enrolled_at)) }
                 dt { "Public address" } dd { (agent.public_addr.as_deref().unwrap_or("—")) }
@@ -596,6 +696,10 @@ async fn detail_page(
                 dt { "Version" } dd { (agent.version.as_deref().unwrap_or("—")) }
                 dt { "ID" } dd { code { (agent.id) } }
             }
+        }
+        section.section aria-labelledby="trend-h" {
+            h2 #trend-h { "Exposure, last 30 days" }
+            (super::trend_chart::exposure(&format!("Agent {}", agent.name), &trend))
         }
         section.section aria-labelledby="policy-h" {
             h2 #policy-h { "Security scan policy" }
@@ -635,9 +739,48 @@ pub(crate) async fn detail(
     let query = Form::query(query)?;
     let done = match query.get("done") {
         Some("saved") => Some("Policy saved."),
+        Some("tags") => Some("Tags saved."),
         _ => None,
     };
     detail_page(&app, &session, &agent, None, None, done).await
+}
+
+/// `POST /agents/{id}/tags`: replaces the agent's tags (comma-separated).
+pub(crate) async fn save_tags(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Post { session, form }: Post,
+) -> Result<Response, ConsoleError> {
+    session.require_write()?;
+    let id = super::path_id::<AgentId>(&id)?;
+    let agent = app.store.agent(session.account.id, id).await?;
+    let given: Vec<&str> = form
+        .get("tags")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    match vigil_core::maintenance::normalize_tags(&given) {
+        Ok(tags) => {
+            app.store.set_tags(session.account.id, id, &tags).await?;
+            crate::audit::record(
+                &app,
+                session.account.id,
+                &session,
+                "agent.tags",
+                Some(&agent.name),
+                Some(serde_json::json!({ "tags": tags })),
+            )
+            .await;
+            Ok(Redirect::to(&format!("/agents/{id}?done=tags")).into_response())
+        }
+        Err(e) => {
+            let page =
+                detail_page(&app, &session, &agent, None, Some(&e.to_string()), None).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
 }
 
 pub(crate) async fn save_policy(
@@ -700,6 +843,7 @@ mod tests {
             last_seen_at: None,
             public_addr: Some("\"><img src=x onerror=alert(1)>".into()),
             hostname: None,
+            tags: vec!["<b>".into()],
         };
         let html = table(&[line]).into_string();
         assert!(
@@ -784,10 +928,43 @@ mod tests {
             include_interfaces: Vec::new(),
             unreviewed_devices: Default::default(),
             device_kinds: Vec::new(),
+            process_change_alerts: false,
         };
         assert_eq!(verdict(22, PortState::Open, Some(&p)), "authorized");
         assert_eq!(verdict(23, PortState::Open, Some(&p)), "unauthorized");
         assert_eq!(verdict(443, PortState::Open, Some(&p)), "monitored, up");
         assert_eq!(verdict(443, PortState::Closed, Some(&p)), "monitored, down");
+    }
+
+    #[test]
+    fn port_table_says_what_listens() {
+        use vigil_core::listener::{PortDetails, ProcessInfo, TlsSummary};
+        assert_eq!(port_facts(None), PortFacts::default());
+        let d = PortDetails {
+            service: Some("https".into()),
+            tls: Some(TlsSummary {
+                subject: "CN=nas.lan".into(),
+                issuer: "CN=nas.lan".into(),
+                not_after: 1_709_251_200,
+            }),
+            process: Some(ProcessInfo {
+                name: "nginx".into(),
+                pid: 900,
+                user: Some("root".into()),
+                exe: Some("/usr/sbin/nginx".into()),
+                cmdline: Some("nginx: master process /usr/sbin/nginx".into()),
+            }),
+            ..PortDetails::default()
+        };
+        let facts = port_facts(Some(&d));
+        assert_eq!(facts.service, "https");
+        assert_eq!(
+            facts.process.as_deref(),
+            Some("nginx: master process /usr/sbin/nginx (pid 900, user root, /usr/sbin/nginx)")
+        );
+        assert_eq!(
+            facts.announces,
+            ["TLS certificate: CN=nas.lan (issuer CN=nas.lan, expires 2024-03-01)"]
+        );
     }
 }

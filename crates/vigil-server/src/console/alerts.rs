@@ -332,6 +332,18 @@ async fn detail_page(
     let agent = agents.get(&alert.agent_id);
     let events = app.store.alert_history(account, alert.id).await?;
     let title = alert_title(alert, agent);
+    // What listens on the port of an open port alert, from the latest result.
+    let says_what_listens = matches!(
+        alert.condition.kind,
+        vigil_core::ConditionKind::UnauthorizedOpen | vigil_core::ConditionKind::ProcessChanged
+    );
+    let listening = match (agent, alert.condition.port, says_what_listens, alert.status) {
+        (Some(agent), Some(port), true, AlertStatus::Open) => {
+            let (details, _) = app.listening(agent, &alert.target, port).await?;
+            details.map(|d| d.facts()).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
     let body = html! {
         p { a href="/alerts" { "← Alerts" } }
         h1 { (title) }
@@ -348,6 +360,9 @@ async fn detail_page(
                 }
                 dt { "Target" } dd { (target_label(&alert.target)) }
                 dt { "Condition" } dd { (alert.condition) }
+                @for (label, value) in &listening {
+                    dt { (label) } dd { (value) }
+                }
                 dt { "Raised" } dd { (layout::time(alert.raised_at)) }
                 dt { "Resolved" } dd { (layout::maybe_time(alert.resolved_at)) }
                 @if let Some(why) = alert.resolution {

@@ -21,9 +21,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use vigil_notify::EventKind;
+use vigil_notify::{EventKind, FieldKind};
 use vigil_proto::api::ContactBody;
 use vigil_store::{
     now_unix, AccountId, Agent, AgentId, Channel, Contact, ContactId, Delivery, DeliveryState,
@@ -46,14 +46,7 @@ const VIEWER_HINT: &str =
     "Viewers may only read; ask an admin or owner of the account to change contacts and rules.";
 
 fn channel_label(c: Channel) -> &'static str {
-    match c {
-        Channel::Email => "Email",
-        Channel::Webhook => "Webhook (JSON POST)",
-        Channel::Slack => "Slack",
-        Channel::Teams => "Microsoft Teams",
-        Channel::Discord => "Discord",
-        Channel::Ntfy => "ntfy",
-    }
+    c.label()
 }
 
 /// A rule's events as people read them, in the order of the form.
@@ -73,12 +66,15 @@ pub(crate) fn events_label(events: &[String]) -> String {
     known.chain(unknown).collect::<Vec<_>>().join(", ")
 }
 
-/// The contact form's values as typed.
+/// The contact form's values as typed: the channel's first field is the
+/// form's "Address"; its other fields come from inputs named
+/// `<channel>.<field>`, generated from the channel's description.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ContactDraft {
     pub name: String,
     pub channel: String,
     pub address: String,
+    pub fields: BTreeMap<String, String>,
 }
 
 impl Default for ContactDraft {
@@ -87,25 +83,52 @@ impl Default for ContactDraft {
             name: String::new(),
             channel: Channel::Email.as_str().into(),
             address: String::new(),
+            fields: BTreeMap::new(),
         }
     }
 }
 
 impl ContactDraft {
+    /// A saved contact, for its edit form: secrets are left out (kept
+    /// unless retyped).
     fn of(c: &Contact) -> ContactDraft {
+        let (address, fields) = match c.destination() {
+            Ok(d) => {
+                let primary = c.channel.spec().primary();
+                let mut fields = d.shown_fields(true);
+                let address = if primary.kind.is_secret() {
+                    String::new()
+                } else {
+                    fields.remove(primary.name).unwrap_or_default()
+                };
+                (address, fields)
+            }
+            Err(_) => (String::new(), BTreeMap::new()),
+        };
         ContactDraft {
             name: c.name.clone(),
             channel: c.channel.as_str().into(),
-            address: c.address.clone(),
+            address,
+            fields,
         }
     }
 
     pub(crate) fn from_form(f: &Form) -> ContactDraft {
         let text = |name: &str| f.get(name).unwrap_or_default().trim().to_string();
+        let channel = text("channel");
+        let fields = match channel.parse::<Channel>() {
+            Ok(c) => c.fields()[1..]
+                .iter()
+                .map(|field| (field.name.to_string(), text(&format!("{c}.{}", field.name))))
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
+            Err(_) => BTreeMap::new(),
+        };
         ContactDraft {
             name: text("name"),
-            channel: text("channel"),
+            channel,
             address: text("address"),
+            fields,
         }
     }
 
@@ -114,6 +137,46 @@ impl ContactDraft {
             name: self.name.clone(),
             channel: self.channel.clone(),
             address: self.address.clone(),
+            fields: self.fields.clone(),
+        }
+    }
+}
+
+/// The HTML input type for a field.
+fn input_type(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Secret => "password",
+        FieldKind::Url | FieldKind::SecretUrl => "url",
+        FieldKind::Email => "email",
+        FieldKind::Phone => "tel",
+        FieldKind::Text => "text",
+    }
+}
+
+/// Each channel's fields but the first (the "Address"), from its
+/// description; open for the channel chosen.
+fn channel_fields(d: &ContactDraft) -> Markup {
+    html! {
+        @for c in Channel::ALL.iter().filter(|c| c.fields().len() > 1) {
+            details.channel-fields data-channel=(c.as_str()) open[d.channel == c.as_str()] {
+                summary { "More for " (c.label()) }
+                @for f in &c.fields()[1..] {
+                    @let id = format!("f-{c}-{}", f.name);
+                    @let value = if d.channel == c.as_str() && !f.kind.is_secret() {
+                        d.fields.get(f.name).cloned().unwrap_or_default()
+                    } else {
+                        String::new()
+                    };
+                    label for=(id) { (f.label) @if !f.required { " (optional)" } }
+                    input id=(id) type=(input_type(f.kind)) name={ (c) "." (f.name) } value=(value)
+                        placeholder=[f.default] autocomplete="off" spellcheck="false"
+                        aria-describedby={ (id) "-hint" };
+                    p.hint id={ (id) "-hint" } {
+                        (f.help)
+                        @if f.kind.is_secret() { " Never shown again; leave empty to keep the saved one." }
+                    }
+                }
+            }
         }
     }
 }
@@ -130,6 +193,11 @@ pub(crate) struct RuleDraft {
     pub agent_id: String,
     /// Event kinds; `*` for all.
     pub events: Vec<String>,
+    /// Remind every N minutes (empty: no reminders).
+    pub remind_every: String,
+    /// Escalate after N minutes (empty: no escalation) to `escalate_to`.
+    pub escalate_after: String,
+    pub escalate_to: Vec<String>,
 }
 
 impl Default for RuleDraft {
@@ -140,6 +208,9 @@ impl Default for RuleDraft {
             agent: String::new(),
             agent_id: String::new(),
             events: vec!["*".into()],
+            remind_every: String::new(),
+            escalate_after: String::new(),
+            escalate_to: Vec::new(),
         }
     }
 }
@@ -153,7 +224,37 @@ impl RuleDraft {
             agent: text("agent"),
             agent_id: text("agent_id"),
             events: f.all("event").into_iter().map(String::from).collect(),
+            remind_every: text("remind_every"),
+            escalate_after: text("escalate_after"),
+            escalate_to: f.all("escalate_to").into_iter().map(String::from).collect(),
         }
+    }
+
+    /// The reminders and escalation step the form asks for, or what is wrong.
+    fn followups(&self) -> Result<crate::contacts::Followups, String> {
+        let minutes = |what: &str, text: &str| -> Result<Option<u32>, String> {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse()
+                .map(Some)
+                .map_err(|_| format!("{what}: write a whole number of minutes, not {text:?}."))
+        };
+        let remind_every_minutes = minutes("Remind every", &self.remind_every)?;
+        let escalation = match minutes("Escalate after", &self.escalate_after)? {
+            None if self.escalate_to.is_empty() => Vec::new(),
+            None => return Err("Escalate after: say after how many minutes.".into()),
+            Some(after_minutes) => vec![vigil_core::followup::EscalationStep {
+                after_minutes,
+                contacts: self.escalate_to.clone(),
+            }],
+        };
+        let f = crate::contacts::Followups {
+            remind_every_minutes,
+            escalation,
+        };
+        f.check().map_err(|e| e.to_string())?;
+        Ok(f)
     }
 
     fn one_agent(&self) -> bool {
@@ -268,12 +369,15 @@ fn contact_fields(d: &ContactDraft) -> Markup {
             }
         }
         label for="address" { "Address" }
-        input #address type="text" name="address" value=(d.address) required
+        input #address type="text" name="address" value=(d.address)
             autocomplete="off" spellcheck="false" aria-describedby="address-hint";
         p.hint #address-hint {
-            "Email: an address (ops@example.com). Webhook, Slack, Microsoft Teams, Discord: the "
-            "http(s):// URL they give you. ntfy: the topic's URL (https://ntfy.sh/my-topic)."
+            @for (i, c) in Channel::ALL.iter().enumerate() {
+                @if i > 0 { " " }
+                (c.label()) ": " (c.spec().primary().help)
+            }
         }
+        (channel_fields(d))
     }
 }
 
@@ -378,6 +482,7 @@ fn rules_table(
             table {
                 thead { tr {
                     th scope="col" { "Contact" } th scope="col" { "Agents" } th scope="col" { "Events" }
+                    th scope="col" { "Until acknowledged" }
                     @if write { th scope="col" { "Remove" } }
                 } }
                 tbody {
@@ -386,6 +491,15 @@ fn rules_table(
                             td { a href={ "/contacts/" (r.contact_id) } { (contact_name(r.contact_id)) } }
                             td { (agents_cell(r, agents)) }
                             td.wrap { (events_label(&r.events)) }
+                            td.wrap {
+                                @if r.remind_every_minutes.is_none() && r.escalation.is_empty() { "—" }
+                                @if let Some(m) = r.remind_every_minutes { "Reminds every " (m) " min. " }
+                                @for step in &r.escalation {
+                                    "Escalates after " (step.after_minutes) " min to "
+                                    (step.contacts.iter().filter_map(|c| c.parse::<ContactId>().ok()).map(contact_name).collect::<Vec<_>>().join(", "))
+                                    ". "
+                                }
+                            }
                             @if write {
                                 td {
                                     form.inline method="post" action={ "/contacts/rules/" (r.id) "/delete" } {
@@ -467,6 +581,23 @@ fn rule_form(
                         (k.label())
                     }
                 }
+            }
+            fieldset {
+                legend { "Until someone acknowledges the alert" }
+                label for="remind-every" { "Remind every (minutes, at least 5)" }
+                input #remind-every type="number" name="remind_every" min="5" value=(d.remind_every)
+                    aria-describedby="remind-hint";
+                p.hint #remind-hint { "Empty: no reminders. The contact gets the alert again until it is acknowledged or over." }
+                label for="escalate-after" { "Escalate after (minutes)" }
+                input #escalate-after type="number" name="escalate_after" min="1" value=(d.escalate_after);
+                label for="escalate-to" { "…to these contacts" }
+                select #escalate-to name="escalate_to" multiple size="3" {
+                    @for c in contacts {
+                        @let id = c.id.to_string();
+                        option value=(id) selected[d.escalate_to.contains(&id)] { (c.name) }
+                    }
+                }
+                p.hint { "Notices of open alerts carry a link that acknowledges them without logging in. More escalation steps: REST API or " code { "vigil ctl rules add --escalate" } "." }
             }
             button type="submit" { "Add rule" }
         }
@@ -635,6 +766,19 @@ async fn contact_page(
             dl.facts {
                 dt { "Channel" } dd { (channel_label(c.channel)) }
                 dt { "Address" } dd #contact-address { (shown_address(c, write)) }
+                @if let Ok(d) = c.destination() {
+                    @let primary = c.channel.spec().primary().name;
+                    @for (name, value) in d.shown_fields(write) {
+                        @if name != primary {
+                            dt { (c.channel.spec().field(&name).map_or(name.as_str(), |f| f.label)) }
+                            dd { (value) }
+                        }
+                    }
+                    @for name in d.secrets_set() {
+                        dt { (c.channel.spec().field(&name).map_or(name.as_str(), |f| f.label)) }
+                        dd { "set (never shown)" }
+                    }
+                }
                 dt { "Added" } dd { (layout::time(c.created_at)) }
             }
             @if write {
@@ -897,16 +1041,22 @@ pub(crate) async fn create_rule(
             "Pick at least one event, or “All events”.".to_string(),
             Vec::new(),
         )),
-        (Ok(contact), false) => match scope(&app, account, &draft).await? {
-            Scope::Refused(m, choices) => Err((m, choices)),
-            Scope::All => Ok((contact, None)),
-            Scope::One(id) => Ok((contact, Some(id))),
+        (Ok(contact), false) => match (draft.followups(), scope(&app, account, &draft).await?) {
+            (Err(m), _) => Err((m, Vec::new())),
+            (_, Scope::Refused(m, choices)) => Err((m, choices)),
+            (Ok(f), Scope::All) => Ok((contact, None, f)),
+            (Ok(f), Scope::One(id)) => Ok((contact, Some(id), f)),
         },
     };
     let refused = match checked {
         Err(r) => r,
-        Ok((contact, agent)) => {
-            match add_rule(&app, account, &session, contact, agent, &draft.events).await {
+        Ok((contact, agent, followups)) => {
+            let added = match add_rule(&app, account, &session, contact, agent, &draft.events).await
+            {
+                Ok(rule) => crate::contacts::set_followups(&app, account, rule, &followups).await,
+                Err(e) => Err(e),
+            };
+            match added {
                 Ok(_) => return Ok(Redirect::to("/contacts?done=rule#rules").into_response()),
                 Err(ApiError::NotFound) => (
                     "That contact or agent does not exist (any more): pick another.".to_string(),
@@ -1022,7 +1172,8 @@ mod tests {
                 all[1..].to_vec(),
                 "Service down, Service recovered, Target unreachable, Target reachable again, \
                  Agent not communicating, Agent back, Scanning suspended, Scanning disabled, \
-                 New device on the network, Compliance status changed",
+                 New device on the network, Compliance status changed, Maintenance started, \
+                 Maintenance ended",
             ),
         ] {
             assert_eq!(events_label(&events), label, "{events:?}");
@@ -1043,6 +1194,49 @@ mod tests {
             ("Ops", "webhook", "https://h.example/x")
         );
         assert_eq!(ContactDraft::default().channel, "email");
+        // The chosen channel's generated fields; other channels' are ignored.
+        let f = Form::parse(
+            b"name=Chat&channel=telegram&address=-1001234&telegram.bot_token=123%3Aabc\
+              &telegram.base_url=&pushover.app_token=nope",
+        )
+        .unwrap();
+        let body = ContactDraft::from_form(&f).body();
+        assert_eq!(body.address, "-1001234");
+        assert_eq!(
+            body.fields,
+            BTreeMap::from([("bot_token".to_string(), "123:abc".to_string())])
+        );
+        assert!(crate::contacts::check(&body).is_ok());
+    }
+
+    #[test]
+    fn the_form_has_every_channel_and_field_but_no_secret() {
+        let c = Contact {
+            id: ContactId::random(),
+            account_id: AccountId::random(),
+            name: "Chat".into(),
+            channel: Channel::Telegram,
+            address: r#"{"bot_token":"123:SECRET","chat_id":"-1001234"}"#.into(),
+            created_at: 0,
+        };
+        let d = ContactDraft::of(&c);
+        assert_eq!(d.address, "-1001234");
+        let html = contact_fields(&d).into_string();
+        assert!(!html.contains("SECRET"), "{html}");
+        for ch in Channel::ALL {
+            assert!(html.contains(&format!("<option value=\"{ch}\"")), "{ch}");
+            for f in &ch.fields()[1..] {
+                assert!(
+                    html.contains(&format!("name=\"{ch}.{}\"", f.name)),
+                    "{ch}.{}",
+                    f.name
+                );
+            }
+        }
+        assert!(
+            html.contains("type=\"password\" name=\"telegram.bot_token\""),
+            "{html}"
+        );
     }
 
     #[test]

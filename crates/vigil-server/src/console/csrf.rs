@@ -37,7 +37,8 @@ pub(crate) fn verify(key: &[u8], session_secret: &str, token: &str) -> bool {
     mac(key, session_secret).verify_slice(&bytes).is_ok()
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
+/// A hex HMAC-SHA256 tag (64 hex digits) as bytes.
+pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() != 64 || !s.is_ascii() {
         return None;
     }

@@ -61,6 +61,14 @@ pub(crate) async fn page(
             .map(|a| a.name.clone())
             .unwrap_or_else(|| "(removed agent)".into())
     };
+    let trend = crate::trends::trend(
+        &app,
+        account,
+        None,
+        vigil_core::trend::TrendWindow::Month,
+        now_unix(),
+    )
+    .await?;
     let body = html! {
         h1 { "Dashboard" }
         section aria-labelledby="agents-h" {
@@ -103,6 +111,10 @@ pub(crate) async fn page(
                     p { a href="/alerts?status=open" { "All " (open_total) " open alerts" } }
                 }
             }
+        }
+        section aria-labelledby="trend-h" {
+            h2 #trend-h { "Exposure, last 30 days" }
+            (super::trend_chart::exposure("All agents", &trend))
         }
         section aria-labelledby="scans-h" {
             h2 #scans-h { "Recent scans" }

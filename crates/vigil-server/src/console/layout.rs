@@ -7,12 +7,13 @@ use maud::{html, Markup, DOCTYPE};
 use vigil_store::UnixTime;
 
 /// The main navigation, as (path, label).
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/", "Dashboard"),
     ("/agents", "Agents"),
     ("/alerts", "Alerts"),
     ("/compliance", "Compliance"),
     ("/contacts", "Contacts"),
+    ("/maintenance", "Maintenance"),
     ("/enroll", "Enroll an agent"),
 ];
 
@@ -155,7 +156,7 @@ pub(crate) fn badge(text: &str) -> Markup {
         "communicating" | "active" | "open port ok" | "resolved" | "done" | "managed here"
         | "authorized" | "present" => "badge good",
         "not communicating" | "suspended" | "open" | "running" | "managed elsewhere"
-        | "unreachable" | "new" | "gone" => "badge warn",
+        | "unreachable" | "new" | "gone" | "in maintenance" => "badge warn",
         "abandoned" | "disabled" | "failed" | "no agent" | "unresolved AD" | "unauthorized" => {
             "badge bad"
         }

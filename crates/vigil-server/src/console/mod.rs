@@ -18,6 +18,7 @@
 //!   [`enroll`], [`compliance`], [`contacts`], [`devices`] (an agent's
 //!   inventory) and [`device`] (one device).
 
+mod ack;
 mod agent_history;
 mod agents;
 mod alerts;
@@ -25,7 +26,7 @@ mod assets;
 mod audit;
 mod compliance;
 mod contacts;
-mod csrf;
+pub(crate) mod csrf;
 mod dashboard;
 mod device;
 mod devices;
@@ -33,7 +34,9 @@ mod enroll;
 mod error;
 mod form;
 mod layout;
+mod maintenance;
 mod session;
+mod trend_chart;
 mod two_factor;
 
 use crate::app::App;
@@ -48,10 +51,12 @@ pub(crate) fn router(app: &Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/", get(dashboard::page))
         .route("/login", get(session::login_page).post(session::login))
+        .route("/ack/{token}", get(ack::show).post(ack::acknowledge))
         .route("/logout", post(session::logout))
         .route("/agents", get(agents::list))
         .route("/agents/{id}", get(agents::detail))
         .route("/agents/{id}/policy", post(agents::save_policy))
+        .route("/agents/{id}/tags", post(agents::save_tags))
         .route("/agents/{id}/history", get(agent_history::page))
         .route("/agents/{id}/devices", get(devices::page))
         .route("/agents/{id}/devices/{device}", get(device::page))
@@ -109,6 +114,11 @@ pub(crate) fn router(app: &Arc<App>) -> Router<Arc<App>> {
         )
         .route("/contacts/{id}/test", post(contacts::test))
         .route("/contacts/{id}/delete", post(contacts::delete))
+        .route(
+            "/maintenance",
+            get(maintenance::list).post(maintenance::create),
+        )
+        .route("/maintenance/{id}/delete", post(maintenance::delete))
         .route("/audit", get(audit::page))
         .route("/audit.jsonl", get(audit::export))
         .route(two_factor::PATH, get(two_factor::page))

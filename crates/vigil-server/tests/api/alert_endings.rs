@@ -46,7 +46,7 @@ async fn start(db: vigil_testdb::TestDb) -> Server {
 }
 
 /// A webhook receiver on loopback: its URL and what it received.
-async fn hook() -> (String, Arc<Mutex<Vec<Value>>>) {
+pub(crate) async fn hook() -> (String, Arc<Mutex<Vec<Value>>>) {
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();
     let sink = got.clone();
     let app = axum::Router::new().route(
@@ -69,7 +69,7 @@ async fn hook() -> (String, Arc<Mutex<Vec<Value>>>) {
 
 /// Waits (up to 20 s) until the receiver has a notification whose title
 /// contains `needle`; returns it.
-async fn notified(got: &Mutex<Vec<Value>>, needle: &str) -> Value {
+pub(crate) async fn notified(got: &Mutex<Vec<Value>>, needle: &str) -> Value {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         let found = got
@@ -92,7 +92,7 @@ async fn notified(got: &Mutex<Vec<Value>>, needle: &str) -> Value {
 
 /// A result for `task` with every port of its list closed but `open`
 /// (and `filtered`), as a real agent uploads it.
-fn upload(task: &Value, id: &str, open: &[u16], filtered: &[u16]) -> Value {
+pub(crate) fn upload(task: &Value, id: &str, open: &[u16], filtered: &[u16]) -> Value {
     let list = PortList::parse(task["ports"].as_str().expect("task ports")).expect("port list");
     let ports: Vec<Value> = list
         .iter()
@@ -112,7 +112,7 @@ fn upload(task: &Value, id: &str, open: &[u16], filtered: &[u16]) -> Value {
 }
 
 /// The open alert for `port`, or `None`.
-async fn open_alert(s: &Server, token: &str, port: u16) -> Option<Value> {
+pub(crate) async fn open_alert(s: &Server, token: &str, port: u16) -> Option<Value> {
     let open = s.get_ok("/alerts?status=open", token).await;
     open.as_array()
         .expect("alerts")

@@ -25,9 +25,9 @@ pub(crate) struct Browser<'s> {
 /// A page as the browser got it.
 #[derive(Debug)]
 pub(crate) struct Got {
-    status: u16,
-    location: Option<String>,
-    body: String,
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) body: String,
 }
 
 impl Got {
@@ -48,7 +48,7 @@ fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// The value of the first `name` field of a page.
-fn field(page: &str, name: &str) -> String {
+pub(crate) fn field(page: &str, name: &str) -> String {
     page.split(&format!("name=\"{name}\" value=\""))
         .nth(1)
         .and_then(|rest| rest.split('"').next())
@@ -117,13 +117,16 @@ impl<'s> Browser<'s> {
         self.send(Method::GET, path, &[]).await
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Got {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Got {
         self.send(Method::POST, path, form).await
     }
 }
 
 /// A form: the CSRF token, then `fields`.
-fn with_csrf<'a>(csrf: &'a str, fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn with_csrf<'a>(
+    csrf: &'a str,
+    fields: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     let mut form = vec![("csrf", csrf)];
     form.extend_from_slice(fields);
     form

@@ -126,6 +126,28 @@ async fn the_document_is_valid_json_with_resolvable_references(s: Server) {
             .unwrap_or_else(|| panic!("external $ref {r}"));
         assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
     }
+    // The channels and their fields come from the registry.
+    let schemas = &doc["components"]["schemas"];
+    let names: Vec<&str> = vigil_notify::Channel::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(
+        schemas["ContactBody"]["properties"]["channel"]["enum"],
+        json!(names)
+    );
+    for c in vigil_notify::Channel::ALL {
+        let fields = &schemas["ChannelFields"]["properties"][c.as_str()];
+        for f in c.fields() {
+            let p = &fields["properties"][f.name];
+            assert_eq!(p["x-vigil-kind"], f.kind.as_str(), "{c}.{}", f.name);
+            assert_eq!(p["writeOnly"] == true, f.kind.is_secret(), "{c}.{}", f.name);
+        }
+    }
+    assert_eq!(
+        schemas["ChannelFields"]["properties"]["pagerduty"]["properties"]["base_url"]["default"],
+        "https://events.pagerduty.com"
+    );
     s.shutdown().await;
 }
 

@@ -10,7 +10,46 @@ api_tests!(
     a_viewer_reads_everything_and_writes_nothing,
     admins_make_viewers_but_only_owners_make_owners,
     viewers_see_hook_urls_without_their_secret,
+    tokens_never_come_back_and_stay_on_edit,
 );
+
+/// Secret fields (bot tokens, keys) are never answered, to anyone; a
+/// change that leaves them out keeps them.
+async fn tokens_never_come_back_and_stay_on_edit(s: Server) {
+    let a = s.tenant("Account A", AccountKind::Member).await;
+    let viewer = s.user(a.id, Role::Viewer).await;
+    let body = json!({"name": "chat", "channel": "telegram", "address": "-1001234",
+        "fields": {"bot_token": "123:SECRETTOKEN"}});
+    let created = s
+        .send(Method::POST, "/contacts", Some(&a.owner), Some(&body))
+        .await
+        .ok(201);
+    assert!(!created.to_string().contains("SECRETTOKEN"), "{created}");
+    assert_eq!(created["address"], "-1001234");
+    assert_eq!(created["secrets"], json!(["bot_token"]));
+    let path = format!("/contacts/{}", created["id"].as_str().expect("id"));
+    for token in [&a.owner, &viewer] {
+        let seen = s.get_ok(&path, token).await;
+        assert!(!seen.to_string().contains("SECRETTOKEN"), "{seen}");
+        let listed = s.get_ok("/contacts", token).await;
+        assert!(!listed.to_string().contains("SECRETTOKEN"), "{listed}");
+    }
+    let renamed = json!({"name": "chat 2", "channel": "telegram", "address": "-1009"});
+    let changed = s
+        .send(Method::PUT, &path, Some(&a.owner), Some(&renamed))
+        .await
+        .ok(200);
+    assert_eq!(changed["secrets"], json!(["bot_token"]), "{changed}");
+    assert_eq!(changed["address"], "-1009");
+    let missing = json!({"name": "x", "channel": "telegram", "address": "-1001"});
+    s.send(Method::POST, "/contacts", Some(&a.owner), Some(&missing))
+        .await
+        .assert_error(422, &["Bot token"]);
+    let unknown = json!({"name": "x", "channel": "pager", "address": "-1001"});
+    s.send(Method::POST, "/contacts", Some(&a.owner), Some(&unknown))
+        .await
+        .assert_error(422, &["unknown channel", "telegram"]);
+}
 
 /// A webhook URL is its own password: viewers see scheme and host only.
 async fn viewers_see_hook_urls_without_their_secret(s: Server) {

@@ -457,6 +457,7 @@ async fn timeline_alerts_are_those_of_the_window(db: &TestDb) {
     let ports = [PortResult {
         port: 22,
         state: vigil_core::PortState::Open,
+        details: None,
     }];
     for (upload, target, started) in [
         ("u1", "agent_host", t + 50),

@@ -317,6 +317,7 @@ async fn agents_filter_and_count_by_last_contact(db: &TestDb) {
         |search: &str, contact: Option<Vec<vigil_store::ContactRange>>| vigil_store::AgentQuery {
             search: search.into(),
             contact,
+            tag: None,
         };
     let names = |page: (Vec<vigil_store::Agent>, u64)| {
         let mut n: Vec<String> = page.0.into_iter().map(|a| a.name).collect();

@@ -38,6 +38,7 @@ pub fn policy() -> SecurityPolicy {
         include_interfaces: Vec::new(),
         unreviewed_devices: Default::default(),
         device_kinds: Vec::new(),
+        process_change_alerts: false,
     }
 }
 

@@ -137,6 +137,7 @@ async fn bad_input_is_invalid(db: &TestDb) {
     let ports = [PortResult {
         port: 22,
         state: vigil_core::PortState::Open,
+        details: None,
     }];
     let good = NewScanResult {
         upload_id: "u",
@@ -218,6 +219,7 @@ async fn bad_input_is_invalid(db: &TestDb) {
         .map(|i| PortResult {
             port: (i % 65_536) as u16,
             state: vigil_core::PortState::Closed,
+            details: None,
         })
         .collect();
     assert_invalid(

@@ -56,6 +56,7 @@ async fn tenants_are_isolated(db: &TestDb) {
     let ports = [PortResult {
         port: 22,
         state: vigil_core::PortState::Open,
+        details: None,
     }];
     let upload = NewScanResult {
         upload_id: "a-upload",

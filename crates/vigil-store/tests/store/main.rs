@@ -44,6 +44,7 @@ mod identity;
 mod input;
 mod isolation;
 mod leases;
+mod maintenance;
 mod migrations;
 mod notify;
 mod outbox_fairness;

@@ -31,7 +31,7 @@ async fn contacts_crud(db: &TestDb) {
                 org.id,
                 &format!("hook {i}"),
                 *channel,
-                &format!("https://hooks.example/{i}"),
+                &example_address(*channel, i),
             )
             .await
             .unwrap();
@@ -495,4 +495,27 @@ async fn deliveries_of_a_contact(db: &TestDb) {
     // Deleting the contact drops its history.
     s.delete_contact(org.id, ops.id).await.unwrap();
     assert_not_found(s.deliveries(org.id, ops.id, 10).await);
+}
+
+/// A valid stored address of `channel`: the bare URL for one-field
+/// channels, a JSON object of the required fields for the others.
+fn example_address(channel: Channel, i: usize) -> String {
+    use vigil_notify::{Destination, FieldKind};
+    let fields: Vec<(&str, String)> = channel
+        .fields()
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| {
+            let v = match (f.name, f.kind) {
+                (_, FieldKind::Url | FieldKind::SecretUrl) => format!("https://hooks.example/{i}"),
+                (_, FieldKind::Secret) => format!("token-{i}"),
+                (_, FieldKind::Email) => format!("ops{i}@acme.example"),
+                (_, FieldKind::Phone) => format!("+1415555012{i}"),
+                ("room_id", _) => format!("!room{i}:example.org"),
+                (_, FieldKind::Text) => format!("{i}"),
+            };
+            (f.name, v)
+        })
+        .collect();
+    Destination::new(channel, fields).to_address()
 }

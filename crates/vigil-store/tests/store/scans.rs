@@ -16,7 +16,84 @@ backend_tests!(
     concurrent_duplicate_uploads_store_once,
     target_states_round_trip,
     alerts_open_once_and_resolve,
+    port_details_and_process_changed_alerts,
 );
+
+/// What listens on a port is stored with the result and read back, per
+/// target; *process changed* alerts are a kind the table takes.
+async fn port_details_and_process_changed_alerts(db: &TestDb) {
+    use vigil_core::listener::{PortDetails, ProcessInfo};
+    let s = &db.store;
+    let org = account(s, "Acme").await;
+    let (a, _) = agent(s, &org, "web").await;
+    let details = PortDetails {
+        service: Some("http-alt".into()),
+        process: Some(ProcessInfo {
+            name: "python3".into(),
+            pid: 4242,
+            user: Some("nobody".into()),
+            exe: Some("/usr/bin/python3.11".into()),
+            cmdline: Some("python3 -m http.server 8080".into()),
+        }),
+        ..PortDetails::default()
+    };
+    let ports = [
+        PortResult {
+            port: 8080,
+            state: PortState::Open,
+            details: Some(Box::new(details.clone())),
+        },
+        PortResult {
+            port: 22,
+            state: PortState::Open,
+            details: None,
+        },
+    ];
+    let t = now();
+    for (upload, target, at) in [("u1", "agent_host", t), ("u2", "host:nas", t + 1)] {
+        s.ingest_result(
+            org.id,
+            a.id,
+            &NewScanResult {
+                upload_id: upload,
+                target,
+                started_at: at,
+                finished_at: at,
+                ports: &ports,
+                addr: Some("127.0.0.1"),
+                task_id: None,
+                probed: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let mine = s
+        .target_results(org.id, a.id, "agent_host", 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].upload_id, "u1");
+    assert_eq!(mine[0].ports, ports);
+    assert_eq!(mine[0].ports[0].details.as_deref(), Some(&details));
+    assert!(s
+        .target_results(org.id, a.id, "nowhere", 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let c = Condition::process_changed(8080);
+    let alert = s
+        .open_alert(org.id, a.id, "agent_host", c, false, t)
+        .await
+        .unwrap();
+    assert_eq!(alert.condition, c);
+    let open = s
+        .open_alert_for(org.id, a.id, "agent_host", c)
+        .await
+        .unwrap();
+    assert_eq!(open.map(|x| x.id), Some(alert.id));
+}
 
 async fn policies_and_schedule(db: &TestDb) {
     let s = &db.store;
@@ -79,18 +156,22 @@ fn ports() -> Vec<PortResult> {
         PortResult {
             port: 22,
             state: PortState::Open,
+            details: None,
         },
         PortResult {
             port: 80,
             state: PortState::Closed,
+            details: None,
         },
         PortResult {
             port: 8080,
             state: PortState::Filtered,
+            details: None,
         },
         PortResult {
             port: 9,
             state: PortState::Unreachable,
+            details: None,
         },
     ]
 }

@@ -499,6 +499,7 @@ async fn results_keep_addr_and_task_id(db: &TestDb) {
     let ports = [PortResult {
         port: 22,
         state: PortState::Open,
+        details: None,
     }];
     let with = NewScanResult {
         upload_id: "with",

@@ -12,6 +12,7 @@ mod compliance_agents;
 mod config;
 mod deployment_keys;
 mod devices;
+mod maintenance;
 mod notify;
 mod policy;
 mod table;
@@ -25,6 +26,7 @@ use client::{decode, Client};
 use compliance::ComplianceCommand;
 use deployment_keys::DeploymentKeysCommand;
 use devices::DevicesCommand;
+use maintenance::MaintenanceCommand;
 use notify::{AlertStatusArg, ContactsCommand, RulesCommand};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -123,6 +125,9 @@ enum CtlCommand {
     /// Compliance: the scope, assessments, endpoints found, schedule and history.
     #[command(subcommand)]
     Compliance(ComplianceCommand),
+    /// Maintenance windows: scans go on, notifications wait until the window ends.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
 }
 
 /// The name clap shows for a value (`extended`, `ntfy`, `viewer`).
@@ -397,6 +402,7 @@ impl Ctl {
             CtlCommand::Users(cmd) => self.users(cmd, password).await,
             CtlCommand::Tokens(cmd) => self.tokens(cmd).await,
             CtlCommand::Compliance(cmd) => self.compliance(cmd, password).await,
+            CtlCommand::Maintenance(cmd) => self.maintenance(cmd).await,
         }
     }
 }

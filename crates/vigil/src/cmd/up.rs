@@ -200,6 +200,7 @@ fn example_policy(own: &OwnPorts) -> Result<SecurityPolicy> {
         include_interfaces: Vec::new(),
         unreviewed_devices: Default::default(),
         device_kinds: Vec::new(),
+        process_change_alerts: false,
     }
     .validated(AccountKind::Member)?)
 }

@@ -79,6 +79,7 @@ pub(crate) async fn overview(
         None => None,
     };
     let has_scope = app.store.compliance_scope(account).await?.is_some();
+    let trend = status_trend(&app, account).await?;
     let running = latest.as_ref().is_some_and(|a| a.state == "running");
     let body = html! {
         h1 { "Compliance" }
@@ -111,6 +112,11 @@ pub(crate) async fn overview(
                     }
                 }
             }
+            @if let Some(chart) = &trend {
+                h3 { "Endpoints per status over the last assessments" }
+                (chart)
+                p.hint { "The numbers are also in " code { "GET /api/v1/compliance/history" } "." }
+            }
             @if session.can_write() && has_scope {
                 div.actions {
                     form.inline method="post" action="/compliance/assessments" {
@@ -130,6 +136,63 @@ pub(crate) async fn overview(
         },
         body,
     ))
+}
+
+/// Assessments the overview's chart shows at most.
+const TREND_ASSESSMENTS: u32 = 20;
+
+/// Endpoints per status over the last finished assessments, oldest first,
+/// as a chart; `None` until two have finished.
+async fn status_trend(
+    app: &App,
+    account: vigil_store::AccountId,
+) -> Result<Option<maud::Markup>, ConsoleError> {
+    let mut done: Vec<_> = app
+        .store
+        .assessments(account, TREND_ASSESSMENTS)
+        .await?
+        .into_iter()
+        .filter(|a| a.state == vigil_store::AssessmentState::Done)
+        .collect();
+    if done.len() < 2 {
+        return Ok(None);
+    }
+    done.reverse();
+    let mut counts = Vec::with_capacity(done.len());
+    for a in &done {
+        counts.push(app.store.endpoint_counts(account, a.id).await?);
+    }
+    let columns: Vec<String> = done.iter().map(|a| layout::time(a.started_at)).collect();
+    let series: Vec<super::trend_chart::Series<'_>> = EndpointStatus::ALL
+        .into_iter()
+        .map(|s| super::trend_chart::Series {
+            label: status_label(s),
+            color: status_color(s),
+            values: counts.iter().map(|c| Some(c.get(s))).collect(),
+        })
+        .collect();
+    let last = counts.last().copied().unwrap_or_default();
+    let summary = format!(
+        "Endpoints per status over the last {} assessments; the latest: {}",
+        done.len(),
+        EndpointStatus::ALL
+            .into_iter()
+            .map(|s| format!("{} {}", last.get(s), status_label(s)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Some(super::trend_chart::lines(&summary, &columns, &series)))
+}
+
+fn status_color(s: EndpointStatus) -> &'static str {
+    match s {
+        EndpointStatus::ManagedHere => "#1e7b34",
+        EndpointStatus::ManagedElsewhere => "#8a6d00",
+        EndpointStatus::NoAgent => "#b3261e",
+        EndpointStatus::Unreachable => "#c25e00",
+        EndpointStatus::UnresolvedAd => "#6a3fa0",
+        EndpointStatus::NoHost => "#5f6b76",
+    }
 }
 
 pub(crate) async fn run(

@@ -11,7 +11,11 @@ use vigil_proto::api::{
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AgentsCommand {
-    List,
+    List {
+        /// Only the agents carrying this tag.
+        #[arg(long)]
+        tag: Option<String>,
+    },
     Show {
         id: String,
     },
@@ -28,6 +32,19 @@ pub(super) enum AgentsCommand {
     /// Remove an agent (its history is kept; its credential stops working).
     Remove {
         id: String,
+    },
+    /// Add or remove tags (labels for maintenance windows and filters).
+    Tag {
+        id: String,
+        /// Tags to add (lowercase letters, digits, - _ . :).
+        #[arg(value_delimiter = ',')]
+        add: Vec<String>,
+        /// Tags to remove.
+        #[arg(long, value_delimiter = ',')]
+        remove: Vec<String>,
+        /// Remove every tag first.
+        #[arg(long)]
+        clear: bool,
     },
 }
 
@@ -88,8 +105,9 @@ impl From<PlanArg> for Plan {
 impl Ctl {
     pub(super) async fn agents(&self, cmd: AgentsCommand) -> Result<()> {
         match cmd {
-            AgentsCommand::List => {
-                let answer = self.api.get("/agents").await?;
+            AgentsCommand::List { tag } => {
+                let q = query(&tag.map(|t| ("tag", t)).into_iter().collect::<Vec<_>>());
+                let answer = self.api.get(&format!("/agents{q}")).await?;
                 self.show(answer, |agents: Vec<AgentView>| agents_table(&agents))
             }
             AgentsCommand::Show { id } => {
@@ -113,9 +131,30 @@ impl Ctl {
                 }
                 Ok(())
             }
+            AgentsCommand::Tag {
+                id,
+                add,
+                remove,
+                clear,
+            } => {
+                let path = format!("/agents/{}", seg(&id));
+                let current: AgentView = decode(self.api.get(&path).await?)?;
+                let mut tags = if clear { Vec::new() } else { current.tags };
+                tags.retain(|t| !remove.contains(t));
+                tags.extend(add);
+                let patch = AgentPatch {
+                    tags: Some(tags),
+                    ..AgentPatch::default()
+                };
+                let answer = self.api.patch(&path, &patch).await?;
+                self.show(answer, |a: AgentView| {
+                    format!("agent {} tags: {}\n", a.name, tags_text(&a.tags))
+                })
+            }
             AgentsCommand::SetPlan { id, plan } => {
                 let patch = AgentPatch {
                     plan: Some(plan.into()),
+                    ..AgentPatch::default()
                 };
                 let answer = self
                     .api
@@ -277,17 +316,23 @@ fn agents_table(agents: &[AgentView]) -> String {
         "SCAN",
         "LAST SEEN",
         "ADDRESS",
+        "TAGS",
     ]);
     for a in agents {
         let health = health_text(a);
+        let scan = match &a.maintenance {
+            Some(_) => format!("{} (maintenance)", a.scan.state),
+            None => a.scan.state.clone(),
+        };
         t.row(vec![
             a.id.clone(),
             a.name.clone(),
             a.plan.to_string(),
             health,
-            a.scan.state.clone(),
+            scan,
             or_dash(a.last_seen_at.map(|at| ago(at, now))),
             or_dash(a.public_addr.as_ref()),
+            tags_text(&a.tags),
         ]);
     }
     t.render()
@@ -314,10 +359,29 @@ fn agent_fields(a: &AgentView) -> String {
         ("version", or_dash(a.version.as_ref())),
         ("enrolled", time(a.enrolled_at)),
     ];
+    pairs.push(("tags", tags_text(&a.tags)));
+    if let Some(m) = &a.maintenance {
+        pairs.push((
+            "maintenance",
+            format!(
+                "{:?} until {} (alerts shown, notifications held)",
+                m.name,
+                time(m.until)
+            ),
+        ));
+    }
     if let Some(at) = a.removed_at {
         pairs.push(("removed", time(at)));
     }
     fields(&pairs)
+}
+
+fn tags_text(tags: &[String]) -> String {
+    if tags.is_empty() {
+        "-".into()
+    } else {
+        tags.join(",")
+    }
 }
 
 /// One result: a heading line, then the ports that are not closed.
@@ -354,7 +418,16 @@ fn result_text(r: &ResultView) -> String {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        out.push_str(&format!("  {:<w$}  {state}\n", format!("{}/tcp", p.port)));
+        let port = format!("{}/tcp", p.port);
+        let facts = p.details.as_ref().map(|d| d.facts()).unwrap_or_default();
+        // The service name on the port's line, the other facts below it.
+        match facts.iter().find(|(label, _)| *label == "Service") {
+            Some((_, service)) => out.push_str(&format!("  {port:<w$}  {state:<8}  {service}\n")),
+            None => out.push_str(&format!("  {port:<w$}  {state}\n")),
+        }
+        for (label, value) in facts.iter().filter(|(label, _)| *label != "Service") {
+            out.push_str(&format!("  {:<w$}    {label}: {value}\n", ""));
+        }
     }
     out
 }
@@ -366,7 +439,11 @@ mod tests {
 
     #[test]
     fn results_show_the_ports_that_are_not_closed() {
-        let port = |port, state| PortView { port, state };
+        let port = |port, state| PortView {
+            port,
+            state,
+            details: None,
+        };
         let r = ResultView {
             id: "r".into(),
             agent_id: "a".into(),
@@ -391,6 +468,33 @@ mod tests {
         assert!(text.contains("\n  22/tcp    open\n"), "{text}");
         assert!(text.contains("\n  8443/tcp  filtered\n"), "{text}");
         assert!(!text.contains("80/tcp"), "{text}");
+
+        // What listens: the service on the port's line, the rest below.
+        let mut described = r.clone();
+        described.ports[0].details = Some(vigil_core::listener::PortDetails {
+            service: Some("ssh".into()),
+            banner: Some("SSH-2.0-OpenSSH_9.2p1".into()),
+            process: Some(vigil_core::listener::ProcessInfo {
+                name: "sshd".into(),
+                pid: 812,
+                user: Some("root".into()),
+                exe: Some("/usr/sbin/sshd".into()),
+                cmdline: Some("sshd: /usr/sbin/sshd -D".into()),
+            }),
+            ..Default::default()
+        });
+        let text = result_text(&described);
+        assert!(text.contains("\n  22/tcp    open      ssh\n"), "{text}");
+        assert!(
+            text.contains(
+                "\n              Process: sshd: /usr/sbin/sshd -D (pid 812, user root, /usr/sbin/sshd)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n              Banner: SSH-2.0-OpenSSH_9.2p1\n"),
+            "{text}"
+        );
 
         // Stored before Vigil recorded what was probed: the kept ports are
         // not passed off as the sweep.

@@ -85,6 +85,7 @@ impl Changes {
                 include_interfaces: Vec::new(),
                 unreviewed_devices: Default::default(),
                 device_kinds: Vec::new(),
+                process_change_alerts: false,
             },
         };
         if let Some(enabled) = self.enabled {
@@ -194,6 +195,9 @@ pub fn render(view: &PolicyView) -> String {
         ("interval", p.interval.to_string()),
         ("scan", scan_text(&view.scan)),
     ];
+    if p.process_change_alerts {
+        pairs.push(("process-change alerts", "yes".to_string()));
+    }
     if let Some(next) = view.next_run_at {
         pairs.push(("next run", time(next)));
     }
