@@ -188,6 +188,24 @@ pub fn run(args: ListenersArgs) -> Result<()> {
         runs,
     )?);
 
+    // The peers, on the same sockets: iproute2's `ss -p` and `lsof`, which
+    // name the processes of every listening TCP socket (their time includes
+    // starting the process, ≈ 1 ms).
+    let vigil_all = cases[cases.len() - 1].times[cases[cases.len() - 1].times.len() / 2];
+    let mut peers = Vec::new();
+    for (name, cmd, argv) in [
+        ("ss -Htlnp", "ss", &["-H", "-t", "-l", "-n", "-p"][..]),
+        (
+            "lsof -nP -iTCP -sTCP:LISTEN",
+            "lsof",
+            &["-nP", "-iTCP", "-sTCP:LISTEN"][..],
+        ),
+    ] {
+        if let Some(median) = peer(cmd, argv, runs) {
+            peers.push((name, median));
+        }
+    }
+
     println!();
     println!("| case | median | min | max | attributed | peak RSS added |");
     println!("|---|---|---|---|---|---|");
@@ -202,7 +220,49 @@ pub fn run(args: ListenersArgs) -> Result<()> {
             c.added_kib
         );
     }
+    if !peers.is_empty() {
+        println!();
+        println!(
+            "| all {} listeners, {total} more sockets | median | ratio to vigil |",
+            all.len()
+        );
+        println!("|---|---|---|");
+        println!(
+            "| vigil (`listeners::attribute`) | **{}** | 1.00 |",
+            ms(vigil_all)
+        );
+        for (name, median) in &peers {
+            println!(
+                "| `{name}` | {} | {:.2} |",
+                ms(*median),
+                median.as_secs_f64() / vigil_all.as_secs_f64().max(1e-9)
+            );
+        }
+    }
     drop(conns);
     drop(held);
     Ok(())
+}
+
+/// The median time of `runs` runs of `cmd argv` (output discarded), or
+/// `None` when it is not installed or fails.
+fn peer(cmd: &str, argv: &[&str], runs: usize) -> Option<Duration> {
+    let run = || {
+        std::process::Command::new(cmd)
+            .args(argv)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()
+            .filter(|s| s.success())
+    };
+    run()?; // warm-up, and is it there at all
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        run()?;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    Some(times[times.len() / 2])
 }

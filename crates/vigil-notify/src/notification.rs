@@ -26,13 +26,16 @@ pub enum EventKind {
     MaintenanceStarted,
     /// A maintenance window covering the agent ended.
     MaintenanceEnded,
+    /// An authorized port is served by another program than before (only
+    /// policies that ask for it), or by the same one again.
+    ProcessChanged,
     /// A test message sent from the console to check a contact.
     Test,
 }
 
 impl EventKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::UnauthorizedPortOpen,
         EventKind::ServiceDown,
         EventKind::ServiceRecovered,
@@ -46,6 +49,7 @@ impl EventKind {
         EventKind::ComplianceChanged,
         EventKind::MaintenanceStarted,
         EventKind::MaintenanceEnded,
+        EventKind::ProcessChanged,
         EventKind::Test,
     ];
 
@@ -65,6 +69,7 @@ impl EventKind {
             EventKind::ComplianceChanged => "compliance_changed",
             EventKind::MaintenanceStarted => "maintenance_started",
             EventKind::MaintenanceEnded => "maintenance_ended",
+            EventKind::ProcessChanged => "process_changed",
             EventKind::Test => "test",
         }
     }
@@ -85,6 +90,7 @@ impl EventKind {
             EventKind::ComplianceChanged => "Compliance status changed",
             EventKind::MaintenanceStarted => "Maintenance started",
             EventKind::MaintenanceEnded => "Maintenance ended",
+            EventKind::ProcessChanged => "Listening program changed",
             EventKind::Test => "Test notification",
         }
     }

@@ -57,15 +57,10 @@ pub(crate) fn event_for(condition: Condition, raised: bool) -> (EventKind, Sever
         (ConditionKind::AgentNotCommunicating, false) => (EventKind::AgentBack, Severity::Recovery),
         (ConditionKind::NewDevice, true) => (EventKind::NewDevice, Severity::Warning),
         (ConditionKind::NewDevice, false) => (EventKind::NewDevice, Severity::Recovery),
-        // What listens on a port changed: told to whoever asked to hear
-        // about unauthorized open ports (no event kind of its own, so the
-        // notification rules stay as they are), as a warning.
-        (ConditionKind::ProcessChanged, true) => {
-            (EventKind::UnauthorizedPortOpen, Severity::Warning)
-        }
-        (ConditionKind::ProcessChanged, false) => {
-            (EventKind::UnauthorizedPortOpen, Severity::Recovery)
-        }
+        // What listens on an authorized port changed: an event of its
+        // own (rules for "*" include it), as a warning.
+        (ConditionKind::ProcessChanged, true) => (EventKind::ProcessChanged, Severity::Warning),
+        (ConditionKind::ProcessChanged, false) => (EventKind::ProcessChanged, Severity::Recovery),
     }
 }
 

@@ -85,31 +85,46 @@ async fn account_round(
             continue;
         }
         let event = event_for(alert.condition, true).0;
-        for rule in rules {
-            let applies = rule.agent_id.is_none_or(|a| a == agent.id)
-                && rule.events.iter().any(|e| e == "*" || e == event.as_str());
-            if applies {
-                follow_up(app, agent, alert, rule, &contacts, now).await?;
-            }
+        let applying: Vec<&NotificationRule> = rules
+            .iter()
+            .filter(|r| {
+                r.agent_id.is_none_or(|a| a == agent.id)
+                    && r.events.iter().any(|e| e == "*" || e == event.as_str())
+            })
+            .collect();
+        if applying.is_empty() {
+            continue;
+        }
+        // Counted from the first notice: an alert raised in maintenance was
+        // first told when the window ended.
+        let first = app
+            .store
+            .first_queued_at(account, &format!("alert:{}:raised", alert.id))
+            .await?;
+        let since = first.unwrap_or(alert.raised_at).max(alert.raised_at);
+        for rule in applying {
+            follow_up(app, agent, alert, since, rule, &contacts, now).await?;
         }
     }
     Ok(())
 }
 
-/// Queues what `rule` has due for `alert` at `now`. What was queued
+/// Queues what `rule` has due at `now` for `alert`, first told at
+/// `since`. What was queued
 /// before is looked up first (one indexed read), so a round over alerts
 /// whose follow-ups went out already builds no notice.
 async fn follow_up(
     app: &App,
     agent: &Agent,
     alert: &Alert,
+    since: UnixTime,
     rule: &NotificationRule,
     contacts: &HashMap<String, Contact>,
     now: UnixTime,
 ) -> Result<(), StoreError> {
     let minutes = |since: UnixTime| (now - since).max(0) / 60;
     if let Some(every) = rule.remind_every_minutes {
-        if let Some(n) = reminder_due(alert.raised_at, now, every) {
+        if let Some(n) = reminder_due(since, now, every) {
             let key = format!("alert:{}:remind:{}:{n}", alert.id, rule.id);
             let to = unqueued(
                 app,
@@ -125,7 +140,7 @@ async fn follow_up(
                 o.details = format!(
                     "Still open and not acknowledged after {} min (reminder {n}, every {every} min \
                      until someone acknowledges it or it ends).\n\n{}",
-                    minutes(alert.raised_at),
+                    minutes(since),
                     o.details
                 );
                 o.outbox_key = key;
@@ -133,7 +148,7 @@ async fn follow_up(
             }
         }
     }
-    for step in steps_due(alert.raised_at, now, &rule.escalation) {
+    for step in steps_due(since, now, &rule.escalation) {
         let key = format!("alert:{}:escalate:{}:{step}", alert.id, rule.id);
         let to = unqueued(
             app,
@@ -149,7 +164,7 @@ async fn follow_up(
         let mut o = app.occurrence_of(agent, &alert.target, alert, now).await?;
         o.title = format!("Escalated: {}", o.title);
         o.details = format!(
-            "Not acknowledged {} min after it was raised: escalation step {} of {}.\n\n{}",
+            "Not acknowledged {} min after it was told: escalation step {} of {}.\n\n{}",
             rule.escalation[step].after_minutes,
             step + 1,
             rule.escalation.len(),

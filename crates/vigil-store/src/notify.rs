@@ -616,6 +616,23 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// When a notification with `dedupe_key` was first queued for any
+    /// contact of the account, if ever.
+    pub async fn first_queued_at(
+        &self,
+        account: AccountId,
+        dedupe_key: &str,
+    ) -> Result<Option<UnixTime>> {
+        let at = with_pool!(self, pool => sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(created_at) FROM outbox WHERE account_id = $1 AND dedupe_key = $2",
+        )
+        .bind(account.db())
+        .bind(dedupe_key)
+        .fetch_one(pool)
+        .await)?;
+        Ok(at)
+    }
+
     /// Every rule with reminders or escalation, of every account (the
     /// server's follow-up round).
     pub async fn followup_rules(&self) -> Result<Vec<NotificationRule>> {

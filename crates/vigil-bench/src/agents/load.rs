@@ -100,6 +100,9 @@ pub struct LoadConfig {
     pub heartbeat: Duration,
     pub concurrency: usize,
     pub resend_percent: u8,
+    /// Share of the results that also report [`FLAP_PORT`] open (percent).
+    #[serde(default)]
+    pub flap_percent: u8,
     pub max_requests: u64,
 }
 
@@ -154,6 +157,7 @@ struct Shared {
     deadline: Instant,
     heartbeat: Duration,
     resend_percent: u8,
+    flap_percent: u8,
     counters: Counters,
 }
 
@@ -179,6 +183,7 @@ pub async fn run(agents: Vec<SimAgent>, cfg: &LoadConfig, rec: Arc<Recorder>) ->
         deadline: start + cfg.duration,
         heartbeat: cfg.heartbeat,
         resend_percent: cfg.resend_percent,
+        flap_percent: cfg.flap_percent,
         counters: Counters::default(),
     });
     let n = agents.len().max(1) as u32;
@@ -235,7 +240,8 @@ async fn agent_loop(agent: SimAgent, first: Instant, s: Arc<Shared>) {
                 c.tasks_again.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let upload = synthetic_result(&task);
+            let flap = rand::random_range(0..100) < s.flap_percent;
+            let upload = synthetic_result(&task, flap);
             match send(&agent, &s, Kind::Upload, &upload).await {
                 Sent::Answered(UploadStatus::Stored) => {
                     c.stored.fetch_add(1, Ordering::Relaxed);
@@ -292,9 +298,15 @@ async fn send(agent: &SimAgent, s: &Shared, kind: Kind, upload: &ResultUpload) -
     }
 }
 
+/// A port no policy of the bench authorizes, reported open by a share of
+/// the results (`--flap-percent`): its alert opens and ends over the run,
+/// so raising and ending alerts (and their notices) is part of the load.
+pub const FLAP_PORT: u16 = 23;
+
 /// What a real agent would upload for `task`: every port of the task, all
-/// closed but [`OPEN_PORTS`], under a fresh upload id.
-fn synthetic_result(task: &ScanTask) -> ResultUpload {
+/// closed but [`OPEN_PORTS`] (and [`FLAP_PORT`] when `flap`), under a
+/// fresh upload id.
+fn synthetic_result(task: &ScanTask, flap: bool) -> ResultUpload {
     let ports = PortList::parse(&task.ports).unwrap_or_else(|_| PortList::from_ports([]));
     let now = vigil_agent::task::unix_now();
     ResultUpload {
@@ -312,7 +324,7 @@ fn synthetic_result(task: &ScanTask) -> ResultUpload {
             .iter()
             .map(|port| PortObservation {
                 port,
-                state: if OPEN_PORTS.contains(&port) {
+                state: if OPEN_PORTS.contains(&port) || (flap && port == FLAP_PORT) {
                     PortState::Open
                 } else {
                     PortState::Closed

@@ -101,6 +101,10 @@ pub struct AgentsArgs {
     /// Share of the uploads sent a second time with the same upload id (percent).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=100))]
     resend_percent: u8,
+    /// Share of the results that also report port 23 open, which no policy
+    /// authorizes (percent): its alerts open and end during the load.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    flap_percent: u8,
     /// Every request on a new connection, closed after the answer (no
     /// connection kept per agent): the server holds only the requests in
     /// flight, at the cost of a TLS handshake per request.
@@ -557,6 +561,7 @@ async fn measure(ctx: Ctx<'_>, replicas: &mut [Replica]) -> Result<report::Repor
                 heartbeat: Duration::from_millis(args.heartbeat_ms),
                 concurrency: worker::share(args.concurrency as usize, n_workers, w).max(1),
                 resend_percent: args.resend_percent,
+                flap_percent: args.flap_percent,
                 max_requests: args.max_requests / n_workers as u64
                     + u64::from((w as u64) < args.max_requests % n_workers as u64),
             },
@@ -765,7 +770,7 @@ async fn measure(ctx: Ctx<'_>, replicas: &mut [Replica]) -> Result<report::Repor
         format!(
             "{enrolled} simulated agents ({with_policy} with a policy of {} target{}, interval 1 min), \
              heartbeat every {} ms each (offered {:.0}/s), {} s, at most {} requests in flight, \
-             {}% of uploads re-sent",
+             {}% of uploads re-sent, {}% report port 23 open (unauthorized){}",
             args.targets,
             if args.targets == 1 { "" } else { "s" },
             args.heartbeat_ms,
@@ -773,6 +778,12 @@ async fn measure(ctx: Ctx<'_>, replicas: &mut [Replica]) -> Result<report::Repor
             args.duration_secs,
             args.concurrency,
             args.resend_percent,
+            args.flap_percent,
+            if args.maintenance {
+                ", every agent in an account-wide maintenance window"
+            } else {
+                ""
+            },
         ),
         format!(
             "server: {servers} on 127.0.0.1, {db_name}, --sweep-ports {} (each result \

@@ -1173,7 +1173,7 @@ mod tests {
                 "Service down, Service recovered, Target unreachable, Target reachable again, \
                  Agent not communicating, Agent back, Scanning suspended, Scanning disabled, \
                  New device on the network, Compliance status changed, Maintenance started, \
-                 Maintenance ended",
+                 Maintenance ended, Listening program changed",
             ),
         ] {
             assert_eq!(events_label(&events), label, "{events:?}");

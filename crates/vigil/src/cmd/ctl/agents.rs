@@ -84,7 +84,20 @@ pub(super) enum PolicyCommand {
         /// Minutes between scans (members: 15, 30, 60, 120, 360, 720 or 1440).
         #[arg(long)]
         interval: Option<u32>,
+        /// Alert when an authorized port is served by another program than
+        /// in the scan before (on the agent's own host; off by default).
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        process_change_alerts: Option<bool>,
     },
+}
+
+/// `on` or `off`.
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?}: write on or off")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -218,6 +231,7 @@ impl Ctl {
                 targets,
                 include_interfaces,
                 interval,
+                process_change_alerts,
             } => {
                 let enabled = match (enable, disable) {
                     (true, _) => Some(true),
@@ -232,6 +246,7 @@ impl Ctl {
                     interval,
                 )?;
                 changes.include_interfaces(&include_interfaces);
+                changes.process_change_alerts = process_change_alerts;
                 self.policy_set(&agent, changes).await
             }
         }

@@ -19,6 +19,7 @@ pub struct Changes {
     pub targets: Option<Vec<PolicyTarget>>,
     pub interval: Option<ScanInterval>,
     pub include_interfaces: Option<Vec<String>>,
+    pub process_change_alerts: Option<bool>,
 }
 
 impl Changes {
@@ -43,6 +44,7 @@ impl Changes {
                 .map(|m| ScanInterval::try_from(m).map_err(|e| usage(format!("--interval: {e}"))))
                 .transpose()?,
             include_interfaces: None,
+            process_change_alerts: None,
         })
     }
 
@@ -71,7 +73,7 @@ impl Changes {
                 if self.is_empty() {
                     return Err(usage(
                         "nothing to change: give --enable, --disable, --authorized, --monitored, \
-                         --target, --include-interface or --interval",
+                         --target, --include-interface, --interval or --process-change-alerts",
                     ));
                 }
                 current
@@ -105,6 +107,9 @@ impl Changes {
         }
         if let Some(names) = self.include_interfaces {
             policy.include_interfaces = names;
+        }
+        if let Some(on) = self.process_change_alerts {
+            policy.process_change_alerts = on;
         }
         Ok(policy)
     }
