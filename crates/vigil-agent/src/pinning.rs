@@ -16,27 +16,56 @@ use vigil_proto::pin::CertPin;
 
 /// A client configuration that trusts only the certificate matching `pin`.
 pub fn client_config(pin: CertPin) -> Result<ClientConfig, AgentError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = PinnedCert {
-        pin,
-        provider: provider.clone(),
-    };
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| AgentError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(config)
+    config_with(move |end_entity: &CertificateDer<'_>| {
+        // The name and validity period do not matter: the pin names the
+        // one certificate we trust, whatever address the server moved to.
+        if pin.matches(end_entity.as_ref()) {
+            Ok(())
+        } else {
+            Err(rustls::Error::General(format!(
+                "server certificate {} does not match the pinned {}",
+                CertPin::of_der(end_entity.as_ref()),
+                pin
+            )))
+        }
+    })
+    .map_err(|e| AgentError::Tls(e.to_string()))
 }
 
-#[derive(Debug)]
-struct PinnedCert {
-    pin: CertPin,
+/// A client configuration that takes the server's certificate when `check`
+/// does (and verifies the handshake signature against it either way).
+pub(crate) fn config_with<F>(check: F) -> Result<ClientConfig, rustls::Error>
+where
+    F: Fn(&CertificateDer<'_>) -> Result<(), rustls::Error> + Send + Sync + 'static,
+{
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = CheckedCert {
+        check,
+        provider: provider.clone(),
+    };
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+/// A verifier whose decision on the certificate is `check`'s.
+struct CheckedCert<F> {
+    check: F,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for PinnedCert {
+impl<F> std::fmt::Debug for CheckedCert<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedCert").finish_non_exhaustive()
+    }
+}
+
+impl<F> ServerCertVerifier for CheckedCert<F>
+where
+    F: Fn(&CertificateDer<'_>) -> Result<(), rustls::Error> + Send + Sync,
+{
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -45,17 +74,7 @@ impl ServerCertVerifier for PinnedCert {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        // The name and validity period do not matter: the pin names the
-        // one certificate we trust, whatever address the server moved to.
-        if self.pin.matches(end_entity.as_ref()) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "server certificate {} does not match the pinned {}",
-                CertPin::of_der(end_entity.as_ref()),
-                self.pin
-            )))
-        }
+        (self.check)(end_entity).map(|()| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

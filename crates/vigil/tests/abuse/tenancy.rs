@@ -143,6 +143,15 @@ fn tenant_b_cannot_reach_tenant_a_on_any_id_route() {
         "/deployment-keys",
         key["key"]["id"].as_str().unwrap().into(),
     );
+    let window = a.ok(
+        "POST",
+        "/maintenance",
+        Some(json!({"name": "a patch night",
+                    "schedule": {"kind": "weekly", "days": [0], "from": "02:00", "to": "03:00",
+                                 "time_zone": "Europe/Paris"},
+                    "scope": {"kind": "agents", "agents": [agent]}})),
+    );
+    ids.insert("/maintenance", window["id"].as_str().unwrap().into());
     let peer_call = |method: &str, path: &str, body: Option<Value>| -> Value {
         let (status, text) = on_peer.request_to(PEER_API, method, path, body);
         assert!(
@@ -217,6 +226,13 @@ fn tenant_b_cannot_reach_tenant_a_on_any_id_route() {
             ("PUT", "/contacts/{id}"),
             json!({"name": "hijacked", "channel": "email", "address": "evil@b.test"}),
         ),
+        (
+            ("PUT", "/maintenance/{id}"),
+            json!({"name": "hijacked",
+                   "schedule": {"kind": "once", "start": "2026-01-01T00:00",
+                                "end": "2026-01-01T01:00", "time_zone": "UTC"},
+                   "scope": {"kind": "account"}}),
+        ),
     ]);
 
     // What A sees, before and after.
@@ -228,6 +244,7 @@ fn tenant_b_cannot_reach_tenant_a_on_any_id_route() {
             "/alerts".into(),
             "/deployment-keys".into(),
             "/compliance/peers".into(),
+            "/maintenance".into(),
         ];
         paths.push(format!("/agents/{}/policy", ids["/agents"]));
         paths.push(format!(
