@@ -74,23 +74,7 @@ async fn contacts_keep_their_rows_without_the_channel_check(db: &vigil_testdb::T
 
 async fn new_device_alerts_keep_alerts_history_and_notifications(db: &vigil_testdb::TestDb) {
     // A database of its own, for each backend, at the version before.
-    let url = match db.store.backend() {
-        vigil_store::Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let url = format!("sqlite://{}", dir.path().join("old.db").display());
-            std::mem::forget(dir); // kept until the process ends
-            url
-        }
-        // The test's database, emptied.
-        vigil_store::Backend::Postgres => {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-            for sql in ["DROP SCHEMA public CASCADE", "CREATE SCHEMA public"] {
-                sqlx::query(sql).execute(&mut c).await.expect(sql);
-            }
-            db.url.clone()
-        }
-    };
+    let url = old_database(db).await;
     let opts = StoreOptions::default();
     let old = Store::connect_migrated_to(&url, opts.clone(), BEFORE_NEW_DEVICE)
         .await
