@@ -1,10 +1,11 @@
 //! `vigil`: one binary for every Vigil role.
 
 mod cmd;
+mod config;
 mod output;
 mod sys;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -39,6 +40,12 @@ enum Command {
     Up(cmd::up::UpArgs),
     /// Manage a Vigil server through its REST API.
     Ctl(cmd::ctl::CtlArgs),
+    /// Print a shell completion script (the packages install them).
+    #[command(hide = true)]
+    Completions(cmd::docs::CompletionsArgs),
+    /// Write manual pages, one per command (the packages install them).
+    #[command(hide = true)]
+    Manpages(cmd::docs::ManpagesArgs),
 }
 
 /// Exit code for bad input (same as clap's usage errors).
@@ -46,7 +53,22 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let args = cmd::scan::rewrite_nmap_style_args(std::env::args_os());
-    let cli = Cli::parse_from(args);
+    let parsed = match config::parse(config::with_env(Cli::command()), args) {
+        Ok(parsed) => parsed,
+        Err(config::ConfigError::Clap(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Some(effective) = parsed.print {
+        print!("{effective}");
+        return ExitCode::SUCCESS;
+    }
+    let cli = match Cli::from_arg_matches(&parsed.matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // The Windows service has no console: its logs go to files.
     let log_dir = match &cli.command {
         Command::Agent(args) => cmd::agent::log_dir(args),
@@ -60,6 +82,8 @@ fn main() -> ExitCode {
         Command::Admin(args) => cmd::server::admin(args),
         Command::Up(args) => cmd::up::run(args),
         Command::Ctl(args) => cmd::ctl::run(args),
+        Command::Completions(args) => cmd::docs::completions(Cli::command(), args),
+        Command::Manpages(args) => cmd::docs::manpages(Cli::command(), args),
     };
     match result {
         Ok(code) => code,
@@ -121,4 +145,33 @@ fn daily_log_files(
         .filename_suffix("log")
         .max_log_files(7)
         .build(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command a user can see says in one line what it does (its
+    /// entry in `--help` lists and man pages).
+    #[test]
+    fn every_command_has_a_one_line_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                let path = format!("{path} {}", sub.get_name());
+                match sub.get_about().map(|a| a.to_string()) {
+                    Some(about) if !about.trim().is_empty() && !about.contains('\n') => {}
+                    _ => missing.push(path.clone()),
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "vigil", &mut missing);
+        assert!(missing.is_empty(), "no one-line help: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -269,6 +269,12 @@ fn organization_workflow_end_to_end() {
         .find(|l| l.starts_with(&agent))
         .unwrap_or_else(|| panic!("agent {agent} not listed:\n{list}"));
     assert!(row.contains("web-1") && row.contains("extended"), "{row}");
+    // `vigil ctl agents` alone lists, as `agents list` does.
+    assert_eq!(server.ctl(owner, &["agents"]).ok(), list);
+    assert_eq!(
+        server.ctl(owner, &["contacts"]).ok(),
+        server.ctl(owner, &["contacts", "list"]).ok()
+    );
     let agents = server.ctl(owner, &["agents", "list", "--json"]).json();
     assert_eq!(agents.as_array().map(Vec::len), Some(1), "{agents}");
     assert_eq!(agents[0]["id"], agent.as_str());

@@ -53,6 +53,13 @@ enum AgentCommand {
         /// Address of the identify listener (the agent's communication port).
         #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
         listen: SocketAddr,
+        /// A TOML file of these options (state_dir, listen, log_format);
+        /// flags and VIGIL_AGENT_… variables win over it.
+        #[arg(long = "config", env = "VIGIL_AGENT_CONFIG", value_name = "FILE")]
+        config_file: Option<PathBuf>,
+        /// Print the effective configuration and exit.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Show this agent's identity (without its credential) and how its file is protected.
     Status,
@@ -90,7 +97,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         AgentCommand::Enroll { server, token, pin } => {
             super::runtime()?.block_on(enroll(&args.state_dir, &server, &token, &pin))
         }
-        AgentCommand::Run { listen } => {
+        AgentCommand::Run { listen, .. } => {
             super::runtime()?.block_on(run_agent(&args.state_dir, listen))
         }
         AgentCommand::Status => status(&args.state_dir),

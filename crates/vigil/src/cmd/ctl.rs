@@ -72,8 +72,7 @@ enum CtlCommand {
     /// Who the token belongs to.
     Whoami,
     /// List, inspect, re-plan and remove agents.
-    #[command(subcommand)]
-    Agents(AgentsCommand),
+    Agents(Listing<AgentsCommand>),
     /// Create a single-use enrollment token and print the command that enrolls an agent.
     Enroll {
         /// The name the agent will have.
@@ -86,8 +85,7 @@ enum CtlCommand {
         ttl_minutes: Option<u32>,
     },
     /// Reusable, expiring enrollment secrets for mass roll-outs (GPO, MSI).
-    #[command(subcommand)]
-    DeploymentKeys(DeploymentKeysCommand),
+    DeploymentKeys(Listing<DeploymentKeysCommand>),
     /// Show or change an agent's security-scan policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -111,23 +109,32 @@ enum CtlCommand {
         agent: Option<String>,
     },
     /// Who gets notified: email addresses, webhooks, chat channels.
-    #[command(subcommand)]
-    Contacts(ContactsCommand),
+    Contacts(Listing<ContactsCommand>),
     /// Which events of which agents go to which contact.
-    #[command(subcommand)]
-    Rules(RulesCommand),
+    Rules(Listing<RulesCommand>),
     /// The account's users.
-    #[command(subcommand)]
-    Users(UsersCommand),
+    Users(Listing<UsersCommand>),
     /// API tokens (for scripts and CI).
-    #[command(subcommand)]
-    Tokens(TokensCommand),
+    Tokens(Listing<TokensCommand>),
     /// Compliance: the scope, assessments, endpoints found, schedule and history.
     #[command(subcommand)]
     Compliance(ComplianceCommand),
     /// Maintenance windows: scans go on, notifications wait until the window ends.
+    Maintenance(Listing<MaintenanceCommand>),
+}
+
+/// A group of commands that lists when given no subcommand, as
+/// `kubectl get`-style tools do: `vigil ctl agents` is `vigil ctl agents list`.
+#[derive(Debug, Args)]
+pub(super) struct Listing<C: Subcommand + Default> {
     #[command(subcommand)]
-    Maintenance(MaintenanceCommand),
+    command: Option<C>,
+}
+
+impl<C: Subcommand + Default> Listing<C> {
+    fn command(self) -> C {
+        self.command.unwrap_or_default()
+    }
 }
 
 /// The name clap shows for a value (`extended`, `ntfy`, `viewer`).
@@ -151,7 +158,9 @@ pub fn run(args: CtlArgs) -> Result<ExitCode> {
             *password_stdin,
             &format!("Password for {email}: "),
         )?),
-        CtlCommand::Users(UsersCommand::Add { password_stdin, .. }) => Some(read_password(
+        CtlCommand::Users(Listing {
+            command: Some(UsersCommand::Add { password_stdin, .. }),
+        }) => Some(read_password(
             *password_stdin,
             "Password for the new user: ",
         )?),
@@ -386,23 +395,23 @@ impl Ctl {
                     )
                 })
             }
-            CtlCommand::Agents(cmd) => self.agents(cmd).await,
+            CtlCommand::Agents(cmd) => self.agents(cmd.command()).await,
             CtlCommand::Enroll {
                 name,
                 plan,
                 ttl_minutes,
             } => self.enroll(name, plan.into(), ttl_minutes).await,
-            CtlCommand::DeploymentKeys(cmd) => self.deployment_keys(cmd).await,
+            CtlCommand::DeploymentKeys(cmd) => self.deployment_keys(cmd.command()).await,
             CtlCommand::Policy(cmd) => self.policy(cmd).await,
             CtlCommand::Devices(cmd) => self.devices(cmd).await,
             CtlCommand::Results { agent, limit } => self.results(&agent, limit).await,
             CtlCommand::Alerts { status, agent } => self.alerts(status, agent).await,
-            CtlCommand::Contacts(cmd) => self.contacts(cmd).await,
-            CtlCommand::Rules(cmd) => self.rules(cmd).await,
-            CtlCommand::Users(cmd) => self.users(cmd, password).await,
-            CtlCommand::Tokens(cmd) => self.tokens(cmd).await,
+            CtlCommand::Contacts(cmd) => self.contacts(cmd.command()).await,
+            CtlCommand::Rules(cmd) => self.rules(cmd.command()).await,
+            CtlCommand::Users(cmd) => self.users(cmd.command(), password).await,
+            CtlCommand::Tokens(cmd) => self.tokens(cmd.command()).await,
             CtlCommand::Compliance(cmd) => self.compliance(cmd, password).await,
-            CtlCommand::Maintenance(cmd) => self.maintenance(cmd).await,
+            CtlCommand::Maintenance(cmd) => self.maintenance(cmd.command()).await,
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod agent_service;
 pub mod agent_sweep;
 pub mod ctl;
+pub mod docs;
 pub mod scan;
 pub mod server;
 pub mod up;

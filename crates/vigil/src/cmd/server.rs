@@ -17,6 +17,13 @@ use vigil_store::{Role, Store, TokenExpiry};
 /// Options of a server, shared by `vigil server` and `vigil up`.
 #[derive(Debug, Args)]
 pub struct ServerOpts {
+    /// A TOML file of these options: each flag is a key (`smtp_host`, or
+    /// `host` in an `[smtp]` table); flags and VIGIL_… variables win over it.
+    #[arg(long = "config", env = "VIGIL_CONFIG", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Print the effective configuration (secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Where the server keeps its TLS identity (and the SQLite database by default).
     #[arg(long, env = "VIGIL_DATA_DIR", default_value = "vigil-data")]
     pub data_dir: PathBuf,

@@ -11,12 +11,15 @@ use vigil_proto::api::{
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AgentsCommand {
+    /// The account's agents: status, plan, last contact, scan.
     List {
         /// Only the agents carrying this tag.
         #[arg(long)]
         tag: Option<String>,
     },
+    /// One agent in full: facts, status, plan, policy summary, tags.
     Show {
+        /// The agent's id.
         id: String,
     },
     /// Move an agent to another plan (security scans need extended).
@@ -26,13 +29,9 @@ pub(super) enum AgentsCommand {
         plan: PlanArg,
     },
     /// Run the agent's security scan now.
-    Scan {
-        id: String,
-    },
+    Scan { id: String },
     /// Remove an agent (its history is kept; its credential stops working).
-    Remove {
-        id: String,
-    },
+    Remove { id: String },
     /// Add or remove tags (labels for maintenance windows and filters).
     Tag {
         id: String,
@@ -48,8 +47,16 @@ pub(super) enum AgentsCommand {
     },
 }
 
+/// `vigil ctl agents` alone lists them all.
+impl Default for AgentsCommand {
+    fn default() -> Self {
+        AgentsCommand::List { tag: None }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(super) enum PolicyCommand {
+    /// The agent's policy: ports, targets, interval, whether it runs.
     Show {
         /// The agent's id.
         agent: String,

@@ -67,6 +67,7 @@ pub(super) enum ComplianceCommand {
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ScopeCommand {
+    /// The saved scope: AD, IP ranges, ports (never the bind password).
     Show,
     /// Change the saved scope (flags change the current one; --file replaces it).
     /// The AD bind password comes from VIGIL_AD_PASSWORD or --ad-password-stdin,
@@ -190,6 +191,7 @@ pub(super) struct EndpointArgs {
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ScheduleCommand {
+    /// The schedule of assessments and when the next one runs.
     Show,
     /// Run every N minutes, daily or weekly (times in UTC); or switch it off.
     Set {

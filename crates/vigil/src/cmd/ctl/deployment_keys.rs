@@ -12,7 +12,7 @@ use vigil_proto::api::{
     NewDeploymentKey,
 };
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Subcommand, Default)]
 pub(super) enum DeploymentKeysCommand {
     /// Create a key; its secret is printed once, on standard output.
     Create {
@@ -29,6 +29,7 @@ pub(super) enum DeploymentKeysCommand {
         plan: Option<PlanArg>,
     },
     /// The account's keys with how often and when they were last used.
+    #[default]
     List,
     /// The agents a key enrolled, newest first.
     Uses {

@@ -9,9 +9,10 @@ use clap::{Args, Subcommand};
 use vigil_core::maintenance::{Occurrence, Schedule, Scope, Window};
 use vigil_proto::api::MaintenanceView;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Subcommand, Default)]
 pub(super) enum MaintenanceCommand {
     /// The account's windows, whether each is open now and when it opens next.
+    #[default]
     List,
     /// Add a window: one-off (--start/--end), weekly (--days/--from/--to) or
     /// cron (--cron/--duration), for the account, --agent ids or a --tag.

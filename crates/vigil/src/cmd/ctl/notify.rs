@@ -7,9 +7,12 @@ use clap::{Subcommand, ValueEnum};
 use vigil_notify::{Channel, EventKind};
 use vigil_proto::api::{AlertView, ContactBody, ContactView, RuleBody, RuleView};
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Subcommand, Default)]
 pub(super) enum ContactsCommand {
+    /// The account's contacts and how each is reached.
+    #[default]
     List,
+    /// Add a contact: a name, a channel and its address or fields.
     #[command(after_help = channels_help())]
     Add {
         #[arg(long)]
@@ -37,13 +40,13 @@ pub(super) enum ContactsCommand {
         #[arg(long = "field", short = 'f', value_name = "NAME=VALUE", value_parser = field_pair)]
         fields: Vec<(String, String)>,
     },
+    /// Remove a contact (the rules that name it go with it).
     Remove {
+        /// The contact's id.
         id: String,
     },
     /// Send a test notification to the contact.
-    Test {
-        id: String,
-    },
+    Test { id: String },
 }
 
 /// `--channel`'s values: the registered channels.
@@ -104,9 +107,12 @@ fn fields_for(
     Ok(given.into_iter().collect())
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Subcommand, Default)]
 pub(super) enum RulesCommand {
+    /// The account's rules: which events of which agents go to whom.
+    #[default]
     List,
+    /// Add a rule: a contact, the events, optionally agents, reminders, escalation.
     Add {
         /// The contact to notify.
         #[arg(long)]
@@ -125,7 +131,9 @@ pub(super) enum RulesCommand {
         #[arg(long = "escalate", value_name = "MINUTES:CONTACTS", value_parser = parse_step)]
         escalate: Vec<vigil_core::followup::EscalationStep>,
     },
+    /// Remove a rule.
     Remove {
+        /// The rule's id.
         id: String,
     },
 }

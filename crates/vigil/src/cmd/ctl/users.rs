@@ -6,8 +6,10 @@ use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use vigil_proto::api::{NewToken, NewUser, TokenView, UserView};
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Subcommand, Default)]
 pub(super) enum UsersCommand {
+    /// The account's users and their roles.
+    #[default]
     List,
     /// Add a user; the password comes from VIGIL_PASSWORD or standard input.
     Add {
@@ -21,14 +23,16 @@ pub(super) enum UsersCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Subcommand, Default)]
 pub(super) enum TokensCommand {
+    /// The account's API tokens (names and last use; never the secrets).
+    #[default]
     List,
     /// Create a token; it is printed once, on standard output.
-    Create {
-        name: String,
-    },
+    Create { name: String },
+    /// Revoke a token: it stops working at once.
     Revoke {
+        /// The token's id.
         id: String,
     },
 }
