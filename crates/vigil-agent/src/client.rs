@@ -11,6 +11,8 @@ use vigil_proto::pin::CertPin;
 
 /// How long one API call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an agent build's download may take (tens of MB on a slow link).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(900);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -114,6 +116,72 @@ impl ServerClient {
         self.post::<_, serde_json::Value>(MOVED_PATH, notice)
             .await
             .map(|_| ())
+    }
+
+    /// Downloads the agent API file at `path` (on this server: the path
+    /// must be one of the agent API's) into `dest`, at most `max` bytes.
+    /// Returns the lowercase hex SHA-256 and the size of what was written.
+    pub async fn download(
+        &self,
+        path: &str,
+        dest: &std::path::Path,
+        max: u64,
+    ) -> Result<(String, u64), ClientError> {
+        use tokio::io::AsyncWriteExt;
+        if !path.starts_with(vigil_proto::agent::PREFIX)
+            || path.contains("..")
+            || path.contains("//")
+        {
+            return Err(ClientError::Url(format!("{path} (not an agent API path)")));
+        }
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .timeout(DOWNLOAD_TIMEOUT);
+        if let Some(auth) = &self.auth {
+            req = req.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable(describe(&e));
+        let mut resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body: String = resp
+                .text()
+                .await
+                .unwrap_or_default()
+                .chars()
+                .take(500)
+                .collect();
+            return Err(ClientError::Server {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        let io = |e: std::io::Error| {
+            ClientError::Unreachable(format!("writing {}: {e}", dest.display()))
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut size = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+            size += chunk.len() as u64;
+            if size > max {
+                return Err(ClientError::Rejected {
+                    status: status.as_u16(),
+                    body: format!("the download is larger than {max} bytes"),
+                });
+            }
+            digest.update(&chunk);
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.sync_all().await.map_err(io)?;
+        let sha256 = digest
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok((sha256, size))
     }
 
     async fn post<B: Serialize, R: DeserializeOwned>(

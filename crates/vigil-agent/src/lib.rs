@@ -18,6 +18,8 @@
 //!   one says so.
 //! * [`pinning`]: TLS to the server trusting exactly the certificate pinned
 //!   at enrollment.
+//! * [`update`]: self-update to the build the server offers: download,
+//!   signature check, atomic replacement, roll-back.
 //! * [`sys`]: what the agent asks of Linux or Windows (state directory,
 //!   private files, OS facts, listening sockets); nothing else has a `cfg`.
 
@@ -38,6 +40,7 @@ pub mod runner;
 pub mod spool;
 pub mod sys;
 pub mod task;
+pub mod update;
 #[cfg(test)]
 mod testing;
 

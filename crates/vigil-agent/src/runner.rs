@@ -29,6 +29,7 @@ use crate::identity::Identity;
 use crate::moving;
 use crate::spool::{Spool, Upload};
 use crate::task;
+use crate::update;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -38,7 +39,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use vigil_proto::agent::{
-    AgentFacts, Heartbeat, MoveInstruction, MovedNotice, ScanTask, UploadStatus,
+    AgentFacts, Heartbeat, MoveInstruction, MovedNotice, ScanTask, UpdateOffer, UploadStatus,
 };
 use vigil_scan::ScanConfig;
 
@@ -70,6 +71,12 @@ pub struct Runner {
     state_dir: Option<PathBuf>,
     /// The token of the last move that failed for good, not tried again.
     refused_move: Option<String>,
+    /// Self-update: the platform is sent, offers are followed, outcomes
+    /// reported. `None`: offers are ignored.
+    updates: Option<update::State>,
+    /// A new build on trial: heartbeats say so and the run ends at the
+    /// first answer.
+    probe: bool,
 }
 
 /// Why [`Runner::run`] returned.
@@ -80,12 +87,18 @@ pub enum RunEnd {
     /// The server moved this agent to another server: this is the new
     /// identity, already stored. Run again with it.
     Moved(Identity),
+    /// The server offers a build this agent wants (see [`crate::update`]):
+    /// install it, then run again (with the new binary, or with this one
+    /// if it failed).
+    Update(UpdateOffer),
+    /// On trial ([`Runner::probe`]): the server answered a heartbeat.
+    Reached,
 }
 
 /// What one heartbeat cycle leads to.
 enum Next {
     Wait(Duration),
-    Moved(Identity),
+    End(RunEnd),
 }
 
 impl Runner {
@@ -106,7 +119,23 @@ impl Runner {
             recent: VecDeque::new(),
             state_dir: None,
             refused_move: None,
+            updates: None,
+            probe: false,
         }
+    }
+
+    /// Takes the server's update offers ([`RunEnd::Update`]), with what
+    /// the agent remembers about updates (stored in the state directory).
+    pub fn with_updates(mut self, state: update::State) -> Self {
+        self.updates = Some(state);
+        self
+    }
+
+    /// A new build on trial: heartbeat (as a probe, which gets no work)
+    /// until the server answers once, then end with [`RunEnd::Reached`].
+    pub fn probe(mut self) -> Self {
+        self.probe = true;
+        self
     }
 
     /// Follows move instructions of the server and remembers the replicas
@@ -128,7 +157,7 @@ impl Runner {
             self.server_addr,
         ));
         let (worker_ended, end) = tokio::select! {
-            moved = self.serve(&queue) => (None, RunEnd::Moved(moved)),
+            end = self.serve(&queue) => (None, end),
             ended = &mut worker => (Some(ended), RunEnd::Stopped),
             _ = shutdown.wait_for(|stop| *stop) => (None, RunEnd::Stopped),
         };
@@ -147,8 +176,8 @@ impl Runner {
     }
 
     /// Heartbeats, delivering results as the worker finishes them, until
-    /// the server moves the agent: returns the new identity.
-    async fn serve(&mut self, queue: &mpsc::Sender<ScanTask>) -> Identity {
+    /// the server moves the agent, offers an update, or (on trial) answers.
+    async fn serve(&mut self, queue: &mpsc::Sender<ScanTask>) -> RunEnd {
         let mut interval = Duration::from_secs(30);
         // The URL that answered last, to tell when that changes.
         let mut in_use: Option<String> = None;
@@ -164,7 +193,7 @@ impl Runner {
                     interval = next;
                     (next, true)
                 }
-                Ok(Next::Moved(identity)) => return identity,
+                Ok(Next::End(end)) => return end,
                 Err(e) => {
                     if matches!(e, ClientError::Tls(_)) {
                         tracing::error!(error = %e, server = %url, "this server presents another certificate than the one pinned at enrollment: not used (replicas must share the tls/ files of one server)");
@@ -202,13 +231,25 @@ impl Runner {
     /// followed. Returns the next heartbeat interval, or the new identity.
     async fn cycle(&mut self, queue: &mpsc::Sender<ScanTask>) -> Result<Next, ClientError> {
         // Deliver first: a spool filled during an outage goes out as soon
-        // as the server is back, before new work is added.
-        self.flush().await?;
+        // as the server is back, before new work is added. (A build on
+        // trial leaves the spool to the agent in charge.)
+        if !self.probe {
+            self.flush().await?;
+        }
         let hb = Heartbeat {
             facts: self.facts.clone(),
             spooled: self.spool().len().unwrap_or(0) as u64,
+            platform: (self.updates.is_some() || self.probe).then(update::platform),
+            probe: self.probe,
+            update: self.updates.as_ref().and_then(|u| u.report.clone()),
         };
         let resp = self.servers.client().heartbeat(&hb).await?;
+        if self.probe {
+            return Ok(Next::End(RunEnd::Reached));
+        }
+        if let Some(offer) = self.take_update(&resp, hb.update.is_some()) {
+            return Ok(Next::End(RunEnd::Update(offer)));
+        }
         if self.servers.announce(&resp.server_urls) {
             tracing::info!(servers = ?self.servers.urls(), "the server named its replicas");
             if let Some(dir) = &self.state_dir {
@@ -219,7 +260,7 @@ impl Runner {
         }
         if let Some(to) = resp.move_to {
             if let Some(identity) = self.follow(&to).await {
-                return Ok(Next::Moved(identity));
+                return Ok(Next::End(RunEnd::Moved(identity)));
             }
         }
         for t in resp.tasks {
@@ -227,6 +268,38 @@ impl Runner {
         }
         let interval = Duration::from_secs(resp.heartbeat_secs).clamp(MIN_HEARTBEAT, MAX_HEARTBEAT);
         Ok(Next::Wait(interval))
+    }
+
+    /// After a heartbeat: the server has the report that went with it; its
+    /// key is learnt; its offer is returned if this agent takes it.
+    fn take_update(
+        &mut self,
+        resp: &vigil_proto::agent::HeartbeatResponse,
+        reported: bool,
+    ) -> Option<UpdateOffer> {
+        let state_dir = self.state_dir.clone()?;
+        let state = self.updates.as_mut()?;
+        let mut changed = reported;
+        if reported {
+            state.report = None;
+        }
+        if let Some(key) = &resp.update_key {
+            match state.learn_key(key) {
+                Ok(new) => changed |= new,
+                Err(e) => tracing::error!(error = %e, "update offers of this server are refused"),
+            }
+        }
+        if changed {
+            if let Err(e) = state.save(&state_dir) {
+                tracing::warn!(error = %e, "cannot store the update state");
+            }
+        }
+        let offer = resp.update.as_ref()?;
+        if !state.wants(offer, &self.facts.version) {
+            return None;
+        }
+        tracing::info!(version = %offer.version, "the server offers another agent build");
+        Some(offer.clone())
     }
 
     /// Enrolls with the server the current one moves this agent to; on

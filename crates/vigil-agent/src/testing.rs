@@ -251,6 +251,8 @@ async fn answer(
             observed_addr: "127.0.0.1".into(),
             move_to: script.move_to.clone(),
             server_urls: script.server_urls.clone(),
+            update_key: None,
+            update: None,
         })
     } else if path == RESULTS_PATH {
         let up: ResultUpload = serde_json::from_slice(&body).expect("upload body");

@@ -27,6 +27,7 @@ pub mod throttle;
 pub mod timeline;
 pub mod totp;
 pub mod trend;
+pub mod update;
 
 pub use csv_cell::csv_cell;
 pub use ports::{probed_summary, PortList, PortSpecError};

@@ -61,6 +61,64 @@ pub struct Heartbeat {
     pub facts: AgentFacts,
     /// Results waiting in the agent's spool.
     pub spooled: u64,
+    /// What the agent binary runs on (`linux-x86_64`, `windows-x86_64`):
+    /// which build of the agent an update offers. Absent from agents that
+    /// cannot update themselves (they get no offer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// A new version on trial (see [`UpdateOffer`]): it proves it can
+    /// reach the server; the server records the heartbeat but hands out
+    /// no tasks, moves or offers (the old version is still in charge).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
+    /// How the last update went, until the server has seen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateReport>,
+}
+
+/// The agent build a server ships, offered in a heartbeat answer (so only
+/// over the pinned, authenticated channel). The agent downloads `path`
+/// from the same server, checks `size`, `sha256` and `signature` (Ed25519
+/// over [`update_message`] with the server's update key), replaces its
+/// binary, and runs the new one on trial: it must reach the server within
+/// a minute or the old binary is put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateOffer {
+    pub version: String,
+    pub platform: String,
+    /// The agent API path of the download (on the server the agent talks to).
+    pub path: String,
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the file.
+    pub sha256: String,
+    /// Lowercase hex Ed25519 signature of [`update_message`].
+    pub signature: String,
+}
+
+/// What an update offer's signature covers: the build, by version,
+/// platform, digest and size.
+pub fn update_message(version: &str, platform: &str, sha256: &str, size: u64) -> Vec<u8> {
+    format!("vigil-agent-update/1\n{platform}\n{version}\n{sha256}\n{size}\n").into_bytes()
+}
+
+/// The agent's account of an update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateReport {
+    /// The version offered.
+    pub version: String,
+    pub outcome: UpdateOutcome,
+    /// Why, for people (a failed check, the trial's end).
+    #[serde(default)]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateOutcome {
+    /// Downloading, checking or on trial.
+    Installing,
+    /// Not installed, or put back after its trial; not tried again.
+    Failed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +139,14 @@ pub struct HeartbeatResponse {
     /// what it knows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub server_urls: Vec<String>,
+    /// The key that signs this server's agent builds (hex Ed25519 public
+    /// key). The agent keeps the first one it sees and refuses offers
+    /// signed by another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_key: Option<String>,
+    /// Install this build (see [`UpdateOffer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateOffer>,
 }
 
 /// "Re-enroll with this server": sent by the agent's current server in a

@@ -1035,3 +1035,64 @@ pub struct DeploymentKeyUseView {
     /// The hostname the agent reported (its name).
     pub hostname: Option<String>,
 }
+
+/// `GET /api/v1/updates`: the agent builds this server offers, whether the
+/// account updates its agents automatically, and where each agent stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdatesView {
+    pub builds: Vec<AgentBuildView>,
+    pub auto_update: bool,
+    pub agents: Vec<AgentUpdateView>,
+}
+
+/// One agent build offered for self-update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentBuildView {
+    /// `linux-x86_64`, `windows-x86_64`.
+    pub platform: String,
+    pub version: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// An agent's update: `current` (runs the build of its platform),
+/// `outdated` (another version, no rollout), `requested` (rolled out, not
+/// offered yet: the agent has not called in, or cannot update itself),
+/// `offered`, `installing`, `updated`, `failed` (with the agent's reason).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentUpdateView {
+    pub agent_id: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub platform: Option<String>,
+    pub state: String,
+    /// The version the state is about (offered, installed, failed).
+    pub target_version: Option<String>,
+    pub detail: Option<String>,
+    pub updated_at: Option<i64>,
+}
+
+/// `POST /api/v1/updates/rollout`: exactly one of `all`, `tag`, `agents`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutRequest {
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub agents: Vec<String>,
+}
+
+/// The answer to a rollout: how many agents it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutView {
+    pub agents: u64,
+}
+
+/// `PUT /api/v1/updates/auto`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoUpdateRequest {
+    pub enabled: bool,
+}

@@ -9,12 +9,16 @@
 //!   communication port, so a compliance sweep can tell which server manages
 //!   an endpoint.
 //!
+//! * [`version`]: this build's version, from a stamp in the binary that a
+//!   server reads in the agent builds it offers.
+//!
 //! Only types and parsing live here: no IO.
 
 pub mod agent;
 pub mod api;
 pub mod identify;
 pub mod pin;
+pub mod version;
 
 /// Errors of parsing wire data.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

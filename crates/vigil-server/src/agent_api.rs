@@ -149,6 +149,21 @@ async fn heartbeat(
             &facts_heartbeat(&hb.facts, &peer, now),
         )
         .await?;
+    let update_key = Some(app.updates.public_key.clone());
+    // A new agent build on trial: it proves it reaches the server; the
+    // build in charge keeps the work.
+    if hb.probe {
+        return Ok(axum::Json(HeartbeatResponse {
+            tasks: Vec::new(),
+            heartbeat_secs: app.cfg.heartbeat.as_secs().max(1),
+            observed_addr: peer,
+            move_to: None,
+            server_urls: replica_urls(&app.agent_url, &app.cfg.peer_agent_urls),
+            update_key,
+            update: None,
+        }));
+    }
+    let update = crate::updates::on_heartbeat(&app, &agent, &hb, now).await?;
     // The server scans observed addresses itself.
     let server_side = vigil_core::PolicyTarget::ObservedAddress.key();
     let open: Vec<vigil_store::ScanTask> = app
@@ -204,6 +219,8 @@ async fn heartbeat(
         observed_addr: peer,
         move_to,
         server_urls: replica_urls(&app.agent_url, &app.cfg.peer_agent_urls),
+        update_key,
+        update,
     }))
 }
 

@@ -35,6 +35,8 @@ pub(crate) struct App {
     pub install: crate::install::Installer,
     /// Signs the web console's forms (the same in every replica).
     pub console_key: [u8; 32],
+    /// The agent builds offered for self-update, and the key signing them.
+    pub updates: crate::updates::Updates,
     /// The sockets server-side scans and assessments of all accounts share.
     pub scan_budget: crate::budget::ScanBudget,
     /// The login throttle (this replica's counts).
@@ -46,6 +48,9 @@ pub(crate) struct App {
 }
 
 impl App {
+    // Each argument is one part of the state, built by `start`; a builder
+    // would only repeat the fields.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         cfg: ServerConfig,
@@ -54,6 +59,7 @@ impl App {
         agent_url: String,
         install: crate::install::Installer,
         console_key: [u8; 32],
+        updates: crate::updates::Updates,
     ) -> Self {
         let scan_budget = crate::budget::ScanBudget::from_config(cfg.scan_sockets);
         App {
@@ -69,6 +75,7 @@ impl App {
             compliance: Default::default(),
             install,
             console_key,
+            updates,
             scan_budget,
             logins: Default::default(),
             target_locks: Mutex::new(HashMap::new()),

@@ -68,6 +68,7 @@ mod secrets_key;
 mod testing;
 pub mod tls;
 mod trends;
+mod updates;
 
 pub use config::{GssapiAccounts, Leases, ServerConfig};
 pub use error::ServerError;
@@ -173,6 +174,22 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
         cfg.agent_binary.clone(),
         windows,
     );
+    // Self-update offers: the Linux binary installs hand out (built for
+    // this server's architecture unless --agent-binary names another
+    // build of the same), and the Windows one if given.
+    let mut sources = vec![updates::Source {
+        platform: format!("linux-{}", std::env::consts::ARCH),
+        file: installer.binary(),
+        path: install::DOWNLOAD_PATH,
+    }];
+    if let Some(file) = &cfg.agent_binary_windows {
+        sources.push(updates::Source {
+            platform: "windows-x86_64".into(),
+            file: file.clone(),
+            path: install::DOWNLOAD_EXE_PATH,
+        });
+    }
+    let agent_updates = updates::Updates::load(&cfg.data_dir, sources)?;
     let console_key = store.console_key().await?;
     store.set_max_queued_notifications(cfg.max_queued_notifications);
     let app = Arc::new(App::new(
@@ -183,6 +200,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
         agent_url.clone(),
         installer,
         console_key,
+        agent_updates,
     ));
     let (stop, stopped) = watch::channel(false);
     let mut jobs = JoinSet::new();

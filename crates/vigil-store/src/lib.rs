@@ -60,6 +60,7 @@ mod stats;
 mod tasks;
 mod trends;
 mod two_factor;
+mod updates;
 mod validate;
 
 pub use accounts::TokenExpiry;
@@ -96,6 +97,7 @@ pub use secret::{
     ENROLLMENT_TOKEN_PREFIX,
 };
 pub use two_factor::{Totp, MAX_RECOVERY_CODES};
+pub use updates::Rollout;
 pub use validate::limits;
 
 use secret::{PasswordGate, PasswordHashing};

@@ -39,6 +39,32 @@ pub fn under_wine() -> bool {
     false
 }
 
+/// Whether `exe` is a package manager's file: under `/usr` but not
+/// `/usr/local` (the FHS leaves /usr to packages; local installs and the
+/// install script use /usr/local or /opt).
+pub fn packaged(exe: &Path) -> bool {
+    exe.starts_with("/usr") && !exe.starts_with("/usr/local")
+}
+
+/// Puts `new` in place of `exe` (one rename: a process starting the agent
+/// at any moment gets the old or the new binary, whole), keeping a copy of
+/// `exe` as `previous`; `new` gets `exe`'s permissions.
+pub fn replace_exe(new: &Path, exe: &Path, previous: &Path) -> std::io::Result<()> {
+    let kept = previous.with_extension("tmp");
+    fs::copy(exe, &kept)?;
+    fs::File::open(&kept)?.sync_all()?;
+    fs::rename(&kept, previous)?;
+    fs::set_permissions(new, fs::metadata(exe)?.permissions())?;
+    fs::rename(new, exe)?;
+    sync_dir(exe.parent().unwrap_or(Path::new(".")))
+}
+
+/// Puts `previous` back as `exe` (one rename).
+pub fn restore_exe(previous: &Path, exe: &Path) -> std::io::Result<()> {
+    fs::rename(previous, exe)?;
+    sync_dir(exe.parent().unwrap_or(Path::new(".")))
+}
+
 /// The file's permission bits: private when group and others have none.
 pub fn private_file_check(path: &Path) -> Result<FileProtection, AgentError> {
     use std::os::unix::fs::PermissionsExt;

@@ -10,6 +10,8 @@
 //! * [`sync_dir`]: makes a rename durable where the OS lets a directory be
 //!   flushed (Linux).
 //! * [`os_facts`]: the hostname and OS name the server shows.
+//! * [`replace_exe`] / [`restore_exe`] / [`packaged`]: self-update's
+//!   replacement of the agent's own binary (`crate::update`).
 //! * [`listening_sockets`]: the TCP listeners of this machine with the
 //!   process that owns each; [`ProcessLookup`]: that process's name,
 //!   user, executable and command line (`crate::listeners` builds on both).
@@ -40,7 +42,8 @@ mod imp;
 
 pub use imp::{
     default_state_dir, listening_sockets, neighbour_overflows, neighbour_room, neighbours,
-    os_facts, private_file_check, sync_dir, under_wine, ArpSocket, ProcessLookup,
+    os_facts, packaged, private_file_check, replace_exe, restore_exe, sync_dir, under_wine,
+    ArpSocket, ProcessLookup,
 };
 
 /// A TCP socket in the LISTEN state.

@@ -157,6 +157,39 @@ pub fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// An agent installed by the MSI may update itself too (a repair of the
+/// MSI would bring its own version back, as for any self-updating app).
+pub fn packaged(_exe: &Path) -> bool {
+    false
+}
+
+/// Puts `new` in place of `exe`, which becomes `previous`. Windows lets a
+/// running program's file be renamed but not overwritten: the running
+/// binary moves aside, the new one takes its name.
+pub fn replace_exe(new: &Path, exe: &Path, previous: &Path) -> io::Result<()> {
+    match fs::remove_file(previous) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs::rename(exe, previous)?;
+    if let Err(e) = fs::rename(new, exe) {
+        let _ = fs::rename(previous, exe);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Puts `previous` back as `exe`; the failed binary is moved aside first
+/// (and deleted when no process holds it any more).
+pub fn restore_exe(previous: &Path, exe: &Path) -> io::Result<()> {
+    let failed = exe.with_extension("failed");
+    let _ = fs::remove_file(&failed);
+    fs::rename(exe, &failed)?;
+    fs::rename(previous, exe)?;
+    let _ = fs::remove_file(&failed);
+    Ok(())
+}
+
 pub fn under_wine() -> bool {
     let ntdll = wide("ntdll.dll".as_ref());
     // SAFETY: NUL-terminated names; ntdll is loaded in every process.

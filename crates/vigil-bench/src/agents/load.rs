@@ -217,6 +217,9 @@ async fn agent_loop(agent: SimAgent, first: Instant, s: Arc<Shared>) {
     let hb = Heartbeat {
         facts: agent.facts.clone(),
         spooled: 0,
+        platform: None,
+        probe: false,
+        update: None,
     };
     loop {
         tokio::time::sleep_until(next.min(s.deadline)).await;

@@ -15,11 +15,12 @@ mod maintenance;
 mod peers;
 mod session;
 mod trends;
+pub(crate) mod updates;
 
 use crate::app::App;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use std::sync::Arc;
 
@@ -142,6 +143,9 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             axum::routing::delete(deployment_keys::revoke),
         )
         .route("/deployment-keys/{id}/uses", get(deployment_keys::uses))
+        .route("/updates", get(updates::get))
+        .route("/updates/rollout", post(updates::rollout))
+        .route("/updates/auto", put(updates::auto))
         .route(
             "/maintenance",
             get(maintenance::list).post(maintenance::create),

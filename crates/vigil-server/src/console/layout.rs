@@ -7,13 +7,14 @@ use maud::{html, Markup, DOCTYPE};
 use vigil_store::UnixTime;
 
 /// The main navigation, as (path, label).
-const NAV: [(&str, &str); 7] = [
+const NAV: [(&str, &str); 8] = [
     ("/", "Dashboard"),
     ("/agents", "Agents"),
     ("/alerts", "Alerts"),
     ("/compliance", "Compliance"),
     ("/contacts", "Contacts"),
     ("/maintenance", "Maintenance"),
+    ("/updates", "Updates"),
     ("/enroll", "Enroll an agent"),
 ];
 

@@ -35,6 +35,7 @@ mod error;
 mod form;
 mod layout;
 mod maintenance;
+mod updates;
 mod session;
 mod trend_chart;
 mod two_factor;
@@ -119,6 +120,9 @@ pub(crate) fn router(app: &Arc<App>) -> Router<Arc<App>> {
             get(maintenance::list).post(maintenance::create),
         )
         .route("/maintenance/{id}/delete", post(maintenance::delete))
+        .route("/updates", get(updates::show))
+        .route("/updates/rollout", post(updates::rollout))
+        .route("/updates/auto", post(updates::auto))
         .route("/audit", get(audit::page))
         .route("/audit.jsonl", get(audit::export))
         .route(two_factor::PATH, get(two_factor::page))

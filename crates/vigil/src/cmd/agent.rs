@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio::sync::watch;
 use vigil_agent::client::ClientError;
 use vigil_agent::failover::Servers;
@@ -14,6 +15,7 @@ use vigil_agent::identity::Identity;
 use vigil_agent::moving::{self, EnrollError};
 use vigil_agent::runner::{RunEnd, Runner};
 use vigil_agent::spool::{Spool, DEFAULT_CAPACITY};
+use vigil_agent::update::State as UpdateState;
 use vigil_proto::agent::AgentFacts;
 use vigil_proto::identify::{Responder, DEFAULT_PORT};
 
@@ -60,6 +62,11 @@ enum AgentCommand {
         /// Print the effective configuration and exit.
         #[arg(long)]
         print_config: bool,
+        /// How long a new agent build (a self-update) has to reach the
+        /// server before the old one is put back, in seconds.
+        #[arg(long, default_value_t = super::agent_update::DEFAULT_TRIAL.as_secs(),
+              value_parser = clap::value_parser!(u64).range(5..=3600))]
+        update_trial_secs: u64,
     },
     /// Show this agent's identity (without its credential) and how its file is protected.
     Status,
@@ -97,8 +104,16 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         AgentCommand::Enroll { server, token, pin } => {
             super::runtime()?.block_on(enroll(&args.state_dir, &server, &token, &pin))
         }
-        AgentCommand::Run { listen, .. } => {
-            super::runtime()?.block_on(run_agent(&args.state_dir, listen))
+        AgentCommand::Run {
+            listen,
+            update_trial_secs,
+            ..
+        } => {
+            let opts = RunOpts {
+                listen,
+                updates: Some(Duration::from_secs(update_trial_secs)),
+            };
+            super::runtime()?.block_on(run_agent(&args.state_dir, opts))
         }
         AgentCommand::Status => status(&args.state_dir),
         AgentCommand::Sweep(sweep) => super::agent_sweep::run(sweep),
@@ -166,15 +181,39 @@ fn status(state_dir: &std::path::Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_agent(state_dir: &std::path::Path, listen: SocketAddr) -> Result<ExitCode> {
+async fn run_agent(state_dir: &std::path::Path, opts: RunOpts) -> Result<ExitCode> {
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop.send(true);
-        }
+        super::shutdown_signal().await;
+        let _ = stop.send(true);
     });
-    run_enrolled(state_dir, listen, shutdown).await?;
-    Ok(ExitCode::SUCCESS)
+    // A new build on trial (see agent_update): only prove it reaches the server.
+    if let Some(reached) = std::env::var_os(vigil_agent::update::TRIAL_ENV) {
+        let reached = PathBuf::from(reached);
+        return super::agent_update::trial_run(state_dir, &reached, shutdown).await;
+    }
+    match run_enrolled(state_dir, opts, shutdown).await? {
+        Ended::Stopped => Ok(ExitCode::SUCCESS),
+        Ended::Updated(exe) => Err(crate::sys::exec_self(&exe)),
+    }
+}
+
+/// How `vigil agent run` (and the service, and `vigil up`'s local agent) runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunOpts {
+    /// The identify listener's address.
+    pub listen: SocketAddr,
+    /// Self-update with this trial period; `None`: offers are ignored.
+    pub updates: Option<Duration>,
+}
+
+/// Why [`run_enrolled`] returned.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    Stopped,
+    /// A new build is installed at this path and reached the server: the
+    /// process must hand over to it.
+    Updated(PathBuf),
 }
 
 /// Runs an enrolled agent until `shutdown` turns true. When its server
@@ -182,9 +221,10 @@ async fn run_agent(state_dir: &std::path::Path, listen: SocketAddr) -> Result<Ex
 /// identify listener answers with the new server ID at once).
 pub(crate) async fn run_enrolled(
     state_dir: &std::path::Path,
-    listen: SocketAddr,
+    opts: RunOpts,
     shutdown: watch::Receiver<bool>,
-) -> Result<()> {
+) -> Result<Ended> {
+    let listen = opts.listen;
     let mut id = Identity::load(state_dir)?.ok_or_else(|| {
         usage(format!(
             "this agent is not enrolled (no identity in {}): run `vigil agent enroll` first",
@@ -200,25 +240,43 @@ pub(crate) async fn run_enrolled(
         reply,
         shutdown.clone(),
     ));
-    loop {
+    let ended = loop {
         let servers = Servers::new(id.clone()).context("stored identity")?;
         // Replicas of one server are expected on one network: the route
         // to the preferred one tells the address "self" stands for.
         let server_addr = server_ip(&id.server_url).await?;
         let spool = Spool::open(state_dir.join("spool"), DEFAULT_CAPACITY)?;
         tracing::info!(agent = %id.agent_id, servers = ?servers.urls(), %listen, "agent running");
-        let runner = Runner::new(servers, spool, facts(), Default::default(), server_addr)
+        let mut runner = Runner::new(servers, spool, facts(), Default::default(), server_addr)
             .with_state_dir(state_dir);
+        if opts.updates.is_some() {
+            runner = runner.with_updates(UpdateState::load(state_dir, &id.server_id));
+        }
         match runner.run(shutdown.clone()).await {
-            RunEnd::Stopped => break,
+            RunEnd::Stopped | RunEnd::Reached => break Ended::Stopped,
             RunEnd::Moved(new) => {
                 id = new;
                 reply_tx.send_replace(identify_reply(&id));
             }
+            RunEnd::Update(offer) => {
+                let trial = opts.updates.unwrap_or(super::agent_update::DEFAULT_TRIAL);
+                let mut state = UpdateState::load(state_dir, &id.server_id);
+                let applied = super::agent_update::apply(
+                    state_dir, &id, &mut state, &offer, listen, trial, &shutdown,
+                )
+                .await;
+                if let super::agent_update::Applied::HandOver(exe) = applied {
+                    break Ended::Updated(exe);
+                }
+            }
         }
+    };
+    // The identify listener stops with `shutdown`; at a hand-over the
+    // process image is replaced (its sockets close on exec).
+    if matches!(ended, Ended::Stopped) {
+        let _ = identify.await;
     }
-    let _ = identify.await;
-    Ok(())
+    Ok(ended)
 }
 
 /// What the identify listener answers with for `id` (its key comes from
@@ -227,14 +285,14 @@ fn identify_reply(id: &Identity) -> Responder {
     Responder::new(
         &id.agent_id,
         &id.server_id,
-        env!("CARGO_PKG_VERSION"),
+        vigil_proto::version::version(),
         &id.credential,
     )
     .with_hostname(&vigil_agent::sys::os_facts().hostname)
 }
 
 /// The server's address, for finding the address "self" stands for.
-async fn server_ip(url: &str) -> Result<IpAddr> {
+pub(crate) async fn server_ip(url: &str) -> Result<IpAddr> {
     let parsed = url::Url::parse(url).with_context(|| format!("stored server URL {url:?}"))?;
     let host = parsed.host_str().context("server URL without a host")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -249,13 +307,14 @@ async fn server_ip(url: &str) -> Result<IpAddr> {
     ip.with_context(|| format!("{host} has no address"))
 }
 
-/// What the server learns about this machine.
-fn facts() -> AgentFacts {
+/// What the server learns about this machine (the version is this
+/// build's stamp: see `vigil_proto::version`).
+pub(crate) fn facts() -> AgentFacts {
     let os = vigil_agent::sys::os_facts();
     AgentFacts {
         hostname: os.hostname,
         os: os.os,
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version: vigil_proto::version::version().to_string(),
     }
 }
 

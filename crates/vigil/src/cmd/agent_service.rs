@@ -15,7 +15,7 @@
 //! Everything that talks to the SCM is in `sys`; on Linux each subcommand
 //! is a usage error pointing at the systemd unit.
 
-use super::agent::run_enrolled;
+use super::agent::{run_enrolled, Ended, RunOpts};
 use super::usage;
 use crate::sys::service;
 use anyhow::{Context, Result};
@@ -147,7 +147,19 @@ pub fn service_run(state_dir: PathBuf, listen: SocketAddr) -> Result<ExitCode> {
         NAME,
         Box::new(move |shutdown| {
             let runtime = super::runtime()?;
-            runtime.block_on(run_enrolled(&state_dir, listen, shutdown))
+            let opts = RunOpts {
+                listen,
+                updates: Some(super::agent_update::DEFAULT_TRIAL),
+            };
+            match runtime.block_on(run_enrolled(&state_dir, opts, shutdown))? {
+                Ended::Stopped => Ok(()),
+                // The service control manager restarts a service that
+                // failed (see sys::service::install): from the new binary.
+                Ended::Updated(exe) => Err(anyhow::anyhow!(
+                    "updated to {}: restarting the service",
+                    exe.display()
+                )),
+            }
         }),
     )?;
     Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ mod maintenance;
 mod notify;
 mod policy;
 mod table;
+mod updates;
 mod users;
 
 use super::usage;
@@ -33,6 +34,7 @@ use serde_json::Value;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use updates::UpdatesCommand;
 use users::{TokensCommand, UsersCommand};
 use vigil_proto::api::{LoginRequest, LoginResponse, Me};
 
@@ -121,6 +123,8 @@ enum CtlCommand {
     Compliance(ComplianceCommand),
     /// Maintenance windows: scans go on, notifications wait until the window ends.
     Maintenance(Listing<MaintenanceCommand>),
+    /// Agent self-update: builds offered, rollouts, automatic updates, progress.
+    Updates(Listing<UpdatesCommand>),
 }
 
 /// A group of commands that lists when given no subcommand, as
@@ -412,6 +416,7 @@ impl Ctl {
             CtlCommand::Tokens(cmd) => self.tokens(cmd.command()).await,
             CtlCommand::Compliance(cmd) => self.compliance(cmd, password).await,
             CtlCommand::Maintenance(cmd) => self.maintenance(cmd.command()).await,
+            CtlCommand::Updates(cmd) => self.updates(cmd.command()).await,
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod agent_service;
 pub mod agent_sweep;
+pub mod agent_update;
 pub mod ctl;
 pub mod docs;
 pub mod scan;

@@ -5,7 +5,7 @@
 //! agent's identify port), taken from its actual listeners: its own first
 //! scan must not alert on Vigil.
 
-use super::agent::{enroll_with, run_enrolled};
+use super::agent::{enroll_with, run_enrolled, RunOpts};
 use super::server::{create_account, random_password};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -96,7 +96,16 @@ async fn up(args: UpArgs) -> Result<ExitCode> {
     let policy = store.policy(login.account_id, agent_id).await?;
     let (stop_agent, agent_shutdown) = watch::channel(false);
     let agent_task = tokio::spawn(async move {
-        if let Err(e) = run_enrolled(&agent_dir, args.identify_listen, agent_shutdown).await {
+        if let Err(e) = run_enrolled(
+            &agent_dir,
+            // The local agent runs in the server's process: never replaced.
+            RunOpts {
+                listen: args.identify_listen,
+                updates: None,
+            },
+            agent_shutdown,
+        )
+        .await {
             eprintln!("error: local agent: {e:#}");
         }
     });

@@ -15,6 +15,17 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Replaces this process with `exe`, given this process's arguments (a
+/// self-update's hand-over: same process id, so systemd sees the service
+/// go on). Returns only if that failed.
+pub fn exec_self(exe: &std::path::Path) -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    anyhow::anyhow!("cannot start the updated agent {}: {err}", exe.display())
+}
+
 /// Options that create a new file readable and writable by its owner only.
 pub fn private_file_options() -> std::fs::OpenOptions {
     use std::os::unix::fs::OpenOptionsExt;

@@ -22,6 +22,20 @@ pub async fn shutdown_signal() {
 /// binary writes this way (the `ctl` login under `%APPDATA%`, `vigil up`'s
 /// first login in its data directory) inherit their directory's ACL, which
 /// for a user's profile is that user, SYSTEM and Administrators.
+/// Windows cannot replace a process's image: starts `exe` with this
+/// process's arguments as a new process, then this one exits (a
+/// self-update's hand-over in a console; the service is restarted by the
+/// service control manager instead). Returns only if starting failed.
+pub fn exec_self(exe: &std::path::Path) -> anyhow::Error {
+    match std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .spawn()
+    {
+        Ok(_) => std::process::exit(0),
+        Err(e) => anyhow::anyhow!("cannot start the updated agent {}: {e}", exe.display()),
+    }
+}
+
 pub fn private_file_options() -> std::fs::OpenOptions {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

@@ -162,6 +162,11 @@ pub fn names(page: &Value) -> Vec<String> {
 /// Enrolls an agent in `dir/name` through `POST /enrollments` and the
 /// command it returns, without running it; returns its id.
 pub fn enroll(net: &TestNet, dir: &Path, api: &Api<'_>, name: &str) -> String {
+    enroll_with_bin(net, dir, api, name, Path::new(vigil_bin()))
+}
+
+/// [`enroll`] with the agent binary `exe`.
+pub fn enroll_with_bin(net: &TestNet, dir: &Path, api: &Api<'_>, name: &str, exe: &Path) -> String {
     let e = api.ok(
         "POST",
         "/enrollments",
@@ -171,7 +176,7 @@ pub fn enroll(net: &TestNet, dir: &Path, api: &Api<'_>, name: &str) -> String {
     let words: Vec<&str> = command.split_whitespace().collect();
     let state = dir.join(name);
     run_ok(
-        net.target_cmd(vigil_bin())
+        net.target_cmd(exe)
             .args(["agent", "--state-dir"])
             .arg(&state)
             .args(&words[2..]),
