@@ -54,3 +54,4 @@ mod scans;
 mod sqlite_file;
 mod tasks;
 mod two_factor;
+mod updates;
