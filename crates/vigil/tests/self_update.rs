@@ -13,7 +13,8 @@
 
 mod common;
 
-use common::compliance::{enroll_with_bin, owner_api, restart_server, start_server_with};
+use common::compliance::{enroll_with_bin, owner_api, restart_server, start_server_with, EMAIL};
+use common::http::{console, console_session, field};
 use common::server::{wait_for, Api, Proc};
 use common::{can_build_networks, vigil_bin};
 use serde_json::{json, Value};
@@ -174,9 +175,17 @@ fn an_agent_updates_itself_and_rolls_back_a_build_that_cannot_reach_the_server()
     );
     assert_eq!(agent.id(), pid, "the update handed over within the process");
     assert!(agent.alive(), "the agent runs on");
-    // The agent still works: its scan runs and reports with the new version.
     let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
     assert!(log.contains("new agent build on trial"), "{log}");
+    // The console shows it.
+    let session = console_session(&net, EMAIL);
+    let page = console(&net, &session, "GET", "/updates", &[]);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(&v2) && page.body.contains(">updated<"),
+        "{}",
+        page.body
+    );
 
     // A broken build: it starts but never reaches the server.
     server.kill();
@@ -191,7 +200,19 @@ fn an_agent_updates_itself_and_rolls_back_a_build_that_cannot_reach_the_server()
     let _server = restart_server(&net, dir, &args);
     let api = owner_api(&net);
     assert_eq!(api.get("/updates")["builds"][0]["version"], v3.as_str());
-    api.ok("PUT", "/updates/auto", Some(json!({"enabled": true})));
+    // Automatic updates, switched on in the console.
+    let session = console_session(&net, EMAIL);
+    let page = console(&net, &session, "GET", "/updates", &[]);
+    let csrf = field(&page.body, "csrf");
+    let on = console(
+        &net,
+        &session,
+        "POST",
+        "/updates/auto",
+        &[("csrf", &csrf), ("enabled", "on")],
+    );
+    assert_eq!(on.status, 303, "{}", on.body);
+    assert_eq!(api.get("/updates")["auto_update"], true);
     let failed = wait_for(
         "the broken build's trial to fail",
         Duration::from_secs(90),
@@ -223,5 +244,11 @@ fn an_agent_updates_itself_and_rolls_back_a_build_that_cannot_reach_the_server()
         (Some("failed"), Some(v2.as_str()))
     );
     assert!(seen(&api) > before, "the agent heartbeats on");
+    let page = console(&net, &session, "GET", "/updates", &[]);
+    assert!(
+        page.body.contains("update failed") && page.body.contains(detail),
+        "{}",
+        page.body
+    );
     agent.kill();
 }
