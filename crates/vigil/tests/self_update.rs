@@ -13,55 +13,18 @@
 
 mod common;
 
+use common::builds::{agent_update, bump, stamped, write_exe};
 use common::compliance::{enroll_with_bin, owner_api, restart_server, start_server_with, EMAIL};
 use common::http::{console, console_session, field};
 use common::server::{wait_for, Api, Proc};
 use common::{can_build_networks, vigil_bin};
-use serde_json::{json, Value};
-use std::os::unix::fs::PermissionsExt;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vigil_testnet::{NetSpec, TestNet};
 
 /// The trial period the agent runs with (the default is a minute).
 const TRIAL_SECS: u64 = 8;
-
-/// A copy of `from` whose stamp says `version` (same length as the old).
-fn stamped(from: &Path, to: &Path, version: &str) {
-    let mut bytes = std::fs::read(from).expect("read the build");
-    let old = format!("VIGIL_VERSION_STAMP[{}]", vigil_proto::version::version());
-    let new = format!("VIGIL_VERSION_STAMP[{version}]");
-    assert_eq!(old.len(), new.len(), "a bump keeps the stamp's length");
-    let at = bytes
-        .windows(old.len())
-        .position(|w| w == old.as_bytes())
-        .expect("the build carries its stamp");
-    bytes[at..at + new.len()].copy_from_slice(new.as_bytes());
-    write_exe(to, &bytes);
-}
-
-fn write_exe(path: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
-    std::fs::write(path, bytes).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-/// The patch version after `v` (`0.2.0` → `0.2.1`), same length.
-fn bump(v: &str, by: u32) -> String {
-    let (head, patch) = v.rsplit_once('.').expect("x.y.z");
-    let patch: u32 = patch.parse().expect("a number");
-    let next = format!("{head}.{}", patch + by);
-    assert_eq!(next.len(), v.len(), "pick a bump that keeps the length");
-    next
-}
-
-fn agent_update(api: &Api<'_>, agent: &str) -> Value {
-    let v = api.get("/updates");
-    v["agents"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["agent_id"] == agent).cloned())
-        .unwrap_or_else(|| panic!("agent {agent} not in /updates: {v}"))
-}
 
 fn run_agent(net: &TestNet, dir: &Path, exe: &Path) -> Proc {
     let mut cmd = net.target_cmd(exe);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod builds;
 pub mod compliance;
 pub mod http;
 pub mod lan;
