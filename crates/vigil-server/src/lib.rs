@@ -98,17 +98,30 @@ pub struct Running {
     pub store: Store,
     stop: watch::Sender<bool>,
     jobs: JoinSet<()>,
+    /// A SQLite database's lock, held while this server runs (see
+    /// [`start`]); released after the store closes.
+    _db_lock: Option<vigil_store::sqlite_file::DatabaseLock>,
 }
 
 /// Opens the store, loads (or creates) the TLS identity, binds both
 /// listeners and starts the background jobs.
+///
+/// A SQLite database is locked first, for as long as the server runs
+/// ([`vigil_store::sqlite_file::DatabaseLock`]): a second server on the
+/// same file, or a restore, is refused while this one runs.
 pub async fn start(cfg: ServerConfig) -> Result<Running, ServerError> {
     let options = vigil_store::StoreOptions {
         password_work: cfg.password_work,
         ..Default::default()
     };
+    let lock = match vigil_store::sqlite_file::database_path(&cfg.db_url)? {
+        Some(file) => Some(vigil_store::sqlite_file::DatabaseLock::acquire(&file)?),
+        None => None,
+    };
     let store = Store::connect_with(&cfg.db_url, options).await?;
-    start_with_store(cfg, store).await
+    let mut running = start_with_store(cfg, store).await?;
+    running._db_lock = lock;
+    Ok(running)
 }
 
 /// [`start`] with a store the caller opened (tests, `vigil up`).
@@ -243,6 +256,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
         store,
         stop,
         jobs,
+        _db_lock: None,
     })
 }
 

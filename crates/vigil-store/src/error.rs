@@ -24,6 +24,43 @@ pub enum StoreError {
     /// Applying the schema migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database was upgraded by a newer vigil: this one does not know
+    /// its schema and leaves it alone.
+    #[error(
+        "the database is at schema version {found}, newer than this vigil {} knows \
+         (up to {known}): upgrade vigil or restore a backup made by this version",
+        env!("CARGO_PKG_VERSION")
+    )]
+    SchemaTooNew {
+        /// The newest schema version recorded in the database.
+        found: i64,
+        /// The newest schema version of this build.
+        known: i64,
+    },
+    /// Another process holds the lock of a SQLite database (a running
+    /// server, or a restore): see [`crate::sqlite_file::DatabaseLock`].
+    #[error(
+        "the SQLite database {} is in use by another vigil server or restore{}, which holds \
+         {}: stop it first (a SQLite database serves one server; replicas share a PostgreSQL \
+         database)",
+        database.display(),
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+        lock.display()
+    )]
+    InUse {
+        database: std::path::PathBuf,
+        lock: std::path::PathBuf,
+        /// The process id the holder wrote into the lock file, if readable.
+        holder: Option<u32>,
+    },
+    /// A file operation on a database, its backup or its lock failed.
+    #[error("{action} {}: {source}", path.display())]
+    File {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `Result` with [`StoreError`].
@@ -41,6 +78,18 @@ pub(crate) fn found(rows_affected: u64) -> Result<()> {
 impl StoreError {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         StoreError::Invalid(msg.into())
+    }
+
+    pub(crate) fn file(
+        action: &'static str,
+        path: impl Into<std::path::PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        StoreError::File {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     /// A value read from the database could not be decoded.

@@ -26,6 +26,13 @@
 //! [`Store::authenticate_agent`], [`Store::redeem_enrollment`],
 //! [`Store::redeem_deployment_key`]).
 //!
+//! # Schema versions
+//!
+//! Opening a store migrates its database to the newest schema this build
+//! knows; a database a newer vigil migrated is refused
+//! ([`StoreError::SchemaTooNew`]) and left as it is. [`sqlite_file`] has the
+//! lock, backup and restore of a SQLite database file.
+//!
 //! # Time
 //!
 //! Timestamps are unix seconds ([`UnixTime`]). Methods whose behaviour depends
@@ -56,6 +63,7 @@ mod schema;
 mod sealed;
 mod secret;
 mod server;
+pub mod sqlite_file;
 mod stats;
 mod tasks;
 mod trends;

@@ -13,7 +13,7 @@
 //! connection between the migrations before and after its version; the
 //! version's file in `migrations-sqlite/` only records it.
 
-use crate::{Pool, Result, StoreError};
+use crate::{Backend, Pool, Result, StoreError};
 use sqlx::migrate::{Migration, MigrationSource, Migrator};
 use sqlx::{Connection, Executor, Row};
 
@@ -84,8 +84,72 @@ async fn migrator(own: &Migrator, range: std::ops::RangeInclusive<i64>) -> Resul
     Ok(Migrator::new(Embedded(all)).await?)
 }
 
-/// Brings the database to version `last` (`i64::MAX`: the newest).
+/// The newest schema version this build knows for `backend`.
+pub(crate) fn newest_version(backend: Backend) -> i64 {
+    let own = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    COMMON
+        .iter()
+        .chain(own.iter())
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether `version` is a schema step this build knows for `backend`.
+pub(crate) fn knows(backend: Backend, version: i64) -> bool {
+    let own = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    COMMON
+        .iter()
+        .chain(own.iter())
+        .any(|m| m.version == version)
+}
+
+/// The newest schema version recorded in the database (`None`: no
+/// migration ever ran there).
+async fn recorded_version(pool: &Pool) -> Result<Option<i64>> {
+    let sqlite = "SELECT name FROM sqlite_master WHERE type = 'table' AND name = $1";
+    let table: Option<String> = match pool {
+        Pool::Sqlite(p) => {
+            sqlx::query_scalar(sqlite)
+                .bind("_sqlx_migrations")
+                .fetch_optional(p)
+                .await?
+        }
+        Pool::Postgres(p) => {
+            sqlx::query_scalar("SELECT to_regclass($1)::text")
+                .bind("_sqlx_migrations")
+                .fetch_one(p)
+                .await?
+        }
+    };
+    if table.is_none() {
+        return Ok(None);
+    }
+    let sql = "SELECT MAX(version) FROM _sqlx_migrations";
+    Ok(match pool {
+        Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+        Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+    })
+}
+
+/// Brings the database to version `last` (`i64::MAX`: the newest). A
+/// database a newer vigil migrated is refused before anything runs
+/// ([`StoreError::SchemaTooNew`]): its schema is not this build's to change.
 pub(crate) async fn migrate(pool: &Pool, last: i64) -> Result<()> {
+    let backend = match pool {
+        Pool::Sqlite(_) => Backend::Sqlite,
+        Pool::Postgres(_) => Backend::Postgres,
+    };
+    let known = newest_version(backend);
+    if let Some(found) = recorded_version(pool).await?.filter(|v| *v > known) {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
     match pool {
         Pool::Postgres(p) => migrator(&POSTGRES, i64::MIN..=last).await?.run(p).await?,
         Pool::Sqlite(p) => {

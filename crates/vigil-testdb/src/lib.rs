@@ -304,6 +304,13 @@ struct Cluster {
     control: Mutex<()>,
 }
 
+/// Where the PostgreSQL programs are (`pg_dump`, `pg_restore`, `createdb`
+/// … beside `initdb`): `VIGIL_PG_BIN`, else the newest
+/// `/usr/lib/postgresql/*/bin`, else the directory on `PATH` that has them.
+pub fn postgres_bin() -> Option<PathBuf> {
+    find_pg_bin()
+}
+
 fn find_pg_bin() -> Option<PathBuf> {
     let has_tools = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
     if let Ok(d) = std::env::var("VIGIL_PG_BIN") {

@@ -80,9 +80,11 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Invalid(msg) => ApiError::Invalid(msg),
             StoreError::Busy => ApiError::Busy(e.to_string()),
-            e @ (StoreError::Database(_) | StoreError::Migrate(_)) => {
-                ApiError::Internal(e.to_string())
-            }
+            e @ (StoreError::Database(_)
+            | StoreError::Migrate(_)
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::InUse { .. }
+            | StoreError::File { .. }) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -21,7 +21,7 @@ const BEFORE_CHANNEL_REGISTRY: i64 = 20250110000000;
 
 /// A database of its own at an old version: a file for SQLite, the test's
 /// database emptied for PostgreSQL.
-async fn old_database(db: &vigil_testdb::TestDb) -> String {
+pub async fn old_database(db: &vigil_testdb::TestDb) -> String {
     match db.store.backend() {
         vigil_store::Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("tempdir");

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod admin_backup;
 pub mod agent;
 pub mod agent_service;
 pub mod agent_sweep;

@@ -440,6 +440,12 @@ enum AdminCommand {
         #[arg(long, env = "VIGIL_SECRETS_KEY", hide_env_values = true, hide = true)]
         secrets_key: Option<String>,
     },
+    /// Copy a SQLite database into a new file while servers use it (a consistent
+    /// snapshot, checked). PostgreSQL: use pg_dump (this says how).
+    Backup(super::admin_backup::BackupArgs),
+    /// Replace a SQLite database with a backup (refused while a server uses it); the
+    /// replaced database is kept as <database>.before-restore. PostgreSQL: use pg_restore.
+    Restore(super::admin_backup::RestoreArgs),
 }
 
 /// Where the secrets key comes from: the variable, a file, or the data dir.
@@ -460,9 +466,17 @@ enum Kind {
 }
 
 pub fn admin(args: AdminArgs) -> Result<ExitCode> {
+    // These copy the database file as it is: no store opened (which would
+    // upgrade its schema first).
+    match args.command {
+        AdminCommand::Backup(b) => return super::admin_backup::backup(&args.db, b),
+        AdminCommand::Restore(r) => return super::admin_backup::restore(&args.db, r),
+        _ => {}
+    }
     super::runtime()?.block_on(async move {
         let store = Store::connect(&args.db).await.map_err(|e| match e {
             vigil_store::StoreError::Invalid(msg) => usage(format!("--db: {msg}")),
+            e @ vigil_store::StoreError::SchemaTooNew { .. } => usage(e.to_string()),
             e => anyhow::Error::new(e).context("opening the database"),
         })?;
         match args.command {
@@ -513,6 +527,8 @@ pub fn admin(args: AdminArgs) -> Result<ExitCode> {
                 let changed = store.reseal_secrets().await?;
                 println!("{changed} secrets sealed with key {current}");
             }
+            // Answered above, without a store.
+            AdminCommand::Backup(_) | AdminCommand::Restore(_) => {}
         }
         store.close().await;
         Ok(ExitCode::SUCCESS)

@@ -54,6 +54,8 @@ async fn up(args: UpArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let db = format!("sqlite://{}", args.data_dir.join("vigil.db").display());
+    // Held while this runs, as `vigil server` holds it: one server per file.
+    let _lock = vigil_store::sqlite_file::DatabaseLock::acquire(&args.data_dir.join("vigil.db"))?;
     let store = Store::connect(&db).await.context("opening the database")?;
     let login = first_login(&store, &args.data_dir).await?;
 
