@@ -34,7 +34,7 @@ enum Command {
     /// Run a Vigil server (REST API, agent API, scheduler, notifications).
     // Boxed: its many options would make every command as large.
     Server(Box<cmd::server::ServerOpts>),
-    /// Offline administration of a server's database (create accounts).
+    /// Offline administration of a database: accounts, secrets, backup and restore.
     Admin(cmd::server::AdminArgs),
     /// Everything on this machine: server on embedded SQLite plus a local agent.
     Up(cmd::up::UpArgs),
