@@ -227,7 +227,7 @@ pub async fn postgres() -> Option<TestDb> {
 }
 
 /// `admin_url` with its database path replaced by `database`.
-fn with_database(admin_url: &str, database: &str) -> String {
+pub fn with_database(admin_url: &str, database: &str) -> String {
     let (base, query) = match admin_url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (admin_url, None),

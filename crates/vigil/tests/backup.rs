@@ -163,6 +163,28 @@ impl Drop for Server {
 }
 
 /// Waits for `child` to exit, failing after `limit` (killing it).
+/// Runs `vigil server` on `db`, which must refuse to start: its exit status
+/// and standard error.
+fn server_refused(data_dir: &Path, db: &Path) -> (std::process::ExitStatus, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["server", "--data-dir"])
+        .arg(data_dir)
+        .args(["--db", &url(db)])
+        .args(["--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"])
+        .env_remove("VIGIL_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut server, Duration::from_secs(30));
+    let mut err = String::new();
+    if let Some(mut stderr) = server.stderr.take() {
+        stderr.read_to_string(&mut err).unwrap();
+    }
+    (status, err)
+}
+
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let started = Instant::now();
     loop {
@@ -235,25 +257,7 @@ fn restore_is_refused_while_a_server_runs_and_brings_the_data_back_after() {
     );
 
     // So is a second server on the same file.
-    let mut second = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["server", "--data-dir"])
-        .arg(dir.join("data2"))
-        .args(["--db", &url(&db)])
-        .args(["--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"])
-        .env_remove("VIGIL_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_exit(&mut second, Duration::from_secs(30));
-    let mut err = String::new();
-    second
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = server_refused(&dir.join("data2"), &db);
     assert!(!status.success(), "a second server started: {err}");
     assert!(err.contains("is in use by another vigil server"), "{err}");
 
@@ -527,25 +531,7 @@ fn a_database_newer_than_the_binary_is_refused_by_admin_and_server() {
         err.contains("upgrade vigil or restore a backup made by this version"),
         "{err}"
     );
-    let mut server = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["server", "--data-dir"])
-        .arg(dir.join("data"))
-        .args(["--db", &url(&db)])
-        .args(["--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"])
-        .env_remove("VIGIL_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_exit(&mut server, Duration::from_secs(30));
-    let mut err = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = server_refused(&dir.join("data"), &db);
     assert!(!status.success(), "the server started: {err}");
     assert!(err.contains(&message), "{err}");
 }

@@ -34,8 +34,8 @@ async fn pg_dump_and_pg_restore_bring_back_every_row() {
     let tmp = tempfile::tempdir().unwrap();
     let dump = tmp.path().join("vigil.dump");
     let restored = format!("vigil_restored_{}", uuid_like());
-    let restored_url = with_database(&db.url, &restored);
-    let maintenance_url = with_database(&db.url, "postgres");
+    let restored_url = vigil_testdb::with_database(&db.url, &restored);
+    let maintenance_url = vigil_testdb::with_database(&db.url, "postgres");
     let user = db
         .url
         .split("://")
@@ -282,23 +282,6 @@ async fn reads(s: &Store, account: AccountId) -> String {
     out += &format!("{:?}\n", s.windows(account).await.unwrap());
     out += &format!("{:?}\n", s.server_id().await.unwrap());
     out
-}
-
-/// `url` naming `database` instead.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{database}?{q}"),
-        None => format!("{base}/{database}"),
-    }
 }
 
 fn uuid_like() -> String {
