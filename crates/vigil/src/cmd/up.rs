@@ -107,7 +107,8 @@ async fn up(args: UpArgs) -> Result<ExitCode> {
             },
             agent_shutdown,
         )
-        .await {
+        .await
+        {
             eprintln!("error: local agent: {e:#}");
         }
     });
