@@ -40,8 +40,8 @@ pub mod runner;
 pub mod spool;
 pub mod sys;
 pub mod task;
-pub mod update;
 #[cfg(test)]
 mod testing;
+pub mod update;
 
 pub use error::AgentError;

@@ -35,10 +35,10 @@ mod error;
 mod form;
 mod layout;
 mod maintenance;
-mod updates;
 mod session;
 mod trend_chart;
 mod two_factor;
+mod updates;
 
 use crate::app::App;
 use axum::http::{header, HeaderValue};
