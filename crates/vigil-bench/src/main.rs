@@ -13,12 +13,18 @@
 //!
 //! `vigil-bench lan` times the agent's sweep of a /22 LAN beside
 //! `nmap -sT` (see [`lan`]); run it through `bench/lan`.
+//!
+//! `vigil-bench soak` runs 1,000 simulated agents through 30 simulated
+//! days against a real server and checks that the database, the server's
+//! memory and its latencies stay flat once retention deletes (see
+//! [`soak`]).
 
 mod agents;
 mod compliance;
 mod lan;
 mod listeners;
 mod scenario;
+mod soak;
 mod tools;
 
 use anyhow::{bail, Context, Result};
@@ -52,6 +58,9 @@ enum Command {
     Lan(lan::LanArgs),
     /// What attributing open ports to processes costs with 10,000 sockets.
     Listeners(listeners::ListenersArgs),
+    /// 30 simulated days of 1,000 agents against a real server: do the
+    /// database, the server's memory and its latencies stay flat?
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +104,7 @@ fn main() -> Result<()> {
         Some(Command::Compliance(args)) => compliance::run(args),
         Some(Command::Lan(args)) => lan::run(args),
         Some(Command::Listeners(args)) => listeners::run(args),
+        Some(Command::Soak(args)) => soak::run(args),
         None => compare_scanners(cli.scanners),
     }
 }

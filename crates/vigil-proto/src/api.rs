@@ -886,7 +886,8 @@ pub struct InstallRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstallJobView {
     pub id: String,
-    /// `running` or `done`.
+    /// `running`, `done`, or `interrupted` (its server stopped first: each
+    /// host it had not finished is `failed`, its `error` says so).
     pub state: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,

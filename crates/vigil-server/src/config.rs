@@ -44,8 +44,12 @@ pub struct ServerConfig {
     /// The Windows agent (`vigil.exe`) handed out to Windows hosts; without
     /// it the server installs no Windows agents.
     pub agent_binary_windows: Option<PathBuf>,
-    /// Scan results older than this are pruned (the newest of each agent
-    /// target stays); `None`: kept forever.
+    /// History older than this is pruned: scan results (the newest of each
+    /// agent target stays), sent notifications, resolved alerts, devices
+    /// gone long ago; the audit log and agents' histories after the longer
+    /// of this and 400 days (see [`crate::retention`]). `None`: history is
+    /// kept forever (work rows — old tasks, expired tokens, finished
+    /// install jobs — still go).
     pub retention: Option<Duration>,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
@@ -108,6 +112,9 @@ pub struct Leases {
     pub notification: Duration,
     /// A running compliance assessment (renewed every third of it).
     pub assessment: Duration,
+    /// A running push-install job (renewed every third of it): a job whose
+    /// server died is ended as interrupted this long after.
+    pub install: Duration,
 }
 
 impl Default for Leases {
@@ -117,6 +124,7 @@ impl Default for Leases {
             scan: Duration::from_secs(90),
             notification: Duration::from_secs(120),
             assessment: Duration::from_secs(60),
+            install: Duration::from_secs(60),
         }
     }
 }
@@ -129,6 +137,7 @@ impl Leases {
             scan: lease,
             notification: lease,
             assessment: lease,
+            install: lease,
         }
     }
 }

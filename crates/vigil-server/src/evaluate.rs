@@ -40,8 +40,9 @@ fn closed(task: &ScanTask, now: UnixTime) -> Option<&'static str> {
 
 impl App {
     /// The open task an upload is for, or what to answer instead: an upload
-    /// for a closed task is acknowledged as a duplicate when it was stored
-    /// (`stored_before` says), refused otherwise.
+    /// for a closed task (or one retention deleted) is acknowledged as a
+    /// duplicate when it was stored (`stored_before` says), refused
+    /// otherwise.
     pub(crate) async fn upload_task<F, Fut>(
         &self,
         agent: &Agent,
@@ -56,20 +57,22 @@ impl App {
         let unknown = || IngestError::Rejected(format!("unknown task {task_id:?}"));
         let id: TaskId = task_id.parse().map_err(|_| unknown())?;
         let task = match self.store.task(agent.account_id, agent.id, id).await {
-            Ok(t) => t,
-            Err(StoreError::NotFound) => return Err(unknown()),
+            Ok(t) if closed(&t, now).is_none() => return Ok(Ok((id, t))),
+            Ok(t) => Some(t),
+            Err(StoreError::NotFound) => None,
             Err(e) => return Err(e.into()),
         };
-        if let Some(why) = closed(&task, now) {
-            // A re-send of what was stored is still acknowledged.
-            if stored_before().await? {
-                return Ok(Err(UploadStatus::Duplicate));
-            }
-            return Err(IngestError::Rejected(format!(
-                "task {task_id} is {why}: results are accepted only for open tasks"
-            )));
+        // A closed task, or one retention deleted: a re-send of what was
+        // stored is still acknowledged.
+        if stored_before().await? {
+            return Ok(Err(UploadStatus::Duplicate));
         }
-        Ok(Ok((id, task)))
+        Err(match task.as_ref().and_then(|t| closed(t, now)) {
+            Some(why) => IngestError::Rejected(format!(
+                "task {task_id} is {why}: results are accepted only for open tasks"
+            )),
+            None => unknown(),
+        })
     }
 
     /// Stores an uploaded result exactly once and, the first time, evaluates it.

@@ -244,7 +244,12 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
     jobs.spawn(liveness::sweeper(app.clone(), stopped.clone()));
     jobs.spawn(maintenance::clock(app.clone(), stopped.clone()));
     jobs.spawn(compliance::schedule::runner(app.clone(), stopped.clone()));
-    jobs.spawn(retention::pruner(app.clone(), stopped.clone()));
+    jobs.spawn(retention::pruner(
+        app.clone(),
+        retention::Trigger::new(),
+        stopped.clone(),
+    ));
+    jobs.spawn(install::keeper(app.clone(), stopped.clone()));
     jobs.spawn(outbox::worker(app, notifier, stopped));
     tracing::info!(%api_addr, %agent_addr, %server_id, %pin, "server started");
     Ok(Running {

@@ -125,6 +125,7 @@ pub(crate) struct Metrics {
     http_requests: Family<RequestLabels, Counter>,
     http_seconds: HistogramFamily<RouteLabels>,
     pruned: Family<TableLabels, Counter>,
+    retention_runs: Counter,
     outbox_pending: Gauge,
     outbox_dropped: Gauge,
     scan_sockets: Family<ScanSocketLabels, Gauge>,
@@ -154,6 +155,7 @@ impl Metrics {
             http_requests: Family::default(),
             http_seconds: Family::new_with_constructor(latency_histogram),
             pruned: Family::default(),
+            retention_runs: Counter::default(),
             outbox_pending: Gauge::default(),
             outbox_dropped: Gauge::default(),
             scan_sockets: Family::default(),
@@ -204,11 +206,9 @@ impl Metrics {
                 })
                 .set(0);
         }
-        self.pruned
-            .get_or_create(&TableLabels {
-                table: "scan_results",
-            })
-            .inc_by(0);
+        for table in crate::retention::TABLES {
+            self.pruned.get_or_create(&TableLabels { table }).inc_by(0);
+        }
     }
 
     fn register(&mut self) {
@@ -272,6 +272,11 @@ impl Metrics {
             "retention_pruned_rows",
             "Rows deleted by retention, by table",
             self.pruned.clone(),
+        );
+        registry.register(
+            "retention_runs",
+            "Passes of the retention job completed (hourly, or on SIGUSR1)",
+            self.retention_runs.clone(),
         );
         registry.register(
             "outbox_pending",
@@ -387,6 +392,10 @@ impl Metrics {
                 .get_or_create(&ScanSocketLabels { what })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+
+    pub(crate) fn retention_ran(&self) {
+        self.retention_runs.inc();
     }
 
     pub(crate) fn pruned(&self, table: &'static str, rows: u64) {
@@ -691,6 +700,7 @@ mod tests {
         m.notification_failed(Channel::Webhook, true);
         m.notification_failed(Channel::Webhook, false);
         m.pruned("scan_results", 3);
+        m.retention_ran();
         m.scan_budget(crate::budget::BudgetUse {
             total: 64,
             in_use: 3,
@@ -717,6 +727,9 @@ mod tests {
             "vigil_notifications_total{channel=\"webhook\",outcome=\"failed\"} 1",
             "vigil_notifications_total{channel=\"webhook\",outcome=\"given_up\"} 1",
             "vigil_retention_pruned_rows_total{table=\"scan_results\"} 3",
+            "vigil_retention_pruned_rows_total{table=\"outbox\"} 0",
+            "vigil_retention_pruned_rows_total{table=\"install_jobs\"} 0",
+            "vigil_retention_runs_total 1",
             "vigil_http_requests_total{api=\"agent\",method=\"POST\",route=\"/agent/v1/heartbeat\",status=\"200\"} 1",
             "vigil_http_request_duration_seconds_count{api=\"agent\",method=\"POST\",route=\"/agent/v1/heartbeat\"} 1",
             "# TYPE vigil_http_requests_total counter",

@@ -170,14 +170,4 @@ impl Store {
         row.map(|(a, u)| Ok((AccountId::from_db(&a)?, UserId::from_db(&u)?)))
             .transpose()
     }
-
-    /// Deletes entries older than `cutoff_ms`; returns how many.
-    pub async fn prune_audit(&self, cutoff_ms: i64) -> Result<u64> {
-        let n = with_pool!(self, pool => sqlx::query("DELETE FROM audit_log WHERE at_ms < $1")
-            .bind(cutoff_ms)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(n)
-    }
 }

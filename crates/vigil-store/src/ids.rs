@@ -94,6 +94,8 @@ id_type! {
     DeviceId;
     /// A maintenance window of an account.
     MaintenanceId;
+    /// A push-install job (agents installed over SSH on several hosts).
+    InstallJobId;
 }
 
 #[cfg(test)]

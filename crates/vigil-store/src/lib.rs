@@ -50,6 +50,7 @@ mod device_events;
 mod devices;
 mod error;
 mod ids;
+mod install_jobs;
 mod leases;
 mod maintenance;
 mod model;
@@ -85,20 +86,23 @@ pub use devices::{DevicePatch, NewNetworkSweep, StoredSweep, SweepIngest, MAX_SI
 pub use error::{Result, StoreError};
 pub use ids::{
     AccountId, AgentId, AlertId, ApiTokenId, AssessmentId, ContactId, DeploymentKeyId, DeviceId,
-    EnrollmentId, MaintenanceId, OutboxId, PeerId, RuleId, ScanResultId, TaskId, UserId,
+    EnrollmentId, InstallJobId, MaintenanceId, OutboxId, PeerId, RuleId, ScanResultId, TaskId,
+    UserId,
 };
+pub use install_jobs::{InstallHost, InstallJob, InstallJobLimits};
 pub use leases::{DuePolicy, TaskClaim};
 pub use maintenance::{HeldNotice, HeldPhase, MaintenanceWindow, MAX_WINDOWS};
 pub use model::{
     now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Assessment,
     AssessmentState, AssessmentTrigger, Channel, Contact, Delivery, DeliveryState, Heartbeat,
-    Ingested, NewScanResult, NotificationRule, OutboxItem, PortResult, Role, ScanResult, ScanTask,
-    UnixTime, User,
+    Ingested, InstallHostState, InstallJobState, NewScanResult, NotificationRule, OutboxItem,
+    PortResult, Role, ScanResult, ScanTask, UnixTime, User,
 };
 pub use model::{AckFilter, AckOutcome, AlertEvent, AlertEventKind};
 pub use moves::{AgentMove, MoveOrder};
 pub use notify::{retry_delay, OutboxQueue, TestSends, MAX_QUEUED_NOTIFICATIONS, TEST_KEY_PREFIX};
 pub use peers::{NewPeer, Peer};
+pub use retention::OUTBOX_KEPT_PER_CONTACT;
 pub use sealed::Keyring;
 pub use secret::{
     PasswordCost, PasswordWork, AGENT_CREDENTIAL_PREFIX, API_TOKEN_PREFIX, DEPLOYMENT_KEY_PREFIX,

@@ -121,6 +121,29 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a push-install job stands ([`crate::InstallJob`]).
+    InstallJobState {
+        /// Its server is installing (it renews the job's lease).
+        Running = "running",
+        /// Every host was tried: each says installed or failed.
+        Done = "done",
+        /// Its server stopped (restart, crash, lost database) before the
+        /// job finished; the hosts it had not finished say why.
+        Interrupted = "interrupted",
+    }
+}
+
+text_enum! {
+    /// Where one host of a push-install job stands.
+    InstallHostState {
+        Pending = "pending",
+        Running = "running",
+        Installed = "installed",
+        Failed = "failed",
+    }
+}
+
 /// Parses a stored enum value; a bad value means a corrupt row.
 pub(crate) fn parse_stored<T: FromStr>(what: &str, s: &str) -> Result<T> {
     s.parse().map_err(|_| StoreError::corrupt(what, s))

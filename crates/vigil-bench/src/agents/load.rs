@@ -173,8 +173,9 @@ impl Shared {
     }
 }
 
-/// Runs every agent until the deadline or the request budget is spent.
-pub async fn run(agents: Vec<SimAgent>, cfg: &LoadConfig, rec: Arc<Recorder>) -> LoadOutcome {
+/// Runs every agent until the deadline or the request budget is spent
+/// (again for each round of a soak: the agents stay enrolled).
+pub async fn run(agents: &[Arc<SimAgent>], cfg: &LoadConfig, rec: Arc<Recorder>) -> LoadOutcome {
     let start = Instant::now();
     let shared = Arc::new(Shared {
         rec,
@@ -188,10 +189,10 @@ pub async fn run(agents: Vec<SimAgent>, cfg: &LoadConfig, rec: Arc<Recorder>) ->
     });
     let n = agents.len().max(1) as u32;
     let mut set = JoinSet::new();
-    for (i, agent) in agents.into_iter().enumerate() {
+    for (i, agent) in agents.iter().enumerate() {
         // Spread the first heartbeats evenly over one interval.
         let first = start + cfg.heartbeat * i as u32 / n;
-        set.spawn(agent_loop(agent, first, shared.clone()));
+        set.spawn(agent_loop(agent.clone(), first, shared.clone()));
     }
     while set.join_next().await.is_some() {}
     let c = &shared.counters;
@@ -209,7 +210,7 @@ pub async fn run(agents: Vec<SimAgent>, cfg: &LoadConfig, rec: Arc<Recorder>) ->
     }
 }
 
-async fn agent_loop(agent: SimAgent, first: Instant, s: Arc<Shared>) {
+async fn agent_loop(agent: Arc<SimAgent>, first: Instant, s: Arc<Shared>) {
     let c = &s.counters;
     let mut next = first;
     // Tasks whose result the server stored: never handed out again.

@@ -24,13 +24,13 @@
 //! killed (parent-death signal).
 
 mod client;
-mod load;
-mod pg;
+pub(crate) mod load;
+pub(crate) mod pg;
 pub(crate) mod procs;
 mod report;
-mod rest;
-mod stats;
-mod worker;
+pub(crate) mod rest;
+pub(crate) mod stats;
+pub(crate) mod worker;
 
 use anyhow::{bail, Context, Result};
 use procs::Child;
@@ -44,15 +44,15 @@ use tokio::task::JoinSet;
 use vigil_core::{PolicyTarget, PortList, ScanInterval, SecurityPolicy};
 use vigil_proto::pin::CertPin;
 
-const EMAIL: &str = "bench@vigil.invalid";
+pub(crate) const EMAIL: &str = "bench@vigil.invalid";
 /// Only ever used on a throw-away loopback server.
-const PASSWORD: &str = "bench-password-not-secret";
+pub(crate) const PASSWORD: &str = "bench-password-not-secret";
 /// How long the real agent runs before the load starts.
 const REAL_AGENT_WARM_UP: Duration = Duration::from_secs(3);
 /// How often the server's RSS is noted for the timeline.
 const TIMELINE_STEP: Duration = Duration::from_secs(5);
 /// Open files a process keeps for other things than agent connections.
-const FILES_SPARE: u64 = 1024;
+pub(crate) const FILES_SPARE: u64 = 1024;
 /// The database of `--db postgres`.
 const PG_DATABASE: &str = "vigil";
 
@@ -202,7 +202,7 @@ pub fn run(args: AgentsArgs) -> Result<()> {
 }
 
 /// A `vigil` command that ignores the caller's Vigil environment.
-fn vigil_cmd(vigil: &Path) -> Command {
+pub(crate) fn vigil_cmd(vigil: &Path) -> Command {
     let mut cmd = Command::new(vigil);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("VIGIL_") {
@@ -402,7 +402,7 @@ async fn start_replicas(
 
 /// The pin a server printed on start ("… (certificate pin X)"), waiting
 /// up to 10 s for the line.
-async fn printed_pin(log: &Path) -> Option<String> {
+pub(crate) async fn printed_pin(log: &Path) -> Option<String> {
     for _ in 0..100 {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let pin = text
@@ -891,7 +891,7 @@ async fn measure(ctx: Ctx<'_>, replicas: &mut [Replica]) -> Result<report::Repor
     })
 }
 
-async fn create_enrollments(
+pub(crate) async fn create_enrollments(
     rest: &Arc<rest::Rest>,
     n: usize,
     concurrency: usize,
@@ -908,7 +908,7 @@ async fn create_enrollments(
     set.join_all().await.into_iter().collect()
 }
 
-async fn set_policies(
+pub(crate) async fn set_policies(
     rest: &Arc<rest::Rest>,
     agent_ids: Vec<String>,
     policy: SecurityPolicy,
@@ -936,7 +936,7 @@ fn has_policy(index: usize, percent: u8) -> bool {
 
 /// Authorizes 22 and monitors 80, which the synthetic results report open,
 /// so a steady result raises no alert.
-fn sim_policy(targets: u8) -> SecurityPolicy {
+pub(crate) fn sim_policy(targets: u8) -> SecurityPolicy {
     let mut list = vec![PolicyTarget::AgentHost];
     list.extend((1..targets).map(|i| PolicyTarget::Host(format!("127.0.0.{}", u16::from(i) + 1))));
     policy(list)
@@ -1016,7 +1016,7 @@ async fn start_real_agent(
 }
 
 /// SIGINT or SIGTERM.
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::interrupt()),
@@ -1061,7 +1061,7 @@ async fn sample_peaks(
 }
 
 /// Warnings and errors in a server's log (the default level is warn).
-fn log_summary(name: &str, log: &Path) -> Vec<String> {
+pub(crate) fn log_summary(name: &str, log: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let bad: Vec<&str> = text
         .lines()

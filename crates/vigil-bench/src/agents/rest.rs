@@ -101,6 +101,28 @@ impl Rest {
         Ok(())
     }
 
+    /// `POST` of `body` below `/api/v1`; the JSON answer.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    /// `GET` of a page outside the API (a console page, `/metrics`) as the
+    /// logged-in user (an API token is also a console session); the body.
+    pub async fn page(&self, path: &str) -> Result<String> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.get(&url);
+        if let Some(token) = &self.token {
+            req = req.header(reqwest::header::COOKIE, format!("vigil_session={token}"));
+        }
+        let resp = req.send().await.with_context(|| format!("GET {url}"))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("GET {url}: {status}: {text}");
+        }
+        Ok(text)
+    }
+
     async fn send<B: Serialize, R: DeserializeOwned>(
         &self,
         method: reqwest::Method,

@@ -6,10 +6,10 @@
 //! share of the agents and of the in-flight and request budgets.
 //!
 //! The protocol is JSON lines: on its stdin a worker reads an [`Init`],
-//! enrolls its agents and answers [`Enrolled`] on its stdout; then it waits
-//! for `go` (and exits without running the load if its stdin closes
-//! instead), runs the load, answers [`Done`] and exits when its stdin
-//! closes. It dies with the bench (parent-death signal).
+//! enrolls its agents and answers [`Enrolled`] on its stdout; then, for
+//! each `go`, it runs a round of load and answers [`Done`] (the soak runs
+//! one round per simulated day), and it exits when its stdin closes. It
+//! dies with the bench (parent-death signal).
 
 use super::load::{self, LoadConfig, LoadOutcome};
 use super::stats::{Kind, Recorder, WireStats};
@@ -84,25 +84,25 @@ pub fn main() -> Result<()> {
             .into_wire(),
     };
     report(&enrolled)?;
-    line.clear();
-    input.read_line(&mut line).context("waiting for go")?;
-    if line.trim() != GO {
-        // The coordinator gave up (or is gone): no load.
-        return Ok(());
+    let agents: Vec<Arc<load::SimAgent>> = agents.into_iter().map(Arc::new).collect();
+    // A round of load per `go` (one for `agents`, one per simulated day
+    // for `soak`); alive (and its memory still measurable) until the
+    // coordinator closes stdin or says anything else.
+    loop {
+        line.clear();
+        if input.read_line(&mut line).unwrap_or(0) == 0 || line.trim() != GO {
+            return Ok(());
+        }
+        let rec = Arc::new(Recorder::new(Instant::now()));
+        let outcome = runtime.block_on(load::run(&agents, &init.load, rec.clone()));
+        let done = Done {
+            stats: Arc::into_inner(rec)
+                .context("the load has finished")?
+                .into_wire(),
+            outcome,
+        };
+        report(&done)?;
     }
-    let rec = Arc::new(Recorder::new(Instant::now()));
-    let outcome = runtime.block_on(load::run(agents, &init.load, rec.clone()));
-    let done = Done {
-        stats: Arc::into_inner(rec)
-            .context("the load has finished")?
-            .into_wire(),
-        outcome,
-    };
-    report(&done)?;
-    // Alive (and its memory still measurable) until the coordinator is done.
-    line.clear();
-    let _ = input.read_line(&mut line);
-    Ok(())
 }
 
 /// One JSON line on stdout.

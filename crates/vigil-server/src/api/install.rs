@@ -24,7 +24,9 @@ pub(crate) async fn push(
     caller.can_write()?;
     let push = Push::check(&req).map_err(invalid)?;
     push.check_policy(&app.cfg.net_policy)?;
-    let view = install::start(&app, caller.account.id, push).map_err(invalid)?;
+    let view = install::start(&app, caller.account.id, push)
+        .await
+        .map_err(invalid)?;
     audit_install(&app, caller.account.id, &caller, &view).await;
     Ok((StatusCode::ACCEPTED, axum::Json(view)))
 }
@@ -35,8 +37,8 @@ pub(crate) async fn job(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<InstallJobView>, ApiError> {
-    app.install
-        .job(caller.account.id, &id)
+    install::job(&app, caller.account.id, &id)
+        .await?
         .map(axum::Json)
         .ok_or(ApiError::NotFound)
 }

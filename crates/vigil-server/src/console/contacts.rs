@@ -30,8 +30,9 @@ use vigil_store::{
     NotificationRule, RuleId, StoreError, UnixTime,
 };
 
-/// Deliveries listed on a contact's page.
-const DELIVERIES_SHOWN: u32 = 20;
+/// Deliveries listed on a contact's page: as many as retention keeps
+/// whatever their age.
+const DELIVERIES_SHOWN: u32 = vigil_store::OUTBOX_KEPT_PER_CONTACT;
 /// Reload a contact's page this often while a delivery is about to be tried.
 const PENDING_REFRESH_SECS: u32 = 2;
 /// "About to be tried": due within this many seconds (later retries do not

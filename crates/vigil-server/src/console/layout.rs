@@ -158,9 +158,8 @@ pub(crate) fn badge(text: &str) -> Markup {
         | "authorized" | "present" => "badge good",
         "not communicating" | "suspended" | "open" | "running" | "managed elsewhere"
         | "unreachable" | "new" | "gone" | "in maintenance" => "badge warn",
-        "abandoned" | "disabled" | "failed" | "no agent" | "unresolved AD" | "unauthorized" => {
-            "badge bad"
-        }
+        "abandoned" | "disabled" | "failed" | "interrupted" | "no agent" | "unresolved AD"
+        | "unauthorized" => "badge bad",
         _ => "badge",
     };
     html! { span class=(class) { (text) } }

@@ -1,20 +1,25 @@
 //! The installer's part of the server state ([`Installer`], held by
 //! [`crate::app::App`], knowing nothing of it): the binaries handed out and
-//! the push-install jobs of every account.
+//! the push-install jobs this server runs (the jobs themselves are in the
+//! store, see `vigil_store::InstallJob`).
 
 use super::InstallError;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use vigil_proto::api::{InstallHostView, InstallJobView};
-use vigil_store::AccountId;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use vigil_store::{AccountId, InstallJobId, InstallJobLimits};
 
-/// Finished jobs of one account kept for `GET /compliance/install/{id}`.
-pub(super) const KEEP_PER_ACCOUNT: usize = 20;
-/// Jobs one account may have running at once.
-pub(super) const RUNNING_PER_ACCOUNT: usize = 4;
-/// Jobs running at once on the server (each holds up to [`super::PARALLEL`]
-/// SSH sessions).
+/// What one account may have: 4 jobs running at once (all replicas
+/// together) and its newest 20 finished jobs kept for `GET
+/// /compliance/install/{id}` (retention deletes older ones sooner).
+pub(super) const ACCOUNT_LIMITS: InstallJobLimits = InstallJobLimits {
+    running_per_account: 4,
+    kept_per_account: 20,
+};
+/// Jobs running at once on this server (each holds up to
+/// [`super::PARALLEL`] SSH sessions).
 pub(super) const RUNNING_TOTAL: usize = 32;
 
 /// The installer's part of the server state: what to hand out, and jobs.
@@ -24,7 +29,11 @@ pub(crate) struct Installer {
     binary: Option<PathBuf>,
     /// `--agent-binary-windows`; `None`: no Windows installs.
     windows: Option<WindowsBinary>,
-    jobs: Mutex<Vec<Job>>,
+    /// One permit per job running here ([`RUNNING_TOTAL`]).
+    slots: Arc<Semaphore>,
+    /// The jobs running here: their leases are renewed by this server, and
+    /// its shutdown ends them as interrupted.
+    running: Mutex<BTreeMap<InstallJobId, AccountId>>,
 }
 
 /// The Windows agent handed out, with the SHA-256 its installers check.
@@ -72,11 +81,6 @@ pub(super) fn hex(bytes: &[u8]) -> String {
 pub(crate) const NO_WINDOWS_BINARY: &str = "this server has no Windows agent: start it with \
      --agent-binary-windows PATH (the Windows build of vigil.exe)";
 
-struct Job {
-    account: AccountId,
-    view: InstallJobView,
-}
-
 impl Installer {
     /// `binary`: the agent binary to hand out; `None` for this executable.
     /// `windows`: the Windows agent, if any.
@@ -89,7 +93,8 @@ impl Installer {
             curl_pin,
             binary,
             windows,
-            jobs: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(RUNNING_TOTAL)),
+            running: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -114,66 +119,32 @@ impl Installer {
         std::env::current_exe().unwrap_or(proc_exe)
     }
 
-    /// A job of `account`; another account's is `None` like a missing one.
-    pub fn job(&self, account: AccountId, id: &str) -> Option<InstallJobView> {
-        self.lock()
-            .iter()
-            .find(|j| j.account == account && j.view.id == id)
-            .map(|j| j.view.clone())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Job>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds a running job: at most [`RUNNING_PER_ACCOUNT`] per account and
-    /// [`RUNNING_TOTAL`] in all run at once; each account keeps its last
-    /// [`KEEP_PER_ACCOUNT`] finished jobs (one account's jobs never push
-    /// out another's).
-    pub(super) fn insert(
-        &self,
-        account: AccountId,
-        view: InstallJobView,
-    ) -> Result<(), InstallError> {
-        let mut jobs = self.lock();
-        let running = |j: &&Job| j.view.finished_at.is_none();
-        if jobs.iter().filter(running).count() >= RUNNING_TOTAL {
-            return Err(InstallError::Busy(format!(
+    /// A slot for one more job on this server, held while it runs.
+    pub(super) fn slot(&self) -> Result<OwnedSemaphorePermit, InstallError> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            InstallError::Busy(format!(
                 "{RUNNING_TOTAL} install jobs are running on this server; try again when one has finished"
-            )));
-        }
-        let ours = |j: &&Job| j.account == account;
-        if jobs.iter().filter(ours).filter(running).count() >= RUNNING_PER_ACCOUNT {
-            return Err(InstallError::Busy(format!(
-                "{RUNNING_PER_ACCOUNT} install jobs of this account are running; try again when one has finished"
-            )));
-        }
-        let finished = jobs.iter().filter(ours).filter(|j| !running(j)).count();
-        let mut excess = (finished + 1).saturating_sub(KEEP_PER_ACCOUNT);
-        // Oldest first: the list is in insertion order.
-        jobs.retain(|j| {
-            let forget = excess > 0 && j.account == account && j.view.finished_at.is_some();
-            if forget {
-                excess -= 1;
-            }
-            !forget
-        });
-        jobs.push(Job { account, view });
-        Ok(())
+            ))
+        })
     }
 
-    pub(super) fn update(&self, id: &str, f: impl FnOnce(&mut InstallJobView)) {
-        if let Some(job) = self.lock().iter_mut().find(|j| j.view.id == id) {
-            f(&mut job.view);
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<InstallJobId, AccountId>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn update_host(&self, id: &str, index: usize, f: impl FnOnce(&mut InstallHostView)) {
-        self.update(id, |view| {
-            if let Some(host) = view.hosts.get_mut(index) {
-                f(host);
-            }
-        });
+    /// Notes that `job` of `account` runs here.
+    pub(super) fn started(&self, account: AccountId, job: InstallJobId) {
+        self.lock().insert(job, account);
+    }
+
+    /// Notes that `job` no longer runs here.
+    pub(super) fn ended(&self, job: InstallJobId) {
+        self.lock().remove(&job);
+    }
+
+    /// The jobs running here, with their accounts.
+    pub(crate) fn running_here(&self) -> Vec<(AccountId, InstallJobId)> {
+        self.lock().iter().map(|(j, a)| (*a, *j)).collect()
     }
 }
 
@@ -181,61 +152,21 @@ impl Installer {
 mod tests {
     use super::*;
 
-    fn view(id: String, finished: bool) -> InstallJobView {
-        InstallJobView {
-            id,
-            state: if finished { "done" } else { "running" }.into(),
-            created_at: 0,
-            finished_at: finished.then_some(1),
-            hosts: Vec::new(),
-        }
-    }
-
     #[test]
-    fn jobs_are_bounded_per_account_and_in_all() {
+    fn jobs_running_here_are_bounded_and_tracked() {
         let installer = Installer::new("pin".into(), None, None);
-        let (a, b) = (AccountId::random(), AccountId::random());
-        // Account B's history survives any number of account A's jobs.
-        installer.insert(b, view("b-0".into(), true)).expect("room");
-        for i in 0..500 {
-            installer
-                .insert(a, view(format!("a-{i}"), true))
-                .expect("finished jobs make room");
-        }
-        assert!(installer.job(b, "b-0").is_some());
-        assert!(installer.job(a, "a-499").is_some());
-        assert!(installer.job(a, "a-479").is_none(), "only the last 20 kept");
-        assert_eq!(installer.lock().len(), KEEP_PER_ACCOUNT + 1);
-        // Running jobs: a per-account cap, then a global one.
-        for i in 0..RUNNING_PER_ACCOUNT {
-            installer
-                .insert(a, view(format!("ra-{i}"), false))
-                .expect("room");
-        }
-        let err = installer.insert(a, view("ra-x".into(), false)).unwrap_err();
+        let slots: Vec<_> = (0..RUNNING_TOTAL)
+            .map(|_| installer.slot().expect("room"))
+            .collect();
+        let err = installer.slot().unwrap_err();
         assert!(matches!(err, InstallError::Busy(_)), "{err}");
-        let mut accounts = 0;
-        loop {
-            let other = AccountId::random();
-            let mut busy = None;
-            for i in 0..RUNNING_PER_ACCOUNT {
-                if let Err(e) = installer.insert(other, view(format!("o-{accounts}-{i}"), false)) {
-                    busy = Some(e);
-                    break;
-                }
-            }
-            accounts += 1;
-            if let Some(e) = busy {
-                assert!(e.to_string().contains("on this server"), "{e}");
-                break;
-            }
-            assert!(accounts < 100, "no global cap");
-        }
-        let running = installer
-            .lock()
-            .iter()
-            .filter(|j| j.view.finished_at.is_none())
-            .count();
-        assert_eq!(running, RUNNING_TOTAL);
+        assert!(err.to_string().contains("on this server"), "{err}");
+        drop(slots);
+        assert!(installer.slot().is_ok(), "a finished job frees its slot");
+        let (a, job) = (AccountId::random(), InstallJobId::random());
+        installer.started(a, job);
+        assert_eq!(installer.running_here(), vec![(a, job)]);
+        installer.ended(job);
+        assert!(installer.running_here().is_empty());
     }
 }

@@ -26,10 +26,16 @@
 //! ([`ps1::SHELL_PROBE`]) and, on Windows' OpenSSH server, sends the binary
 //! and the setup to `powershell` instead of `sh`.
 //!
-//! Job state lives in server memory (the last [`KEEP_JOBS`] jobs): a job
-//! is short, its result shows in the agent list and the next assessment,
-//! and a restart interrupts running ones (their unused tokens expire after
-//! an hour).
+//! Jobs are kept in the database (`vigil_store::InstallJob`): any replica
+//! answers for a job, and a job survives a restart of its server. A
+//! running job holds a lease this server renews ([`keeper`]); a server
+//! that stops ends its running jobs as *interrupted* at once, and a job
+//! whose server died (its lease ran out) is ended so by whichever server
+//! looks first — the SSH key is never stored, so it cannot go on: each
+//! host it had not finished fails with the reason (its unused enrollment
+//! token expires after an hour). Finished jobs are deleted by retention
+//! after [`crate::retention::INSTALL_JOBS_KEPT`] (and beyond each
+//! account's newest 20 at once).
 
 mod installer;
 mod ps1;
@@ -49,12 +55,15 @@ use std::net::IpAddr;
 
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use vigil_core::netpolicy::{Destination, NetPolicy, Refusal};
 use vigil_core::Plan;
 use vigil_proto::api::{AgentStart, InstallHostView, InstallJobView, InstallRequest};
 use vigil_proto::pin::CertPin;
-use vigil_store::{now_unix, AccountId};
+use vigil_store::{
+    now_unix, AccountId, InstallHost, InstallHostState, InstallJob, InstallJobId, StoreError,
+    UnixTime,
+};
 
 pub(crate) use ssh::Login;
 
@@ -87,7 +96,17 @@ pub(crate) enum InstallError {
     /// A host's install failed; shown in the job.
     #[error("{0}")]
     Failed(String),
+    /// The job could not be recorded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
+
+/// The error of each unfinished host of a job its server stopped.
+const STOPPED: &str = "interrupted: the server stopped before this host's install finished; \
+     the SSH key is not kept, so start the install again";
+/// The same when the server died (its lease on the job ran out).
+const STALLED: &str = "interrupted: the server running this job stopped or lost its database \
+     before this host's install finished; the SSH key is not kept, so start the install again";
 
 /// curl's `--pinnedpubkey` form of a certificate's key:
 /// `sha256//` + base64 of the SHA-256 of its SubjectPublicKeyInfo.
@@ -173,75 +192,209 @@ impl Push {
     }
 }
 
+/// What the API and the console show of a job.
+pub(crate) fn view(job: &InstallJob) -> InstallJobView {
+    InstallJobView {
+        id: job.id.to_string(),
+        state: job.state.as_str().into(),
+        created_at: job.created_at,
+        finished_at: job.finished_at,
+        hosts: job
+            .hosts
+            .iter()
+            .map(|h| InstallHostView {
+                address: h.address.clone(),
+                state: h.state.as_str().into(),
+                message: h.message.clone(),
+                error: h.error.clone(),
+                agent_id: h.agent_id.clone(),
+                finished_at: h.finished_at,
+            })
+            .collect(),
+    }
+}
+
+/// A job of `account` by the id in a URL; `None` for a malformed id, a
+/// missing job and another account's alike.
+pub(crate) async fn job(
+    app: &App,
+    account: AccountId,
+    id: &str,
+) -> Result<Option<InstallJobView>, StoreError> {
+    let Ok(id) = id.parse::<InstallJobId>() else {
+        return Ok(None);
+    };
+    match app.store.install_job(account, id).await {
+        Ok(job) => Ok(Some(view(&job))),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `now + lease` in whole seconds (at least one).
+fn lease_end(now: UnixTime, lease: Duration) -> UnixTime {
+    now.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX).max(1))
+}
+
 /// Starts a push-install job; its view, every host pending.
-pub(crate) fn start(
+pub(crate) async fn start(
     app: &Arc<App>,
     account: AccountId,
     push: Push,
 ) -> Result<InstallJobView, InstallError> {
-    let view = InstallJobView {
-        id: uuid::Uuid::new_v4().to_string(),
-        state: "running".into(),
-        created_at: now_unix(),
-        finished_at: None,
-        hosts: push
-            .addrs
-            .iter()
-            .map(|a| InstallHostView {
-                address: a.to_string(),
-                state: "pending".into(),
-                message: None,
-                error: None,
-                agent_id: None,
-                finished_at: None,
-            })
-            .collect(),
-    };
-    app.install.insert(account, view.clone())?;
-    tracing::info!(job = %view.id, hosts = push.addrs.len(), user = push.login.user(),
+    let slot = app.install.slot()?;
+    let now = now_unix();
+    let addresses: Vec<String> = push.addrs.iter().map(ToString::to_string).collect();
+    let job = app
+        .store
+        .start_install_job(
+            account,
+            &addresses,
+            now,
+            lease_end(now, app.cfg.leases.install),
+            installer::ACCOUNT_LIMITS,
+        )
+        .await?
+        .ok_or_else(|| {
+            InstallError::Busy(format!(
+                "{} install jobs of this account are running; try again when one has finished",
+                installer::ACCOUNT_LIMITS.running_per_account
+            ))
+        })?;
+    app.install.started(account, job.id);
+    tracing::info!(job = %job.id, hosts = push.addrs.len(), user = push.login.user(),
         port = push.login.port(), "agent install job started");
-    tokio::spawn(run(app.clone(), account, view.id.clone(), push));
-    Ok(view)
+    tokio::spawn(run(app.clone(), account, job.id, push, slot));
+    Ok(view(&job))
 }
 
-async fn run(app: Arc<App>, account: AccountId, id: String, push: Push) {
+async fn run(
+    app: Arc<App>,
+    account: AccountId,
+    id: InstallJobId,
+    push: Push,
+    _slot: OwnedSemaphorePermit,
+) {
+    // However this ends (a panic included), the job no longer runs here:
+    // its lease is no longer renewed, and a job left running is ended as
+    // interrupted when the lease runs out.
+    struct Ended<'a>(&'a App, InstallJobId);
+    impl Drop for Ended<'_> {
+        fn drop(&mut self) {
+            self.0.install.ended(self.1);
+        }
+    }
+    let _ended = Ended(&app, id);
     let push = Arc::new(push);
     let permits = Arc::new(Semaphore::new(PARALLEL));
     let mut hosts = tokio::task::JoinSet::new();
     for (index, addr) in push.addrs.iter().copied().enumerate() {
-        let (app, push, permits, id) = (app.clone(), push.clone(), permits.clone(), id.clone());
+        let (app, push, permits) = (app.clone(), push.clone(), permits.clone());
         hosts.spawn(async move {
             let Ok(_permit) = permits.acquire().await else {
                 return;
             };
-            app.install
-                .update_host(&id, index, |h| h.state = "running".into());
+            let mut host = InstallHost {
+                address: addr.to_string(),
+                state: InstallHostState::Running,
+                message: None,
+                error: None,
+                agent_id: None,
+                finished_at: None,
+            };
+            record_host(&app, account, id, index, &host).await;
             let result = install_host(&app, account, &push, addr).await;
             if let Err(e) = &result {
                 tracing::warn!(job = %id, %addr, error = %e, "agent install failed");
             }
-            app.install.update_host(&id, index, |h| {
-                h.finished_at = Some(now_unix());
-                match result {
-                    Ok(done) => {
-                        h.state = "installed".into();
-                        h.message = Some(done.message);
-                        h.agent_id = done.agent_id;
-                    }
-                    Err(e) => {
-                        h.state = "failed".into();
-                        h.error = Some(e.to_string());
-                    }
+            host.finished_at = Some(now_unix());
+            match result {
+                Ok(done) => {
+                    host.state = InstallHostState::Installed;
+                    host.message = Some(done.message);
+                    host.agent_id = done.agent_id;
                 }
-            });
+                Err(e) => {
+                    host.state = InstallHostState::Failed;
+                    host.error = Some(e.to_string());
+                }
+            }
+            record_host(&app, account, id, index, &host).await;
         });
     }
     while hosts.join_next().await.is_some() {}
-    app.install.update(&id, |view| {
-        view.state = "done".into();
-        view.finished_at = Some(now_unix());
-    });
-    tracing::info!(job = %id, "agent install job finished");
+    match app.store.finish_install_job(account, id, now_unix()).await {
+        Ok(true) => tracing::info!(job = %id, "agent install job finished"),
+        Ok(false) => {
+            tracing::warn!(job = %id, "agent install job finished after it was ended as interrupted")
+        }
+        Err(e) => {
+            tracing::error!(job = %id, error = %e, "cannot record the end of an agent install job")
+        }
+    }
+}
+
+/// Writes where a host stands; a failure is logged (the install goes on).
+async fn record_host(
+    app: &App,
+    account: AccountId,
+    id: InstallJobId,
+    index: usize,
+    host: &InstallHost,
+) {
+    if let Err(e) = app.store.set_install_host(account, id, index, host).await {
+        tracing::error!(job = %id, address = %host.address, error = %e, "cannot record an agent install's progress");
+    }
+}
+
+/// Keeps the jobs running here alive in the database (their leases,
+/// renewed every third of `--lease-secs`), ends the jobs whose server died
+/// as interrupted (at start, then every round), and when the server stops,
+/// ends the jobs still running here as interrupted.
+pub(crate) async fn keeper(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let lease = app.cfg.leases.install;
+    let every = (lease / 3).max(Duration::from_secs(1));
+    loop {
+        let now = now_unix();
+        for (account, id) in app.install.running_here() {
+            if let Err(e) = app
+                .store
+                .renew_install_job(account, id, lease_end(now, lease))
+                .await
+            {
+                tracing::warn!(job = %id, error = %e, "renewing an agent install job's lease failed");
+            }
+        }
+        match app.store.interrupt_stalled_install_jobs(now, STALLED).await {
+            Ok(ended) => {
+                for (account, id) in ended {
+                    tracing::warn!(%account, job = %id, "agent install job interrupted: its server stopped");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "looking for interrupted agent install jobs failed")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+    for (account, id) in app.install.running_here() {
+        match app
+            .store
+            .interrupt_install_job(account, id, now_unix(), STOPPED)
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(%account, job = %id, "agent install job interrupted by the shutdown")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "cannot end an agent install job at shutdown")
+            }
+        }
+    }
 }
 
 struct Installed {

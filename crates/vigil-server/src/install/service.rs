@@ -21,6 +21,7 @@ const DEFAULT_NAME: &str = "installed agent";
 pub(crate) fn invalid(e: InstallError) -> ApiError {
     match e {
         InstallError::Busy(m) => ApiError::Busy(m),
+        InstallError::Store(e) => e.into(),
         e => ApiError::Invalid(e.to_string()),
     }
 }

@@ -113,6 +113,31 @@ impl Server {
     /// [`Server::start`] with the configuration changed by `configure`.
     pub async fn start_with(db: TestDb, configure: impl FnOnce(&mut ServerConfig)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
+        let store = db.store.clone();
+        Server::start_in(db, dir, store, configure).await
+    }
+
+    /// Stops the server (as `vigil server` does on SIGTERM) and starts a
+    /// new one on the same database and data directory (new ports), with
+    /// the configuration changed by `configure`.
+    pub async fn restart_with(self, configure: impl FnOnce(&mut ServerConfig)) -> Server {
+        let Server {
+            running, _dir, _db, ..
+        } = self;
+        // The shutdown closed its store: the new server opens its own.
+        running.shutdown().await;
+        let store = Store::connect_with(&_db.url, vigil_testdb::options())
+            .await
+            .expect("the database opens again");
+        Server::start_in(_db, _dir, store, configure).await
+    }
+
+    async fn start_in(
+        db: TestDb,
+        dir: TempDir,
+        store: Store,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Server {
         let mut cfg = ServerConfig::new(dir.path(), db.url.clone());
         cfg.api_listen = ([127, 0, 0, 1], 0).into();
         cfg.agent_listen = ([127, 0, 0, 1], 0).into();
@@ -126,7 +151,7 @@ impl Server {
             .expect("rule");
         cfg.net_policy = std::sync::Arc::new(policy);
         configure(&mut cfg);
-        let running = vigil_server::start_with_store(cfg, db.store.clone())
+        let running = vigil_server::start_with_store(cfg, store)
             .await
             .expect("server starts");
         let api = format!("http://{}/api/v1", running.api_addr);

@@ -63,8 +63,9 @@ async fn audit_entries_page_per_account_and_prune(db: &TestDb) {
         .is_empty());
     assert!(s.record_audit(a.id, &entry("", "x")).await.is_err());
 
-    // Pruning by age: everything before "now + 1 s" goes.
+    // Pruning by age, in batches: everything before "now + 1 s" goes.
     let future_ms = (vigil_store::now_unix() + 1) * 1000;
-    assert_eq!(s.prune_audit(future_ms).await.unwrap(), 7);
+    assert_eq!(s.prune_audit(future_ms, 5).await.unwrap(), 5);
+    assert_eq!(s.prune_audit(future_ms, 5).await.unwrap(), 2);
     assert!(s.audit_log(a.id, None, 10).await.unwrap().is_empty());
 }

@@ -42,6 +42,7 @@ mod deployment_keys;
 mod devices;
 mod identity;
 mod input;
+mod install_jobs;
 mod isolation;
 mod leases;
 mod maintenance;

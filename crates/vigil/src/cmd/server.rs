@@ -92,9 +92,11 @@ pub struct ServerOpts {
     /// (served at /agent/v1/download/vigil.exe; without it no Windows installs).
     #[arg(long)]
     pub agent_binary_windows: Option<PathBuf>,
-    /// Scan results older than this many days are deleted (the newest of
-    /// each agent target is kept); 0 keeps them forever. Below 30 the
-    /// console's 30-day timeline knows less.
+    /// History older than this many days is deleted: scan results (the
+    /// newest of each agent target is kept), sent notifications, resolved
+    /// alerts, gone devices nobody reviewed; the audit log and agents'
+    /// histories after 400 days or this, the longer. 0 keeps them forever.
+    /// Below 30 the console's 30-day timeline knows less.
     #[arg(long, env = "VIGIL_RETENTION_DAYS", default_value_t = 90)]
     pub retention_days: u32,
     /// Require `Authorization: Bearer <token>` for GET /metrics (which is

@@ -369,11 +369,12 @@ pub(crate) async fn push(
                 .map_err(|e| e.to_string())
         });
     match checked {
-        Ok(push) => match install::start(&app, session.account.id, push) {
+        Ok(push) => match install::start(&app, session.account.id, push).await {
             Ok(job) => {
                 audit_install(&app, session.account.id, &session, &job).await;
                 Ok(Redirect::to(&format!("/compliance/install/{}", job.id)).into_response())
             }
+            Err(install::InstallError::Store(e)) => Err(e.into()),
             Err(e) => {
                 let page = install_page(&session, &draft, Some(&e.to_string()), None);
                 Ok((StatusCode::SERVICE_UNAVAILABLE, page).into_response())
@@ -435,9 +436,8 @@ pub(crate) async fn job(
     session: Session,
     Path(id): Path<String>,
 ) -> Result<Markup, ConsoleError> {
-    let job = app
-        .install
-        .job(session.account.id, &id)
+    let job = install::job(&app, session.account.id, &id)
+        .await?
         .ok_or(ConsoleError::NotFound)?;
     let running = job.state == "running";
     let body = html! {
