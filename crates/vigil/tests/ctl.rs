@@ -618,29 +618,12 @@ fn member_accounts_get_member_intervals() {
 /// Pi, then the printer moved by DHCP, the Pi gone and a laptop (22 open)
 /// joined. Returns the ids of the printer, the Pi and the laptop.
 fn seed_devices(server: &Server, agent: &str) -> (String, String, String) {
-    use vigil_core::lan::Sighting;
-    use vigil_store::{NewNetworkSweep, Store};
-    let seen = |ip: &str, mac: &str, ports: &[u16]| Sighting {
-        ip: ip.parse().expect("ip"),
-        mac: Some(mac.parse().expect("mac")),
-        open_ports: ports.to_vec(),
-        name: None,
-        name_source: None,
-    };
-    let vendor = |m: vigil_core::lan::MacAddr| vigil_oui::vendor(m.octets()).map(str::to_string);
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let url = format!("sqlite://{}", server.path("vigil.db").display());
-        let store = Store::connect(&url).await.expect("the server's database");
-        let agent = store
-            .agents_all_accounts()
-            .await
-            .expect("agents")
-            .into_iter()
-            .find(|a| a.id.to_string() == agent)
-            .expect("the enrolled agent");
-        let now = vigil_store::now_unix();
-        let sweeps = [
+    use common::lan::{sighting as seen, store_sweeps};
+    let now = vigil_store::now_unix();
+    let devices = store_sweeps(
+        &server.path("vigil.db"),
+        agent,
+        &[
             (
                 "u1",
                 now - 100,
@@ -657,40 +640,20 @@ fn seed_devices(server: &Server, agent: &str) -> (String, String, String) {
                     seen("198.51.100.30", "00:1b:63:00:00:30", &[22]),
                 ],
             ),
-        ];
-        for (upload, at, sightings) in &sweeps {
-            let sweep = NewNetworkSweep {
-                upload_id: upload,
-                task_id: "seeded",
-                started_at: at - 10,
-                finished_at: *at,
-                report: "{}",
-                sightings,
-                coverage: vigil_core::lan::Coverage::Complete,
-            };
-            store
-                .ingest_network_sweep(agent.account_id, agent.id, &sweep, *at, vendor)
-                .await
-                .expect("sweep stored");
-        }
-        let devices = store
-            .devices(agent.account_id, agent.id)
-            .await
-            .expect("devices");
-        let id = |ip: &str| {
-            devices
-                .iter()
-                .find(|d| d.address().map(|a| a.to_string()).as_deref() == Some(ip))
-                .map(|d| d.id.clone())
-                .unwrap_or_else(|| panic!("{ip} in {devices:?}"))
-        };
-        store.close().await;
-        (
-            id("198.51.100.77"),
-            id("198.51.100.20"),
-            id("198.51.100.30"),
-        )
-    })
+        ],
+    );
+    let id = |ip: &str| {
+        devices
+            .iter()
+            .find(|d| d.address().map(|a| a.to_string()).as_deref() == Some(ip))
+            .map(|d| d.id.clone())
+            .unwrap_or_else(|| panic!("{ip} in {devices:?}"))
+    };
+    (
+        id("198.51.100.77"),
+        id("198.51.100.20"),
+        id("198.51.100.30"),
+    )
 }
 
 /// The addresses of a `devices list` table, sorted.

@@ -8,6 +8,7 @@
 use crate::common::compliance::{
     create_account, enrolled_agent, owner_api, start_server_with, EMAIL, PASSWORD,
 };
+use crate::common::lan::{sighting, store_sweeps};
 use crate::common::server::{spawn, wait_for, Api, Proc};
 use crate::common::{can_build_networks, run_ok, vigil_bin};
 use serde_json::{json, Value};
@@ -115,6 +116,17 @@ fn tenant_b_cannot_reach_tenant_a_on_any_id_route() {
     let mut ids: BTreeMap<&str, String> = BTreeMap::new();
     let (mut agent_proc, agent) = enrolled_agent(&net, dir, &a, AGENT_HOST, "a-agent");
     ids.insert("/agents", agent.clone());
+    // A device of A's location, as its sweep would have stored it.
+    let devices = store_sweeps(
+        &dir.join("vigil.db"),
+        &agent,
+        &[(
+            "a-sweep",
+            vigil_store::now_unix(),
+            vec![sighting("198.51.100.50", "3c:d9:2b:00:00:50", &[9100])],
+        )],
+    );
+    let device = devices.first().expect("A's device").id.clone();
     a.ok(
         "PUT",
         &format!("/agents/{agent}/policy"),
@@ -247,6 +259,7 @@ fn tenant_b_cannot_reach_tenant_a_on_any_id_route() {
             "/maintenance".into(),
         ];
         paths.push(format!("/agents/{}/policy", ids["/agents"]));
+        paths.push(format!("/agents/{}/devices", ids["/agents"]));
         paths.push(format!(
             "/compliance/install/{}",
             ids["/compliance/install"]
@@ -284,12 +297,8 @@ fn tenant_b_cannot_reach_tenant_a_on_any_id_route() {
             ),
         };
         let nobody = uuid_v4_like(id);
-        // A device of A's agent (the agent is what B must not reach; the
-        // device id is checked under it).
-        let path_of = |agent: &str| {
-            path.replace("{id}", agent)
-                .replace("{device}", "8d6c0c1e-0000-4000-8000-000000000001")
-        };
+        // A's device, under A's agent and under an agent that does not exist.
+        let path_of = |agent: &str| path.replace("{id}", agent).replace("{device}", &device);
         let (status, answer) = b.request(method, &path_of(id), body.clone());
         let (status_none, answer_none) = b.request(method, &path_of(&nobody), body);
         assert_eq!(status, 404, "B {method} {path} with A's id: {answer}");

@@ -219,3 +219,61 @@ pub fn swept_devices(json: &str) -> SweptDevices {
         })
         .collect()
 }
+
+/// A device as a finished sweep saw it: address, MAC, open ports.
+pub fn sighting(ip: &str, mac: &str, ports: &[u16]) -> vigil_core::lan::Sighting {
+    vigil_core::lan::Sighting {
+        ip: ip.parse().expect("ip"),
+        mac: Some(mac.parse().expect("mac")),
+        open_ports: ports.to_vec(),
+        name: None,
+        name_source: None,
+    }
+}
+
+/// Stores finished sweeps of `agent`'s location — `(upload id, finished
+/// at, sightings)`, oldest first — straight into the SQLite database at
+/// `db` (the agent API needs a real sweep; the store is what it feeds),
+/// and returns the location's devices afterwards.
+pub fn store_sweeps(
+    db: &Path,
+    agent: &str,
+    sweeps: &[(&str, i64, Vec<vigil_core::lan::Sighting>)],
+) -> Vec<vigil_core::lan::Device> {
+    use vigil_store::{NewNetworkSweep, Store};
+    let vendor = |m: vigil_core::lan::MacAddr| vigil_oui::vendor(m.octets()).map(str::to_string);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = Store::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("the server's database");
+        let agent = store
+            .agents_all_accounts()
+            .await
+            .expect("agents")
+            .into_iter()
+            .find(|a| a.id.to_string() == agent)
+            .expect("the enrolled agent");
+        for (upload, at, sightings) in sweeps {
+            let sweep = NewNetworkSweep {
+                upload_id: upload,
+                task_id: "seeded",
+                started_at: at - 10,
+                finished_at: *at,
+                report: "{}",
+                sightings,
+                coverage: vigil_core::lan::Coverage::Complete,
+            };
+            store
+                .ingest_network_sweep(agent.account_id, agent.id, &sweep, *at, vendor)
+                .await
+                .expect("sweep stored");
+        }
+        let devices = store
+            .devices(agent.account_id, agent.id)
+            .await
+            .expect("devices");
+        store.close().await;
+        devices
+    })
+}
