@@ -19,12 +19,41 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use vigil_core::{PortList, PortState};
 
+/// How ports are probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// A full TCP connect per port: works anywhere, needs no privilege.
+    #[default]
+    Connect,
+    /// Half-open SYN probes on raw sockets (Linux, `CAP_NET_RAW`): no
+    /// socket per port, so far more probes per second.
+    Syn,
+    /// SYN when this process may send it and no banner is wanted, else
+    /// connect.
+    Auto,
+}
+
+impl Method {
+    /// The name reports use: `connect` or `syn`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Connect => "connect",
+            Method::Syn => "syn",
+            Method::Auto => "auto",
+        }
+    }
+}
+
 /// How a scan runs. `Default` sizes everything automatically.
 #[derive(Debug, Clone, Default)]
 pub struct ScanConfig {
-    /// Connects in flight at once; `None` = from the open-file limit.
+    /// Connect or SYN probes (`Auto` is decided by [`Scanner::new`]).
+    pub method: Method,
+    /// Connects in flight at once; `None` = from the open-file limit
+    /// (connect probes only).
     pub concurrency: Option<usize>,
-    /// Upper bound on connection attempts per second (retries included).
+    /// Upper bound on probes per second (retries included); SYN probes
+    /// default to [`crate::syn::DEFAULT_RATE`].
     pub max_rate: Option<f64>,
     pub timing: TimingConfig,
     /// Read the first bytes a service sends on open ports.
@@ -43,8 +72,10 @@ pub struct PortResult {
     pub addr: IpAddr,
     pub port: u16,
     pub state: PortState,
-    /// nmap's name for why: `syn-ack`, `conn-refused`, `no-response`,
-    /// `host-unreach`, `net-unreach`, `admin-prohibited`.
+    /// nmap's name for why: `syn-ack`, `conn-refused` (connect) or `reset`
+    /// (SYN), `no-response`, `host-unreach`, `net-unreach`,
+    /// `admin-prohibited`, and with SYN probes the other ICMP reasons
+    /// (`port-unreach`, `no-route`, …).
     pub reason: &'static str,
     /// Round trip of the answering attempt (open and closed ports).
     pub rtt: Option<Duration>,
@@ -60,8 +91,34 @@ pub struct Scanner {
     concurrency: usize,
 }
 
+/// Why SYN probes cannot be used here, if they cannot.
+fn syn_refusal(cfg: &ScanConfig) -> Option<String> {
+    if cfg.banner.is_some() {
+        return Some(
+            "banners need connect probes (a SYN probe never completes the connection)".into(),
+        );
+    }
+    if !cfg!(target_os = "linux") {
+        return Some("SYN probes are only available on Linux".into());
+    }
+    if !crate::syn::available() {
+        return Some(
+            "SYN probes need raw sockets: run as root or with CAP_NET_RAW \
+             (setcap cap_net_raw+ep), or use connect probes"
+                .into(),
+        );
+    }
+    None
+}
+
 impl Scanner {
-    pub fn new(cfg: ScanConfig) -> Result<Self, ScanError> {
+    pub fn new(mut cfg: ScanConfig) -> Result<Self, ScanError> {
+        cfg.method = match (cfg.method, syn_refusal(&cfg)) {
+            (Method::Syn, Some(why)) => return Err(ScanError::Config(why)),
+            (Method::Auto, None) => Method::Syn,
+            (Method::Auto, Some(_)) => Method::Connect,
+            (m, _) => m,
+        };
         if let Some(rate) = cfg.max_rate {
             if !(rate.is_finite() && rate > 0.0) {
                 return Err(ScanError::Config(format!(
@@ -92,6 +149,11 @@ impl Scanner {
         self.concurrency
     }
 
+    /// How this scanner probes (never `Auto`: decided when it was made).
+    pub fn method(&self) -> Method {
+        self.cfg.method
+    }
+
     /// Starts scanning on the scanner's own threads (one single-threaded
     /// Tokio runtime per shard) and returns the stream of results. It may
     /// be called from any context, inside a Tokio runtime or not.
@@ -102,9 +164,12 @@ impl Scanner {
         if ports.is_empty() {
             return Err(ScanError::NoPorts);
         }
+        let timing = Arc::new(Timing::new(self.cfg.timing));
+        if self.cfg.method == Method::Syn {
+            return crate::syn::start(&self.cfg, targets, ports, timing);
+        }
         let total = targets.len() * ports.len() as u64;
         let cancel = CancellationToken::new();
-        let timing = Arc::new(Timing::new(self.cfg.timing));
         let ctx = Arc::new(Ctx {
             timing: timing.clone(),
             pacer: self.cfg.max_rate.map(Pacer::new),
@@ -141,13 +206,7 @@ impl Scanner {
                     ScanError::Runtime(e)
                 })?;
         }
-        Ok(Scan {
-            rx,
-            batch: Vec::new().into_iter(),
-            cancel,
-            total,
-            timing,
-        })
+        Ok(Scan::new(rx, cancel, total, timing))
     }
 }
 
@@ -382,6 +441,22 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// A scan whose engine sends its results on `rx`.
+    pub(crate) fn new(
+        rx: mpsc::Receiver<Vec<PortResult>>,
+        cancel: CancellationToken,
+        total: u64,
+        timing: Arc<Timing>,
+    ) -> Scan {
+        Scan {
+            rx,
+            batch: Vec::new().into_iter(),
+            cancel,
+            total,
+            timing,
+        }
+    }
+
     /// The next result; `None` when every probe is done (or the scan was cancelled).
     pub async fn next(&mut self) -> Option<PortResult> {
         loop {

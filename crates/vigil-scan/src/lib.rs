@@ -27,13 +27,15 @@ mod permits;
 mod permute;
 mod probe;
 pub mod services;
+mod syn;
 mod sys;
 mod targets;
 mod timing;
 
-pub use engine::{BannerConfig, PortResult, Scan, ScanConfig, ScanSummary, Scanner};
+pub use engine::{BannerConfig, Method, PortResult, Scan, ScanConfig, ScanSummary, Scanner};
 pub use error::ScanError;
 pub use permits::{Permit, PermitFuture, PermitSource, Permits};
+pub use syn::DEFAULT_RATE as SYN_DEFAULT_RATE;
 pub use targets::{Family, TargetSet, MAX_HOSTS};
 pub use timing::TimingConfig;
 

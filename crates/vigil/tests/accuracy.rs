@@ -1,7 +1,9 @@
-//! `vigil scan` classifies ports exactly like `nmap -sT -Pn` on a test
-//! network built in namespaces, on a clean link, at 100 ms RTT and with 2%
-//! loss, for IPv4 and IPv6; and it loses no open port at high concurrency
-//! or when it runs out of file descriptors.
+//! `vigil scan` classifies ports exactly like nmap on a test network built
+//! in namespaces, on a clean link, at 100 ms RTT and with 2% loss, for IPv4
+//! and IPv6: its connect engine like `nmap -sT -Pn`, its SYN engine like
+//! `nmap -sS -Pn` (states and reasons), and the two engines alike; and the
+//! connect engine loses no open port at high concurrency or when it runs
+//! out of file descriptors.
 
 mod common;
 
@@ -11,7 +13,7 @@ use common::scenario::{
 };
 use common::{can_build_networks, run_ok, vigil_bin, vigil_xml, Verdicts};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use vigil_testnet::{Listener, NetSpec, TestNet};
@@ -29,22 +31,41 @@ fn accuracy(spec: NetSpec) {
         ..
     } = &build_both(&net);
 
-    // Vigil gets one try.
-    let vigil = vigil_xml(&net, targets, PORTS, &[]);
-    let wrong = mismatches(&vigil, truth);
-    assert!(
-        wrong.is_empty(),
-        "vigil misclassified:\n{}",
-        wrong.join("\n")
-    );
-    match nmap_matching_truth(&net, targets, truth) {
-        Some(nmap) => assert_eq!(vigil, nmap, "vigil and nmap disagree on a state or reason"),
-        None => {
-            eprintln!("WARNING: nmap missed the truth 3 times; Vigil matched it; no comparison")
+    // Each engine against the truth (one try), then against nmap's scan of
+    // the same kind (state and reason), then the two engines' states
+    // against each other. (Namespace tests run as root: SYN is permitted.)
+    let mut states = Vec::new();
+    for (engine, nmap_scan) in [("--connect", "-sT"), ("--syn", "-sS")] {
+        let vigil = vigil_xml(&net, targets, PORTS, &[engine]);
+        let wrong = mismatches(&vigil, truth);
+        assert!(
+            wrong.is_empty(),
+            "vigil {engine} misclassified:\n{}",
+            wrong.join("\n")
+        );
+        match nmap_matching_truth(&net, nmap_scan, targets, truth) {
+            Some(nmap) => assert_eq!(
+                vigil, nmap,
+                "vigil {engine} and nmap {nmap_scan} disagree on a state or reason"
+            ),
+            None => eprintln!(
+                "WARNING: nmap {nmap_scan} missed the truth 3 times; Vigil matched it; no comparison"
+            ),
         }
+        assert_unreachable_in_json(net.scanner_cmd(vigil_bin()), &[engine], v4, v6);
+        let only_states: BTreeMap<_, _> = vigil
+            .into_iter()
+            .map(|(k, (state, _))| (k, state))
+            .collect();
+        states.push((engine, only_states));
     }
-
-    assert_unreachable_in_json(net.scanner_cmd(vigil_bin()), v4, v6);
+    let [(_, connect), (_, syn)] = &states[..] else {
+        unreachable!("two engines")
+    };
+    assert_eq!(
+        connect, syn,
+        "the connect and SYN engines disagree on a state"
+    );
 }
 
 #[test]
@@ -110,7 +131,12 @@ fn no_open_port_lost_at_max_concurrency() {
     let seed = rand::rng().random();
     let (_listeners, expected) = random_listeners(&net, host, 300, seed);
     for round in 0..2 {
-        let got = vigil_xml(&net, &[host.to_string()], "-", &["--concurrency", "10000"]);
+        let got = vigil_xml(
+            &net,
+            &[host.to_string()],
+            "-",
+            &["--connect", "--concurrency", "10000"],
+        );
         assert_eq!(
             open_ports(&got),
             expected,
@@ -139,6 +165,7 @@ fn no_open_port_lost_when_out_of_file_descriptors() {
         "sh",
         vigil_bin(),
         "scan",
+        "--connect",
         "--no-progress",
         "--concurrency",
         "4000",

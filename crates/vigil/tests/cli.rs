@@ -90,6 +90,14 @@ fn bad_input_exits_2_and_names_the_token() {
         ),
         (&["scan", "-p", "22"], "TARGET"),
         (&["scan", "127.0.0.1", "--frobnicate"], "--frobnicate"),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "--syn", "--banner"],
+            "banners need",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "--syn", "--connect"],
+            "--connect",
+        ),
     ];
     for (args, needle) in cases {
         let out = vigil(args);
@@ -156,6 +164,7 @@ fn csv_has_a_header_and_one_record_per_port() {
         &ports,
         "--csv",
         "--all",
+        "--connect",
     ]));
     let mut reader = csv::Reader::from_reader(out.as_bytes());
     let header = reader.headers().expect("header").clone();
@@ -252,4 +261,113 @@ fn hostnames_resolve_and_top_ports_counts() {
     assert!(lines
         .iter()
         .all(|v| v["host"] == "localhost" && v["addr"] == "127.0.0.1"));
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let uid = s.lines().find(|l| l.starts_with("Uid:"))?;
+            uid.split_whitespace().nth(2).map(|e| e == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// `vigil scan ARGS` run as `nobody` (no capabilities), or `None` when
+/// `nobody` cannot run this build (a checkout in a home directory).
+fn vigil_as_nobody(args: &[&str]) -> Option<Output> {
+    let out = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(common::vigil_bin())
+        .args(args)
+        .current_dir("/")
+        .output()
+        .expect("run setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(126) || err.contains("Permission denied") {
+        eprintln!("note: nobody cannot run {}: {err}", common::vigil_bin());
+        return None;
+    }
+    Some(out)
+}
+
+/// SYN probes: with raw sockets they find the same ports, with nmap
+/// `-sS`'s reasons, and the summary names the engine; without
+/// `CAP_NET_RAW`, `--syn` is refused with what to do and the default
+/// falls back to connect probes.
+#[test]
+fn syn_probes_when_permitted_and_a_clear_refusal_when_not() {
+    let lo = loopback(b"");
+    let ports = format!("{},{}", lo.open, lo.closed);
+    let unprivileged = |out: Option<Output>, syn: bool| {
+        let Some(out) = out else { return };
+        let err = String::from_utf8_lossy(&out.stderr);
+        if syn {
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(
+                err.contains("CAP_NET_RAW") && err.contains("connect"),
+                "{err}"
+            );
+        } else {
+            let text = stdout(&out);
+            assert!(
+                text.contains("with connect probes: 1 open, 1 closed"),
+                "{text}"
+            );
+        }
+    };
+    if !is_root() {
+        unprivileged(
+            Some(vigil(&["scan", "127.0.0.1", "-p", &ports, "--syn"])),
+            true,
+        );
+        unprivileged(Some(vigil(&["scan", "127.0.0.1", "-p", &ports])), false);
+        return;
+    }
+    let out = stdout(&vigil(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "-sS",
+        "--csv",
+        "--all",
+    ]));
+    let mut rows: Vec<(u16, String, String)> = csv::Reader::from_reader(out.as_bytes())
+        .records()
+        .map(|r| {
+            let r = r.expect("record");
+            (r[1].parse().expect("port"), r[2].into(), r[3].into())
+        })
+        .collect();
+    rows.sort();
+    let mut expected = vec![
+        (lo.open, "open".to_string(), "syn-ack".to_string()),
+        (lo.closed, "closed".into(), "reset".into()),
+    ];
+    expected.sort();
+    assert_eq!(rows, expected);
+    let auto = stdout(&vigil(&["scan", "127.0.0.1", "-p", &ports]));
+    assert!(auto.contains("with SYN probes: 1 open, 1 closed"), "{auto}");
+    let connect = stdout(&vigil(&["scan", "127.0.0.1", "-p", &ports, "-sT"]));
+    assert!(
+        connect.contains("with connect probes: 1 open, 1 closed"),
+        "{connect}"
+    );
+    let port = lo.open.to_string();
+    let xml = stdout(&vigil(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--syn",
+        "-oX",
+        "-",
+    ]));
+    assert!(xml.contains(r#"<scaninfo type="syn""#), "{xml}");
+    unprivileged(
+        vigil_as_nobody(&["scan", "127.0.0.1", "-p", &ports, "--syn"]),
+        true,
+    );
+    unprivileged(vigil_as_nobody(&["scan", "127.0.0.1", "-p", &ports]), false);
 }

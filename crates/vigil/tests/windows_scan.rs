@@ -42,14 +42,14 @@ fn same_verdicts(spec: NetSpec) {
     );
     // State and reason (conn-refused, syn-ack, host-unreach, no-response)
     // exactly as the Linux binary says them.
-    let linux = vigil_xml(&net, targets, PORTS, &[]);
+    let linux = vigil_xml(&net, targets, PORTS, &["--connect"]);
     assert_eq!(windows, linux, "vigil.exe and the Linux vigil disagree");
-    match nmap_matching_truth(&net, targets, truth) {
+    match nmap_matching_truth(&net, "-sT", targets, truth) {
         Some(nmap) => assert_eq!(windows, nmap, "vigil.exe and nmap disagree"),
         None => eprintln!("WARNING: nmap missed the truth 3 times; no comparison with nmap"),
     }
 
-    assert_unreachable_in_json(scanner_cmd(&net, &wine, &exe), v4, v6);
+    assert_unreachable_in_json(scanner_cmd(&net, &wine, &exe), &[], v4, v6);
 }
 
 #[test]

@@ -13,6 +13,40 @@ mod imp;
 
 pub(crate) use imp::{classify, open_limit, tcp_socket, CONNECT_AGAIN_REPORTS_REFUSAL};
 
+/// Raw sockets for the SYN engine: Linux only (`raw_linux.rs`); elsewhere
+/// (`raw_other.rs`) they cannot be opened and the connect engine is used.
+#[cfg(target_os = "linux")]
+#[path = "raw_linux.rs"]
+pub(crate) mod raw;
+#[cfg(not(target_os = "linux"))]
+#[path = "raw_other.rs"]
+pub(crate) mod raw;
+
+/// What one raw read returned: for IPv4 the whole packet (a raw IPv4
+/// socket includes the IP header), for IPv6 the transport header on, with
+/// the source from the socket address. (Only Linux reads any.)
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) enum Received<'a> {
+    Tcp4(&'a [u8]),
+    Icmp4(&'a [u8]),
+    Tcp6(std::net::Ipv6Addr, &'a [u8]),
+    Icmp6(&'a [u8]),
+}
+
+/// Why a raw probe could not be sent. (Only Linux sends any.)
+#[derive(Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) enum SendError {
+    /// The kernel's own routing says no (what a connect would be told).
+    HostUnreachable,
+    NetUnreachable,
+    /// A local firewall refused it.
+    Prohibited,
+    /// Buffers full: nothing was sent; try again shortly.
+    Busy,
+    Other(std::io::Error),
+}
+
 /// What a socket call's error code says, in the engine's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SocketError {

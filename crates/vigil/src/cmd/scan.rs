@@ -14,7 +14,8 @@ use vigil_core::ports::{builtin_top_ports, top_ports_from_services};
 use vigil_core::{PortList, TargetSpec};
 use vigil_scan::services::{read_nmap_services, ServiceNames};
 use vigil_scan::{
-    BannerConfig, Family, ScanConfig, ScanError, ScanSummary, Scanner, TargetSet, TimingConfig,
+    BannerConfig, Family, Method, ScanConfig, ScanError, ScanSummary, Scanner, TargetSet,
+    TimingConfig,
 };
 
 #[derive(Debug, Args)]
@@ -48,11 +49,22 @@ pub struct ScanArgs {
     #[arg(short = '6')]
     ipv6: bool,
 
+    /// SYN probes on raw sockets (Linux, root or CAP_NET_RAW): half-open,
+    /// no socket per port. Default: SYN when permitted and no --banner,
+    /// else connect. Alias: -sS.
+    #[arg(long, conflicts_with = "connect")]
+    syn: bool,
+
+    /// Full TCP connects (any platform, no privilege). Alias: -sT.
+    #[arg(long)]
+    connect: bool,
+
     /// Connects in flight at once (default: sized from the open-file limit).
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
 
-    /// At most N connection attempts per second.
+    /// At most N probes per second (retries included). SYN probes default
+    /// to 100000.
     #[arg(long = "max-rate", value_name = "N")]
     max_rate: Option<f64>,
 
@@ -111,14 +123,17 @@ pub struct ScanArgs {
     no_progress: bool,
 }
 
-/// Accepts nmap's `-oX FILE` spelling by rewriting it to `--xml FILE`.
+/// Accepts nmap's `-oX FILE`, `-sS` and `-sT` spellings by rewriting them
+/// to `--xml FILE`, `--syn` and `--connect`.
 pub fn rewrite_nmap_style_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
     args.map(|a| {
-        if a == "-oX" {
-            OsString::from("--xml")
-        } else {
-            a
-        }
+        let long = match a.to_str() {
+            Some("-oX") => "--xml",
+            Some("-sS") => "--syn",
+            Some("-sT") => "--connect",
+            _ => return a,
+        };
+        OsString::from(long)
     })
     .collect()
 }
@@ -226,7 +241,15 @@ fn scan_config(args: &ScanArgs) -> Result<ScanConfig> {
     if args.concurrency == Some(0) {
         return Err(usage("--concurrency must be at least 1"));
     }
+    let method = if args.syn {
+        Method::Syn
+    } else if args.connect {
+        Method::Connect
+    } else {
+        Method::Auto
+    };
     Ok(ScanConfig {
+        method,
         concurrency: args.concurrency,
         max_rate: args.max_rate,
         timing: TimingConfig {
@@ -298,6 +321,7 @@ async fn scan(
         elapsed: clock.elapsed(),
         complete,
         host_times,
+        method: scanner.method(),
     })
 }
 
@@ -321,9 +345,16 @@ mod tests {
 
     #[test]
     fn rewrites_only_the_exact_nmap_flag() {
-        let args = ["vigil", "scan", "-oX", "f.xml", "-p", "22"].map(OsString::from);
+        let args = [
+            "vigil", "scan", "-oX", "f.xml", "-p", "22", "-sS", "-sT", "-sSV",
+        ]
+        .map(OsString::from);
         let out = rewrite_nmap_style_args(args.into_iter());
         assert_eq!(out[2], "--xml");
         assert_eq!(out[4], "-p");
+        assert_eq!(
+            (&*out[6], &*out[7], &*out[8]),
+            ("--syn".as_ref(), "--connect".as_ref(), "-sSV".as_ref())
+        );
     }
 }

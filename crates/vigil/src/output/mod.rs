@@ -23,9 +23,19 @@ pub struct Report {
     pub complete: bool,
     /// Per answering host: smoothed RTT, RTT variance, final timeout.
     pub host_times: HashMap<IpAddr, (Duration, Duration, Duration)>,
+    /// How the ports were probed.
+    pub method: vigil_scan::Method,
 }
 
 impl Report {
+    /// `SYN` or `connect`, as the summary says it.
+    pub fn method_name(&self) -> &'static str {
+        match self.method {
+            vigil_scan::Method::Syn => "SYN",
+            _ => "connect",
+        }
+    }
+
     /// Results worth printing: open ports, or all with `all`.
     pub fn shown(&self, all: bool) -> impl Iterator<Item = &PortResult> {
         self.results

@@ -49,7 +49,7 @@ pub fn write(
     let hosts = report.targets.len();
     writeln!(
         out,
-        "{}{} host{} ({} up, {} unreachable), {} port{} each, in {:.2}s: {} open, {} closed, {} filtered, {} unreachable",
+        "{}{} host{} ({} up, {} unreachable), {} port{} each, in {:.2}s with {} probes: {} open, {} closed, {} filtered, {} unreachable",
         if report.complete { "Scanned " } else { "INTERRUPTED after " },
         hosts,
         if hosts == 1 { "" } else { "s" },
@@ -58,6 +58,7 @@ pub fn write(
         report.ports.len(),
         if report.ports.len() == 1 { "" } else { "s" },
         report.elapsed.as_secs_f64(),
+        report.method_name(),
         s.open,
         s.closed,
         s.filtered,

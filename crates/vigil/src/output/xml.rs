@@ -37,7 +37,8 @@ pub fn write(
     )?;
     writeln!(
         out,
-        r#"<scaninfo type="connect" protocol="tcp" numservices="{}" services="{}"/>"#,
+        r#"<scaninfo type="{}" protocol="tcp" numservices="{}" services="{}"/>"#,
+        report.method.name(),
         report.ports.len(),
         report.ports
     )?;

@@ -131,8 +131,9 @@ pub fn vigil_xml(net: &TestNet, targets: &[String], ports: &str, extra: &[&str])
     parse_nmap_xml(&run_ok(&mut cmd))
 }
 
-/// `nmap -sT -Pn -n -T4` inside the scanner namespace.
-pub fn nmap_xml(net: &TestNet, targets: &[String], ports: &str) -> Verdicts {
+/// `nmap SCAN -Pn -n -T4` inside the scanner namespace, `scan` being
+/// `-sT` (connect) or `-sS` (SYN).
+pub fn nmap_xml(net: &TestNet, scan: &str, targets: &[String], ports: &str) -> Verdicts {
     // nmap scans one address family per run.
     let (v6, v4): (Vec<&String>, Vec<&String>) = targets.iter().partition(|t| t.contains(':'));
     let mut v = Verdicts::new();
@@ -142,7 +143,7 @@ pub fn nmap_xml(net: &TestNet, targets: &[String], ports: &str) -> Verdicts {
         }
         let mut cmd = net.scanner_cmd("nmap");
         cmd.args(family)
-            .args(["-sT", "-Pn", "-n", "-T4", "-p", ports, "-oX", "-"])
+            .args([scan, "-Pn", "-n", "-T4", "-p", ports, "-oX", "-"])
             .args(group);
         v.extend(parse_nmap_xml(&run_ok(&mut cmd)));
     }

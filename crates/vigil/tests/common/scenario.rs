@@ -117,25 +117,30 @@ pub fn mismatches(got: &Verdicts, truth: &[((IpAddr, u16), &str)]) -> Vec<String
 /// the one compared with Vigil.
 pub fn nmap_matching_truth(
     net: &TestNet,
+    scan: &str,
     targets: &[String],
     truth: &[((IpAddr, u16), &str)],
 ) -> Option<Verdicts> {
     for attempt in 1..=3 {
-        let run = nmap_xml(net, targets, PORTS);
+        let run = nmap_xml(net, scan, targets, PORTS);
         let wrong = mismatches(&run, truth);
         if wrong.is_empty() {
             return Some(run);
         }
-        eprintln!("nmap run {attempt} missed the truth:\n{}", wrong.join("\n"));
+        eprintln!(
+            "nmap {scan} run {attempt} missed the truth:\n{}",
+            wrong.join("\n")
+        );
     }
     None
 }
 
-/// `CMD scan --json --all -p 22` of both unreachable hosts (`cmd` runs a
-/// vigil binary in the scanner namespace): JSON keeps "unreachable" apart
-/// from "filtered", so both must say it.
-pub fn assert_unreachable_in_json(mut cmd: Command, v4: &Hosts, v6: &Hosts) {
+/// `CMD scan --json --all -p 22 EXTRA` of both unreachable hosts (`cmd`
+/// runs a vigil binary in the scanner namespace): JSON keeps "unreachable"
+/// apart from "filtered", so both must say it.
+pub fn assert_unreachable_in_json(mut cmd: Command, extra: &[&str], v4: &Hosts, v6: &Hosts) {
     cmd.args(["scan", "--no-progress", "--json", "--all", "-p", "22"])
+        .args(extra)
         .args([v4.unreachable.to_string(), v6.unreachable.to_string()]);
     let out = run_ok(&mut cmd);
     let states: Vec<String> = out
