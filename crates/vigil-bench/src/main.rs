@@ -71,9 +71,15 @@ struct Args {
     /// Runs for the /16 sweep, where nmap alone takes many minutes.
     #[arg(long, default_value_t = 1)]
     sweep_runs: usize,
-    /// Only these scenarios (full-range, latency-filtered, sweep-16).
+    /// Only these scenarios (full-range, latency-filtered, sweep-16,
+    /// silent-full-range).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// SYN scans first: `vigil scan --syn` (the baseline of the ratios),
+    /// `vigil scan --syn -T5` and `nmap -sS -T5 --min-rate 100000`, then
+    /// the connect scanners.
+    #[arg(long)]
+    syn: bool,
     /// The vigil binary (default: next to this one).
     #[arg(long)]
     vigil: Option<PathBuf>,
@@ -126,7 +132,15 @@ fn compare_scanners(args: Args) -> Result<()> {
             vigil.display()
         );
     }
-    let mut tools = vec![Tool::Vigil(vigil)];
+    let mut tools = Vec::new();
+    if args.syn {
+        tools.push(Tool::VigilSyn(vigil.clone(), false));
+        tools.push(Tool::VigilSyn(vigil.clone(), true));
+        if !args.vigil_only {
+            tools.push(Tool::NmapSyn);
+        }
+    }
+    tools.push(Tool::Vigil(vigil));
     if let Some(exe) = &args.windows_exe {
         let wine = vigil_testwine::Wine::new().context("a Wine prefix for vigil.exe")?;
         tools.push(Tool::VigilWine(exe.clone(), std::sync::Arc::new(wine)));
@@ -156,7 +170,10 @@ fn compare_scanners(args: Args) -> Result<()> {
         let results = measure(&s, &tools, runs, limit);
         summary.push(report(&s, &tools, &results));
     }
-    println!("\n## Summary (time ratio to vigil; > 1 means vigil is faster)\n");
+    println!(
+        "\n## Summary (time ratio to {}; > 1 means it is faster)\n",
+        tools[0].name()
+    );
     for line in summary {
         println!("- {line}");
     }
@@ -211,7 +228,7 @@ fn report(s: &scenario::Scenario, tools: &[Tool], results: &[Vec<Result<Outcome>
             (Some(m), Some(b)) if b > 0.0 => format!("{:.1}x", m / b),
             _ => "-".into(),
         };
-        if !matches!(tool, Tool::Vigil(_)) {
+        if !std::ptr::eq(tool, &tools[0]) {
             ratios.push(format!("{}: {ratio}", tool.name()));
         }
         let failed = runs.len() - ok.len() - timed_out;
@@ -318,9 +335,9 @@ fn print_versions(tools: &[Tool]) {
     println!("# vigil-bench\n");
     for tool in tools {
         let (bin, flag): (PathBuf, &str) = match tool {
-            Tool::Vigil(p) => (p.clone(), "--version"),
+            Tool::Vigil(p) | Tool::VigilSyn(p, _) => (p.clone(), "--version"),
             Tool::VigilWine(_, wine) => (wine.loader().to_path_buf(), "--version"),
-            Tool::Nmap => ("nmap".into(), "--version"),
+            Tool::Nmap | Tool::NmapSyn => ("nmap".into(), "--version"),
             Tool::RustScan(p) => (p.clone(), "--version"),
         };
         let v = std::process::Command::new(&bin)

@@ -32,7 +32,12 @@ pub enum Ports {
 }
 
 /// Names accepted by `--only`.
-pub const NAMES: [&str; 3] = ["full-range", "latency-filtered", "sweep-16"];
+pub const NAMES: [&str; 4] = [
+    "full-range",
+    "latency-filtered",
+    "sweep-16",
+    "silent-full-range",
+];
 
 pub fn build(name: &str, seed: u64) -> Result<Scenario> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -40,6 +45,7 @@ pub fn build(name: &str, seed: u64) -> Result<Scenario> {
         "full-range" => full_range(&mut rng),
         "latency-filtered" => latency_filtered(&mut rng),
         "sweep-16" => sweep_16(&mut rng),
+        "silent-full-range" => silent_full_range(),
         other => anyhow::bail!("unknown scenario {other:?}; known: {}", NAMES.join(", ")),
     }
 }
@@ -61,6 +67,23 @@ fn full_range(rng: &mut impl Rng) -> Result<Scenario> {
         open,
         net,
         _listeners: listeners,
+    })
+}
+
+/// All 65535 ports of one address that drops every TCP packet (what most
+/// home routers and firewalls do to an outside scan): every port filtered,
+/// so the time is all timeouts, retries and probe rate.
+fn silent_full_range() -> Result<Scenario> {
+    let net = TestNet::new(NetSpec::default())?;
+    net.add_host(HOST)?;
+    net.filter_host(HOST)?;
+    Ok(Scenario {
+        name: "65535 ports, 1 silent address (drops everything), 0 ms RTT",
+        target: HOST.to_string(),
+        ports: Ports::Range(1, u16::MAX),
+        open: OpenSet::new(),
+        net,
+        _listeners: Vec::new(),
     })
 }
 

@@ -11,10 +11,16 @@ use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 pub enum Tool {
+    /// `vigil scan` with connect probes.
     Vigil(PathBuf),
+    /// `vigil scan --syn` (raw SYN probes); with `true`, `-T5` (nmap's
+    /// insane timing template, as the nmap it is compared with uses).
+    VigilSyn(PathBuf, bool),
     /// The Windows build of `vigil scan`, under Wine (its prefix shared).
     VigilWine(PathBuf, std::sync::Arc<vigil_testwine::Wine>),
     Nmap,
+    /// `nmap -sS -T5 --min-rate 100000`: nmap's SYN scan at its fastest.
+    NmapSyn,
     RustScan(PathBuf),
 }
 
@@ -28,9 +34,12 @@ pub struct Outcome {
 impl Tool {
     pub fn name(&self) -> &'static str {
         match self {
-            Tool::Vigil(_) => "vigil scan",
+            Tool::Vigil(_) => "vigil scan --connect",
+            Tool::VigilSyn(_, false) => "vigil scan --syn",
+            Tool::VigilSyn(_, true) => "vigil scan --syn -T5",
             Tool::VigilWine(..) => "vigil.exe scan (Wine)",
             Tool::Nmap => "nmap -sT -T4",
+            Tool::NmapSyn => "nmap -sS -T5 --min-rate 100000",
             Tool::RustScan(_) => "rustscan",
         }
     }
@@ -38,9 +47,14 @@ impl Tool {
     /// The exact command line, for the report.
     pub fn command(&self, s: &Scenario) -> Command {
         let mut cmd = match self {
-            Tool::Vigil(bin) => {
+            Tool::Vigil(bin) | Tool::VigilSyn(bin, _) => {
                 let mut c = s.net.scanner_cmd(bin);
                 c.args(["scan", "--no-progress", "--json", "-p", &port_spec(s.ports)]);
+                match self {
+                    Tool::VigilSyn(_, false) => c.arg("--syn"),
+                    Tool::VigilSyn(_, true) => c.args(["--syn", "-T5"]),
+                    _ => c.arg("--connect"),
+                };
                 c
             }
             Tool::VigilWine(exe, wine) => {
@@ -62,6 +76,21 @@ impl Tool {
                     "-p",
                     &port_spec(s.ports),
                 ]);
+                c
+            }
+            Tool::NmapSyn => {
+                let mut c = s.net.scanner_cmd("nmap");
+                c.args([
+                    "-sS",
+                    "-T5",
+                    "--min-rate",
+                    "100000",
+                    "-Pn",
+                    "-n",
+                    "-oX",
+                    "-",
+                ])
+                .args(["-p", &port_spec(s.ports)]);
                 c
             }
             Tool::RustScan(bin) => {
@@ -115,8 +144,10 @@ impl Tool {
             bail!("{} failed ({status}): {err}", self.name());
         }
         let open = match self {
-            Tool::Vigil(_) | Tool::VigilWine(..) => parse_vigil(&out)?,
-            Tool::Nmap => vigil_testnet::nmap::open_set(&vigil_testnet::nmap::parse_xml(&out)?),
+            Tool::Vigil(_) | Tool::VigilSyn(..) | Tool::VigilWine(..) => parse_vigil(&out)?,
+            Tool::Nmap | Tool::NmapSyn => {
+                vigil_testnet::nmap::open_set(&vigil_testnet::nmap::parse_xml(&out)?)
+            }
             Tool::RustScan(_) => parse_rustscan(&out)?,
         };
         Ok(Outcome {

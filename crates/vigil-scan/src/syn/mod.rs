@@ -10,8 +10,9 @@
 //! A SYN-ACK says open, a RST closed, an ICMP unreachable names its reason
 //! (host/net unreachable, admin-prohibited, …), and silence after the
 //! retries is filtered. Timeouts and retries adapt exactly as the connect
-//! engine's do ([`Timing`]): each retry is due one timeout (per host) after
-//! its try; answers give RTT samples.
+//! engine's do ([`Timing`]): each retry is due one timeout (per host, as it
+//! is when the try is looked at, not when it went) after its try; answers
+//! give RTT samples.
 //!
 //! No socket of ours owns the source port, so the kernel answers a SYN-ACK
 //! with a RST of its own. That is fine and is all the clean-up needed: the
@@ -55,6 +56,9 @@ const RESULTS: usize = 256;
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Longest sleep between looks at the clock (cancellation, flushes).
 const MAX_WAIT: Duration = Duration::from_millis(20);
+/// A try waiting longer than this is looked at again after it: its host's
+/// timeout may have shrunk meanwhile (µs; the default minimum timeout).
+const RECHECK_US: u64 = 100_000;
 /// Set in a probe's tries byte once it has its verdict.
 const DONE: u8 = 0x80;
 
@@ -172,7 +176,7 @@ struct Window {
     tries: Vec<u8>,
     /// Per probe: µs since `epoch` when its last try went.
     sent_at: Vec<u32>,
-    /// (due µs, probe) of every try awaiting its answer.
+    /// (µs when to look at it, probe) of every try awaiting its answer.
     due: BinaryHeap<Reverse<(u64, u32)>>,
     /// Probes whose timeout passed with retries left.
     resend: VecDeque<u32>,
@@ -325,7 +329,7 @@ impl Engine {
         w.sent_at[i] = at_us as u32;
         let host = w.hosts[(u64::from(id) / self.ports.len() as u64) as usize];
         let timeout = self.timing.timeout(host).as_micros() as u64;
-        w.due.push(Reverse((at_us + timeout, id)));
+        w.due.push(Reverse((at_us + timeout.min(RECHECK_US), id)));
     }
 
     /// Tries whose timeout passed: retried while retries are left, else
@@ -343,6 +347,15 @@ impl Engine {
                 continue;
             }
             let host = w.hosts[(u64::from(id) / nports) as usize];
+            // The host's timeout now, not when the try went: the first
+            // answers shrink it from the initial guess to the path's RTT.
+            let timeout = self.timing.timeout(host).as_micros() as u64;
+            let waited = u64::from((now as u32).wrapping_sub(w.sent_at[id as usize]));
+            if waited < timeout {
+                w.due
+                    .push(Reverse((now + (timeout - waited).min(RECHECK_US), id)));
+                continue;
+            }
             if tries > self.timing.retries(host) {
                 self.judge(w, id, PortState::Filtered, "no-response", None);
             } else {

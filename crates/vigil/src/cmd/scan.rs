@@ -68,25 +68,33 @@ pub struct ScanArgs {
     #[arg(long = "max-rate", value_name = "N")]
     max_rate: Option<f64>,
 
-    /// Retries for an unanswered probe, at least (loss raises it up to --max-retries).
-    #[arg(long = "min-retries", value_name = "N", default_value_t = TimingConfig::default().min_retries)]
-    min_retries: u8,
+    /// nmap's timing templates: -T0 paranoid … -T5 insane. Each sets the
+    /// timeouts, retries and (for -T0 to -T2) the probe rate as nmap does;
+    /// the options below override it. Without -T: close to -T4, with a
+    /// 1000 ms initial timeout.
+    #[arg(short = 'T', value_name = "0-5", value_parser = clap::value_parser!(u8).range(0..=5))]
+    template: Option<u8>,
 
-    /// Retries for an unanswered probe, at most.
-    #[arg(long = "max-retries", value_name = "N", default_value_t = TimingConfig::default().max_retries)]
-    max_retries: u8,
+    /// Retries for an unanswered probe, at least (loss raises it up to
+    /// --max-retries). Default 2 (1 with -T5).
+    #[arg(long = "min-retries", value_name = "N")]
+    min_retries: Option<u8>,
 
-    /// Probe timeout before any RTT is measured, in ms.
-    #[arg(long = "initial-timeout", value_name = "MS", default_value_t = 1000)]
-    initial_timeout: u64,
+    /// Retries for an unanswered probe, at most. Default 6.
+    #[arg(long = "max-retries", value_name = "N")]
+    max_retries: Option<u8>,
 
-    /// Lower bound of the adaptive timeout, in ms.
-    #[arg(long = "min-timeout", value_name = "MS", default_value_t = 100)]
-    min_timeout: u64,
+    /// Probe timeout before any RTT is measured, in ms. Default 1000.
+    #[arg(long = "initial-timeout", value_name = "MS")]
+    initial_timeout: Option<u64>,
 
-    /// Upper bound of the adaptive timeout, in ms.
-    #[arg(long = "max-timeout", value_name = "MS", default_value_t = 3000)]
-    max_timeout: u64,
+    /// Lower bound of the adaptive timeout, in ms. Default 100.
+    #[arg(long = "min-timeout", value_name = "MS")]
+    min_timeout: Option<u64>,
+
+    /// Upper bound of the adaptive timeout, in ms. Default 3000.
+    #[arg(long = "max-timeout", value_name = "MS")]
+    max_timeout: Option<u64>,
 
     /// Read what each open service sends first (bounded by --banner-timeout and --banner-bytes).
     #[arg(long)]
@@ -216,16 +224,55 @@ fn port_list(args: &ScanArgs) -> Result<PortList> {
     Ok(PortList::from_ports(ranked))
 }
 
+/// Timing knobs and probe rate of nmap's `-T` templates (its documented
+/// values: initial/min/max RTT timeout, max retries, and the scan delay of
+/// -T0 to -T2 as a rate). nmap gives a port no second retry until one has
+/// been answered, so -T5's floor is one retry. `None`: Vigil's own default.
+fn template(t: Option<u8>) -> (TimingConfig, Option<f64>) {
+    let ms = Duration::from_millis;
+    let ours = TimingConfig::default();
+    let knobs = |initial, min, max, min_retries, max_retries| TimingConfig {
+        initial_timeout: ms(initial),
+        min_timeout: ms(min),
+        max_timeout: ms(max),
+        min_retries,
+        max_retries,
+    };
+    match t {
+        None => (ours, None),
+        Some(0) => (knobs(300_000, 100, 300_000, 2, 10), Some(1.0 / 300.0)),
+        Some(1) => (knobs(15_000, 100, 15_000, 2, 10), Some(1.0 / 15.0)),
+        Some(2) => (knobs(1000, 100, 10_000, 2, 10), Some(2.5)),
+        Some(3) => (knobs(1000, 100, 10_000, 2, 10), None),
+        Some(4) => (knobs(500, 100, 1250, 2, 6), None),
+        Some(_) => (knobs(250, 50, 300, 1, 2), None),
+    }
+}
+
 fn scan_config(args: &ScanArgs) -> Result<ScanConfig> {
-    if args.min_retries > args.max_retries {
+    let (base, template_rate) = template(args.template);
+    let timing = TimingConfig {
+        initial_timeout: args
+            .initial_timeout
+            .map_or(base.initial_timeout, Duration::from_millis),
+        min_timeout: args
+            .min_timeout
+            .map_or(base.min_timeout, Duration::from_millis),
+        max_timeout: args
+            .max_timeout
+            .map_or(base.max_timeout, Duration::from_millis),
+        min_retries: args.min_retries.unwrap_or(base.min_retries),
+        max_retries: args.max_retries.unwrap_or(base.max_retries),
+    };
+    if timing.min_retries > timing.max_retries {
         return Err(usage("--min-retries must not exceed --max-retries"));
     }
-    if args.min_timeout == 0 || args.min_timeout > args.max_timeout {
+    if timing.min_timeout.is_zero() || timing.min_timeout > timing.max_timeout {
         return Err(usage(
             "timeouts must satisfy 0 < --min-timeout ≤ --max-timeout",
         ));
     }
-    if args.initial_timeout == 0 {
+    if timing.initial_timeout.is_zero() {
         return Err(usage("--initial-timeout must be at least 1 ms"));
     }
     if args.banner_bytes == 0 || args.banner_bytes > 65536 {
@@ -251,14 +298,8 @@ fn scan_config(args: &ScanArgs) -> Result<ScanConfig> {
     Ok(ScanConfig {
         method,
         concurrency: args.concurrency,
-        max_rate: args.max_rate,
-        timing: TimingConfig {
-            initial_timeout: Duration::from_millis(args.initial_timeout),
-            min_timeout: Duration::from_millis(args.min_timeout),
-            max_timeout: Duration::from_millis(args.max_timeout),
-            min_retries: args.min_retries,
-            max_retries: args.max_retries,
-        },
+        max_rate: args.max_rate.or(template_rate),
+        timing,
         banner: args.banner.then_some(BannerConfig {
             timeout: Duration::from_millis(args.banner_timeout),
             max_bytes: args.banner_bytes,
@@ -342,6 +383,37 @@ fn progress_bar(total: u64, disabled: bool) -> ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timing_templates_follow_nmap_and_options_override_them() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            scan: ScanArgs,
+        }
+        let cfg = |extra: &[&str]| {
+            let mut argv = vec!["vigil", "198.51.100.1"];
+            argv.extend_from_slice(extra);
+            scan_config(&Cli::parse_from(argv).scan).expect("valid")
+        };
+        let ours = cfg(&[]);
+        assert_eq!(ours.timing, TimingConfig::default());
+        assert_eq!(ours.max_rate, None);
+        let t5 = cfg(&["-T5"]);
+        assert_eq!(t5.timing.initial_timeout, Duration::from_millis(250));
+        assert_eq!(t5.timing.max_timeout, Duration::from_millis(300));
+        assert_eq!((t5.timing.min_retries, t5.timing.max_retries), (1, 2));
+        let t4 = cfg(&["-T", "4", "--max-retries", "3", "--initial-timeout", "700"]);
+        assert_eq!(t4.timing.max_timeout, Duration::from_millis(1250));
+        assert_eq!(t4.timing.max_retries, 3, "an option beats the template");
+        assert_eq!(t4.timing.initial_timeout, Duration::from_millis(700));
+        assert_eq!(cfg(&["-T0"]).max_rate, Some(1.0 / 300.0));
+        assert_eq!(cfg(&["-T2", "--max-rate", "9"]).max_rate, Some(9.0));
+        assert!(Cli::try_parse_from(["vigil", "x", "-T6"]).is_err());
+        let bad = Cli::parse_from(["vigil", "x", "-T5", "--min-retries", "3"]);
+        assert!(scan_config(&bad.scan).is_err(), "3 > -T5's 2 retries");
+    }
 
     #[test]
     fn rewrites_only_the_exact_nmap_flag() {
