@@ -170,24 +170,26 @@ fn csv_has_a_header_and_one_record_per_port() {
     let header = reader.headers().expect("header").clone();
     assert_eq!(&header[0], "addr");
     assert_eq!(&header[2], "state");
-    let mut rows: Vec<(u16, String, String)> = reader
-        .records()
-        .map(|r| {
-            let r = r.expect("record");
-            (
-                r[1].parse().expect("port"),
-                r[2].to_string(),
-                r[3].to_string(),
-            )
-        })
-        .collect();
-    rows.sort();
+    let rows = csv_rows(&out);
     let mut expected = vec![
         (lo.open, "open".to_string(), "syn-ack".to_string()),
         (lo.closed, "closed".into(), "conn-refused".into()),
     ];
     expected.sort();
     assert_eq!(rows, expected);
+}
+
+/// `vigil scan --csv` records as (port, state, reason), sorted.
+fn csv_rows(out: &str) -> Vec<(u16, String, String)> {
+    let mut rows: Vec<(u16, String, String)> = csv::Reader::from_reader(out.as_bytes())
+        .records()
+        .map(|r| {
+            let r = r.expect("record");
+            (r[1].parse().expect("port"), r[2].into(), r[3].into())
+        })
+        .collect();
+    rows.sort();
+    rows
 }
 
 #[test]
@@ -333,14 +335,7 @@ fn syn_probes_when_permitted_and_a_clear_refusal_when_not() {
         "--csv",
         "--all",
     ]));
-    let mut rows: Vec<(u16, String, String)> = csv::Reader::from_reader(out.as_bytes())
-        .records()
-        .map(|r| {
-            let r = r.expect("record");
-            (r[1].parse().expect("port"), r[2].into(), r[3].into())
-        })
-        .collect();
-    rows.sort();
+    let rows = csv_rows(&out);
     let mut expected = vec![
         (lo.open, "open".to_string(), "syn-ack".to_string()),
         (lo.closed, "closed".into(), "reset".into()),
