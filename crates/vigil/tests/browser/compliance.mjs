@@ -29,10 +29,17 @@ async function watchUntilDone(page) {
   for (;;) {
     let state = null;
     try {
-      state = (await page.locator("#assessment-state").textContent({ timeout: 2000 })).trim();
+      // The state and the reload attribute of one and the same page: read
+      // apart, a reload in between (every 2 s while running) could pair a
+      // running state with the finished page's missing attribute.
+      const snap = await page.evaluate(() => ({
+        state: document.querySelector("#assessment-state")?.textContent.trim() ?? null,
+        refresh: document.body?.getAttribute("data-refresh") ?? null,
+      }));
+      state = snap.state;
       if (state === "running") {
         seen.running = true;
-        seen.refresh = await page.locator("body").getAttribute("data-refresh", { timeout: 2000 });
+        seen.refresh = snap.refresh;
       }
     } catch {
       // In the middle of a reload.
