@@ -268,10 +268,12 @@ pub mod service {
             Ok(()) => ServiceExitCode::Win32(0),
             Err(_) => ServiceExitCode::ServiceSpecific(1),
         };
+        // Logged before Stopped is reported: once its last service has
+        // stopped, the service manager may end the process at any moment.
+        tracing::info!("service {name} stopped");
         status
             .set_service_status(state(ServiceState::Stopped, exit))
             .context("reporting Stopped")?;
-        tracing::info!("service {name} stopped");
         outcome
     }
 
