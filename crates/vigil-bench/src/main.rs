@@ -21,6 +21,7 @@
 
 mod agents;
 mod compliance;
+mod fleet;
 mod lan;
 mod listeners;
 mod scenario;
@@ -49,6 +50,9 @@ struct Cli {
 enum Command {
     /// Simulated agents against a real `vigil server` on loopback.
     Agents(agents::AgentsArgs),
+    /// The server's own scans of 1,000+ agents' observed addresses (SYN
+    /// engine), one server or 3 replicas on PostgreSQL.
+    Fleet(fleet::FleetArgs),
     /// A worker process of `agents` (started by it; reads its orders on stdin).
     #[command(hide = true)]
     AgentsWorker,
@@ -102,12 +106,29 @@ struct Args {
     seed: u64,
 }
 
+/// The `vigil` binary a bench runs: the one given, else the one built
+/// next to this one.
+pub(crate) fn vigil_binary(given: Option<&Path>) -> Result<PathBuf> {
+    let vigil = match given {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()?.with_file_name("vigil"),
+    };
+    if !vigil.exists() {
+        bail!(
+            "{} not found: build it with cargo build --release -p vigil",
+            vigil.display()
+        );
+    }
+    Ok(vigil)
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Agents(args)) => agents::run(args),
         Some(Command::AgentsWorker) => agents::worker(),
         Some(Command::Compliance(args)) => compliance::run(args),
+        Some(Command::Fleet(args)) => fleet::run(args),
         Some(Command::Lan(args)) => lan::run(args),
         Some(Command::Listeners(args)) => listeners::run(args),
         Some(Command::Soak(args)) => soak::run(args),
@@ -122,16 +143,7 @@ fn compare_scanners(args: Args) -> Result<()> {
     if args.runs == 0 || args.sweep_runs == 0 {
         bail!("--runs and --sweep-runs must be at least 1");
     }
-    let vigil = match &args.vigil {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("vigil"),
-    };
-    if !vigil.exists() {
-        bail!(
-            "{} not found: build it with cargo build --release",
-            vigil.display()
-        );
-    }
+    let vigil = crate::vigil_binary(args.vigil.as_deref())?;
     let mut tools = Vec::new();
     if args.syn {
         tools.push(Tool::VigilSyn(vigil.clone(), false));

@@ -64,6 +64,10 @@ pub struct ScanConfig {
     /// port is probed (see [`Permits`]); `None`: only `concurrency` bounds
     /// this scan.
     pub permits: Option<Permits>,
+    /// SYN probes go through this shared engine (its rate, this scan's
+    /// group's fair share; `max_rate` is then the engine's, not the
+    /// scan's) instead of an engine of the scan's own.
+    pub service: Option<crate::syn::ServiceShare>,
 }
 
 /// One port's verdict.
@@ -166,7 +170,14 @@ impl Scanner {
         }
         let timing = Arc::new(Timing::new(self.cfg.timing));
         if self.cfg.method == Method::Syn {
-            return crate::syn::start(&self.cfg, targets, ports, timing);
+            return match &self.cfg.service {
+                Some(share) => {
+                    share
+                        .service
+                        .submit(share.group, targets, ports, timing, self.cfg.seed)
+                }
+                None => crate::syn::start(&self.cfg, targets, ports, timing),
+            };
         }
         let total = targets.len() * ports.len() as u64;
         let cancel = CancellationToken::new();

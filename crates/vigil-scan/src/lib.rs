@@ -36,6 +36,7 @@ pub use engine::{BannerConfig, Method, PortResult, Scan, ScanConfig, ScanSummary
 pub use error::ScanError;
 pub use permits::{Permit, PermitFuture, PermitSource, Permits};
 pub use syn::DEFAULT_RATE as SYN_DEFAULT_RATE;
+pub use syn::{ScanService, ServiceShare, ServiceUse, MAX_RUNNING as SERVICE_MAX_RUNNING};
 pub use targets::{Family, TargetSet, MAX_HOSTS};
 pub use timing::TimingConfig;
 
@@ -50,4 +51,9 @@ pub fn auto_concurrency() -> usize {
 /// `None` where the OS has no such per-process limit (Windows).
 pub fn raise_nofile_limit() -> Option<u64> {
     sys::open_limit()
+}
+
+/// Whether this process can send SYN probes (Linux with `CAP_NET_RAW`).
+pub fn syn_available() -> bool {
+    syn::available()
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -66,6 +67,8 @@ pub struct Timing {
     cfg: TimingConfig,
     global: Mutex<Rtt>,
     hosts: Mutex<HashMap<IpAddr, Rtt>>,
+    /// Answers recorded: timeouts and retries change only when it does.
+    answers: AtomicU64,
 }
 
 impl Timing {
@@ -74,6 +77,7 @@ impl Timing {
             cfg,
             global: Mutex::new(Rtt::default()),
             hosts: Mutex::new(HashMap::new()),
+            answers: AtomicU64::new(0),
         }
     }
 
@@ -82,6 +86,13 @@ impl Timing {
         let s = rtt.as_secs_f64();
         lock(&self.hosts).entry(host).or_default().add(s, tryno);
         lock(&self.global).add(s, tryno);
+        self.answers.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes whenever an answer is recorded: while it stays the same, so
+    /// do every host's timeout and retries (the SYN engine caches them).
+    pub(crate) fn version(&self) -> u64 {
+        self.answers.load(Ordering::Acquire)
     }
 
     fn stats(&self, host: IpAddr) -> Rtt {

@@ -60,8 +60,8 @@ impl App {
         install: crate::install::Installer,
         console_key: [u8; 32],
         updates: crate::updates::Updates,
+        scan_budget: crate::budget::ScanBudget,
     ) -> Self {
-        let scan_budget = crate::budget::ScanBudget::from_config(cfg.scan_sockets);
         App {
             store,
             cfg,

@@ -1,26 +1,36 @@
-//! One scan budget for the whole server: the sockets that server-side
-//! scans and compliance assessments of every tenant may hold at once.
+//! One scan budget for the whole server: how server-side scans and
+//! compliance assessments of every tenant probe, and how much of it each
+//! may use at once.
 //!
-//! Alone, a scan keeps up to ten thousand connects in flight (vigil-scan's
+//! **SYN probes (when the process has `CAP_NET_RAW`).** Every scan is a
+//! job of one SYN engine ([`vigil_scan::ScanService`]): one thread, one set
+//! of raw sockets, one rate (`--scan-rate`) for all accounts together,
+//! split evenly between the accounts with probes to send. A tenant with a
+//! thousand agents and a tenant with one scan at the same speed.
+//!
+//! **Connect probes (the fallback, or `--scan-probes connect`).** Alone,
+//! a scan keeps up to ten thousand connects in flight (vigil-scan's
 //! default). A server running several tenants' scans at once would
 //! multiply that and starve its own listeners and database connections
 //! of descriptors. So every scan the server runs takes a permit per probed
 //! port from this one budget (vigil-scan's [`Permits`] hook), sized from
 //! the open-file limit (or `--scan-sockets`).
 //!
-//! The budget is shared fairly: while `n` accounts have a scan running,
-//! each may hold at most `total / n` permits (`vigil_core::fair_share::
-//! even_share`), however many scans it runs. An account alone may use it
-//! all; when a second starts, the first gives permits back as its probes
-//! end (each lasts at most a few timeouts) until both hold half. Waiting
-//! is cheap: each scan shard waits for one permit at a time, and a freed
-//! permit wakes the few waiters to look again.
+//! The socket budget is shared fairly: while `n` accounts have a scan
+//! running, each may hold at most `total / n` permits (`vigil_core::
+//! fair_share::even_share`), however many scans it runs. An account alone
+//! may use it all; when a second starts, the first gives permits back as
+//! its probes end (each lasts at most a few timeouts) until both hold
+//! half. Waiting is cheap: each scan shard waits for one permit at a time,
+//! and a freed permit wakes the few waiters to look again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use vigil_core::fair_share::even_share;
-use vigil_scan::{Permit, PermitFuture, PermitSource, Permits, ScanConfig};
+use vigil_scan::{
+    Method, Permit, PermitFuture, PermitSource, Permits, ScanConfig, ScanService, ServiceUse,
+};
 use vigil_store::AccountId;
 
 /// Descriptors kept out of the budget for everything else: the listeners'
@@ -45,10 +55,18 @@ pub(crate) fn auto_size(open_files: Option<u64>) -> usize {
     }
 }
 
-/// The server's scan sockets; cheap to clone (one shared budget).
+/// Server-side scans one replica runs at once with connect probes: each
+/// is an engine of its own (a thread per core), so they are few; the
+/// socket budget bounds their probes.
+const CONNECT_SCANS: usize = 4;
+
+/// The server's scan sockets and SYN engine; cheap to clone (one shared
+/// budget).
 #[derive(Clone)]
 pub(crate) struct ScanBudget {
     shared: Arc<Shared>,
+    /// The SYN engine every scan goes through, when SYN probes are used.
+    syn: Option<ScanService>,
 }
 
 struct Shared {
@@ -96,18 +114,63 @@ impl ScanBudget {
                 state: Mutex::new(State::default()),
                 freed: Notify::new(),
             }),
+            syn: None,
         }
     }
 
-    /// The budget of `--scan-sockets`, else [`auto_size`] from this
-    /// process's open-file limit.
-    pub(crate) fn from_config(configured: Option<usize>) -> Self {
+    /// The budget of `--scan-sockets` (else [`auto_size`] from this
+    /// process's open-file limit) and, with `probes` SYN (or auto and
+    /// permitted), the SYN engine at `rate` probes a second.
+    pub(crate) fn from_config(
+        configured: Option<usize>,
+        probes: Method,
+        rate: f64,
+    ) -> Result<Self, String> {
         let total = configured.unwrap_or_else(|| auto_size(vigil_scan::raise_nofile_limit()));
-        tracing::info!(
-            sockets = total,
-            "scan budget (server-side scans and assessments of all accounts)"
-        );
-        ScanBudget::new(total)
+        let mut budget = ScanBudget::new(total);
+        budget.syn = match probes {
+            Method::Connect => None,
+            Method::Syn => {
+                Some(ScanService::start(rate).map_err(|e| format!("--scan-probes syn: {e}"))?)
+            }
+            Method::Auto if vigil_scan::syn_available() => match ScanService::start(rate) {
+                Ok(service) => Some(service),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SYN engine not started; scans use connect probes");
+                    None
+                }
+            },
+            Method::Auto => None,
+        };
+        match &budget.syn {
+            Some(_) => tracing::info!(
+                rate,
+                "server-side scans and assessments of all accounts: SYN probes on one engine"
+            ),
+            None => tracing::info!(
+                sockets = total,
+                "server-side scans and assessments of all accounts: connect probes \
+                 (SYN needs CAP_NET_RAW), one socket budget"
+            ),
+        }
+        Ok(budget)
+    }
+
+    /// The SYN engine's use, when scans go through it.
+    pub(crate) fn syn_usage(&self) -> Option<ServiceUse> {
+        self.syn.as_ref().map(ScanService::usage)
+    }
+
+    /// Server-side scans a replica should hold at once: with the SYN
+    /// engine, twice what its shards run at once (the rest wait in their
+    /// queues, so a finished scan is replaced without a claim round trip);
+    /// with
+    /// connect probes, [`CONNECT_SCANS`].
+    pub(crate) fn scans_at_once(&self) -> usize {
+        match &self.syn {
+            Some(service) => 2 * vigil_scan::SERVICE_MAX_RUNNING * service.usage().shards,
+            None => CONNECT_SCANS,
+        }
     }
 
     pub(crate) fn usage(&self) -> BudgetUse {
@@ -137,7 +200,15 @@ impl ScanBudget {
 
     /// A scan configuration that draws on the budget for `account`.
     pub(crate) fn scan_config(&self, account: AccountId) -> ScanConfig {
+        if let Some(service) = &self.syn {
+            return ScanConfig {
+                method: Method::Syn,
+                service: Some(service.share(account.as_uuid().as_u128())),
+                ..ScanConfig::default()
+            };
+        }
         ScanConfig {
+            method: Method::Connect,
             // The budget bounds the sockets; a scan never needs more slots.
             concurrency: Some(self.shared.total),
             permits: Some(self.permits(account)),

@@ -68,6 +68,12 @@ pub struct ServerConfig {
     /// `None`: from the open-file limit (half of what is left after 1024
     /// for everything else, at most 10,000).
     pub scan_sockets: Option<usize>,
+    /// How server-side scans and assessments probe: `Auto` is SYN probes
+    /// on one shared engine when the process has `CAP_NET_RAW`, else
+    /// connects within `scan_sockets`.
+    pub scan_probes: vigil_scan::Method,
+    /// Probes a second of the shared SYN engine, all accounts together.
+    pub scan_rate: f64,
     /// An account's cap on notifications waiting to be sent: past it, its
     /// oldest waiting one is dropped (kept as failed, with the reason).
     pub max_queued_notifications: u32,
@@ -174,6 +180,8 @@ impl ServerConfig {
             trusted_proxies: Vec::new(),
             leases: Leases::default(),
             scan_sockets: None,
+            scan_probes: vigil_scan::Method::Auto,
+            scan_rate: vigil_scan::SYN_DEFAULT_RATE,
             max_queued_notifications: vigil_store::MAX_QUEUED_NOTIFICATIONS,
             http: crate::listen::HttpLimits::default(),
             password_work: PasswordWork::default(),

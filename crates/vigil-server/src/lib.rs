@@ -205,6 +205,9 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
     let agent_updates = updates::Updates::load(&cfg.data_dir, sources)?;
     let console_key = store.console_key().await?;
     store.set_max_queued_notifications(cfg.max_queued_notifications);
+    let scan_budget =
+        budget::ScanBudget::from_config(cfg.scan_sockets, cfg.scan_probes, cfg.scan_rate)
+            .map_err(ServerError::Config)?;
     let app = Arc::new(App::new(
         store.clone(),
         cfg,
@@ -214,6 +217,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> Result<Running
         installer,
         console_key,
         agent_updates,
+        scan_budget,
     ));
     let (stop, stopped) = watch::channel(false);
     let mut jobs = JoinSet::new();

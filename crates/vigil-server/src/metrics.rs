@@ -98,7 +98,7 @@ struct TableLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ScanSocketLabels {
+struct WhatLabels {
     what: &'static str,
 }
 
@@ -128,7 +128,11 @@ pub(crate) struct Metrics {
     retention_runs: Counter,
     outbox_pending: Gauge,
     outbox_dropped: Gauge,
-    scan_sockets: Family<ScanSocketLabels, Gauge>,
+    scan_sockets: Family<WhatLabels, Gauge>,
+    /// The SYN engine: rate, jobs running and waiting (gauges); probes
+    /// sent and answers (counters, brought up to the engine's at scrape).
+    scan_engine: Family<WhatLabels, Gauge>,
+    scan_probes: Family<WhatLabels, Counter>,
     tasks_open: Gauge,
     agents: Family<HealthLabels, Gauge>,
     database_up: Gauge,
@@ -159,6 +163,8 @@ impl Metrics {
             outbox_pending: Gauge::default(),
             outbox_dropped: Gauge::default(),
             scan_sockets: Family::default(),
+            scan_engine: Family::default(),
+            scan_probes: Family::default(),
             tasks_open: Gauge::default(),
             agents: Family::default(),
             database_up: Gauge::default(),
@@ -296,6 +302,19 @@ impl Metrics {
             self.scan_sockets.clone(),
         );
         registry.register(
+            "scan_engine",
+            "The SYN engine all server-side scans and assessments share (absent with connect \
+             probes): its rate limit in probes per second (rate), scans running and waiting \
+             for a turn (running, waiting), engine threads (shards)",
+            self.scan_engine.clone(),
+        );
+        registry.register(
+            "scan_probes",
+            "Probes the SYN engine sent (sent, retries included) and genuine answers it \
+             received (answers)",
+            self.scan_probes.clone(),
+        );
+        registry.register(
             "scan_tasks_open",
             "Scan tasks not answered and not expired (read from the database at scrape time)",
             self.tasks_open.clone(),
@@ -389,8 +408,24 @@ impl Metrics {
             ("accounts", usage.accounts),
         ] {
             self.scan_sockets
-                .get_or_create(&ScanSocketLabels { what })
+                .get_or_create(&WhatLabels { what })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The SYN engine's use now (set when scraped).
+    pub(crate) fn scan_engine(&self, usage: vigil_scan::ServiceUse) {
+        for (what, n) in [
+            ("rate", usage.rate as i64),
+            ("running", i64::try_from(usage.running).unwrap_or(i64::MAX)),
+            ("waiting", i64::try_from(usage.waiting).unwrap_or(i64::MAX)),
+            ("shards", i64::try_from(usage.shards).unwrap_or(i64::MAX)),
+        ] {
+            self.scan_engine.get_or_create(&WhatLabels { what }).set(n);
+        }
+        for (what, total) in [("sent", usage.probes_sent), ("answers", usage.answers)] {
+            let counter = self.scan_probes.get_or_create(&WhatLabels { what });
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
 
@@ -707,6 +742,16 @@ mod tests {
             peak: 9,
             accounts: 2,
         });
+        for (sent, answers) in [(700, 40), (1000, 90)] {
+            m.scan_engine(vigil_scan::ServiceUse {
+                rate: 100_000.0,
+                probes_sent: sent,
+                answers,
+                running: 3,
+                waiting: 5,
+                shards: 2,
+            });
+        }
         m.request(
             "agent",
             &Method::POST,
@@ -738,6 +783,10 @@ mod tests {
             "vigil_scan_sockets{what=\"budget\"} 64",
             "vigil_scan_sockets{what=\"in_use\"} 3",
             "vigil_scan_sockets{what=\"peak\"} 9",
+            "vigil_scan_engine{what=\"rate\"} 100000",
+            "vigil_scan_engine{what=\"waiting\"} 5",
+            "vigil_scan_probes_total{what=\"sent\"} 1000",
+            "vigil_scan_probes_total{what=\"answers\"} 90",
             "# TYPE vigil_agents gauge",
             "vigil_agents{health=\"abandoned\"} 0",
             "vigil_alerts_raised_total{condition=\"agent_not_communicating\"} 0",

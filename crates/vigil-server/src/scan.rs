@@ -171,13 +171,12 @@ async fn create_task(
     Ok(true)
 }
 
-/// Server-side scans running at once in this replica (their sockets come
-/// from the server's scan budget, shared with assessments).
-const SERVER_SCANS: usize = 4;
-
 /// Runs the scans of agents' observed addresses that this replica claims
-/// (the tasks the scheduler queued, in any replica), a few at a time,
-/// until `shutdown` turns true. A claim lasts `Leases::scan` without a
+/// (the tasks the scheduler queued, in any replica), until `shutdown`
+/// turns true. It holds as many as the scan budget takes at once
+/// ([`crate::budget::ScanBudget::scans_at_once`]: with SYN probes, enough
+/// to keep the one engine's rate busy; the engine's rate and fair shares,
+/// not a count of scans, bound the work). A claim lasts `Leases::scan` without a
 /// renewal and is renewed every third of it while the scan runs, so a
 /// replica that dies gives its scans up within that.
 pub(crate) async fn server_scans(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
@@ -185,7 +184,10 @@ pub(crate) async fn server_scans(app: Arc<App>, mut shutdown: watch::Receiver<bo
     let mut running = tokio::task::JoinSet::new();
     loop {
         while running.try_join_next().is_some() {}
-        let free = SERVER_SCANS.saturating_sub(running.len());
+        let free = app
+            .scan_budget
+            .scans_at_once()
+            .saturating_sub(running.len());
         if free > 0 {
             let claims = app
                 .store

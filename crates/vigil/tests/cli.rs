@@ -275,7 +275,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// `vigil scan ARGS` run as `nobody` (no capabilities), or `None` when
+/// `vigil ARGS` run as `nobody` (no capabilities), or `None` when
 /// `nobody` cannot run this build (a checkout in a home directory).
 fn vigil_as_nobody(args: &[&str]) -> Option<Output> {
     let out = Command::new("setpriv")
@@ -365,4 +365,37 @@ fn syn_probes_when_permitted_and_a_clear_refusal_when_not() {
         true,
     );
     unprivileged(vigil_as_nobody(&["scan", "127.0.0.1", "-p", &ports]), false);
+}
+
+/// A server told to use SYN probes without `CAP_NET_RAW` does not start,
+/// and says why and what to do (auto would fall back to connect probes).
+#[test]
+fn a_server_told_to_use_syn_probes_without_raw_sockets_does_not_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).ok();
+    let data = data.to_str().unwrap();
+    let args = [
+        "server",
+        "--data-dir",
+        data,
+        "--listen",
+        "127.0.0.1:0",
+        "--agent-listen",
+        "127.0.0.1:0",
+        "--scan-probes",
+        "syn",
+    ];
+    let Some(out) = vigil_as_nobody(&args) else {
+        return;
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--scan-probes syn") && err.contains("CAP_NET_RAW"),
+        "{err}"
+    );
 }

@@ -240,18 +240,24 @@ fn metrics_probes_and_json_logs_of_a_server_with_an_agent() {
         .env("VIGIL_LOG_FORMAT", "json");
     let agent_proc = spawn_split(cmd, dir, "agent");
 
-    // A policy is due at once: the agent scans its host and uploads.
+    // A policy is due at once: the agent scans its host and uploads, and
+    // the server scans the agent's observed address (with SYN probes: the
+    // test runs as root).
     api.ok(
         "PUT",
         &format!("/agents/{agent}/policy"),
         Some(json!({"enabled": true, "authorized": "", "monitored": "",
-                    "targets": ["agent_host"], "interval": 60})),
+                    "targets": ["agent_host", "observed_address"], "interval": 60})),
     );
-    let results = wait_for("a scan result", Duration::from_secs(60), || {
+    wait_for("both scans' results", Duration::from_secs(60), || {
         let r = api.get(&format!("/agents/{agent}/results"));
-        (!r.as_array()?.is_empty()).then_some(r)
+        let targets: Vec<&str> = r
+            .as_array()?
+            .iter()
+            .filter_map(|x| x["target"].as_str())
+            .collect();
+        (targets.contains(&"agent_host") && targets.contains(&"observed_address")).then_some(())
     });
-    assert_eq!(results[0]["target"], "agent_host", "{results}");
 
     // Probes: no token needed.
     let health = get_in(&net, "/healthz", &[]);
@@ -288,6 +294,18 @@ fn metrics_probes_and_json_logs_of_a_server_with_an_agent() {
     for series in at_least_one {
         let v = sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
         assert!(v >= 1.0, "{series} is {v}");
+    }
+    // The observed-address scan went through the SYN engine: 100 ports,
+    // each answered (the agent's host is there to answer).
+    assert_eq!(
+        sample(&text, "vigil_scan_engine{what=\"rate\"}"),
+        Some(vigil_scan::SYN_DEFAULT_RATE),
+        "{text}"
+    );
+    for what in ["sent", "answers"] {
+        let series = format!("vigil_scan_probes_total{{what=\"{what}\"}}");
+        let v = sample(&text, &series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        assert!(v >= 100.0, "{series} is {v}");
     }
     let exactly = [
         ("vigil_agents{health=\"communicating\"}", 1.0),

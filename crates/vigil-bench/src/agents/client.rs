@@ -54,6 +54,28 @@ impl SimClient {
         })
     }
 
+    /// A client whose connections come from `source`, an address of a
+    /// test network's namespace (the fleet bench: the server sees each
+    /// agent at its own address, which it then scans).
+    pub fn from_test_address(
+        base: &str,
+        pin: CertPin,
+        source: IpAddr,
+    ) -> anyhow::Result<SimClient> {
+        anyhow::ensure!(
+            vigil_testnet::ALLOWED_RANGES
+                .iter()
+                .any(|r| r.contains(&source)),
+            "source address {source} is not in a test network's ranges"
+        );
+        Ok(SimClient::Bound(BoundClient::with_source(
+            base,
+            pin,
+            Some(source),
+            true,
+        )?))
+    }
+
     /// A client that opens a new connection for every request.
     pub fn reconnecting(base: &str, pin: CertPin) -> anyhow::Result<SimClient> {
         Ok(SimClient::Bound(BoundClient::new(base, pin, None, false)?))
@@ -112,6 +134,15 @@ impl BoundClient {
                 "source address {source} is not loopback"
             );
         }
+        BoundClient::with_source(base, pin, source.map(IpAddr::V4), keep_alive)
+    }
+
+    fn with_source(
+        base: &str,
+        pin: CertPin,
+        source: Option<IpAddr>,
+        keep_alive: bool,
+    ) -> anyhow::Result<BoundClient> {
         let tls = vigil_agent::pinning::client_config(pin)
             .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
         let mut builder = reqwest::Client::builder()
@@ -119,7 +150,7 @@ impl BoundClient {
             .timeout(CALL_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("vigil-agent/", env!("CARGO_PKG_VERSION")))
-            .local_address(source.map(IpAddr::V4));
+            .local_address(source);
         if !keep_alive {
             builder = builder.pool_max_idle_per_host(0);
         }

@@ -23,7 +23,7 @@
 //! The processes are stopped when the bench ends, and die with it if it is
 //! killed (parent-death signal).
 
-mod client;
+pub(crate) mod client;
 pub(crate) mod load;
 pub(crate) mod pg;
 pub(crate) mod procs;
@@ -156,16 +156,7 @@ pub fn worker() -> Result<()> {
 pub fn run(args: AgentsArgs) -> Result<()> {
     PortList::parse(&args.sweep_ports)
         .map_err(|e| anyhow::anyhow!("--sweep-ports {:?}: {e}", args.sweep_ports))?;
-    let vigil = match &args.vigil {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("vigil"),
-    };
-    if !vigil.exists() {
-        bail!(
-            "{} not found: build it with cargo build --release -p vigil",
-            vigil.display()
-        );
-    }
+    let vigil = crate::vigil_binary(args.vigil.as_deref())?;
     if args.replicas > 1 && args.db == DbKind::Sqlite {
         bail!(
             "--replicas {} needs --db postgres: replicas share one database, and the embedded \

@@ -101,6 +101,24 @@ impl Rest {
         Ok(())
     }
 
+    /// `GET` below `/api/v1`; the JSON answer.
+    pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
+        let url = format!("{}{}{path}", self.base, vigil_proto::api::API_PREFIX);
+        let mut req = self.http.get(&url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.with_context(|| format!("GET {url}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            bail!("GET {url}: {status}: {text}");
+        }
+        resp.json()
+            .await
+            .with_context(|| format!("GET {url}: unexpected answer"))
+    }
+
     /// `POST` of `body` below `/api/v1`; the JSON answer.
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
         self.send(reqwest::Method::POST, path, body).await

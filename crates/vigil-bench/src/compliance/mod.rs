@@ -111,16 +111,7 @@ pub fn run(args: ComplianceArgs) -> Result<()> {
     if !(16..=32).contains(&args.nmap_sample_prefix) {
         bail!("--nmap-sample-prefix must be within 16..=32");
     }
-    let vigil = match &args.vigil {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("vigil"),
-    };
-    if !vigil.exists() {
-        bail!(
-            "{} not found: build it with cargo build --release",
-            vigil.display()
-        );
-    }
+    let vigil = crate::vigil_binary(args.vigil.as_deref())?;
     let tmp = tempfile::Builder::new()
         .prefix("vigil-bench-compliance")
         .tempdir()?;

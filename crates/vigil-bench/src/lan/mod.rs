@@ -190,16 +190,7 @@ pub fn run(args: LanArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let vigil = match &args.vigil {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("vigil"),
-    };
-    if !vigil.exists() {
-        bail!(
-            "{} not found: build it with cargo build --release",
-            vigil.display()
-        );
-    }
+    let vigil = crate::vigil_binary(args.vigil.as_deref())?;
     process::watch_signals();
     let runs = if args.quick { 1 } else { args.runs };
     let limit = Duration::from_secs(args.limit_secs);

@@ -135,16 +135,7 @@ struct DayRow {
 pub fn run(args: SoakArgs) -> Result<()> {
     vigil_core::PortList::parse(&args.sweep_ports)
         .map_err(|e| anyhow::anyhow!("--sweep-ports {:?}: {e}", args.sweep_ports))?;
-    let vigil = match &args.vigil {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("vigil"),
-    };
-    if !vigil.exists() {
-        bail!(
-            "{} not found: build it with cargo build --release -p vigil",
-            vigil.display()
-        );
-    }
+    let vigil = crate::vigil_binary(args.vigil.as_deref())?;
     let open_files = procs::raise_open_files(u64::from(args.agents) + agents::FILES_SPARE);
     if u64::from(args.agents) + agents::FILES_SPARE / 2 > open_files {
         bail!(

@@ -23,6 +23,9 @@ pub(crate) async fn serve(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
     }
     app.metrics.refresh(&app.store, &app.cfg.liveness).await;
     app.metrics.scan_budget(app.scan_budget.usage());
+    if let Some(usage) = app.scan_budget.syn_usage() {
+        app.metrics.scan_engine(usage);
+    }
     let openmetrics = wants_openmetrics(&headers);
     let content_type = if openmetrics {
         OPENMETRICS_TYPE

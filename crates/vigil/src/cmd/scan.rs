@@ -306,6 +306,7 @@ fn scan_config(args: &ScanArgs) -> Result<ScanConfig> {
         }),
         seed: args.seed,
         permits: None,
+        service: None,
     })
 }
 

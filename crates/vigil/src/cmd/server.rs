@@ -157,6 +157,17 @@ pub struct ServerOpts {
     /// most 10000.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub scan_sockets: Option<u64>,
+    /// How the server's own scans (agents' observed addresses) and
+    /// compliance sweeps probe: `syn` (half-open SYN probes, every scan of
+    /// every account on one engine with one rate; needs CAP_NET_RAW),
+    /// `connect` (TCP connects within --scan-sockets; no privilege), or
+    /// `auto` (SYN when permitted, else connect).
+    #[arg(long, value_enum, default_value_t = ScanProbes::Auto)]
+    pub scan_probes: ScanProbes,
+    /// Probes a second the SYN engine sends at most, all accounts together
+    /// (split evenly between the accounts scanning).
+    #[arg(long, default_value_t = vigil_scan::SYN_DEFAULT_RATE, value_parser = probe_rate)]
+    pub scan_rate: f64,
     /// Notifications an account may have waiting to be sent (its channels
     /// failing); past it the oldest waiting one is dropped, kept in its
     /// contact's and alert's history as failed with the reason, and counted
@@ -210,6 +221,22 @@ pub struct ServerOpts {
     /// A PEM file of a private CA the SMTP server's certificate is signed by.
     #[arg(long)]
     pub smtp_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScanProbes {
+    Auto,
+    Syn,
+    Connect,
+}
+
+/// A rate of probes a second: a positive number up to ten million.
+fn probe_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1e7 => Ok(r),
+        Ok(_) => Err("a number of probes per second, above 0 and at most 10000000".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -311,6 +338,12 @@ impl ServerOpts {
         cfg.scan_sockets = self
             .scan_sockets
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        cfg.scan_probes = match self.scan_probes {
+            ScanProbes::Auto => vigil_scan::Method::Auto,
+            ScanProbes::Syn => vigil_scan::Method::Syn,
+            ScanProbes::Connect => vigil_scan::Method::Connect,
+        };
+        cfg.scan_rate = self.scan_rate;
         cfg.max_queued_notifications = self.max_queued_notifications;
         cfg.notifier = self.notifier()?;
         cfg.net_policy = std::sync::Arc::new(self.net_policy()?);
