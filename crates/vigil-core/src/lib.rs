@@ -16,6 +16,7 @@ pub mod listener;
 pub mod liveness;
 pub mod maintenance;
 pub mod netpolicy;
+pub mod outside;
 pub mod pin;
 pub mod plan;
 pub mod policy;
@@ -30,7 +31,9 @@ pub mod trend;
 pub mod update;
 
 pub use csv_cell::csv_cell;
-pub use ports::{probed_summary, PortList, PortSpecError};
+pub use ports::{
+    listed_in_result, probed_summary, NotListed, PortList, PortSpecError, MAX_SILENT_LISTED,
+};
 pub use resolution::Resolution;
 pub use state::PortState;
 pub use targets::{TargetSpec, TargetSpecError};

@@ -1,5 +1,6 @@
 //! Port lists: `22,80,443`, `1000-2000`, `-` (all), `-1024`, `60000-`.
 
+use crate::state::PortState;
 use std::fmt;
 use thiserror::Error;
 
@@ -128,12 +129,83 @@ impl fmt::Display for PortList {
     }
 }
 
+/// How many ports in one state with no answer (filtered, unreachable) a
+/// stored result lists before it only counts them, as nmap does ("Not
+/// shown: 65530 filtered tcp ports"): a full sweep of an address that
+/// drops everything is 65,535 filtered ports, and listing each would make
+/// every stored result megabytes of "filtered".
+pub const MAX_SILENT_LISTED: usize = 25;
+
+/// Whether a stored result lists a port its scan reported in `state`, when
+/// the scan reported `in_state` ports in that state. Open ports are always
+/// listed, and so is every port the policy names (`in_policy`: authorized
+/// or monitored), whatever its state. Closed ports are only counted
+/// (something answered: nothing listens), and so are filtered and
+/// unreachable ones when there are more than [`MAX_SILENT_LISTED`] of
+/// them.
+pub fn listed_in_result(state: PortState, in_policy: bool, in_state: usize) -> bool {
+    in_policy
+        || match state {
+            PortState::Open => true,
+            PortState::Closed => false,
+            PortState::Filtered | PortState::Unreachable => in_state <= MAX_SILENT_LISTED,
+        }
+}
+
+/// The ports a stored result counts without listing them (see
+/// [`listed_in_result`]); closed ones are what remains of the probed count.
+/// `None` for results stored before Vigil counted them, which left out
+/// closed ports only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NotListed {
+    pub filtered: Option<u32>,
+    pub unreachable: Option<u32>,
+}
+
 /// What a scan result says it probed, for people: `"65,535 ports probed
-/// (1-65535)"`. A result keeps only its ports that were not closed, so
-/// their number (`listed`) is not what was swept; results stored before
-/// Vigil recorded the probed ports (`count` is `None`) say so instead of
-/// passing `listed` off as the sweep.
-pub fn probed_summary(count: Option<u32>, ports: Option<&str>, listed: usize) -> String {
+/// (1-65535); not shown: 65,530 filtered, 2 closed"`. A result keeps only
+/// some of its ports ([`listed_in_result`]), so their number (`listed`) is
+/// not what was swept. Results stored before Vigil recorded the probed
+/// ports (`count` is `None`) say so instead of passing `listed` off as the
+/// sweep.
+pub fn probed_summary(
+    count: Option<u32>,
+    ports: Option<&str>,
+    listed: usize,
+    not_listed: NotListed,
+) -> String {
+    let probed = probed_part(count, ports, listed);
+    let Some(count) = count else {
+        return probed;
+    };
+    // What was left out, shared in that order: counts that do not add up
+    // (a corrupt row) never claim more than was probed.
+    let mut left_out = u64::from(count).saturating_sub(u64::try_from(listed).unwrap_or(u64::MAX));
+    let mut take = |n: Option<u32>| {
+        let n = u64::from(n.unwrap_or(0)).min(left_out);
+        left_out -= n;
+        n
+    };
+    let filtered = take(not_listed.filtered);
+    let unreachable = take(not_listed.unreachable);
+    let closed = left_out;
+    let hidden: Vec<String> = [
+        (filtered, "filtered"),
+        (unreachable, "unreachable"),
+        (closed, "closed"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, state)| format!("{} {state}", thousands(*n)))
+    .collect();
+    if hidden.is_empty() {
+        probed
+    } else {
+        format!("{probed}; not shown: {}", hidden.join(", "))
+    }
+}
+
+fn probed_part(count: Option<u32>, ports: Option<&str>, listed: usize) -> String {
     let plural = |n: u64| if n == 1 { "" } else { "s" };
     match (count, ports.filter(|p| !p.is_empty())) {
         (None, _) => {
@@ -275,45 +347,135 @@ mod tests {
 
     #[test]
     fn probed_summaries_report_the_sweep_not_the_kept_ports() {
-        // (count, port list, ports kept in the result, summary)
-        let cases: &[(Option<u32>, Option<&str>, usize, &str)] = &[
+        // (count, port list, ports kept in the result, filtered left
+        // out, summary)
+        type Case<'a> = (Option<u32>, Option<&'a str>, usize, Option<u32>, &'a str);
+        let gone = |filtered| NotListed {
+            filtered,
+            unreachable: filtered.map(|_| 0),
+        };
+        let cases: &[Case] = &[
             (
                 Some(65535),
                 Some("1-65535"),
                 5,
-                "65,535 ports probed (1-65535)",
+                Some(65528),
+                "65,535 ports probed (1-65535); not shown: 65,528 filtered, 2 closed",
             ),
-            (Some(1000), None, 3, "1,000 ports probed"),
-            (Some(3), Some("22,80,443"), 3, "3 ports probed (22,80,443)"),
-            (Some(1), Some("22"), 1, "1 port probed (22)"),
-            (Some(0), Some(""), 0, "no port probed"),
-            (Some(2), Some(""), 0, "2 ports probed"),
+            (
+                Some(65535),
+                Some("1-65535"),
+                0,
+                Some(65535),
+                "65,535 ports probed (1-65535); not shown: 65,535 filtered",
+            ),
+            // Stored before filtered ports were counted: only closed ones
+            // were left out.
+            (
+                Some(1000),
+                None,
+                3,
+                None,
+                "1,000 ports probed; not shown: 997 closed",
+            ),
+            (
+                Some(1000),
+                None,
+                3,
+                Some(0),
+                "1,000 ports probed; not shown: 997 closed",
+            ),
+            (
+                Some(3),
+                Some("22,80,443"),
+                3,
+                Some(0),
+                "3 ports probed (22,80,443)",
+            ),
+            (Some(1), Some("22"), 1, None, "1 port probed (22)"),
+            (Some(0), Some(""), 0, Some(0), "no port probed"),
+            (
+                Some(2),
+                Some(""),
+                0,
+                Some(2),
+                "2 ports probed; not shown: 2 filtered",
+            ),
+            // Counts that do not add up never claim more than was probed.
+            (Some(2), None, 5, Some(0), "2 ports probed"),
+            (Some(0), Some(""), 0, Some(7), "no port probed"),
+            (
+                Some(10),
+                None,
+                4,
+                Some(9),
+                "10 ports probed; not shown: 6 filtered",
+            ),
             (
                 None,
                 None,
                 5,
+                None,
                 "5 ports listed; what was probed was not recorded",
             ),
             (
                 None,
                 Some("1-65535"),
                 1,
+                Some(3),
                 "1 port listed; what was probed was not recorded",
             ),
             (
                 None,
                 None,
                 12345,
+                None,
                 "12,345 ports listed; what was probed was not recorded",
             ),
         ];
-        for (count, ports, listed, want) in cases {
-            assert_eq!(probed_summary(*count, *ports, *listed), *want);
+        for (count, ports, listed, filtered, want) in cases {
+            assert_eq!(
+                probed_summary(*count, *ports, *listed, gone(*filtered)),
+                *want
+            );
         }
+        let unreachable = NotListed {
+            filtered: Some(3),
+            unreachable: Some(1000),
+        };
+        assert_eq!(
+            probed_summary(Some(1010), None, 5, unreachable),
+            "1,010 ports probed; not shown: 3 filtered, 1,000 unreachable, 2 closed"
+        );
         for (n, want) in [(0, "0"), (999, "999"), (1000, "1,000"), (65535, "65,535")] {
             assert_eq!(thousands(n), want);
         }
         assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
+    }
+
+    #[test]
+    fn results_list_what_answers_and_what_the_policy_names() {
+        use PortState::*;
+        let few = MAX_SILENT_LISTED;
+        let many = MAX_SILENT_LISTED + 1;
+        // (state, in the policy, ports in that state, listed)
+        for (state, in_policy, in_state, want) in [
+            (Open, false, 65535, true),
+            (Closed, false, 1, false),
+            (Closed, true, 1, true),
+            (Filtered, false, few, true),
+            (Filtered, false, many, false),
+            (Filtered, true, 65535, true),
+            (Unreachable, false, few, true),
+            (Unreachable, false, many, false),
+            (Unreachable, true, many, true),
+        ] {
+            assert_eq!(
+                listed_in_result(state, in_policy, in_state),
+                want,
+                "{state:?} in policy {in_policy}, {in_state} in that state"
+            );
+        }
     }
 
     #[test]

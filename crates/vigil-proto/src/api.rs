@@ -239,8 +239,10 @@ pub struct ResultView {
     pub started_at: i64,
     pub finished_at: i64,
     pub received_at: i64,
-    /// The ports that were not closed (and closed ones the policy
-    /// authorizes): a sweep's closed ports are left out.
+    /// The ports that were open, every port the policy names (authorized
+    /// or monitored) whatever its state, and filtered or unreachable ports
+    /// when the scan found 25 or fewer in that state
+    /// ([`vigil_core::listed_in_result`]); the rest are only counted.
     pub ports: Vec<PortView>,
     /// How many ports the scan probed; `null` for results stored before
     /// Vigil recorded it (then only `ports` is known).
@@ -250,6 +252,32 @@ pub struct ResultView {
     /// too long to show.
     #[serde(default)]
     pub probed_ports: Option<String>,
+    /// How many filtered ports the scan found without listing them in
+    /// `ports`: more than 25 filtered ports are only counted, as nmap's
+    /// "Not shown: 65530 filtered tcp ports" does. `null` for results
+    /// stored before Vigil counted them (which listed them all). The
+    /// closed ports left out are `probed_count` minus the ports listed and
+    /// the two counts.
+    #[serde(default)]
+    pub filtered_not_listed: Option<u32>,
+    /// The same for unreachable ports.
+    #[serde(default)]
+    pub unreachable_not_listed: Option<u32>,
+}
+
+impl ResultView {
+    /// "65,535 ports probed (1-65535); not shown: 65,530 filtered".
+    pub fn probed_summary(&self) -> String {
+        vigil_core::probed_summary(
+            self.probed_count,
+            self.probed_ports.as_deref(),
+            self.ports.len(),
+            vigil_core::NotListed {
+                filtered: self.filtered_not_listed,
+                unreachable: self.unreachable_not_listed,
+            },
+        )
+    }
 }
 
 /// A device of the location's inventory (`GET /agents/{id}/devices`).

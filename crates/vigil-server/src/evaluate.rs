@@ -10,7 +10,9 @@ use vigil_core::{
     TargetState,
 };
 use vigil_proto::agent::{ResultUpload, UploadStatus};
-use vigil_store::{Agent, NewScanResult, PortResult, ScanTask, StoreError, TaskId, UnixTime};
+use vigil_store::{
+    Agent, NewScanResult, PortResult, Probed, ScanTask, StoreError, TaskId, UnixTime,
+};
 
 /// Why an upload was refused.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,53 @@ fn closed(task: &ScanTask, now: UnixTime) -> Option<&'static str> {
         Some("expired")
     } else {
         None
+    }
+}
+
+/// What a stored result shows of a scan: its listed ports
+/// ([`vigil_core::listed_in_result`]) and what it probed.
+struct Swept {
+    ports: vigil_core::PortList,
+    filtered_not_listed: u32,
+    unreachable_not_listed: u32,
+}
+
+/// Splits a scan's ports into those its stored result lists and the
+/// counts of the rest (`in_policy`: whether the policy names a port).
+fn history_view(ports: &[PortResult], in_policy: impl Fn(u16) -> bool) -> (Vec<PortResult>, Swept) {
+    let in_state = |state| ports.iter().filter(|p| p.state == state).count();
+    let filtered = in_state(PortState::Filtered);
+    let unreachable = in_state(PortState::Unreachable);
+    let mut swept = Swept {
+        ports: vigil_core::PortList::from_ports(ports.iter().map(|p| p.port)),
+        filtered_not_listed: 0,
+        unreachable_not_listed: 0,
+    };
+    let mut kept = Vec::new();
+    for p in ports {
+        let count = match p.state {
+            PortState::Filtered => filtered,
+            PortState::Unreachable => unreachable,
+            PortState::Open | PortState::Closed => 0,
+        };
+        if vigil_core::listed_in_result(p.state, in_policy(p.port), count) {
+            kept.push(p.clone());
+        } else if p.state == PortState::Filtered {
+            swept.filtered_not_listed = swept.filtered_not_listed.saturating_add(1);
+        } else if p.state == PortState::Unreachable {
+            swept.unreachable_not_listed = swept.unreachable_not_listed.saturating_add(1);
+        }
+    }
+    (kept, swept)
+}
+
+impl Swept {
+    fn probed(&self) -> Probed<'_> {
+        Probed {
+            ports: &self.ports,
+            filtered_not_listed: self.filtered_not_listed,
+            unreachable_not_listed: self.unreachable_not_listed,
+        }
     }
 }
 
@@ -103,20 +152,14 @@ impl App {
                 details: p.details.as_ref().and_then(|d| d.sanitized()).map(Box::new),
             })
             .collect();
-        // History keeps what matters, like nmap's "Not shown: N closed
-        // ports": a full sweep is 65,535 entries, nearly all closed.
+        // History keeps what matters, like nmap's "Not shown: 65530
+        // filtered tcp ports": a full sweep is 65,535 entries, nearly all
+        // closed or (a silent address) filtered. What was swept is stored
+        // beside it: an agent (and the server's own scan) reports every
+        // port it probed.
         let policy = self.store.policy(agent.account_id, agent.id).await?;
-        let kept: Vec<PortResult> = ports
-            .iter()
-            .filter(|p| {
-                p.state != PortState::Closed
-                    || policy.as_ref().is_some_and(|pol| pol.is_authorized(p.port))
-            })
-            .cloned()
-            .collect();
-        // What was swept, which `kept` no longer shows: an agent (and the
-        // server's own scan) reports every port it probed.
-        let probed = vigil_core::PortList::from_ports(upload.ports.iter().map(|p| p.port));
+        let in_policy = |port| policy.as_ref().is_some_and(|pol| pol.is_authorized(port));
+        let (kept, swept) = history_view(&ports, in_policy);
         let addr = (!upload.addr.is_empty()).then_some(upload.addr.as_str());
         let stored = self
             .store
@@ -131,7 +174,7 @@ impl App {
                     started_at: upload.started_at,
                     finished_at: upload.finished_at,
                     ports: &kept,
-                    probed: Some(&probed),
+                    probed: Some(swept.probed()),
                 },
             )
             .await
@@ -374,5 +417,53 @@ impl App {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(port: u16, state: PortState) -> PortResult {
+        PortResult {
+            port,
+            state,
+            details: None,
+        }
+    }
+
+    #[test]
+    fn a_silent_sweep_keeps_what_answered_and_what_the_policy_names() {
+        // A full sweep of an address that drops nearly everything: 22 and
+        // 443 open, 80 closed, 8443 unreachable, the rest filtered.
+        let state = |p| match p {
+            22 | 443 => PortState::Open,
+            80 => PortState::Closed,
+            8443 => PortState::Unreachable,
+            _ => PortState::Filtered,
+        };
+        let ports: Vec<PortResult> = (1..=65535).map(|p| port(p, state(p))).collect();
+        // The policy names 22 (authorized) and 5222 (monitored, filtered).
+        let (kept, swept) = history_view(&ports, |p| p == 22 || p == 5222);
+        let listed: Vec<u16> = kept.iter().map(|p| p.port).collect();
+        assert_eq!(listed, [22, 443, 5222, 8443]);
+        assert_eq!(swept.ports.len(), 65535);
+        assert_eq!(swept.filtered_not_listed, 65535 - 5);
+        assert_eq!(swept.unreachable_not_listed, 0);
+
+        // A short sweep lists its few filtered ports, as before.
+        let few: Vec<PortResult> = (8000..8010).map(|p| port(p, PortState::Filtered)).collect();
+        let (kept, swept) = history_view(&few, |_| false);
+        assert_eq!(kept, few);
+        assert_eq!(swept.filtered_not_listed, 0);
+
+        // A host the network says is unreachable: counted, not listed.
+        let gone: Vec<PortResult> = (1..=1000)
+            .map(|p| port(p, PortState::Unreachable))
+            .collect();
+        let (kept, swept) = history_view(&gone, |_| false);
+        assert!(kept.is_empty());
+        assert_eq!(swept.unreachable_not_listed, 1000);
+        assert_eq!(swept.filtered_not_listed, 0);
     }
 }

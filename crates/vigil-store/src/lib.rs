@@ -96,7 +96,7 @@ pub use model::{
     now_unix, Account, Agent, Alert, AlertFilter, AlertStatus, ApiToken, Assessment,
     AssessmentState, AssessmentTrigger, Channel, Contact, Delivery, DeliveryState, Heartbeat,
     Ingested, InstallHostState, InstallJobState, NewScanResult, NotificationRule, OutboxItem,
-    PortResult, Role, ScanResult, ScanTask, UnixTime, User,
+    PortResult, Probed, Role, ScanResult, ScanTask, UnixTime, User,
 };
 pub use model::{AckFilter, AckOutcome, AlertEvent, AlertEventKind};
 pub use moves::{AgentMove, MoveOrder};

@@ -332,7 +332,30 @@ pub struct NewScanResult<'a> {
     /// Every port the scan reported on (`ports` may keep only some of
     /// them); `None` when unknown. Stored as a count and, when short
     /// enough, as a port list ([`ScanResult::probed_count`]).
-    pub probed: Option<&'a vigil_core::PortList>,
+    pub probed: Option<Probed<'a>>,
+}
+
+/// What a scan probed, beside the ports its result lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probed<'a> {
+    /// Every port the scan reported on.
+    pub ports: &'a vigil_core::PortList,
+    /// How many of them were filtered, and unreachable, without being
+    /// listed in the result ([`vigil_core::listed_in_result`]); the closed
+    /// ones left out are what remains.
+    pub filtered_not_listed: u32,
+    pub unreachable_not_listed: u32,
+}
+
+impl<'a> Probed<'a> {
+    /// Probed ports that the result lists all of, but closed ones.
+    pub fn listing_all(ports: &'a vigil_core::PortList) -> Probed<'a> {
+        Probed {
+            ports,
+            filtered_not_listed: 0,
+            unreachable_not_listed: 0,
+        }
+    }
 }
 
 /// A stored scan result.
@@ -356,6 +379,10 @@ pub struct ScanResult {
     /// The probed ports as a port list (`1-65535`); `None` when unknown or
     /// longer than [`crate::limits::MAX_PROBED_PORTS_LEN`].
     pub probed_ports: Option<String>,
+    /// The filtered and unreachable ports counted but not listed (more
+    /// than [`vigil_core::MAX_SILENT_LISTED`] in one state); `None` for
+    /// results stored before Vigil counted them, which listed them all.
+    pub not_listed: vigil_core::NotListed,
 }
 
 /// A scan the server asked an agent to run. Open while not completed and

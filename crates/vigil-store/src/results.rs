@@ -22,6 +22,14 @@ struct ResultRow {
     task_id: Option<String>,
     probed_count: Option<i64>,
     probed_ports: Option<String>,
+    filtered_count: Option<i64>,
+    unreachable_count: Option<i64>,
+}
+
+/// A stored count (`what` names it in the error).
+fn count(what: &str, n: Option<i64>) -> Result<Option<u32>> {
+    n.map(|n| u32::try_from(n).map_err(|_| StoreError::corrupt(what, &n.to_string())))
+        .transpose()
 }
 
 impl TryFrom<ResultRow> for ScanResult {
@@ -42,28 +50,42 @@ impl TryFrom<ResultRow> for ScanResult {
             received_at: r.received_at,
             addr: r.addr,
             task_id: r.task_id,
-            probed_count: r
-                .probed_count
-                .map(|n| {
-                    u32::try_from(n)
-                        .map_err(|_| StoreError::corrupt("probed count", &n.to_string()))
-                })
-                .transpose()?,
+            probed_count: count("probed count", r.probed_count)?,
             probed_ports: r.probed_ports,
+            not_listed: vigil_core::NotListed {
+                filtered: count("filtered count", r.filtered_count)?,
+                unreachable: count("unreachable count", r.unreachable_count)?,
+            },
         })
     }
 }
 
-/// How the probed ports are stored: their count, and their port list
-/// when it is short enough to show.
-fn probed(result: &NewScanResult<'_>) -> (Option<i64>, Option<String>) {
-    let Some(list) = result.probed else {
-        return (None, None);
+/// How the probed ports are stored: their count, their port list when it
+/// is short enough to show, and the filtered and unreachable ports counted
+/// but not listed.
+struct ProbedRow {
+    count: Option<i64>,
+    list: Option<String>,
+    filtered: Option<i64>,
+    unreachable: Option<i64>,
+}
+
+fn probed(result: &NewScanResult<'_>) -> ProbedRow {
+    let Some(probed) = result.probed else {
+        return ProbedRow {
+            count: None,
+            list: None,
+            filtered: None,
+            unreachable: None,
+        };
     };
-    let count = i64::try_from(list.len()).unwrap_or(i64::MAX);
-    let text = list.to_string();
-    let text = (text.len() <= limits::MAX_PROBED_PORTS_LEN).then_some(text);
-    (Some(count), text)
+    let text = probed.ports.to_string();
+    ProbedRow {
+        count: Some(i64::try_from(probed.ports.len()).unwrap_or(i64::MAX)),
+        list: (text.len() <= limits::MAX_PROBED_PORTS_LEN).then_some(text),
+        filtered: Some(probed.filtered_not_listed.into()),
+        unreachable: Some(probed.unreachable_not_listed.into()),
+    }
 }
 
 fn check(result: &NewScanResult<'_>) -> Result<String> {
@@ -102,7 +124,7 @@ impl Store {
         result: &NewScanResult<'_>,
     ) -> Result<Ingested> {
         let ports = check(result)?;
-        let (probed_count, probed_ports) = probed(result);
+        let probed = probed(result);
         let open_count = i64::try_from(
             result
                 .ports
@@ -115,8 +137,8 @@ impl Store {
         let inserted = with_pool!(self, pool => sqlx::query_scalar::<_, String>(
             "INSERT INTO scan_results (id, account_id, agent_id, upload_id, target, \
                  started_at, finished_at, ports, received_at, addr, task_id, probed_count, \
-                 probed_ports, open_count) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 probed_ports, open_count, filtered_count, unreachable_count) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (agent_id, upload_id) DO NOTHING RETURNING id",
         )
         .bind(id.db())
@@ -130,9 +152,11 @@ impl Store {
         .bind(now_unix())
         .bind(result.addr)
         .bind(result.task_id)
-        .bind(probed_count)
-        .bind(probed_ports.as_deref())
+        .bind(probed.count)
+        .bind(probed.list.as_deref())
         .bind(open_count)
+        .bind(probed.filtered)
+        .bind(probed.unreachable)
         .fetch_optional(pool)
         .await)?;
         if inserted.is_some() {
@@ -180,7 +204,8 @@ impl Store {
         let limit = validate::limit(limit)?;
         let rows = with_pool!(self, pool => sqlx::query_as::<_, ResultRow>(
             "SELECT id, account_id, agent_id, upload_id, target, started_at, finished_at, \
-                 ports, received_at, addr, task_id, probed_count, probed_ports \
+                 ports, received_at, addr, task_id, probed_count, probed_ports, \
+                 filtered_count, unreachable_count \
              FROM scan_results WHERE account_id = $1 \
              ORDER BY finished_at DESC, received_at DESC, id LIMIT $2",
         )
@@ -202,7 +227,8 @@ impl Store {
         self.ensure_agent(account, agent).await?;
         let rows = with_pool!(self, pool => sqlx::query_as::<_, ResultRow>(
             "SELECT id, account_id, agent_id, upload_id, target, started_at, finished_at, \
-                 ports, received_at, addr, task_id, probed_count, probed_ports \
+                 ports, received_at, addr, task_id, probed_count, probed_ports, \
+                 filtered_count, unreachable_count \
              FROM scan_results WHERE agent_id = $1 AND account_id = $2 \
              ORDER BY finished_at DESC, received_at DESC, id LIMIT $3",
         )
@@ -226,7 +252,8 @@ impl Store {
         let limit = validate::limit(limit)?;
         let rows = with_pool!(self, pool => sqlx::query_as::<_, ResultRow>(
             "SELECT id, account_id, agent_id, upload_id, target, started_at, finished_at, \
-                 ports, received_at, addr, task_id, probed_count, probed_ports \
+                 ports, received_at, addr, task_id, probed_count, probed_ports, \
+                 filtered_count, unreachable_count \
              FROM scan_results WHERE agent_id = $1 AND account_id = $2 AND target = $3 \
              ORDER BY finished_at DESC, received_at DESC, id LIMIT $4",
         )

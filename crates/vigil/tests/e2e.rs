@@ -412,6 +412,24 @@ fn server_agents_alerts_and_notifications_end_to_end() {
         },
     );
     assert_eq!(silent.len(), 1, "delivered exactly once: {silent:?}");
+    // Everything filtered: only the monitored port is listed, the rest is
+    // counted, as nmap's "Not shown: N filtered tcp ports".
+    let listed: Vec<(u64, &str)> = silent[0]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| Some((p["port"].as_u64()?, p["state"].as_str()?)))
+        .collect();
+    assert_eq!(listed, [(80, "filtered")], "{:?}", silent[0]);
+    let probed = silent[0]["probed_count"].as_u64().expect("probed_count");
+    assert!(probed > 25, "{:?}", silent[0]);
+    assert_eq!(
+        silent[0]["filtered_not_listed"],
+        probed - 1,
+        "{:?}",
+        silent[0]
+    );
+    assert_eq!(silent[0]["unreachable_not_listed"], 0, "{:?}", silent[0]);
     assert!(
         silent[0]["received_at"].as_i64().unwrap() >= killed_at,
         "{:?}",

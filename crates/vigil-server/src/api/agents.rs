@@ -243,6 +243,8 @@ pub(crate) fn result_view(r: &ScanResult) -> ResultView {
             .collect(),
         probed_count: r.probed_count,
         probed_ports: r.probed_ports.clone(),
+        filtered_not_listed: r.not_listed.filtered,
+        unreachable_not_listed: r.not_listed.unreachable,
     }
 }
 

@@ -539,7 +539,7 @@ pub(crate) fn results_table(results: &[ScanResult], policy: Option<&SecurityPoli
             h3 { (target_label(&r.target)) @if let Some(a) = &r.addr { " (" (a) ")" } }
             p.hint {
                 "Finished " (layout::time(r.finished_at)) " · "
-                (vigil_core::probed_summary(r.probed_count, r.probed_ports.as_deref(), r.ports.len()))
+                (vigil_core::probed_summary(r.probed_count, r.probed_ports.as_deref(), r.ports.len(), r.not_listed))
             }
             @let rows: Vec<(u16, PortState, &str, PortFacts)> = r.ports.iter()
                 .filter(|p| p.state == PortState::Open || policy.is_some_and(|pol| pol.is_monitored(p.port)))

@@ -176,7 +176,11 @@ async fn fill(s: &Store) -> (String, AccountId) {
                 ports: &ports,
                 addr: Some("127.0.0.1"),
                 task_id: None,
-                probed: Some(&probed),
+                probed: Some(vigil_store::Probed {
+                    ports: &probed,
+                    filtered_not_listed: 65533,
+                    unreachable_not_listed: 0,
+                }),
             },
         )
         .await

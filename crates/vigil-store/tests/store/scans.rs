@@ -6,7 +6,7 @@ use vigil_core::{
     ScanInterval, TargetState,
 };
 use vigil_store::{
-    AgentId, AlertFilter, AlertStatus, Ingested, NewScanResult, PortResult, ScanResultId,
+    AgentId, AlertFilter, AlertStatus, Ingested, NewScanResult, PortResult, Probed, ScanResultId,
 };
 use vigil_testdb::TestDb;
 
@@ -244,6 +244,7 @@ async fn ingestion_is_idempotent(db: &TestDb) {
         (stored.probed_count, stored.probed_ports.clone()),
         (None, None)
     );
+    assert_eq!(stored.not_listed, vigil_core::NotListed::default());
 
     // What the scan probed is kept beside the ports it keeps: the count
     // always, the port list when short. (probed, count, list)
@@ -259,9 +260,15 @@ async fn ingestion_is_idempotent(db: &TestDb) {
         ("scattered", &scattered, 32768, None),
     ];
     for (i, (upload_id, probed, count, list)) in cases.into_iter().enumerate() {
+        // Some filtered and unreachable ports counted, not listed.
+        let not_listed = (i as u32 * 1000, i as u32);
         let new = NewScanResult {
             ports: &ports,
-            probed: Some(probed),
+            probed: Some(Probed {
+                ports: probed,
+                filtered_not_listed: not_listed.0,
+                unreachable_not_listed: not_listed.1,
+            }),
             ..upload(upload_id, t + 200 + i as i64)
         };
         s.ingest_result(org.id, b.id, &new).await.unwrap();
@@ -269,6 +276,14 @@ async fn ingestion_is_idempotent(db: &TestDb) {
         assert_eq!(got.upload_id, upload_id);
         assert_eq!(got.probed_count, Some(count), "{upload_id}");
         assert_eq!(got.probed_ports.as_deref(), list, "{upload_id}");
+        assert_eq!(
+            got.not_listed,
+            vigil_core::NotListed {
+                filtered: Some(not_listed.0),
+                unreachable: Some(not_listed.1),
+            },
+            "{upload_id}"
+        );
         assert_eq!(got.ports, ports, "the kept ports are unchanged");
         let recent = s.recent_results(org.id, 1).await.unwrap().remove(0);
         assert_eq!(recent, got);

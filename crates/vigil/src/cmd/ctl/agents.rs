@@ -422,11 +422,11 @@ fn result_text(r: &ResultView) -> String {
         time(r.finished_at),
         target,
         or_dash(r.addr.as_ref()),
-        vigil_core::probed_summary(r.probed_count, r.probed_ports.as_deref(), r.ports.len()),
+        r.probed_summary(),
     );
     if shown.is_empty() {
         if r.probed_count != Some(0) {
-            out.push_str("  every port closed\n");
+            out.push_str("  no port open\n");
         }
         return out;
     }
@@ -481,10 +481,14 @@ mod tests {
             ],
             probed_count: Some(65535),
             probed_ports: Some("1-65535".into()),
+            filtered_not_listed: Some(65530),
+            unreachable_not_listed: Some(0),
         };
         let text = result_text(&r);
         assert!(
-            text.contains("nas.lan  192.0.2.7  (65,535 ports probed (1-65535))"),
+            text.contains(
+                "nas.lan  192.0.2.7  (65,535 ports probed (1-65535); not shown: 65,530 filtered, 2 closed)"
+            ),
             "{text}"
         );
         assert!(text.contains("\n  22/tcp    open\n"), "{text}");
@@ -532,12 +536,27 @@ mod tests {
         );
         assert!(!text.contains("scanned"), "{text}");
 
+        // A silent address: every port filtered, counted, none listed.
+        let silent = ResultView {
+            ports: vec![],
+            filtered_not_listed: Some(65535),
+            ..r.clone()
+        };
+        let text = result_text(&silent);
+        assert!(
+            text.contains(
+                "(65,535 ports probed (1-65535); not shown: 65,535 filtered)\n  no port open\n"
+            ),
+            "{text}"
+        );
+
         // A target that did not resolve: nothing probed, nothing closed.
         let nothing = ResultView {
             addr: None,
             ports: vec![],
             probed_count: Some(0),
             probed_ports: Some(String::new()),
+            filtered_not_listed: Some(0),
             ..r
         };
         let text = result_text(&nothing);
