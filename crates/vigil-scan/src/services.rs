@@ -18,6 +18,16 @@ pub fn read_nmap_services() -> Option<String> {
         .find_map(|p| std::fs::read_to_string(p).ok())
 }
 
+/// The `n` most common TCP ports, most common first: ranked by nmap's open
+/// frequencies when its table is installed, else Vigil's built-in ranking
+/// (which knows fewer, so fewer may come back).
+pub fn top_ports(n: usize) -> Vec<u16> {
+    match read_nmap_services() {
+        Some(table) => vigil_core::ports::top_ports_from_services(&table, n),
+        None => vigil_core::ports::builtin_top_ports(n),
+    }
+}
+
 /// TCP port → service name.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceNames {

@@ -41,6 +41,9 @@ pub(crate) struct App {
     pub scan_budget: crate::budget::ScanBudget,
     /// The login throttle (this replica's counts).
     pub logins: crate::login::Logins,
+    /// TCP ports, most common first (nmap's frequencies when its table is
+    /// installed): the "top N" of outside-scan schedules.
+    pub ranked_ports: Vec<u16>,
     /// Serializes evaluations of one agent target: the read-evaluate-write
     /// of its damping state must not interleave. (One server process; with
     /// several replicas this becomes a row lock — issue 6.)
@@ -78,6 +81,7 @@ impl App {
             updates,
             scan_budget,
             logins: Default::default(),
+            ranked_ports: vigil_scan::services::top_ports(usize::from(u16::MAX)),
             target_locks: Mutex::new(HashMap::new()),
         }
     }

@@ -9,6 +9,7 @@ use crate::app::App;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
+use vigil_core::outside::RunPorts;
 use vigil_core::policy::NETWORK_TASK_KEY;
 use vigil_core::targets::AddrRange;
 use vigil_core::TargetSpec;
@@ -73,14 +74,21 @@ async fn schedule_one(app: &Arc<App>, due: &DuePolicy, now: UnixTime) -> Result<
     let interval = i64::from(policy.interval.minutes()) * 60;
     let ports = policy.ports_to_scan(&app.cfg.sweep_ports);
     let mut created = 0;
+    let mut outside_scanned = false;
     let run = Run {
         id: &due.run,
         now,
         interval,
     };
     for target in policy.targets.iter().filter(|t| !t.is_network()) {
+        let outside = *target == PolicyTarget::ObservedAddress;
+        let ports = match outside {
+            true => outside_ports(app, due).await?,
+            false => ports.clone(),
+        };
         if create_task(app, agent, Some(target), &ports, run).await? {
             created += 1;
+            outside_scanned |= outside;
         }
     }
     // One sweep covers the local network and every network added to it,
@@ -90,9 +98,37 @@ async fn schedule_one(app: &Arc<App>, due: &DuePolicy, now: UnixTime) -> Result<
         created += 1;
     }
     app.store
-        .set_next_run(agent.account_id, agent.id, now + interval)
+        .end_run(agent.account_id, agent.id, now + interval, outside_scanned)
         .await?;
     Ok(created)
+}
+
+/// The ports this run's scan of the observed address probes, by the
+/// account's outside-scan schedule ([`vigil_core::outside`]): the policy's,
+/// the ones the last scan found open, the most common ones, and the run's
+/// slice of the sweep range.
+async fn outside_ports(app: &Arc<App>, due: &DuePolicy) -> Result<PortList, StoreError> {
+    let (agent, policy) = (&due.agent, &due.policy);
+    let schedule = app.store.outside_schedule(agent.account_id).await?;
+    let key = PolicyTarget::ObservedAddress.key();
+    let last = app
+        .store
+        .target_results(agent.account_id, agent.id, &key, 1)
+        .await?;
+    let open_before = PortList::from_ports(
+        last.iter()
+            .flat_map(|r| &r.ports)
+            .filter(|p| p.state == vigil_core::PortState::Open)
+            .map(|p| p.port),
+    );
+    Ok(schedule.ports(RunPorts {
+        range: &app.cfg.sweep_ports,
+        ranked: &app.ranked_ports,
+        policy: &policy.ports_to_scan(&PortList::from_ports([])),
+        open_before: &open_before,
+        interval_secs: policy.interval.minutes().saturating_mul(60),
+        run: due.outside_runs,
+    }))
 }
 
 /// The scheduled run a task is created for.

@@ -27,6 +27,7 @@ struct ClaimedPolicyRow {
     account_id: String,
     policy: String,
     run_id: String,
+    outside_runs: i64,
 }
 
 /// A due security-scan policy this replica claimed.
@@ -37,6 +38,10 @@ pub struct DuePolicy {
     /// The run its scans are for: the same for whichever replica claims it,
     /// until it is rescheduled ([`Store::set_next_run`]).
     pub run: String,
+    /// How many earlier runs created a scan of the observed address
+    /// (counted by [`Store::end_run`]): which slice of the range this run's
+    /// probes ([`vigil_core::outside`]).
+    pub outside_runs: u64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -73,7 +78,7 @@ fn claim_policies_sql(lock: &str) -> String {
          WHERE (next_run_at IS NULL OR next_run_at <= $1) \
            AND (claimed_until IS NULL OR claimed_until <= $1) \
            AND agent_id IN (SELECT agent_id FROM picked) \
-         RETURNING agent_id, account_id, policy, run_id"
+         RETURNING agent_id, account_id, policy, run_id, outside_runs"
     )
 }
 
@@ -146,6 +151,7 @@ impl Store {
                 agent,
                 policy: from_json("policy", &r.policy)?,
                 run: r.run_id,
+                outside_runs: u64::try_from(r.outside_runs).unwrap_or(0),
             });
         }
         out.sort_by_key(|d| d.agent.id);

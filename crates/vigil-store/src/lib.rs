@@ -56,6 +56,7 @@ mod maintenance;
 mod model;
 mod moves;
 mod notify;
+mod outside;
 mod peers;
 mod policies;
 mod results;

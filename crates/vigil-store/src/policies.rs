@@ -168,14 +168,29 @@ impl Store {
         agent: AgentId,
         at: UnixTime,
     ) -> Result<()> {
+        self.end_run(account, agent, at, false).await
+    }
+
+    /// [`Store::set_next_run`], after a run that created a scan of the
+    /// observed address when `outside_scanned` (the next one probes the next
+    /// slice, see [`crate::DuePolicy::outside_runs`]).
+    pub async fn end_run(
+        &self,
+        account: AccountId,
+        agent: AgentId,
+        at: UnixTime,
+        outside_scanned: bool,
+    ) -> Result<()> {
         let n = with_pool!(self, pool => sqlx::query(
-            "UPDATE policies SET next_run_at = $3, claimed_until = NULL, run_id = $4 \
+            "UPDATE policies SET next_run_at = $3, claimed_until = NULL, run_id = $4, \
+                 outside_runs = outside_runs + $5 \
              WHERE agent_id = $1 AND account_id = $2",
         )
         .bind(agent.db())
         .bind(account.db())
         .bind(at)
         .bind(uuid::Uuid::new_v4().to_string())
+        .bind(i64::from(outside_scanned))
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;

@@ -119,6 +119,11 @@ impl Rest {
             .with_context(|| format!("GET {url}: unexpected answer"))
     }
 
+    /// `PUT` of `body` below `/api/v1`; the JSON answer.
+    pub async fn put(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+        self.send(reqwest::Method::PUT, path, body).await
+    }
+
     /// `POST` of `body` below `/api/v1`; the JSON answer.
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
         self.send(reqwest::Method::POST, path, body).await

@@ -55,6 +55,12 @@ pub struct FleetArgs {
     /// The ports the server sweeps on each observed address.
     #[arg(long, default_value = "1-65535")]
     ports: String,
+    /// The account's outside-scan schedule: `full` probes every port of
+    /// --ports at every run (the capacity goal), `default` the
+    /// account default (top 1,000 ports and a slice of the rest per run,
+    /// the rest spread over a day).
+    #[arg(long, value_enum, default_value_t = Schedule::Full)]
+    schedule: Schedule,
     /// The SYN engine's rate (probes a second, each server).
     #[arg(long, default_value_t = 1_000_000.0)]
     scan_rate: f64,
@@ -70,6 +76,12 @@ pub struct FleetArgs {
     /// The vigil binary (default: next to this one).
     #[arg(long)]
     vigil: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Schedule {
+    Full,
+    Default,
 }
 
 pub fn run(args: FleetArgs) -> Result<()> {
@@ -260,6 +272,10 @@ async fn coordinate(
 
     let mut rest = Rest::new(format!("http://{}", servers[0].api))?;
     rest.login(EMAIL, PASSWORD).await?;
+    if args.schedule == Schedule::Full {
+        let full = serde_json::json!({"top_ports": 0, "full_range_hours": 0});
+        rest.put("/outside-schedule", &full).await?;
+    }
     let rest = Arc::new(rest);
     eprintln!("enrolling {} agents…", agents.len());
     let tokens = create_enrollments(&rest, agents.len(), 16).await?;
@@ -520,6 +536,8 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 struct Checked {
     wrong: Vec<String>,
     live_ports_found: usize,
+    /// Ports probed, summed over the agents' stored scans.
+    probed: u64,
 }
 
 async fn check_results(
@@ -529,6 +547,7 @@ async fn check_results(
 ) -> Result<Checked> {
     let mut wrong = Vec::new();
     let mut live_ports_found = 0;
+    let mut probed = 0;
     for (index, id) in enrolled {
         let a = agents[*index];
         let results: serde_json::Value = rest.get(&format!("/agents/{id}/results")).await?;
@@ -548,6 +567,7 @@ async fn check_results(
             ));
             continue;
         }
+        probed += scans[0]["probed_count"].as_u64().unwrap_or(0);
         let open: Vec<u64> = scans[0]["ports"]
             .as_array()
             .map(|ps| {
@@ -572,6 +592,7 @@ async fn check_results(
     Ok(Checked {
         wrong,
         live_ports_found,
+        probed,
     })
 }
 
@@ -587,16 +608,17 @@ fn report(
     checked: &Checked,
 ) {
     let secs = took.as_secs_f64();
-    let nports = PortList::parse(&args.ports).map(|p| p.len()).unwrap_or(0) as f64;
     let n = agents.len() as f64;
+    let nports = checked.probed as f64 / n.max(1.0);
     let live = agents.iter().filter(|a| a.live).count();
     let interval = f64::from(INTERVAL_MINUTES * 60);
     println!("# vigil-bench fleet\n");
     println!(
-        "- {} agents ({} silent, {live} live), ports {}, {} server(s) on {:?}, --scan-rate {}",
+        "- {} agents ({} silent, {live} live), ports {} (schedule {:?}: {nports:.0} probed per scan), {} server(s) on {:?}, --scan-rate {}",
         agents.len(),
         args.silent,
         args.ports,
+        args.schedule,
         args.replicas,
         args.db,
         args.scan_rate

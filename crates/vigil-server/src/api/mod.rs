@@ -12,6 +12,7 @@ mod devices;
 mod history;
 mod install;
 mod maintenance;
+mod outside;
 mod peers;
 mod session;
 mod trends;
@@ -146,6 +147,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/updates", get(updates::get))
         .route("/updates/rollout", post(updates::rollout))
         .route("/updates/auto", put(updates::auto))
+        .route("/outside-schedule", get(outside::get).put(outside::set))
         .route(
             "/maintenance",
             get(maintenance::list).post(maintenance::create),

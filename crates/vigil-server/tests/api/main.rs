@@ -52,6 +52,7 @@ mod install_windows;
 mod login_tokens;
 mod maintenance;
 mod openapi;
+mod outside_schedule;
 mod retention;
 mod roles;
 mod tenancy;

@@ -10,9 +10,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
-use vigil_core::ports::{builtin_top_ports, top_ports_from_services};
 use vigil_core::{PortList, TargetSpec};
-use vigil_scan::services::{read_nmap_services, ServiceNames};
+use vigil_scan::services::ServiceNames;
 use vigil_scan::{
     BannerConfig, Family, Method, ScanConfig, ScanError, ScanSummary, Scanner, TargetSet,
     TimingConfig,
@@ -211,10 +210,7 @@ fn port_list(args: &ScanArgs) -> Result<PortList> {
         Some(n) => (n, true),
         None => (1000, false),
     };
-    let ranked = match read_nmap_services() {
-        Some(table) => top_ports_from_services(&table, n),
-        None => builtin_top_ports(n),
-    };
+    let ranked = vigil_scan::services::top_ports(n);
     if explicit && ranked.len() < n && n <= 65535 {
         return Err(usage(format!(
             "--top-ports {n}: only {} ranked ports are known (install nmap's nmap-services table for more, or use -p)",

@@ -1,0 +1,167 @@
+//! The outside-scan schedule end to end: an account spreads its sweep range
+//! over a day, and the server's real scans of an agent's observed address
+//! (loopback here) probe the policy's ports, the ports open last time and
+//! one slice of the range per run.
+
+use crate::common::{facts, Server};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use vigil_core::{AccountKind, PortList};
+use vigil_store::Role;
+
+mod sqlite {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn outside_scans_probe_what_matters_and_a_slice_per_run() {
+        let s = super::start(vigil_testdb::sqlite().await).await;
+        super::outside_scans_probe_what_matters_and_a_slice_per_run(s).await;
+    }
+}
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn outside_scans_probe_what_matters_and_a_slice_per_run() {
+        let Some(db) = vigil_testdb::postgres().await else {
+            return;
+        };
+        let s = super::start(db).await;
+        super::outside_scans_probe_what_matters_and_a_slice_per_run(s).await;
+    }
+}
+
+/// The sweep range of these tests: 5,000 ports, so at least 1,000 a slice
+/// makes five slices (unprivileged ports, below the ephemeral range).
+const RANGE: &str = "10001-15000";
+
+async fn start(db: vigil_testdb::TestDb) -> Server {
+    Server::start_with(db, |cfg| {
+        cfg.sweep_ports = PortList::parse(RANGE).expect("range");
+    })
+    .await
+}
+
+/// Waits (up to 60 s) for a result of the agent's observed address other
+/// than those in `seen` (results of one second are in no set order).
+async fn new_result(s: &Server, token: &str, agent: &str, seen: &[&Value]) -> Value {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let results = s.get_ok(&format!("/agents/{agent}/results"), token).await;
+        let new = results.as_array().expect("results").iter().find(|r| {
+            r["target"] == "observed_address" && seen.iter().all(|old| old["id"] != r["id"])
+        });
+        if let Some(r) = new {
+            return r.clone();
+        }
+        assert!(Instant::now() < until, "no new result: {results}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn open_ports(result: &Value) -> Vec<u16> {
+    result["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter(|p| p["state"] == "open")
+        .filter_map(|p| p["port"].as_u64()?.try_into().ok())
+        .collect()
+}
+
+async fn outside_scans_probe_what_matters_and_a_slice_per_run(s: Server) {
+    let t = s.tenant("Org", AccountKind::Organization).await;
+    let owner = t.owner.as_str();
+    let path = "/outside-schedule";
+
+    // The defaults: nmap's top 1,000 every run, the range over a day.
+    let schedule = s.get_ok(path, owner).await;
+    assert_eq!(
+        schedule,
+        json!({"top_ports": 1000, "full_range_hours": 24}),
+        "{schedule}"
+    );
+    // A period past a week, or not a number of ports, is refused; viewers
+    // may only read. Nothing changes.
+    let week = json!({"top_ports": 10, "full_range_hours": 169});
+    let refused = s.send(Method::PUT, path, Some(owner), Some(&week)).await;
+    assert_eq!(refused.status.as_u16(), 422, "{refused:?}");
+    assert!(refused.text.contains("a week"), "{refused:?}");
+    let huge = json!({"top_ports": 70000, "full_range_hours": 24});
+    let refused = s.send(Method::PUT, path, Some(owner), Some(&huge)).await;
+    assert!(refused.status.is_client_error(), "{refused:?}");
+    let viewer = s.user(t.id, Role::Viewer).await;
+    let spread = json!({"top_ports": 0, "full_range_hours": 24});
+    s.send(Method::PUT, path, Some(&viewer), Some(&spread))
+        .await
+        .ok(403);
+    assert_eq!(s.get_ok(path, &viewer).await, schedule);
+    // No common ports, the range over a day.
+    let set = s
+        .send(Method::PUT, path, Some(owner), Some(&spread))
+        .await
+        .ok(200);
+    assert_eq!(set, spread);
+    assert_eq!(s.get_ok(path, owner).await, spread);
+    // Another account keeps its own (the defaults).
+    let other = s.tenant("Other", AccountKind::Member).await;
+    assert_eq!(s.get_ok(path, &other.owner).await, schedule);
+
+    // Something listens in the first slice.
+    let mut listener = None;
+    for port in 10500..11000 {
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            listener = Some((l, port));
+            break;
+        }
+    }
+    let (_listener, listening) = listener.expect("a free port in 10500-10999");
+
+    // An agent on loopback: the server scans its observed address, hourly.
+    let (agent, credential) = s.enroll_agent(owner, "home", "extended").await;
+    s.heartbeat(&agent, &credential, &facts("home", "linux", "0.2.0"))
+        .await
+        .ok(200);
+    let policy = json!({"enabled": true, "authorized": "", "monitored": "14999",
+                        "targets": ["observed_address"], "interval": 60});
+    s.send(
+        Method::PUT,
+        &format!("/agents/{agent}/policy"),
+        Some(owner),
+        Some(&policy),
+    )
+    .await
+    .ok(200);
+
+    // Run 1: slice 1 of 5 (an hour's runs over a day would be 24 slices,
+    // but a slice is at least 1,000 ports) and the monitored port.
+    let first = new_result(&s, owner, &agent, &[]).await;
+    assert_eq!(first["probed_ports"], "10001-11000,14999", "{first}");
+    assert_eq!(first["probed_count"], 1001, "{first}");
+    let open = open_ports(&first);
+    assert!(open.contains(&listening), "{listening} open in {first}");
+
+    // Run 2 (scan now): slice 2, the monitored port, and what was open.
+    s.send(
+        Method::POST,
+        &format!("/agents/{agent}/scan"),
+        Some(owner),
+        None,
+    )
+    .await
+    .ok(202);
+    let second = new_result(&s, owner, &agent, &[&first]).await;
+    let want = PortList::from_ports(open.iter().copied())
+        .union(&PortList::parse("11001-12000,14999").expect("list"));
+    assert_eq!(second["probed_ports"], want.to_string(), "{second}");
+    assert!(open_ports(&second).contains(&listening), "{second}");
+
+    // The change is in the audit log, with who made it.
+    let audit = s.get_ok("/audit", owner).await;
+    let change = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .find(|e| e["action"] == "outside_schedule.update")
+        .cloned()
+        .expect("outside_schedule.update in the audit log");
+    assert_eq!(change["detail"], spread, "{change}");
+}
