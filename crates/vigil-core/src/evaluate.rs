@@ -394,6 +394,12 @@ impl TargetState {
             .collect()
     }
 
+    /// The ports of every condition kept (raised, pending, flapping or
+    /// recently changed): the ports whose next scans decide something.
+    pub fn tracked_ports(&self) -> crate::ports::PortList {
+        crate::ports::PortList::from_ports(self.conditions.iter().filter_map(|t| t.condition.port))
+    }
+
     /// Whether `condition` is currently raised.
     pub fn is_active(&self, condition: &Condition) -> bool {
         self.find(condition).is_some_and(|t| t.active)
@@ -686,6 +692,23 @@ mod tests {
                 "port {port}, scans {pattern}"
             );
         }
+    }
+
+    #[test]
+    fn tracked_ports_are_those_a_next_scan_decides() {
+        let cfg = DampingConfig::default();
+        let policy = policy();
+        let mut state = TargetState::new();
+        assert!(state.tracked_ports().is_empty());
+        // Raised, then closed once: the alert is still open, waiting for
+        // a second scan to clear it, so its port is still tracked.
+        for c in ['O', 'C'] {
+            evaluate(&mut state, &policy, &scan(ROGUE, c), &cfg);
+            assert_eq!(state.tracked_ports().as_slice(), [ROGUE], "after {c}");
+        }
+        // A monitored port closed once: pending, tracked.
+        evaluate(&mut state, &policy, &scan(MONITORED, 'C'), &cfg);
+        assert!(state.tracked_ports().contains(MONITORED));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! A full sweep of 65,535 ports at every interval is what one replica
 //! holds for a few thousand agents (see BENCHMARKS.md, "Fleet"). So, as
 //! nmap's default of its top 1,000 ports does, every run probes what
-//! matters (the policy's ports, the ports found open last time and the
-//! most common ports), and the rest of the sweep range is probed a slice
+//! matters (the policy's ports, the ports with an alert raised or pending,
+//! and the most common ports), and the rest of the sweep range is probed a slice
 //! per run, the slices covering it over a longer period: the load stays
 //! flat, and nothing in the range goes unprobed for longer than that.
 
@@ -39,7 +39,7 @@ pub enum ScheduleError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutsideSchedule {
     /// How many of the most common ports every run probes (0: none
-    /// beyond the policy's and the ones open last time).
+    /// beyond the policy's and those with an alert raised or pending).
     pub top_ports: u16,
     /// Over how many hours the rest of the range is probed, a slice per
     /// run; 0: the whole range at every run.
@@ -64,8 +64,10 @@ pub struct RunPorts<'a> {
     pub ranked: &'a [u16],
     /// The policy's authorized and monitored ports.
     pub policy: &'a PortList,
-    /// The ports the previous scan of this target found open.
-    pub open_before: &'a PortList,
+    /// The ports whose scan decides something: with a condition raised or
+    /// pending (an alert that clears after two scans without its port
+    /// open needs both).
+    pub watched: &'a PortList,
     /// The policy's interval, in seconds.
     pub interval_secs: u32,
     /// How many runs of this target came before (which slice is next).
@@ -104,8 +106,8 @@ impl OutsideSchedule {
         runs.min(thinnest).max(1)
     }
 
-    /// The ports run number `r.run` probes: the policy's, the ones open
-    /// before, the common ones, and slice `run mod slices` of the rest of
+    /// The ports run number `r.run` probes: the policy's, the watched
+    /// ones, the common ones, and slice `run mod slices` of the rest of
     /// the range. Any `slices` consecutive runs cover the whole range.
     pub fn ports(&self, r: RunPorts<'_>) -> PortList {
         let common = self.common(r.range, r.ranked);
@@ -117,7 +119,7 @@ impl OutsideSchedule {
             usize::try_from(i).unwrap_or(rest.len())
         };
         let slice = PortList::from_ports(rest[cut(k)..cut(k + 1)].iter().copied());
-        common.union(&slice).union(r.policy).union(r.open_before)
+        common.union(&slice).union(r.policy).union(r.watched)
     }
 }
 
@@ -135,7 +137,7 @@ mod tests {
         let range = PortList::all();
         let ranked = ranked();
         let policy = PortList::from_ports([22, 40000]);
-        let open_before = PortList::from_ports([31337]);
+        let watched = PortList::from_ports([31337]);
         let schedule = OutsideSchedule::default();
         let interval = 15 * 60;
         let run = |run| {
@@ -143,7 +145,7 @@ mod tests {
                 range: &range,
                 ranked: &ranked,
                 policy: &policy,
-                open_before: &open_before,
+                watched: &watched,
                 interval_secs: interval,
                 run,
             })
@@ -156,7 +158,7 @@ mod tests {
         let mut sizes = Vec::new();
         for r in 0..slices {
             let ports = run(r);
-            // Every run: the top 1,000, the policy's, the one open before.
+            // Every run: the top 1,000, the policy's, the watched one.
             for p in [1999, 1001, 22, 40000, 31337] {
                 assert!(ports.contains(p), "run {r} lacks {p}");
             }
@@ -182,7 +184,7 @@ mod tests {
             range: &small,
             ranked: &ranked(),
             policy: &PortList::from_ports([22]),
-            open_before: &PortList::from_ports([]),
+            watched: &PortList::from_ports([]),
             interval_secs: 60,
             run: 7,
         });

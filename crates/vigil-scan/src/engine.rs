@@ -105,7 +105,9 @@ fn syn_refusal(cfg: &ScanConfig) -> Option<String> {
     if !cfg!(target_os = "linux") {
         return Some("SYN probes are only available on Linux".into());
     }
-    if !crate::syn::available() {
+    // A share of a running engine has its raw sockets already; otherwise
+    // opening one tells.
+    if cfg.service.is_none() && !crate::syn::available() {
         return Some(
             "SYN probes need raw sockets: run as root or with CAP_NET_RAW \
              (setcap cap_net_raw+ep), or use connect probes"

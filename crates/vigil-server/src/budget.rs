@@ -3,10 +3,11 @@
 //! may use at once.
 //!
 //! **SYN probes (when the process has `CAP_NET_RAW`).** Every scan is a
-//! job of one SYN engine ([`vigil_scan::ScanService`]): one thread, one set
-//! of raw sockets, one rate (`--scan-rate`) for all accounts together,
-//! split evenly between the accounts with probes to send. A tenant with a
-//! thousand agents and a tenant with one scan at the same speed.
+//! job of one SYN engine ([`vigil_scan::ScanService`]: a thread per core,
+//! at most 4, each with its own raw sockets), one rate (`--scan-rate`) for
+//! all accounts together, split evenly between the accounts with probes to
+//! send. A tenant with a thousand agents and a tenant with one scan at the
+//! same speed.
 //!
 //! **Connect probes (the fallback, or `--scan-probes connect`).** Alone,
 //! a scan keeps up to ten thousand connects in flight (vigil-scan's
@@ -147,6 +148,11 @@ impl ScanBudget {
                 rate,
                 "server-side scans and assessments of all accounts: SYN probes on one engine"
             ),
+            None if probes == Method::Connect => tracing::info!(
+                sockets = total,
+                "server-side scans and assessments of all accounts: connect probes \
+                 (--scan-probes connect), one socket budget"
+            ),
             None => tracing::info!(
                 sockets = total,
                 "server-side scans and assessments of all accounts: connect probes \
@@ -164,8 +170,7 @@ impl ScanBudget {
     /// Server-side scans a replica should hold at once: with the SYN
     /// engine, twice what its shards run at once (the rest wait in their
     /// queues, so a finished scan is replaced without a claim round trip);
-    /// with
-    /// connect probes, [`CONNECT_SCANS`].
+    /// with connect probes, [`CONNECT_SCANS`].
     pub(crate) fn scans_at_once(&self) -> usize {
         match &self.syn {
             Some(service) => 2 * vigil_scan::SERVICE_MAX_RUNNING * service.usage().shards,

@@ -105,27 +105,23 @@ async fn schedule_one(app: &Arc<App>, due: &DuePolicy, now: UnixTime) -> Result<
 
 /// The ports this run's scan of the observed address probes, by the
 /// account's outside-scan schedule ([`vigil_core::outside`]): the policy's,
-/// the ones the last scan found open, the most common ones, and the run's
-/// slice of the sweep range.
+/// those with a condition raised or pending (an unauthorized port open, a
+/// port whose alert waits for a second scan to clear), the most common
+/// ones, and the run's slice of the sweep range. (An open port is either
+/// the policy's or raised an alert, so nothing open is left to its slice.)
 async fn outside_ports(app: &Arc<App>, due: &DuePolicy) -> Result<PortList, StoreError> {
     let (agent, policy) = (&due.agent, &due.policy);
     let schedule = app.store.outside_schedule(agent.account_id).await?;
     let key = PolicyTarget::ObservedAddress.key();
-    let last = app
+    let state = app
         .store
-        .target_results(agent.account_id, agent.id, &key, 1)
+        .target_state(agent.account_id, agent.id, &key)
         .await?;
-    let open_before = PortList::from_ports(
-        last.iter()
-            .flat_map(|r| &r.ports)
-            .filter(|p| p.state == vigil_core::PortState::Open)
-            .map(|p| p.port),
-    );
     Ok(schedule.ports(RunPorts {
         range: &app.cfg.sweep_ports,
         ranked: &app.ranked_ports,
         policy: &policy.ports_to_scan(&PortList::from_ports([])),
-        open_before: &open_before,
+        watched: &state.tracked_ports(),
         interval_secs: policy.interval.minutes().saturating_mul(60),
         run: due.outside_runs,
     }))

@@ -1,6 +1,6 @@
 //! The outside-scan schedule end to end: an account spreads its sweep range
 //! over a day, and the server's real scans of an agent's observed address
-//! (loopback here) probe the policy's ports, the ports open last time and
+//! (loopback here) probe the policy's ports, the ports with an alert and
 //! one slice of the range per run.
 
 use crate::common::{facts, Server};
@@ -55,6 +55,18 @@ async fn new_result(s: &Server, token: &str, agent: &str, seen: &[&Value]) -> Va
         assert!(Instant::now() < until, "no new result: {results}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The agent's unauthorized-port alert for `port`, whatever its status.
+async fn unauthorized_alert(s: &Server, token: &str, agent: &str, port: u16) -> Value {
+    let alerts = s.get_ok(&format!("/alerts?agent={agent}"), token).await;
+    alerts
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .find(|a| a["kind"] == "unauthorized_open" && a["port"] == port)
+        .cloned()
+        .unwrap_or_else(|| panic!("no alert for {port}: {alerts}"))
 }
 
 fn open_ports(result: &Value) -> Vec<u16> {
@@ -113,7 +125,7 @@ async fn outside_scans_probe_what_matters_and_a_slice_per_run(s: Server) {
             break;
         }
     }
-    let (_listener, listening) = listener.expect("a free port in 10500-10999");
+    let (listener, listening) = listener.expect("a free port in 10500-10999");
 
     // An agent on loopback: the server scans its observed address, hourly.
     let (agent, credential) = s.enroll_agent(owner, "home", "extended").await;
@@ -153,6 +165,43 @@ async fn outside_scans_probe_what_matters_and_a_slice_per_run(s: Server) {
         .union(&PortList::parse("11001-12000,14999").expect("list"));
     assert_eq!(second["probed_ports"], want.to_string(), "{second}");
     assert!(open_ports(&second).contains(&listening), "{second}");
+    assert_eq!(
+        unauthorized_alert(&s, owner, &agent, listening).await["status"],
+        "open"
+    );
+
+    // It closes. Runs 3 and 4 still probe it, although neither slice has
+    // it and run 3 did not find it open: its alert ends after two scans
+    // without it (the damping), and only then is it left to its slice.
+    drop(listener);
+    let mut seen = vec![first.clone(), second.clone()];
+    for (run, slice) in [(3, "12001-13000"), (4, "13001-14000")] {
+        s.send(
+            Method::POST,
+            &format!("/agents/{agent}/scan"),
+            Some(owner),
+            None,
+        )
+        .await
+        .ok(202);
+        let refs: Vec<&Value> = seen.iter().collect();
+        let result = new_result(&s, owner, &agent, &refs).await;
+        let probed =
+            PortList::parse(result["probed_ports"].as_str().expect("list")).expect("port list");
+        assert!(probed.contains(listening), "run {run}: {result}");
+        assert!(
+            probed.contains(slice.split('-').next().unwrap().parse().unwrap()),
+            "run {run}: {result}"
+        );
+        assert!(
+            !open_ports(&result).contains(&listening),
+            "run {run}: {result}"
+        );
+        seen.push(result);
+    }
+    let ended = unauthorized_alert(&s, owner, &agent, listening).await;
+    assert_eq!(ended["status"], "resolved", "{ended}");
+    assert_eq!(ended["resolution"], "cleared", "{ended}");
 
     // The change is in the audit log, with who made it.
     let audit = s.get_ok("/audit", owner).await;

@@ -14,6 +14,7 @@ mod deployment_keys;
 mod devices;
 mod maintenance;
 mod notify;
+mod outside;
 mod policy;
 mod table;
 mod updates;
@@ -125,6 +126,9 @@ enum CtlCommand {
     Maintenance(Listing<MaintenanceCommand>),
     /// Agent self-update: builds offered, rollouts, automatic updates, progress.
     Updates(Listing<UpdatesCommand>),
+    /// Which ports the server's scans of agents' observed addresses probe
+    /// at each run: show it, or set it.
+    OutsideSchedule(outside::OutsideArgs),
 }
 
 /// A group of commands that lists when given no subcommand, as
@@ -417,6 +421,7 @@ impl Ctl {
             CtlCommand::Compliance(cmd) => self.compliance(cmd, password).await,
             CtlCommand::Maintenance(cmd) => self.maintenance(cmd.command()).await,
             CtlCommand::Updates(cmd) => self.updates(cmd.command()).await,
+            CtlCommand::OutsideSchedule(args) => self.outside_schedule(args).await,
         }
     }
 }
