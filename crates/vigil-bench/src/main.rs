@@ -80,7 +80,8 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// SYN scans first: `vigil scan --syn` (the baseline of the ratios),
-    /// `vigil scan --syn -T5` and `nmap -sS -T5 --min-rate 100000`, then
+    /// `vigil scan --syn -T5`, `nmap -sS -T5 --min-rate 100000` and
+    /// `nmap -sS --min-rate 100000` (nmap's default timing), then
     /// the connect scanners.
     #[arg(long)]
     syn: bool,
@@ -149,7 +150,8 @@ fn compare_scanners(args: Args) -> Result<()> {
         tools.push(Tool::VigilSyn(vigil.clone(), false));
         tools.push(Tool::VigilSyn(vigil.clone(), true));
         if !args.vigil_only {
-            tools.push(Tool::NmapSyn);
+            tools.push(Tool::NmapSyn(true));
+            tools.push(Tool::NmapSyn(false));
         }
     }
     tools.push(Tool::Vigil(vigil));
@@ -349,7 +351,7 @@ fn print_versions(tools: &[Tool]) {
         let (bin, flag): (PathBuf, &str) = match tool {
             Tool::Vigil(p) | Tool::VigilSyn(p, _) => (p.clone(), "--version"),
             Tool::VigilWine(_, wine) => (wine.loader().to_path_buf(), "--version"),
-            Tool::Nmap | Tool::NmapSyn => ("nmap".into(), "--version"),
+            Tool::Nmap | Tool::NmapSyn(_) => ("nmap".into(), "--version"),
             Tool::RustScan(p) => (p.clone(), "--version"),
         };
         let v = std::process::Command::new(&bin)

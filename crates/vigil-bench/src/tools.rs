@@ -19,8 +19,9 @@ pub enum Tool {
     /// The Windows build of `vigil scan`, under Wine (its prefix shared).
     VigilWine(PathBuf, std::sync::Arc<vigil_testwine::Wine>),
     Nmap,
-    /// `nmap -sS -T5 --min-rate 100000`: nmap's SYN scan at its fastest.
-    NmapSyn,
+    /// `nmap -sS --min-rate 100000`: nmap's SYN scan at the rate of
+    /// Vigil's SYN engine; with `true`, `-T5` too (its fastest).
+    NmapSyn(bool),
     RustScan(PathBuf),
 }
 
@@ -39,7 +40,8 @@ impl Tool {
             Tool::VigilSyn(_, true) => "vigil scan --syn -T5",
             Tool::VigilWine(..) => "vigil.exe scan (Wine)",
             Tool::Nmap => "nmap -sT -T4",
-            Tool::NmapSyn => "nmap -sS -T5 --min-rate 100000",
+            Tool::NmapSyn(false) => "nmap -sS --min-rate 100000",
+            Tool::NmapSyn(true) => "nmap -sS -T5 --min-rate 100000",
             Tool::RustScan(_) => "rustscan",
         }
     }
@@ -78,19 +80,14 @@ impl Tool {
                 ]);
                 c
             }
-            Tool::NmapSyn => {
+            Tool::NmapSyn(t5) => {
                 let mut c = s.net.scanner_cmd("nmap");
-                c.args([
-                    "-sS",
-                    "-T5",
-                    "--min-rate",
-                    "100000",
-                    "-Pn",
-                    "-n",
-                    "-oX",
-                    "-",
-                ])
-                .args(["-p", &port_spec(s.ports)]);
+                c.arg("-sS");
+                if *t5 {
+                    c.arg("-T5");
+                }
+                c.args(["--min-rate", "100000", "-Pn", "-n", "-oX", "-"])
+                    .args(["-p", &port_spec(s.ports)]);
                 c
             }
             Tool::RustScan(bin) => {
@@ -145,7 +142,7 @@ impl Tool {
         }
         let open = match self {
             Tool::Vigil(_) | Tool::VigilSyn(..) | Tool::VigilWine(..) => parse_vigil(&out)?,
-            Tool::Nmap | Tool::NmapSyn => {
+            Tool::Nmap | Tool::NmapSyn(_) => {
                 vigil_testnet::nmap::open_set(&vigil_testnet::nmap::parse_xml(&out)?)
             }
             Tool::RustScan(_) => parse_rustscan(&out)?,
