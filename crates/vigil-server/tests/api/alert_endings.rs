@@ -13,26 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vigil_core::{AccountKind, PortList};
 
-/// Like `api_tests!`, on a server that sweeps [`SWEEP`] and clears a
-/// condition after one scan without it.
-mod sqlite {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn authorizing_an_open_port_ends_its_alert_saying_who() {
-        let s = super::start(vigil_testdb::sqlite().await).await;
-        super::authorizing_an_open_port_ends_its_alert_saying_who(s).await;
-    }
-}
-
-mod postgres {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn authorizing_an_open_port_ends_its_alert_saying_who() {
-        let Some(db) = vigil_testdb::postgres().await else {
-            return;
-        };
-        let s = super::start(db).await;
-        super::authorizing_an_open_port_ends_its_alert_saying_who(s).await;
-    }
-}
+// On a server that sweeps `SWEEP` and clears a condition after one scan
+// without it.
+api_tests!(start = super::start: authorizing_an_open_port_ends_its_alert_saying_who);
 
 /// The sweep of these tests: 101 ports (plus the policy's).
 const SWEEP: &str = "8000-8100";

@@ -12,24 +12,7 @@ use std::time::Duration;
 use vigil_core::{AccountKind, Condition};
 use vigil_store::{now_unix, AgentId};
 
-mod sqlite {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn reminders_and_escalation_stop_at_acknowledge() {
-        let s = super::start(vigil_testdb::sqlite().await).await;
-        super::reminders_and_escalation_stop_at_acknowledge(s).await;
-    }
-}
-
-mod postgres {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn reminders_and_escalation_stop_at_acknowledge() {
-        let Some(db) = vigil_testdb::postgres().await else {
-            return;
-        };
-        let s = super::start(db).await;
-        super::reminders_and_escalation_stop_at_acknowledge(s).await;
-    }
-}
+api_tests!(start = super::start: reminders_and_escalation_stop_at_acknowledge);
 
 async fn start(db: vigil_testdb::TestDb) -> Server {
     Server::start_with(db, |cfg| {

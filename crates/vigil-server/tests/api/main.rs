@@ -5,21 +5,30 @@
 //! `vigil-testdb` crate.
 
 /// Runs each listed `async fn(Server)` once per backend, each time on a
-/// server of its own with a fresh database.
+/// server of its own with a fresh database: started by
+/// `Server::start`, or by `start = f` (an `async fn(TestDb) -> Server` of
+/// the calling module, e.g. one that configures the server), in modules
+/// named `sqlite` and `postgres` unless `in a, b` names them.
 macro_rules! api_tests {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
+        api_tests!(start = crate::common::Server::start, in sqlite, postgres: $($name),*);
+    };
+    (start = $start:path: $($name:ident),* $(,)?) => {
+        api_tests!(start = $start, in sqlite, postgres: $($name),*);
+    };
+    (start = $start:path, in $sqlite:ident, $postgres:ident: $($name:ident),* $(,)?) => {
+        mod $sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $name() {
                     let db = vigil_testdb::sqlite().await;
                     assert_eq!(db.store.backend(), vigil_store::Backend::Sqlite);
-                    super::$name(crate::common::Server::start(db).await).await;
+                    super::$name($start(db).await).await;
                 }
             )*
         }
 
-        mod postgres {
+        mod $postgres {
             $(
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $name() {
@@ -27,7 +36,7 @@ macro_rules! api_tests {
                         return;
                     };
                     assert_eq!(db.store.backend(), vigil_store::Backend::Postgres);
-                    super::$name(crate::common::Server::start(db).await).await;
+                    super::$name($start(db).await).await;
                 }
             )*
         }

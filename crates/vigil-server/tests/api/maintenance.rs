@@ -17,24 +17,7 @@ use vigil_core::{AccountKind, PortList};
 
 api_tests!(the_console_plans_and_deletes_windows);
 
-mod sqlite_clock {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_window_holds_notices_and_releases_what_is_still_wrong() {
-        let s = super::start(vigil_testdb::sqlite().await).await;
-        super::a_window_holds_notices_and_releases_what_is_still_wrong(s).await;
-    }
-}
-
-mod postgres_clock {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_window_holds_notices_and_releases_what_is_still_wrong() {
-        let Some(db) = vigil_testdb::postgres().await else {
-            return;
-        };
-        let s = super::start(db).await;
-        super::a_window_holds_notices_and_releases_what_is_still_wrong(s).await;
-    }
-}
+api_tests!(start = super::start, in sqlite_clock, postgres_clock: a_window_holds_notices_and_releases_what_is_still_wrong);
 
 async fn start(db: vigil_testdb::TestDb) -> Server {
     Server::start_with(db, |cfg| {

@@ -10,24 +10,7 @@ use std::time::{Duration, Instant};
 use vigil_core::{AccountKind, PortList};
 use vigil_store::Role;
 
-mod sqlite {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn outside_scans_probe_what_matters_and_a_slice_per_run() {
-        let s = super::start(vigil_testdb::sqlite().await).await;
-        super::outside_scans_probe_what_matters_and_a_slice_per_run(s).await;
-    }
-}
-
-mod postgres {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn outside_scans_probe_what_matters_and_a_slice_per_run() {
-        let Some(db) = vigil_testdb::postgres().await else {
-            return;
-        };
-        let s = super::start(db).await;
-        super::outside_scans_probe_what_matters_and_a_slice_per_run(s).await;
-    }
-}
+api_tests!(start = super::start: outside_scans_probe_what_matters_and_a_slice_per_run);
 
 /// The sweep range of these tests: 5,000 ports, so at least 1,000 a slice
 /// makes five slices (unprivileged ports, below the ephemeral range).
@@ -67,6 +50,12 @@ async fn unauthorized_alert(s: &Server, token: &str, agent: &str, port: u16) -> 
         .find(|a| a["kind"] == "unauthorized_open" && a["port"] == port)
         .cloned()
         .unwrap_or_else(|| panic!("no alert for {port}: {alerts}"))
+}
+
+/// Runs the agent's scan now (the scheduler's next round).
+async fn scan_now(s: &Server, token: &str, agent: &str) {
+    let path = format!("/agents/{agent}/scan");
+    s.send(Method::POST, &path, Some(token), None).await.ok(202);
 }
 
 fn open_ports(result: &Value) -> Vec<u16> {
@@ -152,14 +141,7 @@ async fn outside_scans_probe_what_matters_and_a_slice_per_run(s: Server) {
     assert!(open.contains(&listening), "{listening} open in {first}");
 
     // Run 2 (scan now): slice 2, the monitored port, and what was open.
-    s.send(
-        Method::POST,
-        &format!("/agents/{agent}/scan"),
-        Some(owner),
-        None,
-    )
-    .await
-    .ok(202);
+    scan_now(&s, owner, &agent).await;
     let second = new_result(&s, owner, &agent, &[&first]).await;
     let want = PortList::from_ports(open.iter().copied())
         .union(&PortList::parse("11001-12000,14999").expect("list"));
@@ -176,14 +158,7 @@ async fn outside_scans_probe_what_matters_and_a_slice_per_run(s: Server) {
     drop(listener);
     let mut seen = vec![first.clone(), second.clone()];
     for (run, slice) in [(3, "12001-13000"), (4, "13001-14000")] {
-        s.send(
-            Method::POST,
-            &format!("/agents/{agent}/scan"),
-            Some(owner),
-            None,
-        )
-        .await
-        .ok(202);
+        scan_now(&s, owner, &agent).await;
         let refs: Vec<&Value> = seen.iter().collect();
         let result = new_result(&s, owner, &agent, &refs).await;
         let probed =

@@ -9,24 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 use vigil_core::{AccountKind, PortList};
 
-mod sqlite {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn trends_count_open_ports_and_unauthorized_alerts() {
-        let s = super::start(vigil_testdb::sqlite().await).await;
-        super::trends_count_open_ports_and_unauthorized_alerts(s).await;
-    }
-}
-
-mod postgres {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn trends_count_open_ports_and_unauthorized_alerts() {
-        let Some(db) = vigil_testdb::postgres().await else {
-            return;
-        };
-        let s = super::start(db).await;
-        super::trends_count_open_ports_and_unauthorized_alerts(s).await;
-    }
-}
+api_tests!(start = super::start: trends_count_open_ports_and_unauthorized_alerts);
 
 async fn start(db: vigil_testdb::TestDb) -> Server {
     Server::start_with(db, |cfg| {
