@@ -55,6 +55,25 @@ impl Default for OutsideSchedule {
     }
 }
 
+/// "the top 1000 ports at every run, the rest of the range over 24 h"
+/// (beside the policy's ports and those with an alert).
+impl std::fmt::Display for OutsideSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.full_range_hours {
+            0 => write!(
+                f,
+                "the top {} ports and the whole range at every run",
+                self.top_ports
+            ),
+            h => write!(
+                f,
+                "the top {} ports at every run, the rest of the range over {h} h",
+                self.top_ports
+            ),
+        }
+    }
+}
+
 /// What one run must probe beside the schedule's own choice.
 #[derive(Debug, Clone, Copy)]
 pub struct RunPorts<'a> {
@@ -221,5 +240,13 @@ mod tests {
             Err(ScheduleError::Period(MAX_FULL_RANGE_HOURS + 1))
         );
         assert!(OutsideSchedule::default().validated().is_ok());
+        assert_eq!(
+            OutsideSchedule::default().to_string(),
+            "the top 1000 ports at every run, the rest of the range over 24 h"
+        );
+        assert_eq!(
+            schedule.to_string(),
+            "the top 3 ports and the whole range at every run"
+        );
     }
 }

@@ -26,10 +26,7 @@ pub(crate) async fn set(
     caller.can_write()?;
     let account = caller.account.id;
     let schedule = app.store.set_outside_schedule(account, schedule).await?;
-    let what = format!(
-        "top {} ports every run, the whole range over {} h",
-        schedule.top_ports, schedule.full_range_hours
-    );
+    let what = schedule.to_string();
     crate::audit::record(
         &app,
         account,

@@ -118,6 +118,7 @@ pub(crate) async fn list(
         });
     }
     let known_tags = app.store.agent_tags(account).await?;
+    let outside = app.store.outside_schedule(account).await?;
     let pages = total.div_ceil(u64::from(PAGE_SIZE)).max(1);
     let link = |p: u64| {
         let mut q = vec![("q", search.clone())];
@@ -168,6 +169,10 @@ pub(crate) async fn list(
         }
         @if !lines.is_empty() { (table(&lines)) }
         (layout::pager(page, pages, link))
+        p.hint {
+            "Outside scans (observed addresses) probe " (outside) ". "
+            a href="/outside-schedule" { "Outside scans" }
+        }
     };
     Ok(layout::page(
         &session,

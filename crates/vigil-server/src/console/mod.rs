@@ -35,6 +35,7 @@ mod error;
 mod form;
 mod layout;
 mod maintenance;
+mod outside;
 mod session;
 mod trend_chart;
 mod two_factor;
@@ -120,6 +121,7 @@ pub(crate) fn router(app: &Arc<App>) -> Router<Arc<App>> {
             get(maintenance::list).post(maintenance::create),
         )
         .route("/maintenance/{id}/delete", post(maintenance::delete))
+        .route("/outside-schedule", get(outside::show).post(outside::save))
         .route("/updates", get(updates::show))
         .route("/updates/rollout", post(updates::rollout))
         .route("/updates/auto", post(updates::auto))

@@ -4,6 +4,7 @@
 //! one slice of the range per run.
 
 use crate::common::{facts, Server};
+use crate::console_devices::{field, with_csrf, Browser};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -188,4 +189,42 @@ async fn outside_scans_probe_what_matters_and_a_slice_per_run(s: Server) {
         .cloned()
         .expect("outside_schedule.update in the audit log");
     assert_eq!(change["detail"], spread, "{change}");
+
+    // The console: the agents page says what outside scans probe and
+    // links the page whose form changes it; bad input changes nothing.
+    let email = s.get_ok("/me", owner).await["user"]["email"]
+        .as_str()
+        .expect("email")
+        .to_string();
+    let browser = Browser::login(&s, &email).await;
+    let agents = browser.get("/agents").await.page();
+    assert!(
+        agents.contains("the top 0 ports at every run, the rest of the range over 24 h")
+            && agents.contains("href=\"/outside-schedule\""),
+        "{agents}"
+    );
+    let page = browser.get("/outside-schedule").await.page();
+    let csrf = field(&page, "csrf");
+    for (top, hours, why) in [("100", "200", "a week"), ("-1", "0", "whole number")] {
+        let form = with_csrf(&csrf, &[("top_ports", top), ("full_range_hours", hours)]);
+        let refused = browser.post("/outside-schedule", &form).await;
+        assert_eq!(refused.status, 200, "{refused:?}");
+        assert!(refused.body.contains(why), "{why}: {}", refused.body);
+    }
+    assert_eq!(s.get_ok(path, owner).await, spread);
+    let form = with_csrf(&csrf, &[("top_ports", "100"), ("full_range_hours", "0")]);
+    let saved = browser.post("/outside-schedule", &form).await;
+    assert_eq!(saved.status, 303, "{saved:?}");
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/outside-schedule?done=saved")
+    );
+    let whole = json!({"top_ports": 100, "full_range_hours": 0});
+    assert_eq!(s.get_ok(path, owner).await, whole);
+    let page = browser.get("/outside-schedule?done=saved").await.page();
+    assert!(
+        page.contains("Outside scans changed.")
+            && page.contains("the top 100 ports and the whole range at every run"),
+        "{page}"
+    );
 }

@@ -19,14 +19,7 @@ pub(super) struct OutsideArgs {
 }
 
 fn show(s: OutsideSchedule) -> String {
-    let range = match s.full_range_hours {
-        0 => "the whole range".to_string(),
-        h => format!("a slice of the rest, covering the range over {h} h"),
-    };
-    format!(
-        "every run: the policy's ports, those alerting, the top {} ports, and {range}\n",
-        s.top_ports
-    )
+    format!("beside the policy's ports and those with an alert: {s}\n")
 }
 
 impl Ctl {
@@ -55,13 +48,8 @@ mod tests {
     fn schedules_read_as_what_each_run_probes() {
         assert_eq!(
             show(OutsideSchedule::default()),
-            "every run: the policy's ports, those alerting, the top 1000 ports, \
-             and a slice of the rest, covering the range over 24 h\n"
+            "beside the policy's ports and those with an alert: the top 1000 ports at every \
+             run, the rest of the range over 24 h\n"
         );
-        let whole = OutsideSchedule {
-            top_ports: 0,
-            full_range_hours: 0,
-        };
-        assert!(show(whole).ends_with("the top 0 ports, and the whole range\n"));
     }
 }
